@@ -1,0 +1,53 @@
+/**
+ * Creates the vscode-languageclient client for the paramlens server: stdio
+ * transport, Python documents (files and untitled), the `paramlens.*`
+ * configuration section, the status notification, and the middleware that
+ * opens a summary tab when a class lens (server command `paramlens.summary`)
+ * is clicked.
+ */
+import type * as vscode from "vscode";
+import { LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind } from "vscode-languageclient/node";
+import type { ClientHandlers, ServerClient } from "./host";
+import type { ServerLaunch } from "./launch";
+import { SECTION } from "./settings";
+import { STATUS_NOTIFICATION } from "./status";
+import { SERVER_CMD_SUMMARY } from "./summary";
+
+export function createLanguageClient(
+  launch: ServerLaunch,
+  handlers: ClientHandlers,
+  outputChannel: vscode.OutputChannel,
+): ServerClient {
+  const serverOptions: ServerOptions = {
+    command: launch.command,
+    args: launch.args,
+    transport: TransportKind.stdio,
+    options: { env: launch.env },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [
+      { language: "python", scheme: "file" },
+      { language: "python", scheme: "untitled" },
+    ],
+    synchronize: { configurationSection: SECTION },
+    initializationOptions: launch.initializationOptions,
+    outputChannel,
+    middleware: {
+      executeCommand: async (command, args, next) => {
+        const result: unknown = await next(command, args);
+        if (command === SERVER_CMD_SUMMARY) handlers.onSummaryCommand(args, result);
+        return result;
+      },
+    },
+  };
+  const client = new LanguageClient("paramlens", "paramlens", serverOptions, clientOptions);
+  client.onNotification(STATUS_NOTIFICATION, (params: unknown) => handlers.onStatus(params));
+  return {
+    start: () => client.start(),
+    stop: async () => {
+      if (client.needsStop()) await client.stop(5000);
+      await client.dispose();
+    },
+    executeCommand: (command, args) => client.sendRequest("workspace/executeCommand", { command, arguments: args }),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The `paramlens.*` settings: one typed, fully defaulted tree, and which of
+ * them need a server restart. Pure: imports nothing from vscode, so unit tests
+ * (and the package.json consistency test) can use it directly.
+ */
+
+export const SECTION = "paramlens";
+
+export type Device = "meta" | "cpu";
+
+export interface ParamlensSettings {
+  /** Interpreter path; "" means "find one" (see interpreter.ts). */
+  python: string;
+  /** Seconds a model build may take. */
+  timeout: number;
+  memoryMb: number;
+  device: Device;
+  layerLenses: boolean;
+  analyzeOnSave: boolean;
+  analyzeOnChange: boolean;
+  debounceMs: number;
+}
+
+export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
+  python: "",
+  timeout: 10,
+  memoryMb: 2048,
+  device: "meta",
+  layerLenses: true,
+  analyzeOnSave: true,
+  analyzeOnChange: false,
+  debounceMs: 500,
+});
+
+/**
+ * Settings the client itself acts on by restarting the server. Every other
+ * setting is re-read by the server on workspace/didChangeConfiguration.
+ */
+export const RESTART_SETTINGS: readonly (keyof ParamlensSettings)[] = ["python"];
+
+export interface SettingsResult {
+  settings: ParamlensSettings;
+  /** Human-readable notes about values that were replaced by defaults. */
+  problems: string[];
+}
+
+/**
+ * Builds a valid settings object from a `get(key)` lookup (e.g.
+ * `WorkspaceConfiguration.get`). A value of the wrong type or out of range is
+ * replaced by its default and reported, never thrown.
+ */
+export function readSettings(get: (key: string) => unknown): SettingsResult {
+  const problems: string[] = [];
+  const settings = { ...DEFAULT_SETTINGS } as ParamlensSettings;
+  const bad = (key: string, value: unknown, expected: string): void => {
+    problems.push(
+      `${SECTION}.${key}: expected ${expected}, got ${JSON.stringify(value)}; using ${JSON.stringify(
+        (DEFAULT_SETTINGS as unknown as Record<string, unknown>)[key],
+      )}`,
+    );
+  };
+
+  const python = get("python");
+  if (typeof python === "string") settings.python = python.trim();
+  else if (python !== undefined && python !== null) bad("python", python, "a string");
+
+  const numbers: [keyof ParamlensSettings, number][] = [
+    ["timeout", Number.MIN_VALUE],
+    ["memoryMb", 1],
+    ["debounceMs", 0],
+  ];
+  for (const [key, min] of numbers) {
+    const value = get(key);
+    if (value === undefined || value === null) continue;
+    if (typeof value === "number" && Number.isFinite(value) && value >= min) {
+      (settings as unknown as Record<string, unknown>)[key] = value;
+    } else {
+      bad(key, value, min > 0 ? "a positive number" : "a number >= 0");
+    }
+  }
+
+  const device = get("device");
+  if (device === "meta" || device === "cpu") settings.device = device;
+  else if (device !== undefined && device !== null) bad("device", device, '"meta" or "cpu"');
+
+  for (const key of ["layerLenses", "analyzeOnSave", "analyzeOnChange"] as const) {
+    const value = get(key);
+    if (typeof value === "boolean") settings[key] = value;
+    else if (value !== undefined && value !== null) bad(key, value, "true or false");
+  }
+
+  return { settings, problems };
+}
+
+/** True when a configuration change touches a setting that needs a restart. */
+export function changeNeedsRestart(affects: (section: string) => boolean): boolean {
+  return RESTART_SETTINGS.some((key) => affects(`${SECTION}.${key}`));
+}

@@ -1,0 +1,411 @@
+/**
+ * End-to-end test in real VS Code: code-server 4.100.3 (installed by
+ * scripts/install.sh) driven by playwright-core with Debian's chromium.
+ *
+ * Installs the .vsix into a fresh profile, opens the fixtures folder, opens
+ * recipe/models.py and checks the class lens, a layer lens, a hover and the
+ * Show Model Summary command. Saves images/screenshot.png on success and
+ * test-results/e2e-failure.png (plus code-server and extension logs) on failure.
+ *
+ * Usage: node out/test/e2e/run.js [--no-package] [--activation-only]
+ * Env:   PARAMLENS_E2E_HOME    code-server cache dir (default /opt/paramlens-e2e)
+ *        PARAMLENS_E2E_FOLDER  folder to open (default <repo>/fixtures)
+ *        PARAMLENS_E2E_PYTHON  Python for paramlens.python (default: python3's sys.executable)
+ *        PARAMLENS_CHROMIUM    browser executable (default /usr/bin/chromium)
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { chromium, type BrowserContext, type Locator, type Page } from "playwright-core";
+
+const clientDir = path.resolve(__dirname, "..", "..", "..");
+const repoDir = path.resolve(clientDir, "..");
+const e2eHome = process.env.PARAMLENS_E2E_HOME ?? "/opt/paramlens-e2e";
+const folder = path.resolve(process.env.PARAMLENS_E2E_FOLDER ?? path.join(repoDir, "fixtures"));
+const modelFile = "recipe/models.py";
+const chromiumPath = process.env.PARAMLENS_CHROMIUM ?? "/usr/bin/chromium";
+const resultsDir = path.join(clientDir, "test-results");
+const vsixPath = path.join(clientDir, "paramlens.vsix");
+const args = new Set(process.argv.slice(2));
+
+const TOTAL_TIMEOUT_MS = 8 * 60_000;
+const LENS_TIMEOUT_MS = 120_000; // server start + first torch import + build
+const UI_TIMEOUT_MS = 30_000;
+
+const started = Date.now();
+const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+const log = (msg: string): void => console.log(`[e2e ${elapsed()}] ${msg}`);
+
+class StepError extends Error {}
+
+let serverProcess: ChildProcess | undefined;
+let context: BrowserContext | undefined;
+let tmpRoot = "";
+let codeServerLog = "";
+let userDataDir = "";
+
+async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  log(`${name}…`);
+  try {
+    const value = await fn();
+    log(`${name}: ok`);
+    return value;
+  } catch (e) {
+    throw new StepError(`step "${name}" failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function codeServerEntry(): string {
+  const pointer = path.join(e2eHome, "code-server-entry");
+  const entry = fs.existsSync(pointer) ? fs.readFileSync(pointer, "utf8").trim() : "";
+  if (!entry || !fs.existsSync(entry)) {
+    throw new StepError(`code-server not installed in ${e2eHome}: run client/scripts/install.sh first`);
+  }
+  return entry;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 2000 }, (res) => {
+      res.resume();
+      resolve((res.statusCode ?? 500) < 400);
+    });
+    req.on("error", () => resolve(false));
+    req.on("timeout", () => {
+      req.destroy();
+      resolve(false);
+    });
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    if (serverProcess?.exitCode !== null && serverProcess?.exitCode !== undefined) {
+      throw new Error(`code-server exited with code ${serverProcess.exitCode} while waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+}
+
+function pythonForServer(): string {
+  if (process.env.PARAMLENS_E2E_PYTHON) return process.env.PARAMLENS_E2E_PYTHON;
+  // python3 may be a pyenv shim: give VS Code the real interpreter.
+  return execFileSync("python3", ["-c", "import sys; print(sys.executable)"], { encoding: "utf8", timeout: 30_000 }).trim();
+}
+
+function killServer(): void {
+  const child = serverProcess;
+  if (!child?.pid) return;
+  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+    try {
+      process.kill(-child.pid, signal); // the whole process group: code-server, extension host, our server
+    } catch {
+      return; // already gone
+    }
+    if (signal === "SIGTERM") {
+      const until = Date.now() + 3000;
+      while (Date.now() < until) {
+        try {
+          process.kill(-child.pid, 0);
+        } catch {
+          return;
+        }
+        execFileSync("sleep", ["0.1"]);
+      }
+    }
+  }
+}
+
+/** Text of the lines Monaco renders in the editor that contains `locator`. */
+async function editorText(editor: Locator): Promise<string> {
+  return (await editor.locator(".view-lines").innerText()).replace(/\u00a0/g, " ");
+}
+
+async function runCommand(page: Page, title: string): Promise<void> {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  await input.fill(`>${title}`);
+  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
+  await row.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  await page.keyboard.press("Enter");
+}
+
+async function openFile(page: Page, relPath: string): Promise<Locator> {
+  await page.keyboard.press("Control+P");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  await input.fill(relPath);
+  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(relPath) }).first();
+  await row.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  await page.keyboard.press("Enter");
+  const tab = page.locator(".tabs-container .tab", { hasText: path.basename(relPath) }).first();
+  await tab.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  const editor = page.locator(".editor-instance .monaco-editor", { has: page.locator(".view-line", { hasText: "class " }) }).first();
+  await editor.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  return editor;
+}
+
+/** Hovers the mouse over `word` in the first rendered line containing `lineText`. */
+async function hoverWord(page: Page, editor: Locator, lineText: string, word: string): Promise<void> {
+  const line = editor.locator(".view-line", { hasText: lineText }).first();
+  await line.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  const content = line.locator(":scope > span").first();
+  const text = (await content.innerText()).replace(/\u00a0/g, " ");
+  const box = await content.boundingBox();
+  const index = text.indexOf(word);
+  if (!box || index < 0) throw new Error(`cannot find "${word}" in line "${text}"`);
+  const charWidth = box.width / text.length;
+  const x = box.x + (index + word.length / 2) * charWidth;
+  const y = box.y + box.height / 2;
+  await page.mouse.move(x - 40, y + 60);
+  await page.mouse.move(x, y, { steps: 5 });
+}
+
+function dumpLogs(): void {
+  if (codeServerLog && fs.existsSync(codeServerLog)) {
+    const text = fs.readFileSync(codeServerLog, "utf8");
+    console.log(`----- code-server output (last 60 lines) -----\n${text.split("\n").slice(-60).join("\n")}`);
+  }
+  const logsDir = path.join(userDataDir, "logs");
+  if (!userDataDir || !fs.existsSync(logsDir)) return;
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (/paramlens|exthost|remoteexthost/i.test(entry.name)) files.push(p);
+    }
+  };
+  walk(logsDir);
+  for (const file of files) {
+    const text = fs.readFileSync(file, "utf8").trim();
+    if (text) console.log(`----- ${path.relative(userDataDir, file)} (last 80 lines) -----\n${text.split("\n").slice(-80).join("\n")}`);
+  }
+}
+
+async function main(): Promise<void> {
+  if (!args.has("--no-package")) {
+    await step("build the .vsix (npm run package)", async () => {
+      execFileSync("npm", ["run", "package"], { cwd: clientDir, stdio: "inherit", timeout: 300_000 });
+    });
+  }
+  if (!fs.existsSync(vsixPath)) throw new StepError(`${vsixPath} not found: run npm run package`);
+  if (!fs.existsSync(path.join(folder, modelFile))) throw new StepError(`${path.join(folder, modelFile)} not found`);
+  if (!fs.existsSync(chromiumPath)) throw new StepError(`${chromiumPath} not found: run client/scripts/install.sh`);
+  const entry = codeServerEntry();
+
+  tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "paramlens-e2e-"));
+  userDataDir = path.join(tmpRoot, "user-data");
+  const extensionsDir = path.join(tmpRoot, "extensions");
+  const configFile = path.join(tmpRoot, "config.yaml");
+  codeServerLog = path.join(tmpRoot, "code-server.log");
+  fs.mkdirSync(path.join(userDataDir, "User"), { recursive: true });
+  fs.writeFileSync(configFile, "auth: none\ncert: false\n");
+  const python = pythonForServer();
+  log(`paramlens.python = ${python}; folder = ${folder}; profile = ${tmpRoot}`);
+  const settings = {
+    "paramlens.python": python,
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": false,
+    "workbench.enableExperiments": false,
+    "telemetry.telemetryLevel": "off",
+    "extensions.autoCheckUpdates": false,
+    "extensions.autoUpdate": false,
+    "extensions.ignoreRecommendations": true,
+    "security.workspace.trust.enabled": false,
+    "update.mode": "none",
+    "window.restoreWindows": "none",
+    "editor.hover.delay": 300,
+    "editor.minimap.enabled": false,
+    "chat.commandCenter.enabled": false,
+  };
+  fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify(settings, null, 2));
+  const common = ["--config", configFile, "--user-data-dir", userDataDir, "--extensions-dir", extensionsDir];
+
+  await step("install the .vsix into a fresh profile", async () => {
+    const out = execFileSync(process.execPath, [entry, ...common, "--install-extension", vsixPath], {
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    if (!/successfully installed/i.test(out)) throw new Error(`unexpected output: ${out}`);
+    const installed = fs.readdirSync(extensionsDir).filter((d) => d.startsWith("paramlens.paramlens-"));
+    if (installed.length !== 1) throw new Error(`extension dir not found in ${extensionsDir}`);
+  });
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  await step(`start code-server on ${url}`, async () => {
+    const out = fs.openSync(codeServerLog, "a");
+    serverProcess = spawn(
+      process.execPath,
+      [
+        entry,
+        ...common,
+        "--auth",
+        "none",
+        "--bind-addr",
+        `127.0.0.1:${port}`,
+        "--disable-workspace-trust",
+        "--disable-telemetry",
+        "--disable-update-check",
+        "--disable-getting-started-override",
+        folder,
+      ],
+      { detached: true, stdio: ["ignore", out, out], env: { ...process.env, OMP_NUM_THREADS: "1" } },
+    );
+    await waitFor("code-server /healthz", () => httpOk(`${url}/healthz`), 60_000);
+  });
+
+  const page = await step("start chromium and load the workbench", async () => {
+    context = await chromium.launchPersistentContext(path.join(tmpRoot, "chromium"), {
+      executablePath: chromiumPath,
+      headless: true,
+      viewport: { width: 1440, height: 900 },
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      timeout: 60_000,
+    });
+    context.setDefaultTimeout(UI_TIMEOUT_MS);
+    const p = context.pages()[0] ?? (await context.newPage());
+    await p.goto(`${url}/?folder=${encodeURIComponent(folder)}`, { timeout: 60_000 });
+    await p.locator(".monaco-workbench").waitFor({ state: "visible", timeout: 60_000 });
+    await p.locator(".explorer-folders-view, .explorer-viewlet").first().waitFor({ state: "attached", timeout: 60_000 });
+    return p;
+  });
+
+  const editor = await step(`open ${modelFile}`, () => openFile(page, modelFile));
+
+  await step("extension activates (paramlens status bar item)", async () => {
+    await page.locator(".statusbar-item", { hasText: "paramlens" }).first().waitFor({ state: "visible", timeout: 60_000 });
+    const text = await page.locator(".statusbar-item", { hasText: "paramlens" }).first().innerText();
+    log(`status bar: ${JSON.stringify(text.trim())}`);
+  });
+  if (args.has("--activation-only")) {
+    await page.screenshot({ path: path.join(resultsDir, "e2e-activation.png") });
+    return;
+  }
+
+  await step("class lens shows 669,706", async () => {
+    await editor.locator(".codelens-decoration", { hasText: "669,706" }).first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+    log(`class lens: ${JSON.stringify(await editor.locator(".codelens-decoration", { hasText: "669,706" }).first().innerText())}`);
+  });
+  await step("layer lens shows 401,920", async () => {
+    const lens = editor.locator(".codelens-decoration", { hasText: "401,920" }).first();
+    await lens.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    log(`layer lens: ${JSON.stringify(await lens.innerText())}`);
+  });
+
+  await step("save images/screenshot.png", async () => {
+    await page.mouse.move(5, 5);
+    await page.waitForTimeout(500);
+    fs.mkdirSync(path.join(clientDir, "images"), { recursive: true });
+    await page.screenshot({ path: path.join(clientDir, "images", "screenshot.png") });
+  });
+
+  await step("hover on the first nn.Linear shows [512, 784]", async () => {
+    const hover = page.locator(".monaco-hover", { hasText: "[512, 784]" }).first();
+    for (let attempt = 1; ; attempt++) {
+      await hoverWord(page, editor, "nn.Linear(28 * 28, 512)", "Linear");
+      try {
+        await hover.waitFor({ state: "visible", timeout: 10_000 });
+        break;
+      } catch (e) {
+        if (attempt >= 3) {
+          const shown = await page.locator(".monaco-hover").allInnerTexts();
+          throw new Error(`no hover with [512, 784] after ${attempt} tries; hovers shown: ${JSON.stringify(shown)}; ${String(e)}`);
+        }
+      }
+    }
+    log(`hover: ${JSON.stringify((await hover.innerText()).slice(0, 300))}`);
+    await page.mouse.move(5, 5);
+    await page.keyboard.press("Escape");
+  });
+
+  await step("paramlens: Show Model Summary opens the table", async () => {
+    // Put the cursor inside the class, so the command picks it without asking.
+    await editor.locator(".view-line", { hasText: "self.flatten = nn.Flatten()" }).first().click();
+    await runCommand(page, "paramlens: Show Model Summary");
+    const tab = page.locator(".tabs-container .tab", { hasText: "NeuralNetwork summary" }).first();
+    await tab.waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+    const summary = page.locator(".editor-instance .monaco-editor", { has: page.locator(".view-line", { hasText: "669,706" }) }).filter({
+      hasNot: page.locator(".codelens-decoration"),
+    });
+    await summary.first().waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    const text = await editorText(summary.first());
+    log(`summary tab:\n${text}`);
+    if (!/669,706/.test(text)) throw new Error("summary has no 669,706");
+  });
+}
+
+async function cleanup(failed: boolean): Promise<void> {
+  try {
+    if (failed && context) {
+      fs.mkdirSync(resultsDir, { recursive: true });
+      const shot = path.join(resultsDir, "e2e-failure.png");
+      const page = context.pages()[0];
+      if (page) {
+        await page.screenshot({ path: shot, timeout: 10_000 });
+        console.error(`failure screenshot: ${shot}`);
+      }
+    }
+  } catch (e) {
+    console.error(`could not take a failure screenshot: ${String(e)}`);
+  }
+  if (failed) dumpLogs();
+  try {
+    await context?.close();
+  } catch {
+    /* the browser may already be gone */
+  }
+  killServer();
+  if (tmpRoot && !failed && !process.env.PARAMLENS_E2E_KEEP) fs.rmSync(tmpRoot, { recursive: true, force: true });
+  else if (tmpRoot) console.error(`profile and logs kept in ${tmpRoot}`);
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`[e2e ${elapsed()}] FAILED: the whole run took longer than ${TOTAL_TIMEOUT_MS / 1000}s`);
+  void cleanup(true).finally(() => process.exit(1));
+}, TOTAL_TIMEOUT_MS);
+
+main().then(
+  async () => {
+    clearTimeout(watchdog);
+    await cleanup(false);
+    log("PASSED");
+    console.log("1 passed, 0 failed");
+    process.exit(0);
+  },
+  async (e: unknown) => {
+    clearTimeout(watchdog);
+    console.error(`[e2e ${elapsed()}] FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    await cleanup(true);
+    console.log("0 passed, 1 failed");
+    process.exit(1);
+  },
+);

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { changeNeedsRestart, DEFAULT_SETTINGS, readSettings, SECTION } from "../../src/settings";
+
+const clientDir = path.resolve(__dirname, "..", "..", "..");
+
+describe("readSettings", () => {
+  it("gives the defaults when nothing is set", () => {
+    const { settings, problems } = readSettings(() => undefined);
+    assert.deepEqual(settings, DEFAULT_SETTINGS);
+    assert.deepEqual(problems, []);
+  });
+
+  it("takes valid values", () => {
+    const values: Record<string, unknown> = {
+      python: " /opt/py/bin/python ",
+      timeout: 3.5,
+      memoryMb: 4096,
+      device: "cpu",
+      layerLenses: false,
+      analyzeOnSave: false,
+      analyzeOnChange: true,
+      debounceMs: 0,
+    };
+    const { settings, problems } = readSettings((k) => values[k]);
+    assert.deepEqual(problems, []);
+    assert.deepEqual(settings, { ...values, python: "/opt/py/bin/python" });
+  });
+
+  it("replaces bad values by defaults and says so", () => {
+    const values: Record<string, unknown> = { timeout: -1, device: "cuda", layerLenses: "yes", memoryMb: Number.NaN, python: 3 };
+    const { settings, problems } = readSettings((k) => values[k]);
+    assert.deepEqual(settings, DEFAULT_SETTINGS);
+    assert.equal(problems.length, 5);
+    assert.match(problems.join("\n"), /paramlens\.device: expected "meta" or "cpu", got "cuda"; using "meta"/);
+  });
+});
+
+describe("changeNeedsRestart", () => {
+  it("restarts for paramlens.python only", () => {
+    assert.equal(changeNeedsRestart((s) => s === "paramlens.python"), true);
+    assert.equal(changeNeedsRestart((s) => s === "paramlens.timeout"), false);
+    assert.equal(changeNeedsRestart(() => false), false);
+  });
+});
+
+describe("package.json", () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(clientDir, "package.json"), "utf8"));
+  const props: Record<string, { default: unknown; description?: string; markdownDescription?: string; type: string }> =
+    pkg.contributes.configuration.properties;
+
+  it("contributes every setting with its default and a description", () => {
+    const contributed = Object.keys(props).sort();
+    const expected = Object.keys(DEFAULT_SETTINGS).map((k) => `${SECTION}.${k}`).sort();
+    assert.deepEqual(contributed, expected);
+    for (const [key, value] of Object.entries(DEFAULT_SETTINGS)) {
+      const prop = props[`${SECTION}.${key}`];
+      assert.ok(prop, key);
+      assert.deepEqual(prop.default, value, `default of ${key}`);
+      assert.equal(prop.type, typeof value, `type of ${key}`);
+      assert.ok((prop.description ?? prop.markdownDescription ?? "").length > 10, `description of ${key}`);
+    }
+    assert.deepEqual((props["paramlens.device"] as unknown as { enum: string[] }).enum, ["meta", "cpu"]);
+  });
+
+  it("contributes the client commands under their own ids, never a server command id", () => {
+    const ids = pkg.contributes.commands.map((c: { command: string }) => c.command).sort();
+    assert.deepEqual(ids, ["paramlens.restartServer", "paramlens.showOutput", "paramlens.showSummary"]);
+    assert.ok(!ids.includes("paramlens.summary") && !ids.includes("paramlens.models"));
+  });
+
+  it("runs in untrusted workspaces only in limited mode and accepts VS Code 1.100", () => {
+    assert.equal(pkg.capabilities.untrustedWorkspaces.supported, "limited");
+    assert.equal(pkg.engines.vscode, "^1.100.0");
+    assert.equal(pkg.main, "./dist/extension.js");
+    assert.equal(pkg.license, "MIT");
+  });
+
+  it("pins every npm dependency exactly", () => {
+    for (const deps of [pkg.dependencies, pkg.devDependencies]) {
+      for (const [name, version] of Object.entries(deps as Record<string, string>)) {
+        assert.match(version, /^\d+\.\d+\.\d+$/, `${name}@${version}`);
+      }
+    }
+    assert.match(pkg.devDependencies["@types/vscode"], /^1\.100\./);
+    assert.match(pkg.dependencies["vscode-languageclient"], /^9\./);
+    assert.match(pkg.devDependencies["@vscode/vsce"], /^3\./);
+  });
+});

@@ -1,0 +1,119 @@
+"""One typed, fully defaulted settings tree, read from every place a user sets it.
+
+Precedence, lowest first: defaults, ``[tool.paramlens]`` in the nearest
+``pyproject.toml``, the editor's ``paramlens`` settings (camelCase), command-line
+flags. A bad value is reported (as a message the caller shows) and replaced by its
+default; it never raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEVICES = ("meta", "cpu")
+
+
+@dataclass(frozen=True)
+class Settings:
+    python: str = ""  # the worker's interpreter; "" = the workspace's .venv, else our own
+    timeout: float = 10.0  # seconds per model
+    memory_mb: int = 2048  # per build, on top of what torch itself maps
+    device: str = "meta"
+    layer_lenses: bool = True
+    analyze_on_save: bool = True
+    analyze_on_change: bool = False
+    debounce_ms: int = 500
+    models: Mapping[str, str] = field(default_factory=dict)  # class -> constructor expression
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
+
+
+def _check(name: str, value: Any, default: Any) -> str | None:
+    if name == "models":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return "must be a table of class name = \"constructor expression\""
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        return None if value > 0 else "must be positive"
+    if name == "device" and value not in DEVICES:
+        return f"must be one of {', '.join(DEVICES)}"
+    return None if isinstance(value, str) else "must be a string"
+
+
+def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Settings, list[str]]:
+    """``base`` updated with ``values`` (any key style); problems come back as messages."""
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    changes: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in values.items():
+        name = _snake(key)
+        if name not in known:
+            problems.append(f"{origin}: unknown setting {key!r} (ignored)")
+            continue
+        if value is None:
+            continue
+        default = getattr(Settings(), name)
+        problem = _check(name, value, default)
+        if problem:
+            problems.append(f"{origin}: {key} {problem}; using {default!r}")
+            continue
+        if isinstance(default, int) and not isinstance(default, bool):
+            value = int(value)
+        elif isinstance(default, float):
+            value = float(value)
+        elif name == "models":
+            value = {**base.models, **value}
+        changes[name] = value
+    return dataclasses.replace(base, **changes), problems
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest ``pyproject.toml`` with a ``[tool.paramlens]`` table, at or above ``start``."""
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        path = candidate / "pyproject.toml"
+        if path.is_file() and "paramlens" in _read_toml(path).get("tool", {}):
+            return path
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def from_pyproject(start: Path, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    base = base or Settings()
+    path = find_pyproject(start)
+    if path is None:
+        return base, []
+    try:
+        with path.open("rb") as f:
+            table = tomllib.load(f).get("tool", {}).get("paramlens", {})
+    except tomllib.TOMLDecodeError as exc:
+        return base, [f"{path}: {exc}; using defaults"]
+    if not isinstance(table, dict):
+        return base, [f"{path}: [tool.paramlens] must be a table"]
+    return merge(base, table, str(path))

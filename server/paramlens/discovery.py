@@ -1,0 +1,432 @@
+"""Find ``nn.Module`` subclasses in a workspace by reading, never running, its files.
+
+Pure server-side logic on the standard library's ``ast``: which classes are
+modules (whatever the import style, and through subclasses of other workspace
+classes in other files and packages), what their constructors need, which
+constants and call sites could supply it, and which workspace files each file
+imports (for cache keys and for building the models that use a class).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".venv",
+        "venv",
+        "env",
+        "node_modules",
+        "__pycache__",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        "build",
+        "dist",
+        "site-packages",
+    }
+)
+_NOT_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
+CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
+_CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
+
+
+@dataclass(frozen=True)
+class InitParam:
+    name: str
+    annotation: str | None  # dotted name of the annotation, if it is a plain name
+    required: bool
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    name: str
+    qualname: str  # module.Class
+    file: str
+    line: int
+    end_line: int
+    bases: tuple[str, ...]  # qualified names, as far as they resolve
+    params: tuple[InitParam, ...] | None  # None: the class defines no __init__
+    is_dataclass: bool
+
+
+@dataclass(frozen=True)
+class CallSite:
+    target: str  # qualified name of the callee
+    file: str
+    line: int
+    args: tuple[object, ...]  # literal values
+    kwargs: tuple[tuple[str, object], ...]
+
+
+@dataclass
+class FileInfo:
+    path: str
+    module: str
+    root: str  # the folder to put on sys.path so that ``module`` imports
+    symbols: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
+    classes: dict[str, ClassInfo] = field(default_factory=dict)
+    constants: dict[str, object] = field(default_factory=dict)
+    calls: list[CallSite] = field(default_factory=list)
+    imports: set[str] = field(default_factory=set)  # qualified names of imported modules
+    syntax_error: tuple[str, int] | None = None
+
+
+def module_name(path: Path) -> tuple[str, Path]:
+    """The dotted module name of ``path`` and the folder it is importable from."""
+    parts = [] if path.stem == "__init__" else [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts) or path.parent.name, folder
+
+
+def iter_python_files(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                yield Path(dirpath) / name
+
+
+# -- evaluating literals --------------------------------------------------------
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.FloorDiv: lambda a, b: a // b,
+    ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: a**b if abs(b) < 64 else _fail(),
+}
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+def _fail() -> object:
+    raise _NotLiteral
+
+
+def literal(node: ast.expr, constants: Mapping[str, object]) -> object:
+    """The value of a literal expression, allowing arithmetic and module constants."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in constants:
+        return constants[node.id]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        values = [literal(e, constants) for e in node.elts]
+        return tuple(values) if isinstance(node, ast.Tuple) else values
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = literal(node.operand, constants)
+        if isinstance(value, (int, float)):
+            return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left, right = literal(node.left, constants), literal(node.right, constants)
+        try:
+            return _BINOPS[type(node.op)](left, right)  # type: ignore[no-untyped-call]
+        except (TypeError, ZeroDivisionError, OverflowError) as exc:
+            raise _NotLiteral from exc
+    if isinstance(node, ast.Dict):
+        keys = [literal(k, constants) if k is not None else _fail() for k in node.keys]
+        return dict(zip(keys, [literal(v, constants) for v in node.values]))  # type: ignore[arg-type]
+    raise _NotLiteral
+
+
+def try_literal(node: ast.expr, constants: Mapping[str, object]) -> tuple[bool, object]:
+    try:
+        return True, literal(node, constants)
+    except (_NotLiteral, RecursionError):
+        return False, None
+
+
+# -- reading one file -----------------------------------------------------------
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value  # a string annotation
+    if isinstance(node, ast.Subscript):  # Optional[Config] -> Config
+        return _dotted(node.slice)
+    return None
+
+
+def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    if level > 1:
+        parts = parts[: len(parts) - (level - 1)]
+    return ".".join([*parts, target] if target else parts)
+
+
+def _init_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
+    for stmt in cls.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
+            a = stmt.args
+            positional = [*a.posonlyargs, *a.args][1:]  # drop self
+            n_defaults = len(a.defaults)
+            params = [
+                InitParam(
+                    p.arg,
+                    _dotted(p.annotation) if p.annotation else None,
+                    i < len(positional) - n_defaults,
+                )
+                for i, p in enumerate(positional)
+            ]
+            params += [
+                InitParam(p.arg, _dotted(p.annotation) if p.annotation else None, d is None)
+                for p, d in zip(a.kwonlyargs, a.kw_defaults)
+            ]
+            return tuple(params)
+    return None
+
+
+def _is_dataclass(cls: ast.ClassDef) -> bool:
+    for d in cls.decorator_list:
+        name = _dotted(d.func if isinstance(d, ast.Call) else d) or ""
+        if name.rpartition(".")[2] == "dataclass":
+            return True
+    return False
+
+
+def _dataclass_fields_defaulted(cls: ast.ClassDef) -> bool:
+    return all(
+        s.value is not None
+        for s in cls.body
+        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+        and "ClassVar" not in ast.unparse(s.annotation)
+    )
+
+
+def read_file(path: Path, text: str) -> FileInfo:
+    module, root = module_name(path)
+    info = FileInfo(str(path), module, str(root))
+    try:
+        tree = ast.parse(text, str(path))
+    except SyntaxError as exc:
+        info.syntax_error = (f"SyntaxError: {exc.msg}", exc.lineno or 1)
+        return info
+    is_package = path.stem == "__init__"
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    info.symbols[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    info.symbols[top] = top
+                info.imports.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = (
+                _resolve_relative(module, is_package, node.level, node.module)
+                if node.level
+                else node.module or ""
+            )
+            info.imports.add(base)
+            for alias in node.names:
+                if alias.name != "*":
+                    info.symbols[alias.asname or alias.name] = f"{base}.{alias.name}"
+                    info.imports.add(f"{base}.{alias.name}")
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
+            info.symbols[stmt.name] = f"{module}.{stmt.name}"
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Name):
+                ok, value = try_literal(stmt.value, info.constants)
+                if ok:
+                    info.constants[target.id] = value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
+            ok, value = try_literal(stmt.value, info.constants)
+            if ok:
+                info.constants[stmt.target.id] = value
+
+    def qualify(node: ast.expr) -> str | None:
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        base = info.symbols.get(head, f"{module}.{head}")
+        return f"{base}.{rest}" if rest else base
+
+    for stmt in ast.walk(tree):
+        if isinstance(stmt, ast.ClassDef) and stmt in tree.body:
+            info.classes[stmt.name] = ClassInfo(
+                name=stmt.name,
+                qualname=f"{module}.{stmt.name}",
+                file=str(path),
+                line=stmt.lineno,
+                end_line=stmt.end_lineno or stmt.lineno,
+                bases=tuple(q for q in (qualify(b) for b in stmt.bases) if q),
+                params=_init_params(stmt),
+                is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
+            )
+        elif isinstance(stmt, ast.Call):
+            target = qualify(stmt.func)
+            if target is None or any(isinstance(a, ast.Starred) for a in stmt.args):
+                continue
+            values = [try_literal(a, info.constants) for a in stmt.args]
+            kwvalues = [(k.arg, try_literal(k.value, info.constants)) for k in stmt.keywords]
+            if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
+                info.calls.append(
+                    CallSite(
+                        target,
+                        str(path),
+                        stmt.lineno,
+                        tuple(v for _, v in values),
+                        tuple((k, v) for k, (_, v) in kwvalues if k),
+                    )
+                )
+    return info
+
+
+# -- the workspace --------------------------------------------------------------
+
+
+def _is_torch_module(qualname: str) -> bool:
+    if not qualname.startswith("torch.nn."):
+        return False
+    last = qualname.rpartition(".")[2]
+    return last[:1].isupper() and last not in _NOT_MODULES
+
+
+class Workspace:
+    """Every Python file of a folder, read with ``ast``; answers questions across files."""
+
+    def __init__(self, root: Path, files: Iterable[FileInfo]) -> None:
+        self.root = root
+        self.files: dict[str, FileInfo] = {f.path: f for f in files}
+        self.by_module: dict[str, FileInfo] = {}
+        for f in self.files.values():
+            self.by_module.setdefault(f.module, f)
+        self.classes: dict[str, ClassInfo] = {
+            c.qualname: c for f in self.files.values() for c in f.classes.values()
+        }
+        self.module_classes = self._find_module_classes()
+
+    def resolve(self, qualname: str) -> str:
+        """Follow re-exports (``from .layers import Block`` in ``__init__``) to a definition."""
+        for _ in range(8):
+            if qualname in self.classes:
+                return qualname
+            module, _, name = qualname.rpartition(".")
+            info = self.by_module.get(module)
+            if info is None or name not in info.symbols or info.symbols[name] == qualname:
+                return qualname
+            qualname = info.symbols[name]
+        return qualname
+
+    def _find_module_classes(self) -> set[str]:
+        found: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for cls in self.classes.values():
+                if cls.qualname in found:
+                    continue
+                if any(_is_torch_module(b) or self.resolve(b) in found for b in cls.bases):
+                    found.add(cls.qualname)
+                    changed = True
+        return found
+
+    def models_in(self, path: str) -> list[ClassInfo]:
+        info = self.files.get(path)
+        if info is None:
+            return []
+        classes = [c for c in info.classes.values() if c.qualname in self.module_classes]
+        return sorted(classes, key=lambda c: c.line)
+
+    def init_params(self, cls: ClassInfo) -> tuple[InitParam, ...] | None:
+        """The constructor's parameters, inherited from workspace bases if not defined."""
+        seen = 0
+        current: ClassInfo | None = cls
+        while current is not None and seen < 16:
+            if current.params is not None:
+                return current.params
+            seen += 1
+            current = next(
+                (self.classes[q] for q in map(self.resolve, current.bases) if q in self.classes),
+                None,
+            )
+        return ()
+
+    def file_of_module(self, module: str) -> FileInfo | None:
+        while module:
+            if module in self.by_module:
+                return self.by_module[module]
+            module = module.rpartition(".")[0]
+        return None
+
+    def imported_files(self, path: str) -> set[str]:
+        """Workspace files ``path`` imports, directly or not (itself excluded)."""
+        found: set[str] = set()
+        stack = [path]
+        while stack:
+            info = self.files.get(stack.pop())
+            if info is None:
+                continue
+            for module in info.imports:
+                target = self.file_of_module(module)
+                if target and target.path not in found and target.path != path:
+                    found.add(target.path)
+                    stack.append(target.path)
+        return found
+
+    def importers(self, path: str) -> list[str]:
+        """Workspace files that import ``path`` directly."""
+        return sorted(p for p in self.files if p != path and path in self._direct_imports(p))
+
+    def _direct_imports(self, path: str) -> set[str]:
+        info = self.files[path]
+        return {t.path for m in info.imports if (t := self.file_of_module(m)) is not None}
+
+    def call_sites(self, qualname: str) -> list[CallSite]:
+        return [
+            call
+            for f in self.files.values()
+            for call in f.calls
+            if self.resolve(call.target) == qualname
+        ]
+
+
+def scan(root: Path, texts: Mapping[str, str] | None = None, cache: dict[str, tuple[str, FileInfo]] | None = None) -> Workspace:
+    """Read every Python file under ``root``; ``texts`` overrides the disk (unsaved buffers)."""
+    texts = texts or {}
+    infos = []
+    paths = {str(p) for p in iter_python_files(root)} | {
+        p for p in texts if Path(p).is_relative_to(root)
+    }
+    for path in sorted(paths):
+        text = texts.get(path)
+        if text is None:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+        if cache is not None and path in cache and cache[path][0] == text:
+            infos.append(cache[path][1])
+            continue
+        info = read_file(Path(path), text)
+        if cache is not None:
+            cache[path] = (text, info)
+        infos.append(info)
+    return Workspace(root, infos)

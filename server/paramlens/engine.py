@@ -1,0 +1,282 @@
+"""The engine both front ends share: from a file to measured models and per-line figures.
+
+``Engine.analyze(path)`` reads the workspace (:mod:`.discovery`), chooses how to
+construct each model class, sends one job per file to the worker in the user's
+interpreter (:mod:`.worker_client`) and returns a :class:`FileReport`. A class
+that cannot be built on its own still gets per-line figures through the models
+of files that import it, which are built too. Results are cached by the content
+of the file and of every workspace file it imports, so asking again for
+unchanged files does no work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .config import Settings
+from .discovery import CONFIG_PARAM_NAMES, ClassInfo, Workspace, scan
+from .worker import protocol
+from .worker.protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, LayerEntry, ModelResult
+from .worker_client import WorkerClient, default_python
+
+_CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What paramlens knows about one file: its models and the figures of its lines."""
+
+    path: str
+    models: tuple[ModelResult, ...]
+    lines: Mapping[int, LayerEntry]  # 1-based line -> what that line creates
+    isolation: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    syntax_error: ErrorInfo | None = None
+    elapsed_ms: float = 0.0
+
+
+@dataclass
+class _Cache:
+    memory: dict[str, JobResult] = field(default_factory=dict)
+    folder: Path | None = None
+
+    def get(self, key: str) -> JobResult | None:
+        if key in self.memory:
+            return self.memory[key]
+        if self.folder is not None:
+            path = self.folder / f"{key}.json"
+            try:
+                result = protocol.job_result(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+            self.memory[key] = result
+            return result
+        return None
+
+    def put(self, key: str, result: JobResult) -> None:
+        self.memory[key] = result
+        if self.folder is not None:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                tmp = self.folder / f"{key}.tmp"
+                tmp.write_text(json.dumps(protocol.to_json(result)))
+                tmp.replace(self.folder / f"{key}.json")
+            except OSError:
+                pass
+
+
+def _norm(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _config_class(
+    param_name: str, annotation: str | None, workspace: Workspace, cls: ClassInfo
+) -> str | None:
+    """A config class of the same module that builds with no arguments, for this parameter."""
+    info = workspace.files[cls.file]
+    candidates = {
+        c.name: c
+        for c in info.classes.values()
+        if c.qualname not in workspace.module_classes
+        and (c.is_dataclass or (c.params is not None and not any(p.required for p in c.params)))
+    }
+    if annotation:
+        name = annotation.rpartition(".")[2]
+        if name in candidates:
+            return name
+    by_name = [n for n in candidates if _norm(n) == _norm(param_name)]
+    if by_name:
+        return by_name[0]
+    if param_name.lower() in CONFIG_PARAM_NAMES:
+        configs = [n for n in candidates if n.lower().endswith(_CONFIG_SUFFIXES)]
+        if len(configs) == 1:
+            return configs[0]
+    return None
+
+
+def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> ClassSpec:
+    """How to build ``cls``: the first of pyproject entry, defaults, config class, call site."""
+    rel = _relative(cls.file, workspace.root)
+    for key in (f"{rel}::{cls.name}", cls.name):
+        if key in settings.models:
+            return ClassSpec(cls.name, cls.line, settings.models[key], "pyproject.toml")
+    params = workspace.init_params(cls) or ()
+    required = [p for p in params if p.required]
+    if not required:
+        return ClassSpec(cls.name, cls.line, f"{cls.name}()", "default arguments")
+    configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
+    if all(configs.values()):
+        args = ", ".join(f"{p}={c}()" for p, c in configs.items())
+        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "config class")
+    for call in workspace.call_sites(cls.qualname):
+        named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
+        if all(p.name in named for p in required):
+            parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
+            where = f"{_relative(call.file, workspace.root)}:{call.line}"
+            return ClassSpec(cls.name, cls.line, f"{cls.name}({', '.join(parts)})", where)
+    missing = tuple(p.name for p in required)
+    example = ", ".join(f"{name}=..." for name in missing)
+    hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
+    return ClassSpec(cls.name, cls.line, None, "", missing, hint)
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+class Engine:
+    def __init__(
+        self,
+        settings_for: Callable[[Path], Settings],
+        log: Callable[[str], None] = lambda _: None,
+        cache_folder: Path | None = None,
+    ) -> None:
+        self.settings_for = settings_for
+        self.log = log
+        self.workers: dict[str, WorkerClient] = {}
+        self.cache = _Cache(folder=cache_folder)
+        self._scan_cache: dict[str, tuple[str, object]] = {}
+        self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
+
+    def worker_for(self, python: str) -> WorkerClient:
+        if python not in self.workers:
+            self.workers[python] = WorkerClient(python, self.log)
+        return self.workers[python]
+
+    def python_for(self, root: Path, settings: Settings) -> str:
+        return settings.python or default_python(root)
+
+    def scan(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
+        return scan(root, texts, self._scan_cache)  # type: ignore[arg-type]
+
+    def job_for(
+        self, path: str, workspace: Workspace, settings: Settings, texts: Mapping[str, str]
+    ) -> BuildJob | None:
+        classes = workspace.models_in(path)
+        if not classes:
+            return None
+        info = workspace.files[path]
+        roots = list(dict.fromkeys([info.root, str(workspace.root)]))
+        imported = [path, *sorted(workspace.imported_files(path))]
+        return BuildJob(
+            file=path,
+            module=info.module,
+            sys_path=tuple(roots),
+            workspace=str(workspace.root),
+            classes=tuple(constructor(c, workspace, settings) for c in classes),
+            overrides=tuple((p, texts[p]) for p in imported if p in texts),
+            timeout_s=settings.timeout,
+            memory_mb=settings.memory_mb,
+            device=settings.device,
+        )
+
+    def cache_key(self, job: BuildJob, workspace: Workspace, python: str, texts: Mapping[str, str]) -> str:
+        digest = hashlib.sha256()
+        digest.update(f"{__version__}\0{python}\0".encode())
+        job_without_texts = protocol.to_json(job)
+        job_without_texts.pop("overrides")
+        digest.update(json.dumps(job_without_texts, sort_keys=True).encode())
+        for path in [job.file, *sorted(workspace.imported_files(job.file))]:
+            text = texts.get(path)
+            if text is None:
+                try:
+                    text = Path(path).read_text(encoding="utf-8")
+                except OSError:
+                    text = ""
+            digest.update(f"\0{path}\0{text}".encode())
+        try:
+            digest.update(str(Path(python).resolve().stat().st_mtime_ns).encode())
+        except OSError:
+            pass
+        return digest.hexdigest()[:32]
+
+    async def build(
+        self, path: str, workspace: Workspace, texts: Mapping[str, str]
+    ) -> JobResult | None:
+        settings = self.settings_for(Path(path))
+        job = self.job_for(path, workspace, settings, texts)
+        if job is None:
+            return None
+        python = self.python_for(workspace.root, settings)
+        key = self.cache_key(job, workspace, python, texts)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        self.jobs_run += 1
+        result = await self.worker_for(python).build(job)
+        if not any(m.error and m.error.kind in ("timeout", "crash") for m in result.models):
+            self.cache.put(key, result)
+        return result
+
+    async def analyze(
+        self, path: str, root: Path, texts: Mapping[str, str] | None = None
+    ) -> FileReport:
+        """Build the models of ``path`` (and of the files that use them) and report."""
+        texts = dict(texts or {})
+        workspace = self.scan(root, texts)
+        info = workspace.files.get(path)
+        if info is not None and info.syntax_error is not None:
+            message, line = info.syntax_error
+            error = ErrorInfo(message, path, line, "syntax")
+            return FileReport(path, (), {}, syntax_error=error)
+        own = await self.build(path, workspace, texts)
+        models = own.models if own else ()
+        results = [own] if own else []
+        if any(m.error is not None for m in models) or not models:
+            dependents = [p for p in workspace.importers(path) if workspace.models_in(p)]
+            built = await asyncio.gather(
+                *(self.build(p, workspace, texts) for p in dependents), return_exceptions=True
+            )
+            results += [r for r in built if isinstance(r, JobResult)]
+        return FileReport(
+            path=path,
+            models=models,
+            lines=lines_of(path, models, [m for r in results for m in r.models], workspace),
+            isolation=own.isolation if own else (),
+            notes=own.notes if own else (),
+            elapsed_ms=own.elapsed_ms if own else 0.0,
+        )
+
+    async def analyze_many(self, paths: list[str], root: Path) -> list[FileReport]:
+        reports = await asyncio.gather(
+            *(self.analyze(p, root) for p in paths), return_exceptions=True
+        )
+        out = []
+        for path, report in zip(paths, reports):
+            if isinstance(report, BaseException):
+                raise report
+            out.append(report)
+        return out
+
+    async def close(self) -> None:
+        for worker in self.workers.values():
+            await worker.stop()
+
+
+def lines_of(
+    path: str, own: tuple[ModelResult, ...], models: list[ModelResult], workspace: Workspace
+) -> dict[int, LayerEntry]:
+    """Figures per line of ``path``: from the model whose class encloses the line, else any."""
+    spans = {c.name: (c.line, c.end_line) for c in workspace.models_in(path)}
+    lines: dict[int, LayerEntry] = {}
+    preferred: set[int] = set()
+    for model in [*own, *models]:
+        span = spans.get(model.name) if model.file == path else None
+        for entry in model.layers:
+            if entry.file != path:
+                continue
+            inside = span is not None and span[0] <= entry.line <= span[1]
+            if entry.line not in lines or (inside and entry.line not in preferred):
+                lines[entry.line] = entry
+                if inside:
+                    preferred.add(entry.line)
+    return dict(sorted(lines.items()))

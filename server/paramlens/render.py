@@ -1,0 +1,305 @@
+"""Turn results into text: one pure ``render_*`` function per output.
+
+Used by both the CLI and the language server, so a lens in the editor and a line
+of ``paramlens annotate`` always agree. Numbers: exact with thousands separators
+below 10 M, abbreviated above (``124.4M``, ``70.55B``) in lenses; hovers and
+tables always show them exactly. Sizes use 1 MB = 2**20 bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .worker import protocol
+from .worker.protocol import ErrorInfo, LayerEntry, ModelResult, TreeRow
+
+EXACT_BELOW = 10_000_000
+SEP = " · "
+
+
+class Format(enum.Enum):
+    TABLE = "table"
+    MARKDOWN = "markdown"
+    JSON = "json"
+
+
+def format_count(n: int) -> str:
+    """``669,706`` up to 10 M, then ``124.4M``, ``70.55B``, ``1.20T``."""
+    if n < EXACT_BELOW:
+        return f"{n:,}"
+    if n < 10**9:
+        return f"{n / 1e6:.1f}M"
+    if n < 10**12:
+        return f"{n / 1e9:.2f}B"
+    return f"{n / 1e12:.2f}T"
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def format_shape(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def layer_label(entry: LayerEntry) -> str:
+    """``Linear(784 -> 512)`` for one instance, ``12 x Block`` for many."""
+    if entry.count > 1:
+        return f"{entry.count} x {entry.type}"
+    return entry.describe or entry.type
+
+
+def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
+    title = f"{layer_label(entry)}{SEP}{format_count(entry.params)}"
+    return title + (" (stale)" if stale else "")
+
+
+def render_error_line(error: ErrorInfo) -> str:
+    return error.message
+
+
+def render_model_lens(model: ModelResult, stale: bool = False) -> str:
+    suffix = " (stale)" if stale else ""
+    if model.error is not None:
+        if model.error.kind == "needs-args":
+            return f"{model.name}{SEP}needs constructor arguments (see problems){suffix}"
+        return f"{model.name}{SEP}cannot build: {model.error.message}{suffix}"
+    parts = [
+        model.name,
+        f"{format_count(model.total_params)} params",
+        f"{format_count(model.trainable_params)} trainable",
+        format_bytes(model.param_bytes),
+    ]
+    return SEP.join(parts) + suffix
+
+
+def render_totals(model: ModelResult) -> str:
+    """Every total of a model on one line (the CLI's line above the class)."""
+    if model.error is not None:
+        return f"{model.name}: cannot build: {model.error.message}"
+    dtypes = "/".join(model.dtypes) or "no parameters"
+    text = (
+        f"{model.name}: {model.total_params:,} params{SEP}{model.trainable_params:,} trainable"
+        f"{SEP}{model.non_trainable_params:,} non-trainable{SEP}{model.buffer_numel:,} buffer "
+        f"values{SEP}{format_bytes(model.param_bytes)} ({dtypes})"
+    )
+    if model.device != "meta":
+        text += f"{SEP}built on {model.device}"
+    return text
+
+
+# -- annotate -------------------------------------------------------------------
+
+
+def render_annotated(
+    source: str, models: Iterable[ModelResult], lines: Mapping[int, LayerEntry]
+) -> str:
+    """The source with totals above each class and figures at the end of layer lines."""
+    text_lines = source.splitlines()
+    by_class_line = {m.line: m for m in models}
+    width = min(max((len(t) for t in text_lines), default=0) + 2, 88)
+    number_width = len(str(len(text_lines)))
+    out = []
+    for number, text in enumerate(text_lines, start=1):
+        model = by_class_line.get(number)
+        if model is not None:
+            indent = text[: len(text) - len(text.lstrip())]
+            out.append(f"{'':>{number_width}}  {indent}# {render_totals(model)}")
+        entry = lines.get(number)
+        if entry is not None:
+            figures = f"{layer_label(entry)} {entry.params:,}"
+            out.append(f"{number:>{number_width}}  {text.ljust(width)}# {figures}")
+        else:
+            out.append(f"{number:>{number_width}}  {text}".rstrip())
+    return "\n".join(out) + "\n"
+
+
+# -- summary table --------------------------------------------------------------
+
+
+def _rows(tree: Sequence[TreeRow], depth: int) -> list[tuple[TreeRow, str, bool]]:
+    """Rows to show with their ``depth-idx`` and whether their children are hidden."""
+    counters: dict[int, int] = {}
+    shown = []
+    for row in tree:
+        if row.depth > depth:
+            continue
+        counters[row.depth] = counters.get(row.depth, 0) + 1
+        index = "" if row.depth == 0 else f"{row.depth}-{counters[row.depth]}"
+        shown.append((row, index, row.depth == depth and not row.leaf))
+    return shown
+
+
+def _param_cell(row: TreeRow, collapsed: bool) -> str:
+    n = row.params if (collapsed or row.leaf) else row.own_params
+    return f"{n:,}" if n else "--"
+
+
+def _shape_cell(row: TreeRow) -> str:
+    return ", ".join(format_shape(s) for s in row.own_shapes) or "--"
+
+
+def _location(row: TreeRow, root: Path | None) -> str:
+    if row.line is None or row.file is None:
+        return ""
+    name = Path(row.file).name if root is None else _relative(row.file, root)
+    return f"{name}:{row.line}"
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+def _footer(model: ModelResult) -> list[str]:
+    return [
+        f"Total params: {model.total_params:,}",
+        f"Trainable params: {model.trainable_params:,}",
+        f"Non-trainable params: {model.non_trainable_params:,}",
+        f"Buffers: {model.buffer_numel:,} values ({format_bytes(model.buffer_bytes)})",
+        f"Params size: {format_bytes(model.param_bytes)} ({'/'.join(model.dtypes) or '-'})",
+        f"Built on: {model.device}" + (f"  ({'; '.join(model.notes)})" if model.notes else ""),
+    ]
+
+
+def render_summary_table(model: ModelResult, depth: int = 3, root: Path | None = None) -> str:
+    """A torchinfo-style table: tree with depth-idx, Param #, shapes, Trainable, line."""
+    if model.error is not None:
+        return render_model_error(model, root)
+    rows = _rows(model.tree, depth)
+    cells = []
+    for row, index, collapsed in rows:
+        branch = "" if row.depth == 0 else "│    " * (row.depth - 1) + "├─"
+        name = f"{branch}{row.type}" + (f": {index}" if index else "")
+        cells.append(
+            (
+                name,
+                _param_cell(row, collapsed),
+                _shape_cell(row),
+                row.trainable,
+                _location(row, root),
+            )
+        )
+    headers = ("Layer (type:depth-idx)", "Param #", "Param shapes", "Trainable", "Line")
+    widths = [max(len(h), *(len(c[i]) for c in cells)) + 3 for i, h in enumerate(headers)]
+    widths[2] = min(widths[2], 44)
+
+    def line(values: Sequence[str]) -> str:
+        parts = []
+        for value, width in zip(values, widths):
+            value = value if len(value) < width else value[: width - 4] + "..."
+            parts.append(value.ljust(width))
+        return "".join(parts).rstrip()
+
+    rule = "=" * sum(widths)
+    out = [rule, line(headers), rule, *(line(c) for c in cells), rule, *_footer(model), rule]
+    return "\n".join(out) + "\n"
+
+
+def render_model_error(model: ModelResult, root: Path | None = None) -> str:
+    assert model.error is not None
+    where = ""
+    if model.error.file:
+        name = model.error.file if root is None else _relative(model.error.file, root)
+        where = f"{name}:{model.error.line}: " if model.error.line else f"{name}: "
+    text = f"{where}{model.name}: {model.error.message}\n"
+    if model.error.kind == "needs-args" and model.error.traceback:
+        text += "Add to pyproject.toml:\n" + model.error.traceback + "\n"
+    return text
+
+
+def render_summary_markdown(model: ModelResult, depth: int = 3, root: Path | None = None) -> str:
+    if model.error is not None:
+        return render_model_error(model, root)
+    lines = [
+        f"### {model.name}",
+        "",
+        "| Layer (type:depth-idx) | Param # | Param shapes | Trainable | Line |",
+        "|---|--:|---|---|---|",
+    ]
+    for row, index, collapsed in _rows(model.tree, depth):
+        name = "&nbsp;&nbsp;" * row.depth + row.type + (f": {index}" if index else "")
+        lines.append(
+            f"| {name} | {_param_cell(row, collapsed)} | {_shape_cell(row)} | "
+            f"{row.trainable} | {_location(row, root)} |"
+        )
+    lines += ["", *(f"- {item}" for item in _footer(model))]
+    return "\n".join(lines) + "\n"
+
+
+# -- hovers ---------------------------------------------------------------------
+
+
+def _share(part: int, total: int) -> str:
+    return f"{100 * part / total:.1f}%" if total else "-"
+
+
+def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int = 40) -> str:
+    """Markdown: the line's parameters (exact), instances, and share of the model."""
+    title = f"**{layer_label(entry)}**: {entry.params:,} parameters"
+    if entry.count > 1:
+        title += f" ({entry.count} instances, {entry.params // entry.count:,} each)"
+    lines = [title, ""]
+    if model is not None and model.error is None:
+        lines += [f"{_share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})", ""]
+    if entry.parameters:
+        lines += ["| name | shape | numel | trainable | dtype |", "|---|---|--:|---|---|"]
+        for p in entry.parameters[:limit]:
+            lines.append(
+                f"| `{p.name}` | `{format_shape(p.shape)}` | {p.numel:,} | "
+                f"{'yes' if p.trainable else 'no'} | {p.dtype} |"
+            )
+        if len(entry.parameters) > limit:
+            lines.append(f"| ... {len(entry.parameters) - limit} more | | | | |")
+    else:
+        lines.append("No parameters.")
+    return "\n".join(lines)
+
+
+def render_class_hover(model: ModelResult) -> str:
+    if model.error is not None:
+        text = f"**{model.name}** cannot be built: {model.error.message}"
+        if model.error.kind == "needs-args" and model.error.traceback:
+            text += f"\n\nAdd to `pyproject.toml`:\n```toml\n{model.error.traceback}\n```"
+        return text
+    lines = [
+        f"**{model.name}**: {model.total_params:,} parameters",
+        "",
+        f"- trainable: {model.trainable_params:,}",
+        f"- non-trainable: {model.non_trainable_params:,}",
+        f"- buffers: {model.buffer_numel:,} values",
+        f"- size: {format_bytes(model.param_bytes)} ({'/'.join(model.dtypes) or '-'})",
+        "",
+        "| child | type | params | share |",
+        "|---|---|--:|--:|",
+    ]
+    for row in model.tree:
+        if row.depth == 1:
+            lines.append(
+                f"| `{row.path}` | {row.type} | {row.params:,} | "
+                f"{_share(row.params, model.total_params)} |"
+            )
+    return "\n".join(lines)
+
+
+# -- JSON -----------------------------------------------------------------------
+
+
+def model_json(model: ModelResult, lines_only: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = protocol.to_json(model)
+    if lines_only:
+        data.pop("tree", None)
+    return data
+
+
+def render_json(models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``--format json`` document: ``{"models": [...]}`` with 1-based lines."""
+    return {"version": 1, **(extra or {}), "models": [model_json(m) for m in models]}

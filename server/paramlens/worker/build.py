@@ -1,0 +1,322 @@
+"""Build one model class and measure it: totals, per-line layers, the module tree.
+
+Runs in the worker (standard library + torch), inside a sandboxed child process.
+Models are built under ``torch.device("meta")`` so no weight memory is allocated;
+if a model fails there it is retried on the CPU (inside the memory cap).
+Parameters are counted by tensor identity, so tied weights count once and the
+totals equal ``sum(p.numel() for p in model.parameters())``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+import types
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from .protocol import ClassSpec, ErrorInfo, LayerEntry, ModelResult, ParamInfo, TreeRow
+from .tracking import SiteRecorder, Site, recording
+
+_CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
+BLOCKED_MARK = "while paramlens builds models"
+
+
+class BuildTimeout(TimeoutError):
+    """Raised by the worker's alarm when a constructor runs past the timeout."""
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _unique(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    seen: set[int] = set()
+    out = []
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def describe(module: nn.Module) -> str:
+    """A short, human form of a layer, e.g. ``Linear(784 -> 512)``."""
+    kind = type(module).__name__
+    if isinstance(module, nn.Linear):
+        return f"{kind}({module.in_features} -> {module.out_features})"
+    if isinstance(module, nn.modules.conv._ConvNd):
+        kernel = "x".join(str(k) for k in module.kernel_size)
+        return f"{kind}({module.in_channels} -> {module.out_channels}, {kernel})"
+    if isinstance(module, nn.Embedding):
+        return f"{kind}({module.num_embeddings}, {module.embedding_dim})"
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return f"{kind}({module.num_features})"
+    if isinstance(module, nn.LayerNorm):
+        return f"{kind}({', '.join(str(d) for d in module.normalized_shape)})"
+    if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
+        return f"{kind}({module.input_size} -> {module.hidden_size})"
+    return kind
+
+
+# -- errors -------------------------------------------------------------------
+
+
+def _blocked_cause(exc: BaseException) -> BaseException | None:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if BLOCKED_MARK in str(current):
+            return current
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException) and BLOCKED_MARK in str(reason):
+            return reason
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def error_from_exception(
+    exc: BaseException, is_user_file: Callable[[str], bool], memory_mb: int
+) -> ErrorInfo:
+    """The error as the user should see it: one line, at their deepest line that failed."""
+    file = line = None
+    if isinstance(exc, SyntaxError) and exc.filename and is_user_file(exc.filename):
+        file, line = exc.filename, exc.lineno
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if is_user_file(frame.f_code.co_filename):
+            file, line = frame.f_code.co_filename, lineno
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    blocked = _blocked_cause(exc)
+    if blocked is not None:
+        return ErrorInfo(_one_line(blocked), file, line, "blocked", tb)
+    if isinstance(exc, BuildTimeout):
+        return ErrorInfo(_one_line(exc), file, line, "timeout", tb)
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "DefaultCPUAllocator" in text:
+        message = f"MemoryError: building needs more memory than the cap ({memory_mb} MB)"
+        return ErrorInfo(message, file, line, "memory", tb)
+    return ErrorInfo(_one_line(exc), file, line, "exception", tb)
+
+
+# -- measuring ----------------------------------------------------------------
+
+
+def _param_info(name: str, p: torch.Tensor) -> ParamInfo:
+    return ParamInfo(name, tuple(p.shape), p.numel(), p.requires_grad, _dtype_name(p.dtype))
+
+
+def _trainable_flag(params: list[torch.Tensor]) -> str:
+    if not params:
+        return "--"
+    flags = {p.requires_grad for p in params}
+    return "Partial" if len(flags) == 2 else str(flags.pop())
+
+
+def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> list[TreeRow]:
+    rows: list[TreeRow] = []
+    visited: set[int] = set()
+
+    def visit(module: nn.Module, path: str, depth: int) -> None:
+        visited.add(id(module))
+        own = list(module.parameters(recurse=False))
+        everything = list(module.parameters())
+        children = [(n, c) for n, c in module.named_children() if id(c) not in visited]
+        site = first_site(module)
+        rows.append(
+            TreeRow(
+                path=path,
+                type=type(module).__name__,
+                depth=depth,
+                params=sum(p.numel() for p in everything),
+                own_params=sum(p.numel() for p in own),
+                own_shapes=tuple(tuple(p.shape) for p in own),
+                trainable=_trainable_flag(everything),
+                line=site[1] if site else None,
+                file=site[0] if site else None,
+                leaf=not children,
+            )
+        )
+        for name, child in children:
+            if id(child) not in visited:
+                visit(child, f"{path}.{name}" if path else name, depth + 1)
+
+    visit(model, "", 0)
+    return rows
+
+
+def _layers(
+    model: nn.Module, recorder: SiteRecorder, names: dict[int, str]
+) -> tuple[list[LayerEntry], Callable[[nn.Module], Site | None]]:
+    modules = list(model.modules())
+    parent: dict[int, nn.Module] = {}
+    for module in modules:
+        for child in module.children():
+            parent.setdefault(id(child), module)
+
+    own_sites: dict[int, list[Site]] = {id(m): recorder.sites(m) for m in modules}
+
+    def effective_sites(module: nn.Module) -> list[Site]:
+        # Modules torch copies without calling __init__ (e.g. TransformerEncoder's
+        # clones) take the line of their nearest recorded ancestor.
+        current: nn.Module | None = module
+        while current is not None and current is not model:
+            if own_sites[id(current)]:
+                return own_sites[id(current)]
+            current = parent.get(id(current))
+        return []
+
+    by_line: dict[Site, list[nn.Module]] = {}
+    for module in modules[1:]:
+        for site in effective_sites(module):
+            by_line.setdefault(site, []).append(module)
+    params_by_line: dict[Site, list[torch.Tensor]] = {}
+    for p in model.parameters():
+        for site in recorder.sites(p):
+            params_by_line.setdefault(site, []).append(p)
+
+    entries = []
+    for site in sorted(set(by_line) | set(params_by_line)):
+        created = by_line.get(site, [])
+        members = {id(m) for m in created}
+
+        def has_member_ancestor(m: nn.Module, members: set[int] = members) -> bool:
+            up = parent.get(id(m))
+            while up is not None:
+                if id(up) in members:
+                    return True
+                up = parent.get(id(up))
+            return False
+
+        roots = [m for m in created if not has_member_ancestor(m)]
+        in_roots = {id(p) for r in roots for p in r.parameters()}
+        direct = [p for p in params_by_line.get(site, []) if id(p) not in in_roots]
+        shown = roots
+        if len(roots) == 1 and isinstance(roots[0], _CONTAINERS):
+            children = list(roots[0].children())
+            if len(children) > 1 and all(id(c) in members for c in children):
+                if len({type(c) for c in children}) == 1:
+                    shown = children
+        kinds = sorted({type(m).__name__ for m in shown}) + (["Parameter"] if direct else [])
+        params = _unique([p for r in roots for p in r.parameters()] + direct)
+        count = len(shown) if shown else len(direct)
+        entries.append(
+            LayerEntry(
+                file=site[0],
+                line=site[1],
+                type=", ".join(kinds),
+                count=count,
+                params=sum(p.numel() for p in params),
+                parameters=tuple(_param_info(names.get(id(p), "?"), p) for p in params),
+                describe=describe(shown[0]) if len(kinds) == 1 and shown else ", ".join(kinds),
+                trainable=sum(p.numel() for p in params if p.requires_grad),
+                nbytes=sum(_nbytes(p) for p in params),
+            )
+        )
+
+    def first_site(module: nn.Module) -> Site | None:
+        sites = own_sites.get(id(module)) or []
+        return sites[0] if sites else None
+
+    return entries, first_site
+
+
+def measure(model: nn.Module, spec: ClassSpec, file: str, recorder: SiteRecorder) -> ModelResult:
+    params = list(model.parameters())  # unique by identity, as torch counts them
+    buffers = list(model.buffers())
+    names = {}
+    for name, p in model.named_parameters():
+        names.setdefault(id(p), name)
+    layers, first_site = _layers(model, recorder, names)
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return ModelResult(
+        name=spec.name,
+        file=file,
+        line=spec.line,
+        total_params=total,
+        trainable_params=trainable,
+        non_trainable_params=total - trainable,
+        buffer_numel=sum(b.numel() for b in buffers),
+        param_bytes=sum(_nbytes(p) for p in params),
+        buffer_bytes=sum(_nbytes(b) for b in buffers),
+        dtypes=tuple(sorted({_dtype_name(p.dtype) for p in params})),
+        ctor=spec.ctor or "",
+        layers=tuple(layers),
+        tree=tuple(_tree(model, first_site)),
+    )
+
+
+def build_class(
+    spec: ClassSpec,
+    namespace: dict[str, object],
+    file: str,
+    device: str,
+    recorder: SiteRecorder,
+    is_user_file: Callable[[str], bool],
+    memory_mb: int,
+) -> ModelResult:
+    """Construct ``spec`` from its expression on ``device`` (meta falls back to CPU)."""
+    started = time.perf_counter()
+    if spec.ctor is None:
+        error = ErrorInfo(
+            f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)}",
+            file,
+            spec.line,
+            "needs-args",
+            spec.fix_hint,
+        )
+        return ModelResult(spec.name, file, spec.line, error=error)
+    code = compile(spec.ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
+    notes: list[str] = []
+    used = device
+    try:
+        model = _construct(code, namespace, device, recorder)
+    except (BuildTimeout, MemoryError) as exc:
+        return _failed(spec, file, error_from_exception(exc, is_user_file, memory_mb))
+    except Exception as exc:  # the user's constructor may raise anything
+        first = error_from_exception(exc, is_user_file, memory_mb)
+        if device != "meta" or first.kind != "exception":
+            return _failed(spec, file, first)
+        try:
+            model = _construct(code, namespace, "cpu", recorder)
+        except BuildTimeout as retry_exc:
+            return _failed(spec, file, error_from_exception(retry_exc, is_user_file, memory_mb))
+        except Exception as retry_exc:
+            retry = error_from_exception(retry_exc, is_user_file, memory_mb)
+            return _failed(spec, file, first if retry.kind == "memory" else retry)
+        used = "cpu"
+        notes.append(f"built on CPU because the meta device failed: {first.message}")
+    if not isinstance(model, nn.Module):
+        message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
+        return _failed(spec, file, ErrorInfo(message, file, spec.line))
+    result = measure(model, spec, file, recorder)
+    elapsed = (time.perf_counter() - started) * 1000
+    return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
+
+
+def _construct(
+    code: types.CodeType, namespace: dict[str, object], device: str, recorder: SiteRecorder
+) -> object:
+    recorder.clear()
+    with recording(recorder), torch.device(device):
+        return eval(code, namespace)
+
+
+def _failed(spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
+    return ModelResult(spec.name, file, spec.line, ctor=spec.ctor or "", error=error)

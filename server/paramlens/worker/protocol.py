@@ -1,0 +1,226 @@
+"""Wire types between the paramlens server and its worker.
+
+This is the only module both sides import. It runs inside the user's interpreter
+too, so it uses the standard library only and must stay compatible with
+Python 3.10. Every type is a frozen dataclass of ints, strings, tuples and other
+such dataclasses, so it crosses the process boundary as one JSON line.
+
+Messages (one JSON object per line):
+
+- server -> worker: ``{"type": "build", "id": N, "job": BuildJob}``,
+  ``{"type": "cancel", "id": N}``, ``{"type": "shutdown"}``.
+- worker -> server: ``{"type": "ready", "info": WorkerInfo}``,
+  ``{"type": "result", "id": N, "result": JobResult}``,
+  ``{"type": "log", "message": str}``.
+
+A job names its ``kind`` ("build" today) so later kinds (a forward pass with an
+example input) can be added without changing the framing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One class to build: its name and the expression that constructs it."""
+
+    name: str
+    line: int
+    ctor: str | None  # a Python expression evaluated in the module; None: cannot build
+    ctor_source: str = ""  # where the expression came from, for messages
+    missing_args: tuple[str, ...] = ()  # set when ctor is None
+    fix_hint: str = ""  # the pyproject.toml line that would fix a missing ctor
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """Build the classes of one workspace file and report their parameters."""
+
+    file: str  # absolute path of the file whose classes are built
+    module: str  # dotted module name under which the file is imported
+    sys_path: tuple[str, ...]  # import roots of the workspace, first wins
+    workspace: str  # files under this folder count as "user code" for line mapping
+    classes: tuple[ClassSpec, ...]
+    overrides: tuple[tuple[str, str], ...] = ()  # (path, text) of unsaved buffers
+    timeout_s: float = 10.0
+    memory_mb: int = 2048
+    device: str = "meta"  # "meta" or "cpu"
+    kind: str = "build"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a model could not be built, at the user's line that failed."""
+
+    message: str  # one line, "ExcType: text"
+    file: str | None = None
+    line: int | None = None
+    kind: str = "exception"  # exception|timeout|blocked|memory|needs-args|import|crash
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str  # full dotted name from the root model, e.g. "stack.0.weight"
+    shape: tuple[int, ...]
+    numel: int
+    trainable: bool
+    dtype: str  # e.g. "float32"
+
+
+@dataclass(frozen=True)
+class LayerEntry:
+    """What one source line created: modules and/or parameters."""
+
+    file: str
+    line: int
+    type: str  # class name of what the line creates, e.g. "Linear"
+    count: int  # instances created by the line
+    params: int  # unique parameters of all instances together
+    parameters: tuple[ParamInfo, ...]
+    describe: str = ""  # short form of the layer, e.g. "Linear(784 -> 512)"
+    trainable: int = 0
+    nbytes: int = 0
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    """One module of the model tree, in depth-first order (for the summary table)."""
+
+    path: str  # attribute path from the root, "" for the root
+    type: str
+    depth: int
+    params: int  # unique parameters of the module and its descendants
+    own_params: int  # parameters registered directly on the module
+    own_shapes: tuple[tuple[int, ...], ...]
+    trainable: str  # "True", "False", "Partial" or "--" for no parameters
+    line: int | None = None
+    file: str | None = None
+    leaf: bool = True
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    name: str
+    file: str
+    line: int
+    total_params: int = 0
+    trainable_params: int = 0
+    non_trainable_params: int = 0
+    buffer_numel: int = 0
+    param_bytes: int = 0
+    buffer_bytes: int = 0
+    dtypes: tuple[str, ...] = ()
+    device: str = "meta"
+    ctor: str = ""
+    notes: tuple[str, ...] = ()
+    error: ErrorInfo | None = None
+    layers: tuple[LayerEntry, ...] = ()
+    tree: tuple[TreeRow, ...] = ()
+    build_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    models: tuple[ModelResult, ...]
+    isolation: tuple[str, ...] = ()  # which isolation layers were active
+    notes: tuple[str, ...] = ()
+    elapsed_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    python: str
+    python_version: str
+    torch_version: str
+    pid: int
+    fork: bool
+    protocol: int = PROTOCOL_VERSION
+    notes: tuple[str, ...] = ()
+    startup_ms: float = 0.0
+
+
+# -- (de)serialisation --------------------------------------------------------
+
+
+def to_json(obj: Any) -> Any:
+    """Dataclasses to plain JSON values (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    return obj
+
+
+def dumps(message: dict[str, Any]) -> str:
+    return json.dumps(to_json(message), separators=(",", ":"))
+
+
+def _tuple(values: Any) -> tuple[Any, ...]:
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+
+
+def class_spec(d: dict[str, Any]) -> ClassSpec:
+    return ClassSpec(**{**d, "missing_args": tuple(d.get("missing_args", ()))})
+
+
+def build_job(d: dict[str, Any]) -> BuildJob:
+    return BuildJob(
+        **{
+            **d,
+            "sys_path": tuple(d["sys_path"]),
+            "classes": tuple(class_spec(c) for c in d["classes"]),
+            "overrides": tuple((p, t) for p, t in d.get("overrides", ())),
+        }
+    )
+
+
+def error_info(d: dict[str, Any] | None) -> ErrorInfo | None:
+    return None if d is None else ErrorInfo(**d)
+
+
+def param_info(d: dict[str, Any]) -> ParamInfo:
+    return ParamInfo(**{**d, "shape": tuple(d["shape"])})
+
+
+def layer_entry(d: dict[str, Any]) -> LayerEntry:
+    return LayerEntry(**{**d, "parameters": tuple(param_info(p) for p in d["parameters"])})
+
+
+def tree_row(d: dict[str, Any]) -> TreeRow:
+    return TreeRow(**{**d, "own_shapes": _tuple(d["own_shapes"])})
+
+
+def model_result(d: dict[str, Any]) -> ModelResult:
+    return ModelResult(
+        **{
+            **d,
+            "dtypes": tuple(d.get("dtypes", ())),
+            "notes": tuple(d.get("notes", ())),
+            "error": error_info(d.get("error")),
+            "layers": tuple(layer_entry(x) for x in d.get("layers", ())),
+            "tree": tuple(tree_row(x) for x in d.get("tree", ())),
+        }
+    )
+
+
+def job_result(d: dict[str, Any]) -> JobResult:
+    return JobResult(
+        models=tuple(model_result(m) for m in d["models"]),
+        isolation=tuple(d.get("isolation", ())),
+        notes=tuple(d.get("notes", ())),
+        elapsed_ms=d.get("elapsed_ms", 0.0),
+    )
+
+
+def worker_info(d: dict[str, Any]) -> WorkerInfo:
+    return WorkerInfo(**{**d, "notes": tuple(d.get("notes", ()))})

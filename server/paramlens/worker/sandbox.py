@@ -1,0 +1,174 @@
+"""Isolation for the child process that runs user code (standard library only).
+
+Each layer is tried in turn; a layer the platform lacks is skipped with a note,
+never a crash. :func:`enter` returns the layers that are active, so every result
+can say what protected it. Layers, strongest first:
+
+- its own session/process group, so a timeout kills the child and all it spawned;
+- an empty network namespace (Linux ``unshare``), so no connection can be made;
+- resource limits: address space (the memory cap), CPU seconds, file size;
+- an audit hook (PEP 578) that turns network access, process spawning and writes
+  outside the scratch folder into clear exceptions at the user's line. It is a
+  guard rail for Python-level calls, not a sandbox: C code (``torch.save``) is not seen.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import tempfile
+from typing import Any
+
+BLOCKED = "while paramlens builds models"
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_NETWORK_EVENTS = frozenset(
+    {
+        "socket.connect",
+        "socket.getaddrinfo",
+        "socket.gethostbyname",
+        "socket.gethostbyaddr",
+        "socket.sendto",
+        "socket.sendmsg",
+    }
+)
+_SPAWN_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.startfile",
+        "pty.spawn",
+    }
+)
+_PATH_EVENTS = frozenset(
+    {
+        "os.remove",
+        "os.rename",
+        "os.rmdir",
+        "os.mkdir",
+        "os.chmod",
+        "os.chown",
+        "os.link",
+        "os.symlink",
+        "os.truncate",
+        "os.utime",
+        "shutil.rmtree",
+        "shutil.copyfile",
+        "shutil.move",
+    }
+)
+
+
+def _current_address_space() -> int:
+    """Bytes of virtual memory the process maps now (Linux), else 0."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _unshare_network() -> str:
+    if not sys.platform.startswith("linux"):
+        return "network namespace: not available on this platform"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
+        return f"network namespace: unavailable ({os.strerror(ctypes.get_errno())})"
+    return ""
+
+
+def _limit(name: str, soft: int, hard: int | None = None) -> str:
+    import resource
+
+    which = getattr(resource, name, None)
+    if which is None:
+        return f"{name}: not available on this platform"
+    try:
+        _, current_hard = resource.getrlimit(which)
+        if hard is None:
+            hard = soft
+        if current_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, current_hard), min(hard, current_hard)
+        resource.setrlimit(which, (soft, hard))
+    except (OSError, ValueError) as exc:
+        return f"{name}: not set ({exc})"
+    return ""
+
+
+class _Guard:
+    """The audit hook: denies network, process spawning and writes outside ``scratch``."""
+
+    def __init__(self, scratch: str) -> None:
+        self.scratch = os.path.realpath(scratch)
+
+    def _outside(self, path: Any) -> str | None:
+        if isinstance(path, int) or path is None:
+            return None
+        text = os.fsdecode(path)
+        real = os.path.realpath(text)
+        if real == os.devnull or real.startswith(self.scratch + os.sep) or real == self.scratch:
+            return None
+        return text
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+            writes = flags & _WRITE_FLAGS or any(c in mode for c in "wax+")
+            if writes and (path := self._outside(args[0])) is not None:
+                raise PermissionError(f"writing to {path} is blocked {BLOCKED}")
+        elif event in _NETWORK_EVENTS:
+            raise ConnectionError(f"network access is blocked {BLOCKED}")
+        elif event in _SPAWN_EVENTS:
+            raise PermissionError(f"starting processes is blocked {BLOCKED}")
+        elif event in _PATH_EVENTS:
+            for arg in args[:2]:
+                if isinstance(arg, (str, bytes, os.PathLike)):
+                    path = self._outside(arg)
+                    if path is not None:
+                        raise PermissionError(f"changing {path} is blocked {BLOCKED}")
+
+
+def enter(scratch: str, memory_mb: int, timeout_s: float) -> tuple[list[str], list[str]]:
+    """Isolate the current (freshly forked, single-threaded) process.
+
+    Returns (active layers, notes on layers that could not be set up).
+    """
+    active: list[str] = []
+    notes: list[str] = []
+
+    def layer(name: str, problem: str) -> None:
+        (notes if problem else active).append(problem or name)
+
+    try:
+        os.setsid()
+        layer("process group (timeout kills the whole group)", "")
+    except OSError as exc:
+        layer("", f"process group: not available ({exc})")
+    layer("network namespace (no network)", _unshare_network())
+
+    baseline = _current_address_space()
+    if sys.platform == "darwin" or baseline == 0:
+        layer("", "memory cap: RLIMIT_AS is not enforced on this platform")
+    else:
+        layer(f"memory cap {memory_mb} MB (RLIMIT_AS)", _limit("RLIMIT_AS", baseline + memory_mb * 2**20))
+    cpu = int(timeout_s) * 2 + 5
+    layer(f"CPU limit {cpu} s (RLIMIT_CPU)", _limit("RLIMIT_CPU", cpu, cpu + 1))
+    layer("file size limit 256 MB (RLIMIT_FSIZE)", _limit("RLIMIT_FSIZE", 256 * 2**20))
+
+    os.environ["TMPDIR"] = scratch
+    tempfile.tempdir = scratch
+    sys.dont_write_bytecode = True
+    sys.addaudithook(_Guard(scratch))
+    layer("audit hook (network, processes, writes outside the scratch folder)", "")
+    return active, notes

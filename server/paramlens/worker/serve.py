@@ -1,0 +1,417 @@
+"""The worker's main loop: a long-lived process in the user's interpreter.
+
+Started by the server (``paramlens.worker_client``), it imports torch once, warms
+the meta device, and then serves build jobs read as JSON lines on stdin. Each job
+runs in a fresh forked child (cheap: torch is already imported) that isolates
+itself (:mod:`.sandbox`), imports the user's file as definitions only
+(:mod:`.loader`) and builds each class (:mod:`.build`), streaming one result per
+class back through a pipe. The parent enforces a wall-clock deadline per class by
+killing the child's process group; classes after a killed one are retried in a
+new child, so one hanging constructor costs only its own result.
+
+On platforms without ``fork`` each child is a fresh interpreter instead (slower:
+it imports torch again). Standard library + torch only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import protocol
+from .protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult
+
+_GRACE_S = 2.0  # the child's own alarm fires at the timeout; the kill comes after this
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _emit(fd: int, message: dict[str, Any]) -> None:
+    _write_all(fd, (protocol.dumps(message) + "\n").encode())
+
+
+# -- inside the child -----------------------------------------------------------
+
+
+def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
+    """Isolate, import the user's module, build each class; stream results to ``out_fd``."""
+    import importlib
+
+    from . import loader, sandbox
+    from .build import BuildTimeout, build_class, error_from_exception
+    from .tracking import SiteRecorder
+
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # user prints go to the server's log, never into the protocol
+    active, notes = sandbox.enter(scratch, job.memory_mb, job.timeout_s)
+    _emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
+
+    workspace = os.path.normcase(os.path.realpath(job.workspace))
+
+    def is_user_file(filename: str) -> bool:
+        return loader.is_workspace_file(filename, workspace) or filename in overrides
+
+    overrides = dict(job.overrides)
+    loader.install(job.sys_path, workspace, overrides)
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise BuildTimeout(f"building took longer than {job.timeout_s:g} s (the timeout)")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
+    try:
+        module = importlib.import_module(job.module)
+    except BaseException as exc:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        error = error_from_exception(exc, is_user_file, job.memory_mb)
+        if error.kind == "exception":
+            error = replace(error, kind="import")
+        for spec in job.classes:
+            result = ModelResult(spec.name, job.file, spec.line, ctor=spec.ctor or "", error=error)
+            _emit(out_fd, {"type": "model", "result": result})
+        return
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+    recorder = SiteRecorder(is_user_file)
+    for spec in job.classes:
+        _emit(out_fd, {"type": "start", "name": spec.name})
+        signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
+        try:
+            result = build_class(
+                spec,
+                module.__dict__,
+                job.file,
+                job.device,
+                recorder,
+                is_user_file,
+                job.memory_mb,
+            )
+        except BaseException as exc:  # SystemExit from user code, a late alarm, ...
+            error = error_from_exception(exc, is_user_file, job.memory_mb)
+            result = ModelResult(spec.name, job.file, spec.line, ctor=spec.ctor or "", error=error)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        _emit(out_fd, {"type": "model", "result": result})
+
+
+def _child_main(job: BuildJob, out_fd: int, scratch: str) -> None:
+    code = 0
+    try:
+        run_child(job, out_fd, scratch)
+    except BaseException:
+        traceback.print_exc()
+        code = 70
+    finally:
+        os._exit(code)
+
+
+# -- the parent -----------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    job_id: int
+    job: BuildJob
+    pending: list[ClassSpec]  # not yet finished, in order
+    pid: int
+    fd: int
+    scratch: str
+    started: float
+    deadline: float
+    proc: subprocess.Popen[bytes] | None = None
+    buffer: bytearray = field(default_factory=bytearray)
+    results: dict[str, ModelResult] = field(default_factory=dict)
+    current: str | None = None
+    timed_out: bool = False
+    isolation: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def _worker_dir() -> str:
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+BOOTSTRAP = (
+    "import importlib.util, sys\n"
+    "d = sys.argv[1]\n"
+    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
+    "s = importlib.util.spec_from_file_location("
+    "'paramlens_worker', d + '/__init__.py', submodule_search_locations=[d])\n"
+    "m = importlib.util.module_from_spec(s); sys.modules['paramlens_worker'] = m\n"
+    "s.loader.exec_module(m)\n"
+    "from paramlens_worker.serve import main; main(sys.argv[2:])\n"
+)
+
+
+class Worker:
+    def __init__(self, use_fork: bool, max_children: int) -> None:
+        self.use_fork = use_fork
+        self.max_children = max_children
+        self.selector = selectors.DefaultSelector()
+        self.queue: list[tuple[int, BuildJob]] = []
+        self.running: dict[int, _Running] = {}  # by fd
+        self.stdin_buffer = bytearray()
+        self.done = False
+        self.scratch_root = tempfile.mkdtemp(prefix="paramlens-")
+
+    # stdout is the protocol channel of the parent
+    def send(self, message: dict[str, Any]) -> None:
+        _emit(1, message)
+
+    def run(self) -> None:
+        os.set_blocking(0, False)
+        self.selector.register(0, selectors.EVENT_READ, None)
+        try:
+            while not self.done or self.running:
+                self._dispatch()
+                self.selector_step()
+        finally:
+            for running in list(self.running.values()):
+                self._kill(running)
+            shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+    def selector_step(self) -> None:
+        now = time.monotonic()
+        wait = min((r.deadline - now for r in self.running.values()), default=None)
+        events = self.selector.select(None if wait is None else max(wait, 0.0))
+        for key, _ in events:
+            if key.fd == 0:
+                self._read_stdin()
+            else:
+                self._read_child(self.running[key.fd])
+        now = time.monotonic()
+        for running in list(self.running.values()):
+            if now >= running.deadline and not running.timed_out:
+                running.timed_out = True
+                self._kill(running)
+
+    def _read_stdin(self) -> None:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            self.done = True
+            self.selector.unregister(0)
+            return
+        self.stdin_buffer += chunk
+        while b"\n" in self.stdin_buffer:
+            line, _, rest = self.stdin_buffer.partition(b"\n")
+            self.stdin_buffer = bytearray(rest)
+            if line.strip():
+                self._handle(json.loads(line))
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "build":
+            self.queue.append((int(message["id"]), protocol.build_job(message["job"])))
+        elif kind == "cancel":
+            job_id = int(message["id"])
+            self.queue = [(i, j) for i, j in self.queue if i != job_id]
+            for running in list(self.running.values()):
+                if running.job_id == job_id:
+                    self._kill(running)
+                    self._finish(running, cancelled=True)
+        elif kind == "shutdown":
+            self.done = True
+            self.queue.clear()
+            for running in list(self.running.values()):
+                self._kill(running)
+
+    def _dispatch(self) -> None:
+        while self.queue and len(self.running) < self.max_children and not self.done:
+            job_id, job = self.queue.pop(0)
+            self._start(job_id, job, list(job.classes), {})
+
+    def _start(
+        self, job_id: int, job: BuildJob, pending: list[ClassSpec], results: dict[str, ModelResult]
+    ) -> None:
+        scratch = tempfile.mkdtemp(dir=self.scratch_root)
+        child = replace(job, classes=tuple(pending))
+        read_fd, write_fd = os.pipe()
+        proc = None
+        if self.use_fork:
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_fd)
+                _child_main(child, write_fd, scratch)
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", BOOTSTRAP, _worker_dir(), "--child", str(write_fd), scratch],
+                stdin=subprocess.PIPE,
+                stdout=sys.stderr,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(protocol.dumps(protocol.to_json(child)).encode())
+            proc.stdin.close()
+            pid = proc.pid
+        os.close(write_fd)
+        now = time.monotonic()
+        running = _Running(
+            job_id, job, pending, pid, read_fd, scratch, now, now + self._allowance(job), proc
+        )
+        running.results = results
+        self.running[read_fd] = running
+        self.selector.register(read_fd, selectors.EVENT_READ, None)
+
+    def _allowance(self, job: BuildJob) -> float:
+        # a fresh interpreter must import torch first
+        return job.timeout_s + _GRACE_S + (0 if self.use_fork else 30)
+
+    def _read_child(self, running: _Running) -> None:
+        chunk = os.read(running.fd, 1 << 20)
+        if chunk:
+            running.buffer += chunk
+            while b"\n" in running.buffer:
+                line, _, rest = running.buffer.partition(b"\n")
+                running.buffer = bytearray(rest)
+                self._child_message(running, json.loads(line))
+            return
+        self._reap(running)
+
+    def _child_message(self, running: _Running, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "isolation":
+            running.isolation = tuple(message["active"])
+            running.notes = tuple(message["notes"])
+        elif kind == "start":
+            running.current = message["name"]
+            running.deadline = time.monotonic() + running.job.timeout_s + _GRACE_S
+        elif kind == "model":
+            result = protocol.model_result(message["result"])
+            running.results[result.name] = result
+            running.pending = [c for c in running.pending if c.name != result.name]
+            running.current = None
+
+    def _reap(self, running: _Running) -> None:
+        self.selector.unregister(running.fd)
+        os.close(running.fd)
+        del self.running[running.fd]
+        status = self._wait(running)
+        shutil.rmtree(running.scratch, ignore_errors=True)
+        if running.pending:
+            failed = running.pending[0] if running.current is None else self._spec(running)
+            if running.timed_out:
+                error = ErrorInfo(
+                    f"TimeoutError: building {failed.name} took longer than "
+                    f"{running.job.timeout_s:g} s; paramlens stopped it",
+                    running.job.file,
+                    failed.line,
+                    "timeout",
+                )
+            else:
+                error = ErrorInfo(
+                    f"the build process ended unexpectedly ({status})",
+                    running.job.file,
+                    failed.line,
+                    "crash",
+                )
+            stuck = [failed] if running.current is not None else running.pending
+            for spec in stuck:
+                running.results[spec.name] = ModelResult(
+                    spec.name, running.job.file, spec.line, ctor=spec.ctor or "", error=error
+                )
+            rest = [c for c in running.pending if c.name not in running.results]
+            if rest and not self.done:
+                self._start(running.job_id, running.job, rest, running.results)
+                return
+        self._finish(running)
+
+    def _spec(self, running: _Running) -> ClassSpec:
+        return next(c for c in running.pending if c.name == running.current)
+
+    def _wait(self, running: _Running) -> str:
+        if running.proc is not None:
+            code = running.proc.wait()
+            return f"exit code {code}"
+        _, status = os.waitpid(running.pid, 0)
+        if os.WIFSIGNALED(status):
+            return f"killed by signal {os.WTERMSIG(status)}"
+        return f"exit code {os.WEXITSTATUS(status)}"
+
+    def _kill(self, running: _Running) -> None:
+        for kill in (lambda: os.killpg(running.pid, signal.SIGKILL), lambda: os.kill(running.pid, signal.SIGKILL)):
+            try:
+                kill()
+            except (OSError, AttributeError):
+                pass
+
+    def _finish(self, running: _Running, cancelled: bool = False) -> None:
+        if cancelled:
+            self.send({"type": "cancelled", "id": running.job_id})
+            return
+        models = tuple(
+            running.results[c.name] for c in running.job.classes if c.name in running.results
+        )
+        result = JobResult(
+            models,
+            isolation=running.isolation,
+            notes=running.notes,
+            elapsed_ms=round((time.monotonic() - running.started) * 1000, 2),
+        )
+        self.send({"type": "result", "id": running.job_id, "result": result})
+
+
+def _warm_meta() -> None:
+    """Build a few layers on meta once: the first meta build imports ~800 modules."""
+    import torch
+    from torch import nn
+
+    with torch.device("meta"):
+        layers = nn.Sequential(
+            nn.Linear(4, 4),
+            nn.Conv2d(1, 2, 3),
+            nn.BatchNorm2d(2),
+            nn.LayerNorm(4),
+            nn.Embedding(4, 4),
+            nn.MultiheadAttention(4, 2),
+            nn.LSTM(4, 4),
+            nn.TransformerEncoderLayer(4, 2, 8),
+        )
+        sum(p.numel() for p in layers.parameters())
+    from . import build, loader, sandbox, tracking  # noqa: F401  (import once, before forking)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: forked children can hang in OpenMP
+    if argv[:1] == ["--child"]:
+        job = protocol.build_job(json.loads(sys.stdin.read()))
+        os.environ["PARAMLENS_CHILD"] = "1"
+        _child_main(job, int(argv[1]), argv[2])
+    started = time.perf_counter()
+    try:
+        import torch
+    except ImportError as exc:
+        _emit(1, {"type": "fatal", "message": f"cannot import torch in {sys.executable}: {exc}"})
+        sys.exit(3)
+    torch.set_num_threads(1)
+    _warm_meta()
+    use_fork = hasattr(os, "fork") and os.environ.get("PARAMLENS_NO_FORK") != "1"
+    info = protocol.WorkerInfo(
+        python=sys.executable,
+        python_version=sys.version.split()[0],
+        torch_version=str(torch.__version__),
+        pid=os.getpid(),
+        fork=use_fork,
+        notes=() if use_fork else ("no fork: each job starts a fresh interpreter",),
+        startup_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    _emit(1, {"type": "ready", "info": info})
+    max_children = max(1, min(4, os.cpu_count() or 1))
+    Worker(use_fork, max_children).run()

@@ -1,0 +1,202 @@
+"""Start the worker in the user's interpreter and talk to it (server side, asyncio).
+
+The worker has an explicit life cycle (stopped -> starting -> running ->
+exited/errored). Its stderr goes to the log, its exit fails every pending
+request with :class:`WorkerError`, and the next request starts a fresh one. The
+worker gets an explicit environment: single-threaded OpenMP (forking a process
+that ran OpenMP threads can hang the child) and none of the server's own
+``PYTHONPATH`` entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .worker import protocol
+from .worker.protocol import BuildJob, JobResult, WorkerInfo
+from .worker.serve import BOOTSTRAP
+
+WORKER_DIR = str(Path(__file__).parent / "worker")
+_SERVER_PATHS = {str(Path(__file__).parent.parent)}
+
+
+class WorkerError(Exception):
+    """The worker could not start, or died while a job was pending."""
+
+
+class State(enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    EXITED = "exited"
+    ERRORED = "errored"
+
+
+def default_python(workspace: Path | None) -> str:
+    """The workspace's ``.venv``/``venv`` interpreter if there is one, else ours."""
+    if workspace is not None:
+        for venv in (".venv", "venv"):
+            for candidate in ("bin/python", "Scripts/python.exe"):
+                path = workspace / venv / candidate
+                if path.exists():
+                    return str(path)
+    return sys.executable
+
+
+def worker_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in _SERVER_PATHS]
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+class WorkerClient:
+    def __init__(self, python: str, log: Callable[[str], None] = lambda _: None) -> None:
+        self.python = python
+        self.log = log
+        self.state = State.STOPPED
+        self.info: WorkerInfo | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._pending: dict[int, asyncio.Future[JobResult]] = {}
+        self._ids = itertools.count(1)
+        self._start_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> WorkerInfo:
+        async with self._start_lock:
+            if self.state is State.RUNNING and self.info is not None:
+                return self.info
+            self.state = State.STARTING
+            try:
+                self._process = await asyncio.create_subprocess_exec(
+                    self.python,
+                    "-c",
+                    BOOTSTRAP,
+                    WORKER_DIR,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=worker_environment(),
+                    start_new_session=True,
+                    limit=1 << 26,
+                )
+            except OSError as exc:
+                self.state = State.ERRORED
+                raise WorkerError(f"cannot start {self.python}: {exc}") from exc
+            assert self._process.stdout is not None and self._process.stderr is not None
+            self._tasks = [asyncio.create_task(self._read_stderr(self._process.stderr))]
+            first = await self._process.stdout.readline()
+            message = json.loads(first) if first.strip().startswith(b"{") else {}
+            if message.get("type") != "ready":
+                self.state = State.ERRORED
+                await self._reap()
+                text = message.get("message") or f"the worker exited ({self._exit_text()})"
+                raise WorkerError(text)
+            self.info = protocol.worker_info(message["info"])
+            self.state = State.RUNNING
+            self._tasks.append(asyncio.create_task(self._read_stdout(self._process.stdout)))
+            self.log(
+                f"worker ready: {self.info.python} (Python {self.info.python_version}, "
+                f"torch {self.info.torch_version}) in {self.info.startup_ms:.0f} ms"
+            )
+            return self.info
+
+    async def build(self, job: BuildJob) -> JobResult:
+        """Run one job; cancelling the awaiting task cancels the job in the worker."""
+        await self.start()
+        assert self._process is not None and self._process.stdin is not None
+        job_id = next(self._ids)
+        future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self._pending[job_id] = future
+        self._process.stdin.write(
+            (protocol.dumps({"type": "build", "id": job_id, "job": job}) + "\n").encode()
+        )
+        try:
+            await self._process.stdin.drain()
+            return await future
+        except asyncio.CancelledError:
+            self._send_quietly({"type": "cancel", "id": job_id})
+            raise
+        except (ConnectionError, BrokenPipeError) as exc:
+            raise WorkerError(f"the worker is gone: {exc}") from exc
+        finally:
+            self._pending.pop(job_id, None)
+
+    def _send_quietly(self, message: dict[str, Any]) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            with contextlib.suppress(Exception):
+                self._process.stdin.write((json.dumps(message) + "\n").encode())
+
+    async def _read_stdout(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                self.log(f"worker: {line.decode(errors='replace').rstrip()}")
+                continue
+            kind = message.get("type")
+            future = self._pending.get(int(message.get("id", 0)))
+            if kind == "result" and future is not None and not future.done():
+                future.set_result(protocol.job_result(message["result"]))
+            elif kind == "log":
+                self.log(f"worker: {message.get('message')}")
+        await self._reap()
+        self.state = State.EXITED
+        error = WorkerError(f"the worker exited ({self._exit_text()})")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self.log(str(error))
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.log(f"worker stderr: {line.decode(errors='replace').rstrip()}")
+
+    async def _reap(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._process.wait(), 5)
+
+    def _exit_text(self) -> str:
+        code = self._process.returncode if self._process else None
+        if code is not None and code < 0:
+            return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    async def stop(self) -> None:
+        """Ask the worker to stop, then make sure nothing of it is left."""
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            self._send_quietly({"type": "shutdown"})
+            if process.stdin is not None:
+                with contextlib.suppress(Exception):
+                    process.stdin.close()
+            try:
+                await asyncio.wait_for(process.wait(), 3)
+            except asyncio.TimeoutError:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(process.wait(), 3)
+        for task in self._tasks:
+            task.cancel()
+        self.state = State.STOPPED
+        self._process = None
+        self.info = None
