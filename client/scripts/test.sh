@@ -29,4 +29,5 @@ stage package npm run --silent package
 stage "packaging test" npm run --silent test:package
 if [ "${1:-}" != "--no-e2e" ]; then
   stage "end-to-end test (code-server)" node out/test/e2e/run.js --no-package
+  stage "end-to-end test (code-server, Restricted Mode)" node out/test/e2e/run.js --no-package --restricted
 fi

@@ -6,7 +6,7 @@
  * is clicked.
  */
 import type * as vscode from "vscode";
-import { LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind } from "vscode-languageclient/node";
+import { LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 import type { ClientHandlers, ServerClient } from "./host";
 import type { ServerLaunch } from "./launch";
 import { SECTION } from "./settings";
@@ -21,7 +21,8 @@ export function createLanguageClient(
   const serverOptions: ServerOptions = {
     command: launch.command,
     args: launch.args,
-    transport: TransportKind.stdio,
+    // No `transport`: with TransportKind.stdio the client appends `--stdio` to the
+    // arguments; without it, it still talks over stdio and runs our exact command.
     options: { env: launch.env },
   };
   const clientOptions: LanguageClientOptions = {

@@ -57,14 +57,25 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def engine_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--python", help="interpreter that has torch (default: the workspace's .venv, else this one)")
-        p.add_argument("--timeout", type=float, help="seconds allowed to build one model (default 10)")
+        p.add_argument(
+            "--python",
+            help="interpreter that has torch (default: the workspace's .venv, else this one)",
+        )
+        p.add_argument(
+            "--timeout", type=float, help="seconds allowed to build one model (default 10)"
+        )
         p.add_argument("--memory-mb", type=int, help="memory cap of a build in MB (default 2048)")
         p.add_argument("--device", choices=config.DEVICES, help="where to build (default meta)")
-        p.add_argument("--no-cache", action="store_true", help="build again even if nothing changed")
-        p.add_argument("-v", "--verbose", action="store_true", help="also print isolation layers and timings")
+        p.add_argument(
+            "--no-cache", action="store_true", help="build again even if nothing changed"
+        )
+        p.add_argument(
+            "-v", "--verbose", action="store_true", help="also print isolation layers and timings"
+        )
 
-    annotate = commands.add_parser("annotate", help="print a file with each layer's parameter count")
+    annotate = commands.add_parser(
+        "annotate", help="print a file with each layer's parameter count"
+    )
     annotate.add_argument("file", type=Path)
     engine_options(annotate)
 
@@ -77,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     engine_options(summary)
 
     lsp = commands.add_parser("lsp", help="run the language server (stdio by default)")
-    lsp.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (for debugging)")
+    lsp.add_argument(
+        "--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (for debugging)"
+    )
     return parser
 
 
@@ -89,7 +102,9 @@ def _settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[st
         "memory_mb": args.memory_mb,
         "device": args.device,
     }
-    settings, more = config.merge(settings, {k: v for k, v in flags.items() if v is not None}, "command line")
+    settings, more = config.merge(
+        settings, {k: v for k, v in flags.items() if v is not None}, "command line"
+    )
     return settings, problems + more
 
 
@@ -127,11 +142,19 @@ def _report_errors(reports: Sequence[FileReport], root: Path) -> int:
             print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
             code = EXIT_BUILD_ERROR
         for model in report.models:
-            if model.error is not None:
-                print(f"{_where(model, root)}: {model.name}: {model.error.message}", file=sys.stderr)
-                if model.error.kind == "needs-args":
-                    print(f"  add to pyproject.toml:\n  {model.error.traceback.replace(chr(10), chr(10) + '  ')}", file=sys.stderr)
-                code = EXIT_BUILD_ERROR
+            if model.error is None:
+                continue
+            where = _where(model, root)
+            if model.error.kind == "needs-args":  # information, not a failure
+                hint = model.error.traceback.replace("\n", "\n    ")
+                print(
+                    f"{where}: note: {model.error.message}; to build it alone, add to "
+                    f"pyproject.toml:\n    {hint}",
+                    file=sys.stderr,
+                )
+                continue
+            print(f"{where}: {model.name}: {model.error.message}", file=sys.stderr)
+            code = EXIT_BUILD_ERROR
     return code
 
 
@@ -156,7 +179,9 @@ async def _annotate(args: argparse.Namespace) -> int:
         await engine.close()
     for problem in problems:
         print(f"paramlens: {problem}", file=sys.stderr)
-    sys.stdout.write(render.render_annotated(path.read_text(encoding="utf-8"), report.models, report.lines))
+    sys.stdout.write(
+        render.render_annotated(path.read_text(encoding="utf-8"), report.models, report.lines)
+    )
     if args.verbose:
         _verbose([report], engine)
     if not report.models and report.syntax_error is None:
@@ -182,7 +207,11 @@ async def _summary(args: argparse.Namespace) -> int:
     try:
         if path.is_dir():
             workspace = engine.scan(root)
-            files = [p for p in sorted(workspace.files) if Path(p).is_relative_to(path) and workspace.models_in(p)]
+            files = [
+                p
+                for p in sorted(workspace.files)
+                if Path(p).is_relative_to(path) and workspace.models_in(p)
+            ]
         else:
             files = [str(path)]
         reports = await engine.analyze_many(files, root)
@@ -195,7 +224,9 @@ async def _summary(args: argparse.Namespace) -> int:
         models = [m for m in models if m.name == class_name]
         if not models:
             names = ", ".join(m.name for r in reports for m in r.models) or "none"
-            raise UsageError(f"{args.target}: no nn.Module class {class_name!r} (models found: {names})")
+            raise UsageError(
+                f"{args.target}: no nn.Module class {class_name!r} (models found: {names})"
+            )
     fmt = render.Format(args.format)
     if fmt is render.Format.JSON:
         extra = {
@@ -207,14 +238,26 @@ async def _summary(args: argparse.Namespace) -> int:
 
         print(json.dumps(to_json(render.render_json(models, extra)), indent=2))
     else:
-        draw = render.render_summary_table if fmt is render.Format.TABLE else render.render_summary_markdown
+        draw = (
+            render.render_summary_table
+            if fmt is render.Format.TABLE
+            else render.render_summary_markdown
+        )
         print("\n".join(draw(m, args.depth, root) for m in models), end="")
     if args.verbose:
         _verbose(reports, engine)
     if not models and not any(r.syntax_error for r in reports):
         print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors([FileReport(r.path, tuple(m for m in r.models if m in models), {}, syntax_error=r.syntax_error) for r in reports], root)
+    return _report_errors(
+        [
+            FileReport(
+                r.path, tuple(m for m in r.models if m in models), {}, syntax_error=r.syntax_error
+            )
+            for r in reports
+        ],
+        root,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 DEVICES = ("meta", "cpu")
 
@@ -46,7 +46,7 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            return "must be a table of class name = \"constructor expression\""
+            return 'must be a table of class name = "constructor expression"'
         return None
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "must be true or false"
@@ -91,17 +91,20 @@ def find_pyproject(start: Path) -> Path | None:
     folder = start if start.is_dir() else start.parent
     for candidate in (folder, *folder.parents):
         path = candidate / "pyproject.toml"
-        if path.is_file() and "paramlens" in _read_toml(path).get("tool", {}):
+        if path.is_file() and _mentions_paramlens(path):
             return path
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _mentions_paramlens(path: Path) -> bool:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        return "paramlens" in tomllib.loads(text).get("tool", {})
+    except tomllib.TOMLDecodeError:
+        return "tool.paramlens" in text  # broken, but meant for us: report it
 
 
 def from_pyproject(start: Path, base: Settings | None = None) -> tuple[Settings, list[str]]:

@@ -140,7 +140,7 @@ def literal(node: ast.expr, constants: Mapping[str, object]) -> object:
             raise _NotLiteral from exc
     if isinstance(node, ast.Dict):
         keys = [literal(k, constants) if k is not None else _fail() for k in node.keys]
-        return dict(zip(keys, [literal(v, constants) for v in node.values]))  # type: ignore[arg-type]
+        return dict(zip(keys, [literal(v, constants) for v in node.values]))
     raise _NotLiteral
 
 
@@ -210,7 +210,8 @@ def _dataclass_fields_defaulted(cls: ast.ClassDef) -> bool:
     return all(
         s.value is not None
         for s in cls.body
-        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)
+        if isinstance(s, ast.AnnAssign)
+        and isinstance(s.target, ast.Name)
         and "ClassVar" not in ast.unparse(s.annotation)
     )
 
@@ -268,8 +269,8 @@ def read_file(path: Path, text: str) -> FileInfo:
         base = info.symbols.get(head, f"{module}.{head}")
         return f"{base}.{rest}" if rest else base
 
-    for stmt in ast.walk(tree):
-        if isinstance(stmt, ast.ClassDef) and stmt in tree.body:
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
             info.classes[stmt.name] = ClassInfo(
                 name=stmt.name,
                 qualname=f"{module}.{stmt.name}",
@@ -280,22 +281,18 @@ def read_file(path: Path, text: str) -> FileInfo:
                 params=_init_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
             )
-        elif isinstance(stmt, ast.Call):
-            target = qualify(stmt.func)
-            if target is None or any(isinstance(a, ast.Starred) for a in stmt.args):
-                continue
-            values = [try_literal(a, info.constants) for a in stmt.args]
-            kwvalues = [(k.arg, try_literal(k.value, info.constants)) for k in stmt.keywords]
-            if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
-                info.calls.append(
-                    CallSite(
-                        target,
-                        str(path),
-                        stmt.lineno,
-                        tuple(v for _, v in values),
-                        tuple((k, v) for k, (_, v) in kwvalues if k),
-                    )
-                )
+    for call in ast.walk(tree):
+        if not isinstance(call, ast.Call):
+            continue
+        callee = qualify(call.func)
+        if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
+            continue
+        values = [try_literal(a, info.constants) for a in call.args]
+        kwvalues = [(k.arg, try_literal(k.value, info.constants)) for k in call.keywords]
+        if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
+            kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
+            args = tuple(v for _, v in values)
+            info.calls.append(CallSite(callee, str(path), call.lineno, args, kwargs))
     return info
 
 
@@ -408,7 +405,11 @@ class Workspace:
         ]
 
 
-def scan(root: Path, texts: Mapping[str, str] | None = None, cache: dict[str, tuple[str, FileInfo]] | None = None) -> Workspace:
+def scan(
+    root: Path,
+    texts: Mapping[str, str] | None = None,
+    cache: dict[str, tuple[str, FileInfo]] | None = None,
+) -> Workspace:
     """Read every Python file under ``root``; ``texts`` overrides the disk (unsaved buffers)."""
     texts = texts or {}
     infos = []

@@ -179,7 +179,9 @@ class Engine:
             device=settings.device,
         )
 
-    def cache_key(self, job: BuildJob, workspace: Workspace, python: str, texts: Mapping[str, str]) -> str:
+    def cache_key(
+        self, job: BuildJob, workspace: Workspace, python: str, texts: Mapping[str, str]
+    ) -> str:
         digest = hashlib.sha256()
         digest.update(f"{__version__}\0{python}\0".encode())
         job_without_texts = protocol.to_json(job)
@@ -247,15 +249,7 @@ class Engine:
         )
 
     async def analyze_many(self, paths: list[str], root: Path) -> list[FileReport]:
-        reports = await asyncio.gather(
-            *(self.analyze(p, root) for p in paths), return_exceptions=True
-        )
-        out = []
-        for path, report in zip(paths, reports):
-            if isinstance(report, BaseException):
-                raise report
-            out.append(report)
-        return out
+        return list(await asyncio.gather(*(self.analyze(p, root) for p in paths)))
 
     async def close(self) -> None:
         for worker in self.workers.values():

@@ -50,9 +50,8 @@ def format_shape(shape: Sequence[int]) -> str:
 
 def layer_label(entry: LayerEntry) -> str:
     """``Linear(784 -> 512)`` for one instance, ``12 x Block`` for many."""
-    if entry.count > 1:
-        return f"{entry.count} x {entry.type}"
-    return entry.describe or entry.type
+    label = entry.describe or entry.type
+    return f"{entry.count} x {label}" if entry.count > 1 else label
 
 
 def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
@@ -112,8 +111,8 @@ def render_annotated(
             indent = text[: len(text) - len(text.lstrip())]
             out.append(f"{'':>{number_width}}  {indent}# {render_totals(model)}")
         entry = lines.get(number)
-        if entry is not None:
-            figures = f"{layer_label(entry)} {entry.params:,}"
+        if entry is not None and entry.params:
+            figures = f"{layer_label(entry)} {format_count(entry.params)}"
             out.append(f"{number:>{number_width}}  {text.ljust(width)}# {figures}")
         else:
             out.append(f"{number:>{number_width}}  {text}".rstrip())
@@ -249,7 +248,10 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
         title += f" ({entry.count} instances, {entry.params // entry.count:,} each)"
     lines = [title, ""]
     if model is not None and model.error is None:
-        lines += [f"{_share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})", ""]
+        lines += [
+            f"{_share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})",
+            "",
+        ]
     if entry.parameters:
         lines += ["| name | shape | numel | trainable | dtype |", "|---|---|--:|---|---|"]
         for p in entry.parameters[:limit]:
@@ -300,6 +302,8 @@ def model_json(model: ModelResult, lines_only: bool = False) -> dict[str, Any]:
     return data
 
 
-def render_json(models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def render_json(
+    models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The ``--format json`` document: ``{"models": [...]}`` with 1-based lines."""
     return {"version": 1, **(extra or {}), "models": [model_json(m) for m in models]}

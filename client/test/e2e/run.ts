@@ -7,7 +7,11 @@
  * Show Model Summary command. Saves images/screenshot.png on success and
  * test-results/e2e-failure.png (plus code-server and extension logs) on failure.
  *
- * Usage: node out/test/e2e/run.js [--no-package] [--activation-only]
+ * With --restricted it checks Workspace Trust instead: in a folder that is not
+ * trusted the server does not start, the status bar and a message say why, and
+ * granting trust starts it.
+ *
+ * Usage: node out/test/e2e/run.js [--no-package] [--activation-only] [--restricted]
  * Env:   PARAMLENS_E2E_HOME    code-server cache dir (default /opt/paramlens-e2e)
  *        PARAMLENS_E2E_FOLDER  folder to open (default <repo>/fixtures)
  *        PARAMLENS_E2E_PYTHON  Python for paramlens.python (default: python3's sys.executable)
@@ -30,6 +34,7 @@ const chromiumPath = process.env.PARAMLENS_CHROMIUM ?? "/usr/bin/chromium";
 const resultsDir = path.join(clientDir, "test-results");
 const vsixPath = path.join(clientDir, "paramlens.vsix");
 const args = new Set(process.argv.slice(2));
+const restricted = args.has("--restricted");
 
 const TOTAL_TIMEOUT_MS = 8 * 60_000;
 const LENS_TIMEOUT_MS = 120_000; // server start + first torch import + build
@@ -230,7 +235,10 @@ async function main(): Promise<void> {
     "extensions.autoCheckUpdates": false,
     "extensions.autoUpdate": false,
     "extensions.ignoreRecommendations": true,
-    "security.workspace.trust.enabled": false,
+    // Restricted scenario: trust is on, and the folder opens untrusted without a modal prompt.
+    "security.workspace.trust.enabled": restricted,
+    "security.workspace.trust.startupPrompt": "never",
+    "security.workspace.trust.untrustedFiles": "open",
     "update.mode": "none",
     "window.restoreWindows": "none",
     "editor.hover.delay": 300,
@@ -263,7 +271,7 @@ async function main(): Promise<void> {
         "none",
         "--bind-addr",
         `127.0.0.1:${port}`,
-        "--disable-workspace-trust",
+        ...(restricted ? [] : ["--disable-workspace-trust"]),
         "--disable-telemetry",
         "--disable-update-check",
         "--disable-getting-started-override",
@@ -306,6 +314,10 @@ async function main(): Promise<void> {
     const text = await page.locator(".statusbar-item", { hasText: "paramlens" }).first().innerText();
     log(`status bar: ${JSON.stringify(text.trim())}`);
   });
+  if (restricted) {
+    await restrictedScenario(page, editor);
+    return;
+  }
   if (args.has("--activation-only")) {
     await page.screenshot({ path: path.join(resultsDir, "e2e-activation.png") });
     return;
@@ -360,6 +372,41 @@ async function main(): Promise<void> {
     const text = await editorText(summary.first());
     log(`summary tab:\n${text}`);
     if (!/669,706/.test(text)) throw new Error("summary has no 669,706");
+  });
+
+  await step("clicking the class lens opens the summary too", async () => {
+    const tab = page.locator(".tabs-container .tab", { hasText: "NeuralNetwork summary" });
+    await runCommand(page, "View: Close Editor");
+    await tab.first().waitFor({ state: "detached", timeout: UI_TIMEOUT_MS });
+    await editor.locator(".codelens-decoration a", { hasText: "669,706" }).first().click();
+    await tab.first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+  });
+}
+
+async function restrictedScenario(page: Page, editor: Locator): Promise<void> {
+  await step("Restricted Mode: status bar says paramlens is off", async () => {
+    await page.locator(".statusbar-item", { hasText: "paramlens: off" }).first().waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  });
+  await step("Restricted Mode: a message says why and how to trust", async () => {
+    const toast = page.locator(".notifications-toasts .notification-toast", { hasText: "Restricted Mode" }).first();
+    await toast.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    const text = await toast.innerText();
+    log(`message: ${JSON.stringify(text)}`);
+    if (!/Manage Workspace Trust/.test(text)) throw new Error("the message offers no Manage Workspace Trust action");
+  });
+  await step("Restricted Mode: no lenses (the server did not start)", async () => {
+    await page.waitForTimeout(8000);
+    const lenses = await editor.locator(".codelens-decoration").count();
+    if (lenses > 0) throw new Error(`${lenses} code lenses shown in Restricted Mode`);
+  });
+  await step("trusting the folder starts the server and shows lenses", async () => {
+    await page.locator(".notifications-toasts .notification-toast", { hasText: "Restricted Mode" }).first()
+      .locator(".monaco-button", { hasText: "Manage Workspace Trust" }).click();
+    const trustButton = page.locator(".workspace-trust-editor .monaco-button", { hasText: /^Trust$|Trust Folder/ }).first();
+    await trustButton.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    await trustButton.click();
+    await page.locator(".tabs-container .tab", { hasText: "models.py" }).first().click();
+    await editor.locator(".codelens-decoration", { hasText: "669,706" }).first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
   });
 }
 

@@ -26,9 +26,11 @@ describe(`packaging: ${path.basename(vsix)}`, () => {
     names.find((n) => new RegExp(`^extension/bundled/libs/${project}-[^/]+\\.dist-info/METADATA$`).test(n));
 
   it("carries the extension's bundled code and manifest", () => {
-    for (const name of ["extension/dist/extension.js", "extension/package.json", "extension.vsixmanifest", "extension/README.md", "extension/LICENSE.txt"]) {
-      assert.ok(names.includes(name) || names.includes(name.replace("LICENSE.txt", "LICENSE")), `missing ${name}`);
+    const lower = names.map((n) => n.toLowerCase());
+    for (const name of ["extension/dist/extension.js", "extension/package.json", "extension.vsixmanifest", "extension/readme.md", "extension/changelog.md"]) {
+      assert.ok(lower.includes(name), `missing ${name}`);
     }
+    assert.ok(lower.includes("extension/license.txt") || lower.includes("extension/license"), "missing LICENSE");
     const main = entries.find((e) => e.name === "extension/dist/extension.js");
     assert.ok(main && main.size > 50_000, "dist/extension.js bundles vscode-languageclient");
   });

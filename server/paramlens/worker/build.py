@@ -13,13 +13,13 @@ import dataclasses
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from .protocol import ClassSpec, ErrorInfo, LayerEntry, ModelResult, ParamInfo, TreeRow
-from .tracking import SiteRecorder, Site, recording
+from .tracking import Site, SiteRecorder, recording
 
 _CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
 BLOCKED_MARK = "while paramlens builds models"
@@ -66,21 +66,29 @@ def describe(module: nn.Module) -> str:
     return kind
 
 
+def _describe_all(modules: list[nn.Module]) -> str:
+    """The common description of several instances, or their type if they differ."""
+    forms = {describe(m) for m in modules}
+    return forms.pop() if len(forms) == 1 else type(modules[0]).__name__
+
+
 # -- errors -------------------------------------------------------------------
 
 
 def _blocked_cause(exc: BaseException) -> BaseException | None:
-    seen = 0
+    """The sandbox's own exception, however deep a library wrapped it (URLError.reason...)."""
+    found = None
     current: BaseException | None = exc
-    while current is not None and seen < 10:
+    for _ in range(10):
+        if current is None:
+            break
         if BLOCKED_MARK in str(current):
-            return current
+            found = current
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException) and BLOCKED_MARK in str(reason):
-            return reason
+            found = reason
         current = current.__cause__ or current.__context__
-        seen += 1
-    return None
+    return found
 
 
 def _one_line(exc: BaseException) -> str:
@@ -106,9 +114,13 @@ def error_from_exception(
     if blocked is not None:
         return ErrorInfo(_one_line(blocked), file, line, "blocked", tb)
     if isinstance(exc, BuildTimeout):
-        return ErrorInfo(_one_line(exc), file, line, "timeout", tb)
+        return ErrorInfo(f"TimeoutError: {exc}", file, line, "timeout", tb)
     text = str(exc)
-    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "DefaultCPUAllocator" in text:
+    if (
+        isinstance(exc, MemoryError)
+        or "can't allocate memory" in text
+        or "DefaultCPUAllocator" in text
+    ):
         message = f"MemoryError: building needs more memory than the cap ({memory_mb} MB)"
         return ErrorInfo(message, file, line, "memory", tb)
     return ErrorInfo(_one_line(exc), file, line, "exception", tb)
@@ -121,7 +133,7 @@ def _param_info(name: str, p: torch.Tensor) -> ParamInfo:
     return ParamInfo(name, tuple(p.shape), p.numel(), p.requires_grad, _dtype_name(p.dtype))
 
 
-def _trainable_flag(params: list[torch.Tensor]) -> str:
+def _trainable_flag(params: Sequence[torch.Tensor]) -> str:
     if not params:
         return "--"
     flags = {p.requires_grad for p in params}
@@ -209,9 +221,9 @@ def _layers(
         shown = roots
         if len(roots) == 1 and isinstance(roots[0], _CONTAINERS):
             children = list(roots[0].children())
-            if len(children) > 1 and all(id(c) in members for c in children):
-                if len({type(c) for c in children}) == 1:
-                    shown = children
+            uniform = len({type(c) for c in children}) == 1
+            if len(children) > 1 and uniform and all(id(c) in members for c in children):
+                shown = children
         kinds = sorted({type(m).__name__ for m in shown}) + (["Parameter"] if direct else [])
         params = _unique([p for r in roots for p in r.parameters()] + direct)
         count = len(shown) if shown else len(direct)
@@ -223,7 +235,7 @@ def _layers(
                 count=count,
                 params=sum(p.numel() for p in params),
                 parameters=tuple(_param_info(names.get(id(p), "?"), p) for p in params),
-                describe=describe(shown[0]) if len(kinds) == 1 and shown else ", ".join(kinds),
+                describe=_describe_all(shown) if len(kinds) == 1 and shown else ", ".join(kinds),
                 trainable=sum(p.numel() for p in params if p.requires_grad),
                 nbytes=sum(_nbytes(p) for p in params),
             )
@@ -239,7 +251,7 @@ def _layers(
 def measure(model: nn.Module, spec: ClassSpec, file: str, recorder: SiteRecorder) -> ModelResult:
     params = list(model.parameters())  # unique by identity, as torch counts them
     buffers = list(model.buffers())
-    names = {}
+    names: dict[int, str] = {}
     for name, p in model.named_parameters():
         names.setdefault(id(p), name)
     layers, first_site = _layers(model, recorder, names)

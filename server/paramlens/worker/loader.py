@@ -23,14 +23,79 @@ from collections.abc import Sequence
 # Calls that may appear in a kept module-level assignment: they compute values and
 # have no effects worth fearing. Matched on the last name of the callee.
 _SAFE_CALLS = frozenset(
-    """
-    dict list tuple set frozenset int float str bool bytes complex range len min max sum
-    sorted reversed enumerate zip abs round pow divmod isinstance issubclass getattr hasattr
-    type object property staticmethod classmethod map filter any all repr format
-    TypeVar NamedTuple TypedDict NewType cast field namedtuple OrderedDict defaultdict
-    partial partialmethod getLogger device dtype finfo iinfo Size get getenv join dirname
-    basename abspath realpath expanduser Path ceil floor sqrt log log2 prod
-    """.split()
+    [
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "int",
+        "float",
+        "str",
+        "bool",
+        "bytes",
+        "complex",
+        "range",
+        "len",
+        "min",
+        "max",
+        "sum",
+        "sorted",
+        "reversed",
+        "enumerate",
+        "zip",
+        "abs",
+        "round",
+        "pow",
+        "divmod",
+        "isinstance",
+        "issubclass",
+        "getattr",
+        "hasattr",
+        "type",
+        "object",
+        "property",
+        "staticmethod",
+        "classmethod",
+        "map",
+        "filter",
+        "any",
+        "all",
+        "repr",
+        "format",
+        "TypeVar",
+        "NamedTuple",
+        "TypedDict",
+        "NewType",
+        "cast",
+        "field",
+        "namedtuple",
+        "OrderedDict",
+        "defaultdict",
+        "partial",
+        "partialmethod",
+        "getLogger",
+        "device",
+        "dtype",
+        "finfo",
+        "iinfo",
+        "Size",
+        "get",
+        "getenv",
+        "join",
+        "dirname",
+        "basename",
+        "abspath",
+        "realpath",
+        "expanduser",
+        "Path",
+        "ceil",
+        "floor",
+        "sqrt",
+        "log",
+        "log2",
+        "prod",
+    ]
 )
 
 _DEVICE_NULL = os.devnull
@@ -55,7 +120,9 @@ def _dataclass_names(body: Sequence[ast.stmt]) -> set[str]:
     for stmt in body:
         if not isinstance(stmt, ast.ClassDef):
             continue
-        decorators = {_callee_name(d.func if isinstance(d, ast.Call) else d) for d in stmt.decorator_list}
+        decorators = {
+            _callee_name(d.func if isinstance(d, ast.Call) else d) for d in stmt.decorator_list
+        }
         bases = {_callee_name(b) for b in stmt.bases}
         if "dataclass" in decorators or "NamedTuple" in bases or "Enum" in bases:
             names.add(stmt.name)
@@ -88,7 +155,11 @@ def _keep(stmt: ast.stmt, allowed: set[str], skipped: list[int]) -> ast.stmt | N
         stmt.value, allowed
     ):
         return stmt
-    if isinstance(stmt, ast.If) and not _is_main_guard(stmt.test) and _pure_expr(stmt.test, allowed):
+    if (
+        isinstance(stmt, ast.If)
+        and not _is_main_guard(stmt.test)
+        and _pure_expr(stmt.test, allowed)
+    ):
         stmt.body = _filter(stmt.body, allowed, skipped)
         stmt.orelse = _filter(stmt.orelse, allowed, skipped, allow_empty=True)
         return stmt

@@ -161,7 +161,10 @@ def enter(scratch: str, memory_mb: int, timeout_s: float) -> tuple[list[str], li
     if sys.platform == "darwin" or baseline == 0:
         layer("", "memory cap: RLIMIT_AS is not enforced on this platform")
     else:
-        layer(f"memory cap {memory_mb} MB (RLIMIT_AS)", _limit("RLIMIT_AS", baseline + memory_mb * 2**20))
+        layer(
+            f"memory cap {memory_mb} MB (RLIMIT_AS)",
+            _limit("RLIMIT_AS", baseline + memory_mb * 2**20),
+        )
     cpu = int(timeout_s) * 2 + 5
     layer(f"CPU limit {cpu} s (RLIMIT_CPU)", _limit("RLIMIT_CPU", cpu, cpu + 1))
     layer("file size limit 256 MB (RLIMIT_FSIZE)", _limit("RLIMIT_FSIZE", 256 * 2**20))

@@ -15,8 +15,11 @@ it imports torch again). Standard library + torch only.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -32,6 +35,7 @@ from . import protocol
 from .protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult
 
 _GRACE_S = 2.0  # the child's own alarm fires at the timeout; the kill comes after this
+HANG_FILE = "hang-traceback.txt"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -59,6 +63,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # user prints go to the server's log, never into the protocol
+    hang_file = open(os.path.join(scratch, HANG_FILE), "w")  # noqa: SIM115 (lives as long as we do)
     active, notes = sandbox.enter(scratch, job.memory_mb, job.timeout_s)
     _emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
 
@@ -70,8 +75,12 @@ def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
     overrides = dict(job.overrides)
     loader.install(job.sys_path, workspace, overrides)
 
+    building = "the module"
+
     def on_alarm(signum: int, frame: object) -> None:
-        raise BuildTimeout(f"building took longer than {job.timeout_s:g} s (the timeout)")
+        raise BuildTimeout(
+            f"building {building} took longer than {job.timeout_s:g} s; paramlens stopped it"
+        )
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
@@ -90,7 +99,10 @@ def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
 
     recorder = SiteRecorder(is_user_file)
     for spec in job.classes:
+        building = spec.name
         _emit(out_fd, {"type": "start", "name": spec.name})
+        # If the alarm is ignored, the parent kills us; this dump says which line hung.
+        faulthandler.dump_traceback_later(job.timeout_s + _GRACE_S / 2, file=hang_file)
         signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
         try:
             result = build_class(
@@ -107,6 +119,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
             result = ModelResult(spec.name, job.file, spec.line, ctor=spec.ctor or "", error=error)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
+            faulthandler.cancel_dump_traceback_later()
         _emit(out_fd, {"type": "model", "result": result})
 
 
@@ -303,15 +316,15 @@ class Worker:
         os.close(running.fd)
         del self.running[running.fd]
         status = self._wait(running)
-        shutil.rmtree(running.scratch, ignore_errors=True)
         if running.pending:
             failed = running.pending[0] if running.current is None else self._spec(running)
             if running.timed_out:
+                file, line = _hung_line(running) or (running.job.file, failed.line)
                 error = ErrorInfo(
                     f"TimeoutError: building {failed.name} took longer than "
                     f"{running.job.timeout_s:g} s; paramlens stopped it",
-                    running.job.file,
-                    failed.line,
+                    file,
+                    line,
                     "timeout",
                 )
             else:
@@ -327,9 +340,11 @@ class Worker:
                     spec.name, running.job.file, spec.line, ctor=spec.ctor or "", error=error
                 )
             rest = [c for c in running.pending if c.name not in running.results]
+            shutil.rmtree(running.scratch, ignore_errors=True)
             if rest and not self.done:
                 self._start(running.job_id, running.job, rest, running.results)
                 return
+        shutil.rmtree(running.scratch, ignore_errors=True)
         self._finish(running)
 
     def _spec(self, running: _Running) -> ClassSpec:
@@ -345,11 +360,15 @@ class Worker:
         return f"exit code {os.WEXITSTATUS(status)}"
 
     def _kill(self, running: _Running) -> None:
-        for kill in (lambda: os.killpg(running.pid, signal.SIGKILL), lambda: os.kill(running.pid, signal.SIGKILL)):
-            try:
-                kill()
-            except (OSError, AttributeError):
-                pass
+        """Kill the child's whole process group (it called setsid), or at least the child."""
+        if running.proc is not None and not hasattr(os, "killpg"):
+            running.proc.kill()
+            return
+        try:
+            os.killpg(running.pid, signal.SIGKILL)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(running.pid, signal.SIGKILL)
 
     def _finish(self, running: _Running, cancelled: bool = False) -> None:
         if cancelled:
@@ -365,6 +384,22 @@ class Worker:
             elapsed_ms=round((time.monotonic() - running.started) * 1000, 2),
         )
         self.send({"type": "result", "id": running.job_id, "result": result})
+
+
+def _hung_line(running: _Running) -> tuple[str, int] | None:
+    """The workspace line a killed child was stuck on, from its faulthandler dump."""
+    from .loader import is_workspace_file
+
+    try:
+        with open(os.path.join(running.scratch, HANG_FILE), encoding="utf-8") as f:
+            dump = f.read()
+    except OSError:
+        return None
+    workspace = os.path.normcase(os.path.realpath(running.job.workspace))
+    for file, line in re.findall(r'File "([^"]+)", line (\d+)', dump):  # innermost first
+        if is_workspace_file(file, workspace):
+            return file, int(line)
+    return None
 
 
 def _warm_meta() -> None:
@@ -389,7 +424,9 @@ def _warm_meta() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch: forked children can hang in OpenMP
+    os.environ.setdefault(
+        "OMP_NUM_THREADS", "1"
+    )  # before torch: forked children can hang in OpenMP
     if argv[:1] == ["--child"]:
         job = protocol.build_job(json.loads(sys.stdin.read()))
         os.environ["PARAMLENS_CHILD"] = "1"

@@ -108,9 +108,9 @@ def recording(recorder: SiteRecorder) -> Iterator[None]:
         return param
 
     nn.Module.__init__ = module_init  # type: ignore[method-assign]
-    nn.Parameter.__new__ = staticmethod(parameter_new)  # type: ignore[assignment]
+    nn.Parameter.__new__ = staticmethod(parameter_new)  # type: ignore[method-assign]
     try:
         yield
     finally:
         nn.Module.__init__ = original_init  # type: ignore[method-assign]
-        nn.Parameter.__new__ = original_new
+        nn.Parameter.__new__ = original_new  # type: ignore[method-assign]

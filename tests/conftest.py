@@ -1,0 +1,43 @@
+"""Shared test fixtures. Tiers: unit (pure), worker (driven directly), cli and lsp (end to end)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ["PARAMLENS_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+def run_cli(
+    *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``paramlens`` command the way a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "paramlens", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def summary_json(target: str, *extra: str) -> dict:
+    result = run_cli("summary", target, "--format", "json", *extra)
+    assert result.stdout, result.stderr
+    return json.loads(result.stdout)
+
+
+def model(doc: dict, name: str) -> dict:
+    return next(m for m in doc["models"] if m["name"] == name)

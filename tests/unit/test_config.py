@@ -1,0 +1,39 @@
+"""Settings: every source merges into one typed tree; bad values fall back with a message."""
+
+from pathlib import Path
+
+from paramlens import config
+from paramlens.config import Settings
+
+
+def test_pyproject_then_editor_settings(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.paramlens]\ntimeout = 3\nmemory-mb = 512\n[tool.paramlens.models]\nNet = "Net(3)"\n'
+    )
+    (tmp_path / "sub").mkdir()
+    settings, problems = config.from_pyproject(tmp_path / "sub" / "m.py")
+    assert problems == []
+    assert (settings.timeout, settings.memory_mb, dict(settings.models)) == (
+        3.0,
+        512,
+        {"Net": "Net(3)"},
+    )
+    settings, problems = config.merge(settings, {"layerLenses": False, "timeout": 7}, "editor")
+    assert (settings.layer_lenses, settings.timeout, settings.memory_mb) == (False, 7.0, 512)
+
+
+def test_bad_values_keep_the_default_and_say_so() -> None:
+    settings, problems = config.merge(
+        Settings(), {"timeout": "soon", "device": "gpu", "memoryMb": -1, "colour": "red"}, "editor"
+    )
+    assert settings == Settings()
+    assert len(problems) == 4
+    assert any("device must be one of meta, cpu" in p for p in problems)
+    assert any("unknown setting 'colour'" in p for p in problems)
+
+
+def test_broken_pyproject_is_a_message_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.paramlens\n")
+    settings, problems = config.from_pyproject(tmp_path)
+    assert settings == Settings()
+    assert len(problems) == 1 and "pyproject.toml" in problems[0]

@@ -1,0 +1,110 @@
+"""Finding nn.Module subclasses and their constructors without running anything."""
+
+from pathlib import Path
+
+import pytest
+from paramlens.config import Settings
+from paramlens.discovery import scan
+from paramlens.engine import constructor
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_every_import_style_and_subclasses_across_files(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "a.py": "from torch import nn\nclass A(nn.Module): pass\n",
+            "b.py": "import torch.nn as tnn\nclass B(tnn.Module): pass\n",
+            "c.py": "import torch\nclass C(torch.nn.Module): pass\n",
+            "d.py": "from torch.nn import Module\nclass D(Module): pass\n",
+            "e.py": (
+                "from torch import nn\nclass E(nn.Sequential): ...\n"
+                "class NotOne(nn.Parameter): ...\n"
+            ),
+            "pkg/__init__.py": "from .base import Base\n",
+            "pkg/base.py": "import torch\nclass Base(torch.nn.Module): pass\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/deep.py": "from .. import Base\nclass Deep(Base): pass\nclass Plain: pass\n",
+            "user.py": "from pkg.sub.deep import Deep\nclass Deeper(Deep): ...\nclass Other: ...\n",
+        },
+    )
+    workspace = scan(tmp_path)
+    names = {q.rpartition(".")[2] for q in workspace.module_classes}
+    assert names == {"A", "B", "C", "D", "E", "Base", "Deep", "Deeper"}
+    assert workspace.files[str(tmp_path / "pkg/sub/deep.py")].module == "pkg.sub.deep"
+    assert str(tmp_path / "pkg/base.py") in workspace.imported_files(str(tmp_path / "user.py"))
+
+
+def test_a_syntax_error_is_reported_with_its_line(tmp_path: Path) -> None:
+    write(tmp_path, {"bad.py": "from torch import nn\n\nclass A(nn.Module:\n    pass\n"})
+    info = scan(tmp_path).files[str(tmp_path / "bad.py")]
+    assert info.syntax_error is not None
+    assert info.syntax_error[1] == 3
+
+
+CTORS = """
+from dataclasses import dataclass
+from torch import nn
+WIDTH = 16
+
+@dataclass
+class NetConfig:
+    width: int = 8
+
+class Defaults(nn.Module):
+    def __init__(self, width=3, *, depth=2): super().__init__()
+
+class Inherits(Defaults):
+    pass
+
+class ByAnnotation(nn.Module):
+    def __init__(self, cfg: NetConfig): super().__init__()
+
+class ByName(nn.Module):
+    def __init__(self, config): super().__init__()
+
+class ByCallSite(nn.Module):
+    def __init__(self, width, depth): super().__init__()
+
+class FromPyproject(nn.Module):
+    def __init__(self, width): super().__init__()
+
+class Missing(nn.Module):
+    def __init__(self, vocab, *, width): super().__init__()
+
+net = ByCallSite(WIDTH * 2, depth=3)
+other = Missing(get_vocab(), width=3)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Defaults", "Defaults()"),
+        ("Inherits", "Inherits()"),
+        ("ByAnnotation", "ByAnnotation(cfg=NetConfig())"),
+        ("ByName", "ByName(config=NetConfig())"),
+        ("ByCallSite", "ByCallSite(32, depth=3)"),
+        ("FromPyproject", "FromPyproject(width=5)"),
+        ("Missing", None),
+    ],
+)
+def test_constructor_arguments_in_order(tmp_path: Path, name: str, expected: str | None) -> None:
+    write(tmp_path, {"m.py": CTORS})
+    workspace = scan(tmp_path)
+    cls = workspace.files[str(tmp_path / "m.py")].classes[name]
+    settings = Settings(
+        models={"FromPyproject": "FromPyproject(width=5)", "Defaults": "Defaults()"}
+    )
+    spec = constructor(cls, workspace, settings)
+    assert spec.ctor == expected
+    if expected is None:
+        assert spec.missing_args == ("vocab", "width")
+        assert 'Missing = "Missing(vocab=..., width=...)"' in spec.fix_hint
+        assert "[tool.paramlens.models]" in spec.fix_hint

@@ -1,0 +1,78 @@
+"""Pure rendering: numbers, lens titles, the summary table."""
+
+from paramlens import render
+from paramlens.worker.protocol import LayerEntry, ModelResult, ParamInfo, TreeRow
+
+
+def test_counts_are_exact_below_ten_million_then_abbreviated() -> None:
+    assert render.format_count(669_706) == "669,706"
+    assert render.format_count(9_999_999) == "9,999,999"
+    assert render.format_count(124_439_808) == "124.4M"
+    assert render.format_count(85_054_464) == "85.1M"
+    assert render.format_count(70_553_706_496) == "70.55B"
+
+
+def test_sizes_use_binary_megabytes() -> None:
+    assert render.format_bytes(669_706 * 4) == "2.6 MB"
+    assert render.format_bytes(512) == "512 B"
+
+
+def entry(count: int, params: int, describe: str, type_: str) -> LayerEntry:
+    weight = ParamInfo("stack.0.weight", (512, 784), 401_408, True, "float32")
+    return LayerEntry("/w/m.py", 9, type_, count, params, (weight,), describe)
+
+
+def test_layer_lens_titles() -> None:
+    assert render.render_layer_lens(entry(1, 401_920, "Linear(784 -> 512)", "Linear")) == (
+        "Linear(784 -> 512) · 401,920"
+    )
+    assert render.render_layer_lens(entry(12, 85_054_464, "Block", "Block")) == "12 x Block · 85.1M"
+    assert render.render_layer_lens(entry(1, 10, "Linear(1 -> 5)", "Linear"), stale=True).endswith(
+        "(stale)"
+    )
+
+
+def mlp() -> ModelResult:
+    tree = (
+        TreeRow("", "NeuralNetwork", 0, 669_706, 0, (), "Partial", leaf=False),
+        TreeRow("flatten", "Flatten", 1, 0, 0, (), "--", 9, "/w/m.py"),
+        TreeRow("stack", "Sequential", 1, 669_706, 0, (), "Partial", 10, "/w/m.py", leaf=False),
+        TreeRow(
+            "stack.0", "Linear", 2, 401_920, 401_920, ((512, 784), (512,)), "Partial", 11, "/w/m.py"
+        ),
+        TreeRow("stack.1", "ReLU", 2, 0, 0, (), "--", 12, "/w/m.py"),
+    )
+    return ModelResult(
+        "NeuralNetwork",
+        "/w/m.py",
+        6,
+        669_706,
+        268_298,
+        401_408,
+        0,
+        2_678_824,
+        0,
+        ("float32",),
+        tree=tree,
+    )
+
+
+def test_model_lens_title() -> None:
+    assert render.render_model_lens(mlp()) == (
+        "NeuralNetwork · 669,706 params · 268,298 trainable · 2.6 MB"
+    )
+
+
+def test_summary_table_shape_and_totals() -> None:
+    table = render.render_summary_table(mlp(), depth=3)
+    lines = table.splitlines()
+    assert lines[1].startswith("Layer (type:depth-idx)")
+    assert "├─Sequential: 1-2" in table
+    assert "│    ├─Linear: 2-1" in table
+    linear = next(line for line in lines if "Linear: 2-1" in line)
+    assert "401,920" in linear and "[512, 784], [512]" in linear and "m.py:11" in linear
+    assert "Total params: 669,706" in table
+    assert "Non-trainable params: 401,408" in table
+    collapsed = render.render_summary_table(mlp(), depth=1)
+    assert "Linear" not in collapsed
+    assert "669,706" in next(line for line in collapsed.splitlines() if "Sequential" in line)
