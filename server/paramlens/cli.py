@@ -17,25 +17,16 @@ from pathlib import Path
 
 from . import __version__, config, render
 from .config import Settings
+from .discovery import find_root
 from .engine import Engine, FileReport
 from .worker.protocol import ModelResult
 from .worker_client import WorkerError
 
 EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
-_ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
 
 
 class UsageError(Exception):
     pass
-
-
-def find_root(target: Path) -> Path:
-    """The workspace a path belongs to: the nearest folder with a project marker."""
-    folder = target if target.is_dir() else target.parent
-    for candidate in (folder, *folder.parents):
-        if any((candidate / marker).exists() for marker in _ROOT_MARKERS):
-            return candidate
-    return folder
 
 
 def cache_folder() -> Path | None:

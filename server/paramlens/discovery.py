@@ -80,6 +80,18 @@ class FileInfo:
     syntax_error: tuple[str, int] | None = None
 
 
+ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
+
+
+def find_root(target: Path) -> Path:
+    """The workspace a path belongs to: the nearest folder with a project marker."""
+    folder = target if target.is_dir() else target.parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return folder
+
+
 def module_name(path: Path) -> tuple[str, Path]:
     """The dotted module name of ``path`` and the folder it is importable from."""
     parts = [] if path.stem == "__init__" else [path.stem]
@@ -405,29 +417,44 @@ class Workspace:
         ]
 
 
+ScanCache = dict[str, tuple[object, str, FileInfo]]  # path -> (stat or text key, text, info)
+
+
 def scan(
-    root: Path,
-    texts: Mapping[str, str] | None = None,
-    cache: dict[str, tuple[str, FileInfo]] | None = None,
+    root: Path, texts: Mapping[str, str] | None = None, cache: ScanCache | None = None
 ) -> Workspace:
-    """Read every Python file under ``root``; ``texts`` overrides the disk (unsaved buffers)."""
+    """Read every Python file under ``root``; ``texts`` overrides the disk (unsaved buffers).
+
+    With a ``cache``, a file whose size and mtime did not change is not read again.
+    """
     texts = texts or {}
+    cache = {} if cache is None else cache
     infos = []
     paths = {str(p) for p in iter_python_files(root)} | {
         p for p in texts if Path(p).is_relative_to(root)
     }
     for path in sorted(paths):
         text = texts.get(path)
+        key: object
         if text is None:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            key = (stat.st_mtime_ns, stat.st_size)
+            if path in cache and cache[path][0] == key:
+                infos.append(cache[path][2])
+                continue
             try:
                 text = Path(path).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-        if cache is not None and path in cache and cache[path][0] == text:
-            infos.append(cache[path][1])
-            continue
+        else:
+            key = text
+            if path in cache and cache[path][1] == text:
+                infos.append(cache[path][2])
+                continue
         info = read_file(Path(path), text)
-        if cache is not None:
-            cache[path] = (text, info)
+        cache[path] = (key, text, info)
         infos.append(info)
     return Workspace(root, infos)

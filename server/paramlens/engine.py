@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Settings
-from .discovery import CONFIG_PARAM_NAMES, ClassInfo, Workspace, scan
+from .discovery import CONFIG_PARAM_NAMES, ClassInfo, ScanCache, Workspace, scan
 from .worker import protocol
 from .worker.protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, LayerEntry, ModelResult
 from .worker_client import WorkerClient, default_python
@@ -144,7 +144,7 @@ class Engine:
         self.log = log
         self.workers: dict[str, WorkerClient] = {}
         self.cache = _Cache(folder=cache_folder)
-        self._scan_cache: dict[str, tuple[str, object]] = {}
+        self._scan_cache: ScanCache = {}
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
 
     def worker_for(self, python: str) -> WorkerClient:
@@ -156,7 +156,7 @@ class Engine:
         return settings.python or default_python(root)
 
     def scan(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
-        return scan(root, texts, self._scan_cache)  # type: ignore[arg-type]
+        return scan(root, texts, self._scan_cache)
 
     def job_for(
         self, path: str, workspace: Workspace, settings: Settings, texts: Mapping[str, str]

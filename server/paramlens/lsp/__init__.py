@@ -1,0 +1,1 @@
+"""The language server: LSP glue only (handlers, conversions, per-document state)."""

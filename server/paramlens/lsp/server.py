@@ -1,0 +1,326 @@
+"""The paramlens language server (pygls 2.x): thin handlers over the shared engine.
+
+Analysis runs as one asyncio task per document: on open and save (and, if the
+user asks, debounced on change). A newer edit cancels the older task, which
+cancels its job in the worker; results for text that changed meanwhile are kept
+but shown as stale. Requests (code lens, hover) answer from
+:class:`~paramlens.lsp.documents.DocumentState` at once and never wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import re
+import traceback
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+from .. import __version__, config, render
+from ..config import Settings
+from ..discovery import find_root
+from ..engine import Engine
+from ..worker_client import State, WorkerError
+from . import convert
+from .documents import DocumentState
+
+STATUS_NOTIFICATION = "paramlens/status"
+
+
+def uri_to_path(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else None
+
+
+class ParamlensServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("paramlens", __version__)
+        self.documents: dict[str, DocumentState] = {}
+        self.engine = Engine(self.settings_for, self.log)
+        self.editor_settings: dict[str, Any] = {}
+        self.client_python: str | None = None
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.reported: set[str] = set()
+        self._untitled = itertools.count(1)
+
+    # -- settings ------------------------------------------------------------
+
+    def settings_for(self, path: Path) -> Settings:
+        settings, problems = config.from_pyproject(path)
+        settings, more = config.merge(settings, self.editor_settings, "paramlens settings")
+        if not settings.python and self.client_python:
+            settings = dataclasses.replace(settings, python=self.client_python)
+        for problem in problems + more:
+            self.warn_once(problem)
+        return settings
+
+    def current_settings(self) -> Settings:
+        folder = next(iter(self.folder_paths()), Path.cwd())
+        return self.settings_for(folder)
+
+    async def refresh_settings(self, pushed: Any = None) -> None:
+        values = pushed.get("paramlens") if isinstance(pushed, dict) else None
+        caps = self.client_capabilities.workspace
+        if values is None and caps is not None and caps.configuration:
+            params = lsp.ConfigurationParams(items=[lsp.ConfigurationItem(section="paramlens")])
+            try:
+                answer = await self.workspace_configuration_async(params)
+                values = answer[0] if answer else None
+            except Exception as exc:  # a client that cannot answer: keep the defaults
+                self.log(f"workspace/configuration failed: {exc}")
+        if values is not None and not isinstance(values, dict):
+            self.warn_once("paramlens settings must be an object; using the defaults")
+            values = None
+        self.editor_settings = values or {}
+
+    # -- messages to the user ------------------------------------------------
+
+    def log(self, message: str) -> None:
+        with contextlib.suppress(Exception):
+            self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Log, message=message))
+
+    def warn_once(self, message: str) -> None:
+        if message in self.reported:
+            return
+        self.reported.add(message)
+        self.window_show_message(
+            lsp.ShowMessageParams(type=lsp.MessageType.Warning, message=message)
+        )
+        self.log(message)
+
+    def status(self, state: str, **extra: Any) -> None:
+        self.protocol.notify(STATUS_NOTIFICATION, {"state": state, **extra})
+
+    # -- documents -----------------------------------------------------------
+
+    def folder_paths(self) -> list[Path]:
+        paths = (uri_to_path(f.uri) for f in self.workspace.folders.values())
+        return [Path(p) for p in paths if p]
+
+    def root_for(self, path: str) -> Path:
+        containing = [f for f in self.folder_paths() if Path(path).is_relative_to(f)]
+        if containing:
+            return max(containing, key=lambda f: len(f.parts))
+        return find_root(Path(path))  # outside every folder: analysed on its own
+
+    def open_document(self, uri: str, text: str, version: int | None) -> DocumentState:
+        path = uri_to_path(uri)
+        if path is None:  # untitled buffer: give it a name in the first folder
+            folder = next(iter(self.folder_paths()), Path.cwd())
+            name = re.sub(r"\W", "_", uri.rpartition(":")[2].rpartition("/")[2]) or "untitled"
+            path = str(folder / f"{name}_{next(self._untitled)}.py")
+        state = DocumentState(uri, path, text, version)
+        self.documents[uri] = state
+        return state
+
+    # -- analysis --------------------------------------------------------------
+
+    def schedule(self, uri: str, delay_s: float = 0.0) -> None:
+        timer = self.timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+        if delay_s > 0:
+            loop = asyncio.get_running_loop()
+            self.timers[uri] = loop.call_later(delay_s, self.schedule, uri)
+            return
+        previous = self.tasks.get(uri)
+        if previous is not None and not previous.done():
+            previous.cancel()  # the newest text wins; the worker drops the old job
+        self.tasks[uri] = asyncio.create_task(self.analyze(uri))
+
+    async def analyze(self, uri: str) -> None:
+        state = self.documents.get(uri)
+        if state is None:
+            return
+        generation = state.generation
+        texts = {s.path: s.text for s in self.documents.values()}
+        root = self.root_for(state.path)
+        settings = self.settings_for(Path(state.path))
+        worker = self.engine.worker_for(self.engine.python_for(root, settings))
+        progress = None
+        if worker.state is not State.RUNNING:
+            progress = await self.begin_progress("Starting the PyTorch worker")
+        names = [c.name for c in self.engine.scan(root, texts).models_in(state.path)]
+        self.status("building", model=", ".join(names) or Path(state.path).name)
+        state.building = True
+        try:
+            report = await self.engine.analyze(state.path, root, texts)
+        except WorkerError as exc:
+            self.status("error", message=str(exc))
+            self.warn_once(f"paramlens: {exc}. Set paramlens.python to an interpreter with torch.")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let one analysis take the server down
+            self.log(traceback.format_exc())
+            self.status("error", message="analysis failed; see the paramlens output")
+            return
+        finally:
+            state.building = False
+            if progress is not None:
+                self.end_progress(progress)
+        if self.documents.get(uri) is not state:
+            return  # closed meanwhile
+        state.accept(report, generation)
+        self.publish(state)
+        models = len([m for m in report.models if m.error is None])
+        self.status("ready", models=models, model=Path(state.path).name)
+        self.refresh_lenses()
+
+    def publish(self, state: DocumentState) -> None:
+        params = lsp.PublishDiagnosticsParams(
+            uri=state.uri, diagnostics=convert.lsp_diagnostics(state), version=state.version
+        )
+        self.text_document_publish_diagnostics(params)
+
+    def refresh_lenses(self) -> None:
+        caps = self.client_capabilities.workspace
+        if caps is not None and caps.code_lens is not None and caps.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)
+
+    async def begin_progress(self, title: str) -> str | None:
+        window = self.client_capabilities.window
+        if window is None or not window.work_done_progress:
+            return None
+        token = f"paramlens-{id(self)}-{next(self._untitled)}"
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception:
+            return None
+        self.work_done_progress.begin(
+            token, lsp.WorkDoneProgressBegin(title=title, cancellable=False)
+        )
+        return token
+
+    def end_progress(self, token: str) -> None:
+        self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="ready"))
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        for timer in self.timers.values():
+            timer.cancel()
+        await self.engine.close()
+
+
+server = ParamlensServer()
+
+
+@server.feature(lsp.INITIALIZE)
+def on_initialize(ls: ParamlensServer, params: lsp.InitializeParams) -> None:
+    options = params.initialization_options
+    if isinstance(options, dict):
+        python = options.get("python")
+        ls.client_python = python if isinstance(python, str) and python else None
+        if isinstance(options.get("settings"), dict):
+            ls.editor_settings = options["settings"]
+
+
+@server.feature(lsp.INITIALIZED)
+async def on_initialized(ls: ParamlensServer, params: lsp.InitializedParams) -> None:
+    await ls.refresh_settings()
+
+
+@server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def on_configuration(ls: ParamlensServer, params: lsp.DidChangeConfigurationParams) -> None:
+    await ls.refresh_settings(params.settings)
+    for uri in ls.documents:
+        ls.schedule(uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+def on_open(ls: ParamlensServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    document = params.text_document
+    ls.open_document(document.uri, document.text, document.version)
+    ls.schedule(document.uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+def on_change(ls: ParamlensServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    state = ls.documents.get(params.text_document.uri)
+    if state is None:
+        return
+    text = ls.workspace.get_text_document(state.uri).source
+    state.edit(text, params.text_document.version)
+    settings = ls.settings_for(Path(state.path))
+    if settings.analyze_on_change:
+        ls.schedule(state.uri, settings.debounce_ms / 1000)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+def on_save(ls: ParamlensServer, params: lsp.DidSaveTextDocumentParams) -> None:
+    state = ls.documents.get(params.text_document.uri)
+    if state is not None and ls.settings_for(Path(state.path)).analyze_on_save:
+        ls.schedule(state.uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    ls.documents.pop(uri, None)
+    task = ls.tasks.pop(uri, None)
+    if task is not None:
+        task.cancel()
+    ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+
+@server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
+def on_code_lens(ls: ParamlensServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+    state = ls.documents.get(params.text_document.uri)
+    if state is None:
+        return []
+    return convert.lsp_code_lenses(state, ls.settings_for(Path(state.path)).layer_lenses)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_HOVER)
+def on_hover(ls: ParamlensServer, params: lsp.HoverParams) -> lsp.Hover | None:
+    state = ls.documents.get(params.text_document.uri)
+    if state is None:
+        return None
+    return convert.lsp_hover(state, params.position.line + 1)
+
+
+@server.command(convert.SUMMARY_COMMAND)
+def summary_command(ls: ParamlensServer, *arguments: Any) -> dict[str, Any]:
+    """Arguments: document URI, class name, and optionally "table" or "markdown"."""
+    if len(arguments) < 2 or not all(isinstance(a, str) for a in arguments):
+        return {"error": "paramlens.summary takes [uri, className, format?]"}
+    uri, class_name, fmt = (*arguments, "table")[:3]
+    state = ls.documents.get(uri)
+    model = state.model_named(class_name) if state else None
+    if model is None:
+        return {"error": f"no results for {class_name} yet: open and save the file first"}
+    root = ls.root_for(state.path) if state else None
+    if fmt == "markdown":
+        text = render.render_summary_markdown(model, 3, root)
+    else:
+        text = render.render_summary_table(model, 3, root)
+    return {"text": text, "model": render.model_json(model)}
+
+
+@server.command(convert.MODELS_COMMAND)
+def models_command(ls: ParamlensServer, uri: str) -> dict[str, Any]:
+    state = ls.documents.get(uri)
+    if state is None:
+        return {"models": []}
+    return {"models": [{"name": m.name, "line": line} for m, line in state.models()]}
+
+
+@server.feature(lsp.SHUTDOWN)
+async def on_shutdown(ls: ParamlensServer, params: None) -> None:
+    await ls.stop()
+
+
+def run(tcp: str | None = None) -> None:
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()

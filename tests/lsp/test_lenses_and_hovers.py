@@ -1,0 +1,86 @@
+"""What a user sees in the editor: lenses, hovers and the summary command on the seed file."""
+
+from __future__ import annotations
+
+from lsprotocol import types as lsp
+from pytest_lsp import LanguageClient
+
+from tests.conftest import FIXTURES
+from tests.lsp.conftest import lens_titles, lenses, open_file
+
+SEED = FIXTURES / "recipe/models.py"
+
+
+async def hover(client: LanguageClient, document_uri: str, line: int) -> str:
+    """Hover text at 1-based ``line``."""
+    result = await client.text_document_hover_async(
+        lsp.HoverParams(lsp.TextDocumentIdentifier(document_uri), lsp.Position(line - 1, 12))
+    )
+    assert result is not None and isinstance(result.contents, lsp.MarkupContent)
+    return result.contents.value
+
+
+async def test_lenses_show_the_seed_figures_on_their_lines(client: LanguageClient) -> None:
+    doc = open_file(client, SEED)
+    shown = await lens_titles(client, doc)
+    assert shown[6] == "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
+    assert shown[24] == "CNN · 1,199,882 params · 1,199,882 trainable · 4.6 MB"
+    assert shown[11] == "Linear(784 -> 512) · 401,920"
+    assert shown[13] == "Linear(512 -> 512) · 262,656"
+    assert shown[15] == "Linear(512 -> 10) · 5,130"
+    assert shown[28] == "Conv2d(1 -> 32, 3x3) · 320"
+    assert shown[30] == "Conv2d(32 -> 64, 3x3) · 18,496"
+    assert shown[36] == "Linear(9216 -> 128) · 1,179,776"
+    assert shown[38] == "Linear(128 -> 10) · 1,290"
+    assert 12 not in shown  # nn.ReLU(): no parameters, no lens
+    class_lens = next(lens for lens in await lenses(client, doc) if lens.range.start.line == 5)
+    assert class_lens.command is not None
+    assert class_lens.command.command == "paramlens.summary"
+    assert list(class_lens.command.arguments or ()) == [doc, "NeuralNetwork"]
+    assert client.lens_refreshes >= 1  # type: ignore[attr-defined]
+    assert [s.state for s in client.status][-1] == "ready"  # type: ignore[attr-defined]
+    assert list(client.diagnostics[doc]) == []
+
+
+async def test_hovers_give_exact_shapes_and_shares(client: LanguageClient) -> None:
+    doc = open_file(client, SEED)
+    await lens_titles(client, doc)
+    layer = await hover(client, doc, 11)
+    assert "**Linear(784 -> 512)**: 401,920 parameters" in layer
+    assert "| `linear_relu_stack.0.weight` | `[512, 784]` | 401,408 | yes | float32 |" in layer
+    assert "60.0% of NeuralNetwork (669,706)" in layer
+    cls = await hover(client, doc, 6)
+    assert "**NeuralNetwork**: 669,706 parameters" in cls
+    assert "| `linear_relu_stack` | Sequential | 669,706 | 100.0% |" in cls
+
+
+async def test_the_summary_command_returns_the_table(client: LanguageClient) -> None:
+    doc = open_file(client, SEED)
+    await lens_titles(client, doc)
+    result = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="paramlens.summary", arguments=[doc, "CNN"])
+    )
+    assert "Layer (type:depth-idx)" in result["text"]
+    assert "Total params: 1,199,882" in result["text"]
+    assert result["model"]["total_params"] == 1_199_882
+    models = await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command="paramlens.models", arguments=[doc])
+    )
+    assert models == {"models": [{"name": "NeuralNetwork", "line": 6}, {"name": "CNN", "line": 24}]}
+
+
+async def test_unsaved_and_untitled_buffers_are_analysed_from_the_editor(
+    client: LanguageClient,
+) -> None:
+    text = "from torch import nn\n\n\nclass Draft(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(3, 4)\n"
+    unsaved = open_file(client, FIXTURES / "never_saved.py", text)
+    assert not (FIXTURES / "never_saved.py").exists()
+    shown = await lens_titles(client, unsaved)
+    assert shown[7] == "Linear(3 -> 4) · 16"
+    client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(
+            lsp.TextDocumentItem("untitled:Untitled-1", "python", 1, text)
+        )
+    )
+    shown = await lens_titles(client, "untitled:Untitled-1")
+    assert shown[4] == "Draft · 16 params · 16 trainable · 64 B"

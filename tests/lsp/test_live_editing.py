@@ -1,0 +1,128 @@
+"""Live editing: lenses follow their lines, stay (stale) through errors, and recover."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from lsprotocol import types as lsp
+from pytest_lsp import LanguageClient
+
+from tests.conftest import FIXTURES
+from tests.lsp.conftest import eventually, lens_titles, lenses, open_file, titles, uri
+
+
+def edit(
+    client: LanguageClient,
+    document_uri: str,
+    version: int,
+    line: int,
+    text: str,
+    end_line: int | None = None,
+) -> None:
+    """Replace 0-based lines [line, end_line) with ``text`` (an insertion if end_line is None)."""
+    end = lsp.Position(end_line if end_line is not None else line, 0)
+    change = lsp.TextDocumentContentChangePartial(
+        range=lsp.Range(lsp.Position(line, 0), end), text=text
+    )
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(
+            lsp.VersionedTextDocumentIdentifier(version, document_uri), [change]
+        )
+    )
+
+
+def save(client: LanguageClient, document_uri: str) -> None:
+    client.text_document_did_save(
+        lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(document_uri))
+    )
+
+
+@pytest.fixture
+def seed_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "ws"
+    shutil.copytree(FIXTURES / "recipe", target)
+    return target / "models.py"
+
+
+async def test_lenses_follow_inserted_lines_then_refresh_on_save(
+    client: LanguageClient, seed_copy: Path
+) -> None:
+    doc = open_file(client, seed_copy)
+    before = await lens_titles(client, doc)
+    edit(client, doc, 2, 3, "import math\nimport os\n\n")  # three lines above both classes
+
+    moved = titles(await lenses(client, doc))  # answered at once, without a new build
+    assert moved[9] == before[6] + " (stale)"
+    assert moved[14] == "Linear(784 -> 512) · 401,920 (stale)"
+    assert 11 not in moved
+
+    save(client, doc)
+    fresh = await lens_titles(client, doc)
+    assert fresh[9] == "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
+    assert fresh[14] == "Linear(784 -> 512) · 401,920"
+
+
+async def test_a_syntax_error_keeps_the_last_good_lenses(
+    client: LanguageClient, seed_copy: Path
+) -> None:
+    doc = open_file(client, seed_copy)
+    await lens_titles(client, doc)
+    edit(client, doc, 2, 10, "            nn.Linear(28 * 28, 512\n", end_line=11)  # unclosed call
+    save(client, doc)
+
+    async def syntax_diagnostic() -> list[lsp.Diagnostic] | None:
+        found = client.diagnostics.get(doc, [])
+        return [d for d in found if d.code == "syntax"] or None
+
+    [diagnostic] = await eventually(syntax_diagnostic)
+    assert diagnostic.severity == lsp.DiagnosticSeverity.Error
+    assert "SyntaxError" in diagnostic.message
+    stale = titles(await lenses(client, doc))
+    assert stale[6].endswith("(stale)") and stale[11] == "Linear(784 -> 512) · 401,920 (stale)"
+
+    edit(
+        client, doc, 3, 10, "            nn.Linear(28 * 28, 256),\n", end_line=11
+    )  # fixed, and changed
+    save(client, doc)
+    fresh = await lens_titles(client, doc)
+    assert fresh[11] == "Linear(784 -> 256) · 200,960"
+    assert list(client.diagnostics[doc]) == []
+
+
+async def test_layer_lenses_can_be_turned_off(client: LanguageClient) -> None:
+    doc = open_file(client, FIXTURES / "recipe/models.py")
+    await lens_titles(client, doc)
+    client.set_configuration({"paramlens": {"layerLenses": False}})
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+
+    async def only_class_lenses() -> dict[int, str] | None:
+        shown = titles(await lenses(client, doc))
+        return shown if set(shown) == {6, 24} else None
+
+    await eventually(only_class_lenses)
+
+
+async def test_bad_settings_are_a_message_not_a_crash(client: LanguageClient) -> None:
+    client.set_configuration({"paramlens": {"timeout": "soon", "device": "gpu"}})
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    doc = open_file(client, FIXTURES / "recipe/models.py")
+    shown = await lens_titles(client, doc)
+    assert shown[6].startswith("NeuralNetwork · 669,706 params")
+    texts = [m.message for m in client.messages]
+    assert any("timeout must be a number; using 10.0" in t for t in texts), texts
+    assert any("device must be one of meta, cpu" in t for t in texts), texts
+
+
+async def test_a_file_outside_the_workspace_is_analysed_on_its_own(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    outside = tmp_path / "loose.py"
+    outside.write_text(
+        "import torch\n\n\nclass Loose(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.w = torch.nn.Parameter(torch.zeros(3, 5))\n"
+    )
+    doc = open_file(client, outside)
+    shown = await lens_titles(client, doc)
+    assert shown[7] == "Parameter · 15"
+    assert uri(outside) == doc
