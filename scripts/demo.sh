@@ -8,4 +8,5 @@ set -x
 paramlens annotate fixtures/recipe/models.py
 paramlens summary fixtures/recipe/models.py::CNN
 paramlens summary fixtures/llama/model.py::Transformer --depth 2
-paramlens summary fixtures/gpt/model.py::GPT --format json | head -n 30
+paramlens summary fixtures/gpt/model.py::GPT --depth 2
+paramlens summary fixtures/needs_args/model.py::Configured --format json

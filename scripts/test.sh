@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
+if ! command -v nvim >/dev/null; then  # the editor the LSP end-to-end test drives
+  apt-get update -qq && apt-get install -y -qq neovim >/dev/null
+fi
+export PATH="$PWD/.venv/bin:$PATH" PARAMLENS_REQUIRE_EDITORS=1
 set -x
 ruff check server tests bench
 ruff format --check server tests bench

@@ -13,7 +13,7 @@ export PIP_ROOT_USER_ACTION=ignore
 rm -rf "$CLIENT_DIR/bundled"
 mkdir -p "$LIBS"
 pip_target() {
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-compile --no-deps \
+  "$PYTHON" -m pip install --quiet --no-warn-script-location --disable-pip-version-check --no-compile --no-deps \
     --target "$LIBS" "$@"
 }
 # pygls 2.1.1 needs attrs, cattrs, lsprotocol; cattrs needs typing_extensions.
@@ -25,9 +25,13 @@ if [ ! -f "$REPO_DIR/pyproject.toml" ]; then
 fi
 build_dir="$(mktemp -d)"
 trap 'rm -rf "$build_dir"' EXIT
-# Build from a copy, so setuptools leaves no build/ or *.egg-info in the repo.
-tar -C "$REPO_DIR" --exclude=./client --exclude=./.git --exclude='*/__pycache__' \
-  --exclude=./build --exclude='./*.egg-info' -cf - . | tar -C "$build_dir" -xf -
+# Build from a copy of just what the build reads, so setuptools leaves no
+# build/ or *.egg-info in the repo (and never walks a .venv).
+parts=(pyproject.toml server)
+for f in README.md LICENSE setup.cfg MANIFEST.in; do
+  [ -e "$REPO_DIR/$f" ] && parts+=("$f")
+done
+tar -C "$REPO_DIR" --exclude='__pycache__' --exclude='*.egg-info' -cf - "${parts[@]}" | tar -C "$build_dir" -xf -
 pip_target "$build_dir"
 # Console scripts would point at the packaging machine's interpreter.
 rm -rf "$LIBS/bin"

@@ -273,4 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = EXIT_WORKER
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # `paramlens summary ... | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
     sys.exit(code)

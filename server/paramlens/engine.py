@@ -251,6 +251,10 @@ class Engine:
     async def analyze_many(self, paths: list[str], root: Path) -> list[FileReport]:
         return list(await asyncio.gather(*(self.analyze(p, root) for p in paths)))
 
+    def terminate(self) -> None:
+        for worker in self.workers.values():
+            worker.terminate()
+
     async def close(self) -> None:
         for worker in self.workers.values():
             await worker.stop()

@@ -155,6 +155,8 @@ class WorkerClient:
             elif kind == "log":
                 self.log(f"worker: {message.get('message')}")
         await self._reap()
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()  # lets asyncio close the transport now
         self.state = State.EXITED
         error = WorkerError(f"the worker exited ({self._exit_text()})")
         for future in self._pending.values():
@@ -176,6 +178,21 @@ class WorkerClient:
         if code is not None and code < 0:
             return f"killed by signal {-code}"
         return f"exit code {code}"
+
+    def terminate(self) -> None:
+        """Stop without waiting (LSP shutdown must answer at once): ask, then kill soon."""
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        self._send_quietly({"type": "shutdown"})
+        if process.stdin is not None:
+            process.stdin.close()
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+        asyncio.get_running_loop().call_later(2, kill)
 
     async def stop(self) -> None:
         """Ask the worker to stop, then make sure nothing of it is left."""

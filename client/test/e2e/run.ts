@@ -150,7 +150,7 @@ async function runCommand(page: Page, title: string): Promise<void> {
   await input.fill(`>${title}`);
   const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
   await row.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
-  await page.keyboard.press("Enter");
+  await row.click(); // not Enter: the top row may be another, recently used command
 }
 
 async function openFile(page: Page, relPath: string): Promise<Locator> {
@@ -244,6 +244,8 @@ async function main(): Promise<void> {
     "editor.hover.delay": 300,
     "editor.minimap.enabled": false,
     "chat.commandCenter.enabled": false,
+    "git.enabled": false,
+    "git.openRepositoryInParentFolders": "never",
   };
   fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify(settings, null, 2));
   const common = ["--config", configFile, "--user-data-dir", userDataDir, "--extensions-dir", extensionsDir];
@@ -334,6 +336,9 @@ async function main(): Promise<void> {
   });
 
   await step("save images/screenshot.png", async () => {
+    const toasts = await page.locator(".notifications-toasts .notification-toast").allInnerTexts();
+    for (const t of toasts) log(`note: notification shown: ${JSON.stringify(t.replace(/\s+/g, " ").slice(0, 300))}`);
+    if (toasts.length > 0) await runCommand(page, "Notifications: Clear All Notifications");
     await page.mouse.move(5, 5);
     await page.waitForTimeout(500);
     fs.mkdirSync(path.join(clientDir, "images"), { recursive: true });
@@ -376,8 +381,10 @@ async function main(): Promise<void> {
 
   await step("clicking the class lens opens the summary too", async () => {
     const tab = page.locator(".tabs-container .tab", { hasText: "NeuralNetwork summary" });
-    await runCommand(page, "View: Close Editor");
+    await tab.first().hover();
+    await tab.first().locator(".tab-actions .action-label").first().click();
     await tab.first().waitFor({ state: "detached", timeout: UI_TIMEOUT_MS });
+    await page.locator(".tabs-container .tab", { hasText: "models.py" }).first().waitFor({ state: "visible" });
     await editor.locator(".codelens-decoration a", { hasText: "669,706" }).first().click();
     await tab.first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
   });

@@ -202,12 +202,13 @@ class ParamlensServer(LanguageServer):
     def end_progress(self, token: str) -> None:
         self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="ready"))
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """Cancel all work and stop the workers, without waiting (clients time shutdown out)."""
         for task in self.tasks.values():
             task.cancel()
         for timer in self.timers.values():
             timer.cancel()
-        await self.engine.close()
+        self.engine.terminate()
 
 
 server = ParamlensServer()
@@ -314,8 +315,8 @@ def models_command(ls: ParamlensServer, uri: str) -> dict[str, Any]:
 
 
 @server.feature(lsp.SHUTDOWN)
-async def on_shutdown(ls: ParamlensServer, params: None) -> None:
-    await ls.stop()
+def on_shutdown(ls: ParamlensServer, params: None) -> None:
+    ls.stop()
 
 
 def run(tcp: str | None = None) -> None:

@@ -215,6 +215,8 @@ class _DefinitionsLoader(importlib.abc.Loader):
 
 
 def is_workspace_file(path: str, workspace: str) -> bool:
+    if not os.path.isabs(path):  # "<string>", "<paramlens: ...>", frozen modules
+        return False
     path = os.path.normcase(os.path.realpath(path))
     if not path.startswith(workspace + os.sep):
         return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 import tempfile
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 BLOCKED = "while paramlens builds models"
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _NETWORK_EVENTS = frozenset(
     {
@@ -87,6 +89,18 @@ def _unshare_network() -> str:
     return ""
 
 
+def _die_with_parent(parent: int) -> str:
+    """Ask Linux to kill us if the worker dies (else an orphan could run to its CPU limit)."""
+    if not sys.platform.startswith("linux"):
+        return "parent-death signal: not available on this platform"
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return f"parent-death signal: unavailable ({os.strerror(ctypes.get_errno())})"
+    if os.getppid() != parent:  # the worker died before prctl took effect
+        os._exit(1)
+    return ""
+
+
 def _limit(name: str, soft: int, hard: int | None = None) -> str:
     import resource
 
@@ -139,7 +153,9 @@ class _Guard:
                         raise PermissionError(f"changing {path} is blocked {BLOCKED}")
 
 
-def enter(scratch: str, memory_mb: int, timeout_s: float) -> tuple[list[str], list[str]]:
+def enter(
+    scratch: str, memory_mb: int, timeout_s: float, parent: int
+) -> tuple[list[str], list[str]]:
     """Isolate the current (freshly forked, single-threaded) process.
 
     Returns (active layers, notes on layers that could not be set up).
@@ -156,6 +172,7 @@ def enter(scratch: str, memory_mb: int, timeout_s: float) -> tuple[list[str], li
     except OSError as exc:
         layer("", f"process group: not available ({exc})")
     layer("network namespace (no network)", _unshare_network())
+    layer("dies with the worker (PR_SET_PDEATHSIG)", _die_with_parent(parent))
 
     baseline = _current_address_space()
     if sys.platform == "darwin" or baseline == 0:

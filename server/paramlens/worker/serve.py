@@ -52,7 +52,7 @@ def _emit(fd: int, message: dict[str, Any]) -> None:
 # -- inside the child -----------------------------------------------------------
 
 
-def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
+def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     """Isolate, import the user's module, build each class; stream results to ``out_fd``."""
     import importlib
 
@@ -64,7 +64,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # user prints go to the server's log, never into the protocol
     hang_file = open(os.path.join(scratch, HANG_FILE), "w")  # noqa: SIM115 (lives as long as we do)
-    active, notes = sandbox.enter(scratch, job.memory_mb, job.timeout_s)
+    active, notes = sandbox.enter(scratch, job.memory_mb, job.timeout_s, parent)
     _emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
 
     workspace = os.path.normcase(os.path.realpath(job.workspace))
@@ -123,10 +123,10 @@ def run_child(job: BuildJob, out_fd: int, scratch: str) -> None:
         _emit(out_fd, {"type": "model", "result": result})
 
 
-def _child_main(job: BuildJob, out_fd: int, scratch: str) -> None:
+def _child_main(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     code = 0
     try:
-        run_child(job, out_fd, scratch)
+        run_child(job, out_fd, scratch, parent)
     except BaseException:
         traceback.print_exc()
         code = 70
@@ -256,14 +256,24 @@ class Worker:
         child = replace(job, classes=tuple(pending))
         read_fd, write_fd = os.pipe()
         proc = None
+        parent = os.getpid()
         if self.use_fork:
             pid = os.fork()
             if pid == 0:
                 os.close(read_fd)
-                _child_main(child, write_fd, scratch)
+                _child_main(child, write_fd, scratch, parent)
         else:
             proc = subprocess.Popen(
-                [sys.executable, "-c", BOOTSTRAP, _worker_dir(), "--child", str(write_fd), scratch],
+                [
+                    sys.executable,
+                    "-c",
+                    BOOTSTRAP,
+                    _worker_dir(),
+                    "--child",
+                    str(write_fd),
+                    scratch,
+                    str(parent),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=sys.stderr,
                 pass_fds=(write_fd,),
@@ -430,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["--child"]:
         job = protocol.build_job(json.loads(sys.stdin.read()))
         os.environ["PARAMLENS_CHILD"] = "1"
-        _child_main(job, int(argv[1]), argv[2])
+        _child_main(job, int(argv[1]), argv[2], int(argv[3]))
     started = time.perf_counter()
     try:
         import torch

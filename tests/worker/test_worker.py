@@ -1,0 +1,113 @@
+"""The worker driven directly: jobs, unsaved buffers, cancellation, a dead worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+from paramlens.worker.protocol import BuildJob, ClassSpec
+from paramlens.worker_client import State, WorkerClient, WorkerError
+
+from tests.conftest import FIXTURES
+
+SEED = FIXTURES / "recipe/models.py"
+
+
+def job(file: Path, *classes: tuple[str, int], **extra: object) -> BuildJob:
+    specs = tuple(ClassSpec(name, line, f"{name}()") for name, line in classes)
+    return BuildJob(
+        file=str(file),
+        module=file.stem,
+        sys_path=(str(file.parent),),
+        workspace=str(file.parent),
+        classes=specs,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def worker():  # type: ignore[no-untyped-def]
+    client = WorkerClient(sys.executable)
+    yield client
+    await client.stop()
+
+
+async def test_unsaved_text_wins_over_the_disk(worker: WorkerClient) -> None:
+    text = SEED.read_text().replace("nn.Linear(512, 10)", "nn.Linear(512, 20)")
+    result = await worker.build(job(SEED, ("NeuralNetwork", 6), overrides=((str(SEED), text),)))
+    [mlp] = result.models
+    assert mlp.total_params == 669_706 + 512 * 10 + 10
+    assert worker.info is not None and worker.info.fork
+
+
+async def test_a_cancelled_job_is_dropped_and_the_worker_keeps_serving(
+    worker: WorkerClient, tmp_path: Path
+) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import time\nfrom torch import nn\n\nclass Slow(nn.Module):\n    def __init__(self):\n        super().__init__()\n        time.sleep(30)\n"
+    )
+    await worker.start()
+    task = asyncio.create_task(worker.build(job(slow, ("Slow", 4), timeout_s=60)))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    started = asyncio.get_running_loop().time()
+    result = await worker.build(job(SEED, ("CNN", 24)))
+    assert result.models[0].total_params == 1_199_882
+    assert asyncio.get_running_loop().time() - started < 20  # not stuck behind the slow job
+
+
+async def test_jobs_run_side_by_side(worker: WorkerClient) -> None:
+    results = await asyncio.gather(
+        *(worker.build(job(SEED, ("CNN", 24), ("NeuralNetwork", 6))) for _ in range(4))
+    )
+    assert {tuple(m.total_params for m in r.models) for r in results} == {(1_199_882, 669_706)}
+
+
+async def test_a_dead_worker_fails_pending_jobs_then_restarts(tmp_path: Path) -> None:
+    logged: list[str] = []
+    worker = WorkerClient(sys.executable, logged.append)
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import os, sys, time\nfrom torch import nn\n\nclass Slow(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        print(f'BUILDER={os.getpid()}', file=sys.stderr, flush=True)\n"
+        "        time.sleep(30)\n"
+    )
+    await worker.start()
+    pending = asyncio.create_task(worker.build(job(slow, ("Slow", 4), timeout_s=60)))
+    builder = int(await _eventually_logged(logged, "BUILDER="))
+    assert worker._process is not None
+    worker._process.kill()
+    with pytest.raises(WorkerError, match="the worker exited"):
+        await asyncio.wait_for(pending, 10)
+    assert worker.state is State.EXITED
+    for _ in range(100):  # the build child dies with its worker, not 30 s later
+        if not Path(f"/proc/{builder}").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert not Path(f"/proc/{builder}").exists()
+    result = await worker.build(job(SEED, ("CNN", 24)))
+    assert result.models[0].total_params == 1_199_882
+    assert worker.state is State.RUNNING
+    await worker.stop()
+
+
+async def _eventually_logged(logged: list[str], marker: str) -> str:
+    for _ in range(200):
+        for line in logged:
+            if marker in line:
+                return line.rpartition(marker)[2].strip()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{marker} never logged: {logged}")
+
+
+async def test_an_interpreter_that_does_not_exist(tmp_path: Path) -> None:
+    client = WorkerClient(str(tmp_path / "no-python"))
+    with pytest.raises(WorkerError, match="cannot start"):
+        await client.start()
+    assert client.state is State.ERRORED
