@@ -13,7 +13,9 @@ ruff check server tests bench
 ruff format --check server tests bench
 mypy
 python -m pytest tests
-if [ "${PARAMLENS_SKIP_CLIENT:-0}" != "1" ] && [ -x client/scripts/test.sh ]; then
+if [ "${PARAMLENS_SKIP_CLIENT:-0}" != "1" ]; then
+  # the .vsix bundles the server with this interpreter; the e2e's worker runs it (it has torch)
+  export PARAMLENS_BUNDLE_PYTHON="$PWD/.venv/bin/python" PARAMLENS_E2E_PYTHON="$PWD/.venv/bin/python"
   client/scripts/install.sh
   client/scripts/test.sh
 fi

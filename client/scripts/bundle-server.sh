@@ -18,6 +18,8 @@ pip_target() {
 }
 # pygls 2.1.1 needs attrs, cattrs, lsprotocol; cattrs needs typing_extensions.
 pip_target pygls==2.1.1 lsprotocol==2025.0.0 cattrs==26.2.1 attrs==26.1.0 typing_extensions==4.15.0
+# paramlens reads pyproject.toml with tomllib, which Python 3.10 lacks.
+pip_target tomli==2.2.1
 # Our own package, built from the repo root (a non-editable install).
 if [ ! -f "$REPO_DIR/pyproject.toml" ]; then
   echo "bundle-server: $REPO_DIR/pyproject.toml not found" >&2

@@ -312,3 +312,11 @@ def test_platforms_without_fork_use_a_fresh_interpreter_per_job(mode: str) -> No
     assert result.returncode == 0, result.stderr
     assert "Total params: 1,199,882" in result.stdout
     assert "audit hook" in result.stderr
+
+
+def test_a_model_that_fails_on_meta_is_built_on_cpu_and_says_so() -> None:
+    doc = summary_json("fixtures/meta_fallback/model.py")
+    model_ = model(doc, "DataDependent")
+    assert model_["error"] is None
+    assert (model_["device"], model_["total_params"]) == ("cpu", 32 * 8 + 8)
+    assert model_["notes"] and "meta device failed" in model_["notes"][0]

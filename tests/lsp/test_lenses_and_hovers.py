@@ -38,6 +38,9 @@ async def test_lenses_show_the_seed_figures_on_their_lines(client: LanguageClien
     assert class_lens.command.command == "paramlens.summary"
     assert list(class_lens.command.arguments or ()) == [doc, "NeuralNetwork"]
     assert client.lens_refreshes >= 1  # type: ignore[attr-defined]
+    assert client.progress_reports  # the first analysis (worker start) reported progress
+    [reports] = client.progress_reports.values()
+    assert reports[0].kind == "begin" and reports[-1].kind == "end"
     assert [s.state for s in client.status][-1] == "ready"  # type: ignore[attr-defined]
     assert list(client.diagnostics[doc]) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -126,3 +127,22 @@ async def test_a_file_outside_the_workspace_is_analysed_on_its_own(
     shown = await lens_titles(client, doc)
     assert shown[7] == "Parameter · 15"
     assert uri(outside) == doc
+
+
+async def test_while_typing_the_newest_text_wins(client: LanguageClient, seed_copy: Path) -> None:
+    client.set_configuration({"paramlens": {"analyzeOnChange": True, "debounceMs": 50}})
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    doc = open_file(client, seed_copy)
+    await lens_titles(client, doc)
+    for version, width in enumerate(range(100, 130), start=2):  # faster than builds finish
+        edit(client, doc, version, 14, f"            nn.Linear(512, {width}),\n", end_line=15)
+        await asyncio.sleep(0.02)
+
+    async def last_width() -> str | None:
+        shown = titles(await lenses(client, doc))
+        title = shown.get(15, "")
+        return title if title == "Linear(512 -> 129) · 66,177" else None
+
+    await eventually(last_width)
+    await asyncio.sleep(1)  # nothing older arrives later and overwrites it
+    assert titles(await lenses(client, doc))[15] == "Linear(512 -> 129) · 66,177"
