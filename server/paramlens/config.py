@@ -119,4 +119,8 @@ def from_pyproject(start: Path, base: Settings | None = None) -> tuple[Settings,
         return base, [f"{path}: {exc}; using defaults"]
     if not isinstance(table, dict):
         return base, [f"{path}: [tool.paramlens] must be a table"]
-    return merge(base, table, str(path))
+    settings, problems = merge(base, table, str(path))
+    if settings.python and not Path(settings.python).is_absolute() and "/" in settings.python:
+        # ".venv/bin/python" means next to this pyproject.toml, wherever the editor started
+        settings = dataclasses.replace(settings, python=str(path.parent / settings.python))
+    return settings, problems

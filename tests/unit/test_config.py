@@ -37,3 +37,11 @@ def test_broken_pyproject_is_a_message_not_a_crash(tmp_path: Path) -> None:
     settings, problems = config.from_pyproject(tmp_path)
     assert settings == Settings()
     assert len(problems) == 1 and "pyproject.toml" in problems[0]
+
+
+def test_a_relative_python_is_relative_to_its_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.paramlens]\npython = ".venv/bin/python"\n')
+    settings, _ = config.from_pyproject(tmp_path / "pkg" / "m.py")
+    assert settings.python == str(tmp_path / ".venv/bin/python")
+    (tmp_path / "pyproject.toml").write_text('[tool.paramlens]\npython = "python3"\n')
+    assert config.from_pyproject(tmp_path)[0].python == "python3"  # a name on PATH stays one
