@@ -5,11 +5,11 @@
  * opens a summary tab when a class lens (server command `paramlens.summary`)
  * is clicked.
  */
-import type * as vscode from "vscode";
+import * as vscode from "vscode";
 import { LanguageClient, type LanguageClientOptions, type ServerOptions } from "vscode-languageclient/node";
 import type { ClientHandlers, ServerClient } from "./host";
 import type { ServerLaunch } from "./launch";
-import { SECTION } from "./settings";
+import { explicitSettings, SECTION } from "./settings";
 import { STATUS_NOTIFICATION } from "./status";
 import { SERVER_CMD_SUMMARY } from "./summary";
 
@@ -34,6 +34,20 @@ export function createLanguageClient(
     initializationOptions: launch.initializationOptions,
     outputChannel,
     middleware: {
+      workspace: {
+        // Answer workspace/configuration with what the user set, not VS Code's defaults,
+        // so [tool.paramlens] in pyproject.toml still applies where the user set nothing.
+        configuration: async (params, token, next) => {
+          const answers = await next(params, token);
+          if (!Array.isArray(answers)) return answers;
+          return params.items.map((item, i) => {
+            if (item.section !== SECTION) return answers[i];
+            const scope = item.scopeUri ? vscode.Uri.parse(item.scopeUri) : undefined;
+            const config = vscode.workspace.getConfiguration(SECTION, scope);
+            return explicitSettings((key) => config.inspect(key));
+          });
+        },
+      },
       executeCommand: async (command, args, next) => {
         const result: unknown = await next(command, args);
         if (command === SERVER_CMD_SUMMARY) handlers.onSummaryCommand(args, result);

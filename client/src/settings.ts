@@ -92,6 +92,28 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   return { settings, problems };
 }
 
+/** What `WorkspaceConfiguration.inspect` reports for one key (the parts we use). */
+export interface Inspected {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/**
+ * Only the settings the user set somewhere, most specific scope first. The server merges
+ * these over `[tool.paramlens]` in pyproject.toml, so VS Code's defaults must not be sent:
+ * they would hide the project's own configuration.
+ */
+export function explicitSettings(inspect: (key: string) => Inspected | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(DEFAULT_SETTINGS)) {
+    const found = inspect(key);
+    const value = found?.workspaceFolderValue ?? found?.workspaceValue ?? found?.globalValue;
+    if (value !== undefined && !(key === "python" && value === "")) out[key] = value;
+  }
+  return out;
+}
+
 /** True when a configuration change touches a setting that needs a restart. */
 export function changeNeedsRestart(affects: (section: string) => boolean): boolean {
   return RESTART_SETTINGS.some((key) => affects(`${SECTION}.${key}`));

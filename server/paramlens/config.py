@@ -69,8 +69,8 @@ def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Setti
         if name not in known:
             problems.append(f"{origin}: unknown setting {key!r} (ignored)")
             continue
-        if value is None:
-            continue
+        if value is None or (name == "python" and value == ""):
+            continue  # unset: a lower layer (pyproject.toml, the default) decides
         default = getattr(Settings(), name)
         problem = _check(name, value, default)
         if problem:

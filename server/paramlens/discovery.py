@@ -36,7 +36,7 @@ SKIP_DIRS = frozenset(
 )
 _NOT_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
 CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
-_CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
+CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
 
 
 @dataclass(frozen=True)

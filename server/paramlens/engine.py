@@ -20,12 +20,10 @@ from pathlib import Path
 
 from . import __version__
 from .config import Settings
-from .discovery import CONFIG_PARAM_NAMES, ClassInfo, ScanCache, Workspace, scan
+from .discovery import CONFIG_PARAM_NAMES, CONFIG_SUFFIXES, ClassInfo, ScanCache, Workspace, scan
 from .worker import protocol
 from .worker.protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, LayerEntry, ModelResult
 from .worker_client import WorkerClient, default_python
-
-_CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ def _config_class(
     if by_name:
         return by_name[0]
     if param_name.lower() in CONFIG_PARAM_NAMES:
-        configs = [n for n in candidates if n.lower().endswith(_CONFIG_SUFFIXES)]
+        configs = [n for n in candidates if n.lower().endswith(CONFIG_SUFFIXES)]
         if len(configs) == 1:
             return configs[0]
     return None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .worker import protocol
-from .worker.protocol import ErrorInfo, LayerEntry, ModelResult, TreeRow
+from .worker.protocol import LayerEntry, ModelResult, TreeRow
 
 EXACT_BELOW = 10_000_000
 SEP = " · "
@@ -57,10 +57,6 @@ def layer_label(entry: LayerEntry) -> str:
 def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
     title = f"{layer_label(entry)}{SEP}{format_count(entry.params)}"
     return title + (" (stale)" if stale else "")
-
-
-def render_error_line(error: ErrorInfo) -> str:
-    return error.message
 
 
 def render_model_lens(model: ModelResult, stale: bool = False) -> str:
@@ -295,10 +291,8 @@ def render_class_hover(model: ModelResult) -> str:
 # -- JSON -----------------------------------------------------------------------
 
 
-def model_json(model: ModelResult, lines_only: bool = False) -> dict[str, Any]:
+def model_json(model: ModelResult) -> dict[str, Any]:
     data: dict[str, Any] = protocol.to_json(model)
-    if lines_only:
-        data.pop("tree", None)
     return data
 
 

@@ -146,3 +146,12 @@ async def test_while_typing_the_newest_text_wins(client: LanguageClient, seed_co
     await eventually(last_width)
     await asyncio.sleep(1)  # nothing older arrives later and overwrites it
     assert titles(await lenses(client, doc))[15] == "Linear(512 -> 129) · 66,177"
+
+
+async def test_cancelled_analyses_never_show_a_server_error(client: LanguageClient) -> None:
+    doc = open_file(client, FIXTURES / "recipe/models.py")  # starts the worker: asks for progress
+    for _ in range(5):  # each re-analysis cancels the one before, mid-request to the client
+        client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    await lens_titles(client, doc)
+    await asyncio.sleep(0.5)
+    assert [m.message for m in client.messages if m.type == lsp.MessageType.Error] == []

@@ -8,7 +8,8 @@ from paramlens.config import Settings
 
 def test_pyproject_then_editor_settings(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.paramlens]\ntimeout = 3\nmemory-mb = 512\n[tool.paramlens.models]\nNet = "Net(3)"\n'
+        '[tool.paramlens]\ntimeout = 3\nmemory-mb = 512\npython = "/opt/py/bin/python"\n'
+        '[tool.paramlens.models]\nNet = "Net(3)"\n'
     )
     (tmp_path / "sub").mkdir()
     settings, problems = config.from_pyproject(tmp_path / "sub" / "m.py")
@@ -18,8 +19,11 @@ def test_pyproject_then_editor_settings(tmp_path: Path) -> None:
         512,
         {"Net": "Net(3)"},
     )
-    settings, problems = config.merge(settings, {"layerLenses": False, "timeout": 7}, "editor")
+    settings, problems = config.merge(
+        settings, {"layerLenses": False, "timeout": 7, "python": ""}, "editor"
+    )
     assert (settings.layer_lenses, settings.timeout, settings.memory_mb) == (False, 7.0, 512)
+    assert settings.python == "/opt/py/bin/python"  # the editor's empty setting means unset
 
 
 def test_bad_values_keep_the_default_and_say_so() -> None:

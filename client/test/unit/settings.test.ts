@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { changeNeedsRestart, DEFAULT_SETTINGS, readSettings, SECTION } from "../../src/settings";
+import { changeNeedsRestart, DEFAULT_SETTINGS, explicitSettings, readSettings, SECTION } from "../../src/settings";
 
 const clientDir = path.resolve(__dirname, "..", "..", "..");
 
@@ -87,5 +87,21 @@ describe("package.json", () => {
     assert.match(pkg.devDependencies["@types/vscode"], /^1\.100\./);
     assert.match(pkg.dependencies["vscode-languageclient"], /^9\./);
     assert.match(pkg.devDependencies["@vscode/vsce"], /^3\./);
+  });
+});
+
+describe("explicitSettings", () => {
+  it("sends only what the user set, most specific scope first", () => {
+    const inspected: Record<string, object> = {
+      timeout: { globalValue: 5, workspaceValue: 7 },
+      layerLenses: { globalValue: false },
+      python: { globalValue: "" },
+      device: {},
+    };
+    assert.deepEqual(explicitSettings((k) => inspected[k]), { timeout: 7, layerLenses: false });
+  });
+
+  it("sends nothing when nothing is set, so pyproject.toml decides", () => {
+    assert.deepEqual(explicitSettings(() => undefined), {});
   });
 });

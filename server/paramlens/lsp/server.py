@@ -61,10 +61,6 @@ class ParamlensServer(LanguageServer):
             self.warn_once(problem)
         return settings
 
-    def current_settings(self) -> Settings:
-        folder = next(iter(self.folder_paths()), Path.cwd())
-        return self.settings_for(folder)
-
     async def refresh_settings(self, pushed: Any = None) -> None:
         values = pushed.get("paramlens") if isinstance(pushed, dict) else None
         caps = self.client_capabilities.workspace
@@ -191,7 +187,9 @@ class ParamlensServer(LanguageServer):
             return None
         token = f"paramlens-{id(self)}-{next(self._untitled)}"
         try:
-            await self.work_done_progress.create_async(token)
+            # Shielded: if this analysis is cancelled meanwhile, the client's answer must still
+            # find its request pending (pygls reports "Error in server" otherwise).
+            await asyncio.shield(self.work_done_progress.create_async(token))
         except Exception:
             return None
         self.work_done_progress.begin(

@@ -98,8 +98,6 @@ _SAFE_CALLS = frozenset(
     ]
 )
 
-_DEVICE_NULL = os.devnull
-
 
 def _callee_name(func: ast.expr) -> str:
     if isinstance(func, ast.Name):
