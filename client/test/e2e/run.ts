@@ -338,6 +338,8 @@ async function main(): Promise<void> {
   await step("save images/screenshot.png", async () => {
     const toasts = await page.locator(".notifications-toasts .notification-toast").allInnerTexts();
     for (const t of toasts) log(`note: notification shown: ${JSON.stringify(t.replace(/\s+/g, " ").slice(0, 300))}`);
+    const serverErrors = toasts.filter((t) => t.includes("Error in server"));
+    if (serverErrors.length > 0) throw new Error(`the server reported errors: ${serverErrors.join(" | ")}`);
     if (toasts.length > 0) await runCommand(page, "Notifications: Clear All Notifications");
     await page.mouse.move(5, 5);
     await page.waitForTimeout(500);
