@@ -194,7 +194,8 @@ def test_constructor_arguments_from_pyproject_and_config_classes() -> None:
 def test_hostile_models_fail_alone_on_their_own_lines(tmp_path: Path) -> None:
     escape = Path.home() / "paramlens-was-here.txt"
     spawned = Path("/tmp/paramlens-spawned")
-    for leftover in (escape, spawned):
+    c_escape = Path("/tmp/paramlens-c-escape")
+    for leftover in (escape, spawned, c_escape):
         leftover.unlink(missing_ok=True)
     result = run_cli(
         "summary", "fixtures/hostile/hostile.py", "--format", "json", "--timeout", "2", "--no-cache"
@@ -217,6 +218,7 @@ def test_hostile_models_fail_alone_on_their_own_lines(tmp_path: Path) -> None:
         "Spawn": ("blocked", 36, "PermissionError: starting processes is blocked"),
         "HugeAllocation": ("memory", 42, "MemoryError: building needs more memory than the cap"),
         "Raises": ("exception", 48, "ValueError: bad hyper-parameters"),
+        "CLevelWrite": ("exception", 77, "PermissionError: [Errno 13] Permission denied"),
         "Stubborn": ("timeout", (57, 58), "TimeoutError: building Stubborn took longer than 2 s"),
     }
     for name, (kind, line, message) in expected.items():
@@ -226,8 +228,10 @@ def test_hostile_models_fail_alone_on_their_own_lines(tmp_path: Path) -> None:
         assert error["message"].startswith(message), (name, error["message"])
         assert error["file"].endswith("hostile/hostile.py")
     assert not escape.exists() and not spawned.exists()
+    assert not c_escape.exists()  # Landlock: the kernel refused a write the audit hook cannot see
     assert "hostile.py:23: Network: ConnectionError" in result.stderr
     assert any("network namespace" in layer for layer in doc["isolation"])
+    assert any("Landlock" in layer for layer in doc["isolation"])
 
 
 def test_exit_codes_and_messages(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ async def test_each_failure_is_one_diagnostic_on_the_users_line(client: Language
 
     async def all_diagnostics() -> list[lsp.Diagnostic] | None:
         found = client.diagnostics.get(doc, [])
-        return list(found) if len(found) == 7 else None
+        return list(found) if len(found) == 8 else None
 
     found = await eventually(all_diagnostics, timeout=90)
     by_line = {d.range.start.line + 1: d for d in found}

@@ -7,6 +7,7 @@ can say what protected it. Layers, strongest first:
 - its own session/process group, so a timeout kills the child and all it spawned;
 - an empty network namespace (Linux ``unshare``), so no connection can be made;
 - resource limits: address space (the memory cap), CPU seconds, file size;
+- Landlock (Linux 5.13+): the kernel refuses writes outside the scratch folder, C code too;
 - an audit hook (PEP 578) that turns network access, process spawning and writes
   outside the scratch folder into clear exceptions at the user's line. It is a
   guard rail for Python-level calls, not a sandbox: C code (``torch.save``) is not seen.
@@ -101,6 +102,60 @@ def _die_with_parent(parent: int) -> str:
     return ""
 
 
+# Landlock (Linux >= 5.13): the kernel refuses writes outside the scratch folder, even from C
+# code the audit hook cannot see. Syscall numbers are the same on every architecture.
+_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS = 38
+_FS_WRITE_FILE = 1 << 1
+_FS_CHANGES = sum(1 << bit for bit in (1, 4, 5, 6, 7, 8, 9, 10, 11, 12))  # write, remove, make
+_FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
+
+
+def _landlock_writes(scratch: str) -> str:
+    """Only ``scratch`` (and /dev, for /dev/null) may be written; reading stays allowed."""
+    if not sys.platform.startswith("linux"):
+        return "Landlock: not available on this platform"
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, 0, _LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 1:
+        return f"Landlock: unavailable ({os.strerror(ctypes.get_errno())}): audit hook only"
+    handled = _FS_CHANGES | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    attr = ctypes.c_uint64(handled)  # struct landlock_ruleset_attr, first (ABI 1) field
+    ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), 8, 0)
+    if ruleset < 0:
+        return f"Landlock: cannot create a ruleset ({os.strerror(ctypes.get_errno())})"
+    try:
+        for path, allowed in ((scratch, handled), ("/dev", _FS_WRITE_FILE)):
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                rule = _PathBeneath(allowed & handled, fd)
+                if libc.syscall(
+                    _SYS_LANDLOCK_ADD_RULE,
+                    ruleset,
+                    _LANDLOCK_RULE_PATH_BENEATH,
+                    ctypes.byref(rule),
+                    0,
+                ):
+                    return f"Landlock: cannot add a rule ({os.strerror(ctypes.get_errno())})"
+            finally:
+                os.close(fd)
+        if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return f"Landlock: no_new_privs refused ({os.strerror(ctypes.get_errno())})"
+        if libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0) != 0:
+            return f"Landlock: cannot restrict ({os.strerror(ctypes.get_errno())})"
+    finally:
+        os.close(ruleset)
+    return ""
+
+
 def _limit(name: str, soft: int, hard: int | None = None) -> str:
     import resource
 
@@ -185,6 +240,8 @@ def enter(
     cpu = int(timeout_s) * 2 + 5
     layer(f"CPU limit {cpu} s (RLIMIT_CPU)", _limit("RLIMIT_CPU", cpu, cpu + 1))
     layer("file size limit 256 MB (RLIMIT_FSIZE)", _limit("RLIMIT_FSIZE", 256 * 2**20))
+
+    layer("Landlock (kernel refuses writes outside the scratch folder)", _landlock_writes(scratch))
 
     os.environ["TMPDIR"] = scratch
     tempfile.tempdir = scratch
