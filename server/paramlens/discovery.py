@@ -75,7 +75,7 @@ class FileInfo:
     symbols: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
     classes: dict[str, ClassInfo] = field(default_factory=dict)
     constants: dict[str, object] = field(default_factory=dict)
-    calls: list[CallSite] = field(default_factory=list)
+    text: str = ""  # kept to find call sites lazily (rarely needed, costly to collect)
     imports: set[str] = field(default_factory=set)  # qualified names of imported modules
     syntax_error: tuple[str, int] | None = None
 
@@ -230,7 +230,7 @@ def _dataclass_fields_defaulted(cls: ast.ClassDef) -> bool:
 
 def read_file(path: Path, text: str) -> FileInfo:
     module, root = module_name(path)
-    info = FileInfo(str(path), module, str(root))
+    info = FileInfo(str(path), module, str(root), text=text)
     try:
         tree = ast.parse(text, str(path))
     except SyntaxError as exc:
@@ -238,7 +238,7 @@ def read_file(path: Path, text: str) -> FileInfo:
         return info
     is_package = path.stem == "__init__"
 
-    for node in ast.walk(tree):
+    for node in _statements(tree.body):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.asname:
@@ -293,6 +293,38 @@ def read_file(path: Path, text: str) -> FileInfo:
                 params=_init_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
             )
+    return info
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones included, without descending into expressions."""
+    for stmt in body:
+        yield stmt
+        for name in ("body", "orelse", "finalbody"):
+            yield from _statements(getattr(stmt, name, []))
+        for handler in getattr(stmt, "handlers", []):
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", []):
+            yield from _statements(case.body)
+
+
+def call_sites(info: FileInfo) -> list[CallSite]:
+    """Calls in ``info`` whose arguments are all literals or module constants."""
+    try:
+        tree = ast.parse(info.text, info.path)
+    except SyntaxError:
+        return []
+    path = info.path
+
+    def qualify(node: ast.expr) -> str | None:
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        base = info.symbols.get(head, f"{info.module}.{head}")
+        return f"{base}.{rest}" if rest else base
+
+    found: list[CallSite] = []
     for call in ast.walk(tree):
         if not isinstance(call, ast.Call):
             continue
@@ -304,8 +336,8 @@ def read_file(path: Path, text: str) -> FileInfo:
         if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
             kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
             args = tuple(v for _, v in values)
-            info.calls.append(CallSite(callee, str(path), call.lineno, args, kwargs))
-    return info
+            found.append(CallSite(callee, path, call.lineno, args, kwargs))
+    return found
 
 
 # -- the workspace --------------------------------------------------------------
@@ -409,10 +441,13 @@ class Workspace:
         return {t.path for m in info.imports if (t := self.file_of_module(m)) is not None}
 
     def call_sites(self, qualname: str) -> list[CallSite]:
+        """Literal-argument calls of a class anywhere in the workspace (parsed on demand)."""
+        name = qualname.rpartition(".")[2]
         return [
             call
             for f in self.files.values()
-            for call in f.calls
+            if name in f.text
+            for call in call_sites(f)
             if self.resolve(call.target) == qualname
         ]
 

@@ -12,6 +12,7 @@ unchanged files does no work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from .config import Settings
 from .discovery import CONFIG_PARAM_NAMES, CONFIG_SUFFIXES, ClassInfo, ScanCache, Workspace, scan
 from .worker import protocol
 from .worker.protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, LayerEntry, ModelResult
-from .worker_client import WorkerClient, default_python
+from .worker_client import State, WorkerClient, default_python
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class Engine:
         settings_for: Callable[[Path], Settings],
         log: Callable[[str], None] = lambda _: None,
         cache_folder: Path | None = None,
+        eager_worker: bool = False,
     ) -> None:
         self.settings_for = settings_for
         self.log = log
@@ -144,6 +146,10 @@ class Engine:
         self.cache = _Cache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
+        # The language server wants its worker anyway: start it while the workspace is read.
+        # The CLI does not: a cached answer must not cost a torch import.
+        self.eager_worker = eager_worker
+        self._starting: list[asyncio.Future[object]] = []
 
     def worker_for(self, python: str) -> WorkerClient:
         if python not in self.workers:
@@ -222,7 +228,10 @@ class Engine:
     ) -> FileReport:
         """Build the models of ``path`` (and of the files that use them) and report."""
         texts = dict(texts or {})
-        workspace = self.scan(root, texts)
+        if self.eager_worker:
+            self._start_worker_early(path, root)
+        # A cold scan of a large workspace takes a while: keep the event loop free meanwhile.
+        workspace = await asyncio.to_thread(self.scan, root, texts)
         info = workspace.files.get(path)
         if info is not None and info.syntax_error is not None:
             message, line = info.syntax_error
@@ -246,14 +255,28 @@ class Engine:
             elapsed_ms=own.elapsed_ms if own else 0.0,
         )
 
+    def _start_worker_early(self, path: str, root: Path) -> None:
+        """Let torch import in the worker while the workspace is being read."""
+        worker = self.worker_for(self.python_for(root, self.settings_for(Path(path))))
+        if worker.state is State.STOPPED or worker.state is State.EXITED:
+            task: asyncio.Future[object] = asyncio.ensure_future(worker.start())
+            # a failure is raised again, with its message, by the build that needs the worker
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._starting = [t for t in self._starting if not t.done()] + [task]
+
     async def analyze_many(self, paths: list[str], root: Path) -> list[FileReport]:
         return list(await asyncio.gather(*(self.analyze(p, root) for p in paths)))
 
     def terminate(self) -> None:
+        for task in self._starting:
+            task.cancel()
         for worker in self.workers.values():
             worker.terminate()
 
     async def close(self) -> None:
+        for task in self._starting:  # a worker half-started must be stopped too
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
         for worker in self.workers.values():
             await worker.stop()
 

@@ -99,7 +99,13 @@ class WorkerClient:
                 raise WorkerError(f"cannot start {self.python}: {exc}") from exc
             assert self._process.stdout is not None and self._process.stderr is not None
             self._tasks = [asyncio.create_task(self._read_stderr(self._process.stderr))]
-            first = await self._process.stdout.readline()
+            try:
+                first = await self._process.stdout.readline()
+            except asyncio.CancelledError:  # nobody waits for this worker any more
+                with contextlib.suppress(ProcessLookupError):
+                    self._process.kill()
+                self.state = State.STOPPED
+                raise
             message = json.loads(first) if first.strip().startswith(b"{") else {}
             if message.get("type") != "ready":
                 self.state = State.ERRORED

@@ -42,7 +42,7 @@ class ParamlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("paramlens", __version__)
         self.documents: dict[str, DocumentState] = {}
-        self.engine = Engine(self.settings_for, self.log)
+        self.engine = Engine(self.settings_for, self.log, eager_worker=True)
         self.editor_settings: dict[str, Any] = {}
         self.client_python: str | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -143,7 +143,7 @@ class ParamlensServer(LanguageServer):
         progress = None
         if worker.state is not State.RUNNING:
             progress = await self.begin_progress("Starting the PyTorch worker")
-        names = [c.name for c in self.engine.scan(root, texts).models_in(state.path)]
+        names = [m.name for m in state.report.models] if state.report else []
         self.status("building", model=", ".join(names) or Path(state.path).name)
         state.building = True
         try:
