@@ -228,6 +228,16 @@ def _dataclass_fields_defaulted(cls: ast.ClassDef) -> bool:
     )
 
 
+def _qualify(info: FileInfo, node: ast.expr) -> str | None:
+    """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
+    dotted = _dotted(node)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    base = info.symbols.get(head, f"{info.module}.{head}")
+    return f"{base}.{rest}" if rest else base
+
+
 def read_file(path: Path, text: str) -> FileInfo:
     module, root = module_name(path)
     info = FileInfo(str(path), module, str(root), text=text)
@@ -273,14 +283,6 @@ def read_file(path: Path, text: str) -> FileInfo:
             if ok:
                 info.constants[stmt.target.id] = value
 
-    def qualify(node: ast.expr) -> str | None:
-        dotted = _dotted(node)
-        if dotted is None:
-            return None
-        head, _, rest = dotted.partition(".")
-        base = info.symbols.get(head, f"{module}.{head}")
-        return f"{base}.{rest}" if rest else base
-
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef):
             info.classes[stmt.name] = ClassInfo(
@@ -289,7 +291,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 file=str(path),
                 line=stmt.lineno,
                 end_line=stmt.end_lineno or stmt.lineno,
-                bases=tuple(q for q in (qualify(b) for b in stmt.bases) if q),
+                bases=tuple(q for q in (_qualify(info, b) for b in stmt.bases) if q),
                 params=_init_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
             )
@@ -316,19 +318,11 @@ def call_sites(info: FileInfo) -> list[CallSite]:
         return []
     path = info.path
 
-    def qualify(node: ast.expr) -> str | None:
-        dotted = _dotted(node)
-        if dotted is None:
-            return None
-        head, _, rest = dotted.partition(".")
-        base = info.symbols.get(head, f"{info.module}.{head}")
-        return f"{base}.{rest}" if rest else base
-
     found: list[CallSite] = []
     for call in ast.walk(tree):
         if not isinstance(call, ast.Call):
             continue
-        callee = qualify(call.func)
+        callee = _qualify(info, call.func)
         if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
             continue
         values = [try_literal(a, info.constants) for a in call.args]

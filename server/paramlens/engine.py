@@ -183,22 +183,17 @@ class Engine:
             device=settings.device,
         )
 
-    def cache_key(
-        self, job: BuildJob, workspace: Workspace, python: str, texts: Mapping[str, str]
-    ) -> str:
+    def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:
+        """Content of the file and of every workspace file it imports (as the scan read them:
+        unsaved buffers included), the job's settings, and the interpreter."""
         digest = hashlib.sha256()
         digest.update(f"{__version__}\0{python}\0".encode())
         job_without_texts = protocol.to_json(job)
         job_without_texts.pop("overrides")
         digest.update(json.dumps(job_without_texts, sort_keys=True).encode())
         for path in [job.file, *sorted(workspace.imported_files(job.file))]:
-            text = texts.get(path)
-            if text is None:
-                try:
-                    text = Path(path).read_text(encoding="utf-8")
-                except OSError:
-                    text = ""
-            digest.update(f"\0{path}\0{text}".encode())
+            info = workspace.files.get(path)
+            digest.update(f"\0{path}\0{info.text if info else ''}".encode())
         try:
             digest.update(str(Path(python).resolve().stat().st_mtime_ns).encode())
         except OSError:
@@ -213,7 +208,7 @@ class Engine:
         if job is None:
             return None
         python = self.python_for(workspace.root, settings)
-        key = self.cache_key(job, workspace, python, texts)
+        key = self.cache_key(job, workspace, python)
         cached = self.cache.get(key)
         if cached is not None:
             return cached

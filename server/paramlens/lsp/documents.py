@@ -54,7 +54,6 @@ class DocumentState:
     lines: LineMap | None = None
     stale: bool = False
     latest: FileReport | None = None  # the newest analysis, good or not
-    building: bool = False
     generation: int = 0  # bumps on every edit: results for older text are stale
     problems: list[str] = field(default_factory=list)
 

@@ -49,6 +49,7 @@ class ParamlensServer(LanguageServer):
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.reported: set[str] = set()
         self._untitled = itertools.count(1)
+        self._tokens = itertools.count(1)
 
     # -- settings ------------------------------------------------------------
 
@@ -145,7 +146,6 @@ class ParamlensServer(LanguageServer):
             progress = await self.begin_progress("Starting the PyTorch worker")
         names = [m.name for m in state.report.models] if state.report else []
         self.status("building", model=", ".join(names) or Path(state.path).name)
-        state.building = True
         try:
             report = await self.engine.analyze(state.path, root, texts)
         except WorkerError as exc:
@@ -159,7 +159,6 @@ class ParamlensServer(LanguageServer):
             self.status("error", message="analysis failed; see the paramlens output")
             return
         finally:
-            state.building = False
             if progress is not None:
                 self.end_progress(progress)
         if self.documents.get(uri) is not state:
@@ -185,7 +184,7 @@ class ParamlensServer(LanguageServer):
         window = self.client_capabilities.window
         if window is None or not window.work_done_progress:
             return None
-        token = f"paramlens-{id(self)}-{next(self._untitled)}"
+        token = f"paramlens-progress-{next(self._tokens)}"
         try:
             # Shielded: if this analysis is cancelled meanwhile, the client's answer must still
             # find its request pending (pygls reports "Error in server" otherwise).
