@@ -111,3 +111,28 @@ async def test_an_interpreter_that_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(WorkerError, match="cannot start"):
         await client.start()
     assert client.state is State.ERRORED
+
+
+async def test_a_cancelled_job_is_not_rebuilt_class_by_class(tmp_path: Path) -> None:
+    logged: list[str] = []
+    worker = WorkerClient(sys.executable, logged.append)
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import sys, time\nfrom torch import nn\n\n"
+        "class First(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        print('BUILDING=First', file=sys.stderr, flush=True)\n        time.sleep(30)\n\n"
+        "class Second(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        print('BUILDING=Second', file=sys.stderr, flush=True)\n        time.sleep(30)\n"
+    )
+    try:
+        task = asyncio.create_task(
+            worker.build(job(slow, ("First", 4), ("Second", 10), timeout_s=60))
+        )
+        await _eventually_logged(logged, "BUILDING=")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(2)  # a rebuild of the classes after First would have started by now
+        assert not any("BUILDING=Second" in line for line in logged), logged
+    finally:
+        await worker.stop()

@@ -216,7 +216,8 @@ def _layers(
             return False
 
         roots = [m for m in created if not has_member_ancestor(m)]
-        in_roots = {id(p) for r in roots for p in r.parameters()}
+        root_params = _unique(p for r in roots for p in r.parameters())
+        in_roots = {id(p) for p in root_params}
         direct = [p for p in params_by_line.get(site, []) if id(p) not in in_roots]
         shown = roots
         if len(roots) == 1 and isinstance(roots[0], _CONTAINERS):
@@ -225,7 +226,7 @@ def _layers(
             if len(children) > 1 and uniform and all(id(c) in members for c in children):
                 shown = children
         kinds = sorted({type(m).__name__ for m in shown}) + (["Parameter"] if direct else [])
-        params = _unique([p for r in roots for p in r.parameters()] + direct)
+        params = root_params + direct
         count = len(shown) if shown else len(direct)
         entries.append(
             LayerEntry(
@@ -293,30 +294,32 @@ def build_class(
             "needs-args",
             spec.fix_hint,
         )
-        return ModelResult(spec.name, file, spec.line, error=error)
+        return ModelResult.failed(spec, file, error)
     code = compile(spec.ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
     notes: list[str] = []
     used = device
     try:
         model = _construct(code, namespace, device, recorder)
     except (BuildTimeout, MemoryError) as exc:
-        return _failed(spec, file, error_from_exception(exc, is_user_file, memory_mb))
+        return ModelResult.failed(spec, file, error_from_exception(exc, is_user_file, memory_mb))
     except Exception as exc:  # the user's constructor may raise anything
         first = error_from_exception(exc, is_user_file, memory_mb)
         if device != "meta" or first.kind != "exception":
-            return _failed(spec, file, first)
+            return ModelResult.failed(spec, file, first)
         try:
             model = _construct(code, namespace, "cpu", recorder)
         except BuildTimeout as retry_exc:
-            return _failed(spec, file, error_from_exception(retry_exc, is_user_file, memory_mb))
+            return ModelResult.failed(
+                spec, file, error_from_exception(retry_exc, is_user_file, memory_mb)
+            )
         except Exception as retry_exc:
             retry = error_from_exception(retry_exc, is_user_file, memory_mb)
-            return _failed(spec, file, first if retry.kind == "memory" else retry)
+            return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
         used = "cpu"
         notes.append(f"built on CPU because the meta device failed: {first.message}")
     if not isinstance(model, nn.Module):
         message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
-        return _failed(spec, file, ErrorInfo(message, file, spec.line))
+        return ModelResult.failed(spec, file, ErrorInfo(message, file, spec.line))
     result = measure(model, spec, file, recorder)
     elapsed = (time.perf_counter() - started) * 1000
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
@@ -328,7 +331,3 @@ def _construct(
     recorder.clear()
     with recording(recorder), torch.device(device):
         return eval(code, namespace)
-
-
-def _failed(spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
-    return ModelResult(spec.name, file, spec.line, ctor=spec.ctor or "", error=error)

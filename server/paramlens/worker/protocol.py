@@ -126,6 +126,11 @@ class ModelResult:
     tree: tuple[TreeRow, ...] = ()
     build_ms: float = 0.0
 
+    @classmethod
+    def failed(cls, spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
+        """The result of a class that could not be built."""
+        return cls(spec.name, file, spec.line, ctor=spec.ctor or "", error=error)
+
 
 @dataclass(frozen=True)
 class JobResult:

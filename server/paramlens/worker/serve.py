@@ -49,6 +49,14 @@ def _emit(fd: int, message: dict[str, Any]) -> None:
     _write_all(fd, (protocol.dumps(message) + "\n").encode())
 
 
+def _messages(buffer: bytearray, chunk: bytes) -> list[dict[str, Any]]:
+    """Append ``chunk`` to ``buffer``; take out and decode every complete JSON line."""
+    buffer += chunk
+    *lines, rest = buffer.split(b"\n")
+    buffer[:] = rest
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 # -- inside the child -----------------------------------------------------------
 
 
@@ -92,8 +100,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         if error.kind == "exception":
             error = replace(error, kind="import")
         for spec in job.classes:
-            result = ModelResult(spec.name, job.file, spec.line, ctor=spec.ctor or "", error=error)
-            _emit(out_fd, {"type": "model", "result": result})
+            _emit(out_fd, {"type": "model", "result": ModelResult.failed(spec, job.file, error)})
         return
     signal.setitimer(signal.ITIMER_REAL, 0)
 
@@ -115,8 +122,9 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
                 job.memory_mb,
             )
         except BaseException as exc:  # SystemExit from user code, a late alarm, ...
-            error = error_from_exception(exc, is_user_file, job.memory_mb)
-            result = ModelResult(spec.name, job.file, spec.line, ctor=spec.ctor or "", error=error)
+            result = ModelResult.failed(
+                spec, job.file, error_from_exception(exc, is_user_file, job.memory_mb)
+            )
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             faulthandler.cancel_dump_traceback_later()
@@ -152,6 +160,7 @@ class _Running:
     results: dict[str, ModelResult] = field(default_factory=dict)
     current: str | None = None
     timed_out: bool = False
+    cancelled: bool = False
     isolation: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -220,12 +229,8 @@ class Worker:
             self.done = True
             self.selector.unregister(0)
             return
-        self.stdin_buffer += chunk
-        while b"\n" in self.stdin_buffer:
-            line, _, rest = self.stdin_buffer.partition(b"\n")
-            self.stdin_buffer = bytearray(rest)
-            if line.strip():
-                self._handle(json.loads(line))
+        for message in _messages(self.stdin_buffer, chunk):
+            self._handle(message)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -236,8 +241,8 @@ class Worker:
             self.queue = [(i, j) for i, j in self.queue if i != job_id]
             for running in list(self.running.values()):
                 if running.job_id == job_id:
+                    running.cancelled = True  # answered, and not rebuilt, when reaped
                     self._kill(running)
-                    self._finish(running, cancelled=True)
         elif kind == "shutdown":
             self.done = True
             self.queue.clear()
@@ -298,14 +303,11 @@ class Worker:
 
     def _read_child(self, running: _Running) -> None:
         chunk = os.read(running.fd, 1 << 20)
-        if chunk:
-            running.buffer += chunk
-            while b"\n" in running.buffer:
-                line, _, rest = running.buffer.partition(b"\n")
-                running.buffer = bytearray(rest)
-                self._child_message(running, json.loads(line))
+        if not chunk:
+            self._reap(running)
             return
-        self._reap(running)
+        for message in _messages(running.buffer, chunk):
+            self._child_message(running, message)
 
     def _child_message(self, running: _Running, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -326,36 +328,36 @@ class Worker:
         os.close(running.fd)
         del self.running[running.fd]
         status = self._wait(running)
-        if running.pending:
-            failed = running.pending[0] if running.current is None else self._spec(running)
-            if running.timed_out:
-                file, line = _hung_line(running) or (running.job.file, failed.line)
-                error = ErrorInfo(
-                    f"TimeoutError: building {failed.name} took longer than "
-                    f"{running.job.timeout_s:g} s; paramlens stopped it",
-                    file,
-                    line,
-                    "timeout",
-                )
-            else:
-                error = ErrorInfo(
-                    f"the build process ended unexpectedly ({status})",
-                    running.job.file,
-                    failed.line,
-                    "crash",
-                )
-            stuck = [failed] if running.current is not None else running.pending
-            for spec in stuck:
-                running.results[spec.name] = ModelResult(
-                    spec.name, running.job.file, spec.line, ctor=spec.ctor or "", error=error
-                )
-            rest = [c for c in running.pending if c.name not in running.results]
-            shutil.rmtree(running.scratch, ignore_errors=True)
-            if rest and not self.done:
-                self._start(running.job_id, running.job, rest, running.results)
-                return
+        if running.pending and not running.cancelled:
+            self._record_failure(running, status)  # reads the hang dump: before the cleanup
         shutil.rmtree(running.scratch, ignore_errors=True)
+        if running.cancelled:
+            self.send({"type": "cancelled", "id": running.job_id})
+            return
+        rest = [c for c in running.pending if c.name not in running.results]
+        if rest and not self.done:  # the classes after a killed or crashed one
+            self._start(running.job_id, running.job, rest, running.results)
+            return
         self._finish(running)
+
+    def _record_failure(self, running: _Running, status: str) -> None:
+        """The class the child died on gets the error (all pending ones if it died importing)."""
+        failed_on = running.pending[0] if running.current is None else self._spec(running)
+        if running.timed_out:
+            file, line = _hung_line(running) or (running.job.file, failed_on.line)
+            error = ErrorInfo(
+                f"TimeoutError: building {failed_on.name} took longer than "
+                f"{running.job.timeout_s:g} s; paramlens stopped it",
+                file,
+                line,
+                "timeout",
+            )
+        else:
+            message = f"the build process ended unexpectedly ({status})"
+            error = ErrorInfo(message, running.job.file, failed_on.line, "crash")
+        stuck = [failed_on] if running.current is not None else running.pending
+        for spec in stuck:
+            running.results[spec.name] = ModelResult.failed(spec, running.job.file, error)
 
     def _spec(self, running: _Running) -> ClassSpec:
         return next(c for c in running.pending if c.name == running.current)
@@ -380,10 +382,7 @@ class Worker:
             with contextlib.suppress(OSError):
                 os.kill(running.pid, signal.SIGKILL)
 
-    def _finish(self, running: _Running, cancelled: bool = False) -> None:
-        if cancelled:
-            self.send({"type": "cancelled", "id": running.job_id})
-            return
+    def _finish(self, running: _Running) -> None:
         models = tuple(
             running.results[c.name] for c in running.job.classes if c.name in running.results
         )
