@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from . import __version__, config, render
 from .config import Settings
 from .discovery import find_root
 from .engine import Engine, FileReport
-from .worker.protocol import ModelResult
+from .worker.protocol import ErrorInfo, ModelResult
 from .worker_client import WorkerError
 
 EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
@@ -114,39 +115,39 @@ def _engine(args: argparse.Namespace) -> tuple[Engine, list[str]]:
     return Engine(settings_for, log, None if args.no_cache else cache_folder()), problems
 
 
-def _where(model: ModelResult, root: Path) -> str:
+def _where(model: ModelResult) -> str:
     error = model.error
     assert error is not None
     file = error.file or model.file
-    try:
+    with contextlib.suppress(ValueError):
         file = str(Path(file).relative_to(Path.cwd()))
-    except ValueError:
-        pass
     return f"{file}:{error.line or model.line}"
 
 
-def _report_errors(reports: Sequence[FileReport], root: Path) -> int:
+def _report_errors(syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelResult]) -> int:
+    """Print ``file:line: message`` for what failed; the exit code that says so."""
     code = EXIT_OK
-    for report in reports:
-        if report.syntax_error is not None:
-            error = report.syntax_error
-            print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
-            code = EXIT_BUILD_ERROR
-        for model in report.models:
-            if model.error is None:
-                continue
-            where = _where(model, root)
-            if model.error.kind == "needs-args":  # information, not a failure
-                hint = model.error.traceback.replace("\n", "\n    ")
-                print(
-                    f"{where}: note: {model.error.message}; to build it alone, add to "
-                    f"pyproject.toml:\n    {hint}",
-                    file=sys.stderr,
-                )
-                continue
-            print(f"{where}: {model.name}: {model.error.message}", file=sys.stderr)
-            code = EXIT_BUILD_ERROR
+    for error in syntax_errors:
+        print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
+        code = EXIT_BUILD_ERROR
+    for model in models:
+        if model.error is None:
+            continue
+        if model.error.kind == "needs-args":  # information, not a failure
+            hint = model.error.traceback.replace("\n", "\n    ")
+            print(
+                f"{_where(model)}: note: {model.error.message}; to build it alone, add to "
+                f"pyproject.toml:\n    {hint}",
+                file=sys.stderr,
+            )
+            continue
+        print(f"{_where(model)}: {model.name}: {model.error.message}", file=sys.stderr)
+        code = EXIT_BUILD_ERROR
     return code
+
+
+def _syntax_errors(reports: Sequence[FileReport]) -> list[ErrorInfo]:
+    return [r.syntax_error for r in reports if r.syntax_error is not None]
 
 
 def _verbose(reports: Sequence[FileReport], engine: Engine) -> None:
@@ -178,7 +179,7 @@ async def _annotate(args: argparse.Namespace) -> int:
     if not report.models and report.syntax_error is None:
         print(f"paramlens: no nn.Module subclass found in {args.file}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors([report], root)
+    return _report_errors(_syntax_errors([report]), report.models)
 
 
 def _targets(target: str) -> tuple[Path, str | None]:
@@ -196,8 +197,8 @@ async def _summary(args: argparse.Namespace) -> int:
     root = find_root(path)
     engine, problems = _engine(args)
     try:
+        workspace = await engine.read_workspace(root)
         if path.is_dir():
-            workspace = engine.scan(root)
             files = [
                 p
                 for p in sorted(workspace.files)
@@ -205,7 +206,7 @@ async def _summary(args: argparse.Namespace) -> int:
             ]
         else:
             files = [str(path)]
-        reports = await engine.analyze_many(files, root)
+        reports = await asyncio.gather(*(engine.report(p, workspace) for p in files))
     finally:
         await engine.close()
     for problem in problems:
@@ -223,11 +224,9 @@ async def _summary(args: argparse.Namespace) -> int:
         extra = {
             "root": str(root),
             "isolation": sorted({layer for r in reports for layer in r.isolation}),
-            "errors": [r.syntax_error for r in reports if r.syntax_error is not None],
+            "errors": _syntax_errors(reports),
         }
-        from .worker.protocol import to_json
-
-        print(json.dumps(to_json(render.render_json(models, extra)), indent=2))
+        print(json.dumps(render.render_json(models, extra), indent=2))
     else:
         draw = (
             render.render_summary_table
@@ -240,15 +239,7 @@ async def _summary(args: argparse.Namespace) -> int:
     if not models and not any(r.syntax_error for r in reports):
         print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors(
-        [
-            FileReport(
-                r.path, tuple(m for m in r.models if m in models), {}, syntax_error=r.syntax_error
-            )
-            for r in reports
-        ],
-        root,
-    )
+    return _report_errors(_syntax_errors(reports), models)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -86,37 +86,52 @@ def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Setti
     return dataclasses.replace(base, **changes), problems
 
 
+# The editor asks for settings on every code lens request: parse each pyproject.toml once
+# per version of it (keyed by size and mtime), not once per request.
+_Parsed = tuple[Any, str | None]  # ([tool.paramlens] or None if absent, TOML error)
+_parsed: dict[Path, tuple[tuple[int, int], _Parsed]] = {}
+
+
+def _paramlens_table(path: Path) -> _Parsed | None:
+    """``[tool.paramlens]`` of a pyproject.toml; None if there is no file or no such table."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = _parsed.get(path)
+    if cached is None or cached[0] != version:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        try:
+            parsed: _Parsed = (tomllib.loads(text).get("tool", {}).get("paramlens"), None)
+        except tomllib.TOMLDecodeError as exc:
+            # broken, and meant for us: report it; broken and not ours: not our business
+            parsed = ({}, str(exc)) if "tool.paramlens" in text else (None, None)
+        cached = _parsed[path] = (version, parsed)
+    return cached[1] if cached[1][0] is not None else None
+
+
 def find_pyproject(start: Path) -> Path | None:
     """The nearest ``pyproject.toml`` with a ``[tool.paramlens]`` table, at or above ``start``."""
     folder = start if start.is_dir() else start.parent
     for candidate in (folder, *folder.parents):
-        path = candidate / "pyproject.toml"
-        if path.is_file() and _mentions_paramlens(path):
-            return path
+        if _paramlens_table(candidate / "pyproject.toml") is not None:
+            return candidate / "pyproject.toml"
     return None
-
-
-def _mentions_paramlens(path: Path) -> bool:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return False
-    try:
-        return "paramlens" in tomllib.loads(text).get("tool", {})
-    except tomllib.TOMLDecodeError:
-        return "tool.paramlens" in text  # broken, but meant for us: report it
 
 
 def from_pyproject(start: Path, base: Settings | None = None) -> tuple[Settings, list[str]]:
     base = base or Settings()
     path = find_pyproject(start)
-    if path is None:
+    parsed = None if path is None else _paramlens_table(path)
+    if path is None or parsed is None:
         return base, []
-    try:
-        with path.open("rb") as f:
-            table = tomllib.load(f).get("tool", {}).get("paramlens", {})
-    except tomllib.TOMLDecodeError as exc:
-        return base, [f"{path}: {exc}; using defaults"]
+    table, problem = parsed
+    if problem is not None:
+        return base, [f"{path}: {problem}; using defaults"]
     if not isinstance(table, dict):
         return base, [f"{path}: [tool.paramlens] must be a table"]
     settings, problems = merge(base, table, str(path))

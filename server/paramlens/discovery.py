@@ -92,6 +92,14 @@ def find_root(target: Path) -> Path:
     return folder
 
 
+def relative_path(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` with forward slashes, or unchanged if outside it."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
 def module_name(path: Path) -> tuple[str, Path]:
     """The dotted module name of ``path`` and the folder it is importable from."""
     parts = [] if path.stem == "__init__" else [path.stem]

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from . import __version__
 from .config import Settings
-from .discovery import CONFIG_PARAM_NAMES, CONFIG_SUFFIXES, ClassInfo, ScanCache, Workspace, scan
+from .discovery import (
+    CONFIG_PARAM_NAMES,
+    CONFIG_SUFFIXES,
+    ClassInfo,
+    ScanCache,
+    Workspace,
+    relative_path,
+    scan,
+)
 from .worker import protocol
 from .worker.protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, LayerEntry, ModelResult
 from .worker_client import State, WorkerClient, default_python
@@ -37,7 +45,6 @@ class FileReport:
     isolation: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     syntax_error: ErrorInfo | None = None
-    elapsed_ms: float = 0.0
 
 
 @dataclass
@@ -101,7 +108,7 @@ def _config_class(
 
 def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> ClassSpec:
     """How to build ``cls``: the first of pyproject entry, defaults, config class, call site."""
-    rel = _relative(cls.file, workspace.root)
+    rel = relative_path(cls.file, workspace.root)
     for key in (f"{rel}::{cls.name}", cls.name):
         if key in settings.models:
             return ClassSpec(cls.name, cls.line, settings.models[key], "pyproject.toml")
@@ -117,19 +124,12 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if all(p.name in named for p in required):
             parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
-            where = f"{_relative(call.file, workspace.root)}:{call.line}"
+            where = f"{relative_path(call.file, workspace.root)}:{call.line}"
             return ClassSpec(cls.name, cls.line, f"{cls.name}({', '.join(parts)})", where)
     missing = tuple(p.name for p in required)
     example = ", ".join(f"{name}=..." for name in missing)
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
-
-
-def _relative(path: str, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return path
 
 
 class Engine:
@@ -221,12 +221,21 @@ class Engine:
     async def analyze(
         self, path: str, root: Path, texts: Mapping[str, str] | None = None
     ) -> FileReport:
-        """Build the models of ``path`` (and of the files that use them) and report."""
+        """Read the workspace, then build the models of ``path`` and of the files using them."""
         texts = dict(texts or {})
         if self.eager_worker:
             self._start_worker_early(path, root)
+        return await self.report(path, await self.read_workspace(root, texts), texts)
+
+    async def read_workspace(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
         # A cold scan of a large workspace takes a while: keep the event loop free meanwhile.
-        workspace = await asyncio.to_thread(self.scan, root, texts)
+        return await asyncio.to_thread(self.scan, root, texts)
+
+    async def report(
+        self, path: str, workspace: Workspace, texts: Mapping[str, str] | None = None
+    ) -> FileReport:
+        """Build the models of ``path`` (and of the files that use them) in ``workspace``."""
+        texts = texts or {}
         info = workspace.files.get(path)
         if info is not None and info.syntax_error is not None:
             message, line = info.syntax_error
@@ -244,10 +253,9 @@ class Engine:
         return FileReport(
             path=path,
             models=models,
-            lines=lines_of(path, models, [m for r in results for m in r.models], workspace),
+            lines=lines_of(path, [m for r in results for m in r.models], workspace),
             isolation=own.isolation if own else (),
             notes=own.notes if own else (),
-            elapsed_ms=own.elapsed_ms if own else 0.0,
         )
 
     def _start_worker_early(self, path: str, root: Path) -> None:
@@ -258,9 +266,6 @@ class Engine:
             # a failure is raised again, with its message, by the build that needs the worker
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._starting = [t for t in self._starting if not t.done()] + [task]
-
-    async def analyze_many(self, paths: list[str], root: Path) -> list[FileReport]:
-        return list(await asyncio.gather(*(self.analyze(p, root) for p in paths)))
 
     def terminate(self) -> None:
         for task in self._starting:
@@ -276,14 +281,13 @@ class Engine:
             await worker.stop()
 
 
-def lines_of(
-    path: str, own: tuple[ModelResult, ...], models: list[ModelResult], workspace: Workspace
-) -> dict[int, LayerEntry]:
-    """Figures per line of ``path``: from the model whose class encloses the line, else any."""
+def lines_of(path: str, models: list[ModelResult], workspace: Workspace) -> dict[int, LayerEntry]:
+    """Figures per line of ``path``: from the model whose class encloses the line, else the
+    first model (the file's own come first) that has it."""
     spans = {c.name: (c.line, c.end_line) for c in workspace.models_in(path)}
     lines: dict[int, LayerEntry] = {}
     preferred: set[int] = set()
-    for model in [*own, *models]:
+    for model in models:
         span = spans.get(model.name) if model.file == path else None
         for entry in model.layers:
             if entry.file != path:

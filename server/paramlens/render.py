@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .discovery import relative_path
 from .worker import protocol
 from .worker.protocol import LayerEntry, ModelResult, TreeRow
 
@@ -143,15 +144,8 @@ def _shape_cell(row: TreeRow) -> str:
 def _location(row: TreeRow, root: Path | None) -> str:
     if row.line is None or row.file is None:
         return ""
-    name = Path(row.file).name if root is None else _relative(row.file, root)
+    name = Path(row.file).name if root is None else relative_path(row.file, root)
     return f"{name}:{row.line}"
-
-
-def _relative(path: str, root: Path) -> str:
-    try:
-        return Path(path).relative_to(root).as_posix()
-    except ValueError:
-        return path
 
 
 def _footer(model: ModelResult) -> list[str]:
@@ -203,7 +197,7 @@ def render_model_error(model: ModelResult, root: Path | None = None) -> str:
     assert model.error is not None
     where = ""
     if model.error.file:
-        name = model.error.file if root is None else _relative(model.error.file, root)
+        name = model.error.file if root is None else relative_path(model.error.file, root)
         where = f"{name}:{model.error.line}: " if model.error.line else f"{name}: "
     text = f"{where}{model.name}: {model.error.message}\n"
     if model.error.kind == "needs-args" and model.error.traceback:
@@ -292,12 +286,12 @@ def render_class_hover(model: ModelResult) -> str:
 
 
 def model_json(model: ModelResult) -> dict[str, Any]:
-    data: dict[str, Any] = protocol.to_json(model)
-    return data
+    return dict(protocol.to_json(model))
 
 
 def render_json(
     models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``--format json`` document: ``{"models": [...]}`` with 1-based lines."""
-    return {"version": 1, **(extra or {}), "models": [model_json(m) for m in models]}
+    document = {"version": 1, **(extra or {}), "models": list(models)}
+    return dict(protocol.to_json(document))

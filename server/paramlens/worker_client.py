@@ -128,24 +128,30 @@ class WorkerClient:
         job_id = next(self._ids)
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
-        self._process.stdin.write(
-            (protocol.dumps({"type": "build", "id": job_id, "job": job}) + "\n").encode()
-        )
+        self._write({"type": "build", "id": job_id, "job": job})
         try:
             await self._process.stdin.drain()
             return await future
         except asyncio.CancelledError:
-            self._send_quietly({"type": "cancel", "id": job_id})
+            with contextlib.suppress(Exception):
+                self._write({"type": "cancel", "id": job_id})
             raise
         except (ConnectionError, BrokenPipeError) as exc:
             raise WorkerError(f"the worker is gone: {exc}") from exc
         finally:
             self._pending.pop(job_id, None)
 
-    def _send_quietly(self, message: dict[str, Any]) -> None:
-        if self._process is not None and self._process.stdin is not None:
+    def _write(self, message: dict[str, Any]) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write((protocol.dumps(message) + "\n").encode())
+
+    def _ask_to_stop(self, process: asyncio.subprocess.Process) -> None:
+        """Send ``shutdown`` and close stdin: the worker kills its builds and exits."""
+        with contextlib.suppress(Exception):
+            self._write({"type": "shutdown"})
+        if process.stdin is not None:
             with contextlib.suppress(Exception):
-                self._process.stdin.write((json.dumps(message) + "\n").encode())
+                process.stdin.close()
 
     async def _read_stdout(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
@@ -154,12 +160,9 @@ class WorkerClient:
             except json.JSONDecodeError:
                 self.log(f"worker: {line.decode(errors='replace').rstrip()}")
                 continue
-            kind = message.get("type")
             future = self._pending.get(int(message.get("id", 0)))
-            if kind == "result" and future is not None and not future.done():
+            if message.get("type") == "result" and future is not None and not future.done():
                 future.set_result(protocol.job_result(message["result"]))
-            elif kind == "log":
-                self.log(f"worker: {message.get('message')}")
         await self._reap()
         if self._process is not None and self._process.stdin is not None:
             self._process.stdin.close()  # lets asyncio close the transport now
@@ -190,9 +193,7 @@ class WorkerClient:
         process = self._process
         if process is None or process.returncode is not None:
             return
-        self._send_quietly({"type": "shutdown"})
-        if process.stdin is not None:
-            process.stdin.close()
+        self._ask_to_stop(process)
 
         def kill() -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -206,14 +207,9 @@ class WorkerClient:
         if process is None:
             return
         if process.returncode is None:
-            self._send_quietly({"type": "shutdown"})
-            if process.stdin is not None:
-                with contextlib.suppress(Exception):
-                    process.stdin.close()
-            try:
+            self._ask_to_stop(process)
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(process.wait(), 3)
-            except asyncio.TimeoutError:
-                pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -28,11 +28,6 @@ def lsp_range(line: int, text: str = "") -> lsp.Range:
     )
 
 
-def _line_text(state: DocumentState, line: int) -> str:
-    lines = state.text.splitlines()
-    return lines[line - 1] if 0 < line <= len(lines) else ""
-
-
 def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLens]:
     lenses = []
     for model, line in state.models():
@@ -41,7 +36,7 @@ def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLe
             command=SUMMARY_COMMAND if model.error is None else "",
             arguments=[state.uri, model.name] if model.error is None else None,
         )
-        lenses.append(lsp.CodeLens(range=lsp_range(line, _line_text(state, line)), command=command))
+        lenses.append(lsp.CodeLens(range=lsp_range(line, state.line_text(line)), command=command))
     if layer_lenses:
         for entry, line in state.layers():
             if entry.params == 0:
@@ -54,7 +49,7 @@ def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLe
                 arguments=arguments,
             )
             lenses.append(
-                lsp.CodeLens(range=lsp_range(line, _line_text(state, line)), command=command)
+                lsp.CodeLens(range=lsp_range(line, state.line_text(line)), command=command)
             )
     return lenses
 
@@ -73,7 +68,7 @@ def lsp_hover(state: DocumentState, line: int) -> lsp.Hover | None:
     if state.stale:
         text += "\n\n*(stale: from the last successful analysis)*"
     content = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)
-    return lsp.Hover(contents=content, range=lsp_range(line, _line_text(state, line)))
+    return lsp.Hover(contents=content, range=lsp_range(line, state.line_text(line)))
 
 
 _SEVERITY = {
@@ -112,7 +107,7 @@ def lsp_diagnostics(state: DocumentState) -> list[lsp.Diagnostic]:
                 ]
         diagnostics.append(
             lsp.Diagnostic(
-                range=lsp_range(line, _line_text(state, line)),
+                range=lsp_range(line, state.line_text(line)),
                 message=_diagnostic_text(model, error),
                 severity=_SEVERITY.get(error.kind, lsp.DiagnosticSeverity.Error),
                 source=SOURCE,

@@ -55,7 +55,10 @@ class DocumentState:
     stale: bool = False
     latest: FileReport | None = None  # the newest analysis, good or not
     generation: int = 0  # bumps on every edit: results for older text are stale
-    problems: list[str] = field(default_factory=list)
+    text_lines: list[str] = field(default_factory=list)  # ``text`` split once, for ranges
+
+    def __post_init__(self) -> None:
+        self.text_lines = self.text.splitlines()
 
     def edit(self, text: str, version: int | None) -> None:
         if self.lines is not None:
@@ -64,7 +67,12 @@ class DocumentState:
             self.stale = self.report is not None
             self.generation += 1
         self.text = text
+        self.text_lines = text.splitlines()
         self.version = version
+
+    def line_text(self, line: int) -> str:
+        """The current text of 1-based ``line`` ("" past the end)."""
+        return self.text_lines[line - 1] if 0 < line <= len(self.text_lines) else ""
 
     def accept(self, report: FileReport, generation: int) -> None:
         """Take a finished analysis of the text of ``generation``."""

@@ -9,9 +9,9 @@ Messages (one JSON object per line):
 
 - server -> worker: ``{"type": "build", "id": N, "job": BuildJob}``,
   ``{"type": "cancel", "id": N}``, ``{"type": "shutdown"}``.
-- worker -> server: ``{"type": "ready", "info": WorkerInfo}``,
-  ``{"type": "result", "id": N, "result": JobResult}``,
-  ``{"type": "log", "message": str}``.
+- worker -> server: ``{"type": "ready", "info": WorkerInfo}`` (or ``{"type": "fatal",
+  "message": str}`` if torch cannot be imported), ``{"type": "result", "id": N, "result":
+  JobResult}``, ``{"type": "cancelled", "id": N}``.
 
 A job names its ``kind`` ("build" today) so later kinds (a forward pass with an
 example input) can be added without changing the framing.

@@ -69,6 +69,11 @@ _PATH_EVENTS = frozenset(
 )
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library (already loaded in every Python process), with errno kept for messages."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _current_address_space() -> int:
     """Bytes of virtual memory the process maps now (Linux), else 0."""
     try:
@@ -84,7 +89,7 @@ def _current_address_space() -> int:
 def _unshare_network() -> str:
     if not sys.platform.startswith("linux"):
         return "network namespace: not available on this platform"
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
         return f"network namespace: unavailable ({os.strerror(ctypes.get_errno())})"
     return ""
@@ -94,7 +99,7 @@ def _die_with_parent(parent: int) -> str:
     """Ask Linux to kill us if the worker dies (else an orphan could run to its CPU limit)."""
     if not sys.platform.startswith("linux"):
         return "parent-death signal: not available on this platform"
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         return f"parent-death signal: unavailable ({os.strerror(ctypes.get_errno())})"
     if os.getppid() != parent:  # the worker died before prctl took effect
@@ -122,7 +127,7 @@ def _landlock_writes(scratch: str) -> str:
     """Only ``scratch`` (and /dev, for /dev/null) may be written; reading stays allowed."""
     if not sys.platform.startswith("linux"):
         return "Landlock: not available on this platform"
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     libc.syscall.restype = ctypes.c_long
     abi = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, None, 0, _LANDLOCK_CREATE_RULESET_VERSION)
     if abi < 1:
