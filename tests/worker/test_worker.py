@@ -27,6 +27,22 @@ def job(file: Path, *classes: tuple[str, int], **extra: object) -> BuildJob:
     )
 
 
+def slow_module(folder: Path, *names: str) -> tuple[Path, list[tuple[str, int]]]:
+    """A module whose classes announce themselves on stderr, then sleep 30 s in __init__."""
+    source = "import os, sys, time\nfrom torch import nn\n"
+    classes = []
+    for name in names:
+        classes.append((name, len(source.splitlines()) + 2))
+        source += (
+            f"\n\nclass {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            f"        print(f'BUILDING {name} pid={{os.getpid()}}', file=sys.stderr, flush=True)\n"
+            "        time.sleep(30)\n"
+        )
+    path = folder / "slow.py"
+    path.write_text(source)
+    return path, classes
+
+
 @pytest.fixture
 async def worker():  # type: ignore[no-untyped-def]
     client = WorkerClient(sys.executable)
@@ -45,12 +61,9 @@ async def test_unsaved_text_wins_over_the_disk(worker: WorkerClient) -> None:
 async def test_a_cancelled_job_is_dropped_and_the_worker_keeps_serving(
     worker: WorkerClient, tmp_path: Path
 ) -> None:
-    slow = tmp_path / "slow.py"
-    slow.write_text(
-        "import time\nfrom torch import nn\n\nclass Slow(nn.Module):\n    def __init__(self):\n        super().__init__()\n        time.sleep(30)\n"
-    )
+    slow, classes = slow_module(tmp_path, "Slow")
     await worker.start()
-    task = asyncio.create_task(worker.build(job(slow, ("Slow", 4), timeout_s=60)))
+    task = asyncio.create_task(worker.build(job(slow, *classes, timeout_s=60)))
     await asyncio.sleep(0.5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -71,16 +84,10 @@ async def test_jobs_run_side_by_side(worker: WorkerClient) -> None:
 async def test_a_dead_worker_fails_pending_jobs_then_restarts(tmp_path: Path) -> None:
     logged: list[str] = []
     worker = WorkerClient(sys.executable, logged.append)
-    slow = tmp_path / "slow.py"
-    slow.write_text(
-        "import os, sys, time\nfrom torch import nn\n\nclass Slow(nn.Module):\n"
-        "    def __init__(self):\n        super().__init__()\n"
-        "        print(f'BUILDER={os.getpid()}', file=sys.stderr, flush=True)\n"
-        "        time.sleep(30)\n"
-    )
+    slow, classes = slow_module(tmp_path, "Slow")
     await worker.start()
-    pending = asyncio.create_task(worker.build(job(slow, ("Slow", 4), timeout_s=60)))
-    builder = int(await _eventually_logged(logged, "BUILDER="))
+    pending = asyncio.create_task(worker.build(job(slow, *classes, timeout_s=60)))
+    builder = int(await _eventually_logged(logged, "pid="))
     assert worker._process is not None
     worker._process.kill()
     with pytest.raises(WorkerError, match="the worker exited"):
@@ -116,23 +123,14 @@ async def test_an_interpreter_that_does_not_exist(tmp_path: Path) -> None:
 async def test_a_cancelled_job_is_not_rebuilt_class_by_class(tmp_path: Path) -> None:
     logged: list[str] = []
     worker = WorkerClient(sys.executable, logged.append)
-    slow = tmp_path / "slow.py"
-    slow.write_text(
-        "import sys, time\nfrom torch import nn\n\n"
-        "class First(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        print('BUILDING=First', file=sys.stderr, flush=True)\n        time.sleep(30)\n\n"
-        "class Second(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        print('BUILDING=Second', file=sys.stderr, flush=True)\n        time.sleep(30)\n"
-    )
+    slow, classes = slow_module(tmp_path, "First", "Second")
     try:
-        task = asyncio.create_task(
-            worker.build(job(slow, ("First", 4), ("Second", 10), timeout_s=60))
-        )
-        await _eventually_logged(logged, "BUILDING=")
+        task = asyncio.create_task(worker.build(job(slow, *classes, timeout_s=60)))
+        await _eventually_logged(logged, "BUILDING First")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         await asyncio.sleep(2)  # a rebuild of the classes after First would have started by now
-        assert not any("BUILDING=Second" in line for line in logged), logged
+        assert not any("BUILDING Second" in line for line in logged), logged
     finally:
         await worker.stop()
