@@ -7,6 +7,9 @@ scripts/setup.sh
 if ! command -v nvim >/dev/null; then  # the editor the LSP end-to-end test drives
   apt-get update -qq && apt-get install -y -qq neovim >/dev/null
 fi
+if "${PYTHON:-python3}" -c "import torch" 2>/dev/null; then
+  echo "note: the base interpreter has torch; a fresh machine does not (tests must not rely on it)" >&2
+fi
 export PATH="$PWD/.venv/bin:$PATH" PARAMLENS_REQUIRE_EDITORS=1
 set -x
 ruff check server tests bench

@@ -283,11 +283,17 @@ def test_unchanged_files_are_not_built_again(tmp_path: Path) -> None:
 def test_the_workspace_venv_is_the_default_interpreter(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     shutil.copytree(FIXTURES / "recipe", workspace)
+    import site
+    import sysconfig
     import venv
 
-    venv.EnvBuilder(system_site_packages=True, symlinks=True, with_pip=False).create(
-        workspace / ".venv"
-    )
+    # A venv that sees the test interpreter's packages (torch), never the base Python's: a
+    # fresh machine has torch only in the project's .venv (system_site_packages hid that).
+    builder = venv.EnvBuilder(symlinks=True, with_pip=False)
+    builder.create(workspace / ".venv")
+    context = builder.ensure_directories(workspace / ".venv")
+    purelib = Path(sysconfig.get_path("purelib", vars={"base": context.env_dir}))
+    (purelib / "test-torch.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     result = run_cli("summary", str(workspace / "models.py"), "-v", "--no-cache")
     assert result.returncode == 0, result.stderr
     assert f"worker ready: {workspace / '.venv/bin/python'}" in result.stderr

@@ -4,14 +4,16 @@
  *
  * Installs the .vsix into a fresh profile, opens the fixtures folder, opens
  * recipe/models.py and checks the class lens, a layer lens, a hover and the
- * Show Model Summary command. Saves images/screenshot.png on success and
- * test-results/e2e-failure.png (plus code-server and extension logs) on failure.
+ * Show Model Summary command. Saves test-results/e2e-screenshot.png on success
+ * (images/screenshot.png, the README's picture, only with --update-screenshot:
+ * tests never touch tracked files) and test-results/e2e-failure.png (plus
+ * code-server and extension logs) on failure.
  *
  * With --restricted it checks Workspace Trust instead: in a folder that is not
  * trusted the server does not start, the status bar and a message say why, and
  * granting trust starts it.
  *
- * Usage: node out/test/e2e/run.js [--no-package] [--activation-only] [--restricted]
+ * Usage: node out/test/e2e/run.js [--no-package] [--activation-only] [--restricted] [--update-screenshot]
  * Env:   PARAMLENS_E2E_HOME    code-server cache dir (default /opt/paramlens-e2e)
  *        PARAMLENS_E2E_FOLDER  folder to open (default <repo>/fixtures)
  *        PARAMLENS_E2E_PYTHON  Python for paramlens.python (default: python3's sys.executable)
@@ -335,7 +337,7 @@ async function main(): Promise<void> {
     log(`layer lens: ${JSON.stringify(await lens.innerText())}`);
   });
 
-  await step("save images/screenshot.png", async () => {
+  await step("save a screenshot", async () => {
     const toasts = await page.locator(".notifications-toasts .notification-toast").allInnerTexts();
     for (const t of toasts) log(`note: notification shown: ${JSON.stringify(t.replace(/\s+/g, " ").slice(0, 300))}`);
     const serverErrors = toasts.filter((t) => t.includes("Error in server"));
@@ -343,8 +345,11 @@ async function main(): Promise<void> {
     if (toasts.length > 0) await runCommand(page, "Notifications: Clear All Notifications");
     await page.mouse.move(5, 5);
     await page.waitForTimeout(500);
-    fs.mkdirSync(path.join(clientDir, "images"), { recursive: true });
-    await page.screenshot({ path: path.join(clientDir, "images", "screenshot.png") });
+    const shot = args.has("--update-screenshot")
+      ? path.join(clientDir, "images", "screenshot.png")
+      : path.join(resultsDir, "e2e-screenshot.png");
+    fs.mkdirSync(path.dirname(shot), { recursive: true });
+    await page.screenshot({ path: shot });
   });
 
   await step("hover on the first nn.Linear shows [512, 784]", async () => {
