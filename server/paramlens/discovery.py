@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +60,37 @@ class ClassInfo:
 
 
 @dataclass(frozen=True)
+class FactoryInfo:
+    """A module-level function with no required parameters that may return a model."""
+
+    name: str
+    qualname: str  # module.function
+    file: str
+    line: int
+    end_line: int
+    params: tuple[str, ...]  # names of its parameters
+    registered: bool  # decorated like a model registry entry (@register_model)
+    returns: tuple[str, ...]  # qualified names it returns: annotation, `return Cls(...)`
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A call-site argument naming a class or function, e.g. ``BasicBlock`` or ``nn.GELU``."""
+
+    local: str  # the name the expression starts with
+    target: str  # what that name is bound to, qualified: "pkg.blocks.BasicBlock", "torch.nn"
+    text: str  # the expression as written
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class CallSite:
     target: str  # qualified name of the callee
     file: str
     line: int
-    args: tuple[object, ...]  # literal values
+    args: tuple[object, ...]  # literal values and Refs
     kwargs: tuple[tuple[str, object], ...]
 
 
@@ -78,8 +105,19 @@ class FileInfo:
     text: str = ""  # kept to find call sites lazily (rarely needed, costly to collect)
     imports: set[str] = field(default_factory=set)  # qualified names of imported modules
     syntax_error: tuple[str, int] | None = None
+    factories: dict[str, FactoryInfo] = field(default_factory=dict)
+    definitions: set[str] = field(default_factory=set)  # module-level classes and functions
+    _call_sites: list[CallSite] | None = None  # parsed on first use, then kept
+    _words: frozenset[str] | None = None
+
+    def words(self) -> frozenset[str]:
+        """Every identifier in the text: which files could mention a name, cheaply."""
+        if self._words is None:
+            self._words = frozenset(_WORD.findall(self.text))
+        return self._words
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
 
 
@@ -139,14 +177,25 @@ def _fail() -> object:
     raise _NotLiteral
 
 
-def literal(node: ast.expr, constants: Mapping[str, object]) -> object:
-    """The value of a literal expression, allowing arithmetic and module constants."""
+def literal(
+    node: ast.expr, constants: Mapping[str, object], refs: Mapping[str, str] | None = None
+) -> object:
+    """The value of a literal expression, allowing arithmetic and module constants.
+
+    With ``refs`` (module-level names -> what they are bound to), a name of a class or
+    function, or an attribute of one (``nn.GELU``), is a :class:`Ref`.
+    """
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name) and node.id in constants:
         return constants[node.id]
+    if refs is not None and isinstance(node, (ast.Name, ast.Attribute)):
+        dotted = _dotted(node)
+        head = (dotted or "").partition(".")[0]
+        if dotted and head in refs and not isinstance(node, ast.Constant):
+            return Ref(head, refs[head], dotted)
     if isinstance(node, (ast.Tuple, ast.List)):
-        values = [literal(e, constants) for e in node.elts]
+        values = [literal(e, constants, refs) for e in node.elts]
         return tuple(values) if isinstance(node, ast.Tuple) else values
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = literal(node.operand, constants)
@@ -160,15 +209,29 @@ def literal(node: ast.expr, constants: Mapping[str, object]) -> object:
             raise _NotLiteral from exc
     if isinstance(node, ast.Dict):
         keys = [literal(k, constants) if k is not None else _fail() for k in node.keys]
-        return dict(zip(keys, [literal(v, constants) for v in node.values]))
+        return dict(zip(keys, [literal(v, constants, refs) for v in node.values]))
     raise _NotLiteral
 
 
-def try_literal(node: ast.expr, constants: Mapping[str, object]) -> tuple[bool, object]:
+def try_literal(
+    node: ast.expr, constants: Mapping[str, object], refs: Mapping[str, str] | None = None
+) -> tuple[bool, object]:
     try:
-        return True, literal(node, constants)
+        return True, literal(node, constants, refs)
     except (_NotLiteral, RecursionError):
         return False, None
+
+
+def refs_in(value: object) -> Iterator[Ref]:
+    """Every :class:`Ref` inside a literal value."""
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from refs_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from refs_in(item)
 
 
 # -- reading one file -----------------------------------------------------------
@@ -201,6 +264,8 @@ def _init_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
         if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
             a = stmt.args
             positional = [*a.posonlyargs, *a.args][1:]  # drop self
+            if not positional and not a.kwonlyargs and (a.vararg or a.kwarg):
+                return None  # (self, *args, **kwargs): the parent's signature applies
             n_defaults = len(a.defaults)
             params = [
                 InitParam(
@@ -278,8 +343,9 @@ def read_file(path: Path, text: str) -> FileInfo:
                     info.imports.add(f"{base}.{alias.name}")
 
     for stmt in tree.body:
-        if isinstance(stmt, ast.ClassDef):
+        if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
             info.symbols[stmt.name] = f"{module}.{stmt.name}"
+            info.definitions.add(stmt.name)
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             if isinstance(target, ast.Name):
@@ -303,7 +369,40 @@ def read_file(path: Path, text: str) -> FileInfo:
                 params=_init_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
             )
+        elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
+            info.factories[stmt.name] = factory
     return info
+
+
+def _factory(info: FileInfo, fn: ast.FunctionDef) -> FactoryInfo | None:
+    """``fn`` if it is public, needs no arguments and could return a model."""
+    a = fn.args
+    if fn.name.startswith("_") or len(a.defaults) < len(a.posonlyargs) + len(a.args):
+        return None
+    if any(d is None for d in a.kw_defaults):
+        return None
+    registered = any(
+        "register" in (_dotted(d.func if isinstance(d, ast.Call) else d) or "").lower()
+        for d in fn.decorator_list
+    )
+    returns = [fn.returns] if fn.returns is not None else []
+    for node in _statements(fn.body):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+            returns.append(node.value.func)
+    qualified = tuple(q for q in (_qualify(info, r) for r in returns) if q)
+    if not registered and not qualified:
+        return None
+    params = tuple(p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
+    return FactoryInfo(
+        fn.name,
+        f"{info.module}.{fn.name}",
+        info.path,
+        fn.lineno,
+        fn.end_lineno or fn.lineno,
+        params,
+        registered,
+        qualified,
+    )
 
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -319,12 +418,20 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
 
 
 def call_sites(info: FileInfo) -> list[CallSite]:
-    """Calls in ``info`` whose arguments are all literals or module constants."""
+    """Calls in ``info`` whose arguments are literals, module constants or names of classes
+    and functions (parsed once per file text, then kept)."""
+    if info._call_sites is None:
+        info._call_sites = _find_call_sites(info)
+    return info._call_sites
+
+
+def _find_call_sites(info: FileInfo) -> list[CallSite]:
     try:
         tree = ast.parse(info.text, info.path)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     path = info.path
+    refs = info.symbols
 
     found: list[CallSite] = []
     for call in ast.walk(tree):
@@ -333,8 +440,8 @@ def call_sites(info: FileInfo) -> list[CallSite]:
         callee = _qualify(info, call.func)
         if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
             continue
-        values = [try_literal(a, info.constants) for a in call.args]
-        kwvalues = [(k.arg, try_literal(k.value, info.constants)) for k in call.keywords]
+        values = [try_literal(a, info.constants, refs) for a in call.args]
+        kwvalues = [(k.arg, try_literal(k.value, info.constants, refs)) for k in call.keywords]
         if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
             kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
             args = tuple(v for _, v in values)
@@ -448,9 +555,21 @@ class Workspace:
         return [
             call
             for f in self.files.values()
-            if name in f.text
+            if name in f.words()
             for call in call_sites(f)
             if self.resolve(call.target) == qualname
+        ]
+
+    def factories_in(self, path: str) -> list[FactoryInfo]:
+        """Functions of ``path`` that build a model with no arguments (resnet18, vit_base...)."""
+        info = self.files.get(path)
+        if info is None:
+            return []
+        return [
+            f
+            for f in info.factories.values()
+            if f.registered
+            or any(self.resolve(r) in self.module_classes or _is_torch_module(r) for r in f.returns)
         ]
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,13 +26,23 @@ from .discovery import (
     CONFIG_PARAM_NAMES,
     CONFIG_SUFFIXES,
     ClassInfo,
+    FactoryInfo,
     ScanCache,
     Workspace,
+    refs_in,
     relative_path,
     scan,
 )
 from .worker import protocol
-from .worker.protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, LayerEntry, ModelResult
+from .worker.protocol import (
+    BuildJob,
+    ClassSpec,
+    ErrorInfo,
+    Instance,
+    JobResult,
+    LayerEntry,
+    ModelResult,
+)
 from .worker_client import State, WorkerClient, default_python
 
 
@@ -81,29 +92,44 @@ def _norm(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+def _no_arg_class(qualname: str, workspace: Workspace) -> ClassInfo | None:
+    """A workspace class (not a model) that builds with no arguments: a config class."""
+    cls = workspace.classes.get(workspace.resolve(qualname))
+    if cls is None or cls.qualname in workspace.module_classes:
+        return None
+    if cls.is_dataclass:
+        return cls
+    params = workspace.init_params(cls) or ()
+    return None if any(p.required for p in params) else cls
+
+
 def _config_class(
     param_name: str, annotation: str | None, workspace: Workspace, cls: ClassInfo
-) -> str | None:
-    """A config class of the same module that builds with no arguments, for this parameter."""
+) -> ClassInfo | None:
+    """A config class that builds with no arguments, for this parameter: the annotation's
+    (from any workspace module), else one of the same module chosen by name."""
     info = workspace.files[cls.file]
-    candidates = {
-        c.name: c
-        for c in info.classes.values()
-        if c.qualname not in workspace.module_classes
-        and (c.is_dataclass or (c.params is not None and not any(p.required for p in c.params)))
-    }
     if annotation:
-        name = annotation.rpartition(".")[2]
-        if name in candidates:
-            return name
-    by_name = [n for n in candidates if _norm(n) == _norm(param_name)]
+        head, _, rest = annotation.partition(".")
+        base = info.symbols.get(head, f"{info.module}.{head}")
+        found = _no_arg_class(f"{base}.{rest}" if rest else base, workspace)
+        if found is not None:
+            return found
+    candidates = {
+        c.name: c for c in info.classes.values() if _no_arg_class(c.qualname, workspace) is not None
+    }
+    by_name = [c for n, c in candidates.items() if _norm(n) == _norm(param_name)]
     if by_name:
         return by_name[0]
     if param_name.lower() in CONFIG_PARAM_NAMES:
-        configs = [n for n in candidates if n.lower().endswith(CONFIG_SUFFIXES)]
+        configs = [c for n, c in candidates.items() if n.lower().endswith(CONFIG_SUFFIXES)]
         if len(configs) == 1:
             return configs[0]
     return None
+
+
+def _ref(cls: ClassInfo) -> tuple[str, str]:
+    return cls.name, cls.qualname
 
 
 def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> ClassSpec:
@@ -118,18 +144,43 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         return ClassSpec(cls.name, cls.line, f"{cls.name}()", "default arguments")
     configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
     if all(configs.values()):
-        args = ", ".join(f"{p}={c}()" for p, c in configs.items())
-        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "config class")
+        found = {p: c for p, c in configs.items() if c is not None}
+        args = ", ".join(f"{p}={c.name}()" for p, c in found.items())
+        refs = tuple(_ref(c) for c in found.values())
+        return ClassSpec(
+            cls.name, cls.line, f"{cls.name}({args})", "config class", refs=tuple(set(refs))
+        )
     for call in workspace.call_sites(cls.qualname):
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if all(p.name in named for p in required):
             parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
             where = f"{relative_path(call.file, workspace.root)}:{call.line}"
-            return ClassSpec(cls.name, cls.line, f"{cls.name}({', '.join(parts)})", where)
+            values = [*call.args, *(v for _, v in call.kwargs)]
+            found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
+            ctor = f"{cls.name}({', '.join(parts)})"
+            return ClassSpec(cls.name, cls.line, ctor, where, refs=tuple(sorted(found_refs)))
     missing = tuple(p.name for p in required)
     example = ", ".join(f"{name}=..." for name in missing)
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
+
+
+# Arguments that would download or load weights, and the values that do not.
+_NO_WEIGHTS = {
+    "pretrained": "False",
+    "weights": "None",
+    "pretrained_backbone": "False",
+    "weights_backbone": "None",
+    "progress": "False",
+}
+
+
+def factory_spec(factory: FactoryInfo) -> ClassSpec:
+    """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
+    args = ", ".join(f"{p}={v}" for p, v in _NO_WEIGHTS.items() if p in factory.params)
+    return ClassSpec(
+        factory.name, factory.line, f"{factory.name}({args})", "factory function", kind="factory"
+    )
 
 
 class Engine:
@@ -166,7 +217,8 @@ class Engine:
         self, path: str, workspace: Workspace, settings: Settings, texts: Mapping[str, str]
     ) -> BuildJob | None:
         classes = workspace.models_in(path)
-        if not classes:
+        factories = workspace.factories_in(path)
+        if not classes and not factories:
             return None
         info = workspace.files[path]
         roots = list(dict.fromkeys([info.root, str(workspace.root)]))
@@ -176,7 +228,10 @@ class Engine:
             module=info.module,
             sys_path=tuple(roots),
             workspace=str(workspace.root),
-            classes=tuple(constructor(c, workspace, settings) for c in classes),
+            classes=(
+                *(constructor(c, workspace, settings) for c in classes),
+                *(factory_spec(f) for f in factories),
+            ),
             overrides=tuple((p, texts[p]) for p in imported if p in texts),
             timeout_s=settings.timeout,
             memory_mb=settings.memory_mb,
@@ -242,18 +297,29 @@ class Engine:
             error = ErrorInfo(message, path, line, "syntax")
             return FileReport(path, (), {}, syntax_error=error)
         own = await self.build(path, workspace, texts)
-        models = own.models if own else ()
         results = [own] if own else []
-        if any(m.error is not None for m in models) or not models:
-            dependents = [p for p in workspace.importers(path) if workspace.models_in(p)]
+        qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
+        missing = _without_figures(own.models if own else (), qualnames)
+        if missing or not own:
+            # Build only the importers that use a class still without figures.
+            dependents = [
+                p
+                for p in workspace.importers(path)
+                if (workspace.models_in(p) or workspace.factories_in(p))
+                and (not own or not missing.isdisjoint(workspace.files[p].words()))
+            ]
             built = await asyncio.gather(
                 *(self.build(p, workspace, texts) for p in dependents), return_exceptions=True
             )
             results += [r for r in built if isinstance(r, JobResult)]
+        everything = [m for r in results for m in r.models]
+        models = tuple(
+            with_instances(m, qualnames, everything) for m in (own.models if own else ())
+        )
         return FileReport(
             path=path,
             models=models,
-            lines=lines_of(path, [m for r in results for m in r.models], workspace),
+            lines=lines_of(path, everything, workspace),
             isolation=own.isolation if own else (),
             notes=own.notes if own else (),
         )
@@ -279,6 +345,40 @@ class Engine:
                 await task
         for worker in self.workers.values():
             await worker.stop()
+
+
+def _without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str]) -> set[str]:
+    """Names of the classes that neither built nor appear inside a model built here."""
+    measured = {m.model_class for m in models if m.error is None}
+    measured |= {row.qualtype for m in models for row in m.tree}
+    return {
+        m.name
+        for m in models
+        if m.kind == "class" and m.error is not None and qualnames.get(m.name) not in measured
+    }
+
+
+def with_instances(
+    model: ModelResult, qualnames: Mapping[str, str], built: Sequence[ModelResult]
+) -> ModelResult:
+    """A class result with its qualified name and the instances measured in other models."""
+    qualname = qualnames.get(model.name)
+    if model.kind != "class" or qualname is None:
+        return model
+    groups: dict[tuple[str, str, int], int] = {}
+    for other in built:
+        if other.error is not None or (other.kind == "class" and other.model_class == qualname):
+            continue
+        for row in other.tree:
+            if row.qualtype == qualname and row.depth > 0:
+                key = (other.name, other.file, row.params)
+                groups[key] = groups.get(key, 0) + 1
+    instances = tuple(
+        Instance(name, file, count, params) for (name, file, params), count in groups.items()
+    )
+    return dataclasses.replace(
+        model, model_class=model.model_class or qualname, instances=instances
+    )
 
 
 def lines_of(path: str, models: list[ModelResult], workspace: Workspace) -> dict[int, LayerEntry]:

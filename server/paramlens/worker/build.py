@@ -10,6 +10,8 @@ totals equal ``sum(p.numel() for p in model.parameters())``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import re
 import time
 import traceback
 import types
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .protocol import ClassSpec, ErrorInfo, LayerEntry, ModelResult, ParamInfo, TreeRow
 from .tracking import Site, SiteRecorder, recording
@@ -162,6 +165,7 @@ def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> l
                 line=site[1] if site else None,
                 file=site[0] if site else None,
                 leaf=not children,
+                qualtype=_qualtype(module),
             )
         )
         for name, child in children:
@@ -249,13 +253,25 @@ def _layers(
     return entries, first_site
 
 
-def measure(model: nn.Module, spec: ClassSpec, file: str, recorder: SiteRecorder) -> ModelResult:
+def _qualtype(module: nn.Module) -> str:
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def measure(
+    model: nn.Module, spec: ClassSpec, file: str, recorder: SiteRecorder, detail: bool = True
+) -> ModelResult:
+    """Totals always; per-line layers and the module tree only with ``detail``."""
     params = list(model.parameters())  # unique by identity, as torch counts them
     buffers = list(model.buffers())
-    names: dict[int, str] = {}
-    for name, p in model.named_parameters():
-        names.setdefault(id(p), name)
-    layers, first_site = _layers(model, recorder, names)
+    layers: list[LayerEntry] = []
+    tree: list[TreeRow] = []
+    if detail:
+        names: dict[int, str] = {}
+        for name, p in model.named_parameters():
+            names.setdefault(id(p), name)
+        layers, first_site = _layers(model, recorder, names)
+        tree = _tree(model, first_site)
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return ModelResult(
@@ -271,8 +287,57 @@ def measure(model: nn.Module, spec: ClassSpec, file: str, recorder: SiteRecorder
         dtypes=tuple(sorted({_dtype_name(p.dtype) for p in params})),
         ctor=spec.ctor or "",
         layers=tuple(layers),
-        tree=tuple(_tree(model, first_site)),
+        tree=tuple(tree),
+        kind=spec.kind,
+        model_class=_qualtype(model),
     )
+
+
+_MISSING_ARGS = re.compile(
+    r"__init__\(\) missing \d+ required (?:positional|keyword-only) arguments?: (.*)"
+)
+
+
+def _needs_args(spec: ClassSpec, exc: BaseException, file: str) -> ErrorInfo | None:
+    """An all-default guess that the constructor refused: a note, not an exception.
+
+    Discovery cannot see the signatures a class inherits from torch (``class
+    LayerNorm(nn.LayerNorm)``) or forwards with ``*args, **kwargs``; Python names them.
+    """
+    if spec.ctor_source != "default arguments" or not isinstance(exc, TypeError):
+        return None
+    match = _MISSING_ARGS.search(str(exc))
+    if match is None:
+        return None
+    names = re.findall(r"'(\w+)'", match.group(1))
+    example = ", ".join(f"{name}=..." for name in names)
+    hint = f'[tool.paramlens.models]\n{spec.name} = "{spec.name}({example})"'
+    message = f"{spec.name} needs constructor arguments: {', '.join(names)}"
+    return ErrorInfo(message, file, spec.line, "needs-args", hint)
+
+
+def _namespace(spec: ClassSpec, module_namespace: dict[str, object]) -> dict[str, object]:
+    """The module's namespace plus the workspace names the expression refers to."""
+    if not spec.refs:
+        return module_namespace
+    namespace = dict(module_namespace)
+    for name, target in spec.refs:
+        namespace[name] = _resolve(target)
+    return namespace
+
+
+def _resolve(qualified: str) -> object:
+    """``pkg.mod.Name``: the longest importable module prefix, then attributes."""
+    parts = qualified.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            value: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attr in parts[split:]:
+            value = getattr(value, attr)
+        return value
+    raise ImportError(f"cannot import {qualified}")
 
 
 def build_class(
@@ -283,8 +348,13 @@ def build_class(
     recorder: SiteRecorder,
     is_user_file: Callable[[str], bool],
     memory_mb: int,
+    detailed: set[str] | None = None,
 ) -> ModelResult:
-    """Construct ``spec`` from its expression on ``device`` (meta falls back to CPU)."""
+    """Construct ``spec`` from its expression on ``device`` (meta falls back to CPU).
+
+    A factory whose class is already in ``detailed`` is measured by its totals only (a
+    file of 100 ``vit_*`` factories needs one model's per-line figures, not 100).
+    """
     started = time.perf_counter()
     if spec.ctor is None:
         error = ErrorInfo(
@@ -299,15 +369,20 @@ def build_class(
     notes: list[str] = []
     used = device
     try:
+        namespace = _namespace(spec, namespace)
         model = _construct(code, namespace, device, recorder)
     except (BuildTimeout, MemoryError) as exc:
         return ModelResult.failed(spec, file, error_from_exception(exc, is_user_file, memory_mb))
     except Exception as exc:  # the user's constructor may raise anything
+        needs_args = _needs_args(spec, exc, file)
+        if needs_args is not None:
+            return ModelResult.failed(spec, file, needs_args)
         first = error_from_exception(exc, is_user_file, memory_mb)
         if device != "meta" or first.kind != "exception":
             return ModelResult.failed(spec, file, first)
         try:
-            model = _construct(code, namespace, "cpu", recorder)
+            with _SkipWeightInit():
+                model = _construct(code, namespace, "cpu", recorder)
         except BuildTimeout as retry_exc:
             return ModelResult.failed(
                 spec, file, error_from_exception(retry_exc, is_user_file, memory_mb)
@@ -320,9 +395,41 @@ def build_class(
     if not isinstance(model, nn.Module):
         message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
         return ModelResult.failed(spec, file, ErrorInfo(message, file, spec.line))
-    result = measure(model, spec, file, recorder)
+    qualtype = _qualtype(model)
+    detail = detailed is None or spec.kind == "class" or qualtype not in detailed
+    if detailed is not None:
+        detailed.add(qualtype)
+    result = measure(model, spec, file, recorder, detail)
     elapsed = (time.perf_counter() - started) * 1000
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
+
+
+_INIT_SKIP_NUMEL = 1 << 16
+
+
+class _SkipWeightInit(TorchFunctionMode):
+    """On the CPU fallback, in-place writes to parameters and large tensors do nothing.
+
+    Weight initialisation (``nn.init.*``, ``reset_parameters``, timm's ``trunc_normal_``)
+    is all in-place ops on parameters; nobody reads those values, and filling 86M of them
+    costs seconds. Small tensors (schedules, masks read with ``.item()``) compute as usual.
+    """
+
+    def __torch_function__(
+        self,
+        func: Callable[..., object],
+        types: object,
+        args: Sequence[object] = (),
+        kwargs: dict[str, object] | None = None,
+    ) -> object:
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__") and args:
+            target = args[0]
+            if isinstance(target, nn.Parameter) or (
+                isinstance(target, torch.Tensor) and target.numel() >= _INIT_SKIP_NUMEL
+            ):
+                return target
+        return func(*args, **(kwargs or {}))
 
 
 def _construct(

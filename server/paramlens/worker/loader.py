@@ -1,101 +1,69 @@
-"""Import workspace files as *definitions only*, inside the worker.
+"""Import workspace files as Python does, without their script part, inside the worker.
 
 Runs in the user's interpreter (standard library only). A user's model file often
 ends with a training loop or ``model = Net(); model.fit(...)``; importing it must
-not run that. :func:`definitions_only` keeps the module-level statements that
-define things (imports, classes, functions, constants, dataclass instances) and
-drops the rest. :class:`WorkspaceFinder` applies the same filter to every module
-imported from the workspace, so ``from .layers import Block`` works and runs no
-script either, and serves unsaved editor buffers instead of the disk.
+not run that, yet real packages compute at import time (timm's ``to_2tuple =
+_ntuple(2)``, ``args = parser.parse_args()``) and later statements need those names.
+
+So what is skipped is decided by what makes a file a *script*, not by a list of
+callees: the ``if __name__ == "__main__":`` block, top-level loops, ``with`` blocks,
+and bare calls that run a job (``main()``, ``trainer.fit()``; registrations such as
+``register_model(...)`` or ``__all__.append(...)`` are kept). Everything else runs,
+one top-level statement at a time:
+
+- a statement that raises (or exits) does not sink the file: the names it would
+  have bound become :class:`Unavailable` placeholders, so a later *use* raises a
+  clear ``NameError`` naming that line and why it failed;
+- a statement other than an import gets a short time budget of its own;
+- statements run inside a caller-supplied context (the worker passes
+  ``torch.device("meta")``), so a module-level ``model = Net()`` allocates no weights.
+
+:class:`WorkspaceFinder` applies this to every module imported from the workspace,
+so ``from .layers import Block`` works, and serves unsaved editor buffers.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
+import signal
 import sys
+import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
-# Calls that may appear in a kept module-level assignment: they compute values and
-# have no effects worth fearing. Matched on the last name of the callee.
-_SAFE_CALLS = frozenset(
-    [
-        "dict",
-        "list",
-        "tuple",
-        "set",
-        "frozenset",
-        "int",
-        "float",
-        "str",
-        "bool",
-        "bytes",
-        "complex",
-        "range",
-        "len",
-        "min",
-        "max",
-        "sum",
-        "sorted",
-        "reversed",
-        "enumerate",
-        "zip",
-        "abs",
-        "round",
-        "pow",
-        "divmod",
-        "isinstance",
-        "issubclass",
-        "getattr",
-        "hasattr",
-        "type",
-        "object",
-        "property",
-        "staticmethod",
-        "classmethod",
-        "map",
-        "filter",
-        "any",
-        "all",
-        "repr",
-        "format",
-        "TypeVar",
-        "NamedTuple",
-        "TypedDict",
-        "NewType",
-        "cast",
-        "field",
-        "namedtuple",
-        "OrderedDict",
-        "defaultdict",
-        "partial",
-        "partialmethod",
-        "getLogger",
-        "device",
-        "dtype",
-        "finfo",
-        "iinfo",
-        "Size",
-        "get",
-        "getenv",
-        "join",
-        "dirname",
-        "basename",
-        "abspath",
-        "realpath",
-        "expanduser",
-        "Path",
-        "ceil",
-        "floor",
-        "sqrt",
-        "log",
-        "log2",
-        "prod",
-    ]
+STATEMENT_BUDGET_S = 3.0  # a module-level statement that is not an import
+_MAX_FAILURES_KEPT = 50
+
+# Bare module-level calls that declare rather than run a job: kept. Matched on the
+# callee's last name.
+_DECLARING_CALLS = frozenset(
+    {
+        "append",
+        "extend",
+        "update",
+        "add",
+        "insert",
+        "setdefault",
+        "filterwarnings",
+        "simplefilter",
+        "setLevel",
+        "addHandler",
+        "wrap",
+        "manual_seed",
+        "seed",
+        "set_printoptions",
+        "set_default_dtype",
+        "use_deterministic_algorithms",
+    }
 )
 
 
@@ -113,71 +81,41 @@ def _is_main_guard(test: ast.expr) -> bool:
     return "__name__" in names and "__main__" in consts
 
 
-def _dataclass_names(body: Sequence[ast.stmt]) -> set[str]:
-    names = set()
-    for stmt in body:
-        if not isinstance(stmt, ast.ClassDef):
-            continue
-        decorators = {
-            _callee_name(d.func if isinstance(d, ast.Call) else d) for d in stmt.decorator_list
-        }
-        bases = {_callee_name(b) for b in stmt.bases}
-        if "dataclass" in decorators or "NamedTuple" in bases or "Enum" in bases:
-            names.add(stmt.name)
-    return names
+def _declares(call: ast.Call) -> bool:
+    name = _callee_name(call.func)
+    return name in _DECLARING_CALLS or "register" in name.lower()
 
 
-def _pure_expr(expr: ast.expr | None, allowed: set[str]) -> bool:
-    """An expression whose calls only compute values (no model built, no I/O)."""
-    if expr is None:
+def _is_script(stmt: ast.stmt) -> bool:
+    """A statement that runs a job rather than defines something."""
+    if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
         return True
-    for node in ast.walk(expr):
-        if isinstance(node, ast.Call):
-            name = _callee_name(node.func)
-            if name not in _SAFE_CALLS and name not in allowed:
-                return False
-        elif isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
-            return False
-    return True
+    if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
+        return True
+    if isinstance(stmt, ast.Expr):
+        value = stmt.value
+        if isinstance(value, ast.Constant):
+            return False  # a docstring
+        return not (isinstance(value, ast.Call) and _declares(value))
+    return False
 
 
-def _keep(stmt: ast.stmt, allowed: set[str], skipped: list[int]) -> ast.stmt | None:
-    if isinstance(
-        stmt,
-        (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef),
-    ):
-        return stmt
-    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-        return stmt  # docstring
-    if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and _pure_expr(
-        stmt.value, allowed
-    ):
-        return stmt
-    if (
-        isinstance(stmt, ast.If)
-        and not _is_main_guard(stmt.test)
-        and _pure_expr(stmt.test, allowed)
-    ):
-        stmt.body = _filter(stmt.body, allowed, skipped)
-        stmt.orelse = _filter(stmt.orelse, allowed, skipped, allow_empty=True)
-        return stmt
-    if isinstance(stmt, ast.Try):
-        stmt.body = _filter(stmt.body, allowed, skipped)
-        for handler in stmt.handlers:
-            handler.body = _filter(handler.body, allowed, skipped)
-        stmt.orelse = _filter(stmt.orelse, allowed, skipped, allow_empty=True)
-        stmt.finalbody = _filter(stmt.finalbody, allowed, skipped, allow_empty=True)
-        return stmt
-    if isinstance(stmt, (ast.Pass, ast.Global, ast.Nonlocal)):
-        return stmt
-    skipped.append(stmt.lineno)
-    return None
-
-
-def _filter(
-    body: list[ast.stmt], allowed: set[str], skipped: list[int], allow_empty: bool = False
-) -> list[ast.stmt]:
-    kept = [s for s in (_keep(stmt, allowed, skipped) for stmt in body) if s is not None]
+def _filter(body: list[ast.stmt], skipped: list[int], allow_empty: bool) -> list[ast.stmt]:
+    kept = []
+    for stmt in body:
+        if _is_script(stmt):
+            skipped.append(stmt.lineno)
+            continue
+        if isinstance(stmt, ast.If):
+            stmt.body = _filter(stmt.body, skipped, allow_empty=False)
+            stmt.orelse = _filter(stmt.orelse, skipped, allow_empty=True)
+        elif isinstance(stmt, ast.Try):
+            stmt.body = _filter(stmt.body, skipped, allow_empty=False)
+            for handler in stmt.handlers:
+                handler.body = _filter(handler.body, skipped, allow_empty=False)
+            stmt.orelse = _filter(stmt.orelse, skipped, allow_empty=True)
+            stmt.finalbody = _filter(stmt.finalbody, skipped, allow_empty=True)
+        kept.append(stmt)
     if not kept and body and not allow_empty:
         kept = [ast.copy_location(ast.Pass(), body[0])]
     return kept
@@ -185,21 +123,157 @@ def _filter(
 
 def definitions_only(tree: ast.Module) -> tuple[ast.Module, list[int]]:
     """The module without its script part, and the lines of the statements dropped."""
-    allowed = _dataclass_names(tree.body)
     skipped: list[int] = []
-    tree.body = _filter(tree.body, allowed, skipped, allow_empty=True)
+    tree.body = _filter(tree.body, skipped, allow_empty=True)
     return tree, skipped
 
 
-def compile_definitions(source: str, filename: str) -> types.CodeType:
-    tree, _ = definitions_only(ast.parse(source, filename))
-    return compile(tree, filename, "exec")
+# -- running a module one statement at a time ------------------------------------
 
 
-class _DefinitionsLoader(importlib.abc.Loader):
-    def __init__(self, path: str, source: str | None) -> None:
+class UnavailableNameError(NameError):
+    pass
+
+
+class Unavailable:
+    """Stands for a name whose module-level statement failed; any use says why."""
+
+    def __init__(self, name: str, file: str, line: int, reason: str) -> None:
+        self._paramlens_why = (
+            f"{name} is unavailable: the statement at {os.path.basename(file)}:{line} "
+            f"that defines it failed when paramlens imported the file ({reason})"
+        )
+
+    def _fail(self, *args: object, **kwargs: object) -> Any:
+        raise UnavailableNameError(self._paramlens_why)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        self._fail()
+
+    def __repr__(self) -> str:
+        return f"<unavailable: {self._paramlens_why}>"
+
+    __call__ = __bool__ = __iter__ = __len__ = __getitem__ = __mro_entries__ = _fail
+    __add__ = __radd__ = __sub__ = __mul__ = __rmul__ = __truediv__ = __floordiv__ = _fail
+    __lt__ = __le__ = __gt__ = __ge__ = __contains__ = __enter__ = __index__ = _fail
+    __int__ = __float__ = __or__ = __ror__ = _fail
+
+
+def _bound_names(stmt: ast.stmt) -> Iterator[str]:
+    """Names a top-level statement binds in its module (nested blocks included)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield stmt.name
+        return
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        for alias in stmt.names:
+            if alias.name != "*":
+                yield alias.asname or alias.name.split(".")[0]
+        return
+    targets: list[ast.expr] = []
+    if isinstance(stmt, ast.Assign):
+        targets = stmt.targets
+    elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        targets = [stmt.target]
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name):
+                yield node.id
+    for block in ("body", "orelse", "finalbody"):
+        for inner in getattr(stmt, block, []) if isinstance(stmt, (ast.If, ast.Try)) else []:
+            yield from _bound_names(inner)
+    for handler in getattr(stmt, "handlers", []):
+        for inner in handler.body:
+            yield from _bound_names(inner)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    try:
+        text = str(exc).strip().splitlines()
+    except Exception:  # an exception whose __str__ raises
+        text = []
+    message = text[0][:200] if text else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Failure:
+    file: str
+    line: int
+    message: str
+
+
+class ModuleRunner:
+    """Runs modules statement by statement; shared by every workspace module of a job."""
+
+    def __init__(
+        self, statement_context: Callable[[], AbstractContextManager[object]] | None = None
+    ) -> None:
+        self.statement_context = statement_context or contextlib.nullcontext
+        self.failures: list[Failure] = []
+
+    def run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
+        tree, _ = definitions_only(ast.parse(source, path))
+        flags = 0
+        for stmt in tree.body:
+            if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+                for alias in stmt.names:
+                    feature = getattr(__future__, alias.name, None)
+                    flags |= getattr(feature, "compiler_flag", 0)
+        for stmt in tree.body:
+            code = compile(ast.Module([stmt], []), path, "exec", flags=flags, dont_inherit=True)
+            self._run_statement(stmt, code, path, namespace)
+
+    def _run_statement(
+        self, stmt: ast.stmt, code: types.CodeType, path: str, namespace: dict[str, Any]
+    ) -> None:
+        is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
+        outer_remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _has_itimer() else 0.0
+        outer_deadline = time.monotonic() + outer_remaining if outer_remaining else None
+        budget = None if is_import else STATEMENT_BUDGET_S
+        if budget is not None and _has_itimer():
+            signal.setitimer(signal.ITIMER_REAL, min(budget, outer_remaining or budget))
+        try:
+            if is_import:
+                exec(code, namespace)
+            else:
+                with self.statement_context():
+                    exec(code, namespace)
+        except BaseException as exc:
+            timed_out = isinstance(exc, TimeoutError)
+            if timed_out and outer_deadline and time.monotonic() >= outer_deadline - 0.05:
+                raise  # the whole import ran out of time, not just this statement
+            if timed_out and budget is not None:
+                reason = f"it ran longer than {budget:g} s"
+            else:
+                reason = _describe_failure(exc)
+            self._poison(stmt, path, namespace, reason)
+        finally:
+            if budget is not None and _has_itimer():
+                remaining = 0.0
+                if outer_deadline is not None:
+                    remaining = max(outer_deadline - time.monotonic(), 0.001)
+                signal.setitimer(signal.ITIMER_REAL, remaining)
+
+    def _poison(self, stmt: ast.stmt, path: str, namespace: dict[str, Any], reason: str) -> None:
+        if len(self.failures) < _MAX_FAILURES_KEPT:
+            self.failures.append(Failure(path, stmt.lineno, reason))
+        for name in _bound_names(stmt):
+            if name not in namespace:
+                namespace[name] = Unavailable(name, path, stmt.lineno, reason)
+
+
+def _has_itimer() -> bool:
+    """A per-statement alarm needs a Python handler (the worker's raises a TimeoutError)."""
+    return hasattr(signal, "setitimer") and callable(signal.getsignal(signal.SIGALRM))
+
+
+class _WorkspaceLoader(importlib.abc.Loader):
+    def __init__(self, path: str, source: str | None, runner: ModuleRunner) -> None:
         self.path = path
         self.source = source
+        self.runner = runner
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
@@ -207,9 +281,9 @@ class _DefinitionsLoader(importlib.abc.Loader):
     def exec_module(self, module: types.ModuleType) -> None:
         source = self.source
         if source is None:
-            with open(self.path, encoding="utf-8") as f:
-                source = f.read()
-        exec(compile_definitions(source, self.path), module.__dict__)
+            with open(self.path, "rb") as f:
+                source = importlib.util.decode_source(f.read())
+        self.runner.run(source, self.path, module.__dict__)
 
 
 def is_workspace_file(path: str, workspace: str) -> bool:
@@ -224,12 +298,19 @@ def is_workspace_file(path: str, workspace: str) -> bool:
 
 
 class WorkspaceFinder(importlib.abc.MetaPathFinder):
-    """Finds workspace modules first and loads them as definitions only."""
+    """Finds workspace modules first and loads them without their script part."""
 
-    def __init__(self, roots: Sequence[str], workspace: str, overrides: dict[str, str]) -> None:
+    def __init__(
+        self,
+        roots: Sequence[str],
+        workspace: str,
+        overrides: dict[str, str],
+        runner: ModuleRunner,
+    ) -> None:
         self.roots = list(roots)
         self.workspace = os.path.normcase(os.path.realpath(workspace))
         self.overrides = {os.path.realpath(p): t for p, t in overrides.items()}
+        self.runner = runner
 
     def find_spec(
         self,
@@ -247,7 +328,7 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
                     continue
                 if not is_workspace_file(candidate, self.workspace):
                     return None
-                loader = _DefinitionsLoader(candidate, self.overrides.get(real))
+                loader = _WorkspaceLoader(candidate, self.overrides.get(real), self.runner)
                 locations = [os.path.dirname(candidate)] if is_package else None
                 return importlib.util.spec_from_file_location(
                     fullname, candidate, loader=loader, submodule_search_locations=locations
@@ -255,8 +336,10 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def install(roots: Sequence[str], workspace: str, overrides: dict[str, str]) -> None:
+def install(
+    roots: Sequence[str], workspace: str, overrides: dict[str, str], runner: ModuleRunner
+) -> None:
     for root in reversed(roots):
         if root not in sys.path:
             sys.path.insert(0, root)
-    sys.meta_path.insert(0, WorkspaceFinder(roots, workspace, overrides))
+    sys.meta_path.insert(0, WorkspaceFinder(roots, workspace, overrides, runner))

@@ -37,6 +37,9 @@ class ClassSpec:
     ctor_source: str = ""  # where the expression came from, for messages
     missing_args: tuple[str, ...] = ()  # set when ctor is None
     fix_hint: str = ""  # the pyproject.toml line that would fix a missing ctor
+    kind: str = "class"  # "class", or "factory": a function returning a model (resnet18)
+    # names the expression uses that its module may not define: (name, "pkg.module.Attr")
+    refs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,17 @@ class TreeRow:
     line: int | None = None
     file: str | None = None
     leaf: bool = True
+    qualtype: str = ""  # module.QualName of the module's class, to find a class's instances
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Instances of a class measured inside a model built from another class or factory."""
+
+    model: str  # the model they were measured in
+    file: str  # where that model is defined
+    count: int
+    params: int  # parameters of one instance (all instances of this entry have this count)
 
 
 @dataclass(frozen=True)
@@ -125,11 +139,14 @@ class ModelResult:
     layers: tuple[LayerEntry, ...] = ()
     tree: tuple[TreeRow, ...] = ()
     build_ms: float = 0.0
+    kind: str = "class"  # as ClassSpec.kind
+    model_class: str = ""  # module.QualName of what was built (a factory's class)
+    instances: tuple[Instance, ...] = ()  # filled by the engine, not the worker
 
     @classmethod
     def failed(cls, spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
         """The result of a class that could not be built."""
-        return cls(spec.name, file, spec.line, ctor=spec.ctor or "", error=error)
+        return cls(spec.name, file, spec.line, ctor=spec.ctor or "", error=error, kind=spec.kind)
 
 
 @dataclass(frozen=True)
@@ -175,7 +192,13 @@ def _tuple(values: Any) -> tuple[Any, ...]:
 
 
 def class_spec(d: dict[str, Any]) -> ClassSpec:
-    return ClassSpec(**{**d, "missing_args": tuple(d.get("missing_args", ()))})
+    return ClassSpec(
+        **{
+            **d,
+            "missing_args": tuple(d.get("missing_args", ())),
+            "refs": tuple((n, t) for n, t in d.get("refs", ())),
+        }
+    )
 
 
 def build_job(d: dict[str, Any]) -> BuildJob:
@@ -214,6 +237,7 @@ def model_result(d: dict[str, Any]) -> ModelResult:
             "error": error_info(d.get("error")),
             "layers": tuple(layer_entry(x) for x in d.get("layers", ())),
             "tree": tuple(tree_row(x) for x in d.get("tree", ())),
+            "instances": tuple(Instance(**x) for x in d.get("instances", ())),
         }
     )
 

@@ -72,7 +72,8 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     os.dup2(devnull, 0)
     os.dup2(2, 1)  # user prints go to the server's log, never into the protocol
     hang_file = open(os.path.join(scratch, HANG_FILE), "w")  # noqa: SIM115 (lives as long as we do)
-    active, notes = sandbox.enter(scratch, job.memory_mb, job.timeout_s, parent)
+    cpu_budget = job.timeout_s * (1 + len(job.classes))  # RLIMIT_CPU: a backstop only
+    active, notes = sandbox.enter(scratch, job.memory_mb, cpu_budget, parent)
     _emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
 
     workspace = os.path.normcase(os.path.realpath(job.workspace))
@@ -81,7 +82,12 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         return loader.is_workspace_file(filename, workspace) or filename in overrides
 
     overrides = dict(job.overrides)
-    loader.install(job.sys_path, workspace, overrides)
+    import torch
+
+    # Module-level statements run on the meta device: `model = Net()` allocates no weights.
+    runner = loader.ModuleRunner(lambda: torch.device("meta"))
+    loader.install(job.sys_path, workspace, overrides, runner)
+    sys.argv = [job.file]  # `parser.parse_args()` at import time sees no worker flags
 
     building = "the module"
 
@@ -103,8 +109,11 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
             _emit(out_fd, {"type": "model", "result": ModelResult.failed(spec, job.file, error)})
         return
     signal.setitimer(signal.ITIMER_REAL, 0)
+    if runner.failures:
+        _emit(out_fd, {"type": "notes", "notes": [_failure_note(f) for f in runner.failures]})
 
     recorder = SiteRecorder(is_user_file)
+    detailed: set[str] = set()
     for spec in job.classes:
         building = spec.name
         _emit(out_fd, {"type": "start", "name": spec.name})
@@ -120,6 +129,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
                 recorder,
                 is_user_file,
                 job.memory_mb,
+                detailed,
             )
         except BaseException as exc:  # SystemExit from user code, a late alarm, ...
             result = ModelResult.failed(
@@ -129,6 +139,11 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
             signal.setitimer(signal.ITIMER_REAL, 0)
             faulthandler.cancel_dump_traceback_later()
         _emit(out_fd, {"type": "model", "result": result})
+
+
+def _failure_note(failure: Any) -> str:
+    name = os.path.basename(failure.file)
+    return f"{name}:{failure.line}: skipped at import ({failure.message})"
 
 
 def _child_main(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
@@ -314,6 +329,8 @@ class Worker:
         if kind == "isolation":
             running.isolation = tuple(message["active"])
             running.notes = tuple(message["notes"])
+        elif kind == "notes":
+            running.notes += tuple(message["notes"])
         elif kind == "start":
             running.current = message["name"]
             running.deadline = time.monotonic() + running.job.timeout_s + _GRACE_S
