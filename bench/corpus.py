@@ -31,6 +31,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import REPO
+from bench.common import REPO, measure
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,12 @@ PACKAGES = [
     Package("x-transformers", "x-transformers==2.31.10", "x_transformers"),
     Package("timm", "timm==1.0.31", "timm"),
     Package("torchvision", "torchvision==0.29.1", "torchvision", ("models",)),
-    Package("segmentation_models_pytorch", "segmentation_models_pytorch==0.6.0", "segmentation_models_pytorch", needs=("timm",)),
+    Package(
+        "segmentation_models_pytorch",
+        "segmentation_models_pytorch==0.6.0",
+        "segmentation_models_pytorch",
+        needs=("timm",),
+    ),
     Package("open_clip_torch", "open_clip_torch==3.3.0", "open_clip", needs=("timm",)),
     Package("monai", "monai==1.6.1", "monai", ("networks",)),
     Package("transformers", "transformers==5.24.0", "transformers"),
@@ -67,7 +73,16 @@ PACKAGES = [
 
 # Sub-folders measured by default for the large packages (``--full`` measures everything).
 SUBSETS = {
-    "transformers": ("models/gpt2", "models/llama", "models/bert", "models/t5", "models/vit", "models/whisper", "models/clip", "models/mistral"),
+    "transformers": (
+        "models/gpt2",
+        "models/llama",
+        "models/bert",
+        "models/t5",
+        "models/vit",
+        "models/whisper",
+        "models/clip",
+        "models/mistral",
+    ),
     "diffusers": ("models/unets", "models/autoencoders", "models/transformers"),
 }
 
@@ -118,7 +133,17 @@ def fetch(corpus: Path, package: Package) -> Path:
 
     if not find():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", package.pin, "-d", str(wheels)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                package.pin,
+                "-d",
+                str(wheels),
+            ],
             check=True,
         )
     (wheel,) = find()
@@ -128,7 +153,11 @@ def fetch(corpus: Path, package: Package) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(folder)
     for info in folder.glob("*.dist-info"):
-        for licence in [*info.glob("LICEN[CS]E*"), *info.glob("licenses/*"), *info.glob("COPYING*")]:
+        for licence in [
+            *info.glob("LICEN[CS]E*"),
+            *info.glob("licenses/*"),
+            *info.glob("COPYING*"),
+        ]:
             if licence.is_file():
                 shutil.copy(licence, folder / licence.name)
     (folder / "pyproject.toml").write_text("[tool.paramlens]\n")
@@ -147,3 +176,359 @@ def ensure_venv(corpus: Path) -> Path:
     subprocess.run([str(python), "-m", "pip", "install", "-q", *VENV_PINS], check=True)
     marker.write_text(pins)
     return python
+
+
+# ---------------------------------------------------------------------------- truth
+
+
+def truth(
+    corpus: Path,
+    python: Path,
+    package: Package,
+    only: tuple[str, ...],
+    refresh: bool,
+    timeout: float,
+) -> dict:
+    out = corpus / "truth" / f"{package.name}.json"
+    if out.exists() and not refresh:
+        cached = json.loads(out.read_text())
+        if tuple(cached.get("only", ())) == only:
+            return cached
+    command = [
+        str(python),
+        str(TRUTH_SCRIPT),
+        str(corpus / "src" / package.name),
+        package.pkgdir,
+        str(out),
+        "--timeout",
+        str(timeout),
+    ]
+    if only:
+        command += ["--only", *only]
+    if (
+        shutil.which("unshare")
+        and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0
+    ):
+        command = ["unshare", "-rn", *command]  # no network: nothing can be downloaded
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": python_path(corpus, package)}
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, cwd=tempfile.gettempdir())
+    print(f"  truth for {package.name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return json.loads(out.read_text())
+
+
+def python_path(corpus: Path, package: Package) -> str:
+    return os.pathsep.join(str(corpus / "src" / need) for need in package.needs)
+
+
+# ------------------------------------------------------------------------- paramlens
+
+
+def run_paramlens(corpus: Path, python: Path, package: Package, only: tuple[str, ...]) -> dict:
+    """Cold (empty cache) then warm (the cache the cold run filled); outputs merged over targets."""
+    base = corpus / "src" / package.name / package.pkgdir
+    targets = [base / sub for sub in only] if only else [base]
+    paramlens = Path(sys.executable).parent / "paramlens"
+    cache = Path(tempfile.mkdtemp(prefix="paramlens-corpus-cache-"))
+    env = {
+        "PARAMLENS_CACHE_DIR": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": python_path(corpus, package),
+    }
+    models: list[dict] = []
+    errors: list = []
+    seconds = {"cold": 0.0, "warm": 0.0}
+    codes: list[int] = []
+    for target in targets:
+        command = [
+            str(paramlens),
+            "summary",
+            str(target),
+            "--format",
+            "json",
+            "--python",
+            str(python),
+        ]
+        for phase in ("cold", "warm"):
+            run = measure(command, env)
+            seconds[phase] += run.seconds
+            if phase == "warm":
+                continue
+            codes.append(run.returncode)
+            try:
+                report = json.loads(run.stdout)
+            except ValueError:
+                errors.append(
+                    {
+                        "target": str(target),
+                        "returncode": run.returncode,
+                        "stderr": run.stderr[-2000:],
+                    }
+                )
+                continue
+            for model in report.get("models", []):
+                model.pop("layers", None)  # not needed here, and large
+                model.pop("tree", None)
+                models.append(model)
+            errors.extend(report.get("errors", []))
+    shutil.rmtree(cache, ignore_errors=True)
+    result = {"models": models, "errors": errors, "seconds": seconds, "returncodes": codes}
+    out = corpus / "paramlens" / f"{package.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return result
+
+
+# -------------------------------------------------------------------------- compare
+
+
+def normal_ctor(text: str) -> str:
+    """``mod.Cls(a, b=1)`` and ``Cls(a, b=1)`` compare equal."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        return text.strip()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node.func = ast.Name(node.func.attr)
+    return ast.unparse(tree)
+
+
+def qualify(root: Path, file: str, name: str) -> str:
+    rel = Path(file).resolve().relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join([*parts, name])
+
+
+def short_message(error: dict) -> str:
+    return " ".join(str(error.get("message", "")).split())[:160]
+
+
+@dataclass
+class Row:
+    name: str
+    found: int = 0
+    pl_classes: int = 0
+    reachable: int = 0
+    built: int = 0
+    figures: int = 0
+    compared: int = 0
+    wrong: list[str] = field(default_factory=list)
+    missed: list[tuple[str, str, str]] = field(default_factory=list)  # qual, kind, message
+    cold: float = 0.0
+    warm: float = 0.0
+    truth_seconds: float = 0.0
+    factories_truth: int = 0
+    factories_built: int = 0
+
+
+def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple[Row, list[dict]]:
+    classes = truth_report["classes"]
+    factories = truth_report["factories"]
+    row = Row(package.name, found=len(classes), truth_seconds=truth_report.get("seconds", 0.0))
+    row.reachable = sum(1 for e in classes.values() if e["reachable"])
+    row.factories_truth = sum(1 for e in factories.values() if "params" in e)
+    row.cold, row.warm = pl["seconds"]["cold"], pl["seconds"]["warm"]
+    built: set[str] = set()
+    figures: set[str] = set()
+    class_results: dict[str, dict] = {}
+    failures: list[dict] = []
+    for model in pl["models"]:
+        try:
+            qual = qualify(root, model["file"], model["name"])
+        except ValueError:
+            continue
+        kind = model.get("kind", "class")
+        error = model.get("error")
+        if kind == "factory":
+            if error is None:
+                row.factories_built += 1
+                if model.get("model_class"):
+                    figures.add(model["model_class"])
+                expected = factories.get(qual, {}).get("params")
+                if expected is not None:
+                    row.compared += 1
+                    if expected != model.get("total_params"):
+                        row.wrong.append(f"{qual}: {model.get('total_params'):,} vs {expected:,}")
+            continue
+        row.pl_classes += 1
+        class_results[qual] = model
+        if model.get("instances"):
+            figures.add(qual)
+        if error is None:
+            built.add(qual)
+            figures.add(qual)
+            configs = classes.get(qual, {}).get("configs", {})
+            ctor = normal_ctor(model.get("ctor") or "")
+            for key, value in configs.items():
+                if not key.startswith("factory:") and normal_ctor(key) == ctor:
+                    row.compared += 1
+                    if value["params"] != model.get("total_params"):
+                        row.wrong.append(
+                            f"{qual} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
+                        )
+                    break
+    row.built = len(built & set(classes))
+    row.figures = len(figures & set(classes))
+    for qual, entry in classes.items():
+        if not entry["reachable"] or qual in built:
+            continue
+        model = class_results.get(qual)
+        if model is None:
+            kind, message = "not-found", "paramlens reported no model for this class"
+        else:
+            error = model.get("error") or {}
+            kind, message = error.get("kind", "?"), short_message(error)
+        row.missed.append((qual, kind, message))
+        failures.append(
+            {
+                "package": package.name,
+                "class": qual,
+                "kind": kind,
+                "message": message,
+                "where": f"{entry['file']}:{entry['line']}",
+                "truth": sorted(entry["configs"])[:3],
+            }
+        )
+    return row, failures
+
+
+def group_key(failure: dict) -> str:
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", failure["message"])
+    text = re.sub(r"\d+", "N", text)
+    return f"[{failure['kind']}] {text[:110]}"
+
+
+def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
+    header = f"{'package':28} {'found':>6} {'pl':>6} {'reach':>6} {'built':>6} {'figs':>6} {'cmp':>5} {'wrong':>5} {'missed':>6} {'fact t/pl':>10} {'cold s':>7} {'warm s':>7}"
+    print(header)
+    print("-" * len(header))
+    total = Row("TOTAL")
+    for row in rows:
+        print(
+            f"{row.name:28} {row.found:6} {row.pl_classes:6} {row.reachable:6} {row.built:6} {row.figures:6} {row.compared:5} {len(row.wrong):5} {len(row.missed):6} {f'{row.factories_truth}/{row.factories_built}':>10} {row.cold:7.1f} {row.warm:7.1f}"
+        )
+        for field_name in (
+            "found",
+            "pl_classes",
+            "reachable",
+            "built",
+            "figures",
+            "compared",
+            "factories_truth",
+            "factories_built",
+        ):
+            setattr(total, field_name, getattr(total, field_name) + getattr(row, field_name))
+        total.wrong += row.wrong
+        total.missed += row.missed
+        total.cold += row.cold
+        total.warm += row.warm
+    print("-" * len(header))
+    print(
+        f"{'TOTAL':28} {total.found:6} {total.pl_classes:6} {total.reachable:6} {total.built:6} {total.figures:6} {total.compared:5} {len(total.wrong):5} {len(total.missed):6} {f'{total.factories_truth}/{total.factories_built}':>10} {total.cold:7.1f} {total.warm:7.1f}"
+    )
+    if total.found:
+        print(
+            f"\nclasses with figures: {total.figures}/{total.found} = {100 * total.figures / total.found:.1f}% of all classes found; "
+            f"reachable classes built by paramlens: {total.built}/{total.reachable}"
+            if total.reachable
+            else ""
+        )
+    print(
+        "\nfound = nn.Module classes (truth's ast scan); pl = class results paramlens reported; reach = buildable in plain torch;"
+        " built = paramlens built it as a class; figs = built, or via a factory, or as instances; cmp/wrong = totals compared"
+        " with the truth for the same ctor/factory, and how many differ; missed = reachable but not built; fact t/pl = factories"
+        " built by the truth / by paramlens"
+    )
+    for row in rows:
+        if row.wrong:
+            print(f"\n{row.name}: wrong totals (paramlens vs truth)")
+            for line in row.wrong[:show]:
+                print(f"  {line}")
+        if row.missed:
+            print(f"\n{row.name}: reachable but not built ({len(row.missed)})")
+            for qual, kind, message in row.missed[:show]:
+                print(f"  {qual}: [{kind}] {message}")
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for failure in failures:
+        groups[group_key(failure)].append(failure)
+    if groups:
+        print("\nparamlens failures on reachable classes, grouped:")
+        for key, members in sorted(groups.items(), key=lambda kv: -len(kv[1]))[: show * 3]:
+            packages = Counter(m["package"] for m in members)
+            example = members[0]
+            print(
+                f"  {len(members):4}  {key}\n        e.g. {example['where']} ({example['class']}); {dict(packages)}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path("/work/corpus"))
+    parser.add_argument("--packages", default="", help="comma-separated names (default: all)")
+    parser.add_argument(
+        "--full", action="store_true", help="measure all of transformers and diffusers"
+    )
+    parser.add_argument(
+        "--refresh-truth", action="store_true", help="recompute the cached ground truth"
+    )
+    parser.add_argument(
+        "--truth-timeout", type=float, default=60, help="seconds per ground-truth build"
+    )
+    parser.add_argument(
+        "--truth-only",
+        action="store_true",
+        help="fetch and compute the truth, do not run paramlens",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the last paramlens outputs in paramlens/ instead of running it",
+    )
+    parser.add_argument("--show", type=int, default=8, help="names listed per package")
+    parser.add_argument("--json", type=Path, help="save the numbers there")
+    args = parser.parse_args()
+    wanted = [p for p in args.packages.split(",") if p]
+    unknown = set(wanted) - {p.name for p in PACKAGES}
+    if unknown:
+        parser.error(f"unknown packages: {', '.join(sorted(unknown))}")
+    selected = [p for p in PACKAGES if not wanted or p.name in wanted]
+    corpus = args.corpus.resolve()
+    for package in {n for p in selected for n in p.needs} | {p.name for p in selected}:
+        fetch(corpus, next(p for p in PACKAGES if p.name == package))
+    python = ensure_venv(corpus)
+    rows: list[Row] = []
+    failures: list[dict] = []
+    for package in selected:
+        only = (
+            package.measured if args.full or package.name not in SUBSETS else SUBSETS[package.name]
+        )
+        if args.full and package.name in SUBSETS:
+            only = ()
+        print(f"{package.name}: truth", file=sys.stderr)
+        truth_report = truth(corpus, python, package, only, args.refresh_truth, args.truth_timeout)
+        if args.truth_only:
+            continue
+        saved = corpus / "paramlens" / f"{package.name}.json"
+        if args.reuse and saved.exists():
+            pl = json.loads(saved.read_text())
+        else:
+            print(f"{package.name}: paramlens", file=sys.stderr)
+            pl = run_paramlens(corpus, python, package, only)
+        row, failed = compare(package, corpus / "src" / package.name, truth_report, pl)
+        rows.append(row)
+        failures.extend(failed)
+    if rows:
+        print_report(rows, failures, args.show)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"rows": [vars(r) for r in rows], "failures": failures}, indent=1, default=str
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -133,6 +133,8 @@ def _report_errors(syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelRes
     for model in models:
         if model.error is None:
             continue
+        if model.error.kind == "needs-args" and render.measured_elsewhere(model, models):
+            continue  # its figures come from its factories or from the models that use it
         if model.error.kind == "needs-args":  # information, not a failure
             hint = model.error.traceback.replace("\n", "\n    ")
             print(

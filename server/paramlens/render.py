@@ -60,23 +60,69 @@ def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
     return title + (" (stale)" if stale else "")
 
 
-def render_model_lens(model: ModelResult, stale: bool = False) -> str:
+def configurations(model: ModelResult, models: Iterable[ModelResult]) -> list[ModelResult]:
+    """The factory functions (``resnet18``...) that built ``model``'s class."""
+    if model.kind != "class" or not model.model_class:
+        return []
+    return [
+        m
+        for m in models
+        if m.kind == "factory" and m.error is None and m.model_class == model.model_class
+    ]
+
+
+def measured_elsewhere(model: ModelResult, models: Iterable[ModelResult]) -> bool:
+    """A class that could not be built alone but has figures from factories or instances."""
+    return bool(model.instances or configurations(model, models))
+
+
+def _class_name(qualname: str) -> str:
+    return qualname.rpartition(".")[2]
+
+
+def render_model_lens(
+    model: ModelResult, stale: bool = False, models: Sequence[ModelResult] = ()
+) -> str:
+    """A class's totals; a factory's with its class; for a class that needs arguments,
+    its factory configurations or what its instances weigh in the models built."""
     suffix = " (stale)" if stale else ""
+    configs = configurations(model, models)
     if model.error is not None:
+        if model.error.kind == "needs-args" and configs:
+            shown = [f"{c.name} {format_count(c.total_params)}" for c in configs[:3]]
+            more = [f"+{len(configs) - 3} more"] if len(configs) > 3 else []
+            return SEP.join([model.name, *shown, *more]) + suffix
+        if model.error.kind == "needs-args" and model.instances:
+            first = model.instances[0]
+            parts = [
+                model.name,
+                f"{format_count(first.params)} each",
+                f"{first.count} in {first.model}",
+            ]
+            if len(model.instances) > 1:
+                parts.append(f"+{len(model.instances) - 1} more")
+            return SEP.join(parts) + suffix
         if model.error.kind == "needs-args":
             return f"{model.name}{SEP}needs constructor arguments (see problems){suffix}"
         return f"{model.name}{SEP}cannot build: {model.error.message}{suffix}"
+    name = model.name
+    if model.kind == "factory" and model.model_class:
+        name = f"{model.name} → {_class_name(model.model_class)}"
     parts = [
-        model.name,
+        name,
         f"{format_count(model.total_params)} params",
         f"{format_count(model.trainable_params)} trainable",
         format_bytes(model.param_bytes),
     ]
+    if configs:
+        parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
     return SEP.join(parts) + suffix
 
 
-def render_totals(model: ModelResult) -> str:
+def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
     """Every total of a model on one line (the CLI's line above the class)."""
+    if model.error is not None and measured_elsewhere(model, models):
+        return render_model_lens(model, models=models)
     if model.error is not None:
         return f"{model.name}: cannot build: {model.error.message}"
     dtypes = "/".join(model.dtypes) or "no parameters"
@@ -97,6 +143,7 @@ def render_annotated(
     source: str, models: Iterable[ModelResult], lines: Mapping[int, LayerEntry]
 ) -> str:
     """The source with totals above each class and figures at the end of layer lines."""
+    models = list(models)
     text_lines = source.splitlines()
     by_class_line = {m.line: m for m in models}
     width = min(max((len(t) for t in text_lines), default=0) + 2, 88)
@@ -106,7 +153,7 @@ def render_annotated(
         model = by_class_line.get(number)
         if model is not None:
             indent = text[: len(text) - len(text.lstrip())]
-            out.append(f"{'':>{number_width}}  {indent}# {render_totals(model)}")
+            out.append(f"{'':>{number_width}}  {indent}# {render_totals(model, models)}")
         entry = lines.get(number)
         if entry is not None and entry.params:
             figures = f"{layer_label(entry)} {format_count(entry.params)}"
@@ -256,14 +303,36 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
     return "\n".join(lines)
 
 
-def render_class_hover(model: ModelResult) -> str:
+def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[str]:
+    lines = []
+    configs = configurations(model, models)
+    if configs:
+        lines += ["", "| factory function | params | trainable | size |", "|---|--:|--:|--:|"]
+        lines += [
+            f"| `{c.ctor}` | {c.total_params:,} | {c.trainable_params:,} | "
+            f"{format_bytes(c.param_bytes)} |"
+            for c in configs
+        ]
+    if model.instances:
+        lines += ["", "| measured inside | instances | params each |", "|---|--:|--:|"]
+        lines += [f"| {i.model} | {i.count} | {i.params:,} |" for i in model.instances]
+    return lines
+
+
+def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
     if model.error is not None:
+        if model.error.kind == "needs-args" and measured_elsewhere(model, models):
+            text = f"**{model.name}** needs constructor arguments; measured as:"
+            return "\n".join([text, *_measured_tables(model, models)])
         text = f"**{model.name}** cannot be built: {model.error.message}"
         if model.error.kind == "needs-args" and model.error.traceback:
             text += f"\n\nAdd to `pyproject.toml`:\n```toml\n{model.error.traceback}\n```"
         return text
+    title = model.name
+    if model.kind == "factory":
+        title = f"{model.name}() → {_class_name(model.model_class)}"
     lines = [
-        f"**{model.name}**: {model.total_params:,} parameters",
+        f"**{title}**: {model.total_params:,} parameters",
         "",
         f"- trainable: {model.trainable_params:,}",
         f"- non-trainable: {model.non_trainable_params:,}",
@@ -279,7 +348,7 @@ def render_class_hover(model: ModelResult) -> str:
                 f"| `{row.path}` | {row.type} | {row.params:,} | "
                 f"{_share(row.params, model.total_params)} |"
             )
-    return "\n".join(lines)
+    return "\n".join(lines + _measured_tables(model, models))
 
 
 # -- JSON -----------------------------------------------------------------------

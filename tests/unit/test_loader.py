@@ -1,19 +1,25 @@
-"""The worker's definitions-only filter: what a user's module may run when imported."""
+"""The worker's loader: a workspace module runs as Python would, minus its script part."""
 
 import ast
+import signal
+from collections.abc import Iterator
 
-from paramlens.worker.loader import definitions_only
+import pytest
+
+from paramlens.worker.loader import ModuleRunner, UnavailableNameError, definitions_only
 
 SOURCE = '''
 """doc"""
 import torch
 from torch import nn
 HIDDEN = 4 * 128
-NAMES = dict(a=1)
-LOG = open("log.txt", "w")
+to_2tuple = _ntuple(2)
+args = parser.parse_args()
 model = nn.Linear(2, 2)
-CFG = Config(width=3)
 print("training")
+main()
+register_model(Net)
+__all__.append("Net")
 for epoch in range(10):
     pass
 while True:
@@ -25,8 +31,9 @@ try:
 except ImportError:
     apex = None
     print("no apex")
-if TYPE_CHECKING:
-    import numpy
+if use_accel:
+    device = "cuda"
+    train()
 if __name__ == "__main__":
     main()
 
@@ -44,35 +51,116 @@ def kept_source(source: str) -> tuple[str, list[int]]:
     return ast.unparse(tree), skipped
 
 
-def test_definitions_run_and_script_parts_do_not() -> None:
+def test_what_makes_a_file_a_script_is_skipped_and_nothing_else() -> None:
     kept, skipped = kept_source(SOURCE)
     for present in (
         "import torch",
         "HIDDEN = 4 * 128",
-        "NAMES = dict(a=1)",
-        "class Config",
-        "def helper",
+        "to_2tuple = _ntuple(2)",  # timm: a computed module-level name
+        "args = parser.parse_args()",
+        "model = nn.Linear(2, 2)",  # runs on the meta device in the worker
+        "register_model(Net)",
+        "__all__.append('Net')",
         "import apex",
         "apex = None",
-        "import numpy",
-        "CFG = Config(width=3)",
+        "if use_accel:",
+        "device = 'cuda'",
+        "class Config",
+        "def helper",
     ):
         assert present in kept, present
-    for absent in (
-        "log.txt",
-        "model = nn.Linear",
-        "training",
-        "for epoch",
-        "while True",
-        "with open",
-        "no apex",
-        "main()",
-    ):
+    for absent in ("training", "main()", "for epoch", "while True", "with open", "no apex"):
         assert absent not in kept, absent
-    assert skipped == [7, 8, 10, 11, 13, 15, 21, 24]
+    assert "train()" not in kept
+    assert skipped == [9, 10, 13, 15, 17, 23, 26, 27]
 
 
 def test_an_emptied_block_still_compiles() -> None:
     kept, _ = kept_source("try:\n    print(1)\nexcept Exception:\n    pass\n")
     compile(kept, "<test>", "exec")
     assert "print" not in kept
+
+
+def run(source: str, runner: ModuleRunner | None = None) -> dict[str, object]:
+    namespace: dict[str, object] = {"__name__": "user_module"}
+    (runner or ModuleRunner()).run(source, "/ws/user_module.py", namespace)
+    return namespace
+
+
+def test_a_failing_statement_does_not_sink_the_file_and_its_names_say_why() -> None:
+    runner = ModuleRunner()
+    namespace = run(
+        "import math\n"
+        "from not_installed_anywhere import transforms\n"
+        "SIZE = transforms.Resize(3)\n"
+        "def later():\n"
+        "    return SIZE\n"
+        "WIDTH = math.floor(4.5)\n",
+        runner,
+    )
+    assert namespace["WIDTH"] == 4  # statements after the failures still ran
+    later = namespace["later"]
+    assert callable(later)
+    with pytest.raises(UnavailableNameError) as info:
+        later().anything  # type: ignore[attr-defined]
+    message = str(info.value)
+    assert "SIZE is unavailable" in message and "user_module.py:3" in message
+    assert "transforms is unavailable" in message  # the root cause, line 2, is named too
+    assert [(f.line, f.message.split(":")[0]) for f in runner.failures] == [
+        (2, "ModuleNotFoundError"),
+        (3, "UnavailableNameError"),
+    ]
+
+
+def test_a_placeholder_cannot_be_subclassed_or_tested_silently() -> None:
+    namespace = run("import not_installed_anywhere as lib\nclass A(lib.Base):\n    pass\n")
+    with pytest.raises(UnavailableNameError, match="A is unavailable.*line|A is unavailable"):
+        bool(namespace["A"])
+
+
+def test_exit_at_import_time_is_a_failed_statement_not_a_dead_worker() -> None:
+    namespace = run("import sys\nargs = sys.exit(2)\nOK = 1\n")
+    assert namespace["OK"] == 1
+    assert "SystemExit" in repr(namespace["args"])
+
+
+def test_future_annotations_apply_to_every_statement() -> None:
+    namespace = run(
+        "from __future__ import annotations\n"
+        "def f(x: DefinedLater) -> DefinedLater:\n"
+        "    return x\n"
+        "class DefinedLater:\n"
+        "    pass\n"
+    )
+    assert not isinstance(namespace["f"], type(None))
+    assert getattr(namespace["f"], "__annotations__", {})["x"] == "DefinedLater"
+
+
+@pytest.fixture
+def alarm_raises_timeout() -> Iterator[None]:
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeoutError("alarm")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_slow_statement_is_cut_short_and_the_rest_of_the_file_runs(
+    alarm_raises_timeout: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("paramlens.worker.loader.STATEMENT_BUDGET_S", 0.2)
+    namespace = run("import time\nLOSSES = time.sleep(30)\nDONE = True\n")
+    assert namespace["DONE"] is True
+    assert "ran longer than 0.2 s" in repr(namespace["LOSSES"])
+
+
+def test_the_whole_import_running_out_of_time_still_stops_it(
+    alarm_raises_timeout: None,
+) -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0.2)  # the job's own deadline, shorter than a statement
+    with pytest.raises(TimeoutError):
+        run("import time\nX = time.sleep(30)\nY = 1\n")

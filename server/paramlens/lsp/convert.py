@@ -30,9 +30,10 @@ def lsp_range(line: int, text: str = "") -> lsp.Range:
 
 def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLens]:
     lenses = []
+    siblings = state.report.models if state.report else ()
     for model, line in state.models():
         command = lsp.Command(
-            title=render.render_model_lens(model, state.stale),
+            title=render.render_model_lens(model, state.stale, siblings),
             command=SUMMARY_COMMAND if model.error is None else "",
             arguments=[state.uri, model.name] if model.error is None else None,
         )
@@ -58,7 +59,7 @@ def lsp_hover(state: DocumentState, line: int) -> lsp.Hover | None:
     """Hover on a layer line (its parameters) or on a class line (its totals)."""
     model = state.model_at(line)
     if model is not None:
-        text = render.render_class_hover(model)
+        text = render.render_class_hover(model, state.report.models if state.report else ())
     else:
         entry = state.layer_at(line)
         if entry is None:
@@ -94,7 +95,10 @@ def lsp_diagnostics(state: DocumentState) -> list[lsp.Diagnostic]:
     """One diagnostic per model that could not be built, at the user's line that failed."""
     diagnostics = []
     here = str(Path(state.path))
+    siblings = state.latest.models if state.latest else ()
     for model, error in state.errors():
+        if model is not None and render.measured_elsewhere(model, siblings):
+            continue  # needs arguments, but its lens shows what its instances weigh
         related = None
         if error.file == here and error.line:
             line = error.line
