@@ -272,7 +272,16 @@ def run_paramlens(corpus: Path, python: Path, package: Package, only: tuple[str,
                 models.append(model)
             errors.extend(report.get("errors", []))
     shutil.rmtree(cache, ignore_errors=True)
-    result = {"models": models, "errors": errors, "seconds": seconds, "returncodes": codes}
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result = {
+        "commit": commit,
+        "models": models,
+        "errors": errors,
+        "seconds": seconds,
+        "returncodes": codes,
+    }
     out = corpus / "paramlens" / f"{package.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
@@ -322,6 +331,7 @@ class Row:
     truth_seconds: float = 0.0
     factories_truth: int = 0
     factories_built: int = 0
+    extra: list[str] = field(default_factory=list)  # built by paramlens, not by the truth
 
 
 def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple[Row, list[dict]]:
@@ -371,6 +381,7 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
                         )
                     break
     row.built = len(built & set(classes))
+    row.extra = sorted(q for q in built if q in classes and not classes[q]["reachable"])
     row.figures = len(figures & set(classes))
     for qual, entry in classes.items():
         if not entry["reachable"] or qual in built:
@@ -447,6 +458,10 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
             print(f"\n{row.name}: wrong totals (paramlens vs truth)")
             for line in row.wrong[:show]:
                 print(f"  {line}")
+        if row.extra:
+            print(
+                f"\n{row.name}: built by paramlens but not reachable per the truth ({len(row.extra)}): {', '.join(row.extra[:show])}"
+            )
         if row.missed:
             print(f"\n{row.name}: reachable but not built ({len(row.missed)})")
             for qual, kind, message in row.missed[:show]:

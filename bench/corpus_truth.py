@@ -597,7 +597,12 @@ def main() -> None:
                 continue
             seen.add(text)
             code = compile(ast.Expression(node), f"{info.path}:{node.lineno}", "eval")
-            plans.append((target, text, lambda code=code, ns=namespace: eval(code, ns)))
+            scope = namespace
+            if isinstance(func, ast.Name) and func.id not in namespace:
+                # imported in a block that import did not run (`if __name__ == "__main__":`)
+                owner = loaded.get(target.rpartition(".")[0])
+                scope = {**namespace, func.id: getattr(owner, target.rpartition(".")[2], None)}
+            plans.append((target, text, lambda code=code, ns=scope: eval(code, ns)))
 
     # factories
     factory_plans: list[tuple[str, typing.Callable[[], object]]] = []

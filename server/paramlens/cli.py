@@ -204,11 +204,17 @@ async def _summary(args: argparse.Namespace) -> int:
             files = [
                 p
                 for p in sorted(workspace.files)
-                if Path(p).is_relative_to(path) and workspace.models_in(p)
+                if Path(p).is_relative_to(path)
+                and (
+                    workspace.models_in(p)
+                    or workspace.factories_in(p)
+                    or workspace.files[p].syntax_error is not None
+                )
             ]
         else:
             files = [str(path)]
         reports = await asyncio.gather(*(engine.report(p, workspace) for p in files))
+        engine.save_scan()
     finally:
         await engine.close()
     for problem in problems:

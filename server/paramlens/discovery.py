@@ -110,6 +110,9 @@ class FileInfo:
     _call_sites: list[CallSite] | None = None  # parsed on first use, then kept
     _words: frozenset[str] | None = None
 
+    def call_sites_known(self) -> bool:
+        return self._call_sites is not None
+
     def words(self) -> frozenset[str]:
         """Every identifier in the text: which files could mention a name, cheaply."""
         if self._words is None:

@@ -16,6 +16,8 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +88,58 @@ class _Cache:
                 tmp.replace(self.folder / f"{key}.json")
             except OSError:
                 pass
+
+
+class _ScanStore:
+    """The workspace scan, persisted next to the results: a warm run parses no file.
+
+    Only entries read from disk are kept (keyed by mtime and size); a file's parsed call
+    sites are kept with it once computed. Our own cache folder, our own dataclasses.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.saved: dict[str, tuple[int, int]] = {}  # root -> signature when last saved
+
+    def _path(self, root: Path) -> Path:
+        digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        return self.folder / f"scan-{digest}.pickle"
+
+    @staticmethod
+    def _signature(cache: ScanCache) -> tuple[int, int]:
+        parsed = sum(1 for _, _, info in cache.values() if info.call_sites_known())
+        return len(cache), parsed
+
+    def load(self, root: Path) -> ScanCache:
+        try:
+            with self._path(root).open("rb") as f:
+                version, paramlens, entries = pickle.load(f)
+        except Exception:  # missing, truncated, or from another version: scan afresh
+            return {}
+        if version != self.FORMAT or paramlens != __version__ or not isinstance(entries, dict):
+            return {}
+        self.saved[str(root)] = self._signature(entries)
+        return entries
+
+    def save(self, root: Path, cache: ScanCache) -> None:
+        under = str(root) + os.sep
+        entries = {
+            p: e for p, e in cache.items() if p.startswith(under) and isinstance(e[0], tuple)
+        }
+        signature = self._signature(entries)
+        if self.saved.get(str(root)) == signature:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self._path(root).with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as f:
+                pickle.dump((self.FORMAT, __version__, entries), f, pickle.HIGHEST_PROTOCOL)
+            tmp.replace(self._path(root))
+            self.saved[str(root)] = signature
+        except OSError:
+            pass
 
 
 def _norm(name: str) -> str:
@@ -196,6 +250,8 @@ class Engine:
         self.workers: dict[str, WorkerClient] = {}
         self.cache = _Cache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
+        self._scan_store = _ScanStore(cache_folder) if cache_folder is not None else None
+        self._loaded_roots: set[Path] = set()
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
         # The language server wants its worker anyway: start it while the workspace is read.
         # The CLI does not: a cached answer must not cost a torch import.
@@ -211,7 +267,17 @@ class Engine:
         return settings.python or default_python(root)
 
     def scan(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
+        if self._scan_store is not None and root not in self._loaded_roots:
+            self._loaded_roots.add(root)
+            for path, entry in self._scan_store.load(root).items():
+                self._scan_cache.setdefault(path, entry)
         return scan(root, texts, self._scan_cache)
+
+    def save_scan(self) -> None:
+        """Persist what was read and parsed (a no-op when nothing new was)."""
+        if self._scan_store is not None:
+            for root in self._loaded_roots:
+                self._scan_store.save(root, self._scan_cache)
 
     def job_for(
         self, path: str, workspace: Workspace, settings: Settings, texts: Mapping[str, str]
@@ -280,7 +346,9 @@ class Engine:
         texts = dict(texts or {})
         if self.eager_worker:
             self._start_worker_early(path, root)
-        return await self.report(path, await self.read_workspace(root, texts), texts)
+        report = await self.report(path, await self.read_workspace(root, texts), texts)
+        self.save_scan()
+        return report
 
     async def read_workspace(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
         # A cold scan of a large workspace takes a while: keep the event loop free meanwhile.
