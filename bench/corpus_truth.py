@@ -395,7 +395,8 @@ def _config_class(annotation: object, namespace: dict[str, object]) -> type | No
     for cls in _annotation_classes(annotation, namespace):
         if cls.__module__ in ("builtins", "typing") or issubclass(cls, torch.Tensor):
             continue
-        if cls.__module__.startswith(("torch.", "collections", "enum")) or cls is type(None):
+        top = cls.__module__.split(".")[0]
+        if top in ("torch", "collections", "enum", "numpy", "abc") or cls is type(None):
             continue
         if getattr(builtins, cls.__name__, None) is cls:
             continue

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, config, render
-from .config import Settings
+from .config import Settings, cache_folder
 from .discovery import find_root
 from .engine import Engine, FileReport
 from .worker.protocol import ErrorInfo, ModelResult
@@ -28,16 +28,6 @@ EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3,
 
 class UsageError(Exception):
     pass
-
-
-def cache_folder() -> Path | None:
-    configured = os.environ.get("PARAMLENS_CACHE_DIR")
-    if configured == "off":
-        return None
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "paramlens"
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ default; it never raises.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -139,3 +140,14 @@ def from_pyproject(start: Path, base: Settings | None = None) -> tuple[Settings,
         # ".venv/bin/python" means next to this pyproject.toml, wherever the editor started
         settings = dataclasses.replace(settings, python=str(path.parent / settings.python))
     return settings, problems
+
+
+def cache_folder() -> Path | None:
+    """Where results (and the workspace scan) persist: shared by the CLI and the server."""
+    configured = os.environ.get("PARAMLENS_CACHE_DIR")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "paramlens"

@@ -126,8 +126,11 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
     if model.error is not None:
         return f"{model.name}: cannot build: {model.error.message}"
     dtypes = "/".join(model.dtypes) or "no parameters"
+    name = model.name
+    if model.kind == "factory" and model.model_class:
+        name = f"{model.name} → {_class_name(model.model_class)}"
     text = (
-        f"{model.name}: {model.total_params:,} params{SEP}{model.trainable_params:,} trainable"
+        f"{name}: {model.total_params:,} params{SEP}{model.trainable_params:,} trainable"
         f"{SEP}{model.non_trainable_params:,} non-trainable{SEP}{model.buffer_numel:,} buffer "
         f"values{SEP}{format_bytes(model.param_bytes)} ({dtypes})"
     )

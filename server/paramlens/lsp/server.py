@@ -42,7 +42,8 @@ class ParamlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("paramlens", __version__)
         self.documents: dict[str, DocumentState] = {}
-        self.engine = Engine(self.settings_for, self.log, eager_worker=True)
+        # The disk cache: a reopened, unchanged project shows its figures before torch imports.
+        self.engine = Engine(self.settings_for, self.log, config.cache_folder(), eager_worker=True)
         self.editor_settings: dict[str, Any] = {}
         self.client_python: str | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}

@@ -44,7 +44,7 @@ STATEMENT_BUDGET_S = 3.0  # a module-level statement that is not an import
 _MAX_FAILURES_KEPT = 50
 
 # Bare module-level calls that declare rather than run a job: kept. Matched on the
-# callee's last name.
+# callee's last name (and any ``add_*``, ``set_*``, ``*register*``).
 _DECLARING_CALLS = frozenset(
     {
         "append",
@@ -83,7 +83,11 @@ def _is_main_guard(test: ast.expr) -> bool:
 
 def _declares(call: ast.Call) -> bool:
     name = _callee_name(call.func)
-    return name in _DECLARING_CALLS or "register" in name.lower()
+    return (
+        name in _DECLARING_CALLS
+        or "register" in name.lower()
+        or name.startswith(("add_", "set_"))  # parser.add_argument(...), torch.set_..._dtype
+    )
 
 
 def _is_script(stmt: ast.stmt) -> bool:

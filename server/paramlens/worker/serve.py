@@ -31,7 +31,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import protocol
+from . import protocol, zygote
 from .protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult
 
 _GRACE_S = 2.0  # the child's own alarm fires at the timeout; the kill comes after this
@@ -45,7 +45,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _emit(fd: int, message: dict[str, Any]) -> None:
+def emit(fd: int, message: dict[str, Any]) -> None:
     _write_all(fd, (protocol.dumps(message) + "\n").encode())
 
 
@@ -74,7 +74,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     hang_file = open(os.path.join(scratch, HANG_FILE), "w")  # noqa: SIM115 (lives as long as we do)
     cpu_budget = job.timeout_s * (1 + len(job.classes))  # RLIMIT_CPU: a backstop only
     active, notes = sandbox.enter(scratch, job.memory_mb, cpu_budget, parent)
-    _emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
+    emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
 
     workspace = os.path.normcase(os.path.realpath(job.workspace))
 
@@ -106,17 +106,17 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         if error.kind == "exception":
             error = replace(error, kind="import")
         for spec in job.classes:
-            _emit(out_fd, {"type": "model", "result": ModelResult.failed(spec, job.file, error)})
+            emit(out_fd, {"type": "model", "result": ModelResult.failed(spec, job.file, error)})
         return
     signal.setitimer(signal.ITIMER_REAL, 0)
     if runner.failures:
-        _emit(out_fd, {"type": "notes", "notes": [_failure_note(f) for f in runner.failures]})
+        emit(out_fd, {"type": "notes", "notes": [_failure_note(f) for f in runner.failures]})
 
     recorder = SiteRecorder(is_user_file)
     detailed: set[str] = set()
     for spec in job.classes:
         building = spec.name
-        _emit(out_fd, {"type": "start", "name": spec.name})
+        emit(out_fd, {"type": "start", "name": spec.name})
         # If the alarm is ignored, the parent kills us; this dump says which line hung.
         faulthandler.dump_traceback_later(job.timeout_s + _GRACE_S / 2, file=hang_file)
         signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
@@ -138,7 +138,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             faulthandler.cancel_dump_traceback_later()
-        _emit(out_fd, {"type": "model", "result": result})
+        emit(out_fd, {"type": "model", "result": result})
 
 
 def _failure_note(failure: Any) -> str:
@@ -197,7 +197,13 @@ BOOTSTRAP = (
 
 
 class Worker:
-    def __init__(self, use_fork: bool, max_children: int) -> None:
+    def __init__(
+        self,
+        use_fork: bool,
+        max_children: int,
+        scratch_root: str | None = None,
+        nested: bool = False,
+    ) -> None:
         self.use_fork = use_fork
         self.max_children = max_children
         self.selector = selectors.DefaultSelector()
@@ -205,23 +211,32 @@ class Worker:
         self.running: dict[int, _Running] = {}  # by fd
         self.stdin_buffer = bytearray()
         self.done = False
-        self.scratch_root = tempfile.mkdtemp(prefix="paramlens-")
+        self.scratch_root = tempfile.mkdtemp(prefix="paramlens-", dir=scratch_root)
+        # A zygote runs a nested Worker: its jobs fork from it, never from another zygote.
+        self.use_zygotes = use_fork and not nested and os.environ.get("PARAMLENS_NO_ZYGOTE") != "1"
+        self.zygotes: dict[int, zygote.Zygote] = {}  # by the fd we read from
+        self.direct: set[int] = set()  # jobs a dead zygote left: built without one
 
     # stdout is the protocol channel of the parent
     def send(self, message: dict[str, Any]) -> None:
-        _emit(1, message)
+        emit(1, message)
 
     def run(self) -> None:
         os.set_blocking(0, False)
         self.selector.register(0, selectors.EVENT_READ, None)
         try:
-            while not self.done or self.running:
+            while not self.done or self.running or self._zygote_jobs():
                 self._dispatch()
                 self.selector_step()
         finally:
             for running in list(self.running.values()):
                 self._kill(running)
+            for z in self.zygotes.values():
+                z.kill()
             shutil.rmtree(self.scratch_root, ignore_errors=True)
+
+    def _zygote_jobs(self) -> int:
+        return sum(len(z.jobs) for z in self.zygotes.values())
 
     def selector_step(self) -> None:
         now = time.monotonic()
@@ -230,6 +245,8 @@ class Worker:
         for key, _ in events:
             if key.fd == 0:
                 self._read_stdin()
+            elif key.fd in self.zygotes:
+                self._read_zygote(self.zygotes[key.fd])
             else:
                 self._read_child(self.running[key.fd])
         now = time.monotonic()
@@ -258,16 +275,87 @@ class Worker:
                 if running.job_id == job_id:
                     running.cancelled = True  # answered, and not rebuilt, when reaped
                     self._kill(running)
+            for z in self.zygotes.values():
+                if job_id in z.jobs:
+                    z.send(message)
         elif kind == "shutdown":
             self.done = True
             self.queue.clear()
             for running in list(self.running.values()):
                 self._kill(running)
+            for z in list(self.zygotes.values()):
+                self._zygote_ended(z, answer=False)
 
     def _dispatch(self) -> None:
-        while self.queue and len(self.running) < self.max_children and not self.done:
-            job_id, job = self.queue.pop(0)
-            self._start(job_id, job, list(job.classes), {})
+        while self.queue and not self.done:
+            job_id, job = self.queue[0]
+            z = self._zygote_for(job) if job_id not in self.direct else None
+            if z is not None:
+                self.queue.pop(0)
+                z.jobs[job_id] = job
+                z.last_used = time.monotonic()
+                z.send({"type": "build", "id": job_id, "job": job})
+            elif len(self.running) < self.max_children:
+                self.queue.pop(0)
+                self._start(job_id, job, list(job.classes), {})
+            else:
+                break
+
+    # -- zygotes: jobs of a workspace package fork from a process that imported it once
+
+    def _zygote_for(self, job: BuildJob) -> zygote.Zygote | None:
+        key = zygote.zygote_key(job) if self.use_zygotes else None
+        if key is None:
+            return None
+        for z in self.zygotes.values():
+            if z.key == key and not z.retired:
+                if z.can_take(job):
+                    return z
+                if z.retired:
+                    z.retire()  # a file it imported changed: a fresh one below
+                    break
+                return None  # the job's unsaved buffers shadow what it imported
+        live = [z for z in self.zygotes.values() if not z.retired]
+        if len(live) >= zygote.MAX_ZYGOTES:
+            idle = sorted((z for z in live if not z.jobs), key=lambda z: z.last_used)
+            if not idle:
+                return None
+            idle[0].retire()
+        z = zygote.spawn(key, job, self.scratch_root, self.max_children)
+        self.zygotes[z.from_fd] = z
+        self.selector.register(z.from_fd, selectors.EVENT_READ, None)
+        return z
+
+    def _read_zygote(self, z: zygote.Zygote) -> None:
+        try:
+            chunk = os.read(z.from_fd, 1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._zygote_ended(z, answer=True)
+            return
+        for message in _messages(z.buffer, chunk):
+            kind = message.get("type")
+            if kind == "zygote-ready":
+                z.files = {str(p): int(m) for p, m in message["files"].items()}
+            elif kind in ("result", "cancelled"):
+                z.jobs.pop(int(message["id"]), None)
+                self.send(message)
+
+    def _zygote_ended(self, z: zygote.Zygote, answer: bool) -> None:
+        """Its jobs in flight are built without a zygote (or dropped at shutdown)."""
+        self.selector.unregister(z.from_fd)
+        os.close(z.from_fd)
+        if z.to_fd >= 0:
+            os.close(z.to_fd)
+        del self.zygotes[z.from_fd]
+        z.kill()
+        with contextlib.suppress(OSError):
+            os.waitpid(z.pid, 0)
+        if answer and not self.done:
+            for job_id, job in z.jobs.items():
+                self.direct.add(job_id)
+                self.queue.insert(0, (job_id, job))
 
     def _start(
         self, job_id: int, job: BuildJob, pending: list[ClassSpec], results: dict[str, ModelResult]
@@ -349,6 +437,7 @@ class Worker:
             self._record_failure(running, status)  # reads the hang dump: before the cleanup
         shutil.rmtree(running.scratch, ignore_errors=True)
         if running.cancelled:
+            self.direct.discard(running.job_id)
             self.send({"type": "cancelled", "id": running.job_id})
             return
         rest = [c for c in running.pending if c.name not in running.results]
@@ -400,6 +489,7 @@ class Worker:
                 os.kill(running.pid, signal.SIGKILL)
 
     def _finish(self, running: _Running) -> None:
+        self.direct.discard(running.job_id)
         models = tuple(
             running.results[c.name] for c in running.job.classes if c.name in running.results
         )
@@ -461,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import torch
     except ImportError as exc:
-        _emit(1, {"type": "fatal", "message": f"cannot import torch in {sys.executable}: {exc}"})
+        emit(1, {"type": "fatal", "message": f"cannot import torch in {sys.executable}: {exc}"})
         sys.exit(3)
     torch.set_num_threads(1)
     _warm_meta()
@@ -475,7 +565,7 @@ def main(argv: list[str] | None = None) -> None:
         notes=() if use_fork else ("no fork: each job starts a fresh interpreter",),
         startup_ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    _emit(1, {"type": "ready", "info": info})
+    emit(1, {"type": "ready", "info": info})
     max_children = max(1, min(4, os.cpu_count() or 1))
     Worker(use_fork, max_children).run()
     # Skip the interpreter's teardown: with torch loaded it takes most of a second, and the

@@ -1,0 +1,140 @@
+"""Code shaped like real projects: packages, factories, configs elsewhere, scripts at import.
+
+Ground truth comes from plain torch in this process, never from paramlens.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from tests.conftest import FIXTURES, model, run_cli, summary_json
+
+
+def count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def zoo_package() -> Iterator[object]:
+    """The fixture package imported the plain way, for ground truth."""
+    sys.path.insert(0, str(FIXTURES / "zoo"))
+    try:
+        import models
+
+        yield models
+    finally:
+        sys.path.remove(str(FIXTURES / "zoo"))
+        for name in [n for n in sys.modules if n == "models" or n.startswith("models.")]:
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def zoo() -> dict:
+    return summary_json(str(FIXTURES / "zoo"))
+
+
+def test_factory_functions_are_built_and_exact(zoo: dict, zoo_package: object) -> None:
+    from models import resnet  # type: ignore[import-not-found]
+
+    for name in ("ResNet18", "ResNet34", "resnet_tiny"):
+        built = model(zoo, name)
+        assert built["kind"] == "factory" and built["error"] is None, built
+        assert built["model_class"] == "models.resnet.ResNet"
+        assert built["total_params"] == count(getattr(resnet, name)()), name
+    # a `pretrained` parameter is always passed as False (resnet_tiny raises otherwise)
+    assert model(zoo, "resnet_tiny")["ctor"] == "resnet_tiny(pretrained=False)"
+
+
+def test_call_sites_that_pass_classes_build_the_class(zoo: dict, zoo_package: object) -> None:
+    from models import resnet
+
+    built = model(zoo, "ResNet")
+    assert built["error"] is None, built["error"]
+    assert built["ctor"] == "ResNet(BasicBlock, [2, 2])"
+    assert built["total_params"] == count(resnet.ResNet(resnet.BasicBlock, [2, 2]))
+    # its constructor reads .item(): the CPU fallback, which must not fill the weights
+    assert built["device"] == "cpu"
+
+
+def test_a_config_class_from_another_module(zoo: dict, zoo_package: object) -> None:
+    from models.configs import LlamaConfig  # type: ignore[import-not-found]
+    from models.llama import Llama  # type: ignore[import-not-found]
+
+    built = model(zoo, "Llama")
+    assert built["error"] is None, built["error"]
+    assert built["ctor"] == "Llama(config=LlamaConfig())"
+    assert built["total_params"] == count(Llama(LlamaConfig()))
+
+
+def test_inherited_signatures_are_notes_and_instances_give_figures(zoo: dict) -> None:
+    for name, missing, params_each in (
+        ("LayerNorm", "normalized_shape", 2 * 64),
+        ("ScaledLinear", "in_features, out_features", 64 * 64 + 64 + 1),
+    ):
+        found = model(zoo, name)
+        assert found["error"]["kind"] == "needs-args", found["error"]
+        assert found["error"]["message"].endswith(missing)
+        assert [(i["model"], i["params"]) for i in found["instances"]] == [("Llama", params_each)]
+    block = model(zoo, "BasicBlock")
+    assert {i["model"] for i in block["instances"]} == {"ResNet"}
+    assert sum(i["count"] for i in block["instances"]) == 4
+
+
+def test_class_lenses_show_instances_and_configurations_in_annotate() -> None:
+    result = run_cli("annotate", str(FIXTURES / "zoo/models/layers.py"))
+    assert result.returncode == 0, result.stderr
+    assert "# ScaledLinear · 4,161 each · 2 in Llama" in result.stdout
+    assert "needs constructor arguments" not in result.stderr  # measured: no note needed
+    resnet = run_cli("annotate", str(FIXTURES / "zoo/models/resnet.py"))
+    assert "# ResNet18 → ResNet: 676,682 params" in resnet.stdout
+    assert "# ResNet: 676,682 params" in resnet.stdout
+    assert "# BasicBlock · 73,984 each · 2 in ResNet · +2 more" in resnet.stdout
+
+
+def test_a_training_script_at_import_defines_its_names_and_runs_no_job(tmp_path: Path) -> None:
+    workspace = tmp_path / "zoo"
+    shutil.copytree(FIXTURES / "zoo", workspace)
+    (workspace / "train.py").write_text(
+        (workspace / "train.py").read_text()
+        + "\n\nclass Probe(torch.nn.Module):\n"
+        + "    def __init__(self):\n"
+        + "        super().__init__()\n"
+        + "        self.head = torch.nn.Linear(args.epochs, 2)  # needs `args` from parse_args()\n"
+        + "        self.on = torch.nn.Linear(2, 2) if use_accel or device else None\n"
+    )
+    doc = summary_json(str(workspace / "train.py"))
+    probe = model(doc, "Probe")
+    assert probe["error"] is None, probe["error"]
+    assert probe["total_params"] == (10 * 2 + 2) + (2 * 2 + 2)
+    assert not (workspace / "train.log").exists()  # the `with` block and its loop never ran
+
+
+def test_a_failed_module_statement_is_named_where_its_name_is_used(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "net.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "from torchvision_that_is_not_installed import transforms\n"
+        "WIDTH = 8\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(WIDTH, 2)\n"
+        "class UsesIt(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.t = transforms.Resize(3)\n"
+    )
+    doc = summary_json(str(tmp_path / "net.py"))
+    assert model(doc, "Net")["total_params"] == 8 * 2 + 2  # the file was not sunk
+    error = model(doc, "UsesIt")["error"]
+    assert error["line"] == 12  # the user's line that used the name
+    assert "transforms is unavailable" in error["message"]
+    assert "net.py:3" in error["message"]  # and the line whose statement failed
+    assert "No module named 'torchvision_that_is_not_installed'" in error["message"]
