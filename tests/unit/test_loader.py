@@ -103,7 +103,7 @@ def test_a_failing_statement_does_not_sink_the_file_and_its_names_say_why() -> N
     later = namespace["later"]
     assert callable(later)
     with pytest.raises(UnavailableNameError) as info:
-        later().anything  # type: ignore[attr-defined]
+        getattr(later(), "anything")  # noqa: B009 (the attribute access is the test)
     message = str(info.value)
     assert "SIZE is unavailable" in message and "user_module.py:3" in message
     assert "transforms is unavailable" in message  # the root cause, line 2, is named too
@@ -115,7 +115,7 @@ def test_a_failing_statement_does_not_sink_the_file_and_its_names_say_why() -> N
 
 def test_a_placeholder_cannot_be_subclassed_or_tested_silently() -> None:
     namespace = run("import not_installed_anywhere as lib\nclass A(lib.Base):\n    pass\n")
-    with pytest.raises(UnavailableNameError, match="A is unavailable.*line|A is unavailable"):
+    with pytest.raises(UnavailableNameError, match=r"A is unavailable: .*user_module.py:2"):
         bool(namespace["A"])
 
 
