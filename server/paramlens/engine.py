@@ -419,6 +419,7 @@ def _without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str]
     """Names of the classes that neither built nor appear inside a model built here."""
     measured = {m.model_class for m in models if m.error is None}
     measured |= {row.qualtype for m in models for row in m.tree}
+    measured |= {part.qualtype for m in models for part in m.parts}
     return {
         m.name
         for m in models
@@ -441,6 +442,10 @@ def with_instances(
             if row.qualtype == qualname and row.depth > 0:
                 key = (other.name, other.file, row.params)
                 groups[key] = groups.get(key, 0) + 1
+        for part in other.parts:
+            if part.qualtype == qualname:
+                key = (other.name, other.file, part.params)
+                groups[key] = groups.get(key, 0) + part.count
     instances = tuple(
         Instance(name, file, count, params) for (name, file, params), count in groups.items()
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from .discovery import relative_path
 from .worker import protocol
-from .worker.protocol import LayerEntry, ModelResult, TreeRow
+from .worker.protocol import Instance, LayerEntry, ModelResult, TreeRow
 
 EXACT_BELOW = 10_000_000
 SEP = " · "
@@ -317,8 +317,16 @@ def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[
             for c in configs
         ]
     if model.instances:
-        lines += ["", "| measured inside | instances | params each |", "|---|--:|--:|"]
-        lines += [f"| {i.model} | {i.count} | {i.params:,} |" for i in model.instances]
+        by_size: dict[int, list[Instance]] = {}
+        for instance in model.instances:
+            by_size.setdefault(instance.params, []).append(instance)
+        lines += ["", "| params each | instances | measured inside |", "|--:|--:|---|"]
+        for params, group in sorted(by_size.items()):
+            names = [f"{i.model} ({i.count})" for i in group[:4]]
+            if len(group) > 4:
+                names.append(f"+{len(group) - 4} more models")
+            count = sum(i.count for i in group)
+            lines.append(f"| {params:,} | {count} | {', '.join(names)} |")
     return lines
 
 

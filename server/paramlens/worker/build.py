@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import sys
 import time
 import traceback
 import types
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .protocol import ClassSpec, ErrorInfo, LayerEntry, ModelResult, ParamInfo, TreeRow
+from .protocol import ClassSpec, ErrorInfo, LayerEntry, ModelResult, ParamInfo, Part, TreeRow
 from .tracking import Site, SiteRecorder, recording
 
 _CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
@@ -400,8 +401,25 @@ def build_class(
     if detailed is not None:
         detailed |= kinds
     result = measure(model, spec, file, recorder, detail)
+    if not detail:
+        result = dataclasses.replace(result, parts=_parts(model, is_user_file))
     elapsed = (time.perf_counter() - started) * 1000
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
+
+
+def _parts(model: nn.Module, is_user_file: Callable[[str], bool]) -> tuple[Part, ...]:
+    """How many modules of each workspace class, of which size, ``model`` holds."""
+    counts: dict[tuple[str, int], int] = {}
+    user_types: dict[type, bool] = {}
+    for module in list(model.modules())[1:]:
+        cls = type(module)
+        if cls not in user_types:
+            source = getattr(sys.modules.get(cls.__module__), "__file__", None)
+            user_types[cls] = isinstance(source, str) and is_user_file(source)
+        if user_types[cls]:
+            key = (_qualtype(module), sum(p.numel() for p in module.parameters()))
+            counts[key] = counts.get(key, 0) + 1
+    return tuple(Part(q, n, c) for (q, n), c in counts.items())
 
 
 _INIT_SKIP_NUMEL = 1 << 16

@@ -111,6 +111,15 @@ class TreeRow:
 
 
 @dataclass(frozen=True)
+class Part:
+    """Modules of one workspace class inside a model, with the same parameter count."""
+
+    qualtype: str  # module.QualName
+    params: int  # parameters of one such module
+    count: int
+
+
+@dataclass(frozen=True)
 class Instance:
     """Instances of a class measured inside a model built from another class or factory."""
 
@@ -142,6 +151,9 @@ class ModelResult:
     kind: str = "class"  # as ClassSpec.kind
     model_class: str = ""  # module.QualName of what was built (a factory's class)
     instances: tuple[Instance, ...] = ()  # filled by the engine, not the worker
+    # workspace classes inside the model (when the tree was not kept, a factory's totals-only
+    # result): where the engine finds instances of classes that need arguments
+    parts: tuple[Part, ...] = ()
 
     @classmethod
     def failed(cls, spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
@@ -238,6 +250,7 @@ def model_result(d: dict[str, Any]) -> ModelResult:
             "layers": tuple(layer_entry(x) for x in d.get("layers", ())),
             "tree": tuple(tree_row(x) for x in d.get("tree", ())),
             "instances": tuple(Instance(**x) for x in d.get("instances", ())),
+            "parts": tuple(Part(**x) for x in d.get("parts", ())),
         }
     )
 

@@ -15,11 +15,13 @@ can say what protected it. Layers, strongest first:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 BLOCKED = "while paramlens builds models"
@@ -179,6 +181,24 @@ def _limit(name: str, soft: int, hard: int | None = None) -> str:
     return ""
 
 
+_worker_forking = False
+
+
+@contextlib.contextmanager
+def worker_fork() -> Iterator[None]:
+    """A zygote forks its build children: the one fork the audit hook lets through.
+
+    Only paramlens's own loop forks this way, between builds; user code that forks is
+    still refused (and the kernel layers hold whatever the audit hook allows).
+    """
+    global _worker_forking
+    _worker_forking = True
+    try:
+        yield
+    finally:
+        _worker_forking = False
+
+
 class _Guard:
     """The audit hook: denies network, process spawning and writes outside ``scratch``."""
 
@@ -204,6 +224,8 @@ class _Guard:
         elif event in _NETWORK_EVENTS:
             raise ConnectionError(f"network access is blocked {BLOCKED}")
         elif event in _SPAWN_EVENTS:
+            if event == "os.fork" and _worker_forking:
+                return
             raise PermissionError(f"starting processes is blocked {BLOCKED}")
         elif event in _PATH_EVENTS:
             for arg in args[:2]:

@@ -366,7 +366,10 @@ class Worker:
         proc = None
         parent = os.getpid()
         if self.use_fork:
-            pid = os.fork()
+            from .sandbox import worker_fork
+
+            with worker_fork():
+                pid = os.fork()
             if pid == 0:
                 os.close(read_fd)
                 _child_main(child, write_fd, scratch, parent)
