@@ -10,8 +10,10 @@ imports (for cache keys and for building the models that use a class).
 from __future__ import annotations
 
 import ast
+import io
 import os
 import re
+import tokenize
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,8 +117,8 @@ class FileInfo:
 
     def words(self) -> frozenset[str]:
         """Every identifier in the text: which files could mention a name, cheaply."""
-        if self._words is None:
-            self._words = frozenset(_WORD.findall(self.text))
+        if self._words is None:  # a file that does not parse has no call sites to offer
+            self._words = frozenset() if self.syntax_error else frozenset(_WORD.findall(self.text))
         return self._words
 
 
@@ -160,16 +162,16 @@ def iter_python_files(folder: Path) -> Iterator[Path]:
 
 
 # -- evaluating literals --------------------------------------------------------
+#
+# Folding runs in the server process on any file of the workspace, so every step is
+# bounded: a hostile or generated file (a 5,000-term sum, ``[0] * 2**40``, towers of
+# powers) costs at most a few thousand steps and gives up, never a MemoryError, a
+# RecursionError or seconds of CPU. Model dimensions are far inside these limits.
 
-_BINOPS = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.FloorDiv: lambda a, b: a // b,
-    ast.Mod: lambda a, b: a % b,
-    ast.Pow: lambda a, b: a**b if abs(b) < 64 else _fail(),
-}
+MAX_DEPTH = 50  # nesting of one expression
+MAX_ITEMS = 10_000  # elements of a list, tuple or dict, characters of a string
+MAX_INT_BITS = 256  # magnitude of an integer (2**256: no layer is wider)
+FILE_BUDGET = 200_000  # expression nodes folded per file, all expressions together
 
 
 class _NotLiteral(Exception):
@@ -180,15 +182,81 @@ def _fail() -> object:
     raise _NotLiteral
 
 
+class Budget:
+    """How many expression nodes may still be folded (shared by a file's expressions)."""
+
+    def __init__(self, steps: int = FILE_BUDGET) -> None:
+        self.steps = steps
+
+    def spend(self) -> None:
+        self.steps -= 1
+        if self.steps < 0:
+            raise _NotLiteral
+
+
+def _size(value: object) -> int:
+    """A cheap upper bound on the memory ``value`` represents, in items."""
+    if isinstance(value, (str, bytes, list, tuple, dict)):
+        return len(value)
+    return 1
+
+
+def _bits(value: object) -> int:
+    return value.bit_length() if isinstance(value, int) else 0
+
+
+def _binop(op: ast.operator, a: object, b: object) -> object:
+    """``a op b``, refused before computing anything too large."""
+    if isinstance(op, ast.Pow):
+        if not isinstance(b, (int, float)) or abs(b) >= 64:
+            raise _NotLiteral
+        if isinstance(a, int) and isinstance(b, int) and _bits(a) * b > MAX_INT_BITS:
+            raise _NotLiteral
+        return a**b  # type: ignore[operator]
+    if isinstance(op, ast.Mult):
+        for seq, n in ((a, b), (b, a)):
+            repeated = isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int)
+            if repeated and _size(seq) * max(n, 0) > MAX_ITEMS:  # type: ignore[call-overload]
+                raise _NotLiteral
+        if _bits(a) + _bits(b) > MAX_INT_BITS:
+            raise _NotLiteral
+        return a * b  # type: ignore[operator]
+    if isinstance(op, ast.Add):
+        if _size(a) + _size(b) > MAX_ITEMS:
+            raise _NotLiteral
+        return a + b  # type: ignore[operator]
+    if isinstance(op, ast.Sub):
+        return a - b  # type: ignore[operator]
+    if isinstance(op, ast.Div):
+        return a / b  # type: ignore[operator]
+    if isinstance(op, ast.FloorDiv):
+        return a // b  # type: ignore[operator]
+    if isinstance(op, ast.Mod) and not isinstance(a, (str, bytes)):  # no %-formatting
+        return a % b  # type: ignore[operator]
+    raise _NotLiteral
+
+
 def literal(
-    node: ast.expr, constants: Mapping[str, object], refs: Mapping[str, str] | None = None
+    node: ast.expr,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None = None,
+    budget: Budget | None = None,
+    depth: int = 0,
 ) -> object:
     """The value of a literal expression, allowing arithmetic and module constants.
 
     With ``refs`` (module-level names -> what they are bound to), a name of a class or
-    function, or an attribute of one (``nn.GELU``), is a :class:`Ref`.
+    function, or an attribute of one (``nn.GELU``), is a :class:`Ref`. The work is
+    bounded (see ``MAX_*``); beyond the bounds the expression is not a literal.
     """
+    budget = budget if budget is not None else Budget()
+    budget.spend()
+    if depth > MAX_DEPTH:
+        raise _NotLiteral
+    depth += 1
     if isinstance(node, ast.Constant):
+        if _size(node.value) > MAX_ITEMS or _bits(node.value) > MAX_INT_BITS:
+            raise _NotLiteral
         return node.value
     if isinstance(node, ast.Name) and node.id in constants:
         return constants[node.id]
@@ -198,30 +266,45 @@ def literal(
         if dotted and head in refs and not isinstance(node, ast.Constant):
             return Ref(head, refs[head], dotted)
     if isinstance(node, (ast.Tuple, ast.List)):
-        values = [literal(e, constants, refs) for e in node.elts]
+        if len(node.elts) > MAX_ITEMS:
+            raise _NotLiteral
+        values = [literal(e, constants, refs, budget, depth) for e in node.elts]
         return tuple(values) if isinstance(node, ast.Tuple) else values
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = literal(node.operand, constants)
+        value = literal(node.operand, constants, None, budget, depth)
         if isinstance(value, (int, float)):
             return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        left, right = literal(node.left, constants), literal(node.right, constants)
+    if isinstance(node, ast.BinOp):
+        left = literal(node.left, constants, None, budget, depth)
+        right = literal(node.right, constants, None, budget, depth)
         try:
-            return _BINOPS[type(node.op)](left, right)  # type: ignore[no-untyped-call]
-        except (TypeError, ZeroDivisionError, OverflowError) as exc:
+            return _binop(node.op, left, right)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise _NotLiteral from exc
     if isinstance(node, ast.Dict):
-        keys = [literal(k, constants) if k is not None else _fail() for k in node.keys]
-        return dict(zip(keys, [literal(v, constants, refs) for v in node.values]))
+        if len(node.keys) > MAX_ITEMS:
+            raise _NotLiteral
+        keys = [
+            literal(k, constants, None, budget, depth) if k is not None else _fail()
+            for k in node.keys
+        ]
+        values = [literal(v, constants, refs, budget, depth) for v in node.values]
+        try:
+            return dict(zip(keys, values))
+        except TypeError as exc:  # an unhashable key
+            raise _NotLiteral from exc
     raise _NotLiteral
 
 
 def try_literal(
-    node: ast.expr, constants: Mapping[str, object], refs: Mapping[str, str] | None = None
+    node: ast.expr,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[bool, object]:
     try:
-        return True, literal(node, constants, refs)
-    except (_NotLiteral, RecursionError):
+        return True, literal(node, constants, refs, budget)
+    except (_NotLiteral, RecursionError, MemoryError):
         return False, None
 
 
@@ -314,14 +397,77 @@ def _qualify(info: FileInfo, node: ast.expr) -> str | None:
     return f"{base}.{rest}" if rest else base
 
 
+# Parsing holds the interpreter lock: a 1 MB file takes 1-2 s here, during which the
+# language server answers nothing. Larger files are generated code, not model definitions.
+MAX_SOURCE_CHARS = 2**20
+
+
+class SourceError(Exception):
+    """A file that is not valid Python source text: its message and 1-based line."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message, self.line = message, line
+
+
+def decode_source(data: bytes) -> str:
+    """Python source bytes to text as the interpreter decodes them (PEP 263 coding line,
+    UTF-8 BOM, else UTF-8), with universal newlines; :class:`SourceError` if it cannot."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as exc:  # an unknown codec in the coding line, a BOM that contradicts it
+        raise SourceError(f"SyntaxError: {exc.msg}", exc.lineno or 1) from exc
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start : exc.start + 1]
+        declared = (
+            f"the file declares {encoding}"
+            if encoding != "utf-8"
+            else "no encoding is declared, so it must be UTF-8"
+        )
+        message = (
+            f"SyntaxError: byte {byte!r} on line {line} is not valid {encoding} "
+            f"({declared}; add a '# -*- coding: ... -*-' line or re-save it as UTF-8)"
+        )
+        raise SourceError(message, line) from exc
+    if encoding == "utf-8-sig":
+        text = text.removeprefix("\ufeff")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_source(path: Path) -> str:
+    """The text of a Python file (:class:`SourceError` if it is not valid source text)."""
+    return decode_source(path.read_bytes())
+
+
+def _error_line(text: str, exc: SyntaxError) -> int:
+    """The line of a syntax error; Python gives none for a NUL byte."""
+    if exc.lineno is None and "\0" in text:
+        return text.count("\n", 0, text.index("\0")) + 1
+    return exc.lineno or 1
+
+
 def read_file(path: Path, text: str) -> FileInfo:
     module, root = module_name(path)
     info = FileInfo(str(path), module, str(root), text=text)
+    if len(text) > MAX_SOURCE_CHARS:
+        size = f"{len(text) / 2**20:.1f} MB"
+        info.syntax_error = (
+            f"paramlens skips files over {MAX_SOURCE_CHARS // 2**20} MB (this one: {size})",
+            1,
+        )
+        return info
     try:
         tree = ast.parse(text, str(path))
     except SyntaxError as exc:
-        info.syntax_error = (f"SyntaxError: {exc.msg}", exc.lineno or 1)
+        info.syntax_error = (f"{type(exc).__name__}: {exc.msg}", _error_line(text, exc))
         return info
+    except (RecursionError, MemoryError) as exc:  # Python itself could not compile it either
+        info.syntax_error = (f"{type(exc).__name__}: the file is too deeply nested to parse", 1)
+        return info
+    budget = Budget()
     is_package = path.stem == "__init__"
 
     for node in _statements(tree.body):
@@ -352,11 +498,11 @@ def read_file(path: Path, text: str) -> FileInfo:
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             if isinstance(target, ast.Name):
-                ok, value = try_literal(stmt.value, info.constants)
+                ok, value = try_literal(stmt.value, info.constants, None, budget)
                 if ok:
                     info.constants[target.id] = value
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
-            ok, value = try_literal(stmt.value, info.constants)
+            ok, value = try_literal(stmt.value, info.constants, None, budget)
             if ok:
                 info.constants[stmt.target.id] = value
 
@@ -435,6 +581,7 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
         return []
     path = info.path
     refs = info.symbols
+    budget = Budget()
 
     found: list[CallSite] = []
     for call in ast.walk(tree):
@@ -443,8 +590,10 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
         callee = _qualify(info, call.func)
         if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
             continue
-        values = [try_literal(a, info.constants, refs) for a in call.args]
-        kwvalues = [(k.arg, try_literal(k.value, info.constants, refs)) for k in call.keywords]
+        values = [try_literal(a, info.constants, refs, budget) for a in call.args]
+        kwvalues = [
+            (k.arg, try_literal(k.value, info.constants, refs, budget)) for k in call.keywords
+        ]
         if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
             kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
             args = tuple(v for _, v in values)
@@ -605,15 +754,36 @@ def scan(
                 infos.append(cache[path][2])
                 continue
             try:
-                text = Path(path).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                text = read_source(Path(path))
+            except OSError:
+                continue
+            except SourceError as exc:  # reported on the file, never skipped silently
+                info = FileInfo(path, *_module_and_root(Path(path)))
+                info.syntax_error = (exc.message, exc.line)
+                cache[path] = (key, "", info)
+                infos.append(info)
                 continue
         else:
             key = text
             if path in cache and cache[path][1] == text:
                 infos.append(cache[path][2])
                 continue
-        info = read_file(Path(path), text)
+        info = _read_file_isolated(Path(path), text)
         cache[path] = (key, text, info)
         infos.append(info)
     return Workspace(root, infos)
+
+
+def _module_and_root(path: Path) -> tuple[str, str]:
+    module, root = module_name(path)
+    return module, str(root)
+
+
+def _read_file_isolated(path: Path, text: str) -> FileInfo:
+    """:func:`read_file`, with whatever goes wrong confined to this one file."""
+    try:
+        return read_file(path, text)
+    except Exception as exc:  # a bug of ours must not take the other files' lenses
+        info = FileInfo(str(path), *_module_and_root(path), text=text)
+        info.syntax_error = (f"paramlens could not read this file: {type(exc).__name__}: {exc}", 1)
+        return info
