@@ -13,21 +13,33 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from . import __version__, config, render
 from .config import Settings, cache_folder
-from .discovery import find_root
+from .discovery import SourceError, Workspace, find_root, read_source
 from .engine import Engine, FileReport
 from .worker.protocol import ErrorInfo, ModelResult
-from .worker_client import WorkerError
+from .worker_client import State, WorkerError
 
 EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
     pass
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,12 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     annotate = commands.add_parser(
         "annotate", help="print a file with each layer's parameter count"
     )
-    annotate.add_argument("file", type=Path)
+    annotate.add_argument(
+        "file", type=Path, metavar="PATH", help="a file, or a folder: each of its model files"
+    )
     engine_options(annotate)
 
     summary = commands.add_parser("summary", help="torchinfo-style table of each model")
     summary.add_argument("target", help="FILE, FILE::Class or FOLDER")
-    summary.add_argument("--depth", type=int, default=3, help="depth of the layer tree (default 3)")
+    summary.add_argument(
+        "--depth", type=_depth, default=3, help="depth of the layer tree (default 3)"
+    )
     summary.add_argument(
         "--format", choices=[f.value for f in render.Format], default="table", help="output format"
     )
@@ -114,8 +130,14 @@ def _where(model: ModelResult) -> str:
     return f"{file}:{error.line or model.line}"
 
 
-def _report_errors(syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelResult]) -> int:
-    """Print ``file:line: message`` for what failed; the exit code that says so."""
+def _report_errors(
+    syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelResult], notes_shown: bool = False
+) -> int:
+    """Print ``file:line: message`` for what failed; the exit code that says so.
+
+    ``notes_shown``: the output already says which classes need arguments and how to fix it
+    (a summary table), so stderr does not say it again.
+    """
     code = EXIT_OK
     for error in syntax_errors:
         print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
@@ -125,6 +147,8 @@ def _report_errors(syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelRes
             continue
         if model.error.kind == "needs-args" and render.measured_elsewhere(model, models):
             continue  # its figures come from its factories or from the models that use it
+        if model.error.kind == "needs-args" and notes_shown:
+            continue
         if model.error.kind == "needs-args":  # information, not a failure
             hint = model.error.traceback.replace("\n", "\n    ")
             print(
@@ -148,30 +172,143 @@ def _verbose(reports: Sequence[FileReport], engine: Engine) -> None:
     print(f"paramlens: isolation: {'; '.join(layers) or 'none (cached)'}", file=sys.stderr)
     for note in notes:
         print(f"paramlens: note: {note}", file=sys.stderr)
-    print(f"paramlens: jobs run: {engine.jobs_run}", file=sys.stderr)
+    for model in (m for r in reports for m in r.models):
+        where = f"{_relative(model.file)}:{model.line}"
+        if model.error is not None:
+            outcome = f"not built ({model.error.kind})"
+        else:
+            outcome = f"built on {model.device} in {model.build_ms:,.1f} ms"
+        print(f"paramlens: {where}: {model.name}: {outcome}", file=sys.stderr)
+    cached = " (every result from the cache)" if engine.jobs_run == 0 else ""
+    print(f"paramlens: jobs run: {engine.jobs_run}{cached}", file=sys.stderr)
+
+
+def _relative(path: str) -> str:
+    with contextlib.suppress(ValueError):
+        return str(Path(path).relative_to(Path.cwd()))
+    return path
+
+
+class _Progress:
+    """One status line on stderr while a run works, as pip and pytest show: whether the
+    worker is starting, how many models are done. Only on a terminal, and only once a run
+    takes long enough to need it; the line is erased when the run ends."""
+
+    DELAY_S = 0.5
+
+    def __init__(self, engine: Engine, stream: TextIO | None = None) -> None:
+        self.engine = engine
+        self.stream: TextIO = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.stage = "reading the workspace"
+        self.total = self.finished = 0
+        self.started = time.monotonic()
+        self.drawn = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Progress:
+        if self.enabled:
+            self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.drawn:
+            self._write("\r\x1b[K")
+
+    def expect(self, total: int) -> None:
+        self.stage, self.total = "", total
+
+    async def counted(self, work: Awaitable[FileReport], models: int) -> FileReport:
+        try:
+            return await work
+        finally:
+            self.finished += models
+            self._draw()
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self.started
+        if not self.enabled or elapsed < self.DELAY_S:
+            return
+        parts = [self.stage] if self.stage else []
+        if any(w.state is State.STARTING for w in self.engine.workers.values()):
+            parts.append("starting the PyTorch worker")
+        if self.total:
+            parts.append(f"{self.finished} of {self.total} models done")
+        self._write(f"\r\x1b[Kparamlens: {' · '.join(parts)} ({elapsed:.0f} s)")
+        self.drawn = True
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self._draw()
+
+
+def _model_count(workspace: Workspace, path: str) -> int:
+    return len(workspace.models_in(path)) + len(workspace.factories_in(path))
+
+
+def _model_files(workspace: Workspace, folder: Path) -> list[str]:
+    """The files under ``folder`` that paramlens has something to say about."""
+    return [
+        p
+        for p in sorted(workspace.files)
+        if Path(p).is_relative_to(folder)
+        and (_model_count(workspace, p) or workspace.files[p].syntax_error is not None)
+    ]
+
+
+async def _reports(
+    engine: Engine, workspace: Workspace, files: Sequence[str], progress: _Progress
+) -> list[FileReport]:
+    progress.expect(sum(_model_count(workspace, p) for p in files))
+    work = (
+        progress.counted(engine.report(p, workspace), _model_count(workspace, p)) for p in files
+    )
+    reports = await asyncio.gather(*work)
+    engine.save_scan()
+    return list(reports)
 
 
 async def _annotate(args: argparse.Namespace) -> int:
     path = args.file.resolve()
-    if not path.is_file():
-        raise UsageError(f"{args.file}: no such file")
+    if not path.exists():
+        raise UsageError(f"{args.file}: no such file or folder")
     root = find_root(path)
     engine, problems = _engine(args)
     try:
-        report = await engine.analyze(str(path), root)
+        async with _Progress(engine) as progress:
+            workspace = await engine.read_workspace(root)
+            files = _model_files(workspace, path) if path.is_dir() else [str(path)]
+            reports = await _reports(engine, workspace, files, progress)
     finally:
         await engine.close()
     for problem in problems:
         print(f"paramlens: {problem}", file=sys.stderr)
-    sys.stdout.write(
-        render.render_annotated(path.read_text(encoding="utf-8"), report.models, report.lines)
-    )
+    for number, report in enumerate(reports):
+        if path.is_dir():  # several files, each under its name, as `head` shows them
+            sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
+        sys.stdout.write(_annotated(report))
     if args.verbose:
-        _verbose([report], engine)
-    if not report.models and report.syntax_error is None:
+        _verbose(reports, engine)
+    models = [m for r in reports for m in r.models]
+    if not models and not _syntax_errors(reports):
         print(f"paramlens: no nn.Module subclass found in {args.file}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors(_syntax_errors([report]), report.models)
+    return _report_errors(_syntax_errors(reports), models)
+
+
+def _annotated(report: FileReport) -> str:
+    try:
+        source = read_source(Path(report.path))
+    except (OSError, SourceError):
+        return ""  # its error is reported with the others
+    return render.render_annotated(source, report.models, report.lines)
 
 
 def _targets(target: str) -> tuple[Path, str | None]:
@@ -189,22 +326,10 @@ async def _summary(args: argparse.Namespace) -> int:
     root = find_root(path)
     engine, problems = _engine(args)
     try:
-        workspace = await engine.read_workspace(root)
-        if path.is_dir():
-            files = [
-                p
-                for p in sorted(workspace.files)
-                if Path(p).is_relative_to(path)
-                and (
-                    workspace.models_in(p)
-                    or workspace.factories_in(p)
-                    or workspace.files[p].syntax_error is not None
-                )
-            ]
-        else:
-            files = [str(path)]
-        reports = await asyncio.gather(*(engine.report(p, workspace) for p in files))
-        engine.save_scan()
+        async with _Progress(engine) as progress:
+            workspace = await engine.read_workspace(root)
+            files = _model_files(workspace, path) if path.is_dir() else [str(path)]
+            reports = await _reports(engine, workspace, files, progress)
     finally:
         await engine.close()
     for problem in problems:
@@ -237,7 +362,9 @@ async def _summary(args: argparse.Namespace) -> int:
     if not models and not any(r.syntax_error for r in reports):
         print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors(_syntax_errors(reports), models)
+    return _report_errors(
+        _syntax_errors(reports), models, notes_shown=fmt is not render.Format.JSON
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

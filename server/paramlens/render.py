@@ -160,7 +160,9 @@ def render_annotated(
         entry = lines.get(number)
         if entry is not None and entry.params:
             figures = f"{layer_label(entry)} {format_count(entry.params)}"
-            out.append(f"{number:>{number_width}}  {text.ljust(width)}# {figures}")
+            # at least two spaces before the figures, as PEP 8 asks of inline comments
+            padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
+            out.append(f"{number:>{number_width}}  {padded}# {figures}")
         else:
             out.append(f"{number:>{number_width}}  {text}".rstrip())
     return "\n".join(out) + "\n"

@@ -168,10 +168,11 @@ class WorkerClient:
             self._process.stdin.close()  # lets asyncio close the transport now
         self.state = State.EXITED
         error = WorkerError(f"the worker exited ({self._exit_text()})")
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(error)
-        self.log(str(error))
+        waiting = [f for f in self._pending.values() if not f.done()]
+        for future in waiting:
+            future.set_exception(error)
+        if waiting or self._process is None or self._process.returncode != 0:
+            self.log(str(error))  # a worker that stopped when asked to is not news
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():

@@ -240,7 +240,7 @@ def test_exit_codes_and_messages(tmp_path: Path) -> None:
     missing = run_cli("annotate", "nope.py")
     assert (missing.returncode, missing.stderr.strip()) == (
         2,
-        "paramlens: error: nope.py: no such file",
+        "paramlens: error: nope.py: no such file or folder",
     )
     (tmp_path / "plain.py").write_text("x = 1\n")
     none = run_cli("annotate", str(tmp_path / "plain.py"))

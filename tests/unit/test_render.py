@@ -76,3 +76,11 @@ def test_summary_table_shape_and_totals() -> None:
     collapsed = render.render_summary_table(mlp(), depth=1)
     assert "Linear" not in collapsed
     assert "669,706" in next(line for line in collapsed.splitlines() if "Sequential" in line)
+
+
+def test_a_line_longer_than_the_alignment_column_keeps_two_spaces_before_its_figures() -> None:
+    long_line = "        self.fc = nn.Linear(" + "x" * 100 + ")"
+    source = f"class Net:\n    short = 1\n{long_line}\n"
+    layer = LayerEntry("/w/m.py", 3, "Linear", 1, 9, (), "Linear(2 -> 3)", 9)
+    out = render.render_annotated(source, [], {3: layer}).splitlines()
+    assert out[2] == f"3  {long_line}  # Linear(2 -> 3) 9"

@@ -1,0 +1,145 @@
+"""The command line's rough edges: usage errors, folders, encodings, -v and progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import FIXTURES, REPO, run_cli
+
+NET = (
+    "from torch import nn\n\n\n"
+    "class Net(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.fc = nn.Linear(2, 3)\n"
+)
+BROKEN = "from torch import nn\n\nclass Broken(nn.Module:\n    pass\n"
+
+
+def workspace(root: Path, files: dict[str, bytes | str]) -> Path:
+    (root / "pyproject.toml").write_text("")
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return root
+
+
+def test_a_negative_depth_is_a_usage_error() -> None:
+    result = run_cli("summary", "fixtures/recipe/models.py", "--depth", "-1")
+    assert result.returncode == 2
+    assert "argument --depth: expected 0 or a positive whole number, got '-1'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_folder_summary_reports_files_with_syntax_errors(tmp_path: Path) -> None:
+    root = workspace(tmp_path, {"net.py": NET, "sub/broken.py": BROKEN})
+    result = run_cli("summary", str(root), "--format", "json")
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert [m["name"] for m in document["models"]] == ["Net"]
+    assert document["errors"] == [
+        {
+            "message": "SyntaxError: invalid syntax",
+            "file": str(root / "sub/broken.py"),
+            "line": 3,
+            "kind": "syntax",
+            "traceback": "",
+        }
+    ]
+    assert f"{root / 'sub/broken.py'}:3: SyntaxError" in result.stderr
+
+
+def test_annotate_a_folder_annotates_each_model_file(tmp_path: Path) -> None:
+    root = workspace(tmp_path, {"a/net.py": NET, "b/other.py": NET.replace("Net", "Other")})
+    (root / "plain.py").write_text("x = 1\n")
+    result = run_cli("annotate", str(root), cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("==> a/net.py <==\n")
+    assert "\n\n==> b/other.py <==\n" in result.stdout
+    assert result.stdout.count("self.fc = nn.Linear(2, 3)  # Linear(2 -> 3) 9") == 2
+    assert "plain.py" not in result.stdout
+
+
+def test_the_needs_arguments_note_is_printed_once_in_table_mode() -> None:
+    result = run_cli("summary", "fixtures/needs_args/model.py")
+    fix = 'Unknown = "Unknown(vocab=..., width=...)"'
+    assert (result.stdout + result.stderr).count(fix) == 1, result.stdout + result.stderr
+    as_json = run_cli("summary", "fixtures/needs_args/model.py", "--format", "json")
+    assert fix in as_json.stderr  # stdout is for machines there: the note stays on stderr
+
+
+def test_verbose_shows_each_models_time_and_not_a_normal_worker_exit(tmp_path: Path) -> None:
+    root = workspace(tmp_path, {"net.py": NET})
+    result = run_cli("summary", str(root / "net.py"), "-v", "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert f"{root / 'net.py'}:4: Net: built on meta in " in result.stderr
+    assert "the worker exited" not in result.stderr
+
+
+def test_latin1_sources_are_annotated_and_undeclared_ones_are_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    declared = "# -*- coding: latin-1 -*-\n" + NET + "        self.name = 'caf\u00e9'\n"
+    undeclared = NET.replace("Net", "Plain") + "        self.name = 'caf\u00e9'\n"
+    root = workspace(
+        tmp_path,
+        {"declared.py": declared.encode("latin-1"), "undeclared.py": undeclared.encode("latin-1")},
+    )
+    good = run_cli("annotate", str(root / "declared.py"))
+    assert good.returncode == 0, good.stderr
+    assert "self.name = 'caf\u00e9'" in good.stdout and "# Linear(2 -> 3) 9" in good.stdout
+    bad = run_cli("annotate", str(root / "undeclared.py"))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert f"{root / 'undeclared.py'}:8: SyntaxError: byte b'\\xe9' on line 8" in bad.stderr
+
+
+def run_on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (stdout a pipe): (exit code, out, err)."""
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paramlens", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        env={**os.environ},
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([main], [], [], 120)
+        if not ready:
+            process.kill()
+            break
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the pty closes when the process ends
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.stdout is not None
+    out = process.stdout.read().decode()
+    os.close(main)
+    return process.wait(timeout=30), out, seen.decode(errors="replace")
+
+
+def test_a_cold_run_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    target = str(FIXTURES / "recipe/models.py")
+    code, out, err = run_on_a_terminal("summary", target, "--no-cache")
+    assert code == 0
+    assert "starting the PyTorch worker" in err
+    assert "0 of 2 models done" in err and "2 of 2 models done" in err
+    assert err.endswith("\r\x1b[K")  # the status line is erased at the end
+    assert "Total params: 669,706" in out and "\x1b" not in out
+    piped = run_cli("summary", target, "--no-cache")
+    assert piped.returncode == 0 and piped.stderr == ""
