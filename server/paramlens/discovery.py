@@ -387,6 +387,19 @@ def _dataclass_fields_defaulted(cls: ast.ClassDef) -> bool:
     )
 
 
+def _dataclass_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
+    """The generated ``__init__`` of a dataclass: its fields, required when undefaulted."""
+    if not _is_dataclass(cls):
+        return None
+    return tuple(
+        InitParam(s.target.id, _dotted(s.annotation), s.value is None)
+        for s in cls.body
+        if isinstance(s, ast.AnnAssign)
+        and isinstance(s.target, ast.Name)
+        and "ClassVar" not in ast.unparse(s.annotation)
+    )
+
+
 def _qualify(info: FileInfo, node: ast.expr) -> str | None:
     """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
     dotted = _dotted(node)
@@ -515,7 +528,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 line=stmt.lineno,
                 end_line=stmt.end_lineno or stmt.lineno,
                 bases=tuple(q for q in (_qualify(info, b) for b in stmt.bases) if q),
-                params=_init_params(stmt),
+                params=_init_params(stmt) or _dataclass_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
             )
         elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
@@ -624,6 +637,8 @@ class Workspace:
             c.qualname: c for f in self.files.values() for c in f.classes.values()
         }
         self.module_classes = self._find_module_classes()
+        self._direct: dict[str, frozenset[str]] = {}  # path -> files it imports directly
+        self._importers: dict[str, list[str]] | None = None
 
     def resolve(self, qualname: str) -> str:
         """Follow re-exports (``from .layers import Block`` in ``__init__``) to a definition."""
@@ -683,23 +698,30 @@ class Workspace:
         found: set[str] = set()
         stack = [path]
         while stack:
-            info = self.files.get(stack.pop())
-            if info is None:
-                continue
-            for module in info.imports:
-                target = self.file_of_module(module)
-                if target and target.path not in found and target.path != path:
-                    found.add(target.path)
-                    stack.append(target.path)
+            for target in self._direct_imports(stack.pop()):
+                if target not in found and target != path:
+                    found.add(target)
+                    stack.append(target)
         return found
 
     def importers(self, path: str) -> list[str]:
         """Workspace files that import ``path`` directly."""
-        return sorted(p for p in self.files if p != path and path in self._direct_imports(p))
+        if self._importers is None:
+            self._importers = {}
+            for p in sorted(self.files):
+                for target in self._direct_imports(p):
+                    if target != p:
+                        self._importers.setdefault(target, []).append(p)
+        return self._importers.get(path, [])
 
-    def _direct_imports(self, path: str) -> set[str]:
-        info = self.files[path]
-        return {t.path for m in info.imports if (t := self.file_of_module(m)) is not None}
+    def _direct_imports(self, path: str) -> frozenset[str]:
+        known = self._direct.get(path)
+        if known is None:
+            info = self.files.get(path)
+            modules = info.imports if info is not None else ()
+            known = frozenset(t.path for m in modules if (t := self.file_of_module(m)) is not None)
+            self._direct[path] = known
+        return known
 
     def call_sites(self, qualname: str) -> list[CallSite]:
         """Literal-argument calls of a class anywhere in the workspace (parsed on demand)."""

@@ -282,6 +282,20 @@ class _WorkspaceLoader(importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
         return None
 
+    # What the standard file loader offers too: pkgutil.get_data (timm reads its pruned
+    # channel lists this way), inspect.getsource, linecache.
+    def get_filename(self, fullname: str | None = None) -> str:
+        return self.path
+
+    def get_data(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    def get_source(self, fullname: str) -> str:
+        if self.source is not None:
+            return self.source
+        return importlib.util.decode_source(self.get_data(self.path))
+
     def exec_module(self, module: types.ModuleType) -> None:
         source = self.source
         if source is None:
