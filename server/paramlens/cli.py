@@ -264,11 +264,16 @@ def _model_files(workspace: Workspace, folder: Path) -> list[str]:
 
 
 async def _reports(
-    engine: Engine, workspace: Workspace, files: Sequence[str], progress: _Progress
+    engine: Engine,
+    workspace: Workspace,
+    files: Sequence[str],
+    progress: _Progress,
+    detail: bool = False,
 ) -> list[FileReport]:
     progress.expect(sum(_model_count(workspace, p) for p in files))
     work = (
-        progress.counted(engine.report(p, workspace), _model_count(workspace, p)) for p in files
+        progress.counted(engine.report(p, workspace, detail=detail), _model_count(workspace, p))
+        for p in files
     )
     reports = await asyncio.gather(*work)
     engine.save_scan()
@@ -329,7 +334,9 @@ async def _summary(args: argparse.Namespace) -> int:
         async with _Progress(engine) as progress:
             workspace = await engine.read_workspace(root)
             files = _model_files(workspace, path) if path.is_dir() else [str(path)]
-            reports = await _reports(engine, workspace, files, progress)
+            # One model asked for by name: every factory gets its full layer tree.
+            detail = class_name is not None
+            reports = await _reports(engine, workspace, files, progress, detail)
     finally:
         await engine.close()
     for problem in problems:

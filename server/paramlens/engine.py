@@ -280,7 +280,12 @@ class Engine:
                 self._scan_store.save(root, self._scan_cache)
 
     def job_for(
-        self, path: str, workspace: Workspace, settings: Settings, texts: Mapping[str, str]
+        self,
+        path: str,
+        workspace: Workspace,
+        settings: Settings,
+        texts: Mapping[str, str],
+        detail: bool = False,
     ) -> BuildJob | None:
         classes = workspace.models_in(path)
         factories = workspace.factories_in(path)
@@ -302,6 +307,7 @@ class Engine:
             timeout_s=settings.timeout,
             memory_mb=settings.memory_mb,
             device=settings.device,
+            detail=detail,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:
@@ -322,10 +328,10 @@ class Engine:
         return digest.hexdigest()[:32]
 
     async def build(
-        self, path: str, workspace: Workspace, texts: Mapping[str, str]
+        self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool = False
     ) -> JobResult | None:
         settings = self.settings_for(Path(path))
-        job = self.job_for(path, workspace, settings, texts)
+        job = self.job_for(path, workspace, settings, texts, detail)
         if job is None:
             return None
         python = self.python_for(workspace.root, settings)
@@ -355,16 +361,23 @@ class Engine:
         return await asyncio.to_thread(self.scan, root, texts)
 
     async def report(
-        self, path: str, workspace: Workspace, texts: Mapping[str, str] | None = None
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str] | None = None,
+        detail: bool = False,
     ) -> FileReport:
-        """Build the models of ``path`` (and of the files that use them) in ``workspace``."""
+        """Build the models of ``path`` (and of the files that use them) in ``workspace``.
+
+        With ``detail``, every factory's layer tree is kept (a file of 100 factories
+        otherwise keeps one per kind of block: what lenses need)."""
         texts = texts or {}
         info = workspace.files.get(path)
         if info is not None and info.syntax_error is not None:
             message, line = info.syntax_error
             error = ErrorInfo(message, path, line, "syntax")
             return FileReport(path, (), {}, syntax_error=error)
-        own = await self.build(path, workspace, texts)
+        own = await self.build(path, workspace, texts, detail)
         results = [own] if own else []
         qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
         missing = _without_figures(own.models if own else (), qualnames)

@@ -230,7 +230,7 @@ def render_summary_table(model: ModelResult, depth: int = 3, root: Path | None =
             )
         )
     headers = ("Layer (type:depth-idx)", "Param #", "Param shapes", "Trainable", "Line")
-    widths = [max(len(h), *(len(c[i]) for c in cells)) + 3 for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) + 3 for i, h in enumerate(headers)]
     widths[2] = min(widths[2], 44)
 
     def line(values: Sequence[str]) -> str:

@@ -56,6 +56,7 @@ class BuildJob:
     memory_mb: int = 2048
     device: str = "meta"  # "meta" or "cpu"
     kind: str = "build"
+    detail: bool = False  # keep every factory's layers, not one factory per kind of block
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         emit(out_fd, {"type": "notes", "notes": [_failure_note(f) for f in runner.failures]})
 
     recorder = SiteRecorder(is_user_file)
-    detailed: set[str] = set()
+    detailed: set[str] | None = None if job.detail else set()
     for spec in job.classes:
         building = spec.name
         emit(out_fd, {"type": "start", "name": spec.name})
