@@ -99,8 +99,12 @@ def render_model_lens(
                 f"{format_count(first.params)} each",
                 f"{first.count} in {first.model}",
             ]
-            if len(model.instances) > 1:
-                parts.append(f"+{len(model.instances) - 1} more")
+            sizes = len({i.params for i in model.instances}) - 1
+            models_ = len({i.model for i in model.instances}) - 1
+            if sizes:
+                parts.append(f"{sizes} other size{'s' if sizes > 1 else ''}")
+            if models_:
+                parts.append(f"in {models_} more model{'s' if models_ > 1 else ''}")
             return SEP.join(parts) + suffix
         if model.error.kind == "needs-args":
             return f"{model.name}{SEP}needs constructor arguments (see problems){suffix}"

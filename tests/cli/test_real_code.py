@@ -94,7 +94,10 @@ def test_class_lenses_show_instances_and_configurations_in_annotate() -> None:
     resnet = run_cli("annotate", str(FIXTURES / "zoo/models/resnet.py"))
     assert "# ResNet18 → ResNet: 676,682 params" in resnet.stdout
     assert "# ResNet: 676,682 params" in resnet.stdout
-    assert "# BasicBlock · 73,984 each · 2 in ResNet · +2 more" in resnet.stdout
+    assert (
+        "# BasicBlock · 73,984 each · 2 in ResNet · 2 other sizes · in 3 more models"
+        in resnet.stdout
+    )
 
 
 def test_a_training_script_at_import_defines_its_names_and_runs_no_job(tmp_path: Path) -> None:

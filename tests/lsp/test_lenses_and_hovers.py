@@ -87,3 +87,22 @@ async def test_unsaved_and_untitled_buffers_are_analysed_from_the_editor(
     )
     shown = await lens_titles(client, "untitled:Untitled-1")
     assert shown[4] == "Draft · 16 params · 16 trainable · 64 B"
+
+
+async def test_factories_and_building_blocks_on_real_shaped_code(client: LanguageClient) -> None:
+    doc = open_file(client, FIXTURES / "zoo/models/resnet.py")
+    shown = await lens_titles(client, doc)
+    assert shown[55].startswith("ResNet18 → ResNet · 676,682 params · 676,682 trainable")
+    assert shown[63].startswith("resnet_tiny → ResNet · 307,274 params")
+    assert (
+        shown[34]
+        == "ResNet · 676,682 params · 676,682 trainable · 2.6 MB · 3 factory configurations"
+    )
+    # BasicBlock needs arguments: its lens shows what its instances weigh, not a complaint
+    assert shown[12] == "BasicBlock · 73,984 each · 2 in ResNet · 2 other sizes · in 3 more models"
+    block = await hover(client, doc, 12)
+    assert "| 73,984 | 8 | ResNet (2), ResNet18 (2), ResNet34 (3), resnet_tiny (1) |" in block
+    assert "| 295,424 | 5 | ResNet (1), ResNet18 (1), ResNet34 (3) |" in block
+    resnet = await hover(client, doc, 34)
+    assert "| `ResNet34()` | 1,341,514 |" in resnet
+    assert not [d for d in client.diagnostics[doc] if d.code == "needs-args"]
