@@ -185,15 +185,13 @@ class WorkerInfo:
 # -- (de)serialisation --------------------------------------------------------
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def to_json(obj: Any) -> Any:
     """Dataclasses to plain JSON values (tuples become lists)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_json(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: to_json(v) for k, v in obj.items()}
-    return obj
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
 
 
 def dumps(message: dict[str, Any]) -> str:
