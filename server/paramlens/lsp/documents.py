@@ -17,31 +17,67 @@ from ..worker.protocol import ErrorInfo, LayerEntry, ModelResult
 
 
 class LineMap:
-    """Maps the 1-based lines of an analysed text to the lines of the current text."""
+    """Maps the 1-based lines of an analysed text to the lines of the current text.
 
-    def __init__(self, text: str) -> None:
-        self._lines = text.splitlines()
-        self._map: dict[int, int] | None = None  # None: identity
+    Each edit is kept as one step: the unchanged lines above it stay, those below it move
+    by the edit's line count, and only the changed stretch in between is diffed. A
+    keystroke in a 10 MB document costs a few list comparisons, not a diff of the file.
+    """
 
-    def update(self, new_text: str) -> None:
-        new_lines = new_text.splitlines()
-        matcher = difflib.SequenceMatcher(a=self._lines, b=new_lines, autojunk=False)
-        step: dict[int, int] = {}
-        for tag, a1, a2, b1, b2 in matcher.get_opcodes():
-            # unchanged lines, and lines edited in place (typing on a layer line), keep going
-            if tag == "equal" or (tag == "replace" and a2 - a1 == b2 - b1):
-                for offset in range(a2 - a1):
-                    step[a1 + offset + 1] = b1 + offset + 1
-        self._map = (
-            step
-            if self._map is None
-            else {orig: step[now] for orig, now in self._map.items() if now in step}
-        )
+    MAX_DIFF = 4_000_000  # old x new lines of a changed stretch that difflib may compare
+
+    def __init__(self, text: str, lines: list[str] | None = None) -> None:
+        self._lines = text.splitlines() if lines is None else lines
+        # (lines kept above, first old line kept below, shift below, map of the middle)
+        self._steps: list[tuple[int, int, int, dict[int, int]]] = []
+
+    def update(self, new_text: str, new_lines: list[str] | None = None) -> None:
+        new_lines = new_text.splitlines() if new_lines is None else new_lines
+        old_lines = self._lines
+        limit = min(len(old_lines), len(new_lines))
+        head = _common_run(old_lines, new_lines, limit)
+        tail = _common_run(old_lines[::-1], new_lines[::-1], limit - head)
+        a_mid = old_lines[head : len(old_lines) - tail]
+        b_mid = new_lines[head : len(new_lines) - tail]
+        middle: dict[int, int] = {}
+        if len(a_mid) == len(b_mid):  # lines edited in place (typing on a layer line)
+            middle = {head + i: head + i for i in range(1, len(a_mid) + 1)}
+        elif len(a_mid) * len(b_mid) <= self.MAX_DIFF:
+            matcher = difflib.SequenceMatcher(a=a_mid, b=b_mid, autojunk=False)
+            for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+                # unchanged lines, and lines edited in place, keep going
+                if tag == "equal" or (tag == "replace" and a2 - a1 == b2 - b1):
+                    for offset in range(a2 - a1):
+                        middle[head + a1 + offset + 1] = head + b1 + offset + 1
+        # else: a huge rewrite; its middle lines lose their figures until the next analysis
+        below = len(old_lines) - tail + 1
+        if head < len(old_lines) or len(old_lines) != len(new_lines):
+            self._steps.append((head, below, len(new_lines) - len(old_lines), middle))
         self._lines = new_lines
 
     def get(self, line: int) -> int | None:
         """Where analysed ``line`` is now; None if it was deleted or edited."""
-        return line if self._map is None else self._map.get(line)
+        current: int | None = line
+        for head, below, shift, middle in self._steps:
+            if current is None:
+                return None
+            if current <= head:
+                continue
+            current = current + shift if current >= below else middle.get(current)
+        return current
+
+
+def _common_run(a: list[str], b: list[str], limit: int) -> int:
+    """How many leading lines ``a`` and ``b`` share (at most ``limit``): a binary search
+    over slice comparisons, which run in C, instead of a Python loop over every line."""
+    low, high = 0, limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 @dataclass
@@ -61,13 +97,14 @@ class DocumentState:
         self.text_lines = self.text.splitlines()
 
     def edit(self, text: str, version: int | None) -> None:
+        text_lines = text.splitlines()
         if self.lines is not None:
-            self.lines.update(text)
+            self.lines.update(text, text_lines)
         if text != self.text:
             self.stale = self.report is not None
             self.generation += 1
         self.text = text
-        self.text_lines = text.splitlines()
+        self.text_lines = text_lines
         self.version = version
 
     def line_text(self, line: int) -> str:
@@ -81,7 +118,7 @@ class DocumentState:
             return  # the user typed meanwhile; keep showing what we have, stale
         if _is_good(report, self.report):
             self.report = report
-            self.lines = LineMap(self.text)
+            self.lines = LineMap(self.text, self.text_lines)
             self.stale = False
         else:
             self.stale = self.report is not None

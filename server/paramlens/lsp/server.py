@@ -15,17 +15,21 @@ import dataclasses
 import itertools
 import re
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import cattrs
 from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__, config, render
 from ..config import Settings
 from ..discovery import find_root
-from ..engine import Engine
+from ..engine import Engine, FileReport
 from ..worker_client import State, WorkerError
 from . import convert
 from .documents import DocumentState
@@ -38,9 +42,44 @@ def uri_to_path(uri: str) -> str | None:
     return unquote(parsed.path) if parsed.scheme == "file" else None
 
 
+_ANSWERED = object()  # a request already answered while it was being parsed
+
+
+class ParamlensProtocol(LanguageServerProtocol):
+    """pygls, except that a request whose params do not fit its method (a string for a
+    position, line -1 or 2**63) gets an InvalidParams error instead of no answer at all:
+    pygls fails while parsing the message, before it has the id to answer."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            msg_id = data.get("id") if "jsonrpc" in data and "method" in data else None
+            if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
+                raise  # a notification or a response: nobody to answer
+            error = exc
+            if isinstance(exc, JsonRpcInvalidParams) and exc.__cause__ is not None:
+                details = _validation_details(exc.__cause__)
+                error = JsonRpcInvalidParams(f"invalid params for {data['method']}: {details}")
+            self._send_response(msg_id, None, error.to_response_error())
+            return _ANSWERED
+
+    def handle_message(self, message: Any) -> None:
+        if message is not _ANSWERED:
+            super().handle_message(message)
+
+
+def _validation_details(exc: BaseException) -> str:
+    try:
+        messages = cattrs.transform_error(exc, path="$")
+    except Exception:
+        return str(exc)
+    return "; ".join(messages)[:500]
+
+
 class ParamlensServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("paramlens", __version__)
+        super().__init__("paramlens", __version__, protocol_cls=ParamlensProtocol)
         self.documents: dict[str, DocumentState] = {}
         # The disk cache: a reopened, unchanged project shows its figures before torch imports.
         self.engine = Engine(self.settings_for, self.log, config.cache_folder(), eager_worker=True)
@@ -148,7 +187,9 @@ class ParamlensServer(LanguageServer):
         names = [m.name for m in state.report.models] if state.report else []
         self.status("building", model=", ".join(names) or Path(state.path).name)
         try:
-            report = await self.engine.analyze(state.path, root, texts)
+            report = await self.engine.analyze(
+                state.path, root, texts, None if state.report else self._partial(uri, state)
+            )
         except WorkerError as exc:
             self.status("error", message=str(exc))
             self.warn_once(f"paramlens: {exc}. Set paramlens.python to an interpreter with torch.")
@@ -169,6 +210,18 @@ class ParamlensServer(LanguageServer):
         models = len([m for m in report.models if m.error is None])
         self.status("ready", models=models, model=Path(state.path).name)
         self.refresh_lenses()
+
+    def _partial(self, uri: str, state: DocumentState) -> Callable[[FileReport], None]:
+        """A file's first analysis shows its classes before its factories are built."""
+        generation = state.generation
+
+        def show(report: FileReport) -> None:
+            if self.documents.get(uri) is state:
+                state.accept(report, generation)
+                self.publish(state)
+                self.refresh_lenses()
+
+        return show
 
     def publish(self, state: DocumentState) -> None:
         params = lsp.PublishDiagnosticsParams(
