@@ -5,6 +5,7 @@ Ground truth comes from plain torch in this process, never from paramlens.
 
 from __future__ import annotations
 
+import ast
 import shutil
 import sys
 from collections.abc import Iterator
@@ -141,3 +142,44 @@ def test_a_failed_module_statement_is_named_where_its_name_is_used(tmp_path: Pat
     assert "transforms is unavailable" in error["message"]
     assert "net.py:3" in error["message"]  # and the line whose statement failed
     assert "No module named 'torchvision_that_is_not_installed'" in error["message"]
+
+
+REALCODE = FIXTURES / "realcode/torchvision/models"
+
+
+def published_counts(path: Path) -> dict[str, int]:
+    """Each factory's parameter count as torchvision publishes it in its weights' metadata
+    (``"num_params": 11689512``), found through the factory's ``@handle_legacy_interface``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    by_weights: dict[str, int] = {}
+    for cls in tree.body:
+        if isinstance(cls, ast.ClassDef) and cls.name.endswith("_Weights"):
+            for node in ast.walk(cls):
+                if isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values):
+                        if isinstance(key, ast.Constant) and key.value == "num_params":
+                            assert isinstance(value, ast.Constant)
+                            by_weights.setdefault(cls.name, value.value)
+    counts = {}
+    for fn in tree.body:
+        if isinstance(fn, ast.FunctionDef):
+            for deco in fn.decorator_list:
+                for node in ast.walk(deco):
+                    if isinstance(node, ast.Name) and node.id in by_weights:
+                        counts[fn.name] = by_weights[node.id]
+    return counts
+
+
+@pytest.mark.parametrize("name", ["resnet.py", "vgg.py", "alexnet.py", "squeezenet.py"])
+def test_a_slice_of_torchvision_builds_every_published_model_exactly(name: str) -> None:
+    expected = published_counts(REALCODE / name)
+    assert expected, name  # the fixture has the factories it should
+    doc = summary_json(str(REALCODE / name))
+    built = {m["name"]: m for m in doc["models"] if m["kind"] == "factory"}
+    assert {n: built[n]["total_params"] for n in expected} == expected
+    for m in doc["models"]:  # every class: built, or measured inside a model
+        assert (
+            m["error"] is None
+            or m["instances"]
+            or any(f["model_class"] == m["model_class"] for f in built.values())
+        ), (m["name"], m["error"])
