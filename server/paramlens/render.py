@@ -55,8 +55,32 @@ def layer_label(entry: LayerEntry) -> str:
     return f"{entry.count} x {label}" if entry.count > 1 else label
 
 
+def layer_marks(entry: LayerEntry, exact: bool = False) -> list[str]:
+    """What a line's figure alone would hide: frozen parameters, weights tied elsewhere."""
+    count = (lambda n: f"{n:,}") if exact else format_count
+    marks = []
+    frozen = entry.params - entry.trainable
+    if entry.params and frozen == entry.params:
+        marks.append("frozen")
+    elif frozen > 0:
+        marks.append(f"{count(frozen)} frozen")
+    if entry.tied:
+        where = ", ".join(
+            f"line {line}" if file == entry.file else f"{Path(file).name}:{line}"
+            for file, line in entry.tied
+        )
+        shared = "" if entry.shared == entry.params else f"{count(entry.shared)} "
+        marks.append(f"{shared}tied with {where}, counted there")
+    return marks
+
+
+def _with_marks(text: str, entry: LayerEntry) -> str:
+    marks = layer_marks(entry)
+    return f"{text} ({'; '.join(marks)})" if marks else text
+
+
 def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
-    title = f"{layer_label(entry)}{SEP}{format_count(entry.params)}"
+    title = _with_marks(f"{layer_label(entry)}{SEP}{format_count(entry.params)}", entry)
     return title + (" (stale)" if stale else "")
 
 
@@ -163,7 +187,7 @@ def render_annotated(
             out.append(f"{'':>{number_width}}  {indent}# {render_totals(model, models)}")
         entry = lines.get(number)
         if entry is not None and entry.params:
-            figures = f"{layer_label(entry)} {format_count(entry.params)}"
+            figures = _with_marks(f"{layer_label(entry)} {format_count(entry.params)}", entry)
             # at least two spaces before the figures, as PEP 8 asks of inline comments
             padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
             out.append(f"{number:>{number_width}}  {padded}# {figures}")
@@ -293,6 +317,9 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
     if entry.count > 1:
         title += f" ({entry.count} instances, {entry.params // entry.count:,} each)"
     lines = [title, ""]
+    marks = layer_marks(entry, exact=True)
+    if marks:
+        lines += [f"*{'; '.join(marks)}*", ""]
     if model is not None and model.error is None:
         lines += [
             f"{_share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})",

@@ -143,3 +143,34 @@ def test_a_cold_run_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert "Total params: 669,706" in out and "\x1b" not in out
     piped = run_cli("summary", target, "--no-cache")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+FROZEN = (
+    "from torch import nn\n\n\n"
+    "class Frozen(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.emb = nn.Embedding(10, 4)\n"
+    "        self.fc = nn.Linear(4, 2)\n"
+    "        self.rnn = nn.GRU(32, 32, num_layers=2, bidirectional=True)\n"
+    "        self.emb.weight.requires_grad_(False)\n"
+    "        self.fc.bias.requires_grad = False\n"
+)
+
+
+def test_tied_and_frozen_parameters_are_marked_where_they_appear(tmp_path: Path) -> None:
+    gpt = run_cli("annotate", str(FIXTURES / "gpt/model.py"), "--no-cache")
+    lines = {
+        int(t.split()[0]): t
+        for t in gpt.stdout.splitlines()
+        if t.split()[:1] != ["#"] and t.split() and t.split()[0].isdigit()
+    }
+    assert lines[72].endswith("# Linear(768 -> 50257) 38.6M (tied with line 66, counted there)")
+    assert lines[66].endswith("# Embedding(50257, 768) 38.6M")
+    root = workspace(tmp_path, {"frozen.py": FROZEN})
+    result = run_cli("annotate", str(root / "frozen.py"), "--no-cache")
+    assert "# Frozen: 31,538 params · 31,496 trainable · 42 non-trainable" in result.stdout
+    assert "nn.Embedding(10, 4)  " in result.stdout
+    assert "# Embedding(10, 4) 40 (frozen)" in result.stdout
+    assert "# Linear(4 -> 2) 10 (2 frozen)" in result.stdout
+    assert "# GRU(32 -> 32, 2 layers, bidirectional) 31,488" in result.stdout

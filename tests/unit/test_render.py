@@ -19,7 +19,7 @@ def test_sizes_use_binary_megabytes() -> None:
 
 def entry(count: int, params: int, describe: str, type_: str) -> LayerEntry:
     weight = ParamInfo("stack.0.weight", (512, 784), 401_408, True, "float32")
-    return LayerEntry("/w/m.py", 9, type_, count, params, (weight,), describe)
+    return LayerEntry("/w/m.py", 9, type_, count, params, (weight,), describe, trainable=params)
 
 
 def test_layer_lens_titles() -> None:
@@ -84,3 +84,26 @@ def test_a_line_longer_than_the_alignment_column_keeps_two_spaces_before_its_fig
     layer = LayerEntry("/w/m.py", 3, "Linear", 1, 9, (), "Linear(2 -> 3)", 9)
     out = render.render_annotated(source, [], {3: layer}).splitlines()
     assert out[2] == f"3  {long_line}  # Linear(2 -> 3) 9"
+
+
+def test_frozen_and_tied_parameters_are_marked_in_lenses_and_hovers() -> None:
+    head = LayerEntry(
+        "/w/m.py",
+        72,
+        "Linear",
+        1,
+        38_597_376,
+        (),
+        "Linear(768 -> 50257)",
+        38_597_376,
+        shared=38_597_376,
+        tied=(("/w/m.py", 66),),
+    )
+    assert render.render_layer_lens(head) == (
+        "Linear(768 -> 50257) · 38.6M (tied with line 66, counted there)"
+    )
+    assert "*tied with line 66, counted there*" in render.render_line_hover(head, None)
+    frozen = LayerEntry("/w/m.py", 8, "Linear", 1, 10, (), "Linear(4 -> 2)", trainable=8)
+    assert render.render_layer_lens(frozen) == "Linear(4 -> 2) · 10 (2 frozen)"
+    all_frozen = LayerEntry("/w/m.py", 7, "Embedding", 1, 40, (), "Embedding(10, 4)", 0)
+    assert render.render_layer_lens(all_frozen) == "Embedding(10, 4) · 40 (frozen)"

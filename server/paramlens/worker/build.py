@@ -66,7 +66,9 @@ def describe(module: nn.Module) -> str:
     if isinstance(module, nn.LayerNorm):
         return f"{kind}({', '.join(str(d) for d in module.normalized_shape)})"
     if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
-        return f"{kind}({module.input_size} -> {module.hidden_size})"
+        extras = [f"{module.num_layers} layers"] if module.num_layers > 1 else []
+        extras += ["bidirectional"] if module.bidirectional else []
+        return f"{kind}({', '.join([f'{module.input_size} -> {module.hidden_size}', *extras])})"
     return kind
 
 
@@ -247,11 +249,53 @@ def _layers(
             )
         )
 
+    _mark_tied(model, entries, own_sites)
+
     def first_site(module: nn.Module) -> Site | None:
         sites = own_sites.get(id(module)) or []
         return sites[0] if sites else None
 
     return entries, first_site
+
+
+def _mark_tied(
+    model: nn.Module, entries: list[LayerEntry], own_sites: dict[int, list[Site]]
+) -> None:
+    """A parameter shared by several modules (a tied embedding and head) is counted at the
+    line of the module holding it under its first name, as ``model.parameters()`` counts
+    it; the other lines say where (``tied``) and how much of theirs that is (``shared``)."""
+    canonical: dict[int, str] = {}
+    shared_ids: set[int] = set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in canonical:
+            shared_ids.add(id(p))
+        else:
+            canonical[id(p)] = name
+    if not shared_ids:
+        return
+    modules = dict(model.named_modules())
+    for index, entry in enumerate(entries):
+        site = (entry.file, entry.line)
+        paths = [n for n, m in modules.items() if n and site in own_sites.get(id(m), [])]
+        elsewhere: dict[Site, int] = {}
+        seen: set[int] = set()
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) not in shared_ids or id(p) in seen:
+                continue
+            if not any(name.startswith(f"{path}.") for path in paths):
+                continue  # not held by this line's modules
+            seen.add(id(p))
+            first = canonical[id(p)]
+            if any(first.startswith(f"{path}.") for path in paths):
+                continue  # counted here
+            owner = modules.get(first.rpartition(".")[0])
+            sites = own_sites.get(id(owner), []) if owner is not None else []
+            if sites:
+                elsewhere[sites[0]] = elsewhere.get(sites[0], 0) + p.numel()
+        if elsewhere:
+            entries[index] = dataclasses.replace(
+                entry, shared=sum(elsewhere.values()), tied=tuple(sorted(elsewhere))
+            )
 
 
 def _qualtype(module: nn.Module) -> str:
@@ -442,7 +486,7 @@ class _SkipWeightInit(TorchFunctionMode):
         kwargs: dict[str, object] | None = None,
     ) -> object:
         name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.endswith("__") and args:
+        if name.endswith("_") and not name.endswith("__") and name != "requires_grad_" and args:
             target = args[0]
             if isinstance(target, nn.Parameter) or (
                 isinstance(target, torch.Tensor) and target.numel() >= _INIT_SKIP_NUMEL

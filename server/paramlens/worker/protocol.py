@@ -92,6 +92,10 @@ class LayerEntry:
     describe: str = ""  # short form of the layer, e.g. "Linear(784 -> 512)"
     trainable: int = 0
     nbytes: int = 0
+    # Parameters shared with modules created elsewhere (tied weights): how many of
+    # ``params`` are counted at another line, and those lines as (file, line).
+    shared: int = 0
+    tied: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,13 @@ def param_info(d: dict[str, Any]) -> ParamInfo:
 
 
 def layer_entry(d: dict[str, Any]) -> LayerEntry:
-    return LayerEntry(**{**d, "parameters": tuple(param_info(p) for p in d["parameters"])})
+    return LayerEntry(
+        **{
+            **d,
+            "parameters": tuple(param_info(p) for p in d["parameters"]),
+            "tied": tuple((f, n) for f, n in d.get("tied", ())),
+        }
+    )
 
 
 def tree_row(d: dict[str, Any]) -> TreeRow:
