@@ -35,7 +35,9 @@ def slow_module(folder: Path, *names: str) -> tuple[Path, list[tuple[str, int]]]
         classes.append((name, len(source.splitlines()) + 2))
         source += (
             f"\n\nclass {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-            f"        print(f'BUILDING {name} pid={{os.getpid()}}', file=sys.stderr, flush=True)\n"
+            # the pid as /proc names it: the build's own PID namespace calls it 1
+            f"        pid = os.readlink('/proc/self')\n"
+            f"        print(f'BUILDING {name} pid={{pid}}', file=sys.stderr, flush=True)\n"
             "        time.sleep(30)\n"
         )
     path = folder / "slow.py"

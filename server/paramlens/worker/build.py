@@ -52,8 +52,23 @@ def _nbytes(t: torch.Tensor) -> int:
 
 
 def describe(module: nn.Module) -> str:
-    """A short, human form of a layer, e.g. ``Linear(784 -> 512)``."""
-    kind = type(module).__name__
+    """A short, human form of a layer, e.g. ``Linear(784 -> 512)``; its type if that fails.
+
+    Never raises: a user may have monkeypatched the layer's attributes into anything.
+    """
+    try:
+        return _describe(module)
+    except Exception:
+        return _type_name(module)
+
+
+def _type_name(obj: object) -> str:
+    name = getattr(type(obj), "__name__", None)
+    return name if isinstance(name, str) else "?"
+
+
+def _describe(module: nn.Module) -> str:
+    kind = _type_name(module)
     if isinstance(module, nn.Linear):
         return f"{kind}({module.in_features} -> {module.out_features})"
     if isinstance(module, nn.modules.conv._ConvNd):
@@ -75,7 +90,7 @@ def describe(module: nn.Module) -> str:
 def _describe_all(modules: list[nn.Module]) -> str:
     """The common description of several instances, or their type if they differ."""
     forms = {describe(m) for m in modules}
-    return forms.pop() if len(forms) == 1 else type(modules[0]).__name__
+    return forms.pop() if len(forms) == 1 else _type_name(modules[0])
 
 
 # -- errors -------------------------------------------------------------------
@@ -88,21 +103,41 @@ def _blocked_cause(exc: BaseException) -> BaseException | None:
     for _ in range(10):
         if current is None:
             break
-        if BLOCKED_MARK in str(current):
+        if BLOCKED_MARK in _text(current):
             found = current
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException) and BLOCKED_MARK in str(reason):
+        try:
+            reason = getattr(current, "reason", None)
+        except Exception:
+            reason = None
+        if isinstance(reason, BaseException) and BLOCKED_MARK in _text(reason):
             found = reason
         current = current.__cause__ or current.__context__
     return found
 
 
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, which runs user code: its ``__str__`` may raise, or not return a str."""
+    try:
+        text = str(exc)
+    except BaseException:  # even SystemExit from a __str__
+        return f"(str() of this {_type_name(exc)} failed)"
+    return text if isinstance(text, str) else ""
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = _text(exc).strip().splitlines()
     message = text[0] if text else ""
     if len(message) > 300:
         message = message[:297] + "..."
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"{_type_name(exc)}: {message}" if message else _type_name(exc)
+
+
+def _format_traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:  # user __str__/__repr__ code ran in there
+        lines = traceback.format_tb(exc.__traceback__)
+        return "".join(["Traceback (most recent call last):\n", *lines, _one_line(exc)])
 
 
 def error_from_exception(
@@ -115,13 +150,13 @@ def error_from_exception(
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         if is_user_file(frame.f_code.co_filename):
             file, line = frame.f_code.co_filename, lineno
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = _format_traceback(exc)
     blocked = _blocked_cause(exc)
     if blocked is not None:
         return ErrorInfo(_one_line(blocked), file, line, "blocked", tb)
     if isinstance(exc, BuildTimeout):
         return ErrorInfo(f"TimeoutError: {exc}", file, line, "timeout", tb)
-    text = str(exc)
+    text = _text(exc)
     if (
         isinstance(exc, MemoryError)
         or "can't allocate memory" in text
@@ -351,7 +386,7 @@ def _needs_args(spec: ClassSpec, exc: BaseException, file: str) -> ErrorInfo | N
     """
     if spec.ctor_source != "default arguments" or not isinstance(exc, TypeError):
         return None
-    match = _MISSING_ARGS.search(str(exc))
+    match = _MISSING_ARGS.search(_text(exc))
     if match is None:
         return None
     names = re.findall(r"'(\w+)'", match.group(1))

@@ -20,7 +20,10 @@ example input) can be added without changing the framing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +199,16 @@ def to_json(obj: Any) -> Any:
     """Dataclasses to plain JSON values (tuples become lists)."""
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
+    names = _FIELDS.get(type(obj))
+    if names is None and dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    if names is not None:
+        return {name: to_json(getattr(obj, name)) for name in names}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    return obj
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -275,3 +288,58 @@ def job_result(d: dict[str, Any]) -> JobResult:
 
 def worker_info(d: dict[str, Any]) -> WorkerInfo:
     return WorkerInfo(**{**d, "notes": tuple(d.get("notes", ()))})
+
+
+# -- checking what a build child sent ------------------------------------------
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def check_types(obj: Any) -> None:
+    """Raise TypeError unless every field of the dataclass ``obj`` has its declared type.
+
+    Build children run user code: what they send is parsed, then checked, before the
+    worker trusts it (a string where a count belongs would break the server later).
+    """
+    hints = _hints(type(obj))  # type: ignore[arg-type]
+    for f in dataclasses.fields(obj):
+        _check_value(getattr(obj, f.name), hints[f.name], f"{type(obj).__name__}.{f.name}")
+
+
+def _check_value(value: Any, hint: Any, where: str) -> None:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                _check_value(value, option, where)
+                return
+            except TypeError:
+                pass
+        raise TypeError(f"{where}: unexpected {type(value).__name__}")
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            for item in value:
+                _check_value(item, args[0], where)
+        elif len(args) != len(value):
+            raise TypeError(f"{where}: expected {len(args)} items, got {len(value)}")
+        else:
+            for item, item_hint in zip(value, args):
+                _check_value(item, item_hint, where)
+        return
+    if hint is type(None):
+        ok = value is None
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, hint)
+        if ok and dataclasses.is_dataclass(hint):
+            check_types(value)
+    if not ok:
+        raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r:.40}")

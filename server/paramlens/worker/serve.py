@@ -68,10 +68,14 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     from .build import BuildTimeout, build_class, error_from_exception
     from .tracking import SiteRecorder
 
+    # Our own result pipe only: not the worker's stdin, nor other jobs' pipes.
+    sandbox.close_descriptors((0, 1, 2, out_fd))
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
+    os.close(devnull)
     os.dup2(2, 1)  # user prints go to the server's log, never into the protocol
     hang_file = open(os.path.join(scratch, HANG_FILE), "w")  # noqa: SIM115 (lives as long as we do)
+    faulthandler.enable(hang_file)  # a crash in C (a C stack overflow): the line, from the dump
     cpu_budget = job.timeout_s * (1 + len(job.classes))  # RLIMIT_CPU: a backstop only
     active, notes = sandbox.enter(scratch, job.memory_mb, cpu_budget, parent)
     emit(out_fd, {"type": "isolation", "active": active, "notes": notes})
@@ -151,10 +155,13 @@ def _child_main(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     try:
         run_child(job, out_fd, scratch, parent)
     except BaseException:
-        traceback.print_exc()
+        with contextlib.suppress(BaseException):  # even an exception whose __str__ raises
+            traceback.print_exc()
         code = 70
     finally:
-        os._exit(code)
+        from .sandbox import exit_now
+
+        exit_now(code)
 
 
 # -- the parent -----------------------------------------------------------------
@@ -178,6 +185,10 @@ class _Running:
     cancelled: bool = False
     isolation: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    invalid: str = ""  # what was wrong with what the child sent; it was killed for it
+
+
+_MAX_PENDING_BYTES = 1 << 28  # a child that writes this much without a newline is broken
 
 
 def _worker_dir() -> str:
@@ -334,13 +345,34 @@ class Worker:
         if not chunk:
             self._zygote_ended(z, answer=True)
             return
-        for message in _messages(z.buffer, chunk):
-            kind = message.get("type")
-            if kind == "zygote-ready":
-                z.files = {str(p): int(m) for p, m in message["files"].items()}
-            elif kind in ("result", "cancelled"):
-                z.jobs.pop(int(message["id"]), None)
-                self.send(message)
+        try:  # a zygote ran the package's import: what it sends is checked like a child's
+            for message in _messages(z.buffer, chunk):
+                self._zygote_message(z, message)
+        except Exception as exc:
+            print(f"paramlens: a zygote sent invalid data ({_one_line(exc)})", file=sys.stderr)
+            self._zygote_ended(z, answer=True)  # its jobs are built without it
+
+    def _zygote_message(self, z: zygote.Zygote, message: Any) -> None:
+        kind = message["type"]
+        if kind == "zygote-ready":
+            z.files = {str(p): int(m) for p, m in message["files"].items()}
+            return
+        job_id = message["id"]
+        job = z.jobs[job_id]  # KeyError: not one of its jobs
+        if kind == "cancelled":
+            del z.jobs[job_id]
+            self.send({"type": "cancelled", "id": job_id})
+        elif kind == "result":
+            result = protocol.job_result(message["result"])
+            protocol.check_types(result)
+            asked = {spec.name for spec in job.classes}
+            for model in result.models:
+                if model.name not in asked or model.file != job.file:
+                    raise ValueError(f"a result for {model.name}, which its job did not ask for")
+            del z.jobs[job_id]  # a job it got wrong is rebuilt without it
+            self.send({"type": "result", "id": job_id, "result": result})
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
 
     def _zygote_ended(self, z: zygote.Zygote, answer: bool) -> None:
         """Its jobs in flight are built without a zygote (or dropped at shutdown)."""
@@ -412,31 +444,71 @@ class Worker:
         if not chunk:
             self._reap(running)
             return
-        for message in _messages(running.buffer, chunk):
-            self._child_message(running, message)
+        if running.invalid:
+            return  # killed: drain until EOF
+        running.buffer += chunk
+        *lines, rest = running.buffer.split(b"\n")
+        running.buffer[:] = rest
+        try:
+            if len(rest) > _MAX_PENDING_BYTES:
+                raise ValueError(f"more than {_MAX_PENDING_BYTES} bytes without a line end")
+            for line in lines:
+                if line.strip():
+                    self._child_message(running, json.loads(line))
+        except Exception as exc:  # the child runs user code: what it sends is untrusted
+            running.invalid = _one_line(exc)
+            self._kill(running)
 
-    def _child_message(self, running: _Running, message: dict[str, Any]) -> None:
+    def _child_message(self, running: _Running, message: Any) -> None:
+        """Take in one message of the child; raise on anything malformed or forged."""
         kind = message["type"]
         if kind == "isolation":
-            running.isolation = tuple(message["active"])
-            running.notes = tuple(message["notes"])
+            running.isolation = _strings(message["active"])
+            running.notes = _strings(message["notes"])
         elif kind == "notes":
-            running.notes += tuple(message["notes"])
+            running.notes += _strings(message["notes"])
         elif kind == "start":
-            running.current = message["name"]
+            running.current = self._pending_spec(running, message["name"]).name
             running.deadline = time.monotonic() + running.job.timeout_s + _GRACE_S
         elif kind == "model":
             result = protocol.model_result(message["result"])
-            running.results[result.name] = result
-            running.pending = [c for c in running.pending if c.name != result.name]
+            protocol.check_types(result)
+            spec = self._pending_spec(running, result.name)
+            if running.current not in (None, spec.name):
+                raise ValueError(f"a result for {spec.name} while building {running.current}")
+            if result.file != running.job.file:
+                raise ValueError(f"a result for {spec.name} in another file ({result.file})")
+            running.results[spec.name] = replace(result, line=spec.line, kind=spec.kind)
+            running.pending = [c for c in running.pending if c.name != spec.name]
             running.current = None
+        else:
+            raise ValueError(f"unknown message type {kind!r}")
+
+    def _pending_spec(self, running: _Running, name: object) -> ClassSpec:
+        for spec in running.pending:
+            if spec.name == name and name not in running.results:
+                return spec
+        raise ValueError(f"a result for {name!r}, which this job did not ask for (or yet)")
 
     def _reap(self, running: _Running) -> None:
         self.selector.unregister(running.fd)
         os.close(running.fd)
         del self.running[running.fd]
         status = self._wait(running)
-        if running.pending and not running.cancelled:
+        if running.invalid and not running.cancelled:
+            error = ErrorInfo(
+                f"the build process sent invalid data ({running.invalid}); "
+                "paramlens stopped it and did not build the rest of this file",
+                running.job.file,
+                (self._spec(running) if running.current else running.pending[0]).line
+                if running.pending
+                else None,
+                "crash",
+            )
+            for spec in running.pending:
+                running.results[spec.name] = ModelResult.failed(spec, running.job.file, error)
+            running.pending = []
+        elif running.pending and not running.cancelled:
             self._record_failure(running, status)  # reads the hang dump: before the cleanup
         shutil.rmtree(running.scratch, ignore_errors=True)
         if running.cancelled:
@@ -463,7 +535,8 @@ class Worker:
             )
         else:
             message = f"the build process ended unexpectedly ({status})"
-            error = ErrorInfo(message, running.job.file, failed_on.line, "crash")
+            file, line = _hung_line(running) or (running.job.file, failed_on.line)
+            error = ErrorInfo(message, file, line, "crash")
         stuck = [failed_on] if running.current is not None else running.pending
         for spec in stuck:
             running.results[spec.name] = ModelResult.failed(spec, running.job.file, error)
@@ -477,7 +550,12 @@ class Worker:
             return f"exit code {code}"
         _, status = os.waitpid(running.pid, 0)
         if os.WIFSIGNALED(status):
-            return f"killed by signal {os.WTERMSIG(status)}"
+            number = os.WTERMSIG(status)
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = f"signal {number}"
+            return f"killed by {name}{_SIGNAL_HINTS.get(name, '')}"
         return f"exit code {os.WEXITSTATUS(status)}"
 
     def _kill(self, running: _Running) -> None:
@@ -503,6 +581,27 @@ class Worker:
             elapsed_ms=round((time.monotonic() - running.started) * 1000, 2),
         )
         self.send({"type": "result", "id": running.job_id, "result": result})
+
+
+_SIGNAL_HINTS = {
+    "SIGSEGV": ": a crash in C code, or a C stack overflow from deep recursion",
+    "SIGKILL": ": out of memory, or killed by another process",
+    "SIGABRT": ": C code aborted",
+}
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError("expected a list of strings")
+    return tuple(values)
+
+
+def _one_line(exc: Exception) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:
+        text = type(exc).__name__
+    return text.splitlines()[0][:200] if text else "invalid"
 
 
 def _hung_line(running: _Running) -> tuple[str, int] | None:
