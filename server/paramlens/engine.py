@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -322,7 +323,7 @@ class Engine:
         """Content of the file and of every workspace file it imports (as the scan read them:
         unsaved buffers included), the job's settings, and the interpreter."""
         digest = hashlib.sha256()
-        digest.update(f"{__version__}\0{python}\0".encode())
+        digest.update(f"{__version__}\0{_worker_code_stamp()}\0{python}\0".encode())
         job_without_texts = protocol.to_json(job)
         job_without_texts.pop("overrides")
         digest.update(json.dumps(job_without_texts, sort_keys=True).encode())
@@ -465,6 +466,18 @@ class Engine:
                 await task
         for worker in self.workers.values():
             await worker.stop()
+
+
+@functools.cache
+def _worker_code_stamp() -> str:
+    """The worker's own code, by size and mtime: results from an older worker (an editable
+    install being developed, an upgrade without a version bump) are not reused."""
+    folder = Path(protocol.__file__).parent
+    stamps = []
+    for path in sorted(folder.glob("*.py")):
+        stat = path.stat()
+        stamps.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
 
 
 def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None:

@@ -76,6 +76,24 @@ def test_what_makes_a_file_a_script_is_skipped_and_nothing_else() -> None:
     assert skipped == [10, 11, 14, 16, 18, 24, 27, 28]
 
 
+def test_a_loop_that_fills_module_tables_runs_and_a_training_loop_does_not() -> None:
+    kept, skipped = kept_source(
+        "for k in ('a', 'b'):\n"  # timm's byobnet: derived configs
+        "    CFGS[k + '_gap'] = replace(CFGS[k], head='gap')\n"
+        "for a in ACTS:\n"
+        "    a.setdefault('hardswish', a.get('hard_swish'))\n"
+        "for epoch in range(10):\n"
+        "    loss = train_one_epoch(model)\n"
+        "    losses.append(loss)\n"
+        "for batch in loader:\n"
+        "    optimizer.zero_grad()\n"
+        "for i in range(3):\n"
+        "    print(i)\n"
+    )
+    assert "CFGS[k + '_gap']" in kept and "a.setdefault" in kept
+    assert skipped == [5, 8, 10]
+
+
 def test_an_emptied_block_still_compiles() -> None:
     kept, _ = kept_source("try:\n    print(1)\nexcept Exception:\n    pass\n")
     compile(kept, "<test>", "exec")

@@ -6,9 +6,10 @@ not run that, yet real packages compute at import time (timm's ``to_2tuple =
 _ntuple(2)``, ``args = parser.parse_args()``) and later statements need those names.
 
 So what is skipped is decided by what makes a file a *script*, not by a list of
-callees: the ``if __name__ == "__main__":`` block, top-level loops, ``with`` blocks,
-and bare calls that run a job (``main()``, ``trainer.fit()``; registrations such as
-``register_model(...)`` or ``__all__.append(...)`` are kept). Everything else runs,
+callees: the ``if __name__ == "__main__":`` block, top-level loops (except those that
+only fill module tables), ``with`` blocks, and bare calls that run a job (``main()``,
+``trainer.fit()``; registrations such as ``register_model(...)`` or
+``__all__.append(...)`` are kept). Everything else runs,
 one top-level statement at a time:
 
 - a statement that raises (or exits) does not sink the file: the names it would
@@ -90,8 +91,67 @@ def _declares(call: ast.Call) -> bool:
     )
 
 
+# Calls that mark a loop as a job (a training or evaluation loop), whatever else it does.
+_JOB_CALLS = frozenset(
+    {
+        "train",
+        "fit",
+        "step",
+        "backward",
+        "zero_grad",
+        "evaluate",
+        "eval",
+        "validate",
+        "test",
+        "save",
+        "load",
+        "print",
+        "sleep",
+        "run",
+        "main",
+        "show",
+        "savefig",
+        "write",
+        "download",
+        "open",
+    }
+)
+
+
+def _fills_tables(loop: ast.For) -> bool:
+    """A top-level ``for`` that only fills module tables (timm's ``for k in (...):
+    model_cfgs[k + '_gap'] = replace(...)``): assignments and declaring calls, no job."""
+    if loop.orelse or not any(isinstance(s, (ast.Assign, ast.Expr)) for s in ast.walk(loop)):
+        return False
+    for node in ast.walk(loop):
+        if isinstance(node, ast.Call):
+            name = _callee_name(node.func)
+            if name in _JOB_CALLS or name.startswith(("train", "eval", "test")):
+                return False
+        elif isinstance(node, (ast.While, ast.With, ast.Return, ast.Yield, ast.Await)):
+            return False
+
+    def declarative(body: list[ast.stmt]) -> bool:
+        for stmt in body:
+            if isinstance(stmt, ast.If):
+                if not (declarative(stmt.body) and declarative(stmt.orelse)):
+                    return False
+            elif isinstance(stmt, ast.Expr):
+                if not (isinstance(stmt.value, ast.Call) and _declares(stmt.value)):
+                    return False
+            elif not isinstance(
+                stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Pass, ast.Continue)
+            ):
+                return False
+        return True
+
+    return declarative(loop.body)
+
+
 def _is_script(stmt: ast.stmt) -> bool:
     """A statement that runs a job rather than defines something."""
+    if isinstance(stmt, ast.For) and _fills_tables(stmt):
+        return False
     if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
         return True
     if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
