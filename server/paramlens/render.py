@@ -112,7 +112,7 @@ def render_model_lens(
     suffix = " (stale)" if stale else ""
     configs = configurations(model, models)
     if model.error is not None:
-        if model.error.kind == "needs-args" and configs:
+        if model.error.kind in ("needs-args", "exception") and configs:
             shown = [f"{c.name} {format_count(c.total_params)}" for c in configs[:3]]
             more = [f"+{len(configs) - 3} more"] if len(configs) > 3 else []
             return SEP.join([model.name, *shown, *more]) + suffix
@@ -371,7 +371,7 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
         text = f"**{model.name}** cannot be built: {model.error.message}"
         if model.error.kind == "needs-args" and model.error.traceback:
             text += f"\n\nAdd to `pyproject.toml`:\n```toml\n{model.error.traceback}\n```"
-        return text
+        return "\n".join([text, *_measured_tables(model, models)])
     title = model.name
     if model.kind == "factory":
         title = f"{model.name}() → {_class_name(model.model_class)}"
