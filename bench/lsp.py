@@ -64,10 +64,10 @@ class Client(LanguageClient):
             return [{"timeout": 20}] * len(params.items)
 
 
-async def start(folder: Path) -> Client:
-    client = Client()
+async def start(folder: Path, client: Client | None = None, cache: str = "off") -> Client:
+    client = client or Client()
     await client.start_io(
-        sys.executable, "-m", "paramlens", "lsp", env={**os.environ, "PARAMLENS_CACHE_DIR": "off"}
+        sys.executable, "-m", "paramlens", "lsp", env={**os.environ, "PARAMLENS_CACHE_DIR": cache}
     )
     capabilities = lsp.ClientCapabilities(
         workspace=lsp.WorkspaceClientCapabilities(

@@ -56,23 +56,7 @@ class SettingsClient(lspbench.Client):
 
 
 async def first_lens(root: Path, file: Path, python: str, cache: str, want: str) -> float:
-    client = SettingsClient({"python": python, "timeout": 30})
-    await client.start_io(
-        sys.executable, "-m", "paramlens", "lsp", env={**os.environ, "PARAMLENS_CACHE_DIR": cache}
-    )
-    capabilities = lsp.ClientCapabilities(
-        workspace=lsp.WorkspaceClientCapabilities(
-            configuration=True,
-            code_lens=lsp.CodeLensWorkspaceClientCapabilities(refresh_support=True),
-        )
-    )
-    await client.initialize_async(
-        lsp.InitializeParams(
-            capabilities=capabilities,
-            workspace_folders=[lsp.WorkspaceFolder(root.as_uri(), root.name)],
-        )
-    )
-    client.initialized(lsp.InitializedParams())
+    client = await lspbench.start(root, SettingsClient({"python": python, "timeout": 30}), cache)
     started = time.perf_counter()
     uri = lspbench.open_doc(client, file)
     await asyncio.wait_for(lspbench.until_lenses(client, uri, want), 300)
