@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .discovery import relative_path
 from .worker import protocol
-from .worker.protocol import Instance, LayerEntry, ModelResult, TreeRow
+from .worker.protocol import Instance, LayerEntry, ModelResult
 
 EXACT_BELOW = 10_000_000
 SEP = " · "
@@ -199,29 +200,70 @@ def render_annotated(
 # -- summary table --------------------------------------------------------------
 
 
-def _rows(tree: Sequence[TreeRow], depth: int) -> list[tuple[TreeRow, str, bool]]:
-    """Rows to show with their ``depth-idx`` and whether their children are hidden."""
+@dataclass(frozen=True)
+class _SummaryRow:
+    """One row of the summary table: a module, or a parameter registered directly on a
+    module that has children (a leaf module's parameters are its own row's shapes)."""
+
+    depth: int
+    label: str  # "Linear: 2-1", "in_proj_weight (Parameter)"
+    params: int  # always everything under the row: the module's subtree, or the tensor
+    shapes: str  # the tensors registered on the row itself
+    trainable: str
+    file: str | None
+    line: int | None
+
+
+def _summary_rows(model: ModelResult, depth: int) -> list[_SummaryRow]:
+    """Rows down to ``depth``, numbered ``depth-idx`` as torchinfo does (modules only)."""
+    sites = {p.name: (e.file, e.line) for e in model.layers for p in e.parameters}
     counters: dict[int, int] = {}
     shown = []
-    for row in tree:
+    for row in model.tree:
         if row.depth > depth:
             continue
         counters[row.depth] = counters.get(row.depth, 0) + 1
-        index = "" if row.depth == 0 else f"{row.depth}-{counters[row.depth]}"
-        shown.append((row, index, row.depth == depth and not row.leaf))
+        index = "" if row.depth == 0 else f": {row.depth}-{counters[row.depth]}"
+        separate = not row.leaf and len(row.own_names) == len(row.own_shapes)
+        shapes = () if separate else row.own_shapes
+        label = f"{row.type}{index}"
+        shape_text = ", ".join(format_shape(s) for s in shapes) or "--"
+        shown.append(
+            _SummaryRow(row.depth, label, row.params, shape_text, row.trainable, row.file, row.line)
+        )
+        if not separate or row.depth >= depth:
+            continue
+        flags = row.own_trainable if len(row.own_trainable) == len(row.own_names) else ()
+        for i, (name, shape) in enumerate(zip(row.own_names, row.own_shapes)):
+            full = f"{row.path}.{name}" if row.path else name
+            file, line = sites.get(full, (None, None))
+            numel = 1
+            for d in shape:
+                numel *= d
+            shown.append(
+                _SummaryRow(
+                    row.depth + 1,
+                    f"{name} (Parameter)",
+                    numel,
+                    format_shape(shape),
+                    str(flags[i]) if flags else "--",
+                    file,
+                    line,
+                )
+            )
     return shown
 
 
-def _param_cell(row: TreeRow, collapsed: bool) -> str:
-    n = row.params if (collapsed or row.leaf) else row.own_params
-    return f"{n:,}" if n else "--"
+SUMMARY_HEADERS = (
+    "Layer (type:depth-idx)",
+    "Param # (with children)",
+    "Own param shapes",
+    "Trainable",
+    "Line",
+)
 
 
-def _shape_cell(row: TreeRow) -> str:
-    return ", ".join(format_shape(s) for s in row.own_shapes) or "--"
-
-
-def _location(row: TreeRow, root: Path | None) -> str:
+def _location(row: _SummaryRow, root: Path | None) -> str:
     if row.line is None or row.file is None:
         return ""
     name = Path(row.file).name if root is None else relative_path(row.file, root)
@@ -240,24 +282,26 @@ def _footer(model: ModelResult) -> list[str]:
 
 
 def render_summary_table(model: ModelResult, depth: int = 3, root: Path | None = None) -> str:
-    """A torchinfo-style table: tree with depth-idx, Param #, shapes, Trainable, line."""
+    """A torchinfo-style table: tree with depth-idx, Param #, shapes, Trainable, line.
+
+    Param # is always everything under the row (a module with its children, as torchinfo
+    counts); the shapes are the tensors registered on the row itself. Parameters registered
+    directly on a module that has children get rows of their own, so no row mixes the two."""
     if model.error is not None:
         return render_model_error(model, root)
-    rows = _rows(model.tree, depth)
     cells = []
-    for row, index, collapsed in rows:
+    for row in _summary_rows(model, depth):
         branch = "" if row.depth == 0 else "│    " * (row.depth - 1) + "├─"
-        name = f"{branch}{row.type}" + (f": {index}" if index else "")
         cells.append(
             (
-                name,
-                _param_cell(row, collapsed),
-                _shape_cell(row),
+                f"{branch}{row.label}",
+                f"{row.params:,}" if row.params else "--",
+                row.shapes,
                 row.trainable,
                 _location(row, root),
             )
         )
-    headers = ("Layer (type:depth-idx)", "Param #", "Param shapes", "Trainable", "Line")
+    headers = SUMMARY_HEADERS
     widths = [max([len(h), *(len(c[i]) for c in cells)]) + 3 for i, h in enumerate(headers)]
     widths[2] = min(widths[2], 44)
 
@@ -291,14 +335,14 @@ def render_summary_markdown(model: ModelResult, depth: int = 3, root: Path | Non
     lines = [
         f"### {model.name}",
         "",
-        "| Layer (type:depth-idx) | Param # | Param shapes | Trainable | Line |",
+        "| " + " | ".join(SUMMARY_HEADERS) + " |",
         "|---|--:|---|---|---|",
     ]
-    for row, index, collapsed in _rows(model.tree, depth):
-        name = "&nbsp;&nbsp;" * row.depth + row.type + (f": {index}" if index else "")
+    for row in _summary_rows(model, depth):
+        name = "&nbsp;&nbsp;" * row.depth + row.label
+        params = f"{row.params:,}" if row.params else "--"
         lines.append(
-            f"| {name} | {_param_cell(row, collapsed)} | {_shape_cell(row)} | "
-            f"{row.trainable} | {_location(row, root)} |"
+            f"| {name} | {params} | {row.shapes} | {row.trainable} | {_location(row, root)} |"
         )
     lines += ["", *(f"- {item}" for item in _footer(model))]
     return "\n".join(lines) + "\n"

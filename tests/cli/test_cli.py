@@ -262,9 +262,10 @@ def test_a_folder_summary_covers_every_model() -> None:
     assert "├─Sequential: 1-2" in result.stdout and "Linear: 2-" not in result.stdout
     assert "Total params: 1,199,882" in result.stdout
     root_row = next(line for line in result.stdout.splitlines() if line.startswith("CNN"))
-    assert root_row.split() == ["CNN", "--", "--", "True"]  # no line: nobody's code built it
+    # the root counts everything; no line: nobody's code built it
+    assert root_row.split() == ["CNN", "1,199,882", "--", "True"]
     markdown = run_cli("summary", "fixtures/recipe/models.py::CNN", "--format", "markdown")
-    assert "| Layer (type:depth-idx) | Param # |" in markdown.stdout
+    assert "| Layer (type:depth-idx) | Param # (with children) |" in markdown.stdout
     assert "| 1,179,776 | [128, 9216], [128] |" in markdown.stdout
 
 

@@ -174,3 +174,40 @@ def test_tied_and_frozen_parameters_are_marked_where_they_appear(tmp_path: Path)
     assert "# Embedding(10, 4) 40 (frozen)" in result.stdout
     assert "# Linear(4 -> 2) 10 (2 frozen)" in result.stdout
     assert "# GRU(32 -> 32, 2 layers, bidirectional) 31,488" in result.stdout
+
+
+ATTENTION = (
+    "import torch\n"
+    "from torch import nn\n\n\n"
+    "class Attn(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.scale = nn.Parameter(torch.ones(1))\n"
+    "        self.attn = nn.MultiheadAttention(64, 4)\n"
+)
+
+
+def test_summary_rows_count_whole_subtrees_and_own_parameters_get_rows(tmp_path: Path) -> None:
+    root = workspace(tmp_path, {"attn.py": ATTENTION})
+    result = run_cli("summary", str(root / "attn.py"), "--no-cache", "--depth", "2")
+    assert result.returncode == 0, result.stderr
+
+    def row(name: str, text: str = result.stdout) -> list[str]:
+        return next(t.split() for t in text.splitlines() if name in t)
+
+    assert "Param # (with children)" in result.stdout and "Own param shapes" in result.stdout
+    # a module row is its subtree's total at any depth; its own tensors are rows below it
+    assert row("Attn ")[:3] == ["Attn", "16,641", "--"]
+    assert row("scale") == ["├─scale", "(Parameter)", "1", "[1]", "True", "attn.py:8"]
+    assert row("MultiheadAttention")[:4] == ["├─MultiheadAttention:", "1-1", "16,640", "--"]
+    assert row("in_proj_weight")[:5] == ["│", "├─in_proj_weight", "(Parameter)", "12,288", "[192,"]
+    assert row("in_proj_bias")[:4] == ["│", "├─in_proj_bias", "(Parameter)", "192"]
+    collapsed = run_cli("summary", str(root / "attn.py"), "--no-cache", "--depth", "1")
+    assert row("MultiheadAttention", collapsed.stdout)[:4] == row("MultiheadAttention")[:4]
+    assert "in_proj_weight" not in collapsed.stdout
+    # JSON keeps its fields' meanings and names the module's own tensors
+    document = json.loads(run_cli("summary", str(root / "attn.py"), "--format", "json").stdout)
+    [top, attention, _] = document["models"][0]["tree"]
+    assert (top["params"], top["own_params"], top["own_shapes"]) == (16_641, 1, [[1]])
+    assert (top["own_names"], top["own_trainable"]) == (["scale"], [True])
+    assert attention["own_names"] == ["in_proj_weight", "in_proj_bias"]

@@ -66,7 +66,9 @@ def test_model_lens_title() -> None:
 def test_summary_table_shape_and_totals() -> None:
     table = render.render_summary_table(mlp(), depth=3)
     lines = table.splitlines()
-    assert lines[1].startswith("Layer (type:depth-idx)")
+    headers = [h.strip() for h in lines[1].split("   ") if h.strip()]
+    assert headers[:3] == ["Layer (type:depth-idx)", "Param # (with children)", "Own param shapes"]
+    assert lines[3].split()[:3] == ["NeuralNetwork", "669,706", "--"]  # the root: everything
     assert "├─Sequential: 1-2" in table
     assert "│    ├─Linear: 2-1" in table
     linear = next(line for line in lines if "Linear: 2-1" in line)
@@ -107,3 +109,49 @@ def test_frozen_and_tied_parameters_are_marked_in_lenses_and_hovers() -> None:
     assert render.render_layer_lens(frozen) == "Linear(4 -> 2) · 10 (2 frozen)"
     all_frozen = LayerEntry("/w/m.py", 7, "Embedding", 1, 40, (), "Embedding(10, 4)", 0)
     assert render.render_layer_lens(all_frozen) == "Embedding(10, 4) · 40 (frozen)"
+
+
+def test_parameters_of_a_module_with_children_get_rows_of_their_own() -> None:
+    tree = (
+        TreeRow(
+            "",
+            "Net",
+            0,
+            16_641,
+            1,
+            ((1,),),
+            "True",
+            leaf=False,
+            own_names=("scale",),
+            own_trainable=(True,),
+        ),
+        TreeRow(
+            "attn",
+            "MultiheadAttention",
+            1,
+            16_640,
+            12_480,
+            ((192, 64), (192,)),
+            "True",
+            9,
+            "/w/m.py",
+            leaf=False,
+            own_names=("in_proj_weight", "in_proj_bias"),
+            own_trainable=(True, False),
+        ),
+        TreeRow(
+            "attn.out_proj", "Linear", 2, 4_160, 4_160, ((64, 64), (64,)), "True", 9, "/w/m.py"
+        ),
+    )
+    scale = ParamInfo("scale", (1,), 1, True, "float32")
+    layers = (LayerEntry("/w/m.py", 8, "Parameter", 1, 1, (scale,), "Parameter", trainable=1),)
+    net = ModelResult("Net", "/w/m.py", 5, 16_641, 16_641, 0, 0, 0, 0, (), layers=layers, tree=tree)
+    rows = [line.split() for line in render.render_summary_table(net).splitlines()]
+    assert ["Net", "16,641", "--", "True"] in rows
+    assert ["├─scale", "(Parameter)", "1", "[1]", "True", "m.py:8"] in rows
+    assert ["├─MultiheadAttention:", "1-1", "16,640", "--", "True", "m.py:9"] in rows
+    assert ["│", "├─in_proj_bias", "(Parameter)", "192", "[192]", "False"] in rows
+    assert ["│", "├─Linear:", "2-1", "4,160", "[64,", "64],", "[64]", "True", "m.py:9"] in rows
+    markdown = render.render_summary_markdown(net)
+    assert "| Layer (type:depth-idx) | Param # (with children) | Own param shapes |" in markdown
+    assert "| &nbsp;&nbsp;scale (Parameter) | 1 | [1] | True | m.py:8 |" in markdown

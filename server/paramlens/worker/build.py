@@ -187,7 +187,8 @@ def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> l
 
     def visit(module: nn.Module, path: str, depth: int) -> None:
         visited.add(id(module))
-        own = list(module.parameters(recurse=False))
+        named_own = list(module.named_parameters(recurse=False))
+        own = [p for _, p in named_own]
         everything = list(module.parameters())
         children = [(n, c) for n, c in module.named_children() if id(c) not in visited]
         site = first_site(module)
@@ -204,6 +205,8 @@ def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> l
                 file=site[0] if site else None,
                 leaf=not children,
                 qualtype=_qualtype(module),
+                own_names=tuple(n for n, _ in named_own),
+                own_trainable=tuple(bool(p.requires_grad) for p in own),
             )
         )
         for name, child in children:

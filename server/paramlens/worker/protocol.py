@@ -116,6 +116,9 @@ class TreeRow:
     file: str | None = None
     leaf: bool = True
     qualtype: str = ""  # module.QualName of the module's class, to find a class's instances
+    # the parameters registered directly on the module, in the order of own_shapes
+    own_names: tuple[str, ...] = ()
+    own_trainable: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -259,7 +262,14 @@ def layer_entry(d: dict[str, Any]) -> LayerEntry:
 
 
 def tree_row(d: dict[str, Any]) -> TreeRow:
-    return TreeRow(**{**d, "own_shapes": _tuple(d["own_shapes"])})
+    return TreeRow(
+        **{
+            **d,
+            "own_shapes": _tuple(d["own_shapes"]),
+            "own_names": tuple(d.get("own_names", ())),
+            "own_trainable": tuple(d.get("own_trainable", ())),
+        }
+    )
 
 
 def model_result(d: dict[str, Any]) -> ModelResult:
