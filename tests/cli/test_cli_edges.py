@@ -211,3 +211,44 @@ def test_summary_rows_count_whole_subtrees_and_own_parameters_get_rows(tmp_path:
     assert (top["params"], top["own_params"], top["own_shapes"]) == (16_641, 1, [[1]])
     assert (top["own_names"], top["own_trainable"]) == (["scale"], [True])
     assert attention["own_names"] == ["in_proj_weight", "in_proj_bias"]
+
+
+SLOW_IMPORT = {
+    "models/__init__.py": "",
+    "models/slow.py": "import time\n\nWIDTH = 4\npause = time.sleep(30)\n",
+    "models/big.py": (
+        "from torch import nn\n\nfrom models.slow import WIDTH\n\n\n"
+        "class Big(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(WIDTH, WIDTH)\n"
+    ),
+}
+
+
+def test_a_timeout_while_importing_names_the_step_and_the_files(tmp_path: Path) -> None:
+    root = workspace(tmp_path, SLOW_IMPORT)
+    big = str(root / "models/big.py")
+    stopped = run_cli("summary", big, "--timeout", "2", "--no-cache")
+    assert stopped.returncode == 1
+    assert (
+        f"{root / 'models/slow.py'}:4: Big: TimeoutError: importing models/big.py "
+        "(in models/slow.py, which it imports) took longer than 2 s; paramlens stopped it"
+    ) in stopped.stderr
+    # within the whole timeout, one slow statement is skipped alone, and -v says where
+    skipped = run_cli("summary", big, "--no-cache", "-v")
+    assert skipped.returncode == 0, skipped.stderr
+    assert (
+        "note: models/slow.py:4: skipped while importing models/big.py (it ran longer than 3 s)"
+    ) in skipped.stderr
+    # an import that ignores the alarm is killed: still the import, at the line it hung on
+    deaf = "import signal\nimport time\n\nWIDTH = 4\n"
+    deaf += (
+        "_ = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\npause = time.sleep(30)\n"
+    )
+    (root / "models/slow.py").write_text(deaf)
+    killed = run_cli("summary", big, "--timeout", "2", "--no-cache")
+    assert (
+        f"{root / 'models/slow.py'}:6: Big: TimeoutError: importing models/big.py "
+        "(in models/slow.py, which it imports) took longer than 2 s; paramlens stopped it"
+    ) in killed.stderr

@@ -276,8 +276,16 @@ class ModuleRunner:
     ) -> None:
         self.statement_context = statement_context or contextlib.nullcontext
         self.failures: list[Failure] = []
+        self.importing: list[str] = []  # the workspace files being run, innermost last
 
     def run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
+        self.importing.append(path)  # a timeout names the file it stopped (10 MB of source)
+        try:
+            self._run(source, path, namespace)
+        finally:
+            self.importing.pop()
+
+    def _run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
         tree, _ = definitions_only(ast.parse(source, path))
         flags = 0
         for stmt in tree.body:

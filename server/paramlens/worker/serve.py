@@ -93,19 +93,23 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     loader.install(job.sys_path, workspace, overrides, runner)
     sys.argv = [job.file]  # `parser.parse_args()` at import time sees no worker flags
 
-    building = "the module"
+    building: str | None = None  # None while importing
 
     def on_alarm(signum: int, frame: object) -> None:
-        raise BuildTimeout(
-            f"building {building} took longer than {job.timeout_s:g} s; paramlens stopped it"
-        )
+        if building is None:
+            step = importing_step(job, runner.importing[-1] if runner.importing else None)
+        else:
+            step = f"building {building}"
+        raise BuildTimeout(f"{step} took longer than {job.timeout_s:g} s; paramlens stopped it")
 
     signal.signal(signal.SIGALRM, on_alarm)
+    faulthandler.dump_traceback_later(job.timeout_s + _GRACE_S / 2, file=hang_file)
     signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
     try:
         module = importlib.import_module(job.module)
     except BaseException as exc:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
         error = error_from_exception(exc, is_user_file, job.memory_mb)
         if error.kind == "exception":
             error = replace(error, kind="import")
@@ -113,8 +117,9 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
             emit(out_fd, {"type": "model", "result": ModelResult.failed(spec, job.file, error)})
         return
     signal.setitimer(signal.ITIMER_REAL, 0)
+    faulthandler.cancel_dump_traceback_later()
     if runner.failures:
-        emit(out_fd, {"type": "notes", "notes": [_failure_note(f) for f in runner.failures]})
+        emit(out_fd, {"type": "notes", "notes": [_failure_note(f, job) for f in runner.failures]})
 
     recorder = SiteRecorder(is_user_file)
     detailed: set[str] | None = None if job.detail else set()
@@ -145,9 +150,26 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         emit(out_fd, {"type": "model", "result": result})
 
 
-def _failure_note(failure: Any) -> str:
-    name = os.path.basename(failure.file)
-    return f"{name}:{failure.line}: skipped at import ({failure.message})"
+def importing_step(job: BuildJob, inner: str | None = None) -> str:
+    """``importing models/big.py`` (``(in models/slow.py, which it imports)``): a step of a
+    job that timed out before any class was built, named by workspace-relative paths."""
+    step = f"importing {_relative(job.file, job.workspace)}"
+    if inner is not None and os.path.realpath(inner) != os.path.realpath(job.file):
+        step += f" (in {_relative(inner, job.workspace)}, which it imports)"
+    return step
+
+
+def _relative(path: str, workspace: str) -> str:
+    try:
+        relative = os.path.relpath(os.path.realpath(path), os.path.realpath(workspace))
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith(os.pardir) else relative
+
+
+def _failure_note(failure: Any, job: BuildJob) -> str:
+    where = _relative(failure.file, job.workspace)
+    return f"{where}:{failure.line}: skipped while {importing_step(job)} ({failure.message})"
 
 
 def _child_main(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
@@ -225,6 +247,7 @@ class Worker:
         self.scratch_root = tempfile.mkdtemp(prefix="paramlens-", dir=scratch_root)
         # A zygote runs a nested Worker: its jobs fork from it, never from another zygote.
         self.use_zygotes = use_fork and not nested and os.environ.get("PARAMLENS_NO_ZYGOTE") != "1"
+        self.nested = nested
         self.zygotes: dict[int, zygote.Zygote] = {}  # by the fd we read from
         self.direct: set[int] = set()  # jobs a dead zygote left: built without one
 
@@ -308,6 +331,8 @@ class Worker:
                 z.send({"type": "build", "id": job_id, "job": job})
             elif len(self.running) < self.max_children:
                 self.queue.pop(0)
+                if self.nested:  # a zygote: siblings in the same subpackage import it once
+                    zygote.import_parents(job)
                 self._start(job_id, job, list(job.classes), {})
             else:
                 break
@@ -525,9 +550,14 @@ class Worker:
         """The class the child died on gets the error (all pending ones if it died importing)."""
         failed_on = running.pending[0] if running.current is None else self._spec(running)
         if running.timed_out:
-            file, line = _hung_line(running) or (running.job.file, failed_on.line)
+            hung = _hung_line(running)
+            file, line = hung or (running.job.file, failed_on.line)
+            if running.current is None:  # it never got past the import
+                step = importing_step(running.job, hung[0] if hung else None)
+            else:
+                step = f"building {failed_on.name}"
             error = ErrorInfo(
-                f"TimeoutError: building {failed_on.name} took longer than "
+                f"TimeoutError: {step} took longer than "
                 f"{running.job.timeout_s:g} s; paramlens stopped it",
                 file,
                 line,
