@@ -83,8 +83,14 @@ def test_inherited_signatures_are_notes_and_instances_give_figures(zoo: dict) ->
         assert found["error"]["message"].endswith(missing)
         assert [(i["model"], i["params"]) for i in found["instances"]] == [("Llama", params_each)]
     block = model(zoo, "BasicBlock")
-    assert {i["model"] for i in block["instances"]} == {"ResNet"}
-    assert sum(i["count"] for i in block["instances"]) == 4
+    assert {i["model"] for i in block["instances"]} == {
+        "ResNet",
+        "ResNet18",
+        "ResNet34",
+        "resnet_tiny",
+    }
+    assert sum(i["count"] for i in block["instances"] if i["model"] == "ResNet") == 4
+    assert sum(i["count"] for i in block["instances"] if i["model"] == "ResNet34") == 7
 
 
 def test_class_lenses_show_instances_and_configurations_in_annotate() -> None:

@@ -384,7 +384,12 @@ class Worker:
             return
         job_id = message["id"]
         job = z.jobs[job_id]  # KeyError: not one of its jobs
-        if kind == "cancelled":
+        if kind == "building":
+            name = message["name"]
+            if name not in {spec.name for spec in job.classes}:
+                raise ValueError(f"building {name!r}, which its job did not ask for")
+            self.send({"type": "building", "id": job_id, "name": name})
+        elif kind == "cancelled":
             del z.jobs[job_id]
             self.send({"type": "cancelled", "id": job_id})
         elif kind == "result":
@@ -495,6 +500,8 @@ class Worker:
         elif kind == "start":
             running.current = self._pending_spec(running, message["name"]).name
             running.deadline = time.monotonic() + running.job.timeout_s + _GRACE_S
+            # the server names this class if the worker dies meanwhile (the OOM killer)
+            self.send({"type": "building", "id": running.job_id, "name": running.current})
         elif kind == "model":
             result = protocol.model_result(message["result"])
             protocol.check_types(result)

@@ -125,6 +125,50 @@ def spawn(key: ZygoteKey, job: BuildJob, scratch_root: str, max_children: int) -
     return Zygote(key, pid, to_write, from_read)
 
 
+def imported_files(workspace: str) -> dict[str, int]:
+    """The workspace files imported in this process, with their mtimes: when one changes,
+    the worker retires the zygote."""
+    from .loader import is_workspace_file
+
+    files = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and is_workspace_file(path, workspace):
+            with contextlib.suppress(OSError):
+                files[os.path.realpath(path)] = os.stat(path).st_mtime_ns
+    return files
+
+
+def import_parents(job: BuildJob) -> None:
+    """In a zygote, before forking a job's child: import the job's parent packages
+    (``monai.networks.nets`` for ``monai.networks.nets.basic_unet``), once, so that each
+    child imports only its own module. Failures are left for the child to report."""
+    parent = job.module.rpartition(".")[0]
+    if not parent or parent in sys.modules:
+        return
+    previous = signal.signal(signal.SIGALRM, _import_timeout)
+    signal.setitimer(signal.ITIMER_REAL, IMPORT_BUDGET_S / 2)
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)  # the package's prints go to the log, never into the protocol
+    try:
+        importlib.import_module(parent)
+    except BaseException as exc:
+        print(f"paramlens zygote: importing {parent} failed: {exc!r}", file=sys.stderr)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
+    workspace = os.path.normcase(os.path.realpath(job.workspace))
+    from .serve import emit
+
+    emit(1, {"type": "zygote-ready", "files": imported_files(workspace)})
+
+
+def _import_timeout(signum: int, frame: object) -> None:
+    raise TimeoutError("importing took too long")
+
+
 def _zygote_main(job: BuildJob, scratch_root: str, parent: int, max_children: int) -> None:
     import torch
 
@@ -159,11 +203,5 @@ def _zygote_main(job: BuildJob, scratch_root: str, parent: int, max_children: in
         signal.signal(signal.SIGALRM, previous)
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
-    files = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str) and loader.is_workspace_file(path, workspace):
-            with contextlib.suppress(OSError):
-                files[os.path.realpath(path)] = os.stat(path).st_mtime_ns
-    emit(1, {"type": "zygote-ready", "files": files, "failures": len(runner.failures)})
+    emit(1, {"type": "zygote-ready", "files": imported_files(workspace)})
     Worker(True, max_children, scratch_root=scratch, nested=True).run()
