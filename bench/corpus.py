@@ -224,7 +224,9 @@ def python_path(corpus: Path, package: Package) -> str:
 # ------------------------------------------------------------------------- paramlens
 
 
-def run_paramlens(corpus: Path, python: Path, package: Package, only: tuple[str, ...]) -> dict:
+def run_paramlens(
+    corpus: Path, python: Path, package: Package, only: tuple[str, ...], warm: bool = True
+) -> dict:
     """Cold (empty cache) then warm (the cache the cold run filled); outputs merged over targets."""
     base = corpus / "src" / package.name / package.pkgdir
     targets = [base / sub for sub in only] if only else [base]
@@ -237,7 +239,7 @@ def run_paramlens(corpus: Path, python: Path, package: Package, only: tuple[str,
     }
     models: list[dict] = []
     errors: list = []
-    seconds = {"cold": 0.0, "warm": 0.0}
+    seconds: dict[str, float | None] = {"cold": 0.0, "warm": 0.0 if warm else None}
     codes: list[int] = []
     for target in targets:
         command = [
@@ -249,9 +251,9 @@ def run_paramlens(corpus: Path, python: Path, package: Package, only: tuple[str,
             "--python",
             str(python),
         ]
-        for phase in ("cold", "warm"):
+        for phase in ("cold", "warm") if warm else ("cold",):
             run = measure(command, env)
-            seconds[phase] += run.seconds
+            seconds[phase] = (seconds[phase] or 0.0) + run.seconds
             if phase == "warm":
                 continue
             codes.append(run.returncode)
@@ -327,7 +329,7 @@ class Row:
     wrong: list[str] = field(default_factory=list)
     missed: list[tuple[str, str, str]] = field(default_factory=list)  # qual, kind, message
     cold: float = 0.0
-    warm: float = 0.0
+    warm: float | None = 0.0
     truth_seconds: float = 0.0
     factories_truth: int = 0
     factories_built: int = 0
@@ -384,7 +386,10 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
     row.extra = sorted(q for q in built if q in classes and not classes[q]["reachable"])
     row.figures = len(figures & set(classes))
     for qual, entry in classes.items():
-        if not entry["reachable"] or qual in built:
+        # a bug to fix: a class that builds directly (Cls(), Cls(Config()), a call site) that paramlens
+        # did not build, or a class reachable only through factories that got no figures at all
+        direct = any(not key.startswith("factory:") for key in entry["configs"])
+        if not entry["reachable"] or qual in built or (not direct and qual in figures):
             continue
         model = class_results.get(qual)
         if model is None:
@@ -407,9 +412,15 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
 
 
 def group_key(failure: dict) -> str:
-    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", failure["message"])
-    text = re.sub(r"\d+", "N", text)
+    short = failure["class"].rpartition(".")[2]
+    text = re.sub(rf"\b{re.escape(short)}\b", "<Class>", failure["message"])
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"\b\d+(\.\d+)?\b", "N", text)
     return f"[{failure['kind']}] {text[:110]}"
+
+
+def seconds(value: float | None) -> str:
+    return f"{value:7.1f}" if value is not None else f"{'-':>7}"
 
 
 def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
@@ -419,7 +430,7 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
     total = Row("TOTAL")
     for row in rows:
         print(
-            f"{row.name:28} {row.found:6} {row.pl_classes:6} {row.reachable:6} {row.built:6} {row.figures:6} {row.compared:5} {len(row.wrong):5} {len(row.missed):6} {f'{row.factories_truth}/{row.factories_built}':>10} {row.cold:7.1f} {row.warm:7.1f}"
+            f"{row.name:28} {row.found:6} {row.pl_classes:6} {row.reachable:6} {row.built:6} {row.figures:6} {row.compared:5} {len(row.wrong):5} {len(row.missed):6} {f'{row.factories_truth}/{row.factories_built}':>10} {row.cold:7.1f} {seconds(row.warm)}"
         )
         for field_name in (
             "found",
@@ -435,10 +446,10 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
         total.wrong += row.wrong
         total.missed += row.missed
         total.cold += row.cold
-        total.warm += row.warm
+        total.warm = None if total.warm is None or row.warm is None else total.warm + row.warm
     print("-" * len(header))
     print(
-        f"{'TOTAL':28} {total.found:6} {total.pl_classes:6} {total.reachable:6} {total.built:6} {total.figures:6} {total.compared:5} {len(total.wrong):5} {len(total.missed):6} {f'{total.factories_truth}/{total.factories_built}':>10} {total.cold:7.1f} {total.warm:7.1f}"
+        f"{'TOTAL':28} {total.found:6} {total.pl_classes:6} {total.reachable:6} {total.built:6} {total.figures:6} {total.compared:5} {len(total.wrong):5} {len(total.missed):6} {f'{total.factories_truth}/{total.factories_built}':>10} {total.cold:7.1f} {seconds(total.warm)}"
     )
     if total.found:
         print(
@@ -450,7 +461,7 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
     print(
         "\nfound = nn.Module classes (truth's ast scan); pl = class results paramlens reported; reach = buildable in plain torch;"
         " built = paramlens built it as a class; figs = built, or via a factory, or as instances; cmp/wrong = totals compared"
-        " with the truth for the same ctor/factory, and how many differ; missed = reachable but not built; fact t/pl = factories"
+        " with the truth for the same ctor/factory, and how many differ; missed = reachable but not built (for a class reachable only through factories: no figures at all); fact t/pl = factories"
         " built by the truth / by paramlens"
     )
     for row in rows:
@@ -502,6 +513,9 @@ def main() -> None:
         action="store_true",
         help="reuse the last paramlens outputs in paramlens/ instead of running it",
     )
+    parser.add_argument(
+        "--no-warm", action="store_true", help="skip the second (warm cache) paramlens run"
+    )
     parser.add_argument("--show", type=int, default=8, help="names listed per package")
     parser.add_argument("--json", type=Path, help="save the numbers there")
     args = parser.parse_args()
@@ -531,7 +545,7 @@ def main() -> None:
             pl = json.loads(saved.read_text())
         else:
             print(f"{package.name}: paramlens", file=sys.stderr)
-            pl = run_paramlens(corpus, python, package, only)
+            pl = run_paramlens(corpus, python, package, only, warm=not args.no_warm)
         row, failed = compare(package, corpus / "src" / package.name, truth_report, pl)
         rows.append(row)
         failures.extend(failed)
