@@ -2,7 +2,9 @@
 
 Exit codes: 0 every model was built; 1 some model could not be built (its
 ``file:line: message`` is printed on stderr); 2 usage error or bad path; 3 no
-``nn.Module`` subclass found; 4 the worker could not start (e.g. no torch).
+``nn.Module`` subclass found; 4 the worker could not start (e.g. no torch); 5 the
+worker died during the run (the OOM killer, a ``kill -9``), named with the class it was
+building.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from .config import Settings, cache_folder
 from .discovery import SourceError, Workspace, find_root, read_source
 from .engine import Engine, FileReport
 from .worker.protocol import ErrorInfo, ModelResult
-from .worker_client import State, WorkerError
+from .worker_client import State, WorkerDied, WorkerError
 
 EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
+EXIT_WORKER_DIED = 5  # the worker started, then died mid-run (OOM killer, kill -9)
 
 
 class UsageError(Exception):
@@ -391,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except UsageError as exc:
         print(f"paramlens: error: {exc}", file=sys.stderr)
         code = EXIT_USAGE
+    except WorkerDied as exc:
+        print(f"paramlens: error: {exc}", file=sys.stderr)
+        code = EXIT_WORKER_DIED
     except WorkerError as exc:
         print(f"paramlens: error: {exc}", file=sys.stderr)
         code = EXIT_WORKER

@@ -1,8 +1,10 @@
 """Start the worker in the user's interpreter and talk to it (server side, asyncio).
 
 The worker has an explicit life cycle (stopped -> starting -> running ->
-exited/errored). Its stderr goes to the log, its exit fails every pending
-request with :class:`WorkerError`, and the next request starts a fresh one. The
+exited/errored). Its stderr goes to the log. A worker that cannot start raises
+:class:`WorkerStartError`; one that exits while running fails every pending
+request with :class:`WorkerDied` (naming the class each job was building), and
+the next request starts a fresh one. The
 worker gets an explicit environment: single-threaded OpenMP (forking a process
 that ran OpenMP threads can hang the child) and none of the server's own
 ``PYTHONPATH`` entries.
@@ -32,6 +34,28 @@ _SERVER_PATHS = {str(Path(__file__).parent.parent)}
 
 class WorkerError(Exception):
     """The worker could not start, or died while a job was pending."""
+
+
+class WorkerStartError(WorkerError):
+    """The worker could not start: no such interpreter, no torch in it, it exited early."""
+
+
+class WorkerDied(WorkerError):
+    """A running worker exited (OOM killer, ``kill -9``) while this job was pending.
+
+    ``building`` names the class its build child had started, if it had: the worker died
+    while that class was being built (perhaps because of it)."""
+
+    def __init__(self, job: BuildJob, building: str | None, exit_text: str) -> None:
+        self.job = job
+        self.building = building
+        self.exit_text = exit_text
+        where = os.path.basename(job.file)
+        if building is not None:
+            what = f"while building {building} in {where}"
+        else:
+            what = f"before building {where}"
+        super().__init__(f"the paramlens worker died {what} ({exit_text})")
 
 
 class State(enum.Enum):
@@ -72,6 +96,9 @@ class WorkerClient:
         self.info: WorkerInfo | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._pending: dict[int, asyncio.Future[JobResult]] = {}
+        self._jobs: dict[int, BuildJob] = {}  # pending jobs, for the message if it dies
+        self._building: dict[int, str] = {}  # pending job -> the class its child started
+        self.on_death: Callable[[WorkerDied], None] = lambda _: None
         self._ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,7 +123,7 @@ class WorkerClient:
                 )
             except OSError as exc:
                 self.state = State.ERRORED
-                raise WorkerError(f"cannot start {self.python}: {exc}") from exc
+                raise WorkerStartError(f"cannot start {self.python}: {exc}") from exc
             assert self._process.stdout is not None and self._process.stderr is not None
             self._tasks = [asyncio.create_task(self._read_stderr(self._process.stderr))]
             try:
@@ -111,13 +138,14 @@ class WorkerClient:
                 self.state = State.ERRORED
                 await self._reap()
                 text = message.get("message") or f"the worker exited ({self._exit_text()})"
-                raise WorkerError(text)
+                raise WorkerStartError(text)
             self.info = protocol.worker_info(message["info"])
             self.state = State.RUNNING
             self._tasks.append(asyncio.create_task(self._read_stdout(self._process.stdout)))
             self.log(
                 f"worker ready: {self.info.python} (Python {self.info.python_version}, "
-                f"torch {self.info.torch_version}) in {self.info.startup_ms:.0f} ms"
+                f"torch {self.info.torch_version}) in {self.info.startup_ms:.0f} ms, "
+                f"pid {self._process.pid}"
             )
             return self.info
 
@@ -128,6 +156,7 @@ class WorkerClient:
         job_id = next(self._ids)
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
+        self._jobs[job_id] = job
         self._write({"type": "build", "id": job_id, "job": job})
         try:
             await self._process.stdin.drain()
@@ -136,10 +165,12 @@ class WorkerClient:
             with contextlib.suppress(Exception):
                 self._write({"type": "cancel", "id": job_id})
             raise
-        except (ConnectionError, BrokenPipeError) as exc:
-            raise WorkerError(f"the worker is gone: {exc}") from exc
+        except (ConnectionError, BrokenPipeError):
+            raise WorkerDied(job, None, self._exit_text()) from None
         finally:
             self._pending.pop(job_id, None)
+            self._jobs.pop(job_id, None)
+            self._building.pop(job_id, None)
 
     def _write(self, message: dict[str, Any]) -> None:
         assert self._process is not None and self._process.stdin is not None
@@ -160,19 +191,28 @@ class WorkerClient:
             except json.JSONDecodeError:
                 self.log(f"worker: {line.decode(errors='replace').rstrip()}")
                 continue
-            future = self._pending.get(int(message.get("id", 0)))
+            job_id = int(message.get("id", 0))
+            future = self._pending.get(job_id)
+            if message.get("type") == "building" and job_id in self._pending:
+                self._building[job_id] = str(message.get("name"))
             if message.get("type") == "result" and future is not None and not future.done():
                 future.set_result(protocol.job_result(message["result"]))
         await self._reap()
         if self._process is not None and self._process.stdin is not None:
             self._process.stdin.close()  # lets asyncio close the transport now
         self.state = State.EXITED
-        error = WorkerError(f"the worker exited ({self._exit_text()})")
-        waiting = [f for f in self._pending.values() if not f.done()]
-        for future in waiting:
-            future.set_exception(error)
-        if waiting or self._process is None or self._process.returncode != 0:
-            self.log(str(error))  # a worker that stopped when asked to is not news
+        exit_text = self._exit_text()
+        deaths = []
+        for job_id, future in self._pending.items():
+            if not future.done():
+                death = WorkerDied(self._jobs[job_id], self._building.get(job_id), exit_text)
+                future.set_exception(death)
+                deaths.append(death)
+        if deaths or self._process is None or self._process.returncode != 0:
+            # a worker that stopped when asked to is not news
+            self.log(f"the worker exited ({exit_text})")
+        if deaths:
+            self.on_death(deaths[0])
 
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
@@ -215,6 +255,8 @@ class WorkerClient:
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(process.wait(), 3)
+        if self._tasks:  # let its pipes reach EOF: the transport closes inside the loop then
+            await asyncio.wait(self._tasks, timeout=1)
         for task in self._tasks:
             task.cancel()
         self.state = State.STOPPED

@@ -8,6 +8,7 @@ import pty
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.conftest import FIXTURES, REPO, run_cli
@@ -252,3 +253,38 @@ def test_a_timeout_while_importing_names_the_step_and_the_files(tmp_path: Path) 
         f"{root / 'models/slow.py'}:6: Big: TimeoutError: importing models/big.py "
         "(in models/slow.py, which it imports) took longer than 2 s; paramlens stopped it"
     ) in killed.stderr
+
+
+def test_a_worker_killed_mid_run_is_exit_5_naming_the_class(tmp_path: Path) -> None:
+    slow = "import sys\nimport time\n\nfrom torch import nn\n\n\nclass Slow(nn.Module):\n"
+    slow += "    def __init__(self):\n        super().__init__()\n"
+    slow += "        print('BUILDING Slow', file=sys.stderr, flush=True)\n        time.sleep(60)\n"
+    root = workspace(tmp_path, {"slow.py": slow})
+    command = [sys.executable, "-m", "paramlens", "summary", str(root / "slow.py")]
+    process = subprocess.Popen(
+        [*command, "--timeout", "60", "--no-cache", "-v"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    worker = None
+    try:
+        for line in process.stderr:  # -v logs the worker's pid, then what the build prints
+            if "worker ready:" in line:
+                worker = int(line.rpartition(" pid ")[2])
+            if "BUILDING Slow" in line:
+                break
+        assert worker is not None
+        time.sleep(0.5)  # the worker relays which class its child started
+        os.kill(worker, 9)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 5, stderr
+    assert (
+        "paramlens: error: the paramlens worker died while building Slow in slow.py "
+        "(killed by signal 9)"
+    ) in stderr
+    assert "paramlens.python" not in stderr and "Traceback" not in stderr and not stdout

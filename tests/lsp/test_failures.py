@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -149,3 +150,75 @@ async def test_multi_root_then_shutdown_leaves_no_worker(fresh_client: LanguageC
     await eventually(
         lambda: asyncio.sleep(0, result=not any(alive(p) for p in workers)), timeout=10
     )
+
+
+SLOW = (
+    "import sys\nimport time\n\nfrom torch import nn\n\n\n"
+    "class Slow(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        print('BUILDING Slow', file=sys.stderr, flush=True)\n"
+    "        time.sleep(60)\n"
+)
+FAST = (
+    "from torch import nn\n\n\n"
+    "class Fast(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.fc = nn.Linear(2, 3)\n"
+)
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def patient_client(lsp_client: LanguageClient, tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "slow.py").write_text(SLOW)
+    (tmp_path / "fast.py").write_text(FAST)
+    await initialize(lsp_client, tmp_path, settings={"timeout": 60})
+    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+def logged_worker_pids(client: LanguageClient) -> list[int]:
+    found = [re.search(r"^worker ready: .* pid (\d+)$", m.message) for m in client.log_messages]
+    return [int(m.group(1)) for m in found if m]
+
+
+async def test_a_worker_killed_mid_build_names_the_class_and_restarts(
+    patient_client: LanguageClient,
+) -> None:
+    client = patient_client
+    root: Path = client.root  # type: ignore[attr-defined]
+    fast = open_file(client, root / "fast.py")
+    assert (await lens_titles(client, fast))[7] == "Linear(2 -> 3) · 9"
+    slow = open_file(client, root / "slow.py")
+    await eventually(
+        lambda: asyncio.sleep(
+            0, result=any("BUILDING Slow" in m.message for m in client.log_messages)
+        )
+    )
+    [worker] = logged_worker_pids(client)
+    await asyncio.sleep(0.5)  # the worker relays which class its child started
+    os.kill(worker, signal.SIGKILL)
+
+    async def died() -> list[lsp.Diagnostic] | None:
+        return list(client.diagnostics.get(slow, [])) or None
+
+    [diagnostic] = await eventually(died, timeout=30)
+    assert diagnostic.range.start.line + 1 == 7  # class Slow
+    assert diagnostic.code == "crash"
+    assert (
+        "the paramlens worker died while building Slow in slow.py (killed by signal 9)"
+        in diagnostic.message
+    )
+    statuses = client.status  # type: ignore[attr-defined]
+    errors = [s.message for s in statuses if s.state == "error"]
+    assert any("died while building Slow" in e for e in errors), errors
+    assert not any("paramlens.python" in m.message for m in client.messages)
+    # a new worker at once, and the other file's lenses come back fresh without a save
+    restarted = await eventually(
+        lambda: asyncio.sleep(0, result=[p for p in logged_worker_pids(client) if p != worker])
+    )
+    assert alive(restarted[0])
+    assert (await lens_titles(client, fast))[7] == "Linear(2 -> 3) · 9"

@@ -152,7 +152,7 @@ async def test_an_orphan_that_cleared_its_death_signal_dies_with_the_worker(
     assert _alive("escorphan")
     assert worker._process is not None
     worker._process.kill()
-    with pytest.raises(Exception, match="the worker exited"):
+    with pytest.raises(Exception, match="the paramlens worker died"):
         await asyncio.wait_for(pending, 10)
     for _ in range(100):
         if not _alive("escorphan"):

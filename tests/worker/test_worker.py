@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from paramlens.worker.protocol import BuildJob, ClassSpec
-from paramlens.worker_client import State, WorkerClient, WorkerError
+from paramlens.worker_client import State, WorkerClient, WorkerDied, WorkerStartError
 
 from tests.conftest import FIXTURES
 
@@ -92,7 +92,9 @@ async def test_a_dead_worker_fails_pending_jobs_then_restarts(tmp_path: Path) ->
     builder = int(await _eventually_logged(logged, "pid="))
     assert worker._process is not None
     worker._process.kill()
-    with pytest.raises(WorkerError, match="the worker exited"):
+    with pytest.raises(
+        WorkerDied, match=r"died while building Slow in slow.py \(killed by signal 9\)"
+    ):
         await asyncio.wait_for(pending, 10)
     assert worker.state is State.EXITED
     for _ in range(100):  # the build child dies with its worker, not 30 s later
@@ -117,7 +119,7 @@ async def _eventually_logged(logged: list[str], marker: str) -> str:
 
 async def test_an_interpreter_that_does_not_exist(tmp_path: Path) -> None:
     client = WorkerClient(str(tmp_path / "no-python"))
-    with pytest.raises(WorkerError, match="cannot start"):
+    with pytest.raises(WorkerStartError, match="cannot start"):
         await client.start()
     assert client.state is State.ERRORED
 

@@ -30,7 +30,8 @@ from .. import __version__, config, render
 from ..config import Settings
 from ..discovery import find_root
 from ..engine import Engine, FileReport
-from ..worker_client import State, WorkerError
+from ..worker.protocol import ErrorInfo, ModelResult
+from ..worker_client import State, WorkerDied, WorkerError
 from . import convert
 from .documents import DocumentState
 
@@ -90,6 +91,9 @@ class ParamlensServer(LanguageServer):
         self.reported: set[str] = set()
         self._untitled = itertools.count(1)
         self._tokens = itertools.count(1)
+        self.died_on: set[str] = set()  # documents whose build the worker died in
+        self.deaths: list[float] = []  # when workers died (a worker that keeps dying)
+        self._rebuild: asyncio.TimerHandle | None = None
 
     # -- settings ------------------------------------------------------------
 
@@ -181,6 +185,7 @@ class ParamlensServer(LanguageServer):
         root = self.root_for(state.path)
         settings = self.settings_for(Path(state.path))
         worker = self.engine.worker_for(self.engine.python_for(root, settings))
+        worker.on_death = self.worker_died
         progress = None
         if worker.state is not State.RUNNING:
             progress = await self.begin_progress("Starting the PyTorch worker")
@@ -190,6 +195,14 @@ class ParamlensServer(LanguageServer):
             report = await self.engine.analyze(
                 state.path, root, texts, None if state.report else self._partial(uri, state)
             )
+        except WorkerDied as exc:
+            if exc.building is not None and exc.job.file == state.path:
+                self.died_on.add(uri)  # not rebuilt by itself: it may be what kills the worker
+                state.accept(died_report(state, exc), generation)
+                self.publish(state)
+                self.refresh_lenses()
+            self.status("error", message=f"{exc}; restarting it")
+            return
         except WorkerError as exc:
             self.status("error", message=str(exc))
             self.warn_once(f"paramlens: {exc}. Set paramlens.python to an interpreter with torch.")
@@ -210,6 +223,28 @@ class ParamlensServer(LanguageServer):
         models = len([m for m in report.models if m.error is None])
         self.status("ready", models=models, model=Path(state.path).name)
         self.refresh_lenses()
+
+    def worker_died(self, death: WorkerDied) -> None:
+        """Restart at once and rebuild the open documents, except those whose build was
+        running when it died (until they change); their lenses show stale meanwhile."""
+        now = asyncio.get_running_loop().time()
+        self.deaths = [t for t in self.deaths if now - t < 60] + [now]
+        self.log(str(death))
+        for state in self.documents.values():
+            state.stale = state.report is not None
+        self.refresh_lenses()
+        if len(self.deaths) > 3:
+            self.status("error", message="the paramlens worker keeps dying; save to retry")
+            return
+        if self._rebuild is None:  # every pending analysis fails at once: rebuild once
+            self._rebuild = asyncio.get_running_loop().call_later(0.1, self._rebuild_documents)
+
+    def _rebuild_documents(self) -> None:
+        self._rebuild = None
+        for uri in self.documents:
+            if uri not in self.died_on:
+                self.schedule(uri)
+        self.died_on.clear()
 
     def _partial(self, uri: str, state: DocumentState) -> Callable[[FileReport], None]:
         """A file's first analysis shows its classes before its factories are built."""
@@ -260,6 +295,20 @@ class ParamlensServer(LanguageServer):
         for timer in self.timers.values():
             timer.cancel()
         self.engine.terminate()
+
+
+def died_report(state: DocumentState, death: WorkerDied) -> FileReport:
+    """The document's last report (or its classes, unbuilt) with the class whose build
+    was running when the worker died failed with a ``crash`` error saying so."""
+    spec = next(c for c in death.job.classes if c.name == death.building)
+    error = ErrorInfo(str(death), state.path, spec.line, "crash")
+    failed = ModelResult.failed(spec, state.path, error)
+    models = state.report.models if state.report else ()
+    if not any(m.name == spec.name for m in models):
+        models = (*models, failed)
+    models = tuple(failed if m.name == spec.name else m for m in models)
+    lines = state.report.lines if state.report else {}
+    return FileReport(state.path, models, lines)
 
 
 server = ParamlensServer()

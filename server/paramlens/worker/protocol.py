@@ -11,7 +11,8 @@ Messages (one JSON object per line):
   ``{"type": "cancel", "id": N}``, ``{"type": "shutdown"}``.
 - worker -> server: ``{"type": "ready", "info": WorkerInfo}`` (or ``{"type": "fatal",
   "message": str}`` if torch cannot be imported), ``{"type": "result", "id": N, "result":
-  JobResult}``, ``{"type": "cancelled", "id": N}``.
+  JobResult}``, ``{"type": "cancelled", "id": N}``, ``{"type": "building", "id": N,
+  "name": str}`` (the job's child started that class: named if the worker dies meanwhile).
 
 A job names its ``kind`` ("build" today) so later kinds (a forward pass with an
 example input) can be added without changing the framing.
