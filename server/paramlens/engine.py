@@ -412,13 +412,15 @@ class Engine:
         results = [own] if own else []
         missing = _without_figures(own.models if own else (), qualnames)
         if missing or not own:
-            # Build only the importers that use a class still without figures.
-            dependents = [
-                p
+            # Build only the importers that use a class still without figures, the few that
+            # use most of them (LLaMA's blocks are imported by dozens of transformers models).
+            used = {
+                p: len(missing & workspace.files[p].words())
                 for p in workspace.importers(path)
-                if (workspace.models_in(p) or workspace.factories_in(p))
-                and (not own or not missing.isdisjoint(workspace.files[p].words()))
-            ]
+                if workspace.models_in(p) or workspace.factories_in(p)
+            }
+            ranked = sorted((p for p in used if used[p] or not own), key=lambda p: -used[p])
+            dependents = ranked[:MAX_DEPENDENTS]
             built = await asyncio.gather(
                 *(self.build(p, workspace, texts) for p in dependents), return_exceptions=True
             )
@@ -478,6 +480,9 @@ def _worker_code_stamp() -> str:
         stat = path.stat()
         stamps.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
+
+
+MAX_DEPENDENTS = 3  # importers built to measure a file's classes that need arguments
 
 
 def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None:
