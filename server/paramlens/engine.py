@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from .discovery import (
 )
 from .worker import protocol
 from .worker.protocol import (
+    EXAMPLE_SOURCE,
     BuildJob,
     ClassSpec,
     ErrorInfo,
@@ -223,7 +225,53 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     missing = tuple(p.name for p in required)
     example = ", ".join(f"{name}=..." for name in missing)
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
+    guessed = [(p.name, example_value(p.name, p.annotation)) for p in required]
+    if all(value is not None for _, value in guessed):
+        args = ", ".join(f"{name}={value}" for name, value in guessed)
+        ctor = f"{cls.name}({args})"
+        return ClassSpec(cls.name, cls.line, ctor, EXAMPLE_SOURCE, missing, hint)
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
+
+
+# Small example values for the parameters model code names the same way everywhere. A class
+# built with them is labelled as such: its figures are exact for these arguments, which the
+# lens and hover show, with the pyproject.toml line that pins real ones.
+_EXAMPLE_VALUES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), value)
+    for pattern, value in (
+        (r"(num_|n_)?(heads?|head_count)$|^n_?head$|^num_attention_heads$", "4"),
+        (r"^(dim_head|head_dim|d_head|key_dim|qk_dim|v_dim|dim_per_head)$", "16"),
+        (r"^(depth|num_layers|n_layers?|layers|num_blocks|n_blocks|num_hidden_layers)$", "2"),
+        (r"^(image_size|img_size|input_size|resolution|image_height|image_width)$", "32"),
+        (r"^(patch_size|patch|frame_patch_size)$", "8"),
+        (r"^(frames|num_frames|seq_len|max_seq_len|max_len|block_size|n_ctx|n_positions)$", "16"),
+        (r"^(num_classes|n_classes|classes|num_labels|out_classes)$", "10"),
+        (r"^(channels|in_channels|in_chans|in_ch|in_planes|inplanes|in_dim|c_in|n_channels)$", "3"),
+        (r"^(out_channels|out_chans|out_ch|planes|out_planes|outplanes|out_dim|c_out)$", "16"),
+        (r"^(num_tokens|vocab_size|n_vocab|vocab|num_embeddings|codebook_size)$", "100"),
+        (r"^(kernel_size|kernel|ksize|k)$", "3"),
+        (r"^(stride|dilation|groups)$", "1"),
+        (r"^(padding)$", "0"),
+        (
+            r"(^|_)(dim|dims|d_model|hidden_size|hidden_dim|embed_dim|emb_dim|width|features"
+            r"|num_features|hidden|n_embd|d_hidden|mlp_dim|ff_dim|dim_ff|inner_dim|d_ff)$",
+            "32",
+        ),
+        (r"(dropout|drop|_rate|^p)$", "0.0"),
+    )
+)
+
+
+def example_value(name: str, annotation: str | None) -> str | None:
+    """An example value for a required constructor parameter, by its name, if it has one
+    of the names models use for sizes (``dim``, ``heads``, ``depth``, ``image_size``...)."""
+    if annotation and annotation.rpartition(".")[2] not in ("int", "float", "Optional", "Union"):
+        return None  # a tensor, a config object, a callable: nothing to guess
+    lowered = name.lower()
+    for pattern, value in _EXAMPLE_VALUES:
+        if pattern.search(lowered):
+            return value
+    return None
 
 
 # Arguments that would download or load weights, and the values that do not.
@@ -498,13 +546,15 @@ def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None
 
 def _without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str]) -> set[str]:
     """Names of the classes that neither built nor appear inside a model built here."""
-    measured = {m.model_class for m in models if m.error is None}
-    measured |= {row.qualtype for m in models for row in m.tree}
+    measured = {m.model_class for m in models if m.error is None and not m.example}
+    measured |= {row.qualtype for m in models for row in m.tree if row.depth > 0}
     measured |= {part.qualtype for m in models for part in m.parts}
     return {
         m.name
         for m in models
-        if m.kind == "class" and m.error is not None and qualnames.get(m.name) not in measured
+        if m.kind == "class"
+        and (m.error is not None or m.example)  # example arguments: real instances are better
+        and qualnames.get(m.name) not in measured
     }
 
 

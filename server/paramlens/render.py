@@ -105,6 +105,24 @@ def _class_name(qualname: str) -> str:
     return qualname.rpartition(".")[2]
 
 
+def _instances_lens(model: ModelResult) -> str:
+    """``Block · 7.1M each · 12 in GPT``: what a class weighs where it was measured."""
+    first = model.instances[0]
+    parts = [model.name, f"{format_count(first.params)} each", f"{first.count} in {first.model}"]
+    sizes = len({i.params for i in model.instances}) - 1
+    models_ = len({i.model for i in model.instances}) - 1
+    if sizes:
+        parts.append(f"{sizes} other size{'s' if sizes > 1 else ''}")
+    if models_:
+        parts.append(f"in {models_} more model{'s' if models_ > 1 else ''}")
+    return SEP.join(parts)
+
+
+def _example_args(model: ModelResult) -> str:
+    """``dim=32, heads=4`` out of ``Block(dim=32, heads=4)``."""
+    return model.ctor.partition("(")[2].rpartition(")")[0]
+
+
 def render_model_lens(
     model: ModelResult, stale: bool = False, models: Sequence[ModelResult] = ()
 ) -> str:
@@ -118,22 +136,12 @@ def render_model_lens(
             more = [f"+{len(configs) - 3} more"] if len(configs) > 3 else []
             return SEP.join([model.name, *shown, *more]) + suffix
         if model.error.kind == "needs-args" and model.instances:
-            first = model.instances[0]
-            parts = [
-                model.name,
-                f"{format_count(first.params)} each",
-                f"{first.count} in {first.model}",
-            ]
-            sizes = len({i.params for i in model.instances}) - 1
-            models_ = len({i.model for i in model.instances}) - 1
-            if sizes:
-                parts.append(f"{sizes} other size{'s' if sizes > 1 else ''}")
-            if models_:
-                parts.append(f"in {models_} more model{'s' if models_ > 1 else ''}")
-            return SEP.join(parts) + suffix
+            return _instances_lens(model) + suffix
         if model.error.kind == "needs-args":
             return f"{model.name}{SEP}needs constructor arguments (see problems){suffix}"
         return f"{model.name}{SEP}cannot build: {model.error.message}{suffix}"
+    if model.example and model.instances:  # measured for real: better than a guess
+        return _instances_lens(model) + suffix
     name = model.name
     if model.kind == "factory" and model.model_class:
         name = f"{model.name} → {_class_name(model.model_class)}"
@@ -143,6 +151,8 @@ def render_model_lens(
         f"{format_count(model.trainable_params)} trainable",
         format_bytes(model.param_bytes),
     ]
+    if model.example:
+        parts.append(f"with example arguments {_example_args(model)}")
     if configs:
         parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
     return SEP.join(parts) + suffix
@@ -150,7 +160,7 @@ def render_model_lens(
 
 def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
     """Every total of a model on one line (the CLI's line above the class)."""
-    if model.error is not None and measured_elsewhere(model, models):
+    if (model.error is not None or model.example) and measured_elsewhere(model, models):
         return render_model_lens(model, models=models)
     if model.error is not None:
         return f"{model.name}: cannot build: {model.error.message}"
@@ -165,6 +175,8 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
     )
     if model.device != "meta":
         text += f"{SEP}built on {model.device}"
+    if model.example:
+        text += f"{SEP}with example arguments {_example_args(model)}"
     return text
 
 
@@ -419,6 +431,13 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
     title = model.name
     if model.kind == "factory":
         title = f"{model.name}() → {_class_name(model.model_class)}"
+    if model.example:
+        hint = f'[tool.paramlens.models]\n{model.name} = "{model.name}(...)"'
+        title += (
+            f" with example arguments `{model.ctor}`**, guessed from the parameter names; "
+            f"the figures are exact for these. Pin real ones in `pyproject.toml`:\n"
+            f"```toml\n{hint}\n```\n\n**{model.name}"
+        )
     lines = [
         f"**{title}**: {model.total_params:,} parameters",
         "",

@@ -190,7 +190,7 @@ def test_constructor_arguments_from_pyproject_and_config_classes() -> None:
     assert model(doc, "Configured")["total_params"] == 16 * 4 + 4
     unknown = model(doc, "Unknown")["error"]
     assert unknown["kind"] == "needs-args" and unknown["line"] == 30
-    assert "vocab, width" in unknown["message"]
+    assert "tokenizer, width" in unknown["message"]
 
 
 def test_hostile_models_fail_alone_on_their_own_lines(tmp_path: Path) -> None:

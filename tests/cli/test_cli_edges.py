@@ -73,7 +73,7 @@ def test_annotate_a_folder_annotates_each_model_file(tmp_path: Path) -> None:
 
 def test_the_needs_arguments_note_is_printed_once_in_table_mode() -> None:
     result = run_cli("summary", "fixtures/needs_args/model.py")
-    fix = 'Unknown = "Unknown(vocab=..., width=...)"'
+    fix = 'Unknown = "Unknown(tokenizer=..., width=...)"'
     assert (result.stdout + result.stderr).count(fix) == 1, result.stdout + result.stderr
     as_json = run_cli("summary", "fixtures/needs_args/model.py", "--format", "json")
     assert fix in as_json.stderr  # stdout is for machines there: the note stays on stderr

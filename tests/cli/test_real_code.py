@@ -189,3 +189,23 @@ def test_a_slice_of_torchvision_builds_every_published_model_exactly(name: str) 
             or m["instances"]
             or any(f["model_class"] == m["model_class"] for f in built.values())
         ), (m["name"], m["error"])
+
+
+def test_classes_whose_arguments_are_all_sizes_are_built_with_labelled_examples(
+    zoo_package: object,
+) -> None:
+    from models.vit import ViT  # type: ignore[import-not-found]
+
+    doc = summary_json(str(FIXTURES / "zoo/models/vit.py"))
+    vit = model(doc, "ViT")
+    assert vit["error"] is None and vit["example"] is True, vit["error"]
+    args = "image_size=32, patch_size=8, num_classes=10, dim=32, depth=2, heads=4, mlp_dim=32"
+    assert vit["ctor"] == f"ViT({args})"
+    built = ViT(image_size=32, patch_size=8, num_classes=10, dim=32, depth=2, heads=4, mlp_dim=32)
+    assert vit["total_params"] == count(built)  # exact for those arguments
+    assert any("example arguments" in note for note in vit["notes"])
+    # a parameter that is no size (a backbone) is never guessed
+    weird = model(doc, "Weird")
+    assert weird["error"]["kind"] == "needs-args" and weird["example"] is False
+    shown = run_cli("annotate", str(FIXTURES / "zoo/models/vit.py")).stdout
+    assert f"· with example arguments {args}" in shown

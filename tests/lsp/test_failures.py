@@ -92,7 +92,7 @@ async def test_needs_arguments_is_information_with_the_fix(client: LanguageClien
     [diagnostic] = await eventually(info)
     assert diagnostic.severity == lsp.DiagnosticSeverity.Information
     assert diagnostic.range.start.line + 1 == 30
-    assert 'Unknown = "Unknown(vocab=..., width=...)"' in diagnostic.message
+    assert 'Unknown = "Unknown(tokenizer=..., width=...)"' in diagnostic.message
     shown = await lens_titles(client, doc)
     assert shown[30] == "Unknown · needs constructor arguments (see problems)"
 

@@ -76,10 +76,10 @@ class FromPyproject(nn.Module):
     def __init__(self, width): super().__init__()
 
 class Missing(nn.Module):
-    def __init__(self, vocab, *, width): super().__init__()
+    def __init__(self, tokenizer, *, width): super().__init__()
 
 net = ByCallSite(WIDTH * 2, depth=3)
-other = Missing(get_vocab(), width=3)
+other = Missing(get_tokenizer(), width=3)
 """
 
 
@@ -105,6 +105,19 @@ def test_constructor_arguments_in_order(tmp_path: Path, name: str, expected: str
     spec = constructor(cls, workspace, settings)
     assert spec.ctor == expected
     if expected is None:
-        assert spec.missing_args == ("vocab", "width")
-        assert 'Missing = "Missing(vocab=..., width=...)"' in spec.fix_hint
+        assert spec.missing_args == ("tokenizer", "width")
+        assert 'Missing = "Missing(tokenizer=..., width=...)"' in spec.fix_hint
         assert "[tool.paramlens.models]" in spec.fix_hint
+
+
+def test_example_values_only_for_parameters_named_like_sizes() -> None:
+    from paramlens.engine import example_value
+
+    assert example_value("dim", None) == "32"
+    assert example_value("num_heads", "int") == "4"
+    assert example_value("image_size", None) == "32"
+    assert example_value("depth", None) == "2"
+    assert example_value("in_channels", None) == "3"
+    assert example_value("backbone", None) is None
+    assert example_value("dim", "torch.Tensor") is None  # an annotation that is not a size
+    assert example_value("config", None) is None

@@ -22,7 +22,16 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .protocol import ClassSpec, ErrorInfo, LayerEntry, ModelResult, ParamInfo, Part, TreeRow
+from .protocol import (
+    EXAMPLE_SOURCE,
+    ClassSpec,
+    ErrorInfo,
+    LayerEntry,
+    ModelResult,
+    ParamInfo,
+    Part,
+    TreeRow,
+)
 from .tracking import Site, SiteRecorder, recording
 
 _CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
@@ -424,6 +433,36 @@ def _resolve(qualified: str) -> object:
 
 
 def build_class(
+    spec: ClassSpec,
+    namespace: dict[str, object],
+    file: str,
+    device: str,
+    recorder: SiteRecorder,
+    is_user_file: Callable[[str], bool],
+    memory_mb: int,
+    detailed: set[str] | None = None,
+) -> ModelResult:
+    """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
+    parameter names are only a try: if the class refuses them, it needs real ones."""
+    result = _build_class(
+        spec, namespace, file, device, recorder, is_user_file, memory_mb, detailed
+    )
+    if spec.ctor_source != EXAMPLE_SOURCE:
+        return result
+    if result.error is None:
+        note = f"built with example arguments guessed from parameter names: {spec.ctor}"
+        return dataclasses.replace(result, example=True, notes=(note, *result.notes))
+    if result.error.kind in ("timeout", "memory", "blocked", "crash"):
+        return result
+    message = (
+        f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
+        f"(example arguments failed: {result.error.message})"
+    )
+    error = ErrorInfo(message, file, spec.line, "needs-args", spec.fix_hint)
+    return dataclasses.replace(result, error=error)
+
+
+def _build_class(
     spec: ClassSpec,
     namespace: dict[str, object],
     file: str,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
+EXAMPLE_SOURCE = "example arguments"  # ClassSpec.ctor_source of arguments guessed from names
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class ModelResult:
     kind: str = "class"  # as ClassSpec.kind
     model_class: str = ""  # module.QualName of what was built (a factory's class)
     instances: tuple[Instance, ...] = ()  # filled by the engine, not the worker
+    example: bool = False  # built with example arguments guessed from parameter names
     # workspace classes inside the model (when the tree was not kept, a factory's totals-only
     # result): where the engine finds instances of classes that need arguments
     parts: tuple[Part, ...] = ()
