@@ -181,13 +181,25 @@ def _config_class(
     candidates = {
         c.name: c for c in info.classes.values() if _no_arg_class(c.qualname, workspace) is not None
     }
+    # then classes it imports (transformers: `from .configuration_llama import LlamaConfig`)
+    for local, target in info.symbols.items():
+        if local not in candidates and local[:1].isupper() and target != f"{info.module}.{local}":
+            found = _no_arg_class(target, workspace)
+            if found is not None:
+                candidates[local] = found
     by_name = [c for n, c in candidates.items() if _norm(n) == _norm(param_name)]
     if by_name:
         return by_name[0]
     if param_name.lower() in CONFIG_PARAM_NAMES:
-        configs = [c for n, c in candidates.items() if n.lower().endswith(CONFIG_SUFFIXES)]
-        if len(configs) == 1:
-            return configs[0]
+        configs: list[ClassInfo] = []
+        for suffix in CONFIG_SUFFIXES:  # "...Config" first: not TransformersKwargs
+            configs = configs or [c for n, c in candidates.items() if n.lower().endswith(suffix)]
+        own = [c for c in configs if c.file == cls.file]
+        # the most derived one: LlamaConfig, not the PreTrainedConfig it extends
+        bases = {workspace.resolve(b) for c in configs for b in c.bases}
+        leaves = [c for c in own or configs if c.qualname not in bases]
+        if len(leaves) == 1:
+            return leaves[0]
     return None
 
 
@@ -225,11 +237,17 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     missing = tuple(p.name for p in required)
     example = ", ".join(f"{name}=..." for name in missing)
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
-    guessed = [(p.name, example_value(p.name, p.annotation)) for p in required]
+    # Last, example values for sizes, with config classes where found (LlamaAttention(config,
+    # layer_idx) -> LlamaAttention(config=LlamaConfig(), layer_idx=0)).
+    guessed = [
+        (p.name, f"{c.name}()" if (c := configs[p.name]) else example_value(p.name, p.annotation))
+        for p in required
+    ]
     if all(value is not None for _, value in guessed):
         args = ", ".join(f"{name}={value}" for name, value in guessed)
+        refs = tuple(sorted({_ref(c) for c in configs.values() if c is not None}))
         ctor = f"{cls.name}({args})"
-        return ClassSpec(cls.name, cls.line, ctor, EXAMPLE_SOURCE, missing, hint)
+        return ClassSpec(cls.name, cls.line, ctor, EXAMPLE_SOURCE, missing, hint, refs=refs)
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
 
 
@@ -251,7 +269,7 @@ _EXAMPLE_VALUES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^(num_tokens|vocab_size|n_vocab|vocab|num_embeddings|codebook_size)$", "100"),
         (r"^(kernel_size|kernel|ksize|k)$", "3"),
         (r"^(stride|dilation|groups)$", "1"),
-        (r"^(padding)$", "0"),
+        (r"^(padding|layer_idx|layer_id|layer_index|block_idx|idx)$", "0"),
         (
             r"(^|_)(dim|dims|d_model|hidden_size|hidden_dim|embed_dim|emb_dim|width|features"
             r"|num_features|hidden|n_embd|d_hidden|mlp_dim|ff_dim|dim_ff|inner_dim|d_ff)$",
