@@ -38,8 +38,9 @@ class TenSeconds(nn.Module):
 
 
 class Client(LanguageClient):
-    def __init__(self) -> None:
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__("paramlens-bench", "1")
+        settings = settings or {"timeout": 20}
         self.ready: dict[str, int] = {}
 
         @self.feature("paramlens/status")
@@ -61,7 +62,7 @@ class Client(LanguageClient):
 
         @self.feature(lsp.WORKSPACE_CONFIGURATION)
         def configuration(params: lsp.ConfigurationParams) -> list[Any]:
-            return [{"timeout": 20}] * len(params.items)
+            return [settings] * len(params.items)
 
 
 async def start(folder: Path, client: Client | None = None, cache: str = "off") -> Client:

@@ -25,9 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-from lsprotocol import types as lsp
 
 from bench import lsp as lspbench
 
@@ -46,17 +43,8 @@ def timed(args: list[str], cache: str) -> tuple[float, int]:
     return time.perf_counter() - started, done.returncode
 
 
-class SettingsClient(lspbench.Client):
-    def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__()
-
-        @self.feature(lsp.WORKSPACE_CONFIGURATION)
-        def configuration(params: lsp.ConfigurationParams) -> list[Any]:
-            return [settings] * len(params.items)
-
-
 async def first_lens(root: Path, file: Path, python: str, cache: str, want: str) -> float:
-    client = await lspbench.start(root, SettingsClient({"python": python, "timeout": 30}), cache)
+    client = await lspbench.start(root, lspbench.Client({"python": python, "timeout": 30}), cache)
     started = time.perf_counter()
     uri = lspbench.open_doc(client, file)
     await asyncio.wait_for(lspbench.until_lenses(client, uri, want), 300)
