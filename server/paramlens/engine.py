@@ -410,20 +410,25 @@ class Engine:
         detail: bool = False,
         part: str = "all",
     ) -> JobResult | None:
-        settings = self.settings_for(Path(path))
-        job = self.job_for(path, workspace, settings, texts, detail, part)
+        key, job, python = self._keyed_job(path, workspace, texts, detail, part)
         if job is None:
             return None
-        python = self.python_for(workspace.root, settings)
-        key = self.cache_key(job, workspace, python)
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         self.jobs_run += 1
         result = await self.worker_for(python).build(job)
-        if not any(m.error and m.error.kind in ("timeout", "crash") for m in result.models):
+        if _cacheable(result):
             self.cache.put(key, result)
         return result
+
+    def _keyed_job(
+        self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool, part: str
+    ) -> tuple[str, BuildJob | None, str]:
+        settings = self.settings_for(Path(path))
+        job = self.job_for(path, workspace, settings, texts, detail, part)
+        python = self.python_for(workspace.root, settings)
+        return (self.cache_key(job, workspace, python) if job else ""), job, python
 
     async def analyze(
         self,
@@ -467,12 +472,16 @@ class Engine:
             error = ErrorInfo(message, path, line, "syntax")
             return FileReport(path, (), {}, syntax_error=error)
         qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
-        if on_partial is not None and qualnames and workspace.factories_in(path):
+        whole_key = self._keyed_job(path, workspace, texts, detail, "all")[0]
+        split = on_partial is not None and qualnames and workspace.factories_in(path)
+        if split and on_partial is not None and self.cache.get(whole_key) is None:
             first = await self.build(path, workspace, texts, detail, "classes")
             if first is not None:
                 on_partial(self._file_report(path, workspace, first, [first], qualnames))
             rest = await self.build(path, workspace, texts, detail, "factories")
             own = _merged(first, rest)
+            if own is not None and first is not None and rest is not None and _cacheable(own):
+                self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
         else:
             own = await self.build(path, workspace, texts, detail)
         results = [own] if own else []
@@ -546,6 +555,13 @@ def _worker_code_stamp() -> str:
         stat = path.stat()
         stamps.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
+
+
+def _cacheable(result: JobResult | None) -> bool:
+    """Not a result that a timeout or a crash cut short: those are tried again."""
+    return result is not None and not any(
+        m.error and m.error.kind in ("timeout", "crash") for m in result.models
+    )
 
 
 MAX_DEPENDENTS = 3  # importers built to measure a file's classes that need arguments
