@@ -288,3 +288,52 @@ def test_a_worker_killed_mid_run_is_exit_5_naming_the_class(tmp_path: Path) -> N
         "(killed by signal 9)"
     ) in stderr
     assert "paramlens.python" not in stderr and "Traceback" not in stderr and not stdout
+
+
+def test_a_killed_cli_leaves_no_worker_or_build_behind(tmp_path: Path) -> None:
+    root = workspace(
+        tmp_path,
+        {
+            "slow.py": "import time\nfrom torch import nn\n\n"
+            "class Slow(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        time.sleep(60)\n        self.fc = nn.Linear(2, 2)\n"
+        },
+    )
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "paramlens",
+            "summary",
+            str(root / "slow.py"),
+            "-v",
+            "--timeout",
+            "60",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PARAMLENS_CACHE_DIR": "off"},
+    )
+    assert cli.stderr is not None
+    worker = None
+    for line in cli.stderr:  # "worker ready: ... in N ms, pid P"
+        if "worker ready" in line:
+            worker = int(line.rsplit("pid", 1)[1])
+            break
+    assert worker is not None
+    time.sleep(1.5)  # the build is sleeping now
+    cli.kill()
+    cli.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.1)
+    assert not _alive(worker), "the worker outlived the CLI that started it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

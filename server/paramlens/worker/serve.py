@@ -294,6 +294,10 @@ class Worker:
         if not chunk:
             self.done = True
             self.selector.unregister(0)
+            if not self.nested:
+                # The server or CLI is gone (a zygote's stdin closes when it is retired,
+                # and it finishes what it has): nobody will read these results.
+                self._handle({"type": "shutdown"})
             return
         for message in _messages(self.stdin_buffer, chunk):
             self._handle(message)
