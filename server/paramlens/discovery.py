@@ -66,10 +66,7 @@ class FactoryInfo:
     """A module-level function with no required parameters that may return a model."""
 
     name: str
-    qualname: str  # module.function
-    file: str
     line: int
-    end_line: int
     params: tuple[str, ...]  # names of its parameters
     registered: bool  # decorated like a model registry entry (@register_model)
     returns: tuple[str, ...]  # qualified names it returns: annotation, `return Cls(...)`
@@ -108,7 +105,6 @@ class FileInfo:
     imports: set[str] = field(default_factory=set)  # qualified names of imported modules
     syntax_error: tuple[str, int] | None = None
     factories: dict[str, FactoryInfo] = field(default_factory=dict)
-    definitions: set[str] = field(default_factory=set)  # module-level classes and functions
     _call_sites: list[CallSite] | None = None  # parsed on first use, then kept
     _words: frozenset[str] | None = None
 
@@ -263,7 +259,7 @@ def literal(
     if refs is not None and isinstance(node, (ast.Name, ast.Attribute)):
         dotted = _dotted(node)
         head = (dotted or "").partition(".")[0]
-        if dotted and head in refs and not isinstance(node, ast.Constant):
+        if dotted and head in refs:
             return Ref(head, refs[head], dotted)
     if isinstance(node, (ast.Tuple, ast.List)):
         if len(node.elts) > MAX_ITEMS:
@@ -507,7 +503,6 @@ def read_file(path: Path, text: str) -> FileInfo:
     for stmt in tree.body:
         if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
             info.symbols[stmt.name] = f"{module}.{stmt.name}"
-            info.definitions.add(stmt.name)
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             if isinstance(target, ast.Name):
@@ -555,16 +550,7 @@ def _factory(info: FileInfo, fn: ast.FunctionDef) -> FactoryInfo | None:
     if not registered and not qualified:
         return None
     params = tuple(p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
-    return FactoryInfo(
-        fn.name,
-        f"{info.module}.{fn.name}",
-        info.path,
-        fn.lineno,
-        fn.end_lineno or fn.lineno,
-        params,
-        registered,
-        qualified,
-    )
+    return FactoryInfo(fn.name, fn.lineno, params, registered, qualified)
 
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:

@@ -20,9 +20,10 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import Settings
@@ -63,10 +64,34 @@ class FileReport:
     syntax_error: ErrorInfo | None = None
 
 
+def _load(path: Path, tag: object) -> Any:
+    """What :func:`_dump` wrote under ``tag``, or None (missing, truncated, other version).
+    Our own cache folder and our own dataclasses: a pickle loads several times faster than
+    JSON plus conversion."""
+    try:
+        with path.open("rb") as f:
+            saved_tag, value = pickle.load(f)
+    except Exception:
+        return None
+    return value if saved_tag == tag else None
+
+
+def _dump(path: Path, tag: object, value: object) -> bool:
+    """Write atomically (another process may be reading); False if the disk refused."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump((tag, value), f, pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    except OSError:
+        return False
+    return True
+
+
 @dataclass
 class _Cache:
-    """Job results by key: in memory, and pickled in the cache folder (our own folder and
-    our own dataclasses; a pickle loads several times faster than JSON plus conversion)."""
+    """Job results by key: in memory, and in the cache folder."""
 
     memory: dict[str, JobResult] = field(default_factory=dict)
     folder: Path | None = None
@@ -75,28 +100,16 @@ class _Cache:
         if key in self.memory:
             return self.memory[key]
         if self.folder is not None:
-            try:
-                with (self.folder / f"{key}.pickle").open("rb") as f:
-                    version, result = pickle.load(f)
-            except Exception:  # missing, truncated, from another version: build again
-                return None
-            if version != __version__ or not isinstance(result, JobResult):
-                return None
-            self.memory[key] = result
-            return result
+            result = _load(self.folder / f"{key}.pickle", __version__)
+            if isinstance(result, JobResult):
+                self.memory[key] = result
+                return result
         return None
 
     def put(self, key: str, result: JobResult) -> None:
         self.memory[key] = result
         if self.folder is not None:
-            try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                tmp = self.folder / f"{key}.{os.getpid()}.tmp"
-                with tmp.open("wb") as f:
-                    pickle.dump((__version__, result), f, pickle.HIGHEST_PROTOCOL)
-                tmp.replace(self.folder / f"{key}.pickle")
-            except OSError:
-                pass
+            _dump(self.folder / f"{key}.pickle", __version__, result)
 
 
 class _ScanStore:
@@ -106,7 +119,7 @@ class _ScanStore:
     sites are kept with it once computed. Our own cache folder, our own dataclasses.
     """
 
-    FORMAT = 1
+    FORMAT = 2  # FileInfo's fields
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -122,12 +135,8 @@ class _ScanStore:
         return len(cache), parsed
 
     def load(self, root: Path) -> ScanCache:
-        try:
-            with self._path(root).open("rb") as f:
-                version, paramlens, entries = pickle.load(f)
-        except Exception:  # missing, truncated, or from another version: scan afresh
-            return {}
-        if version != self.FORMAT or paramlens != __version__ or not isinstance(entries, dict):
+        entries = _load(self._path(root), (self.FORMAT, __version__))
+        if not isinstance(entries, dict):
             return {}
         self.saved[str(root)] = self._signature(entries)
         return entries
@@ -138,17 +147,10 @@ class _ScanStore:
             p: e for p, e in cache.items() if p.startswith(under) and isinstance(e[0], tuple)
         }
         signature = self._signature(entries)
-        if self.saved.get(str(root)) == signature:
-            return
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = self._path(root).with_suffix(f".{os.getpid()}.tmp")
-            with tmp.open("wb") as f:
-                pickle.dump((self.FORMAT, __version__, entries), f, pickle.HIGHEST_PROTOCOL)
-            tmp.replace(self._path(root))
+        if self.saved.get(str(root)) != signature and _dump(
+            self._path(root), (self.FORMAT, __version__), entries
+        ):
             self.saved[str(root)] = signature
-        except OSError:
-            pass
 
 
 def _norm(name: str) -> str:
@@ -221,10 +223,8 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     if all(configs.values()):
         found = {p: c for p, c in configs.items() if c is not None}
         args = ", ".join(f"{p}={c.name}()" for p, c in found.items())
-        refs = tuple(_ref(c) for c in found.values())
-        return ClassSpec(
-            cls.name, cls.line, f"{cls.name}({args})", "config class", refs=tuple(set(refs))
-        )
+        refs = tuple(sorted({_ref(c) for c in found.values()}))  # sorted: part of the cache key
+        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "config class", refs=refs)
     for call in workspace.call_sites(cls.qualname):
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if all(p.name in named for p in required):
@@ -472,9 +472,10 @@ class Engine:
             error = ErrorInfo(message, path, line, "syntax")
             return FileReport(path, (), {}, syntax_error=error)
         qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
-        whole_key = self._keyed_job(path, workspace, texts, detail, "all")[0]
-        split = on_partial is not None and qualnames and workspace.factories_in(path)
-        if split and on_partial is not None and self.cache.get(whole_key) is None:
+        whole_key = ""
+        if on_partial is not None and qualnames and workspace.factories_in(path):
+            whole_key = self._keyed_job(path, workspace, texts, detail, "all")[0]
+        if on_partial is not None and whole_key and self.cache.get(whole_key) is None:
             first = await self.build(path, workspace, texts, detail, "classes")
             if first is not None:
                 on_partial(self._file_report(path, workspace, first, [first], qualnames))
@@ -578,11 +579,20 @@ def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None
     )
 
 
+def _contents(model: ModelResult) -> Iterator[tuple[str, int, int]]:
+    """(class, parameters of one, how many) for the modules inside ``model``: from its tree,
+    or from its parts when only its totals were kept."""
+    for row in model.tree:
+        if row.depth > 0:
+            yield row.qualtype, row.params, 1
+    for part in model.parts:
+        yield part.qualtype, part.params, part.count
+
+
 def _without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str]) -> set[str]:
     """Names of the classes that neither built nor appear inside a model built here."""
     measured = {m.model_class for m in models if m.error is None and not m.example}
-    measured |= {row.qualtype for m in models for row in m.tree if row.depth > 0}
-    measured |= {part.qualtype for m in models for part in m.parts}
+    measured |= {qualtype for m in models for qualtype, _, _ in _contents(m)}
     return {
         m.name
         for m in models
@@ -603,14 +613,10 @@ def with_instances(
     for other in built:
         if other.error is not None or (other.kind == "class" and other.model_class == qualname):
             continue
-        for row in other.tree:
-            if row.qualtype == qualname and row.depth > 0:
-                key = (other.name, other.file, row.params)
-                groups[key] = groups.get(key, 0) + 1
-        for part in other.parts:
-            if part.qualtype == qualname:
-                key = (other.name, other.file, part.params)
-                groups[key] = groups.get(key, 0) + part.count
+        for qualtype, params, count in _contents(other):
+            if qualtype == qualname:
+                key = (other.name, other.file, params)
+                groups[key] = groups.get(key, 0) + count
     instances = tuple(
         Instance(name, file, count, params) for (name, file, params), count in groups.items()
     )
