@@ -31,6 +31,9 @@ from .protocol import (
     ParamInfo,
     Part,
     TreeRow,
+    exception_line,
+    exception_text,
+    type_name,
 )
 from .tracking import Site, SiteRecorder, recording
 
@@ -68,16 +71,11 @@ def describe(module: nn.Module) -> str:
     try:
         return _describe(module)
     except Exception:
-        return _type_name(module)
-
-
-def _type_name(obj: object) -> str:
-    name = getattr(type(obj), "__name__", None)
-    return name if isinstance(name, str) else "?"
+        return type_name(module)
 
 
 def _describe(module: nn.Module) -> str:
-    kind = _type_name(module)
+    kind = type_name(module)
     if isinstance(module, nn.Linear):
         return f"{kind}({module.in_features} -> {module.out_features})"
     if isinstance(module, nn.modules.conv._ConvNd):
@@ -99,7 +97,7 @@ def _describe(module: nn.Module) -> str:
 def _describe_all(modules: list[nn.Module]) -> str:
     """The common description of several instances, or their type if they differ."""
     forms = {describe(m) for m in modules}
-    return forms.pop() if len(forms) == 1 else _type_name(modules[0])
+    return forms.pop() if len(forms) == 1 else type_name(modules[0])
 
 
 # -- errors -------------------------------------------------------------------
@@ -112,33 +110,16 @@ def _blocked_cause(exc: BaseException) -> BaseException | None:
     for _ in range(10):
         if current is None:
             break
-        if BLOCKED_MARK in _text(current):
+        if BLOCKED_MARK in exception_text(current):
             found = current
         try:
             reason = getattr(current, "reason", None)
         except Exception:
             reason = None
-        if isinstance(reason, BaseException) and BLOCKED_MARK in _text(reason):
+        if isinstance(reason, BaseException) and BLOCKED_MARK in exception_text(reason):
             found = reason
         current = current.__cause__ or current.__context__
     return found
-
-
-def _text(exc: BaseException) -> str:
-    """``str(exc)``, which runs user code: its ``__str__`` may raise, or not return a str."""
-    try:
-        text = str(exc)
-    except BaseException:  # even SystemExit from a __str__
-        return f"(str() of this {_type_name(exc)} failed)"
-    return text if isinstance(text, str) else ""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = _text(exc).strip().splitlines()
-    message = text[0] if text else ""
-    if len(message) > 300:
-        message = message[:297] + "..."
-    return f"{_type_name(exc)}: {message}" if message else _type_name(exc)
 
 
 def _format_traceback(exc: BaseException) -> str:
@@ -146,7 +127,7 @@ def _format_traceback(exc: BaseException) -> str:
         return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     except BaseException:  # user __str__/__repr__ code ran in there
         lines = traceback.format_tb(exc.__traceback__)
-        return "".join(["Traceback (most recent call last):\n", *lines, _one_line(exc)])
+        return "".join(["Traceback (most recent call last):\n", *lines, exception_line(exc)])
 
 
 def error_from_exception(
@@ -162,10 +143,10 @@ def error_from_exception(
     tb = _format_traceback(exc)
     blocked = _blocked_cause(exc)
     if blocked is not None:
-        return ErrorInfo(_one_line(blocked), file, line, "blocked", tb)
+        return ErrorInfo(exception_line(blocked), file, line, "blocked", tb)
     if isinstance(exc, BuildTimeout):
         return ErrorInfo(f"TimeoutError: {exc}", file, line, "timeout", tb)
-    text = _text(exc)
+    text = exception_text(exc)
     if (
         isinstance(exc, MemoryError)
         or "can't allocate memory" in text
@@ -173,7 +154,7 @@ def error_from_exception(
     ):
         message = f"MemoryError: building needs more memory than the cap ({memory_mb} MB)"
         return ErrorInfo(message, file, line, "memory", tb)
-    return ErrorInfo(_one_line(exc), file, line, "exception", tb)
+    return ErrorInfo(exception_line(exc), file, line, "exception", tb)
 
 
 # -- measuring ----------------------------------------------------------------
@@ -398,7 +379,7 @@ def _needs_args(spec: ClassSpec, exc: BaseException, file: str) -> ErrorInfo | N
     """
     if spec.ctor_source != "default arguments" or not isinstance(exc, TypeError):
         return None
-    match = _MISSING_ARGS.search(_text(exc))
+    match = _MISSING_ARGS.search(exception_text(exc))
     if match is None:
         return None
     names = re.findall(r"'(\w+)'", match.group(1))
@@ -432,21 +413,27 @@ def _resolve(qualified: str) -> object:
     raise ImportError(f"cannot import {qualified}")
 
 
-def build_class(
-    spec: ClassSpec,
-    namespace: dict[str, object],
-    file: str,
-    device: str,
-    recorder: SiteRecorder,
-    is_user_file: Callable[[str], bool],
-    memory_mb: int,
-    detailed: set[str] | None = None,
-) -> ModelResult:
+@dataclasses.dataclass
+class BuildContext:
+    """What every class of one job is built with."""
+
+    namespace: dict[str, object]  # the module's
+    file: str
+    device: str
+    recorder: SiteRecorder
+    is_user_file: Callable[[str], bool]
+    memory_mb: int
+    # module classes whose per-line figures a factory of this job already kept; None: keep all
+    detailed: set[str] | None = None
+
+    def error(self, exc: BaseException) -> ErrorInfo:
+        return error_from_exception(exc, self.is_user_file, self.memory_mb)
+
+
+def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
     parameter names are only a try: if the class refuses them, it needs real ones."""
-    result = _build_class(
-        spec, namespace, file, device, recorder, is_user_file, memory_mb, detailed
-    )
+    result = _build_class(spec, ctx)
     if spec.ctor_source != EXAMPLE_SOURCE:
         return result
     if result.error is None:
@@ -458,27 +445,19 @@ def build_class(
         f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
         f"(example arguments failed: {result.error.message})"
     )
-    error = ErrorInfo(message, file, spec.line, "needs-args", spec.fix_hint)
+    error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
     return dataclasses.replace(result, error=error)
 
 
-def _build_class(
-    spec: ClassSpec,
-    namespace: dict[str, object],
-    file: str,
-    device: str,
-    recorder: SiteRecorder,
-    is_user_file: Callable[[str], bool],
-    memory_mb: int,
-    detailed: set[str] | None = None,
-) -> ModelResult:
-    """Construct ``spec`` from its expression on ``device`` (meta falls back to CPU).
+def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
+    """Construct ``spec`` from its expression on ``ctx.device`` (meta falls back to CPU).
 
-    A factory made only of module classes already in ``detailed`` is measured by its
+    A factory made only of module classes already in ``ctx.detailed`` is measured by its
     totals only (a file of 100 ``vit_*`` factories needs per-line figures for each kind
     of block once, not 100 times).
     """
     started = time.perf_counter()
+    file = ctx.file
     if spec.ctor is None:
         error = ErrorInfo(
             f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)}",
@@ -490,27 +469,25 @@ def _build_class(
         return ModelResult.failed(spec, file, error)
     code = compile(spec.ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
     notes: list[str] = []
-    used = device
+    used = ctx.device
     try:
-        namespace = _namespace(spec, namespace)
-        model = _construct(code, namespace, device, recorder)
+        namespace = _namespace(spec, ctx.namespace)
+        model = _construct(code, namespace, ctx.device, ctx.recorder)
     except (BuildTimeout, MemoryError) as exc:
-        return ModelResult.failed(spec, file, error_from_exception(exc, is_user_file, memory_mb))
+        return ModelResult.failed(spec, file, ctx.error(exc))
     except Exception as exc:  # the user's constructor may raise anything
         needs_args = _needs_args(spec, exc, file)
         if needs_args is not None:
             return ModelResult.failed(spec, file, needs_args)
-        first = error_from_exception(exc, is_user_file, memory_mb)
-        if device != "meta" or first.kind != "exception":
+        first = ctx.error(exc)
+        if ctx.device != "meta" or first.kind != "exception":
             return ModelResult.failed(spec, file, first)
         try:
-            model = _construct(code, namespace, "cpu", recorder)
+            model = _construct(code, namespace, "cpu", ctx.recorder)
         except BuildTimeout as retry_exc:
-            return ModelResult.failed(
-                spec, file, error_from_exception(retry_exc, is_user_file, memory_mb)
-            )
+            return ModelResult.failed(spec, file, ctx.error(retry_exc))
         except Exception as retry_exc:
-            retry = error_from_exception(retry_exc, is_user_file, memory_mb)
+            retry = ctx.error(retry_exc)
             return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
         used = "cpu"
         notes.append(f"built on CPU because the meta device failed: {first.message}")
@@ -518,12 +495,13 @@ def _build_class(
         message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
         return ModelResult.failed(spec, file, ErrorInfo(message, file, spec.line))
     kinds = {_qualtype(m) for m in model.modules()}
+    detailed = ctx.detailed
     detail = detailed is None or spec.kind == "class" or not kinds <= detailed
     if detailed is not None:
         detailed |= kinds
-    result = measure(model, spec, file, recorder, detail)
+    result = measure(model, spec, file, ctx.recorder, detail)
     if not detail:
-        result = dataclasses.replace(result, parts=_parts(model, is_user_file))
+        result = dataclasses.replace(result, parts=_parts(model, ctx.is_user_file))
     elapsed = (time.perf_counter() - started) * 1000
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
 

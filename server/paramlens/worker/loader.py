@@ -41,6 +41,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from .protocol import exception_line
+
 STATEMENT_BUDGET_S = 3.0  # a module-level statement that is not an import
 _MAX_FAILURES_KEPT = 50
 
@@ -252,15 +254,6 @@ def _bound_names(stmt: ast.stmt) -> Iterator[str]:
             yield from _bound_names(inner)
 
 
-def _describe_failure(exc: BaseException) -> str:
-    try:
-        text = str(exc).strip().splitlines()
-    except Exception:  # an exception whose __str__ raises
-        text = []
-    message = text[0][:200] if text else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
 @dataclass(frozen=True)
 class Failure:
     file: str
@@ -319,7 +312,7 @@ class ModuleRunner:
             if timed_out and budget is not None:
                 reason = f"it ran longer than {budget:g} s"
             else:
-                reason = _describe_failure(exc)
+                reason = exception_line(exc, 200)
             self._poison(stmt, path, namespace, reason)
         finally:
             if budget is not None and _has_itimer():
@@ -365,11 +358,7 @@ class _WorkspaceLoader(importlib.abc.Loader):
         return importlib.util.decode_source(self.get_data(self.path))
 
     def exec_module(self, module: types.ModuleType) -> None:
-        source = self.source
-        if source is None:
-            with open(self.path, "rb") as f:
-                source = importlib.util.decode_source(f.read())
-        self.runner.run(source, self.path, module.__dict__)
+        self.runner.run(self.get_source(module.__name__), self.path, module.__dict__)
 
 
 def is_workspace_file(path: str, workspace: str) -> bool:

@@ -195,6 +195,30 @@ class WorkerInfo:
     startup_ms: float = 0.0
 
 
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, which runs user code: its ``__str__`` may raise, or not return a str."""
+    try:
+        text = str(exc)
+    except BaseException:  # even SystemExit from a __str__
+        return f"(str() of this {type_name(exc)} failed)"
+    return text if isinstance(text, str) else ""
+
+
+def exception_line(exc: BaseException, limit: int = 300) -> str:
+    """``ExcType: the first line of its text``: the form of :attr:`ErrorInfo.message`."""
+    lines = exception_text(exc).strip().splitlines()
+    message = lines[0] if lines else ""
+    if len(message) > limit:
+        message = message[: limit - 3] + "..."
+    return f"{type_name(exc)}: {message}" if message else type_name(exc)
+
+
+def type_name(obj: object) -> str:
+    """The name of ``obj``'s class; a user may have replaced even that with anything."""
+    name = getattr(type(obj), "__name__", None)
+    return name if isinstance(name, str) else "?"
+
+
 # -- (de)serialisation --------------------------------------------------------
 
 

@@ -29,10 +29,13 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import protocol, zygote
-from .protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult
+from .protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult, exception_line
+
+if TYPE_CHECKING:
+    from .loader import Failure, ModuleRunner
 
 _GRACE_S = 2.0  # the child's own alarm fires at the timeout; the kill comes after this
 HANG_FILE = "hang-traceback.txt"
@@ -65,7 +68,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     import importlib
 
     from . import loader, sandbox
-    from .build import BuildTimeout, build_class, error_from_exception
+    from .build import BuildContext, BuildTimeout, build_class, error_from_exception
     from .tracking import SiteRecorder
 
     # Our own result pipe only: not the worker's stdin, nor other jobs' pipes.
@@ -86,12 +89,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         return loader.is_workspace_file(filename, workspace) or filename in overrides
 
     overrides = dict(job.overrides)
-    import torch
-
-    # Module-level statements run on the meta device: `model = Net()` allocates no weights.
-    runner = loader.ModuleRunner(lambda: torch.device("meta"))
-    loader.install(job.sys_path, workspace, overrides, runner)
-    sys.argv = [job.file]  # `parser.parse_args()` at import time sees no worker flags
+    runner = install_workspace(job, overrides)
 
     building: str | None = None  # None while importing
 
@@ -121,8 +119,15 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     if runner.failures:
         emit(out_fd, {"type": "notes", "notes": [_failure_note(f, job) for f in runner.failures]})
 
-    recorder = SiteRecorder(is_user_file)
-    detailed: set[str] | None = None if job.detail else set()
+    ctx = BuildContext(
+        module.__dict__,
+        job.file,
+        job.device,
+        SiteRecorder(is_user_file),
+        is_user_file,
+        job.memory_mb,
+        None if job.detail else set(),
+    )
     for spec in job.classes:
         building = spec.name
         emit(out_fd, {"type": "start", "name": spec.name})
@@ -130,24 +135,28 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         faulthandler.dump_traceback_later(job.timeout_s + _GRACE_S / 2, file=hang_file)
         signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
         try:
-            result = build_class(
-                spec,
-                module.__dict__,
-                job.file,
-                job.device,
-                recorder,
-                is_user_file,
-                job.memory_mb,
-                detailed,
-            )
+            result = build_class(spec, ctx)
         except BaseException as exc:  # SystemExit from user code, a late alarm, ...
-            result = ModelResult.failed(
-                spec, job.file, error_from_exception(exc, is_user_file, job.memory_mb)
-            )
+            result = ModelResult.failed(spec, job.file, ctx.error(exc))
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             faulthandler.cancel_dump_traceback_later()
         emit(out_fd, {"type": "model", "result": result})
+
+
+def install_workspace(job: BuildJob, overrides: dict[str, str]) -> ModuleRunner:
+    """Make the job's workspace importable the paramlens way (:mod:`.loader`); the
+    :class:`~.loader.ModuleRunner` that runs its modules, and keeps what failed."""
+    import torch
+
+    from . import loader
+
+    workspace = os.path.normcase(os.path.realpath(job.workspace))
+    # Module-level statements run on the meta device: `model = Net()` allocates no weights.
+    runner = loader.ModuleRunner(lambda: torch.device("meta"))
+    loader.install(job.sys_path, workspace, overrides, runner)
+    sys.argv = [job.file]  # `parser.parse_args()` at import time sees no worker flags
+    return runner
 
 
 def importing_step(job: BuildJob, inner: str | None = None) -> str:
@@ -167,7 +176,7 @@ def _relative(path: str, workspace: str) -> str:
     return path if relative.startswith(os.pardir) else relative
 
 
-def _failure_note(failure: Any, job: BuildJob) -> str:
+def _failure_note(failure: Failure, job: BuildJob) -> str:
     where = _relative(failure.file, job.workspace)
     return f"{where}:{failure.line}: skipped while {importing_step(job)} ({failure.message})"
 
@@ -378,7 +387,10 @@ class Worker:
             for message in _messages(z.buffer, chunk):
                 self._zygote_message(z, message)
         except Exception as exc:
-            print(f"paramlens: a zygote sent invalid data ({_one_line(exc)})", file=sys.stderr)
+            print(
+                f"paramlens: a zygote sent invalid data ({exception_line(exc, 200)})",
+                file=sys.stderr,
+            )
             self._zygote_ended(z, answer=True)  # its jobs are built without it
 
     def _zygote_message(self, z: zygote.Zygote, message: Any) -> None:
@@ -490,7 +502,7 @@ class Worker:
                 if line.strip():
                     self._child_message(running, json.loads(line))
         except Exception as exc:  # the child runs user code: what it sends is untrusted
-            running.invalid = _one_line(exc)
+            running.invalid = exception_line(exc, 200)
             self._kill(running)
 
     def _child_message(self, running: _Running, message: Any) -> None:
@@ -635,14 +647,6 @@ def _strings(values: Any) -> tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise TypeError("expected a list of strings")
     return tuple(values)
-
-
-def _one_line(exc: Exception) -> str:
-    try:
-        text = f"{type(exc).__name__}: {exc}"
-    except Exception:
-        text = type(exc).__name__
-    return text.splitlines()[0][:200] if text else "invalid"
 
 
 def _hung_line(running: _Running) -> tuple[str, int] | None:

@@ -144,36 +144,43 @@ def import_parents(job: BuildJob) -> None:
     (``monai.networks.nets`` for ``monai.networks.nets.basic_unet``), once, so that each
     child imports only its own module. Failures are left for the child to report."""
     parent = job.module.rpartition(".")[0]
-    if not parent or parent in sys.modules:
-        return
-    previous = signal.signal(signal.SIGALRM, _import_timeout)
-    signal.setitimer(signal.ITIMER_REAL, IMPORT_BUDGET_S / 2)
+    if parent and parent not in sys.modules:
+        _import_quietly(parent, IMPORT_BUDGET_S / 2)
+        _report_imported(job)
+
+
+def _import_quietly(name: str, budget_s: float) -> None:
+    """Import ``name`` within ``budget_s``; its prints go to the log, never into the
+    protocol; a failure is logged (the build children import what they need themselves)."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"importing {name} took longer than {budget_s:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, budget_s)
     saved_stdout = os.dup(1)
-    os.dup2(2, 1)  # the package's prints go to the log, never into the protocol
+    os.dup2(2, 1)
     try:
-        importlib.import_module(parent)
+        importlib.import_module(name)
     except BaseException as exc:
-        print(f"paramlens zygote: importing {parent} failed: {exc!r}", file=sys.stderr)
+        print(f"paramlens zygote: importing {name} failed: {exc!r}", file=sys.stderr)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         os.dup2(saved_stdout, 1)
         os.close(saved_stdout)
-    workspace = os.path.normcase(os.path.realpath(job.workspace))
+
+
+def _report_imported(job: BuildJob) -> None:
     from .serve import emit
 
+    workspace = os.path.normcase(os.path.realpath(job.workspace))
     emit(1, {"type": "zygote-ready", "files": imported_files(workspace)})
 
 
-def _import_timeout(signum: int, frame: object) -> None:
-    raise TimeoutError("importing took too long")
-
-
 def _zygote_main(job: BuildJob, scratch_root: str, parent: int, max_children: int) -> None:
-    import torch
-
-    from . import loader, sandbox
-    from .serve import Worker, emit
+    from . import sandbox
+    from .serve import Worker, install_workspace
 
     scratch = tempfile.mkdtemp(dir=scratch_root)
     # The zygote holds the imported package; each build child caps itself again below this.
@@ -181,27 +188,7 @@ def _zygote_main(job: BuildJob, scratch_root: str, parent: int, max_children: in
     _, notes = sandbox.enter(scratch, cap_mb, IMPORT_BUDGET_S * 2, parent)
     for note in notes:
         print(f"paramlens zygote: {note}", file=sys.stderr)
-    workspace = os.path.normcase(os.path.realpath(job.workspace))
-    runner = loader.ModuleRunner(lambda: torch.device("meta"))
-    loader.install(job.sys_path, workspace, {}, runner)
-    sys.argv = [job.file]
-    package = job.module.partition(".")[0]
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"importing {package} took longer than {IMPORT_BUDGET_S:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, IMPORT_BUDGET_S)
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)  # the package's prints go to the log, never into the protocol
-    try:
-        importlib.import_module(package)
-    except BaseException as exc:  # the children import what they need themselves
-        print(f"paramlens zygote: importing {package} failed: {exc!r}", file=sys.stderr)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
-    emit(1, {"type": "zygote-ready", "files": imported_files(workspace)})
+    install_workspace(job, {})
+    _import_quietly(job.module.partition(".")[0], IMPORT_BUDGET_S)
+    _report_imported(job)
     Worker(True, max_children, scratch_root=scratch, nested=True).run()
