@@ -22,7 +22,7 @@ from typing import TextIO
 
 from . import __version__, config, render
 from .config import Settings, cache_folder
-from .discovery import SourceError, Workspace, find_root, read_source
+from .discovery import SourceError, Workspace, find_root, read_source, relative_path
 from .engine import Engine, FileReport
 from .worker.protocol import ErrorInfo, ModelResult
 from .worker_client import State, WorkerDied, WorkerError
@@ -187,9 +187,7 @@ def _verbose(reports: Sequence[FileReport], engine: Engine) -> None:
 
 
 def _relative(path: str) -> str:
-    with contextlib.suppress(ValueError):
-        return str(Path(path).relative_to(Path.cwd()))
-    return path
+    return relative_path(path, Path.cwd())
 
 
 class _Progress:
@@ -301,7 +299,7 @@ async def _annotate(args: argparse.Namespace) -> int:
     for number, report in enumerate(reports):
         if path.is_dir():  # several files, each under its name, as `head` shows them
             sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
-        sys.stdout.write(_annotated(report))
+        sys.stdout.write(_annotated(report, workspace))
     if args.verbose:
         _verbose(reports, engine)
     models = [m for r in reports for m in r.models]
@@ -311,11 +309,15 @@ async def _annotate(args: argparse.Namespace) -> int:
     return _report_errors(_syntax_errors(reports), models)
 
 
-def _annotated(report: FileReport) -> str:
-    try:
-        source = read_source(Path(report.path))
-    except (OSError, SourceError):
-        return ""  # its error is reported with the others
+def _annotated(report: FileReport, workspace: Workspace) -> str:
+    """The file annotated, from the text the scan read (the same the figures come from)."""
+    info = workspace.files.get(report.path)
+    source = info.text if info is not None else ""
+    if not source:  # not scanned (a skipped folder), or not valid source text
+        try:
+            source = read_source(Path(report.path))
+        except (OSError, SourceError):
+            return ""  # its error is reported with the others
     return render.render_annotated(source, report.models, report.lines)
 
 

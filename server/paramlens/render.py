@@ -105,6 +105,13 @@ def _class_name(qualname: str) -> str:
     return qualname.rpartition(".")[2]
 
 
+def _display_name(model: ModelResult) -> str:
+    """``resnet18 → ResNet`` for a factory, the class name otherwise."""
+    if model.kind == "factory" and model.model_class:
+        return f"{model.name} → {_class_name(model.model_class)}"
+    return model.name
+
+
 def _instances_lens(model: ModelResult) -> str:
     """``Block · 7.1M each · 12 in GPT``: what a class weighs where it was measured."""
     first = model.instances[0]
@@ -142,11 +149,8 @@ def render_model_lens(
         return f"{model.name}{SEP}cannot build: {model.error.message}{suffix}"
     if model.example and model.instances:  # measured for real: better than a guess
         return _instances_lens(model) + suffix
-    name = model.name
-    if model.kind == "factory" and model.model_class:
-        name = f"{model.name} → {_class_name(model.model_class)}"
     parts = [
-        name,
+        _display_name(model),
         f"{format_count(model.total_params)} params",
         f"{format_count(model.trainable_params)} trainable",
         format_bytes(model.param_bytes),
@@ -165,13 +169,12 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
     if model.error is not None:
         return f"{model.name}: cannot build: {model.error.message}"
     dtypes = "/".join(model.dtypes) or "no parameters"
-    name = model.name
-    if model.kind == "factory" and model.model_class:
-        name = f"{model.name} → {_class_name(model.model_class)}"
     text = (
-        f"{name}: {model.total_params:,} params{SEP}{model.trainable_params:,} trainable"
-        f"{SEP}{model.non_trainable_params:,} non-trainable{SEP}{model.buffer_numel:,} buffer "
-        f"values{SEP}{format_bytes(model.param_bytes)} ({dtypes})"
+        f"{_display_name(model)}: {model.total_params:,} params"
+        f"{SEP}{model.trainable_params:,} trainable"
+        f"{SEP}{model.non_trainable_params:,} non-trainable"
+        f"{SEP}{model.buffer_numel:,} buffer values"
+        f"{SEP}{format_bytes(model.param_bytes)} ({dtypes})"
     )
     if model.device != "meta":
         text += f"{SEP}built on {model.device}"
@@ -428,19 +431,18 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
         if model.error.kind == "needs-args" and model.error.traceback:
             text += f"\n\nAdd to `pyproject.toml`:\n```toml\n{model.error.traceback}\n```"
         return "\n".join([text, *_measured_tables(model, models)])
-    title = model.name
-    if model.kind == "factory":
-        title = f"{model.name}() → {_class_name(model.model_class)}"
+    lines = [f"**{_display_name(model)}**: {model.total_params:,} parameters", ""]
     if model.example:
-        hint = f'[tool.paramlens.models]\n{model.name} = "{model.name}(...)"'
-        title += (
-            f" with example arguments `{model.ctor}`**, guessed from the parameter names; "
-            f"the figures are exact for these. Pin real ones in `pyproject.toml`:\n"
-            f"```toml\n{hint}\n```\n\n**{model.name}"
-        )
-    lines = [
-        f"**{title}**: {model.total_params:,} parameters",
-        "",
+        lines += [
+            f"Built with example arguments `{model.ctor}`, guessed from the parameter names;"
+            " the figures are exact for these. Pin real ones in `pyproject.toml`:",
+            "```toml",
+            "[tool.paramlens.models]",
+            f'{model.name} = "{model.name}(...)"',
+            "```",
+            "",
+        ]
+    lines += [
         f"- trainable: {model.trainable_params:,}",
         f"- non-trainable: {model.non_trainable_params:,}",
         f"- buffers: {model.buffer_numel:,} values",
