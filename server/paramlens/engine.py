@@ -488,15 +488,7 @@ class Engine:
         results = [own] if own else []
         missing = _without_figures(own.models if own else (), qualnames)
         if missing or not own:
-            # Build only the importers that use a class still without figures, the few that
-            # use most of them (LLaMA's blocks are imported by dozens of transformers models).
-            used = {
-                p: len(missing & workspace.files[p].words())
-                for p in workspace.importers(path)
-                if workspace.models_in(p) or workspace.factories_in(p)
-            }
-            ranked = sorted((p for p in used if used[p] or not own), key=lambda p: -used[p])
-            dependents = ranked[:MAX_DEPENDENTS]
+            dependents = dependents_to_build(path, workspace, missing, own is not None)
             built = await asyncio.gather(
                 *(self.build(p, workspace, texts) for p in dependents), return_exceptions=True
             )
@@ -566,6 +558,22 @@ def _cacheable(result: JobResult | None) -> bool:
 
 
 MAX_DEPENDENTS = 3  # importers built to measure a file's classes that need arguments
+
+
+def dependents_to_build(
+    path: str, workspace: Workspace, missing: set[str], built_own: bool
+) -> list[str]:
+    """The importers of ``path`` worth building to measure its classes still without
+    figures: those that mention most of them, a few at most (LLaMA's blocks are imported
+    by dozens of transformers models). A file with nothing of its own to build takes its
+    line figures from any importer with models."""
+    used = {
+        p: len(missing & workspace.files[p].words())
+        for p in workspace.importers(path)
+        if workspace.models_in(p) or workspace.factories_in(p)
+    }
+    ranked = sorted((p for p in used if used[p] or not built_own), key=lambda p: -used[p])
+    return ranked[:MAX_DEPENDENTS]
 
 
 def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None:

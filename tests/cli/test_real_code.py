@@ -209,3 +209,23 @@ def test_classes_whose_arguments_are_all_sizes_are_built_with_labelled_examples(
     assert weird["error"]["kind"] == "needs-args" and weird["example"] is False
     shown = run_cli("annotate", str(FIXTURES / "zoo/models/vit.py")).stdout
     assert f"· with example arguments {args}" in shown
+
+
+def test_package_data_read_at_import_with_pkgutil(tmp_path: Path) -> None:
+    # timm's *_pruned models read their channel lists with pkgutil.get_data at import
+    (tmp_path / "pyproject.toml").write_text("")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "widths.txt").write_text("24\n")
+    (package / "net.py").write_text(
+        "import pkgutil\nfrom torch import nn\n"
+        "WIDTH = int(pkgutil.get_data(__name__, 'widths.txt').decode())\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(WIDTH, 2)\n"
+    )
+    net = model(summary_json(str(package / "net.py")), "Net")
+    assert net["error"] is None, net["error"]
+    assert net["total_params"] == 24 * 2 + 2

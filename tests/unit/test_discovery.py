@@ -121,3 +121,75 @@ def test_example_values_only_for_parameters_named_like_sizes() -> None:
     assert example_value("backbone", None) is None
     assert example_value("dim", "torch.Tensor") is None  # an annotation that is not a size
     assert example_value("config", None) is None
+
+
+def test_an_imported_config_class_the_most_derived_one_named_config(tmp_path: Path) -> None:
+    # transformers: configs in their own module, a base config, a TypedDict of kwargs
+    write(
+        tmp_path,
+        {
+            "configuration_utils.py": "class PreTrainedConfig:\n    def __init__(self, **kw): pass\n",
+            "utils.py": "from typing import TypedDict\nclass TransformersKwargs(TypedDict, total=False):\n    x: int\n",
+            "configuration_llama.py": (
+                "from configuration_utils import PreTrainedConfig\n"
+                "class LlamaConfig(PreTrainedConfig):\n    def __init__(self, hidden_size=64): pass\n"
+            ),
+            "modeling_llama.py": (
+                "from torch import nn\n"
+                "from configuration_utils import PreTrainedConfig\n"
+                "from configuration_llama import LlamaConfig\n"
+                "from utils import TransformersKwargs\n"
+                "class LlamaMLP(nn.Module):\n    def __init__(self, config): super().__init__()\n"
+                "class LlamaAttention(nn.Module):\n"
+                "    def __init__(self, config: LlamaConfig, layer_idx): super().__init__()\n"
+            ),
+        },
+    )
+    workspace = scan(tmp_path)
+    classes = workspace.files[str(tmp_path / "modeling_llama.py")].classes
+    mlp = constructor(classes["LlamaMLP"], workspace, Settings())
+    assert (mlp.ctor, mlp.ctor_source) == ("LlamaMLP(config=LlamaConfig())", "config class")
+    assert mlp.refs == (("LlamaConfig", "configuration_llama.LlamaConfig"),)
+    attention = constructor(classes["LlamaAttention"], workspace, Settings())
+    assert attention.ctor == "LlamaAttention(config=LlamaConfig(), layer_idx=0)"
+    assert attention.ctor_source == "example arguments"
+
+
+def test_a_dataclass_with_required_fields_is_no_config(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "m.py": (
+                "from dataclasses import dataclass\nfrom torch import nn\n"
+                "@dataclass\nclass ByoModelCfg:\n    blocks: tuple\n    width: int = 2\n"
+                "class ByobNet(nn.Module):\n"
+                "    def __init__(self, cfg: ByoModelCfg): super().__init__()\n"
+            )
+        },
+    )
+    workspace = scan(tmp_path)
+    spec = constructor(
+        workspace.files[str(tmp_path / "m.py")].classes["ByobNet"], workspace, Settings()
+    )
+    assert spec.ctor is None and spec.missing_args == ("cfg",)
+
+
+def test_only_the_importers_that_use_most_missing_classes_are_built(tmp_path: Path) -> None:
+    from paramlens.engine import MAX_DEPENDENTS, dependents_to_build
+
+    files = {
+        "blocks.py": "from torch import nn\nclass Block(nn.Module): pass\nclass Norm(nn.Module): pass\n"
+    }
+    for i in range(6):  # six models import the blocks; two use both missing classes
+        uses = "Block, Norm" if i in (2, 4) else "Block"
+        files[f"model{i}.py"] = (
+            f"from torch import nn\nfrom blocks import {uses}\nclass Model{i}(nn.Module): pass\n"
+        )
+    files["helpers.py"] = "from blocks import Block\n"  # no model: nothing to build there
+    write(tmp_path, files)
+    workspace = scan(tmp_path)
+    chosen = dependents_to_build(str(tmp_path / "blocks.py"), workspace, {"Block", "Norm"}, True)
+    assert len(chosen) == MAX_DEPENDENTS
+    assert chosen[:2] == [str(tmp_path / "model2.py"), str(tmp_path / "model4.py")]
+    assert str(tmp_path / "helpers.py") not in chosen
+    assert dependents_to_build(str(tmp_path / "blocks.py"), workspace, set(), True) == []
