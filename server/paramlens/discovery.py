@@ -332,6 +332,39 @@ def _dotted(node: ast.expr) -> str | None:
     return None
 
 
+_SEQUENCES = {"Sequence", "List", "list", "Tuple", "tuple", "Iterable", "MutableSequence"}
+
+
+def _annotation(node: ast.expr | None) -> str | None:
+    """What a parameter's annotation says, for choosing its value: a dotted class name
+    (``Optional[LlamaConfig]``, ``A | B`` and ``Union[A, B]`` give the first that is not
+    None), or ``Sequence`` for ``Sequence[int]``, ``tuple[int, ...]``, ``list[int]``."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:  # a string annotation: "Optional[Config]"
+            return _annotation(ast.parse(node.value, mode="eval").body)
+        except SyntaxError:
+            return None
+    members: list[ast.expr] = []
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        members = [node.left, node.right]
+    elif isinstance(node, ast.Subscript):
+        base = (_dotted(node.value) or "").rpartition(".")[2]
+        if base in _SEQUENCES:
+            return "Sequence"
+        inner = node.slice
+        members = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+        if base != "Union":  # Optional[X], Annotated[X, ...], Type[X]: X
+            members = members[:1]
+    if members:
+        for member in members:
+            if not (isinstance(member, ast.Constant) and member.value is None):
+                return _annotation(member)
+        return None
+    return _dotted(node)
+
+
 def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
     parts = module.split(".")
     if not is_package:
@@ -352,13 +385,13 @@ def _init_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
             params = [
                 InitParam(
                     p.arg,
-                    _dotted(p.annotation) if p.annotation else None,
+                    _annotation(p.annotation),
                     i < len(positional) - n_defaults,
                 )
                 for i, p in enumerate(positional)
             ]
             params += [
-                InitParam(p.arg, _dotted(p.annotation) if p.annotation else None, d is None)
+                InitParam(p.arg, _annotation(p.annotation), d is None)
                 for p, d in zip(a.kwonlyargs, a.kw_defaults)
             ]
             return tuple(params)
@@ -388,7 +421,7 @@ def _dataclass_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
     if not _is_dataclass(cls):
         return None
     return tuple(
-        InitParam(s.target.id, _dotted(s.annotation), s.value is None)
+        InitParam(s.target.id, _annotation(s.annotation), s.value is None)
         for s in cls.body
         if isinstance(s, ast.AnnAssign)
         and isinstance(s.target, ast.Name)

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import pickle
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from .discovery import (
     relative_path,
     scan,
 )
+from .example_args import NO_WEIGHTS, VARIANTS, example_value
 from .worker import protocol
 from .worker.protocol import (
     EXAMPLE_SOURCE,
@@ -218,7 +218,10 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     params = workspace.init_params(cls) or ()
     required = [p for p in params if p.required]
     if not required:
-        return ClassSpec(cls.name, cls.line, f"{cls.name}()", "default arguments")
+        # never download weights: DeepLabV3(encoder_weights=None), FCN(pretrained=False)
+        names = {p.name for p in params}
+        args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
+        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "default arguments")
     configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
     if all(configs.values()):
         found = {p: c for p, c in configs.items() if c is not None}
@@ -239,72 +242,40 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
     # Last, example values for sizes, with config classes where found (LlamaAttention(config,
     # layer_idx) -> LlamaAttention(config=LlamaConfig(), layer_idx=0)).
-    guessed = [
-        (p.name, f"{c.name}()" if (c := configs[p.name]) else example_value(p.name, p.annotation))
-        for p in required
-    ]
-    if all(value is not None for _, value in guessed):
-        args = ", ".join(f"{name}={value}" for name, value in guessed)
+    ctors: list[str] = []
+    for variant in VARIANTS:
+        guessed = [
+            (
+                p.name,
+                f"{c.name}()"
+                if (c := configs[p.name])
+                else example_value(p.name, p.annotation, variant),
+            )
+            for p in required
+        ]
+        if all(value is not None for _, value in guessed):
+            ctor = f"{cls.name}({', '.join(f'{name}={value}' for name, value in guessed)})"
+            if ctor not in ctors:
+                ctors.append(ctor)
+    if ctors:
         refs = tuple(sorted({_ref(c) for c in configs.values() if c is not None}))
-        ctor = f"{cls.name}({args})"
-        return ClassSpec(cls.name, cls.line, ctor, EXAMPLE_SOURCE, missing, hint, refs=refs)
+        alternatives = tuple(ctors[1:])
+        return ClassSpec(
+            cls.name,
+            cls.line,
+            ctors[0],
+            EXAMPLE_SOURCE,
+            missing,
+            hint,
+            refs=refs,
+            alternatives=alternatives,
+        )
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
-
-
-# Small example values for the parameters model code names the same way everywhere. A class
-# built with them is labelled as such: its figures are exact for these arguments, which the
-# lens and hover show, with the pyproject.toml line that pins real ones.
-_EXAMPLE_VALUES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), value)
-    for pattern, value in (
-        (r"(num_|n_)?(heads?|head_count)$|^n_?head$|^num_attention_heads$", "4"),
-        (r"^(dim_head|head_dim|d_head|key_dim|qk_dim|v_dim|dim_per_head)$", "16"),
-        (r"^(depth|num_layers|n_layers?|layers|num_blocks|n_blocks|num_hidden_layers)$", "2"),
-        (r"^(image_size|img_size|input_size|resolution|image_height|image_width)$", "32"),
-        (r"^(patch_size|patch|frame_patch_size)$", "8"),
-        (r"^(frames|num_frames|seq_len|max_seq_len|max_len|block_size|n_ctx|n_positions)$", "16"),
-        (r"^(num_classes|n_classes|classes|num_labels|out_classes)$", "10"),
-        (r"^(channels|in_channels|in_chans|in_ch|in_planes|inplanes|in_dim|c_in|n_channels)$", "3"),
-        (r"^(out_channels|out_chans|out_ch|planes|out_planes|outplanes|out_dim|c_out)$", "16"),
-        (r"^(num_tokens|vocab_size|n_vocab|vocab|num_embeddings|codebook_size)$", "100"),
-        (r"^(kernel_size|kernel|ksize|k)$", "3"),
-        (r"^(stride|dilation|groups)$", "1"),
-        (r"^(padding|layer_idx|layer_id|layer_index|block_idx|idx)$", "0"),
-        (
-            r"(^|_)(dim|dims|d_model|hidden_size|hidden_dim|embed_dim|emb_dim|width|features"
-            r"|num_features|hidden|n_embd|d_hidden|mlp_dim|ff_dim|dim_ff|inner_dim|d_ff)$",
-            "32",
-        ),
-        (r"(dropout|drop|_rate|^p)$", "0.0"),
-    )
-)
-
-
-def example_value(name: str, annotation: str | None) -> str | None:
-    """An example value for a required constructor parameter, by its name, if it has one
-    of the names models use for sizes (``dim``, ``heads``, ``depth``, ``image_size``...)."""
-    if annotation and annotation.rpartition(".")[2] not in ("int", "float", "Optional", "Union"):
-        return None  # a tensor, a config object, a callable: nothing to guess
-    lowered = name.lower()
-    for pattern, value in _EXAMPLE_VALUES:
-        if pattern.search(lowered):
-            return value
-    return None
-
-
-# Arguments that would download or load weights, and the values that do not.
-_NO_WEIGHTS = {
-    "pretrained": "False",
-    "weights": "None",
-    "pretrained_backbone": "False",
-    "weights_backbone": "None",
-    "progress": "False",
-}
 
 
 def factory_spec(factory: FactoryInfo) -> ClassSpec:
     """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
-    args = ", ".join(f"{p}={v}" for p, v in _NO_WEIGHTS.items() if p in factory.params)
+    args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in factory.params)
     return ClassSpec(
         factory.name, factory.line, f"{factory.name}({args})", "factory function", kind="factory"
     )

@@ -111,16 +111,63 @@ def test_constructor_arguments_in_order(tmp_path: Path, name: str, expected: str
 
 
 def test_example_values_only_for_parameters_named_like_sizes() -> None:
-    from paramlens.engine import example_value
+    from paramlens.example_args import example_value
 
     assert example_value("dim", None) == "32"
     assert example_value("num_heads", "int") == "4"
     assert example_value("image_size", None) == "32"
     assert example_value("depth", None) == "2"
     assert example_value("in_channels", None) == "3"
+    assert example_value("spatial_dims", "int") == "2"  # not a width, though it ends in _dims
+    assert example_value("channels", "Sequence") == "(16, 32)"  # monai: Sequence[int]
+    assert example_value("in_channels", None, "wide") == "64"  # GroupNorm(32, ...) accepts it
+    assert example_value("use_pair", "bool") == "False"
     assert example_value("backbone", None) is None
     assert example_value("dim", "torch.Tensor") is None  # an annotation that is not a size
     assert example_value("config", None) is None
+    assert example_value("num_classes", "Sequence") is None  # no sequence to guess
+
+
+def test_example_arguments_small_then_wide_and_never_pretrained_weights(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "m.py": """
+from typing import Optional, Sequence, Union
+from torch import nn
+
+class Configured:
+    pass
+
+class Other:
+    pass
+
+class Blocks(nn.Module):
+    def __init__(self, spatial_dims: int, channels: Sequence[int], dim_out, *, act: bool):
+        super().__init__()
+
+class Either(nn.Module):
+    def __init__(self, config: "Union[Configured, Other]", width: Optional[int]):
+        super().__init__()
+
+class Backboned(nn.Module):
+    def __init__(self, encoder_weights="imagenet", pretrained=True, depth=3):
+        super().__init__()
+""",
+        },
+    )
+    workspace = scan(tmp_path)
+    classes = workspace.files[str(tmp_path / "m.py")].classes
+    spec = constructor(classes["Blocks"], workspace, Settings())
+    assert spec.ctor == "Blocks(spatial_dims=2, channels=(16, 32), dim_out=32, act=False)"
+    assert spec.alternatives == (
+        "Blocks(spatial_dims=2, channels=(64, 128), dim_out=64, act=False)",
+    )
+    either = constructor(classes["Either"], workspace, Settings())
+    assert either.ctor == "Either(config=Configured(), width=32)"  # a union's first member
+    backboned = constructor(classes["Backboned"], workspace, Settings())
+    assert backboned.ctor == "Backboned(pretrained=False, encoder_weights=None)"
+    assert backboned.ctor_source == "default arguments"
 
 
 def test_an_imported_config_class_the_most_derived_one_named_config(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 import ast
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from paramlens.worker.loader import ModuleRunner, UnavailableNameError, definitions_only
@@ -74,6 +75,25 @@ def test_what_makes_a_file_a_script_is_skipped_and_nothing_else() -> None:
         assert absent not in kept, absent
     assert "train()" not in kept
     assert skipped == [10, 11, 14, 16, 18, 24, 27, 28]
+
+
+def test_definitions_under_catch_warnings_are_kept_and_a_job_inside_is_not() -> None:
+    # monai's dints.py defines its TorchScript interfaces inside this block
+    kept, skipped = kept_source(
+        "import warnings\n"
+        "with warnings.catch_warnings():\n"
+        "    warnings.simplefilter('ignore')\n"
+        "    class CellInterface(nn.Module):\n"
+        "        pass\n"
+        "    train()\n"
+        "with torch.no_grad():\n"
+        "    evaluate(model)\n"
+    )
+    assert "class CellInterface" in kept
+    assert "warnings.simplefilter('ignore')" in kept  # a bare call, but a declaring one
+    assert "train()" not in kept
+    assert "evaluate(model)" not in kept
+    assert skipped == [6, 8]
 
 
 def test_a_loop_that_fills_module_tables_runs_and_a_training_loop_does_not() -> None:
@@ -183,3 +203,25 @@ def test_the_whole_import_running_out_of_time_still_stops_it(
     signal.setitimer(signal.ITIMER_REAL, 0.2)  # the job's own deadline, shorter than a statement
     with pytest.raises(TimeoutError):
         run("import time\nX = time.sleep(30)\nY = 1\n")
+
+
+def test_a_timeout_the_code_raises_itself_is_a_failed_statement(
+    alarm_raises_timeout: None,
+) -> None:
+    namespace = run(
+        "def connect():\n    raise TimeoutError('no server')\nCLIENT = connect()\nY = 1\n"
+    )
+    assert namespace["Y"] == 1
+    assert "TimeoutError: no server" in repr(namespace["CLIENT"])
+
+
+def test_an_import_cut_short_by_the_deadline_leaves_no_placeholders(
+    alarm_raises_timeout: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the imported module is slow as a whole, each of its statements within budget: the
+    # importing statement must not bind placeholders for a module the deadline cut short
+    (tmp_path / "slowmod.py").write_text("import time\ntime.sleep(30)\nX = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    with pytest.raises(TimeoutError):
+        run("from slowmod import X\nY = 1\n")

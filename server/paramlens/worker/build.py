@@ -436,8 +436,12 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     result = _build_class(spec, ctx)
     if spec.ctor_source != EXAMPLE_SOURCE:
         return result
+    for alternative in spec.alternatives:  # wider values, if the class refused the small ones
+        if result.error is None or result.error.kind in ("timeout", "memory", "blocked", "crash"):
+            break
+        result = _build_class(dataclasses.replace(spec, ctor=alternative), ctx)
     if result.error is None:
-        note = f"built with example arguments guessed from parameter names: {spec.ctor}"
+        note = f"built with example arguments guessed from parameter names: {result.ctor}"
         return dataclasses.replace(result, example=True, notes=(note, *result.notes))
     if result.error.kind in ("timeout", "memory", "blocked", "crash"):
         return result

@@ -150,10 +150,25 @@ def _fills_tables(loop: ast.For) -> bool:
     return declarative(loop.body)
 
 
+# Context managers that wrap definitions, not a job: monai defines its TorchScript
+# interfaces under ``with warnings.catch_warnings():``.
+_DEFINING_CONTEXTS = frozenset({"catch_warnings", "suppress", "no_grad", "inference_mode"})
+
+
+def _wraps_definitions(stmt: ast.With) -> bool:
+    return all(
+        isinstance(item.context_expr, ast.Call)
+        and _callee_name(item.context_expr.func) in _DEFINING_CONTEXTS
+        for item in stmt.items
+    )
+
+
 def _is_script(stmt: ast.stmt) -> bool:
     """A statement that runs a job rather than defines something."""
     if isinstance(stmt, ast.For) and _fills_tables(stmt):
         return False
+    if isinstance(stmt, ast.With) and _wraps_definitions(stmt):
+        return False  # its body is filtered like an if's
     if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
         return True
     if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
@@ -172,7 +187,9 @@ def _filter(body: list[ast.stmt], skipped: list[int], allow_empty: bool) -> list
         if _is_script(stmt):
             skipped.append(stmt.lineno)
             continue
-        if isinstance(stmt, ast.If):
+        if isinstance(stmt, ast.With):
+            stmt.body = _filter(stmt.body, skipped, allow_empty=False)
+        elif isinstance(stmt, ast.If):
             stmt.body = _filter(stmt.body, skipped, allow_empty=False)
             stmt.orelse = _filter(stmt.orelse, skipped, allow_empty=True)
         elif isinstance(stmt, ast.Try):
@@ -297,6 +314,7 @@ class ModuleRunner:
         outer_remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _has_itimer() else 0.0
         outer_deadline = time.monotonic() + outer_remaining if outer_remaining else None
         budget = None if is_import else STATEMENT_BUDGET_S
+        started = time.monotonic()
         if budget is not None and _has_itimer():
             signal.setitimer(signal.ITIMER_REAL, min(budget, outer_remaining or budget))
         try:
@@ -306,10 +324,20 @@ class ModuleRunner:
                 with self.statement_context():
                     exec(code, namespace)
         except BaseException as exc:
-            timed_out = isinstance(exc, TimeoutError)
-            if timed_out and outer_deadline and time.monotonic() >= outer_deadline - 0.05:
-                raise  # the whole import ran out of time, not just this statement
-            if timed_out and budget is not None:
+            now = time.monotonic()
+            whole_import = outer_deadline is not None and now >= outer_deadline - 0.05
+            own_budget = budget is not None and now >= started + budget - 0.05
+            timer = outer_deadline is not None
+            if (
+                isinstance(exc, TimeoutError)
+                and not own_budget
+                and (whole_import or (is_import and timer))
+            ):
+                # the whole import ran out of time (an import statement has no budget of its
+                # own: the imported module's statements have theirs): no module of
+                # placeholders may be left behind
+                raise
+            if isinstance(exc, TimeoutError) and own_budget:
                 reason = f"it ran longer than {budget:g} s"
             else:
                 reason = exception_line(exc, 200)

@@ -45,6 +45,8 @@ class ClassSpec:
     kind: str = "class"  # "class", or "factory": a function returning a model (resnet18)
     # names the expression uses that its module may not define: (name, "pkg.module.Attr")
     refs: tuple[tuple[str, str], ...] = ()
+    # further expressions to try, in order, if ``ctor`` fails (wider example arguments)
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

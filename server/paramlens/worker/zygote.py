@@ -145,7 +145,7 @@ def import_parents(job: BuildJob) -> None:
     child imports only its own module. Failures are left for the child to report."""
     parent = job.module.rpartition(".")[0]
     if parent and parent not in sys.modules:
-        _import_quietly(parent, IMPORT_BUDGET_S / 2)
+        _import_quietly(parent, IMPORT_BUDGET_S)
         _report_imported(job)
 
 
