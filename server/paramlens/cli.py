@@ -288,6 +288,7 @@ async def _annotate(args: argparse.Namespace) -> int:
     root = find_root(path)
     engine, problems = _engine(args)
     try:
+        engine.start_worker_unless_cached(str(path), root)
         async with _Progress(engine) as progress:
             workspace = await engine.read_workspace(root)
             files = _model_files(workspace, path) if path.is_dir() else [str(path)]
@@ -336,6 +337,7 @@ async def _summary(args: argparse.Namespace) -> int:
     root = find_root(path)
     engine, problems = _engine(args)
     try:
+        engine.start_worker_unless_cached(str(path), root)
         async with _Progress(engine) as progress:
             workspace = await engine.read_workspace(root)
             files = _model_files(workspace, path) if path.is_dir() else [str(path)]

@@ -134,6 +134,9 @@ class _ScanStore:
         parsed = sum(1 for _, _, info in cache.values() if info.call_sites_known())
         return len(cache), parsed
 
+    def exists(self, root: Path) -> bool:
+        return self._path(root).is_file()
+
     def load(self, root: Path) -> ScanCache:
         entries = _load(self._path(root), (self.FORMAT, __version__))
         if not isinstance(entries, dict):
@@ -486,6 +489,14 @@ class Engine:
             notes=own.notes if own else (),
         )
 
+    def start_worker_unless_cached(self, path: str, root: Path) -> None:
+        """The CLI's first step: with no cache, or none yet for this workspace (its scan
+        was never saved), every answer needs the worker, so torch starts importing while
+        the workspace is read. Otherwise the cache may answer everything: the worker
+        starts only if a job misses, and a fully cached run never imports torch."""
+        if self._scan_store is None or not self._scan_store.exists(root):
+            self._start_worker_early(path, root)
+
     def _start_worker_early(self, path: str, root: Path) -> None:
         """Let torch import in the worker while the workspace is being read."""
         worker = self.worker_for(self.python_for(root, self.settings_for(Path(path))))
@@ -502,7 +513,8 @@ class Engine:
             worker.terminate()
 
     async def close(self) -> None:
-        for task in self._starting:  # a worker half-started must be stopped too
+        for task in self._starting:  # a worker still starting (no job came) is stopped
+            task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
         for worker in self.workers.values():

@@ -274,8 +274,11 @@ def test_unchanged_files_are_not_built_again(tmp_path: Path) -> None:
     target = str(tmp_path / "ws/mypkg/models.py")
     env = {"PARAMLENS_CACHE_DIR": str(tmp_path / "cache")}
     first = run_cli("summary", target, "-v", env=env)
-    second = run_cli("summary", target, "-v", env=env)
+    # a fully cached run never starts the worker and never imports torch
+    second = run_cli("summary", target, "-v", env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
     assert "jobs run: 1" in first.stderr and "jobs run: 0" in second.stderr
+    assert "worker ready" in first.stderr and "worker ready" not in second.stderr
+    assert "| torch\n" not in second.stderr and "| paramlens.cli\n" in second.stderr
     assert first.stdout == second.stdout
     blocks = tmp_path / "ws/mypkg/blocks.py"  # an imported file changes: build again
     blocks.write_text(blocks.read_text().replace("4 * d", "2 * d"))

@@ -16,16 +16,19 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .forward import ModuleCall, run_forward
 from .protocol import (
     EXAMPLE_SOURCE,
+    Call,
     ClassSpec,
     ErrorInfo,
+    ForwardInfo,
     LayerEntry,
     ModelResult,
     ParamInfo,
@@ -171,7 +174,11 @@ def _trainable_flag(params: Sequence[torch.Tensor]) -> str:
     return "Partial" if len(flags) == 2 else str(flags.pop())
 
 
-def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> list[TreeRow]:
+def _tree(
+    model: nn.Module,
+    first_site: Callable[[nn.Module], Site | None],
+    calls: Mapping[int, list[ModuleCall]],
+) -> list[TreeRow]:
     rows: list[TreeRow] = []
     visited: set[int] = set()
 
@@ -182,6 +189,7 @@ def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> l
         everything = list(module.parameters())
         children = [(n, c) for n, c in module.named_children() if id(c) not in visited]
         site = first_site(module)
+        made = calls.get(id(module), [])
         rows.append(
             TreeRow(
                 path=path,
@@ -197,6 +205,9 @@ def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> l
                 qualtype=_qualtype(module),
                 own_names=tuple(n for n, _ in named_own),
                 own_trainable=tuple(bool(p.requires_grad) for p in own),
+                input_shape=made[0].inputs if made else "",
+                output_shape=made[0].output if made else "",
+                macs=sum(c.macs for c in made),
             )
         )
         for name, child in children:
@@ -207,8 +218,22 @@ def _tree(model: nn.Module, first_site: Callable[[nn.Module], Site | None]) -> l
     return rows
 
 
+def _calls_of(modules: list[nn.Module], calls: Mapping[int, list[ModuleCall]]) -> tuple[Call, ...]:
+    """The distinct (input, output) shapes of the modules' calls, with counts."""
+    merged: dict[tuple[str, str], list[int]] = {}
+    for module in modules:
+        for call in calls.get(id(module), ()):
+            entry = merged.setdefault((call.inputs, call.output), [0, 0])
+            entry[0] += 1
+            entry[1] += call.macs
+    return tuple(Call(i, o, n, macs) for (i, o), (n, macs) in merged.items())
+
+
 def _layers(
-    model: nn.Module, recorder: SiteRecorder, names: dict[int, str]
+    model: nn.Module,
+    recorder: SiteRecorder,
+    names: dict[int, str],
+    calls: Mapping[int, list[ModuleCall]],
 ) -> tuple[list[LayerEntry], Callable[[nn.Module], Site | None]]:
     modules = list(model.modules())
     parent: dict[int, nn.Module] = {}
@@ -274,6 +299,7 @@ def _layers(
                 describe=_describe_all(shown) if len(kinds) == 1 and shown else ", ".join(kinds),
                 trainable=sum(p.numel() for p in params if p.requires_grad),
                 nbytes=sum(_nbytes(p) for p in params),
+                calls=_calls_of(shown, calls),
             )
         )
 
@@ -332,9 +358,15 @@ def _qualtype(module: nn.Module) -> str:
 
 
 def measure(
-    model: nn.Module, spec: ClassSpec, file: str, recorder: SiteRecorder, detail: bool = True
+    model: nn.Module,
+    spec: ClassSpec,
+    file: str,
+    recorder: SiteRecorder,
+    detail: bool = True,
+    calls: Mapping[int, list[ModuleCall]] | None = None,
 ) -> ModelResult:
-    """Totals always; per-line layers and the module tree only with ``detail``."""
+    """Totals always; per-line layers and the module tree only with ``detail``; with
+    ``calls`` (forward() ran), each line's and each module's shapes."""
     params = list(model.parameters())  # unique by identity, as torch counts them
     buffers = list(model.buffers())
     layers: list[LayerEntry] = []
@@ -343,8 +375,8 @@ def measure(
         names: dict[int, str] = {}
         for name, p in model.named_parameters():
             names.setdefault(id(p), name)
-        layers, first_site = _layers(model, recorder, names)
-        tree = _tree(model, first_site)
+        layers, first_site = _layers(model, recorder, names, calls or {})
+        tree = _tree(model, first_site, calls or {})
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return ModelResult(
@@ -425,6 +457,7 @@ class BuildContext:
     memory_mb: int
     # module classes whose per-line figures a factory of this job already kept; None: keep all
     detailed: set[str] | None = None
+    shapes: bool = True  # run forward() with an example input
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)
@@ -503,11 +536,46 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     detail = detailed is None or spec.kind == "class" or not kinds <= detailed
     if detailed is not None:
         detailed |= kinds
-    result = measure(model, spec, file, ctx.recorder, detail)
+    forward, calls = None, None
+    if detail and ctx.shapes:
+        forward, calls = _forward(model, spec, ctx, used)
+    result = measure(model, spec, file, ctx.recorder, detail, calls)
+    if forward is not None:
+        result = dataclasses.replace(result, forward=forward)
     if not detail:
         result = dataclasses.replace(result, parts=_parts(model, ctx.is_user_file))
     elapsed = (time.perf_counter() - started) * 1000
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
+
+
+def _forward(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
+    """forward() with an example input, on the device the model was built on."""
+    recorder = ctx.recorder
+
+    def site(module: nn.Module) -> Site | None:
+        sites = recorder.sites(module)
+        return sites[0] if sites else None
+
+    try:
+        names = {id(m): n for n, m in model.named_modules() if n}
+        return run_forward(
+            model,
+            spec.input,
+            spec.input_source,
+            _namespace(spec, ctx.namespace),
+            device,
+            ctx.is_user_file,
+            ctx.error,
+            names,
+            site,
+        )
+    except (BuildTimeout, MemoryError):
+        raise
+    except Exception as exc:  # a model odd enough to defeat the input guess: no shapes
+        error = dataclasses.replace(ctx.error(exc), kind="forward")
+        return ForwardInfo(input="", input_source="", error=error), None
 
 
 def _parts(model: nn.Module, is_user_file: Callable[[str], bool]) -> tuple[Part, ...]:

@@ -47,6 +47,10 @@ class ClassSpec:
     refs: tuple[tuple[str, str], ...] = ()
     # further expressions to try, in order, if ``ctor`` fails (wider example arguments)
     alternatives: tuple[str, ...] = ()
+    # the example input for forward() (``torch.randn(1, 784)``) and where it came from;
+    # None: the worker looks for one (``example_input_array``, a guess from the first layer)
+    input: str | None = None
+    input_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,56 @@ class LayerEntry:
     # ``params`` are counted at another line, and those lines as (file, line).
     shared: int = 0
     tied: tuple[tuple[str, int], ...] = ()
+    calls: tuple[Call, ...] = ()  # forward() with an example input: distinct shapes
+
+
+@dataclass(frozen=True)
+class Call:
+    """Calls of the modules one source line created, with the same shapes."""
+
+    inputs: str  # "[1, 784]"; several arguments: "([1, 16], [1, 16])"
+    output: str
+    count: int
+    macs: int  # multiply-adds of these calls together
+
+
+@dataclass(frozen=True)
+class InlineShape:
+    """The shapes a workspace line assigned to a name while forward() ran."""
+
+    file: str
+    line: int
+    column: int  # 0-based, just after the name (``return``: after the keyword)
+    name: str
+    shapes: tuple[str, ...]  # distinct shapes, in the order seen (a loop: several)
+
+
+@dataclass(frozen=True)
+class ShapeFix:
+    """The one number in a layer's declaration that makes forward() run."""
+
+    file: str
+    line: int  # the declaration
+    layer: str  # "Linear"
+    param: str  # "in_features"
+    old: int
+    new: int
+
+
+@dataclass(frozen=True)
+class ForwardInfo:
+    """What forward() did with an example input."""
+
+    input: str  # the expression, e.g. "torch.randn(1, 784)"
+    input_source: str  # "pyproject.toml", "example_input_array", "guessed from Linear(784 -> …)"
+    guessed: bool = False
+    input_shape: str = ""
+    output_shape: str = ""
+    macs: int = 0
+    error: ErrorInfo | None = None  # at the user's line in forward() that raised
+    declared: tuple[str, int] | None = None  # the failing layer's declaration (file, line)
+    fix: ShapeFix | None = None
+    lines: tuple[InlineShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +177,9 @@ class TreeRow:
     # the parameters registered directly on the module, in the order of own_shapes
     own_names: tuple[str, ...] = ()
     own_trainable: tuple[bool, ...] = ()
+    input_shape: str = ""  # its first call's, when forward() ran
+    output_shape: str = ""
+    macs: int = 0  # all its calls'
 
 
 @dataclass(frozen=True)
@@ -170,6 +227,7 @@ class ModelResult:
     # workspace classes inside the model (when the tree was not kept, a factory's totals-only
     # result): where the engine finds instances of classes that need arguments
     parts: tuple[Part, ...] = ()
+    forward: ForwardInfo | None = None  # None: no example input found, or not built
 
     @classmethod
     def failed(cls, spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
@@ -286,6 +344,25 @@ def layer_entry(d: dict[str, Any]) -> LayerEntry:
             **d,
             "parameters": tuple(param_info(p) for p in d["parameters"]),
             "tied": tuple((f, n) for f, n in d.get("tied", ())),
+            "calls": tuple(Call(**c) for c in d.get("calls", ())),
+        }
+    )
+
+
+def forward_info(d: dict[str, Any] | None) -> ForwardInfo | None:
+    if d is None:
+        return None
+    declared = d.get("declared")
+    fix = d.get("fix")
+    return ForwardInfo(
+        **{
+            **d,
+            "error": error_info(d.get("error")),
+            "declared": None if declared is None else (declared[0], declared[1]),
+            "fix": None if fix is None else ShapeFix(**fix),
+            "lines": tuple(
+                InlineShape(**{**x, "shapes": tuple(x["shapes"])}) for x in d.get("lines", ())
+            ),
         }
     )
 
@@ -312,6 +389,7 @@ def model_result(d: dict[str, Any]) -> ModelResult:
             "tree": tuple(tree_row(x) for x in d.get("tree", ())),
             "instances": tuple(Instance(**x) for x in d.get("instances", ())),
             "parts": tuple(Part(**x) for x in d.get("parts", ())),
+            "forward": forward_info(d.get("forward")),
         }
     )
 

@@ -1,0 +1,408 @@
+"""Shapes through forward(): run a built model's forward() on its device (meta: no weights,
+no compute) with an example input, and record
+
+- every module call's input and output shapes and multiply-adds (torch's FlopCounterMode);
+- the shapes each workspace line of forward() assigns or returns (for inline hints);
+- when forward() fails, the user's line that raised, in words a user searches for, and,
+  where the fix is one number in a layer's declaration, that number.
+
+Runs in the worker: standard library and torch only.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import linecache
+import re
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from .protocol import ErrorInfo, ForwardInfo, InlineShape, ShapeFix
+
+_IMAGE_SIZES = (224, 32, 28, 64)  # a guessed image input: the first size forward() accepts
+_TOKENS = 16  # a guessed token input: [1, 16]
+_MAX_INLINE = 4  # distinct shapes kept per line
+
+
+@dataclasses.dataclass
+class ModuleCall:
+    inputs: str
+    output: str
+    macs: int = 0
+
+
+def shape_text(value: object) -> str:
+    """``[1, 512]`` for a tensor, ``([1, 4], [1, 4])`` for a tuple of tensors..."""
+    if isinstance(value, torch.Tensor):
+        return "[" + ", ".join(str(int(d)) for d in value.shape) + "]"
+    if isinstance(value, (tuple, list)) and value:
+        parts = [shape_text(v) for v in value[:4]]
+        more = ", …" if len(value) > 4 else ""
+        return f"({', '.join(parts)}{more})"
+    if isinstance(value, Mapping) and value:
+        items = [f"{k}: {shape_text(v)}" for k, v in list(value.items())[:4]]
+        return "{" + ", ".join(items) + "}"
+    if hasattr(value, "to_tuple") and callable(value.to_tuple):  # transformers' ModelOutput
+        return shape_text(value.to_tuple())
+    return type(value).__name__
+
+
+# -- the input --------------------------------------------------------------------
+
+
+def _first_layer(model: nn.Module) -> nn.Module | None:
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd)):
+            return module
+    return None
+
+
+def candidate_inputs(
+    model: nn.Module, given: str | None, given_source: str
+) -> list[tuple[str, str]]:
+    """(expression, source) pairs to try in order: the one configured, the model's
+    ``example_input_array`` (PyTorch Lightning), else guesses from its first layer."""
+    if given:
+        return [(given, given_source)]
+    if getattr(model, "example_input_array", None) is not None:
+        return [("self.example_input_array", "example_input_array")]
+    first = _first_layer(model)
+    if isinstance(first, nn.Linear):
+        return [
+            (
+                f"torch.randn(1, {first.in_features})",
+                f"guessed from Linear({first.in_features} -> …)",
+            )
+        ]
+    if isinstance(first, nn.Embedding):
+        expr = f"torch.randint(0, {first.num_embeddings}, (1, {_TOKENS}))"
+        return [(expr, f"guessed from Embedding({first.num_embeddings}, …)")]
+    if isinstance(first, nn.modules.conv._ConvNd):
+        dims = len(first.kernel_size)
+        channels = first.in_channels
+        name = type(first).__name__
+        return [
+            (
+                f"torch.randn(1, {channels}, {', '.join([str(size)] * dims)})",
+                f"guessed from {name}({channels} -> …)",
+            )
+            for size in _IMAGE_SIZES
+        ]
+    return []
+
+
+def _evaluate(
+    expression: str, model: nn.Module, namespace: dict[str, object]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The positional and keyword arguments ``expression`` stands for: a tensor, a tuple
+    (several positional arguments) or a dict (keyword arguments)."""
+    scope = {**namespace, "torch": torch, "self": model}
+    value = eval(compile(expression, "<paramlens: input>", "eval"), scope)
+    if isinstance(value, dict):
+        return (), value
+    if isinstance(value, tuple):
+        return value, {}
+    return (value,), {}
+
+
+# -- what each module call sees ---------------------------------------------------
+
+
+class _Calls:
+    """Every module call's shapes, by module, and the calls in progress (a stack)."""
+
+    def __init__(self) -> None:
+        self.by_module: dict[int, list[ModuleCall]] = {}
+        self.stack: list[tuple[nn.Module, tuple[Any, ...], str]] = []
+
+    def pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        shown = shape_text(args[0] if len(args) == 1 else args) if args else shape_text(kwargs)
+        self.stack.append((module, args, shown))
+
+    def post(
+        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
+    ) -> None:
+        if self.stack and self.stack[-1][0] is module:
+            _, _, shown = self.stack.pop()
+            self.by_module.setdefault(id(module), []).append(ModuleCall(shown, shape_text(output)))
+
+
+@contextmanager
+def _hooked(model: nn.Module, calls: _Calls) -> Iterator[None]:
+    modules = list(model.modules())
+    handles = [m.register_forward_pre_hook(calls.pre, with_kwargs=True) for m in modules]
+    handles += [m.register_forward_hook(calls.post, with_kwargs=True) for m in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+# -- shapes of forward()'s own lines ----------------------------------------------
+
+
+def _targets(filename: str) -> dict[int, list[tuple[str, int]]]:
+    """Line -> the names its statement assigns, each with the column after it (``return``
+    lines get the name ``return``)."""
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    found: dict[int, list[tuple[str, int]]] = {}
+
+    def names(target: ast.expr) -> Iterator[ast.Name]:
+        if isinstance(target, ast.Name):
+            yield target
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                yield from names(element)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = [n for t in node.targets for n in names(t)]
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = list(names(node.target))
+        elif isinstance(node, ast.Return) and node.value is not None:
+            found.setdefault(node.lineno, []).append(("return", node.col_offset + len("return")))
+            continue
+        else:
+            continue
+        for name in targets:
+            if name.end_col_offset is not None:
+                found.setdefault(node.lineno, []).append((name.id, name.end_col_offset))
+    return found
+
+
+class _LineShapes:
+    """A tracer for workspace frames: after each assignment line, the shapes of the
+    tensors it assigned; on ``return``, the shape returned."""
+
+    def __init__(self, is_user_file: Callable[[str], bool]) -> None:
+        self.is_user_file = is_user_file
+        self.shapes: dict[tuple[str, int, int, str], list[str]] = {}
+        self._targets: dict[str, dict[int, list[tuple[str, int]]]] = {}
+        self._user: dict[str, bool] = {}
+        self._last: dict[types.FrameType, int] = {}
+
+    def _file_targets(self, filename: str) -> dict[int, list[tuple[str, int]]]:
+        if filename not in self._targets:
+            self._targets[filename] = _targets(filename)
+        return self._targets[filename]
+
+    def _record(self, frame: types.FrameType, line: int, value_of: Callable[[str], object]) -> None:
+        filename = frame.f_code.co_filename
+        for name, column in self._file_targets(filename).get(line, ()):
+            value = value_of(name)
+            if not isinstance(value, (torch.Tensor, tuple, list)):
+                continue
+            text = shape_text(value)
+            if text[:1] not in "[(":
+                continue
+            seen = self.shapes.setdefault((filename, line, column, name), [])
+            if text not in seen and len(seen) < _MAX_INLINE:
+                seen.append(text)
+
+    def trace(self, frame: types.FrameType, event: str, arg: object) -> Any:
+        filename = frame.f_code.co_filename
+        user = self._user.get(filename)
+        if user is None:
+            user = self._user[filename] = self.is_user_file(filename)
+        if not user:
+            return None
+        return self._local
+
+    def _local(self, frame: types.FrameType, event: str, arg: object) -> Any:
+        previous = self._last.get(frame)
+        if previous is not None and event in ("line", "return"):
+            local_vars = frame.f_locals
+            self._record(frame, previous, local_vars.get)
+        if event == "line":
+            self._last[frame] = frame.f_lineno
+        elif event == "return":
+            self._last.pop(frame, None)
+            self._record(frame, frame.f_lineno, lambda name: arg if name == "return" else None)
+        return self._local
+
+    def result(self) -> tuple[InlineShape, ...]:
+        return tuple(
+            InlineShape(file, line, column, name, tuple(shapes))
+            for (file, line, column, name), shapes in sorted(self.shapes.items())
+        )
+
+
+# -- running it -------------------------------------------------------------------
+
+
+def run_forward(
+    model: nn.Module,
+    given: str | None,
+    given_source: str,
+    namespace: dict[str, object],
+    device: str,
+    is_user_file: Callable[[str], bool],
+    error_from: Callable[[BaseException], ErrorInfo],
+    names: Mapping[int, str],
+    sites: Callable[[nn.Module], tuple[str, int] | None],
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
+    """forward() with the first candidate input it accepts (a configured input is the only
+    candidate), under no_grad-free meta execution. None: no input to try."""
+    candidates = candidate_inputs(model, given, given_source)
+    if not candidates:
+        return None, {}
+    failure: tuple[ForwardInfo, dict[int, list[ModuleCall]]] | None = None
+    for expression, source in candidates:
+        info, calls = _attempt(
+            model, expression, source, namespace, device, is_user_file, error_from, names, sites
+        )
+        if info.error is None:
+            return info, calls
+        failure = failure or (info, calls)
+    assert failure is not None
+    return failure
+
+
+def _attempt(
+    model: nn.Module,
+    expression: str,
+    source: str,
+    namespace: dict[str, object],
+    device: str,
+    is_user_file: Callable[[str], bool],
+    error_from: Callable[[BaseException], ErrorInfo],
+    names: Mapping[int, str],
+    sites: Callable[[nn.Module], tuple[str, int] | None],
+) -> tuple[ForwardInfo, dict[int, list[ModuleCall]]]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    guessed = source.startswith("guessed")
+    base = ForwardInfo(input=expression, input_source=source, guessed=guessed)
+    try:
+        with torch.device(device):
+            args, kwargs = _evaluate(expression, model, namespace)
+    except Exception as exc:
+        message = f"the input {expression} ({source}) failed: {error_from(exc).message}"
+        return dataclasses.replace(base, error=ErrorInfo(message, kind="input")), {}
+    base = dataclasses.replace(
+        base, input_shape=shape_text(args[0] if len(args) == 1 else args or kwargs)
+    )
+    tracer = _LineShapes(is_user_file)
+    counter = FlopCounterMode(display=False)
+    calls = _Calls()
+    previous = sys.gettrace()
+    try:
+        with _hooked(model, calls), counter, torch.device(device):
+            sys.settrace(tracer.trace)
+            try:
+                output = model(*args, **kwargs)
+            finally:
+                sys.settrace(previous)
+    except Exception as exc:
+        if isinstance(exc, (TimeoutError, MemoryError)):
+            raise  # the job's deadline or memory cap: the build's to report
+        error, declared, fix = _explain(exc, calls, error_from, names, sites)
+        failed = dataclasses.replace(
+            base, error=error, declared=declared, fix=fix, lines=tracer.result()
+        )
+        return failed, calls.by_module
+    # multiply-adds by module: FlopCounterMode counts FLOPs (2 per multiply-add) by the
+    # module's dotted name from the root, whose own name is its class's
+    macs = {name: sum(c.values()) // 2 for name, c in counter.get_flop_counts().items()}
+    root = type(model).__name__
+    for name, module in model.named_modules():
+        module_calls = calls.by_module.get(id(module), [])
+        total = macs.get(f"{root}.{name}" if name else root, 0)
+        for call in module_calls:
+            call.macs = total // len(module_calls)
+    done = dataclasses.replace(
+        base, output_shape=shape_text(output), macs=macs.get("Global", 0), lines=tracer.result()
+    )
+    return done, calls.by_module
+
+
+# -- a shape error, in words ----------------------------------------------------------
+
+
+def _expected(module: nn.Module, x: torch.Tensor) -> tuple[str, int, int] | None:
+    """(parameter, declared, what the input needs) when ``x`` does not fit ``module``."""
+    if x.dim() == 0:
+        return None
+    if isinstance(module, nn.Linear) and x.shape[-1] != module.in_features:
+        return "in_features", module.in_features, int(x.shape[-1])
+    if isinstance(module, nn.modules.conv._ConvNd) and module.groups == 1:
+        dims = len(module.kernel_size)
+        if x.dim() >= dims + 1 and x.shape[-dims - 1] != module.in_channels:
+            return "in_channels", module.in_channels, int(x.shape[-dims - 1])
+    norm = nn.modules.batchnorm._NormBase
+    if isinstance(module, norm) and x.dim() >= 2 and x.shape[1] != module.num_features:
+        return "num_features", module.num_features, int(x.shape[1])
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
+        width = module.normalized_shape[0]
+        if x.shape[-1] != width:
+            return "normalized_shape", width, int(x.shape[-1])
+    if isinstance(module, nn.MultiheadAttention) and x.shape[-1] != module.embed_dim:
+        return "embed_dim", module.embed_dim, int(x.shape[-1])
+    return None
+
+
+# meta kernels word some errors differently from the CPU ones users search for
+_META_WORDING = (
+    (
+        re.compile(r"a and b must have same reduction dim, but got \[(.*?)\] X \[(.*?)\]"),
+        lambda m: "mat1 and mat2 shapes cannot be multiplied ({} and {})".format(
+            "x".join(p.strip() for p in m.group(1).split(",")),
+            "x".join(p.strip() for p in m.group(2).split(",")),
+        ),
+    ),
+)
+
+
+def cpu_wording(message: str) -> str:
+    for pattern, words in _META_WORDING:
+        message = pattern.sub(words, message)
+    return message
+
+
+def _explain(
+    exc: BaseException,
+    calls: _Calls,
+    error_from: Callable[[BaseException], ErrorInfo],
+    names: Mapping[int, str],
+    sites: Callable[[nn.Module], tuple[str, int] | None],
+) -> tuple[ErrorInfo, tuple[str, int] | None, ShapeFix | None]:
+    """The error at the user's line in forward() that raised; for a layer that received an
+    input it was not declared for, which number its declaration should have."""
+    error = error_from(exc)
+    error = dataclasses.replace(error, message=cpu_wording(error.message), kind="forward")
+    if not calls.stack:
+        return error, None, None
+    module, args, shown = calls.stack[-1]
+    site = sites(module)
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    mismatch = _expected(module, x) if x is not None else None
+    if mismatch is None:
+        return error, site, None
+    param, old, new = mismatch
+    path = names.get(id(module))
+    who = f"self.{path}" if path else type(module).__name__
+    message = f"{who} is {describe_layer(module)} but receives {shown}: {param} should be {new}"
+    if site is not None:
+        message += f" (declared at line {site[1]})"
+    fix = (
+        None if site is None else ShapeFix(site[0], site[1], type(module).__name__, param, old, new)
+    )
+    return dataclasses.replace(error, message=message), site, fix
+
+
+def describe_layer(module: nn.Module) -> str:
+    from .build import describe
+
+    return describe(module)
