@@ -32,10 +32,15 @@ class Settings:
     memory_mb: int = 2048  # per build, on top of what torch itself maps
     device: str = "meta"
     layer_lenses: bool = True
+    layer_hints: bool = False  # per-layer figures as end-of-line inlay hints too
+    shapes: bool = True  # run forward() with an example input: shapes, mult-adds
     analyze_on_save: bool = True
     analyze_on_change: bool = False
     debounce_ms: int = 500
     models: Mapping[str, str] = field(default_factory=dict)  # class -> constructor expression
+    # class (or "path.py::Class") -> forward()'s example input: a tensor expression, a tuple
+    # of them (positional arguments) or a dict (keyword arguments)
+    inputs: Mapping[str, str] = field(default_factory=dict)
 
 
 def _snake(key: str) -> str:
@@ -43,11 +48,12 @@ def _snake(key: str) -> str:
 
 
 def _check(name: str, value: Any, default: Any) -> str | None:
-    if name == "models":
+    if name in ("models", "inputs"):
         if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
-            return 'must be a table of class name = "constructor expression"'
+            what = "constructor expression" if name == "models" else "input expression"
+            return f'must be a table of class name = "{what}"'
         return None
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "must be true or false"
@@ -81,8 +87,8 @@ def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Setti
             value = int(value)
         elif isinstance(default, float):
             value = float(value)
-        elif name == "models":
-            value = {**base.models, **value}
+        elif name in ("models", "inputs"):
+            value = {**getattr(base, name), **value}
         changes[name] = value
     return dataclasses.replace(base, **changes), problems
 

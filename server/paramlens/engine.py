@@ -276,6 +276,19 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
 
 
+def with_input(
+    spec: ClassSpec, cls: ClassInfo, workspace: Workspace, settings: Settings
+) -> ClassSpec:
+    """``spec`` with forward()'s example input from ``[tool.paramlens.inputs]`` (or the
+    editor's setting, or the CLI's --input), if one is given for the class."""
+    rel = relative_path(cls.file, workspace.root)
+    for key in (f"{rel}::{cls.name}", cls.name, "*"):
+        if key in settings.inputs:
+            source = "command line" if key == "*" else "pyproject.toml"
+            return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
+    return spec
+
+
 def factory_spec(factory: FactoryInfo) -> ClassSpec:
     """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
     args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in factory.params)
@@ -349,7 +362,10 @@ class Engine:
             sys_path=tuple(roots),
             workspace=str(workspace.root),
             classes=(
-                *(constructor(c, workspace, settings) for c in classes),
+                *(
+                    with_input(constructor(c, workspace, settings), c, workspace, settings)
+                    for c in classes
+                ),
                 *(factory_spec(f) for f in factories),
             ),
             overrides=tuple((p, texts[p]) for p in imported if p in texts),
@@ -357,6 +373,7 @@ class Engine:
             memory_mb=settings.memory_mb,
             device=settings.device,
             detail=detail,
+            shapes=settings.shapes,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:

@@ -68,6 +68,7 @@ class BuildJob:
     device: str = "meta"  # "meta" or "cpu"
     kind: str = "build"
     detail: bool = False  # keep every factory's layers, not one factory per kind of block
+    shapes: bool = True  # run forward() with an example input
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         is_user_file,
         job.memory_mb,
         None if job.detail else set(),
+        job.shapes,
     )
     for spec in job.classes:
         building = spec.name
