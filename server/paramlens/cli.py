@@ -64,6 +64,23 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--memory-mb", type=int, help="memory cap of a build in MB (default 2048)")
         p.add_argument("--device", choices=config.DEVICES, help="where to build (default meta)")
         p.add_argument(
+            "--input",
+            action="append",
+            metavar="SHAPE",
+            help="forward()'s example input, as torchinfo's input_size: '1,3,224,224' "
+            "(repeat for several arguments), or a Python expression such as "
+            "'torch.randint(0, 50257, (1, 1024))' (default: [tool.paramlens.inputs], else a "
+            "guess from the first layer)",
+        )
+        p.add_argument(
+            "--dtype",
+            default="float32",
+            help="dtype of the --input shapes: float32 (default), float16, bfloat16, long...",
+        )
+        p.add_argument(
+            "--no-shapes", action="store_true", help="parameters only: do not run forward()"
+        )
+        p.add_argument(
             "--no-cache", action="store_true", help="build again even if nothing changed"
         )
         p.add_argument(
@@ -95,6 +112,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_INTEGER_DTYPES = ("long", "int", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def input_expression(shapes: Sequence[str], dtype: str) -> str:
+    """``--input 1,3,224,224 --dtype bfloat16`` as the expression forward() is called with
+    (several --input: a tuple of positional arguments). Raises UsageError."""
+    if not dtype.isidentifier():
+        raise UsageError(f"--dtype {dtype!r}: expected a torch dtype name such as float16")
+    parts = []
+    for shape in shapes:
+        if "(" in shape:  # already an expression
+            parts.append(shape)
+            continue
+        try:
+            dims = [int(d) for d in shape.replace("x", ",").split(",") if d.strip()]
+        except ValueError:
+            raise UsageError(f"--input {shape!r}: expected sizes such as 1,3,224,224") from None
+        if not dims or any(d < 0 for d in dims):
+            raise UsageError(f"--input {shape!r}: expected sizes such as 1,3,224,224")
+        size = ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "")
+        if dtype in _INTEGER_DTYPES:
+            parts.append(f"torch.randint(0, 2, ({size}), dtype=torch.{dtype})")
+        elif dtype == "float32":
+            parts.append(f"torch.randn({size.rstrip(',')})")
+        else:
+            parts.append(f"torch.randn({size.rstrip(',')}, dtype=torch.{dtype})")
+    return parts[0] if len(parts) == 1 else f"({', '.join(parts)})"
+
+
 def _settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[str]]:
     settings, problems = config.from_pyproject(target)
     flags = {
@@ -102,6 +148,8 @@ def _settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[st
         "timeout": args.timeout,
         "memory_mb": args.memory_mb,
         "device": args.device,
+        "inputs": {"*": args.input_expression} if args.input_expression else None,
+        "shapes": False if args.no_shapes else None,
     }
     settings, more = config.merge(
         settings, {k: v for k, v in flags.items() if v is not None}, "command line"
@@ -124,13 +172,13 @@ def _engine(args: argparse.Namespace) -> tuple[Engine, list[str]]:
     return Engine(settings_for, log, None if args.no_cache else cache_folder()), problems
 
 
-def _where(model: ModelResult) -> str:
-    error = model.error
-    assert error is not None
-    file = error.file or model.file
+def _where(model: ModelResult, error: ErrorInfo | None = None) -> str:
+    """``file:line`` of ``error`` (default: the model's), relative to the current folder."""
+    error = error or model.error
+    file = (error.file if error else None) or model.file
     with contextlib.suppress(ValueError):
         file = str(Path(file).relative_to(Path.cwd()))
-    return f"{file}:{error.line or model.line}"
+    return f"{file}:{(error.line if error else None) or model.line}"
 
 
 def _report_errors(
@@ -146,6 +194,16 @@ def _report_errors(
         print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
         code = EXIT_BUILD_ERROR
     for model in models:
+        forward = model.forward
+        if model.error is None and forward is not None and forward.error is not None:
+            # forward() failed with the input the user gave: their model has a shape bug
+            # (with a guessed input it is only a note: the guess may be what is wrong)
+            where = _where(model, forward.error)
+            label = "note: " if forward.guessed else ""
+            print(
+                f"{where}: {label}{model.name}: forward(): {forward.error.message}", file=sys.stderr
+            )
+            code = code if forward.guessed else EXIT_BUILD_ERROR
         if model.error is None:
             continue
         if model.error.kind == "needs-args" and render.measured_elsewhere(model, models):
@@ -394,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     runner = _annotate if args.command == "annotate" else _summary
     try:
+        args.input_expression = input_expression(args.input, args.dtype) if args.input else None
         code = asyncio.run(runner(args))
     except UsageError as exc:
         print(f"paramlens: error: {exc}", file=sys.stderr)

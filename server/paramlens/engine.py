@@ -282,7 +282,7 @@ def with_input(
     """``spec`` with forward()'s example input from ``[tool.paramlens.inputs]`` (or the
     editor's setting, or the CLI's --input), if one is given for the class."""
     rel = relative_path(cls.file, workspace.root)
-    for key in (f"{rel}::{cls.name}", cls.name, "*"):
+    for key in ("*", f"{rel}::{cls.name}", cls.name):  # "*": the command line's --input
         if key in settings.inputs:
             source = "command line" if key == "*" else "pyproject.toml"
             return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .discovery import relative_path
 from .worker import protocol
-from .worker.protocol import Instance, LayerEntry, ModelResult
+from .worker.protocol import Call, ForwardInfo, Instance, LayerEntry, ModelResult
 
 EXACT_BELOW = 10_000_000
 SEP = " · "
@@ -80,9 +80,73 @@ def _with_marks(text: str, entry: LayerEntry) -> str:
     return f"{text} ({'; '.join(marks)})" if marks else text
 
 
+def format_macs(n: int) -> str:
+    """``11.99M`` multiply-adds, as torchinfo rounds them."""
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
+def calls_text(calls: Sequence[Call]) -> str:
+    """``→ [1, 512]``; a layer called several times: ``→ [1, 64]`` and the count of calls
+    (x12), or each distinct output with its count."""
+    if not calls:
+        return ""
+    outputs: dict[str, int] = {}
+    for call in calls:
+        outputs[call.output] = outputs.get(call.output, 0) + call.count
+    times = "\N{MULTIPLICATION SIGN}"
+    shown = [f"{out} {times}{n}" if n > 1 else out for out, n in list(outputs.items())[:2]]
+    more = f" | +{len(outputs) - 2} more" if len(outputs) > 2 else ""
+    return "→ " + " | ".join(shown) + more
+
+
+def layer_figures(entry: LayerEntry) -> str:
+    """``Linear(784 -> 512) · 401,920 · → [1, 512]``: the text of a layer line's figures."""
+    text = _with_marks(f"{layer_label(entry)}{SEP}{format_count(entry.params)}", entry)
+    shapes = calls_text(entry.calls)
+    return f"{text}{SEP}{shapes}" if shapes else text
+
+
 def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
-    title = _with_marks(f"{layer_label(entry)}{SEP}{format_count(entry.params)}", entry)
-    return title + (" (stale)" if stale else "")
+    return layer_figures(entry) + (" (stale)" if stale else "")
+
+
+def forward_text(forward: ForwardInfo | None) -> str:
+    """``11.99M mult-adds @ [1, 1, 28, 28] (guessed input)``, or why forward() failed."""
+    if forward is None:
+        return ""
+    if forward.error is not None:
+        return "forward() failed (see problems)" if forward.input else ""
+    guessed = " (guessed input)" if forward.guessed else ""
+    return f"{format_macs(forward.macs)} mult-adds @ {forward.input_shape}{guessed}"
+
+
+def input_hint(model: ModelResult) -> list[str]:
+    """Markdown lines: which input forward() ran with, and how to pin one."""
+    forward = model.forward
+    if forward is None or not forward.input:
+        return [
+            "No example input for forward(): add one to `pyproject.toml` for shapes:",
+            "```toml",
+            "[tool.paramlens.inputs]",
+            f'{model.name} = "torch.randn(1, ...)"',
+            "```",
+        ]
+    lines = [f"Input `{forward.input}` ({forward.input_source}) → output `{forward.output_shape}`"]
+    if forward.error is not None:
+        lines = [f"Input `{forward.input}` ({forward.input_source}): {forward.error.message}"]
+    if forward.guessed:
+        lines += [
+            "",
+            "The input is a guess; pin it in `pyproject.toml`:",
+            "```toml",
+            "[tool.paramlens.inputs]",
+            f'{model.name} = "{forward.input}"',
+            "```",
+        ]
+    return lines
 
 
 def configurations(model: ModelResult, models: Iterable[ModelResult]) -> list[ModelResult]:
@@ -157,6 +221,8 @@ def render_model_lens(
     ]
     if model.example:
         parts.append(f"with example arguments {_example_args(model)}")
+    if forward_text(model.forward):
+        parts.append(forward_text(model.forward))
     if configs:
         parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
     return SEP.join(parts) + suffix
@@ -180,6 +246,8 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
         text += f"{SEP}built on {model.device}"
     if model.example:
         text += f"{SEP}with example arguments {_example_args(model)}"
+    if forward_text(model.forward):
+        text += f"{SEP}{forward_text(model.forward)}"
     return text
 
 
@@ -193,6 +261,7 @@ def render_annotated(
     models = list(models)
     text_lines = source.splitlines()
     by_class_line = {m.line: m for m in models}
+    inline = inline_shapes(models)
     width = min(max((len(t) for t in text_lines), default=0) + 2, 88)
     number_width = len(str(len(text_lines)))
     out = []
@@ -204,12 +273,36 @@ def render_annotated(
         entry = lines.get(number)
         if entry is not None and entry.params:
             figures = _with_marks(f"{layer_label(entry)} {format_count(entry.params)}", entry)
+            if entry.calls:
+                figures += f" {calls_text(entry.calls)}"
             # at least two spaces before the figures, as PEP 8 asks of inline comments
             padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
             out.append(f"{number:>{number_width}}  {padded}# {figures}")
+        elif number in inline:
+            padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
+            out.append(f"{number:>{number_width}}  {padded}# {inline[number]}")
         else:
             out.append(f"{number:>{number_width}}  {text}".rstrip())
     return "\n".join(out) + "\n"
+
+
+def inline_shapes(models: Iterable[ModelResult]) -> dict[int, str]:
+    """Line -> ``x: [1, 64, 12, 12]``: what forward()'s lines in the models' own file
+    assigned or returned (several shapes: a loop, or the line ran for several models)."""
+    found: dict[int, dict[str, list[str]]] = {}
+    for model in models:
+        if model.forward is None:
+            continue
+        for shape in model.forward.lines:
+            if shape.file != model.file:
+                continue
+            names = found.setdefault(shape.line, {})
+            seen = names.setdefault(shape.name, [])
+            seen += [s for s in shape.shapes if s not in seen]
+    return {
+        line: ", ".join(f"{name}: {' | '.join(shapes)}" for name, shapes in names.items())
+        for line, names in found.items()
+    }
 
 
 # -- summary table --------------------------------------------------------------
@@ -227,6 +320,9 @@ class _SummaryRow:
     trainable: str
     file: str | None
     line: int | None
+    input_shape: str = ""  # forward() with an example input: the module's first call
+    output_shape: str = ""
+    macs: int = 0
 
 
 def _summary_rows(model: ModelResult, depth: int) -> list[_SummaryRow]:
@@ -244,7 +340,18 @@ def _summary_rows(model: ModelResult, depth: int) -> list[_SummaryRow]:
         label = f"{row.type}{index}"
         shape_text = ", ".join(format_shape(s) for s in shapes) or "--"
         shown.append(
-            _SummaryRow(row.depth, label, row.params, shape_text, row.trainable, row.file, row.line)
+            _SummaryRow(
+                row.depth,
+                label,
+                row.params,
+                shape_text,
+                row.trainable,
+                row.file,
+                row.line,
+                row.input_shape,
+                row.output_shape,
+                row.macs,
+            )
         )
         if not separate or row.depth >= depth:
             continue
@@ -285,6 +392,43 @@ def _location(row: _SummaryRow, root: Path | None) -> str:
     return f"{name}:{row.line}"
 
 
+def _ran_forward(model: ModelResult) -> bool:
+    return model.forward is not None and model.forward.error is None and bool(model.forward.input)
+
+
+def _columns(model: ModelResult, row: _SummaryRow, root: Path | None) -> tuple[str, ...]:
+    """One row's cells, in the order of :func:`_headers`."""
+    params = f"{row.params:,}" if row.params else "--"
+    where = _location(row, root)
+    if not _ran_forward(model):
+        return (row.label, params, row.shapes, row.trainable, where)
+    macs = f"{row.macs:,}" if row.macs else "--"
+    shapes_in, shapes_out = row.input_shape or "--", row.output_shape or "--"
+    return (row.label, shapes_in, shapes_out, params, macs, row.shapes, row.trainable, where)
+
+
+def _headers(model: ModelResult) -> tuple[str, ...]:
+    if not _ran_forward(model):
+        return SUMMARY_HEADERS
+    first, params, *rest = SUMMARY_HEADERS
+    return (first, "Input Shape", "Output Shape", params, "Mult-Adds", *rest)
+
+
+def _forward_footer(model: ModelResult) -> list[str]:
+    forward = model.forward
+    if forward is None or not forward.input:
+        return []
+    lines = [f"Input: {forward.input}  ({forward.input_source})"]
+    if forward.error is not None:
+        where = f"line {forward.error.line}: " if forward.error.line else ""
+        return [*lines, f"forward() failed: {where}{forward.error.message}"]
+    return [
+        *lines,
+        f"Output: {forward.output_shape}",
+        f"Total mult-adds: {format_macs(forward.macs)} ({forward.macs:,})",
+    ]
+
+
 def _footer(model: ModelResult) -> list[str]:
     return [
         f"Total params: {model.total_params:,}",
@@ -293,6 +437,7 @@ def _footer(model: ModelResult) -> list[str]:
         f"Buffers: {model.buffer_numel:,} values ({format_bytes(model.buffer_bytes)})",
         f"Params size: {format_bytes(model.param_bytes)} ({'/'.join(model.dtypes) or '-'})",
         f"Built on: {model.device}" + (f"  ({'; '.join(model.notes)})" if model.notes else ""),
+        *_forward_footer(model),
     ]
 
 
@@ -307,18 +452,12 @@ def render_summary_table(model: ModelResult, depth: int = 3, root: Path | None =
     cells = []
     for row in _summary_rows(model, depth):
         branch = "" if row.depth == 0 else "│    " * (row.depth - 1) + "├─"
-        cells.append(
-            (
-                f"{branch}{row.label}",
-                f"{row.params:,}" if row.params else "--",
-                row.shapes,
-                row.trainable,
-                _location(row, root),
-            )
-        )
-    headers = SUMMARY_HEADERS
+        label, *rest = _columns(model, row, root)
+        cells.append((f"{branch}{label}", *rest))
+    headers = _headers(model)
     widths = [max([len(h), *(len(c[i]) for c in cells)]) + 3 for i, h in enumerate(headers)]
-    widths[2] = min(widths[2], 44)
+    own = headers.index("Own param shapes")
+    widths[own] = min(widths[own], 44)
 
     def line(values: Sequence[str]) -> str:
         parts = []
@@ -347,18 +486,17 @@ def render_model_error(model: ModelResult, root: Path | None = None) -> str:
 def render_summary_markdown(model: ModelResult, depth: int = 3, root: Path | None = None) -> str:
     if model.error is not None:
         return render_model_error(model, root)
+    headers = _headers(model)
+    align = {"Param # (with children)": "--:", "Mult-Adds": "--:"}
     lines = [
         f"### {model.name}",
         "",
-        "| " + " | ".join(SUMMARY_HEADERS) + " |",
-        "|---|--:|---|---|---|",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(align.get(h, "---") for h in headers) + "|",
     ]
     for row in _summary_rows(model, depth):
-        name = "&nbsp;&nbsp;" * row.depth + row.label
-        params = f"{row.params:,}" if row.params else "--"
-        lines.append(
-            f"| {name} | {params} | {row.shapes} | {row.trainable} | {_location(row, root)} |"
-        )
+        label, *rest = _columns(model, row, root)
+        lines.append("| " + " | ".join(["&nbsp;&nbsp;" * row.depth + label, *rest]) + " |")
     lines += ["", *(f"- {item}" for item in _footer(model))]
     return "\n".join(lines) + "\n"
 
@@ -395,6 +533,9 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
             lines.append(f"| ... {len(entry.parameters) - limit} more | | | | |")
     else:
         lines.append("No parameters.")
+    if entry.calls:
+        lines += ["", "| calls | input | output | mult-adds |", "|--:|---|---|--:|"]
+        lines += [f"| {c.count} | `{c.inputs}` | `{c.output}` | {c.macs:,} |" for c in entry.calls]
     return "\n".join(lines)
 
 
@@ -447,6 +588,12 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
         f"- non-trainable: {model.non_trainable_params:,}",
         f"- buffers: {model.buffer_numel:,} values",
         f"- size: {format_bytes(model.param_bytes)} ({'/'.join(model.dtypes) or '-'})",
+    ]
+    if _ran_forward(model) and model.forward is not None:
+        lines.append(f"- mult-adds: {model.forward.macs:,}")
+    lines += [
+        "",
+        *input_hint(model),
         "",
         "| child | type | params | share |",
         "|---|---|--:|--:|",

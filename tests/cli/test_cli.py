@@ -43,13 +43,13 @@ def test_annotate_shows_the_seed_figures_on_their_lines() -> None:
     assert result.returncode == 0, result.stderr
     lines = numbered(result.stdout)
     expected = {
-        11: "# Linear(784 -> 512) 401,920",
-        13: "# Linear(512 -> 512) 262,656",
-        15: "# Linear(512 -> 10) 5,130",
-        28: "# Conv2d(1 -> 32, 3x3) 320",
-        30: "# Conv2d(32 -> 64, 3x3) 18,496",
-        36: "# Linear(9216 -> 128) 1,179,776",
-        38: "# Linear(128 -> 10) 1,290",
+        11: "# Linear(784 -> 512) 401,920 → [1, 512]",
+        13: "# Linear(512 -> 512) 262,656 → [1, 512]",
+        15: "# Linear(512 -> 10) 5,130 → [1, 10]",
+        28: "# Conv2d(1 -> 32, 3x3) 320 → [1, 32, 26, 26]",
+        30: "# Conv2d(32 -> 64, 3x3) 18,496 → [1, 64, 24, 24]",
+        36: "# Linear(9216 -> 128) 1,179,776 → [1, 128]",
+        38: "# Linear(128 -> 10) 1,290 → [1, 10]",
     }
     for number, figures in expected.items():
         assert lines[number].endswith(figures), lines[number]
@@ -263,10 +263,14 @@ def test_a_folder_summary_covers_every_model() -> None:
     assert "Total params: 1,199,882" in result.stdout
     root_row = next(line for line in result.stdout.splitlines() if line.startswith("CNN"))
     # the root counts everything; no line: nobody's code built it
-    assert root_row.split() == ["CNN", "1,199,882", "--", "True"]
+    cells = root_row.replace(", ", ",").split()  # shapes as one cell each
+    assert cells == ["CNN", "[1,1,28,28]", "[1,10]", "1,199,882", "11,992,448", "--", "True"]
     markdown = run_cli("summary", "fixtures/recipe/models.py::CNN", "--format", "markdown")
-    assert "| Layer (type:depth-idx) | Param # (with children) |" in markdown.stdout
-    assert "| 1,179,776 | [128, 9216], [128] |" in markdown.stdout
+    header = "| Layer (type:depth-idx) | Input Shape | Output Shape | Param # (with children) |"
+    assert header in markdown.stdout
+    assert (
+        "| [1, 9216] | [1, 128] | 1,179,776 | 1,179,648 | [128, 9216], [128] |" in markdown.stdout
+    )
 
 
 def test_unchanged_files_are_not_built_again(tmp_path: Path) -> None:

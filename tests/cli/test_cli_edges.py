@@ -166,8 +166,9 @@ def test_tied_and_frozen_parameters_are_marked_where_they_appear(tmp_path: Path)
         for t in gpt.stdout.splitlines()
         if t.split()[:1] != ["#"] and t.split() and t.split()[0].isdigit()
     }
-    assert lines[72].endswith("# Linear(768 -> 50257) 38.6M (tied with line 66, counted there)")
-    assert lines[66].endswith("# Embedding(50257, 768) 38.6M")
+    tied = "# Linear(768 -> 50257) 38.6M (tied with line 66, counted there) → [1, 16, 50257]"
+    assert lines[72].endswith(tied)
+    assert lines[66].endswith("# Embedding(50257, 768) 38.6M → [1, 16, 768]")
     root = workspace(tmp_path, {"frozen.py": FROZEN})
     result = run_cli("annotate", str(root / "frozen.py"), "--no-cache")
     assert "# Frozen: 31,538 params · 31,496 trainable · 42 non-trainable" in result.stdout

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import signal
 import sys
 import time
 import traceback
@@ -548,6 +549,13 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
 
 
+FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
+
+
+def _has_alarm() -> bool:
+    return hasattr(signal, "setitimer") and callable(signal.getsignal(signal.SIGALRM))
+
+
 def _forward(
     model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
@@ -558,6 +566,13 @@ def _forward(
         sites = recorder.sites(module)
         return sites[0] if sites else None
 
+    # forward() gets part of what is left of the class's time: when it runs out, the
+    # parameters measured so far stand, with a note that forward() took too long
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _has_alarm() else 0.0
+    budget = min(FORWARD_BUDGET_S, remaining / 2) if remaining else 0.0
+    started = time.monotonic()
+    if budget:
+        signal.setitimer(signal.ITIMER_REAL, budget)
     try:
         names = {id(m): n for n, m in model.named_modules() if n}
         return run_forward(
@@ -571,11 +586,22 @@ def _forward(
             names,
             site,
         )
-    except (BuildTimeout, MemoryError):
+    except BuildTimeout:
+        if not budget or time.monotonic() - started < budget - 0.05:
+            raise  # the class's own deadline
+        message = f"forward() took longer than {budget:.1f} s; paramlens stopped it"
+        return ForwardInfo(
+            input="", input_source="", error=ErrorInfo(message, kind="forward")
+        ), None
+    except MemoryError:
         raise
     except Exception as exc:  # a model odd enough to defeat the input guess: no shapes
         error = dataclasses.replace(ctx.error(exc), kind="forward")
         return ForwardInfo(input="", input_source="", error=error), None
+    finally:
+        if budget:
+            left = remaining - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
 
 def _parts(model: nn.Module, is_user_file: Callable[[str], bool]) -> tuple[Part, ...]:

@@ -255,6 +255,8 @@ def run_forward(
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
     """forward() with the first candidate input it accepts (a configured input is the only
     candidate), under no_grad-free meta execution. None: no input to try."""
+    if getattr(type(model), "forward", None) is nn.Module.forward:
+        return None, {}  # a container of parameters with no forward() of its own
     candidates = candidate_inputs(model, given, given_source)
     if not candidates:
         return None, {}

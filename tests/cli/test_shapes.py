@@ -1,0 +1,251 @@
+"""Shapes through forward(): the command line end to end, each source of the example input."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import model, run_cli, summary_json
+
+
+def torch_shapes_and_macs(net: nn.Module, x: torch.Tensor) -> tuple[dict[str, str], int]:
+    """Output shape of every named module and the multiply-adds of the convolutions and
+    linear layers, computed here by hand from real CPU tensors (no paramlens)."""
+    shapes: dict[str, str] = {}
+    macs = 0
+
+    def hook(name: str):  # type: ignore[no-untyped-def]
+        def record(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+            nonlocal macs
+            shapes[name] = str(list(output.shape))
+            if isinstance(module, nn.Conv2d):
+                kh, kw = module.kernel_size
+                macs += output.numel() * module.in_channels * kh * kw // module.groups
+            elif isinstance(module, nn.Linear):
+                macs += output.numel() * module.in_features
+
+        return record
+
+    for name, module in net.named_modules():
+        if name:
+            module.register_forward_hook(hook(name))
+    with torch.no_grad():
+        net(x)
+    return shapes, macs
+
+
+def test_the_seed_cnn_gets_a_guessed_input_and_torchs_shapes_and_mult_adds() -> None:
+    doc = summary_json("fixtures/recipe/models.py::CNN")
+    cnn = model(doc, "CNN")
+    forward = cnn["forward"]
+    # Conv2d(1 -> ...): 224 and 32 do not fit the classifier's 64 * 12 * 12; 28 does
+    assert forward["input"] == "torch.randn(1, 1, 28, 28)"
+    assert forward["guessed"] and forward["input_source"] == "guessed from Conv2d(1 -> …)"
+    assert forward["error"] is None and forward["output_shape"] == "[1, 10]"
+
+    from fixtures.recipe.models import CNN  # real weights, real compute: the reference
+
+    shapes, macs = torch_shapes_and_macs(CNN(), torch.randn(1, 1, 28, 28))
+    assert forward["macs"] == macs
+    rows = {row["path"]: row for row in cnn["tree"] if row["path"]}
+    assert {path: row["output_shape"] for path, row in rows.items()} == shapes
+    first_conv = next(layer for layer in cnn["layers"] if layer["line"] == 28)
+    assert first_conv["calls"] == [
+        {"inputs": "[1, 1, 28, 28]", "output": "[1, 32, 26, 26]", "count": 1, "macs": 194_688}
+    ]
+
+
+def test_the_summary_table_has_torchinfos_shape_columns() -> None:
+    result = run_cli("summary", "fixtures/recipe/models.py::NeuralNetwork", "--input", "1,28,28")
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("Layer"))
+    assert header.split("   ")[:4] == [
+        "Layer (type:depth-idx)",
+        "Input Shape",
+        "Output Shape",
+        "Param # (with children)",
+    ]
+    assert "Mult-Adds" in header
+    linear = next(line for line in result.stdout.splitlines() if "Linear: 2-1" in line)
+    assert linear.partition("2-1")[2].split()[:5] == ["[1,", "784]", "[1,", "512]", "401,920"]
+    assert "Input: torch.randn(1, 28, 28)  (command line)" in result.stdout
+    assert "Total mult-adds: 668.67K (668,672)" in result.stdout
+
+
+def test_annotate_shows_each_line_of_forward_and_the_layers_outputs() -> None:
+    result = run_cli("annotate", "fixtures/recipe/models.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+
+    def at(number: int) -> str:
+        return next(line for line in lines if line.startswith(f"{number:>2}  "))
+
+    assert at(11).endswith("# Linear(784 -> 512) 401,920 → [1, 512]")
+    assert at(19).endswith("# x: [1, 784]")
+    assert at(21).endswith("# return: [1, 10]")
+    assert at(42).endswith("# x: [1, 64, 12, 12]")
+
+
+def test_an_input_that_does_not_fit_fails_on_the_users_line_with_the_number_to_change() -> None:
+    result = run_cli(
+        "summary",
+        "fixtures/recipe/models.py::NeuralNetwork",
+        "--input",
+        "1,29,28",
+        "--format",
+        "json",
+    )
+    assert result.returncode == 1  # the user's own input: a shape bug in the model
+    forward = model(json.loads(result.stdout), "NeuralNetwork")["forward"]
+    error = forward["error"]
+    assert error["line"] == 20  # logits = self.linear_relu_stack(x), not inside torch
+    assert error["message"] == (
+        "self.linear_relu_stack.0 is Linear(784 -> 512) but receives [1, 812]: "
+        "in_features should be 812 (declared at line 11)"
+    )
+    assert forward["declared"][1] == 11
+    assert forward["fix"] == {
+        "file": forward["declared"][0],
+        "line": 11,
+        "layer": "Linear",
+        "param": "in_features",
+        "old": 784,
+        "new": 812,
+    }
+    assert "models.py:20: NeuralNetwork: forward(): self.linear_relu_stack.0" in result.stderr
+
+
+WORKSPACE = {
+    "pyproject.toml": """
+        [tool.paramlens.inputs]
+        Pinned = "torch.randn(2, 8)"
+        "nets.py::TwoInputs" = "(torch.randn(3, 4), torch.randn(3, 6))"
+        Keywords = "{'tokens': torch.randint(0, 10, (2, 5)), 'mask': torch.ones(2, 5)}"
+    """,
+    "nets.py": """
+        import torch
+        from torch import nn
+
+        class Pinned(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 3)
+
+            def forward(self, x):
+                return self.fc(x)
+
+        class TwoInputs(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(4, 5)
+                self.b = nn.Linear(6, 5)
+
+            def forward(self, left, right):
+                both = self.a(left) + self.b(right)
+                return both, both.sum(-1)
+
+        class Keywords(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embed = nn.Embedding(10, 4)
+
+            def forward(self, tokens, mask=None):
+                h = self.embed(tokens) * mask[..., None]
+                return {"hidden": h}
+
+        class Lightning(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv1d(2, 4, 3)
+                self.example_input_array = torch.zeros(1, 2, 10)
+
+            def forward(self, x):
+                return self.conv(x)
+
+        class Looped(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = nn.ModuleList([nn.Linear(16, 16) for _ in range(3)])
+                self.heads = nn.ModuleList([nn.Linear(16, 8), nn.Linear(16, 4)])
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = block(x)
+                outs = [head(x) for head in self.heads]
+                return outs
+    """,
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shapes")
+    for name, text in WORKSPACE.items():
+        (root / name).write_text(textwrap.dedent(text))
+    return root
+
+
+def test_each_source_of_the_example_input(workspace: Path) -> None:
+    doc = summary_json(str(workspace / "nets.py"), "--no-cache")
+    forward = {m["name"]: m["forward"] for m in doc["models"]}
+    assert forward["Pinned"]["input_source"] == "pyproject.toml"
+    assert forward["Pinned"]["output_shape"] == "[2, 3]"
+    assert forward["TwoInputs"]["input_shape"] == "([3, 4], [3, 6])"
+    assert forward["TwoInputs"]["output_shape"] == "([3, 5], [3])"
+    assert forward["Keywords"]["input_shape"] == "{tokens: [2, 5], mask: [2, 5]}"
+    assert forward["Keywords"]["output_shape"] == "{hidden: [2, 5, 4]}"
+    assert forward["Lightning"]["input_source"] == "example_input_array"
+    assert forward["Lightning"]["output_shape"] == "[1, 4, 8]"
+    assert forward["Looped"]["input_source"] == "guessed from Linear(16 -> …)"
+    assert all(f["error"] is None for f in forward.values()), forward
+
+
+def test_a_layer_called_in_a_loop_lists_its_calls(workspace: Path) -> None:
+    doc = summary_json(str(workspace / "nets.py") + "::Looped", "--no-cache")
+    looped = model(doc, "Looped")
+    blocks = next(
+        layer for layer in looped["layers"] if layer["type"] == "Linear" and layer["count"] == 3
+    )
+    assert blocks["calls"] == [
+        {"inputs": "[1, 16]", "output": "[1, 16]", "count": 3, "macs": 3 * 256}
+    ]
+    result = run_cli("annotate", str(workspace / "nets.py"), "--no-cache")
+    assert "x = block(x)" in result.stdout
+    line = next(line for line in result.stdout.splitlines() if "x = block(x)" in line)
+    assert line.endswith("# x: [1, 16]")
+    outs = next(line for line in result.stdout.splitlines() if "outs = [head(x)" in line)
+    assert outs.endswith("# outs: ([1, 8], [1, 4])")
+
+
+def test_no_shapes_means_parameters_only() -> None:
+    doc = summary_json("fixtures/recipe/models.py::CNN", "--no-shapes")
+    assert model(doc, "CNN")["forward"] is None
+    assert model(doc, "CNN")["total_params"] == 1_199_882
+
+
+def test_a_forward_that_hangs_keeps_the_parameters(tmp_path: Path) -> None:
+    (tmp_path / "slow.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            class Slow(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    while True:
+                        x = self.fc(x)
+            """
+        )
+    )
+    doc = summary_json(str(tmp_path / "slow.py"), "--no-cache", "--timeout", "3")
+    slow = model(doc, "Slow")
+    assert slow["error"] is None and slow["total_params"] == 20
+    assert "forward() took longer than" in slow["forward"]["error"]["message"]
