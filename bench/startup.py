@@ -13,8 +13,8 @@ to ``python -c "import torch"`` (the same interpreter):
 - the language server: a fresh server opening the seed file, to its first lens with
   figures (cache off).
 
-Targets (issue: start-up at the floor): cold ≤ 1.2× import torch, the 70B fixture < 5 s,
-cached < 0.3 s with no torch, first lens ≤ 1.2× import torch plus the build.
+Targets (issue: start-up at the floor): cold ≤ 1.2 x import torch, the 70B fixture < 5 s,
+cached < 0.3 s with no torch, first lens ≤ 1.2 x import torch plus the build.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
     times: dict[str, list[float]] = {}
     torch_in_cached: list[str] = []
     with tempfile.TemporaryDirectory() as warm_cache:
-        for case, rel, name in CASES:  # fill the warm cache once
+        for _case, rel, name in CASES:  # fill the warm cache once
             target = f"{FIXTURES / rel}::{name}"
             wall(summary(target), {"PARAMLENS_CACHE_DIR": warm_cache})
         for _ in range(args.repeat):
@@ -97,10 +97,10 @@ def main() -> None:
             times.setdefault("seed MLP: first lens in a fresh editor", []).append(lens)
 
     floor = median(times["python -c 'import torch'"])
-    print(f"{'command':<44}{'median s':>10}{'× import torch':>16}")
+    print(f"{'command':<44}{'median s':>10}{'x import torch':>16}")
     print("-" * 70)
     for label, values in times.items():
-        print(f"{label:<44}{median(values):>10.2f}{median(values) / floor:>15.2f}×")
+        print(f"{label:<44}{median(values):>10.2f}{median(values) / floor:>15.2f}x")
     print(
         f"\nmedians of {args.repeat} interleaved rounds; cached runs that imported torch or "
         f"started a worker: {sorted(set(torch_in_cached)) or 'none'}"
