@@ -549,6 +549,7 @@ def read_file(path: Path, text: str) -> FileInfo:
 
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef):
+            params = _init_params(stmt)  # () is an __init__ of its own with no parameters
             info.classes[stmt.name] = ClassInfo(
                 name=stmt.name,
                 qualname=f"{module}.{stmt.name}",
@@ -556,7 +557,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 line=stmt.lineno,
                 end_line=stmt.end_lineno or stmt.lineno,
                 bases=tuple(q for q in (_qualify(info, b) for b in stmt.bases) if q),
-                params=_init_params(stmt) or _dataclass_params(stmt),
+                params=params if params is not None else _dataclass_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
             )
         elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):

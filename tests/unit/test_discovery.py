@@ -110,6 +110,32 @@ def test_constructor_arguments_in_order(tmp_path: Path, name: str, expected: str
         assert "[tool.paramlens.models]" in spec.fix_hint
 
 
+def test_an_init_without_parameters_is_not_the_parents(tmp_path: Path) -> None:
+    # fixtures/gpt/xl.py: class GPT2XL(GPT) with def __init__(self) calling GPT's with a config
+    write(
+        tmp_path,
+        {
+            "m.py": """
+from torch import nn
+
+class Config:
+    pass
+
+class GPT(nn.Module):
+    def __init__(self, config: Config):
+        super().__init__()
+
+class GPT2XL(GPT):
+    def __init__(self):
+        super().__init__(Config())
+""",
+        },
+    )
+    workspace = scan(tmp_path)
+    cls = workspace.files[str(tmp_path / "m.py")].classes["GPT2XL"]
+    assert constructor(cls, workspace, Settings()).ctor == "GPT2XL()"
+
+
 def test_example_values_only_for_parameters_named_like_sizes() -> None:
     from paramlens.example_args import example_value
 
