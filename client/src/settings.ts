@@ -16,6 +16,8 @@ export interface ParamlensSettings {
   memoryMb: number;
   device: Device;
   layerLenses: boolean;
+  /** Per-layer figures as end-of-line inlay hints (tensor shapes in forward() always are). */
+  layerHints: boolean;
   analyzeOnSave: boolean;
   analyzeOnChange: boolean;
   debounceMs: number;
@@ -27,6 +29,7 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   memoryMb: 2048,
   device: "meta",
   layerLenses: true,
+  layerHints: false,
   analyzeOnSave: true,
   analyzeOnChange: false,
   debounceMs: 500,
@@ -83,7 +86,7 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   if (device === "meta" || device === "cpu") settings.device = device;
   else if (device !== undefined && device !== null) bad("device", device, '"meta" or "cpu"');
 
-  for (const key of ["layerLenses", "analyzeOnSave", "analyzeOnChange"] as const) {
+  for (const key of ["layerLenses", "layerHints", "analyzeOnSave", "analyzeOnChange"] as const) {
     const value = get(key);
     if (typeof value === "boolean") settings[key] = value;
     else if (value !== undefined && value !== null) bad(key, value, "true or false");

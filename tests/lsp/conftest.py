@@ -31,6 +31,7 @@ async def initialize(
 ) -> None:
     client.status = []  # type: ignore[attr-defined]
     client.lens_refreshes = 0  # type: ignore[attr-defined]
+    client.hint_refreshes = 0  # type: ignore[attr-defined]
 
     @client.feature("paramlens/status")
     def on_status(params: Any) -> None:
@@ -40,10 +41,18 @@ async def initialize(
     def on_refresh(params: None) -> None:
         client.lens_refreshes += 1  # type: ignore[attr-defined]
 
+    @client.feature(lsp.WORKSPACE_INLAY_HINT_REFRESH)
+    def on_hint_refresh(params: None) -> None:
+        client.hint_refreshes += 1  # type: ignore[attr-defined]
+
     client.set_configuration({"paramlens": {"timeout": 3, **(settings or {})}})
     capabilities = client_capabilities("visual-studio-code")
+    assert capabilities.workspace is not None  # pytest-lsp's copy predates inlay hints
+    capabilities.workspace.inlay_hint = lsp.InlayHintWorkspaceClientCapabilities(
+        refresh_support=True
+    )
     folders = folders or (FIXTURES,)
-    await client.initialize_session(
+    client.initialized = await client.initialize_session(  # type: ignore[attr-defined]
         lsp.InitializeParams(
             capabilities=capabilities,
             workspace_folders=[lsp.WorkspaceFolder(uri(f), f.name) for f in folders],
@@ -111,3 +120,21 @@ async def lens_titles(
         return shown
 
     return await eventually(probe)
+
+
+async def inlay_hints(
+    client: LanguageClient, document_uri: str, first: int = 1, last: int = 10_000
+) -> dict[tuple[int, int], lsp.InlayHint]:
+    """Inlay hints on 1-based lines ``first``..``last``, by (1-based line, 0-based column)."""
+    found = await client.text_document_inlay_hint_async(
+        lsp.InlayHintParams(
+            lsp.TextDocumentIdentifier(document_uri),
+            lsp.Range(lsp.Position(first - 1, 0), lsp.Position(last - 1, 0)),
+        )
+    )
+    return {(h.position.line + 1, h.position.character): h for h in found or []}
+
+
+def label(hint: lsp.InlayHint) -> str:
+    assert isinstance(hint.label, str)
+    return hint.label

@@ -20,6 +20,7 @@ describe("readSettings", () => {
       memoryMb: 4096,
       device: "cpu",
       layerLenses: false,
+      layerHints: true,
       analyzeOnSave: false,
       analyzeOnChange: true,
       debounceMs: 0,

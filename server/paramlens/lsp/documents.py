@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..engine import FileReport
-from ..worker.protocol import ErrorInfo, LayerEntry, ModelResult
+from ..worker.protocol import ErrorInfo, ForwardInfo, LayerEntry, ModelResult
 
 
 class LineMap:
@@ -92,6 +92,7 @@ class DocumentState:
     latest: FileReport | None = None  # the newest analysis, good or not
     generation: int = 0  # bumps on every edit: results for older text are stale
     text_lines: list[str] = field(default_factory=list)  # ``text`` split once, for ranges
+    analysed_lines: list[str] = field(default_factory=list)  # the text ``report`` came from
 
     def __post_init__(self) -> None:
         self.text_lines = self.text.splitlines()
@@ -119,6 +120,7 @@ class DocumentState:
         if _is_good(report, self.report):
             self.report = report
             self.lines = LineMap(self.text, self.text_lines)
+            self.analysed_lines = self.text_lines
             self.stale = False
         else:
             self.stale = self.report is not None
@@ -139,6 +141,16 @@ class DocumentState:
             line = self.lines.get(analysed)
             if line is not None:
                 yield entry, line
+
+    def unchanged_line(self, analysed: int) -> int | None:
+        """Where analysed ``analysed`` is now, if its text is still the same (a column on
+        it still points at the same character); None if it was deleted or edited."""
+        if self.lines is None or not 0 < analysed <= len(self.analysed_lines):
+            return None
+        line = self.lines.get(analysed)
+        if line is None or self.line_text(line) != self.analysed_lines[analysed - 1]:
+            return None
+        return line
 
     def layer_at(self, line: int) -> LayerEntry | None:
         return next((entry for entry, now in self.layers() if now == line), None)
@@ -170,6 +182,17 @@ class DocumentState:
             found.append((None, report.syntax_error))
         found += [(m, m.error) for m in report.models if m.error is not None]
         return found
+
+    def forward_failures(self) -> list[tuple[ModelResult, ForwardInfo, ErrorInfo]]:
+        """Models of the newest analysis that were built but whose forward() failed."""
+        report = self.latest
+        if report is None:
+            return []
+        return [
+            (m, m.forward, m.forward.error)
+            for m in report.models
+            if m.forward is not None and m.forward.error is not None
+        ]
 
 
 def _is_good(new: FileReport, old: FileReport | None) -> bool:

@@ -3,7 +3,7 @@
 Analysis runs as one asyncio task per document: on open and save (and, if the
 user asks, debounced on change). A newer edit cancels the older task, which
 cancels its job in the worker; results for text that changed meanwhile are kept
-but shown as stale. Requests (code lens, hover) answer from
+but shown as stale. Requests (code lens, inlay hint, hover, code action) answer from
 :class:`~paramlens.lsp.documents.DocumentState` at once and never wait.
 """
 
@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import cattrs
 from lsprotocol import types as lsp
+from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -200,7 +201,7 @@ class ParamlensServer(LanguageServer):
                 self.died_on.add(uri)  # not rebuilt by itself: it may be what kills the worker
                 state.accept(died_report(state, exc), generation)
                 self.publish(state)
-                self.refresh_lenses()
+                self.refresh_views()
             self.status("error", message=f"{exc}; restarting it")
             return
         except WorkerError as exc:
@@ -222,7 +223,7 @@ class ParamlensServer(LanguageServer):
         self.publish(state)
         models = len([m for m in report.models if m.error is None])
         self.status("ready", models=models, model=Path(state.path).name)
-        self.refresh_lenses()
+        self.refresh_views()
 
     def worker_died(self, death: WorkerDied) -> None:
         """Restart at once and rebuild the open documents, except those whose build was
@@ -232,7 +233,7 @@ class ParamlensServer(LanguageServer):
         self.log(str(death))
         for state in self.documents.values():
             state.stale = state.report is not None
-        self.refresh_lenses()
+        self.refresh_views()
         if len(self.deaths) > 3:
             self.status("error", message="the paramlens worker keeps dying; save to retry")
             return
@@ -254,7 +255,7 @@ class ParamlensServer(LanguageServer):
             if self.documents.get(uri) is state:
                 state.accept(report, generation)
                 self.publish(state)
-                self.refresh_lenses()
+                self.refresh_views()
 
         return show
 
@@ -264,10 +265,24 @@ class ParamlensServer(LanguageServer):
         )
         self.text_document_publish_diagnostics(params)
 
-    def refresh_lenses(self) -> None:
-        caps = self.client_capabilities.workspace
-        if caps is not None and caps.code_lens is not None and caps.code_lens.refresh_support:
+    def refresh_views(self) -> None:
+        """Ask the editor to fetch lenses and inlay hints again: results arrived."""
+        caps = self.client_capabilities
+        if get_capability(caps, "workspace.code_lens.refresh_support", False):
             self.workspace_code_lens_refresh(None)
+        if get_capability(caps, "workspace.inlay_hint.refresh_support", False):
+            self.workspace_inlay_hint_refresh(None)
+
+    def source_of(self, path: str) -> tuple[str, str, int | None] | None:
+        """(uri, text, version) of ``path``: the editor's text if it is open, else the disk's."""
+        wanted = str(Path(path))
+        for state in self.documents.values():
+            if str(Path(state.path)) == wanted:
+                return state.uri, state.text, state.version
+        try:
+            return Path(path).as_uri(), Path(path).read_text(encoding="utf-8"), None
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
 
     async def begin_progress(self, title: str) -> str | None:
         window = self.client_capabilities.window
@@ -378,6 +393,29 @@ def on_code_lens(ls: ParamlensServer, params: lsp.CodeLensParams) -> list[lsp.Co
     if state is None:
         return []
     return convert.lsp_code_lenses(state, ls.settings_for(Path(state.path)).layer_lenses)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)
+def on_inlay_hint(ls: ParamlensServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
+    state = ls.documents.get(params.text_document.uri)
+    if state is None:
+        return []
+    layer_hints = ls.settings_for(Path(state.path)).layer_hints
+    return convert.lsp_inlay_hints(state, params.range, layer_hints)
+
+
+@server.feature(
+    lsp.TEXT_DOCUMENT_CODE_ACTION,
+    lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]),
+)
+def on_code_action(ls: ParamlensServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    state = ls.documents.get(params.text_document.uri)
+    if state is None:
+        return []
+    caps = ls.client_capabilities
+    versioned = get_capability(caps, "workspace.workspace_edit.document_changes", False)
+    only = params.context.only
+    return convert.lsp_code_actions(state, params.range, only, ls.source_of, versioned)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
