@@ -123,7 +123,7 @@ async def test_a_killed_worker_is_restarted(client: LanguageClient) -> None:
     await eventually(lambda: asyncio.sleep(0, result=not alive(worker)))
     other = open_file(client, FIXTURES / "cnn/model.py")
     shown = await lens_titles(client, other)
-    assert shown[22] == "Linear(64 -> 10) · 650"
+    assert shown[22] == "Linear(64 -> 10) · 650 · → [1, 10]"
     assert worker_pids(server.pid) and worker_pids(server.pid) != [worker]
 
 

@@ -23,15 +23,21 @@ async def hover(client: LanguageClient, document_uri: str, line: int) -> str:
 async def test_lenses_show_the_seed_figures_on_their_lines(client: LanguageClient) -> None:
     doc = open_file(client, SEED)
     shown = await lens_titles(client, doc)
-    assert shown[6] == "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
-    assert shown[24] == "CNN · 1,199,882 params · 1,199,882 trainable · 4.6 MB"
-    assert shown[11] == "Linear(784 -> 512) · 401,920"
-    assert shown[13] == "Linear(512 -> 512) · 262,656"
-    assert shown[15] == "Linear(512 -> 10) · 5,130"
-    assert shown[28] == "Conv2d(1 -> 32, 3x3) · 320"
-    assert shown[30] == "Conv2d(32 -> 64, 3x3) · 18,496"
-    assert shown[36] == "Linear(9216 -> 128) · 1,179,776"
-    assert shown[38] == "Linear(128 -> 10) · 1,290"
+    assert shown[6] == (
+        "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
+        " · 668.67K mult-adds @ [1, 784] (guessed input)"
+    )
+    assert shown[24] == (
+        "CNN · 1,199,882 params · 1,199,882 trainable · 4.6 MB"
+        " · 11.99M mult-adds @ [1, 1, 28, 28] (guessed input)"
+    )
+    assert shown[11] == "Linear(784 -> 512) · 401,920 · → [1, 512]"
+    assert shown[13] == "Linear(512 -> 512) · 262,656 · → [1, 512]"
+    assert shown[15] == "Linear(512 -> 10) · 5,130 · → [1, 10]"
+    assert shown[28] == "Conv2d(1 -> 32, 3x3) · 320 · → [1, 32, 26, 26]"
+    assert shown[30] == "Conv2d(32 -> 64, 3x3) · 18,496 · → [1, 64, 24, 24]"
+    assert shown[36] == "Linear(9216 -> 128) · 1,179,776 · → [1, 128]"
+    assert shown[38] == "Linear(128 -> 10) · 1,290 · → [1, 10]"
     assert 12 not in shown  # nn.ReLU(): no parameters, no lens
     class_lens = next(lens for lens in await lenses(client, doc) if lens.range.start.line == 5)
     assert class_lens.command is not None

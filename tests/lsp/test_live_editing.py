@@ -56,13 +56,13 @@ async def test_lenses_follow_inserted_lines_then_refresh_on_save(
 
     moved = titles(await lenses(client, doc))  # answered at once, without a new build
     assert moved[9] == before[6] + " (stale)"
-    assert moved[14] == "Linear(784 -> 512) · 401,920 (stale)"
+    assert moved[14] == "Linear(784 -> 512) · 401,920 · → [1, 512] (stale)"
     assert 11 not in moved
 
     save(client, doc)
     fresh = await lens_titles(client, doc)
-    assert fresh[9] == "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
-    assert fresh[14] == "Linear(784 -> 512) · 401,920"
+    assert fresh[9].startswith("NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB")
+    assert fresh[14] == "Linear(784 -> 512) · 401,920 · → [1, 512]"
 
 
 async def test_a_syntax_error_keeps_the_last_good_lenses(
@@ -81,15 +81,21 @@ async def test_a_syntax_error_keeps_the_last_good_lenses(
     assert diagnostic.severity == lsp.DiagnosticSeverity.Error
     assert "SyntaxError" in diagnostic.message
     stale = titles(await lenses(client, doc))
-    assert stale[6].endswith("(stale)") and stale[11] == "Linear(784 -> 512) · 401,920 (stale)"
+    assert (
+        stale[6].endswith("(stale)")
+        and stale[11] == "Linear(784 -> 512) · 401,920 · → [1, 512] (stale)"
+    )
 
     edit(
         client, doc, 3, 10, "            nn.Linear(28 * 28, 256),\n", end_line=11
     )  # fixed, and changed
     save(client, doc)
     fresh = await lens_titles(client, doc)
-    assert fresh[11] == "Linear(784 -> 256) · 200,960"
-    assert list(client.diagnostics[doc]) == []
+    assert fresh[11] == "Linear(784 -> 256) · 200,960 · → [1, 256]"
+    # the syntax error is gone; the next layer now gets 256 features instead of 512
+    [diagnostic] = client.diagnostics[doc]
+    assert (diagnostic.code, diagnostic.range.start.line + 1) == ("forward-failed", 20)
+    assert "in_features should be 256" in diagnostic.message
 
 
 async def test_layer_lenses_can_be_turned_off(client: LanguageClient) -> None:
@@ -141,11 +147,11 @@ async def test_while_typing_the_newest_text_wins(client: LanguageClient, seed_co
     async def last_width() -> str | None:
         shown = titles(await lenses(client, doc))
         title = shown.get(15, "")
-        return title if title == "Linear(512 -> 129) · 66,177" else None
+        return title if title == "Linear(512 -> 129) · 66,177 · → [1, 129]" else None
 
     await eventually(last_width)
     await asyncio.sleep(1)  # nothing older arrives later and overwrites it
-    assert titles(await lenses(client, doc))[15] == "Linear(512 -> 129) · 66,177"
+    assert titles(await lenses(client, doc))[15] == "Linear(512 -> 129) · 66,177 · → [1, 129]"
 
 
 async def test_cancelled_analyses_never_show_a_server_error(client: LanguageClient) -> None:

@@ -53,7 +53,7 @@ async def test_tcp_mode_answers_initialize_and_lenses() -> None:
             if titles:
                 break
             await asyncio.sleep(0.1)
-        assert "Linear(784 -> 512) · 401,920" in titles
+        assert "Linear(784 -> 512) · 401,920 · → [1, 512]" in titles
         await client.shutdown_async(None)
         client.exit(None)
     finally:
