@@ -23,6 +23,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 DEVICES = ("meta", "cpu")
+OPTIMIZERS = ("adamw", "adam", "sgd-momentum", "sgd", "none")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Settings:
     layer_lenses: bool = True
     layer_hints: bool = False  # per-layer figures as end-of-line inlay hints too
     shapes: bool = True  # run forward() with an example input: shapes, mult-adds
+    optimizer: str = (
+        "adamw"  # training memory counts its state: adamw, adam, sgd-momentum, sgd, none
+    )
     analyze_on_save: bool = True
     analyze_on_change: bool = False
     debounce_ms: int = 500
@@ -63,6 +67,8 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         return None if value > 0 else "must be positive"
     if name == "device" and value not in DEVICES:
         return f"must be one of {', '.join(DEVICES)}"
+    if name == "optimizer" and value not in OPTIMIZERS:
+        return f"must be one of {', '.join(OPTIMIZERS)}"
     return None if isinstance(value, str) else "must be a string"
 
 

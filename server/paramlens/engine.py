@@ -374,6 +374,7 @@ class Engine:
             device=settings.device,
             detail=detail,
             shapes=settings.shapes,
+            optimizer=settings.optimizer,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:

@@ -249,3 +249,58 @@ def test_a_forward_that_hangs_keeps_the_parameters(tmp_path: Path) -> None:
     slow = model(doc, "Slow")
     assert slow["error"] is None and slow["total_params"] == 20
     assert "forward() took longer than" in slow["forward"]["error"]["message"]
+
+
+def cpu_training_step(net: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """(bytes autograd saved for backward, bytes of AdamW's state after one step), on the CPU
+    with real tensors: each saved storage once, the parameters' own storages excluded."""
+    own = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in own:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = net(x).sum()
+    optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad])
+    loss.backward()
+    optimizer.step()
+    state = sum(
+        t.numel() * t.element_size()
+        for per_param in optimizer.state.values()
+        for name, t in per_param.items()
+        if name != "step"  # a scalar counter
+    )
+    return sum(saved.values()), state
+
+
+@pytest.mark.parametrize(
+    ("target", "cls", "shape"),
+    [
+        ("models.py::NeuralNetwork", "NeuralNetwork", (1, 784)),
+        ("models.py::CNN", "CNN", (1, 1, 28, 28)),
+        ("frozen.py::FrozenFirstLayer", "FrozenFirstLayer", (1, 784)),
+    ],
+)
+def test_training_memory_is_what_a_real_adamw_step_holds(
+    target: str, cls: str, shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path("fixtures/recipe").resolve()))  # frozen: import models
+    doc = summary_json(f"fixtures/recipe/{target}")
+    measured = model(doc, cls)
+    forward = measured["forward"]
+    module = importlib.import_module(f"fixtures.recipe.{target.partition('.py')[0]}")
+    net = getattr(module, cls)()
+    activations, adamw_state = cpu_training_step(net, torch.randn(*shape))
+    assert forward["activation_bytes"] == activations
+    trainable_bytes = sum(p.numel() * 4 for p in net.parameters() if p.requires_grad)
+    gradients = trainable_bytes
+    assert forward["optimizer"] == "adamw"
+    assert forward["train_bytes"] == (
+        measured["param_bytes"] + gradients + adamw_state + activations
+    )

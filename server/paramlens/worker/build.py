@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .forward import ModuleCall, run_forward
+from .forward import ModuleCall, run_forward, training_bytes
 from .protocol import (
     EXAMPLE_SOURCE,
     Call,
@@ -459,6 +459,7 @@ class BuildContext:
     # module classes whose per-line figures a factory of this job already kept; None: keep all
     detailed: set[str] | None = None
     shapes: bool = True  # run forward() with an example input
+    optimizer: str = "adamw"  # whose state the training-memory estimate counts
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)
@@ -575,7 +576,7 @@ def _forward(
         signal.setitimer(signal.ITIMER_REAL, budget)
     try:
         names = {id(m): n for n, m in model.named_modules() if n}
-        return run_forward(
+        info, calls = run_forward(
             model,
             spec.input,
             spec.input_source,
@@ -586,6 +587,10 @@ def _forward(
             names,
             site,
         )
+        if info is not None and info.error is None:
+            train = training_bytes(model, info.activation_bytes, ctx.optimizer)
+            info = dataclasses.replace(info, train_bytes=train, optimizer=ctx.optimizer)
+        return info, calls
     except BuildTimeout:
         if not budget or time.monotonic() - started < budget - 0.05:
             raise  # the class's own deadline

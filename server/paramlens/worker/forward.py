@@ -227,6 +227,8 @@ class _LineShapes:
             self._record(frame, previous, local_vars.get)
         if event == "line":
             self._last[frame] = frame.f_lineno
+        elif event == "exception":  # the line raised: it assigned nothing
+            self._last.pop(frame, None)
         elif event == "return":
             self._last.pop(frame, None)
             self._record(frame, frame.f_lineno, lambda name: arg if name == "return" else None)
@@ -299,9 +301,10 @@ def _attempt(
     tracer = _LineShapes(is_user_file)
     counter = FlopCounterMode(display=False)
     calls = _Calls()
+    saved = _SavedForBackward(model)
     previous = sys.gettrace()
     try:
-        with _hooked(model, calls), counter, torch.device(device):
+        with _hooked(model, calls), counter, saved.hooks(), torch.device(device):
             sys.settrace(tracer.trace)
             try:
                 output = model(*args, **kwargs)
@@ -325,9 +328,48 @@ def _attempt(
         for call in module_calls:
             call.macs = total // len(module_calls)
     done = dataclasses.replace(
-        base, output_shape=shape_text(output), macs=macs.get("Global", 0), lines=tracer.result()
+        base,
+        output_shape=shape_text(output),
+        macs=macs.get("Global", 0),
+        lines=tracer.result(),
+        activation_bytes=saved.nbytes,
     )
     return done, calls.by_module
+
+
+class _SavedForBackward:
+    """The bytes of the tensors autograd saves for backward during forward() (what training
+    holds on top of parameters, gradients and optimizer state), each tensor once; the
+    parameters themselves, which backward also reads, are not counted again."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.parameters = {id(p) for p in model.parameters()}
+        self.seen: set[int] = set()
+        self.kept: list[torch.Tensor] = []  # keeps ids unique while counting
+        self.nbytes = 0
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        base = tensor if tensor._base is None else tensor._base
+        if id(base) not in self.seen and id(base) not in self.parameters:
+            self.seen.add(id(base))
+            self.kept.append(base)
+            self.nbytes += base.numel() * base.element_size()
+        return tensor
+
+    def hooks(self) -> torch.autograd.graph.saved_tensors_hooks:
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda tensor: tensor)
+
+
+# optimizer state per trainable parameter, in copies of it: AdamW keeps exp_avg and exp_avg_sq
+OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd-momentum": 1, "sgd": 0, "none": 0}
+
+
+def training_bytes(model: nn.Module, activation_bytes: int, optimizer: str) -> int:
+    """Parameters + gradients + optimizer state + activations saved for backward."""
+    params = {id(p): p for p in model.parameters()}.values()
+    held = sum(p.numel() * p.element_size() for p in params)
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    return held + trainable * (1 + OPTIMIZER_STATES.get(optimizer, 2)) + activation_bytes
 
 
 # -- a shape error, in words ----------------------------------------------------------

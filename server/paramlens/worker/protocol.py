@@ -69,6 +69,9 @@ class BuildJob:
     kind: str = "build"
     detail: bool = False  # keep every factory's layers, not one factory per kind of block
     shapes: bool = True  # run forward() with an example input
+    optimizer: str = (
+        "adamw"  # for the training-memory estimate: adamw, adam, sgd-momentum, sgd, none
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,10 @@ class ForwardInfo:
     input_shape: str = ""
     output_shape: str = ""
     macs: int = 0
+    activation_bytes: int = 0  # tensors autograd saved for backward (training keeps them)
+    # one training step's memory: parameters, gradients, optimizer state, activations
+    train_bytes: int = 0
+    optimizer: str = ""
     error: ErrorInfo | None = None  # at the user's line in forward() that raised
     declared: tuple[str, int] | None = None  # the failing layer's declaration (file, line)
     fix: ShapeFix | None = None

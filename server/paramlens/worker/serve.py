@@ -128,6 +128,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         job.memory_mb,
         None if job.detail else set(),
         job.shapes,
+        job.optimizer,
     )
     for spec in job.classes:
         building = spec.name
