@@ -47,6 +47,10 @@ export function createLanguageClient(
             return explicitSettings((key) => config.inspect(key));
           });
         },
+        // Pushed settings would be the whole section with VS Code's defaults (e.g. shapes:
+        // true over `shapes = false` in pyproject.toml): push none, so the server pulls
+        // them through `configuration` above.
+        didChangeConfiguration: (_sections, next) => next(undefined),
       },
       executeCommand: async (command, args, next) => {
         const result: unknown = await next(command, args);

@@ -18,6 +18,10 @@ export interface ParamlensSettings {
   layerLenses: boolean;
   /** Per-layer figures as end-of-line inlay hints (tensor shapes in forward() always are). */
   layerHints: boolean;
+  /** Run forward() with an example input to show shapes and mult-adds. */
+  shapes: boolean;
+  /** Class name or "path.py::Class" -> Python expression for forward()'s example input. */
+  inputs: Record<string, string>;
   analyzeOnSave: boolean;
   analyzeOnChange: boolean;
   debounceMs: number;
@@ -30,6 +34,8 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   device: "meta",
   layerLenses: true,
   layerHints: false,
+  shapes: true,
+  inputs: Object.freeze({}) as Record<string, string>,
   analyzeOnSave: true,
   analyzeOnChange: false,
   debounceMs: 500,
@@ -54,7 +60,7 @@ export interface SettingsResult {
  */
 export function readSettings(get: (key: string) => unknown): SettingsResult {
   const problems: string[] = [];
-  const settings = { ...DEFAULT_SETTINGS } as ParamlensSettings;
+  const settings: ParamlensSettings = { ...DEFAULT_SETTINGS, inputs: {} };
   const bad = (key: string, value: unknown, expected: string): void => {
     problems.push(
       `${SECTION}.${key}: expected ${expected}, got ${JSON.stringify(value)}; using ${JSON.stringify(
@@ -86,13 +92,27 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   if (device === "meta" || device === "cpu") settings.device = device;
   else if (device !== undefined && device !== null) bad("device", device, '"meta" or "cpu"');
 
-  for (const key of ["layerLenses", "layerHints", "analyzeOnSave", "analyzeOnChange"] as const) {
+  for (const key of ["layerLenses", "layerHints", "shapes", "analyzeOnSave", "analyzeOnChange"] as const) {
     const value = get(key);
     if (typeof value === "boolean") settings[key] = value;
     else if (value !== undefined && value !== null) bad(key, value, "true or false");
   }
 
+  const inputs = get("inputs");
+  if (isStringTable(inputs)) settings.inputs = { ...inputs };
+  else if (inputs !== undefined && inputs !== null) bad("inputs", inputs, 'an object of "Class": "expression" strings');
+
   return { settings, problems };
+}
+
+/** `{"Class": "expression", ...}`: an object whose values are all strings. */
+function isStringTable(value: unknown): value is Record<string, string> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((v) => typeof v === "string")
+  );
 }
 
 /** What `WorkspaceConfiguration.inspect` reports for one key (the parts we use). */
@@ -111,6 +131,17 @@ export function explicitSettings(inspect: (key: string) => Inspected | undefined
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(DEFAULT_SETTINGS)) {
     const found = inspect(key);
+    if (key === "inputs") {
+      // A table, merged across scopes as VS Code merges object settings: a folder's
+      // entry overrides the same class's entry in the user settings, and adds to the rest.
+      // A value that is not such a table goes to the server as it is: it says what is wrong.
+      const scopes = [found?.globalValue, found?.workspaceValue, found?.workspaceFolderValue];
+      const set = scopes.filter((v) => v !== undefined && v !== null);
+      const wrong = set.find((v) => !isStringTable(v));
+      if (wrong !== undefined) out[key] = wrong;
+      else if (set.length > 0) out[key] = Object.assign({}, ...set);
+      continue;
+    }
     const value = found?.workspaceFolderValue ?? found?.workspaceValue ?? found?.globalValue;
     if (value !== undefined && !(key === "python" && value === "")) out[key] = value;
   }

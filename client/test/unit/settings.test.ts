@@ -21,6 +21,8 @@ describe("readSettings", () => {
       device: "cpu",
       layerLenses: false,
       layerHints: true,
+      shapes: false,
+      inputs: { GPT: "torch.randint(0, 50257, (1, 1024))", "models/unet.py::UNet": "torch.randn(1, 3, 256, 256)" },
       analyzeOnSave: false,
       analyzeOnChange: true,
       debounceMs: 0,
@@ -31,11 +33,27 @@ describe("readSettings", () => {
   });
 
   it("replaces bad values by defaults and says so", () => {
-    const values: Record<string, unknown> = { timeout: -1, device: "cuda", layerLenses: "yes", memoryMb: Number.NaN, python: 3 };
+    const values: Record<string, unknown> = {
+      timeout: -1,
+      device: "cuda",
+      layerLenses: "yes",
+      memoryMb: Number.NaN,
+      python: 3,
+      shapes: "on",
+      inputs: { GPT: 1024 },
+    };
     const { settings, problems } = readSettings((k) => values[k]);
     assert.deepEqual(settings, DEFAULT_SETTINGS);
-    assert.equal(problems.length, 5);
+    assert.equal(problems.length, 7);
     assert.match(problems.join("\n"), /paramlens\.device: expected "meta" or "cpu", got "cuda"; using "meta"/);
+    assert.match(problems.join("\n"), /paramlens\.inputs: expected an object of "Class": "expression" strings, got \{"GPT":1024\}; using \{\}/);
+  });
+
+  it("gives each call its own inputs table, never the shared default", () => {
+    const first = readSettings(() => undefined).settings;
+    first.inputs["Net"] = "torch.randn(1, 3)";
+    assert.deepEqual(readSettings(() => undefined).settings.inputs, {});
+    assert.deepEqual(DEFAULT_SETTINGS.inputs, {});
   });
 });
 
@@ -64,6 +82,9 @@ describe("package.json", () => {
       assert.ok((prop.description ?? prop.markdownDescription ?? "").length > 10, `description of ${key}`);
     }
     assert.deepEqual((props["paramlens.device"] as unknown as { enum: string[] }).enum, ["meta", "cpu"]);
+    assert.deepEqual((props["paramlens.inputs"] as unknown as { additionalProperties: object }).additionalProperties, {
+      type: "string",
+    });
   });
 
   it("contributes the client commands under their own ids, never a server command id", () => {
@@ -100,6 +121,25 @@ describe("explicitSettings", () => {
       device: {},
     };
     assert.deepEqual(explicitSettings((k) => inspected[k]), { timeout: 7, layerLenses: false });
+  });
+
+  it("merges inputs across scopes as VS Code merges objects, the folder's entry winning", () => {
+    const inspected: Record<string, object> = {
+      inputs: {
+        globalValue: { GPT: "torch.randint(0, 50257, (1, 1024))", CNN: "torch.randn(1, 1, 28, 28)" },
+        workspaceFolderValue: { CNN: "torch.randn(8, 1, 28, 28)" },
+      },
+      shapes: { workspaceValue: false },
+    };
+    assert.deepEqual(explicitSettings((k) => inspected[k]), {
+      shapes: false,
+      inputs: { GPT: "torch.randint(0, 50257, (1, 1024))", CNN: "torch.randn(8, 1, 28, 28)" },
+    });
+  });
+
+  it("sends a malformed inputs value as it is, for the server to say what is wrong", () => {
+    const inspected: Record<string, object> = { inputs: { globalValue: { A: "x" }, workspaceValue: ["x"] } };
+    assert.deepEqual(explicitSettings((k) => inspected[k]), { inputs: ["x"] });
   });
 
   it("sends nothing when nothing is set, so pyproject.toml decides", () => {
