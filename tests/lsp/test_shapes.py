@@ -63,27 +63,7 @@ async def test_inlay_hints_show_the_shapes_forward_assigns(client: LanguageClien
     assert label(hint).startswith("Linear(784 -> 512) · 401,920") and hint.padding_left
 
 
-LENET = """\
-import torch.nn.functional as F
-from torch import nn
-
-
-class LeNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 5)
-        self.pool = nn.MaxPool2d(2, 2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(256, 120)
-        self.fc2 = nn.Linear(120, 84)
-
-    def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = x.flatten(1)
-        x = F.relu(self.fc1(x))
-        return self.fc2(x)
-"""
+LENET = (FIXTURES / "shapes/lenet.py").read_text()  # fc1 declares 256, receives 400
 
 
 @pytest_lsp.fixture(config=SERVER)

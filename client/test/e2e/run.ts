@@ -2,9 +2,14 @@
  * End-to-end test in real VS Code: code-server 4.100.3 (installed by
  * scripts/install.sh) driven by playwright-core with Debian's chromium.
  *
- * Installs the .vsix into a fresh profile, opens the fixtures folder, opens
- * recipe/models.py and checks the class lens, a layer lens, a hover and the
- * Show Model Summary command. Saves test-results/e2e-screenshot.png on success
+ * Installs the .vsix into a fresh profile, opens a copy of the fixtures folder
+ * (in a temp dir: the quick fix edits a file), with fixtures/shapes/lenet.py, a LeNet
+ * whose fc1 does not fit what flows into it. Opens recipe/models.py and checks the
+ * class lens, a layer lens (with its output shape), an inlay hint in forward(),
+ * a hover and the Show Model Summary command; then opens lenet.py, waits for the
+ * forward-failed warning, applies its quick fix with Ctrl+. and checks the text
+ * changed and, after saving, the warning is gone. LeNet's input comes from the
+ * `paramlens.inputs` setting. Saves test-results/e2e-screenshot.png on success
  * (images/screenshot.png, the README's picture, only with --update-screenshot:
  * tests never touch tracked files) and test-results/e2e-failure.png (plus
  * code-server and extension logs) on failure.
@@ -15,7 +20,7 @@
  *
  * Usage: node out/test/e2e/run.js [--no-package] [--activation-only] [--restricted] [--update-screenshot]
  * Env:   PARAMLENS_E2E_HOME    code-server cache dir (default /opt/paramlens-e2e)
- *        PARAMLENS_E2E_FOLDER  folder to open (default <repo>/fixtures)
+ *        PARAMLENS_E2E_FOLDER  folder to copy and open (default <repo>/fixtures)
  *        PARAMLENS_E2E_PYTHON  Python for paramlens.python (default: python3's sys.executable)
  *        PARAMLENS_CHROMIUM    browser executable (default /usr/bin/chromium)
  */
@@ -30,8 +35,12 @@ import { chromium, type BrowserContext, type Locator, type Page } from "playwrig
 const clientDir = path.resolve(__dirname, "..", "..", "..");
 const repoDir = path.resolve(clientDir, "..");
 const e2eHome = process.env.PARAMLENS_E2E_HOME ?? "/opt/paramlens-e2e";
-const folder = path.resolve(process.env.PARAMLENS_E2E_FOLDER ?? path.join(repoDir, "fixtures"));
+const sourceFolder = path.resolve(process.env.PARAMLENS_E2E_FOLDER ?? path.join(repoDir, "fixtures"));
 const modelFile = "recipe/models.py";
+// A LeNet whose fc1 does not fit what flows into it (from the repo's fixtures, even when
+// PARAMLENS_E2E_FOLDER names another folder).
+const lenetFile = "shapes/lenet.py";
+const LENET = fs.readFileSync(path.join(repoDir, "fixtures", lenetFile), "utf8");
 const chromiumPath = process.env.PARAMLENS_CHROMIUM ?? "/usr/bin/chromium";
 const resultsDir = path.join(clientDir, "test-results");
 const vsixPath = path.join(clientDir, "paramlens.vsix");
@@ -53,6 +62,7 @@ let context: BrowserContext | undefined;
 let tmpRoot = "";
 let codeServerLog = "";
 let userDataDir = "";
+let folder = ""; // the copy of sourceFolder that code-server opens
 
 async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   log(`${name}…`);
@@ -155,7 +165,8 @@ async function runCommand(page: Page, title: string): Promise<void> {
   await row.click(); // not Enter: the top row may be another, recently used command
 }
 
-async function openFile(page: Page, relPath: string): Promise<Locator> {
+/** Opens `relPath` with Quick Open; its editor is the one showing a line with `marker`. */
+async function openFile(page: Page, relPath: string, marker = "class "): Promise<Locator> {
   await page.keyboard.press("Control+P");
   const input = page.locator(".quick-input-widget input");
   await input.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
@@ -165,7 +176,7 @@ async function openFile(page: Page, relPath: string): Promise<Locator> {
   await page.keyboard.press("Enter");
   const tab = page.locator(".tabs-container .tab", { hasText: path.basename(relPath) }).first();
   await tab.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
-  const editor = page.locator(".editor-instance .monaco-editor", { has: page.locator(".view-line", { hasText: "class " }) }).first();
+  const editor = page.locator(".editor-instance .monaco-editor", { has: page.locator(".view-line", { hasText: marker }) }).first();
   await editor.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
   return editor;
 }
@@ -184,6 +195,27 @@ async function hoverWord(page: Page, editor: Locator, lineText: string, word: st
   const y = box.y + box.height / 2;
   await page.mouse.move(x - 40, y + 60);
   await page.mouse.move(x, y, { steps: 5 });
+}
+
+/**
+ * Does `show` (a mouse move, a key) until `shown` is visible: 3 tries of 10 s, since a hover
+ * or a code action may be asked for before the editor is ready. `widget` names what to
+ * report on failure.
+ */
+async function showUntilVisible(page: Page, shown: Locator, widget: string, show: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await show();
+    try {
+      await shown.waitFor({ state: "visible", timeout: 10_000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) {
+        const texts = await page.locator(widget).allInnerTexts();
+        throw new Error(`not shown after ${attempt} tries; ${widget}: ${JSON.stringify(texts)}; ${String(e)}`);
+      }
+      await page.keyboard.press("Escape");
+    }
+  }
 }
 
 function dumpLogs(): void {
@@ -215,7 +247,7 @@ async function main(): Promise<void> {
     });
   }
   if (!fs.existsSync(vsixPath)) throw new StepError(`${vsixPath} not found: run npm run package`);
-  if (!fs.existsSync(path.join(folder, modelFile))) throw new StepError(`${path.join(folder, modelFile)} not found`);
+  if (!fs.existsSync(path.join(sourceFolder, modelFile))) throw new StepError(`${path.join(sourceFolder, modelFile)} not found`);
   if (!fs.existsSync(chromiumPath)) throw new StepError(`${chromiumPath} not found: run client/scripts/install.sh`);
   const entry = codeServerEntry();
 
@@ -226,10 +258,16 @@ async function main(): Promise<void> {
   codeServerLog = path.join(tmpRoot, "code-server.log");
   fs.mkdirSync(path.join(userDataDir, "User"), { recursive: true });
   fs.writeFileSync(configFile, "auth: none\ncert: false\n");
+  folder = path.join(tmpRoot, path.basename(sourceFolder)); // same name: the same explorer title
+  fs.cpSync(sourceFolder, folder, { recursive: true, filter: (src) => path.basename(src) !== "__pycache__" });
+  fs.mkdirSync(path.join(folder, path.dirname(lenetFile)), { recursive: true }); // another folder has none
+  fs.writeFileSync(path.join(folder, lenetFile), LENET);
   const python = pythonForServer();
   log(`paramlens.python = ${python}; folder = ${folder}; profile = ${tmpRoot}`);
   const settings = {
     "paramlens.python": python,
+    "paramlens.inputs": { LeNet: "torch.randn(1, 3, 32, 32)" },
+    "editor.inlayHints.enabled": "on",
     "workbench.startupEditor": "none",
     "workbench.tips.enabled": false,
     "workbench.enableExperiments": false,
@@ -281,7 +319,12 @@ async function main(): Promise<void> {
         "--disable-getting-started-override",
         folder,
       ],
-      { detached: true, stdio: ["ignore", out, out], env: { ...process.env, OMP_NUM_THREADS: "1" } },
+      {
+        detached: true,
+        stdio: ["ignore", out, out],
+        // A cache of its own: the run measures from cold and leaves nothing in the user's cache.
+        env: { ...process.env, OMP_NUM_THREADS: "1", PARAMLENS_CACHE_DIR: path.join(tmpRoot, "cache") },
+      },
     );
     await waitFor("code-server /healthz", () => httpOk(`${url}/healthz`), 60_000);
   });
@@ -331,10 +374,17 @@ async function main(): Promise<void> {
     await editor.locator(".codelens-decoration", { hasText: "669,706" }).first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
     log(`class lens: ${JSON.stringify(await editor.locator(".codelens-decoration", { hasText: "669,706" }).first().innerText())}`);
   });
-  await step("layer lens shows 401,920", async () => {
+  await step("layer lens shows 401,920 and its output shape", async () => {
     const lens = editor.locator(".codelens-decoration", { hasText: "401,920" }).first();
     await lens.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
     log(`layer lens: ${JSON.stringify(await lens.innerText())}`);
+    await editor.locator(".codelens-decoration", { hasText: /401,920.*\[1, 512\]/ }).first().waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+  });
+  await step("inlay hint in forward(): x = self.flatten(x) shows [1, 784]", async () => {
+    // Monaco renders an inlay hint as text injected into the line: `x: [1, 784] = self.flatten(x)`.
+    const line = editor.locator(".view-line", { hasText: "self.flatten(x)" }).first();
+    await line.locator("span", { hasText: ": [1, 784]" }).first().waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    log(`forward() line: ${JSON.stringify((await line.innerText()).replace(/\u00a0/g, " "))}`);
   });
 
   await step("save a screenshot", async () => {
@@ -354,18 +404,7 @@ async function main(): Promise<void> {
 
   await step("hover on the first nn.Linear shows [512, 784]", async () => {
     const hover = page.locator(".monaco-hover", { hasText: "[512, 784]" }).first();
-    for (let attempt = 1; ; attempt++) {
-      await hoverWord(page, editor, "nn.Linear(28 * 28, 512)", "Linear");
-      try {
-        await hover.waitFor({ state: "visible", timeout: 10_000 });
-        break;
-      } catch (e) {
-        if (attempt >= 3) {
-          const shown = await page.locator(".monaco-hover").allInnerTexts();
-          throw new Error(`no hover with [512, 784] after ${attempt} tries; hovers shown: ${JSON.stringify(shown)}; ${String(e)}`);
-        }
-      }
-    }
+    await showUntilVisible(page, hover, ".monaco-hover", () => hoverWord(page, editor, "nn.Linear(28 * 28, 512)", "Linear"));
     log(`hover: ${JSON.stringify((await hover.innerText()).slice(0, 300))}`);
     await page.mouse.move(5, 5);
     await page.keyboard.press("Escape");
@@ -394,6 +433,62 @@ async function main(): Promise<void> {
     await page.locator(".tabs-container .tab", { hasText: "models.py" }).first().waitFor({ state: "visible" });
     await editor.locator(".codelens-decoration a", { hasText: "669,706" }).first().click();
     await tab.first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+  });
+
+  await quickFixScenario(page);
+}
+
+/** A failing forward() in lenet.py: its warning, the quick fix applied through the UI, and saved. */
+async function quickFixScenario(page: Page): Promise<void> {
+  const editor = await step(`open ${lenetFile}`, () => openFile(page, lenetFile, "class LeNet"));
+  const fc1Use = editor.locator(".view-line", { hasText: "F.relu(self.fc1(x))" }).first();
+  const warnings = editor.locator(".view-overlays .squiggly-warning");
+
+  await step("forward() fails: a warning on x = F.relu(self.fc1(x))", async () => {
+    // Lenses may arrive after the warning and push lines down: wait for the layer lenses first.
+    const fc1Lens = editor.locator(".codelens-decoration", { hasText: "Linear(256 -> 120)" }).first();
+    await fc1Lens.waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+    log(`class lens: ${JSON.stringify(await editor.locator(".codelens-decoration", { hasText: "LeNet" }).first().innerText())}`);
+    await waitFor("a warning squiggle", async () => (await warnings.count()) > 0, LENS_TIMEOUT_MS);
+    // Hovering the squiggle shows the message. Aim at the squiggle itself:
+    // the line's inlay hints are in a smaller font, so character widths would be off.
+    if ((await warnings.count()) !== 1) throw new Error(`${await warnings.count()} warnings, expected 1`);
+    const box = await warnings.first().boundingBox();
+    if (!box) throw new Error("the warning squiggle has no box");
+    const hover = page.locator(".monaco-hover", { hasText: "in_features should be 400" }).first();
+    await showUntilVisible(page, hover, ".monaco-hover", async () => {
+      await page.mouse.move(box.x + box.width / 2 - 40, box.y + 60);
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2 - 4, { steps: 5 });
+    });
+    log(`warning: ${JSON.stringify((await hover.innerText()).replace(/\s+/g, " ").slice(0, 300))}`);
+    await page.mouse.move(5, 5);
+    await page.keyboard.press("Escape");
+  });
+
+  await step("Ctrl+. on that line offers \"Set in_features to 400\"; picking it edits line 11", async () => {
+    await fc1Use.click();
+    const action = page.locator(".action-widget .monaco-list-row", { hasText: "Set in_features to 400" }).first();
+    await showUntilVisible(page, action, ".action-widget", () => page.keyboard.press("Control+."));
+    log(`quick fix: ${JSON.stringify((await action.innerText()).trim())}`);
+    // The widget lays a pointer block over the workbench until the mouse moves: move first.
+    const box = await action.boundingBox();
+    if (box) await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 3 });
+    await action.click();
+    await editor.locator(".view-line", { hasText: "self.fc1 = nn.Linear(400, 120)" }).first().waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    const text = await editorText(editor);
+    if (text.includes("Linear(256, 120)")) throw new Error(`the old declaration is still there:\n${text}`);
+  });
+
+  await step("after saving, forward() runs: no warning, fc1 shows [1, 120]", async () => {
+    const tab = page.locator(".tabs-container .tab", { hasText: path.basename(lenetFile) }).first();
+    await page.keyboard.press("Control+S");
+    const fixed = LENET.replace("Linear(256, 120)", "Linear(400, 120)"); // and nothing else
+    const onDisk = (): string => fs.readFileSync(path.join(folder, lenetFile), "utf8");
+    await waitFor("LeNet with fc1 = nn.Linear(400, 120) on disk", async () => onDisk() === fixed, UI_TIMEOUT_MS);
+    await waitFor("the saved tab (not dirty)", async () => !/\bdirty\b/.test((await tab.getAttribute("class")) ?? ""), UI_TIMEOUT_MS);
+    await fc1Use.locator("span", { hasText: ": [1, 120]" }).first().waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+    await waitFor("no warning squiggle", async () => (await warnings.count()) === 0, UI_TIMEOUT_MS);
+    log(`fc1's line: ${JSON.stringify((await fc1Use.innerText()).replace(/\u00a0/g, " "))}`);
   });
 }
 
