@@ -432,7 +432,7 @@ class Engine:
         """Read the workspace, then build the models of ``path`` and of the files using them."""
         texts = dict(texts or {})
         if self.eager_worker:
-            self._start_worker_early(path, root)
+            self.start_worker(path, root)
         workspace = await self.read_workspace(root, texts)
         report = await self.report(path, workspace, texts, on_partial=on_partial)
         self.save_scan()
@@ -507,15 +507,19 @@ class Engine:
             notes=own.notes if own else (),
         )
 
+    def analysed_before(self, root: Path) -> bool:
+        """Whether a scan of ``root`` persisted from an earlier run (CLI or editor)."""
+        return self._scan_store is not None and self._scan_store.exists(root)
+
     def start_worker_unless_cached(self, path: str, root: Path) -> None:
         """The CLI's first step: with no cache, or none yet for this workspace (its scan
         was never saved), every answer needs the worker, so torch starts importing while
         the workspace is read. Otherwise the cache may answer everything: the worker
         starts only if a job misses, and a fully cached run never imports torch."""
-        if self._scan_store is None or not self._scan_store.exists(root):
-            self._start_worker_early(path, root)
+        if not self.analysed_before(root):
+            self.start_worker(path, root)
 
-    def _start_worker_early(self, path: str, root: Path) -> None:
+    def start_worker(self, path: str, root: Path) -> None:
         """Let torch import in the worker while the workspace is being read."""
         worker = self.worker_for(self.python_for(root, self.settings_for(Path(path))))
         if worker.state is State.STOPPED or worker.state is State.EXITED:

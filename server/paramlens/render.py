@@ -103,14 +103,35 @@ def calls_text(calls: Sequence[Call]) -> str:
 
 
 def layer_figures(entry: LayerEntry) -> str:
-    """``Linear(784 -> 512) · 401,920 · → [1, 512]``: the text of a layer line's figures."""
-    text = _with_marks(f"{layer_label(entry)}{SEP}{format_count(entry.params)}", entry)
+    """``Linear(784 -> 512) · 401,920 · → [1, 512]``; a layer without parameters shows its
+    output alone: ``ReLU · → [1, 512]``."""
     shapes = calls_text(entry.calls)
+    if not entry.params and shapes:
+        return f"{layer_label(entry)}{SEP}{shapes}"
+    text = _with_marks(f"{layer_label(entry)}{SEP}{format_count(entry.params)}", entry)
     return f"{text}{SEP}{shapes}" if shapes else text
+
+
+def has_figures(entry: LayerEntry) -> bool:
+    """A line worth a lens: it holds parameters, or forward() called what it created."""
+    return bool(entry.params or entry.calls)
 
 
 def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
     return layer_figures(entry) + (" (stale)" if stale else "")
+
+
+_OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd-momentum": "SGD+momentum", "sgd": "SGD"}
+
+
+def training_text(model: ModelResult) -> str:
+    """``train ≈ 10.2 MB (float32, AdamW)``: one training step's memory at that input."""
+    forward = model.forward
+    if forward is None or not forward.train_bytes:
+        return ""
+    dtypes = "/".join(model.dtypes) or "-"
+    optimizer = _OPTIMIZER_NAMES.get(forward.optimizer, "no optimizer")
+    return f"train ≈ {format_bytes(forward.train_bytes)} ({dtypes}, {optimizer})"
 
 
 def forward_text(forward: ForwardInfo | None) -> str:
@@ -223,6 +244,8 @@ def render_model_lens(
         parts.append(f"with example arguments {_example_args(model)}")
     if forward_text(model.forward):
         parts.append(forward_text(model.forward))
+    if training_text(model):
+        parts.append(training_text(model))
     if configs:
         parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
     return SEP.join(parts) + suffix
@@ -248,6 +271,8 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
         text += f"{SEP}with example arguments {_example_args(model)}"
     if forward_text(model.forward):
         text += f"{SEP}{forward_text(model.forward)}"
+    if training_text(model):
+        text += f"{SEP}{training_text(model)}"
     return text
 
 
@@ -271,8 +296,10 @@ def render_annotated(
             indent = text[: len(text) - len(text.lstrip())]
             out.append(f"{'':>{number_width}}  {indent}# {render_totals(model, models)}")
         entry = lines.get(number)
-        if entry is not None and entry.params:
-            figures = _with_marks(f"{layer_label(entry)} {format_count(entry.params)}", entry)
+        if entry is not None and has_figures(entry):
+            figures = layer_label(entry)
+            if entry.params:
+                figures = _with_marks(f"{figures} {format_count(entry.params)}", entry)
             if entry.calls:
                 figures += f" {calls_text(entry.calls)}"
             # at least two spaces before the figures, as PEP 8 asks of inline comments
@@ -286,23 +313,51 @@ def render_annotated(
     return "\n".join(out) + "\n"
 
 
-def inline_shapes(models: Iterable[ModelResult]) -> dict[int, str]:
-    """Line -> ``x: [1, 64, 12, 12]``: what forward()'s lines in the models' own file
-    assigned or returned (several shapes: a loop, or the line ran for several models)."""
-    found: dict[int, dict[str, list[str]]] = {}
+@dataclass
+class InlineShapes:
+    """What one name at one position of the source was seen holding."""
+
+    shapes: list[str]
+    sources: list[str]  # "CNN with torch.randn(1, 1, 28, 28) (guessed from ...)"
+
+
+def inline_shapes_at(
+    models: Iterable[ModelResult], file: str
+) -> dict[tuple[int, int, str], InlineShapes]:
+    """(line, column, name) -> the shapes forward() gave that name in ``file``. Where several
+    models ran the line, only the best-founded are kept: a model built with real arguments
+    over one built with example arguments, a given input over a guessed one, a forward()
+    that ran over one that failed half-way."""
+    found: dict[tuple[int, int, str], tuple[tuple[bool, bool, bool], InlineShapes]] = {}
     for model in models:
-        if model.forward is None:
+        forward = model.forward
+        if forward is None:
             continue
-        for shape in model.forward.lines:
-            if shape.file != model.file:
+        rank = (model.example, forward.guessed, forward.error is not None)
+        source = f"{model.name} with {forward.input} ({forward.input_source})"
+        for shape in forward.lines:
+            if shape.file != file:
                 continue
-            names = found.setdefault(shape.line, {})
-            seen = names.setdefault(shape.name, [])
-            seen += [s for s in shape.shapes if s not in seen]
-    return {
-        line: ", ".join(f"{name}: {' | '.join(shapes)}" for name, shapes in names.items())
-        for line, names in found.items()
-    }
+            key = (shape.line, shape.column, shape.name)
+            best = found.get(key)
+            if best is None or rank < best[0]:
+                found[key] = best = (rank, InlineShapes([], []))
+            if rank == best[0]:
+                seen = best[1]
+                seen.shapes += [s for s in shape.shapes if s not in seen.shapes]
+                if source not in seen.sources:
+                    seen.sources.append(source)
+    return {key: shapes for key, (_, shapes) in found.items()}
+
+
+def inline_shapes(models: Iterable[ModelResult]) -> dict[int, str]:
+    """Line -> ``x: [1, 64, 12, 12]`` for the lines of forward() in the models' own file."""
+    models = list(models)
+    by_line: dict[int, list[str]] = {}
+    for file in dict.fromkeys(m.file for m in models):
+        for (line, _, name), seen in sorted(inline_shapes_at(models, file).items()):
+            by_line.setdefault(line, []).append(f"{name}: {' | '.join(seen.shapes)}")
+    return {line: ", ".join(names) for line, names in by_line.items()}
 
 
 # -- summary table --------------------------------------------------------------
@@ -422,11 +477,17 @@ def _forward_footer(model: ModelResult) -> list[str]:
     if forward.error is not None:
         where = f"line {forward.error.line}: " if forward.error.line else ""
         return [*lines, f"forward() failed: {where}{forward.error.message}"]
-    return [
-        *lines,
+    lines += [
         f"Output: {forward.output_shape}",
         f"Total mult-adds: {format_macs(forward.macs)} ({forward.macs:,})",
     ]
+    if forward.train_bytes:
+        lines += [
+            f"Saved for backward: {format_bytes(forward.activation_bytes)}",
+            f"Training memory: {format_bytes(forward.train_bytes)} (parameters, gradients, "
+            f"{_OPTIMIZER_NAMES.get(forward.optimizer, 'no')} optimizer state, activations)",
+        ]
+    return lines
 
 
 def _footer(model: ModelResult) -> list[str]:
@@ -591,6 +652,12 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
     ]
     if _ran_forward(model) and model.forward is not None:
         lines.append(f"- mult-adds: {model.forward.macs:,}")
+        if model.forward.train_bytes:
+            lines.append(
+                f"- training: {training_text(model).removeprefix('train ')}: parameters, "
+                f"gradients, optimizer state and {format_bytes(model.forward.activation_bytes)} "
+                "of activations saved for backward"
+            )
     lines += [
         "",
         *input_hint(model),

@@ -53,7 +53,7 @@ def test_annotate_shows_the_seed_figures_on_their_lines() -> None:
     }
     for number, figures in expected.items():
         assert lines[number].endswith(figures), lines[number]
-    assert "#" not in lines[12]  # nn.ReLU(): no parameters, no noise
+    assert lines[12].endswith("# ReLU → [1, 512]")  # no parameters: its output alone
     assert "# NeuralNetwork: 669,706 params · 669,706 trainable · 0 non-trainable" in result.stdout
     assert "# CNN: 1,199,882 params · 1,199,882 trainable" in result.stdout
 

@@ -25,11 +25,11 @@ async def test_lenses_show_the_seed_figures_on_their_lines(client: LanguageClien
     shown = await lens_titles(client, doc)
     assert shown[6] == (
         "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
-        " · 668.67K mult-adds @ [1, 784] (guessed input)"
+        " · 668.67K mult-adds @ [1, 784] (guessed input) · train ≈ 10.2 MB (float32, AdamW)"
     )
     assert shown[24] == (
         "CNN · 1,199,882 params · 1,199,882 trainable · 4.6 MB"
-        " · 11.99M mult-adds @ [1, 1, 28, 28] (guessed input)"
+        " · 11.99M mult-adds @ [1, 1, 28, 28] (guessed input) · train ≈ 18.6 MB (float32, AdamW)"
     )
     assert shown[11] == "Linear(784 -> 512) · 401,920 · → [1, 512]"
     assert shown[13] == "Linear(512 -> 512) · 262,656 · → [1, 512]"
@@ -38,7 +38,7 @@ async def test_lenses_show_the_seed_figures_on_their_lines(client: LanguageClien
     assert shown[30] == "Conv2d(32 -> 64, 3x3) · 18,496 · → [1, 64, 24, 24]"
     assert shown[36] == "Linear(9216 -> 128) · 1,179,776 · → [1, 128]"
     assert shown[38] == "Linear(128 -> 10) · 1,290 · → [1, 10]"
-    assert 12 not in shown  # nn.ReLU(): no parameters, no lens
+    assert shown[12] == "ReLU · → [1, 512]"  # no parameters: its output alone
     class_lens = next(lens for lens in await lenses(client, doc) if lens.range.start.line == 5)
     assert class_lens.command is not None
     assert class_lens.command.command == "paramlens.summary"

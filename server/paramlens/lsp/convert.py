@@ -41,8 +41,8 @@ def _uri(state: DocumentState, file: str) -> str:
 def _layer_figures(state: DocumentState) -> Iterator[tuple[LayerEntry, int, str]]:
     """Layer lines worth a figure, with the text their lens or inlay hint shows."""
     for entry, line in state.layers():
-        if entry.params == 0:
-            continue  # nn.ReLU() and friends: nothing to say
+        if not render.has_figures(entry):
+            continue  # an nn.ReLU() that forward() never called: nothing to say
         yield entry, line, render.render_layer_lens(entry, state.stale)
 
 
@@ -82,21 +82,18 @@ def lsp_inlay_hints(
     """Tensor shapes after the names forward() assigns and after ``return`` (on lines
     unchanged since the analysis); with ``layer_hints``, each layer line's figures at its
     end. Lines run with several shapes (loops, several models) list each once."""
-    here = str(Path(state.path))
+    models = state.report.models if state.report else ()
     found: dict[tuple[int, int], tuple[list[str], list[str]]] = {}  # shapes, where from
-    for model in state.report.models if state.report else ():
-        forward = model.forward
-        if forward is None:
+    for (at, byte_column, _), seen in render.inline_shapes_at(
+        models, str(Path(state.path))
+    ).items():
+        line = state.unchanged_line(at)
+        if line is None or not _within(shown, line):
             continue
-        source = f"{model.name} with {forward.input} ({forward.input_source})"
-        for inline in forward.lines:
-            line = state.unchanged_line(inline.line) if inline.file == here else None
-            if line is None or not _within(shown, line):
-                continue
-            column = fixes.char_column(state.line_text(line), inline.column)
-            shapes, sources = found.setdefault((line, column), ([], []))
-            shapes += [shape for shape in inline.shapes if shape not in shapes]
-            sources.append(source)
+        column = fixes.char_column(state.line_text(line), byte_column)
+        shapes, sources = found.setdefault((line, column), ([], []))
+        shapes += [shape for shape in seen.shapes if shape not in shapes]
+        sources += [source for source in seen.sources if source not in sources]
     note = f"\n{STALE_NOTE}" if state.stale else ""
     hints = [
         lsp.InlayHint(

@@ -342,6 +342,11 @@ def on_initialize(ls: ParamlensServer, params: lsp.InitializeParams) -> None:
 @server.feature(lsp.INITIALIZED)
 async def on_initialized(ls: ParamlensServer, params: lsp.InitializedParams) -> None:
     await ls.refresh_settings()
+    for folder in ls.folder_paths():
+        # a project analysed before (its scan persisted): torch imports while the user
+        # picks a file; a folder never seen waits for a file with a model in it
+        if ls.engine.analysed_before(folder):
+            ls.engine.start_worker(str(folder), folder)
 
 
 @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
