@@ -93,6 +93,17 @@ class CallSite:
     kwargs: tuple[tuple[str, object], ...]
 
 
+@dataclass(frozen=True)
+class ModelCall:
+    """A call of a model with literal tensors: ``net(torch.randn(64, 1, 28, 28))``, or
+    ``x = torch.randn(...)`` then ``net(x)`` in the same function (read, never run)."""
+
+    target: str  # qualified name of the model's class
+    file: str
+    line: int
+    input: str  # the input as forward()'s example input: an expression, tuple or dict
+
+
 @dataclass
 class FileInfo:
     path: str
@@ -106,6 +117,7 @@ class FileInfo:
     syntax_error: tuple[str, int] | None = None
     factories: dict[str, FactoryInfo] = field(default_factory=dict)
     _call_sites: list[CallSite] | None = None  # parsed on first use, then kept
+    _model_calls: list[ModelCall] | None = None
     _words: frozenset[str] | None = None
 
     def call_sites_known(self) -> bool:
@@ -634,6 +646,110 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
     return found
 
 
+_TENSOR_FACTORIES = frozenset(
+    {"randn", "rand", "zeros", "ones", "empty", "randint", "full", "arange", "randn_like"}
+)
+_MODEL_METHODS = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
+
+
+def _tensor_input(node: ast.expr, info: FileInfo, tensors: Mapping[str, str]) -> str | None:
+    """``torch.randn(64, 1, 28, 28)`` with its sizes folded to literals (a batch size that
+    is a module constant included), or a name bound to one; None for anything else."""
+    while (  # x.to(device), x.cuda()
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _MODEL_METHODS
+    ):
+        node = node.func.value
+    if isinstance(node, ast.Name):
+        return tensors.get(node.id)
+    if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
+        return None
+    callee = _qualify(info, node.func) or ""
+    head, _, name = callee.rpartition(".")
+    if head != "torch" or name not in _TENSOR_FACTORIES:
+        return None
+    parts = []
+    for arg in node.args:
+        ok, value = try_literal(arg, info.constants)
+        if not ok or not isinstance(value, (int, float, tuple, list)):
+            return None
+        parts.append(repr(value))
+    for keyword in node.keywords:
+        if keyword.arg in ("device", "requires_grad", "pin_memory"):
+            continue  # where and how it lives does not change its shape
+        dtype = _dotted(keyword.value) or ""
+        if keyword.arg != "dtype" or not dtype.startswith("torch."):
+            return None
+        parts.append(f"dtype={dtype}")
+    return f"torch.{name}({', '.join(parts)})"
+
+
+def model_calls(info: FileInfo) -> list[ModelCall]:
+    """Calls of models with literal tensors in ``info`` (parsed once per file text)."""
+    if info._model_calls is None:
+        info._model_calls = _find_model_calls(info)
+    return info._model_calls
+
+
+def _find_model_calls(info: FileInfo) -> list[ModelCall]:
+    try:
+        tree = ast.parse(info.text, info.path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    scopes: list[ast.AST] = [tree]
+    scopes += [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    found: list[ModelCall] = []
+    for scope in scopes:
+        models: dict[str, str] = {}  # local name -> qualified name of the class it holds
+        tensors: dict[str, str] = {}  # local name -> the tensor expression it holds
+        assert isinstance(scope, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef))
+        scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        body = [st for st in scope.body if not isinstance(st, scoped)]  # each its own scope
+        nodes = [n for stmt in body for n in ast.walk(stmt)]
+        nodes.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        for node in nodes:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name):
+                    value: ast.expr = node.value
+                    while (
+                        isinstance(value, ast.Call)
+                        and isinstance(value.func, ast.Attribute)
+                        and value.func.attr in _MODEL_METHODS
+                    ):
+                        value = value.func.value
+                    tensor = _tensor_input(value, info, tensors)
+                    if tensor is not None:
+                        tensors[target.id] = tensor
+                    elif isinstance(value, ast.Call) and (callee := _qualify(info, value.func)):
+                        models[target.id] = callee
+            elif isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr == "forward":
+                    func = func.value
+                if isinstance(func, ast.Name) and func.id in models:
+                    target_class = models[func.id]
+                elif isinstance(func, ast.Call) and (callee := _qualify(info, func.func)):
+                    target_class = callee  # Net()(x)
+                else:
+                    continue
+                args = [_tensor_input(a, info, tensors) for a in node.args]
+                kwargs = [(k.arg, _tensor_input(k.value, info, tensors)) for k in node.keywords]
+                if (not args and not kwargs) or None in args or any(v is None for _, v in kwargs):
+                    continue
+                if kwargs and (args or any(k is None for k, _ in kwargs)):
+                    continue  # positional and keyword inputs together: not expressible
+                if kwargs:
+                    expression = "{" + ", ".join(f"{k!r}: {v}" for k, v in kwargs) + "}"
+                elif len(args) == 1:
+                    expression = str(args[0])
+                else:
+                    expression = "(" + ", ".join(str(a) for a in args) + ")"
+                found.append(ModelCall(target_class, info.path, node.lineno, expression))
+    return found
+
+
 # -- the workspace --------------------------------------------------------------
 
 
@@ -751,6 +867,17 @@ class Workspace:
             for f in self.files.values()
             if name in f.words()
             for call in call_sites(f)
+            if self.resolve(call.target) == qualname
+        ]
+
+    def model_calls(self, qualname: str) -> list[ModelCall]:
+        """Calls of a model with literal tensors anywhere in the workspace (on demand)."""
+        name = qualname.rpartition(".")[2]
+        return [
+            call
+            for f in self.files.values()
+            if name in f.words()
+            for call in model_calls(f)
             if self.resolve(call.target) == qualname
         ]
 

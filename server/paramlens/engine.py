@@ -286,6 +286,9 @@ def with_input(
         if key in settings.inputs:
             source = "command line" if key == "*" else "pyproject.toml"
             return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
+    for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
+        where = f"called at {relative_path(call.file, workspace.root)}:{call.line}"
+        return dataclasses.replace(spec, input=call.input, input_source=where)
     return spec
 
 

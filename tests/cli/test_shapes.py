@@ -167,6 +167,14 @@ WORKSPACE = {
             def forward(self, x):
                 return self.conv(x)
 
+        class Trained(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(12, 3)
+
+            def forward(self, x):
+                return self.fc(x)
+
         class Looped(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -180,6 +188,22 @@ WORKSPACE = {
                 return outs
     """,
 }
+
+
+WORKSPACE["train.py"] = """
+    import torch
+    from nets import Trained
+
+    BATCH = 64
+
+    def main():
+        net = Trained().to("cpu")
+        x = torch.randn(BATCH, 12, device="cpu")
+        loss = net(x).sum()  # read, never run
+
+    if __name__ == "__main__":
+        main()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +226,10 @@ def test_each_source_of_the_example_input(workspace: Path) -> None:
     assert forward["Lightning"]["input_source"] == "example_input_array"
     assert forward["Lightning"]["output_shape"] == "[1, 4, 8]"
     assert forward["Looped"]["input_source"] == "guessed from Linear(16 -> …)"
+    # a training script's call: x = torch.randn(BATCH, 12) then net(x), BATCH folded
+    assert forward["Trained"]["input"] == "torch.randn(64, 12)"
+    assert forward["Trained"]["input_source"] == "called at train.py:10"
+    assert forward["Trained"]["output_shape"] == "[64, 3]"
     assert all(f["error"] is None for f in forward.values()), forward
 
 

@@ -69,10 +69,13 @@ def candidate_inputs(
 ) -> list[tuple[str, str]]:
     """(expression, source) pairs to try in order: the one configured, the model's
     ``example_input_array`` (PyTorch Lightning), else guesses from its first layer."""
-    if given:
+    # a call found in the workspace comes after the model's own example_input_array
+    if given and not given_source.startswith("called at"):
         return [(given, given_source)]
     if getattr(model, "example_input_array", None) is not None:
         return [("self.example_input_array", "example_input_array")]
+    if given:
+        return [(given, given_source)]
     first = _first_layer(model)
     if isinstance(first, nn.Linear):
         return [
