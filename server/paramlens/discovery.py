@@ -14,9 +14,10 @@ import io
 import os
 import re
 import tokenize
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 SKIP_DIRS = frozenset(
     {
@@ -102,6 +103,9 @@ class ModelCall:
     file: str
     line: int
     input: str  # the input as forward()'s example input: an expression, tuple or dict
+
+
+_C = TypeVar("_C", "CallSite", "ModelCall")
 
 
 @dataclass
@@ -619,10 +623,17 @@ def call_sites(info: FileInfo) -> list[CallSite]:
     return info._call_sites
 
 
-def _find_call_sites(info: FileInfo) -> list[CallSite]:
+def _parse(info: FileInfo) -> ast.Module | None:
+    """``info``'s text parsed again (the scan keeps no trees), or None if it does not parse."""
     try:
-        tree = ast.parse(info.text, info.path)
+        return ast.parse(info.text, info.path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _find_call_sites(info: FileInfo) -> list[CallSite]:
+    tree = _parse(info)
+    if tree is None:
         return []
     path = info.path
     refs = info.symbols
@@ -693,9 +704,8 @@ def model_calls(info: FileInfo) -> list[ModelCall]:
 
 
 def _find_model_calls(info: FileInfo) -> list[ModelCall]:
-    try:
-        tree = ast.parse(info.text, info.path)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _parse(info)
+    if tree is None:
         return []
     scopes: list[ast.AST] = [tree]
     scopes += [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -861,23 +871,19 @@ class Workspace:
 
     def call_sites(self, qualname: str) -> list[CallSite]:
         """Literal-argument calls of a class anywhere in the workspace (parsed on demand)."""
-        name = qualname.rpartition(".")[2]
-        return [
-            call
-            for f in self.files.values()
-            if name in f.words()
-            for call in call_sites(f)
-            if self.resolve(call.target) == qualname
-        ]
+        return self._calls_of(qualname, call_sites)
 
     def model_calls(self, qualname: str) -> list[ModelCall]:
         """Calls of a model with literal tensors anywhere in the workspace (on demand)."""
-        name = qualname.rpartition(".")[2]
+        return self._calls_of(qualname, model_calls)
+
+    def _calls_of(self, qualname: str, find: Callable[[FileInfo], list[_C]]) -> list[_C]:
+        name = qualname.rpartition(".")[2]  # only files that mention it are parsed
         return [
             call
             for f in self.files.values()
             if name in f.words()
-            for call in model_calls(f)
+            for call in find(f)
             if self.resolve(call.target) == qualname
         ]
 
