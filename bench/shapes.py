@@ -45,7 +45,7 @@ stats = torchinfo.summary(model, input_data=eval(tokens), verbose=0, depth=99)
 shapes = {}
 for info in stats.summary_list:
     name = names.get(id(info.module))
-    if name is not None and name not in shapes:
+    if name is not None and name not in shapes and info.output_size:  # [] : never called
         shapes[name] = str(list(info.output_size))
 print(json.dumps({"shapes": shapes, "mult_adds": stats.total_mult_adds}))
 """
