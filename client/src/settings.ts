@@ -37,7 +37,7 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   shapes: true,
   inputs: Object.freeze({}) as Record<string, string>,
   analyzeOnSave: true,
-  analyzeOnChange: false,
+  analyzeOnChange: true,
   debounceMs: 500,
 });
 

@@ -39,7 +39,7 @@ class Settings:
         "adamw"  # training memory counts its state: adamw, adam, sgd-momentum, sgd, none
     )
     analyze_on_save: bool = True
-    analyze_on_change: bool = False
+    analyze_on_change: bool = True  # debounced; the last good results stay, marked stale
     debounce_ms: int = 500
     models: Mapping[str, str] = field(default_factory=dict)  # class -> constructor expression
     # class (or "path.py::Class") -> forward()'s example input: a tensor expression, a tuple

@@ -45,7 +45,9 @@ async def initialize(
     def on_hint_refresh(params: None) -> None:
         client.hint_refreshes += 1  # type: ignore[attr-defined]
 
-    client.set_configuration({"paramlens": {"timeout": 3, **(settings or {})}})
+    # the tests of analysis as you type turn it on themselves: the others drive it by saves
+    defaults = {"timeout": 3, "analyzeOnChange": False}
+    client.set_configuration({"paramlens": {**defaults, **(settings or {})}})
     capabilities = client_capabilities("visual-studio-code")
     assert capabilities.workspace is not None  # pytest-lsp's copy predates inlay hints
     capabilities.workspace.inlay_hint = lsp.InlayHintWorkspaceClientCapabilities(
