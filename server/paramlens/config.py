@@ -45,6 +45,8 @@ class Settings:
     # class (or "path.py::Class") -> forward()'s example input: a tensor expression, a tuple
     # of them (positional arguments) or a dict (keyword arguments)
     inputs: Mapping[str, str] = field(default_factory=dict)
+    # values of the named dimensions in forward()'s shape annotations: {batch = 8, seq = 1024}
+    dims: Mapping[str, int] = field(default_factory=dict)
 
 
 def _snake(key: str) -> str:
@@ -52,6 +54,13 @@ def _snake(key: str) -> str:
 
 
 def _check(name: str, value: Any, default: Any) -> str | None:
+    if name == "dims":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
+            for k, v in value.items()
+        ):
+            return "must be a table of dimension name = positive integer"
+        return None
     if name in ("models", "inputs"):
         if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -93,7 +102,7 @@ def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Setti
             value = int(value)
         elif isinstance(default, float):
             value = float(value)
-        elif name in ("models", "inputs"):
+        elif name in ("models", "inputs", "dims"):
             value = {**getattr(base, name), **value}
         changes[name] = value
     return dataclasses.replace(base, **changes), problems

@@ -378,6 +378,7 @@ class Engine:
             detail=detail,
             shapes=settings.shapes,
             optimizer=settings.optimizer,
+            dims=tuple(sorted(settings.dims.items())),
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:

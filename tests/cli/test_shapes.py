@@ -122,6 +122,9 @@ def test_an_input_that_does_not_fit_fails_on_the_users_line_with_the_number_to_c
 
 WORKSPACE = {
     "pyproject.toml": """
+        [tool.paramlens]
+        dims = { batch = 4 }
+
         [tool.paramlens.inputs]
         Pinned = "torch.randn(2, 8)"
         "nets.py::TwoInputs" = "(torch.randn(3, 4), torch.randn(3, 6))"
@@ -190,6 +193,31 @@ WORKSPACE = {
 }
 
 
+WORKSPACE["annotated.py"] = """
+    from __future__ import annotations
+
+    from typing import Annotated
+
+    import torch
+    from torch import Tensor, nn
+
+    class Jax(nn.Module):  # jaxtyping's spelling; jaxtyping itself is not even installed
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3)
+
+        def forward(self, x: Float[Tensor, "batch 3 32 32"]) -> Tensor:
+            return self.conv(x)
+
+    class Ann(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: Annotated[torch.Tensor, "batch seq 8"], scale: float = 1.0):
+            return self.fc(x) * scale
+"""
+
 WORKSPACE["train.py"] = """
     import torch
     from nets import Trained
@@ -231,6 +259,16 @@ def test_each_source_of_the_example_input(workspace: Path) -> None:
     assert forward["Trained"]["input_source"] == "called at train.py:10"
     assert forward["Trained"]["output_shape"] == "[64, 3]"
     assert all(f["error"] is None for f in forward.values()), forward
+
+
+def test_shape_annotations_with_named_dimensions(workspace: Path) -> None:
+    doc = summary_json(str(workspace / "annotated.py"), "--no-cache")
+    forward = {m["name"]: m["forward"] for m in doc["models"]}
+    assert forward["Jax"]["input"] == "torch.randn(4, 3, 32, 32)"  # batch = 4 in pyproject
+    assert forward["Jax"]["input_source"] == "forward()'s shape annotations"
+    assert forward["Jax"]["output_shape"] == "[4, 8, 30, 30]"
+    assert forward["Ann"]["input"] == "torch.randn(4, 16, 8)"  # seq: the default, 16
+    assert forward["Ann"]["output_shape"] == "[4, 16, 2]"
 
 
 def test_a_layer_called_in_a_loop_lists_its_calls(workspace: Path) -> None:

@@ -460,6 +460,7 @@ class BuildContext:
     detailed: set[str] | None = None
     shapes: bool = True  # run forward() with an example input
     optimizer: str = "adamw"  # whose state the training-memory estimate counts
+    dims: tuple[tuple[str, int], ...] = ()  # named dimensions of shape annotations
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)
@@ -586,6 +587,7 @@ def _forward(
             ctx.error,
             names,
             site,
+            dict(ctx.dims),
         )
         if info is not None and info.error is None:
             train = training_bytes(model, info.activation_bytes, ctx.optimizer)

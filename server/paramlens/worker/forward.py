@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 import linecache
 import re
 import sys
 import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -64,16 +66,92 @@ def _first_layer(model: nn.Module) -> nn.Module | None:
     return None
 
 
+# named dimensions of shape annotations without a value in [tool.paramlens] dims
+DEFAULT_DIMS = {"batch": 1, "b": 1, "bs": 1, "n": 1}
+DEFAULT_DIM = 16  # any other name: seq, tokens, h, w...
+_JAXTYPING = re.compile(r"\b(\w+)\[\s*[\w.]+\s*,\s*(['\"])(.*?)\2\s*\]")
+_INTEGER_KINDS = ("Int", "Integer", "Long", "UInt", "Int64", "Int32", "Shaped", "Bool")
+
+
+def _annotation_shape(annotation: object) -> tuple[str, str] | None:
+    """(kind, dims) of a shape annotation: jaxtyping's ``Float[Tensor, "batch 3 224 224"]``
+    (the object, or its text under ``from __future__ import annotations``), or
+    ``Annotated[Tensor, "batch 3 224 224"]``."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        for meta in typing.get_args(annotation)[1:]:
+            if isinstance(meta, str):
+                return "Float", meta
+            if isinstance(meta, tuple) and all(isinstance(d, int) for d in meta):
+                return "Float", " ".join(map(str, meta))
+        return None
+    dims = getattr(annotation, "dim_str", None)  # a jaxtyping class
+    if isinstance(dims, str):
+        return getattr(annotation, "__name__", "Float").partition("[")[0], dims
+    if isinstance(annotation, str):
+        match = _JAXTYPING.search(annotation)
+        if match:
+            return match.group(1), match.group(3)
+        if annotation.startswith("Annotated["):
+            quoted = re.search(r"(['\"])(.*?)\1", annotation)
+            if quoted:
+                return "Float", quoted.group(2)
+    return None
+
+
+def _tensor_from_dims(kind: str, dims: str, named: Mapping[str, int]) -> str | None:
+    sizes = []
+    for token in dims.replace(",", " ").split():
+        token = token.lstrip("*#_")  # jaxtyping's variadic and broadcast markers
+        if token in ("", "...") or token.startswith("..."):
+            continue
+        if token.isdigit():
+            sizes.append(int(token))
+        elif token.isidentifier():
+            sizes.append(named.get(token, DEFAULT_DIMS.get(token.lower(), DEFAULT_DIM)))
+        else:
+            return None  # an expression such as "dim+1"
+    size = ", ".join(map(str, sizes)) + ("," if len(sizes) == 1 else "")
+    if kind in _INTEGER_KINDS:
+        return f"torch.randint(0, 2, ({size}))"
+    return f"torch.randn({size.rstrip(',')})"
+
+
+def annotated_input(model: nn.Module, named: Mapping[str, int]) -> str | None:
+    """forward()'s input from the shape annotations of its parameters, if all the required
+    ones have one."""
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return None
+    parts = []
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if parameter.default is not parameter.empty:
+            break  # the optional ones keep their defaults
+        shape = _annotation_shape(parameter.annotation)
+        tensor = None if shape is None else _tensor_from_dims(*shape, named)
+        if tensor is None:
+            return None
+        parts.append(tensor)
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else f"({', '.join(parts)})"
+
+
 def candidate_inputs(
-    model: nn.Module, given: str | None, given_source: str
+    model: nn.Module, given: str | None, given_source: str, named: Mapping[str, int] = {}
 ) -> list[tuple[str, str]]:
     """(expression, source) pairs to try in order: the one configured, the model's
-    ``example_input_array`` (PyTorch Lightning), else guesses from its first layer."""
-    # a call found in the workspace comes after the model's own example_input_array
+    ``example_input_array`` (PyTorch Lightning), forward()'s shape annotations, a call in
+    the workspace, else guesses from its first layer."""
     if given and not given_source.startswith("called at"):
         return [(given, given_source)]
     if getattr(model, "example_input_array", None) is not None:
         return [("self.example_input_array", "example_input_array")]
+    annotated = annotated_input(model, named)
+    if annotated is not None:
+        return [(annotated, "forward()'s shape annotations")]
     if given:
         return [(given, given_source)]
     first = _first_layer(model)
@@ -257,12 +335,13 @@ def run_forward(
     error_from: Callable[[BaseException], ErrorInfo],
     names: Mapping[int, str],
     sites: Callable[[nn.Module], tuple[str, int] | None],
+    dims: Mapping[str, int] | None = None,
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
     """forward() with the first candidate input it accepts (a configured input is the only
     candidate), under no_grad-free meta execution. None: no input to try."""
     if getattr(type(model), "forward", None) is nn.Module.forward:
         return None, {}  # a container of parameters with no forward() of its own
-    candidates = candidate_inputs(model, given, given_source)
+    candidates = candidate_inputs(model, given, given_source, dims or {})
     if not candidates:
         return None, {}
     failure: tuple[ForwardInfo, dict[int, list[ModuleCall]]] | None = None

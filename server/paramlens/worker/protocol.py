@@ -72,6 +72,7 @@ class BuildJob:
     optimizer: str = (
         "adamw"  # for the training-memory estimate: adamw, adam, sgd-momentum, sgd, none
     )
+    dims: tuple[tuple[str, int], ...] = ()  # values of named dimensions in shape annotations
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,7 @@ def build_job(d: dict[str, Any]) -> BuildJob:
             "sys_path": tuple(d["sys_path"]),
             "classes": tuple(class_spec(c) for c in d["classes"]),
             "overrides": tuple((p, t) for p, t in d.get("overrides", ())),
+            "dims": tuple((n, v) for n, v in d.get("dims", ())),
         }
     )
 

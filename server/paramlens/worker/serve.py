@@ -129,6 +129,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         None if job.detail else set(),
         job.shapes,
         job.optimizer,
+        job.dims,
     )
     for spec in job.classes:
         building = spec.name
