@@ -158,6 +158,8 @@ def input_hint(model: ModelResult) -> list[str]:
     lines = [f"Input `{forward.input}` ({forward.input_source}) → output `{forward.output_shape}`"]
     if forward.error is not None:
         lines = [f"Input `{forward.input}` ({forward.input_source}): {forward.error.message}"]
+    if forward.note:
+        lines += ["", f"*{forward.note}*"]
     if forward.guessed:
         lines += [
             "",
@@ -474,6 +476,8 @@ def _forward_footer(model: ModelResult) -> list[str]:
     if forward is None or not forward.input:
         return []
     lines = [f"Input: {forward.input}  ({forward.input_source})"]
+    if forward.note:
+        lines.append(f"Note: {forward.note}")
     if forward.error is not None:
         where = f"line {forward.error.line}: " if forward.error.line else ""
         return [*lines, f"forward() failed: {where}{forward.error.message}"]

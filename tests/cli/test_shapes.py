@@ -370,3 +370,32 @@ def test_training_memory_is_what_a_real_adamw_step_holds(
     assert forward["train_bytes"] == (
         measured["param_bytes"] + gradients + adamw_state + activations
     )
+
+
+def test_a_forward_that_reads_values_runs_again_on_the_cpu(tmp_path: Path) -> None:
+    (tmp_path / "item.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            class ReadsValues(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    times = int(x.abs().sum().item() > 0) + 1  # meta has no values
+                    for _ in range(times):
+                        x = self.fc(x)
+                    return x
+            """
+        )
+    )
+    doc = summary_json(str(tmp_path / "item.py"), "--no-cache")
+    reads = model(doc, "ReadsValues")
+    assert reads["device"] == "meta" and reads["total_params"] == 20  # built on meta still
+    forward = reads["forward"]
+    assert forward["error"] is None and forward["device"] == "cpu"
+    assert "Tensor.item() cannot be called on meta tensors" in forward["note"]
+    [fc] = [layer for layer in reads["layers"] if layer["type"] == "Linear"]
+    assert fc["calls"] == [{"inputs": "[1, 4]", "output": "[1, 4]", "count": 2, "macs": 32}]

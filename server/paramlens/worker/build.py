@@ -558,16 +558,65 @@ def _has_alarm() -> bool:
     return hasattr(signal, "setitimer") and callable(signal.getsignal(signal.SIGALRM))
 
 
-def _forward(
-    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
-) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
-    """forward() with an example input, on the device the model was built on."""
-    recorder = ctx.recorder
-
+def _forward_pass(
+    model: nn.Module, recorder: SiteRecorder, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
     def site(module: nn.Module) -> Site | None:
         sites = recorder.sites(module)
         return sites[0] if sites else None
 
+    return run_forward(
+        model,
+        spec.input,
+        spec.input_source,
+        _namespace(spec, ctx.namespace),
+        device,
+        ctx.is_user_file,
+        ctx.error,
+        {id(m): n for n, m in model.named_modules() if n},
+        site,
+        dict(ctx.dims),
+    )
+
+
+# what meta tensors cannot do: code that reads values (.item(), if x.sum() > 0, x[x > 0])
+_NEEDS_VALUES = re.compile(r"meta tensor|on meta|data-independent|'Meta' backend", re.IGNORECASE)
+
+
+def _forward_on_cpu(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, why: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]] | None:
+    """forward() again on a copy of the model built on the CPU, with random weights and
+    input, when meta failed because the code reads values; None if it would not fit."""
+    held = sum(p.numel() * p.element_size() for p in model.parameters())
+    if spec.ctor is None or held * 2 > ctx.memory_mb * 2**20:
+        return None
+    code = compile(spec.ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
+    recorder = SiteRecorder(ctx.is_user_file)
+    real = _construct(code, _namespace(spec, ctx.namespace), "cpu", recorder)
+    if not isinstance(real, nn.Module):
+        return None
+    with torch.no_grad():  # weight initialisation was skipped: give the code numbers to read
+        for p in real.parameters():
+            p.normal_(0.0, 0.02)
+    info, calls = _forward_pass(real, recorder, spec, ctx, "cpu")
+    # the calls belong to the copy's modules: give them to the model's, by position
+    pairs = zip(
+        real.named_modules(remove_duplicate=False), model.named_modules(remove_duplicate=False)
+    )
+    same = {id(r): id(m) for (rn, r), (mn, m) in pairs if rn == mn}
+    calls = {same[k]: v for k, v in calls.items() if k in same}
+    if info is not None:
+        note = f"forward() ran on the CPU (random weights) because meta failed: {why}"
+        info = dataclasses.replace(info, device="cpu", note=note)
+    return info, calls
+
+
+def _forward(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
+    """forward() with an example input, on the device the model was built on (meta, then
+    the CPU if the code needs real values and the model fits)."""
     # forward() gets part of what is left of the class's time: when it runs out, the
     # parameters measured so far stand, with a note that forward() took too long
     remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _has_alarm() else 0.0
@@ -576,19 +625,12 @@ def _forward(
     if budget:
         signal.setitimer(signal.ITIMER_REAL, budget)
     try:
-        names = {id(m): n for n, m in model.named_modules() if n}
-        info, calls = run_forward(
-            model,
-            spec.input,
-            spec.input_source,
-            _namespace(spec, ctx.namespace),
-            device,
-            ctx.is_user_file,
-            ctx.error,
-            names,
-            site,
-            dict(ctx.dims),
-        )
+        info, calls = _forward_pass(model, ctx.recorder, spec, ctx, device)
+        error = info.error if info is not None else None
+        if error is not None and device == "meta" and _NEEDS_VALUES.search(error.message):
+            retried = _forward_on_cpu(model, spec, ctx, error.message)
+            if retried is not None:
+                info, calls = retried
         if info is not None and info.error is None:
             train = training_bytes(model, info.activation_bytes, ctx.optimizer)
             info = dataclasses.replace(info, train_bytes=train, optimizer=ctx.optimizer)

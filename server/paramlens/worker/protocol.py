@@ -166,6 +166,8 @@ class ForwardInfo:
     declared: tuple[str, int] | None = None  # the failing layer's declaration (file, line)
     fix: ShapeFix | None = None
     lines: tuple[InlineShape, ...] = ()
+    device: str = "meta"  # "cpu" when the code read values meta tensors do not have
+    note: str = ""
 
 
 @dataclass(frozen=True)
