@@ -225,7 +225,12 @@ def python_path(corpus: Path, package: Package) -> str:
 
 
 def run_paramlens(
-    corpus: Path, python: Path, package: Package, only: tuple[str, ...], warm: bool = True
+    corpus: Path,
+    python: Path,
+    package: Package,
+    only: tuple[str, ...],
+    warm: bool = True,
+    shapes: bool = True,
 ) -> dict:
     """Cold (empty cache) then warm (the cache the cold run filled); outputs merged over targets."""
     base = corpus / "src" / package.name / package.pkgdir
@@ -250,6 +255,7 @@ def run_paramlens(
             "json",
             "--python",
             str(python),
+            *(() if shapes else ("--no-shapes",)),
         ]
         for phase in ("cold", "warm") if warm else ("cold",):
             run = measure(command, env)
@@ -517,6 +523,9 @@ def main() -> None:
         "--no-warm", action="store_true", help="skip the second (warm cache) paramlens run"
     )
     parser.add_argument("--show", type=int, default=8, help="names listed per package")
+    parser.add_argument(
+        "--no-shapes", action="store_true", help="parameters only: paramlens --no-shapes"
+    )
     parser.add_argument("--json", type=Path, help="save the numbers there")
     args = parser.parse_args()
     wanted = [p for p in args.packages.split(",") if p]
@@ -545,7 +554,9 @@ def main() -> None:
             pl = json.loads(saved.read_text())
         else:
             print(f"{package.name}: paramlens", file=sys.stderr)
-            pl = run_paramlens(corpus, python, package, only, warm=not args.no_warm)
+            pl = run_paramlens(
+                corpus, python, package, only, warm=not args.no_warm, shapes=not args.no_shapes
+            )
         row, failed = compare(package, corpus / "src" / package.name, truth_report, pl)
         rows.append(row)
         failures.extend(failed)

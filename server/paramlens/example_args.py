@@ -20,7 +20,7 @@ _ROWS: tuple[_Row, ...] = (
     (r"^(dim_head|head_dim|d_head|key_dim|qk_dim|v_dim|dim_per_head)$", ("16", "32"), None),
     (
         r"^(depths?|num_layers|n_layers?|layers|num_blocks|n_blocks|num_hidden_layers"
-        r"|num_res_blocks)$",
+        r"|num_res_blocks)$|^num_\w+_layers$|_depth$",
         ("2", "2"),
         ("(2, 2)", "(2, 2)"),
     ),
@@ -61,9 +61,15 @@ _ROWS: tuple[_Row, ...] = (
     (r"^(reduction|reduction_ratio|mlp_ratio|mlp_mult|expansion|ratio|mult)$", ("4", "4"), None),
     (r"^(window_size|window)$", ("4", "8"), None),
     (r"^(norm_eps|eps|layer_norm_eps)$", ("1e-5", "1e-5"), None),
+    (r"^(upsample_kernel_size|upsample_factor|scale_factor|downsample_factor)$", ("2", "2"), None),
+    (r"^feature_size$", ("24", "48"), None),  # monai's UNETR family: a multiple of 12
+    (r"^(norm_name|norm)$", ('"batch"', '"batch"'), None),  # monai's factories take names
+    (r"^(act_name|act)$", ('"relu"', '"relu"'), None),
+    (r"^theta$", ("10000", "10000"), None),  # rotary embeddings' base
     (
         r"(^|_)(dim|dims|d_model|hidden_size|hidden_dim|embed_dim|emb_dim|width|features"
-        r"|num_features|hidden|n_embd|d_hidden|mlp_dim|ff_dim|dim_ff|inner_dim|d_ff)$"
+        r"|num_features|hidden|n_embd|d_hidden|mlp_dim|ff_dim|dim_ff|inner_dim|d_ff"
+        r"|hidden_size|latent_size)$"
         r"|^dim_(in|out|inner|hidden|cond|latent)$",
         ("32", "64"),
         ("(16, 32)", "(64, 128)"),
@@ -85,15 +91,18 @@ def example_value(name: str, annotation: str | None, variant: str = "small") -> 
     kind = annotation.rpartition(".")[2] if annotation else None
     if kind == "bool":
         return "False"
-    if kind is not None and kind not in (*_SIZE_ANNOTATIONS, SEQUENCE):
-        return None  # a tensor, a config object, a callable: nothing to guess
     wide = variant == "wide"
     lowered = name.lower()
     for pattern, scalar, sequence in _TABLE:
-        if pattern.search(lowered):
-            if kind == SEQUENCE:
-                return None if sequence is None else sequence[wide]
-            return scalar[wide]
+        if not pattern.search(lowered):
+            continue
+        if scalar[0].startswith('"'):  # a name: norm_name="batch" (monai: str | tuple)
+            return scalar[wide] if kind in (None, "str", "tuple", SEQUENCE) else None
+        if kind is not None and kind not in (*_SIZE_ANNOTATIONS, SEQUENCE):
+            return None  # a tensor, a config object, a callable: nothing to guess
+        if kind == SEQUENCE:
+            return None if sequence is None else sequence[wide]
+        return scalar[wide]
     return None
 
 

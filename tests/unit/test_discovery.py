@@ -148,6 +148,9 @@ def test_example_values_only_for_parameters_named_like_sizes() -> None:
     assert example_value("channels", "Sequence") == "(16, 32)"  # monai: Sequence[int]
     assert example_value("in_channels", None, "wide") == "64"  # GroupNorm(32, ...) accepts it
     assert example_value("use_pair", "bool") == "False"
+    assert example_value("norm_name", "tuple") == '"batch"'  # monai: tuple | str
+    assert example_value("norm_name", "nn.Module") is None
+    assert example_value("num_vision_layers", "int") == "2"
     assert example_value("backbone", None) is None
     assert example_value("dim", "torch.Tensor") is None  # an annotation that is not a size
     assert example_value("config", None) is None
