@@ -116,6 +116,7 @@ def test_an_input_that_does_not_fit_fails_on_the_users_line_with_the_number_to_c
         "param": "in_features",
         "old": 784,
         "new": 812,
+        "internal": False,  # the first layer: the input does not fit the model at all
     }
     assert "models.py:20: NeuralNetwork: forward(): self.linear_relu_stack.0" in result.stderr
 

@@ -395,7 +395,7 @@ def _attempt(
     except Exception as exc:
         if isinstance(exc, (TimeoutError, MemoryError)):
             raise  # the job's deadline or memory cap: the build's to report
-        error, declared, fix = _explain(exc, calls, error_from, names, sites)
+        error, declared, fix = _explain(exc, calls, error_from, names, sites, _first_layer(model))
         failed = dataclasses.replace(
             base, error=error, declared=declared, fix=fix, lines=tracer.result()
         )
@@ -503,6 +503,7 @@ def _explain(
     error_from: Callable[[BaseException], ErrorInfo],
     names: Mapping[int, str],
     sites: Callable[[nn.Module], tuple[str, int] | None],
+    first: nn.Module | None = None,
 ) -> tuple[ErrorInfo, tuple[str, int] | None, ShapeFix | None]:
     """The error at the user's line in forward() that raised; for a layer that received an
     input it was not declared for, which number its declaration should have."""
@@ -522,9 +523,10 @@ def _explain(
     message = f"{who} is {describe_layer(module)} but receives {shown}: {param} should be {new}"
     if site is not None:
         message += f" (declared at line {site[1]})"
-    fix = (
-        None if site is None else ShapeFix(site[0], site[1], type(module).__name__, param, old, new)
-    )
+    fix = None
+    if site is not None:
+        internal = first is not None and module is not first
+        fix = ShapeFix(site[0], site[1], type(module).__name__, param, old, new, internal)
     return dataclasses.replace(error, message=message), site, fix
 
 

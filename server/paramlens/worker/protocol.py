@@ -146,6 +146,9 @@ class ShapeFix:
     param: str  # "in_features"
     old: int
     new: int
+    # not the model's first layer: the input fitted that one, and the model disagrees with
+    # itself (a bug whatever the input, even a guessed one)
+    internal: bool = False
 
 
 @dataclass(frozen=True)
