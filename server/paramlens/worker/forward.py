@@ -353,7 +353,10 @@ def run_forward(
             return info, calls
         failure = failure or (info, calls)
     assert failure is not None
-    return failure
+    info, calls = failure
+    if len(candidates) > 1 and info.fix is not None:  # which image size was right is unknown
+        info = dataclasses.replace(info, fix=dataclasses.replace(info.fix, internal=False))
+    return info, calls
 
 
 def _attempt(
