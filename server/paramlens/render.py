@@ -138,6 +138,9 @@ def forward_text(forward: ForwardInfo | None) -> str:
     """``11.99M mult-adds @ [1, 1, 28, 28] (guessed input)``, or why forward() failed."""
     if forward is None:
         return ""
+    internal = forward.fix is not None and forward.fix.internal
+    if forward.error is not None and forward.guessed and not internal:
+        return "no shapes: the guessed input does not fit (hover to pin one)"
     if forward.error is not None:
         return "forward() failed (see problems)" if forward.input else ""
     guessed = " (guessed input)" if forward.guessed else ""
@@ -329,13 +332,14 @@ def inline_shapes_at(
     """(line, column, name) -> the shapes forward() gave that name in ``file``. Where several
     models ran the line, only the best-founded are kept: a model built with real arguments
     over one built with example arguments, a given input over a guessed one, a forward()
-    that ran over one that failed half-way."""
-    found: dict[tuple[int, int, str], tuple[tuple[bool, bool, bool], InlineShapes]] = {}
+    that ran over one that failed half-way, then the largest model (a block's lines as the
+    whole network runs them, not as the block alone ran a guess)."""
+    found: dict[tuple[int, int, str], tuple[tuple[bool, bool, bool, int], InlineShapes]] = {}
     for model in models:
         forward = model.forward
         if forward is None:
             continue
-        rank = (model.example, forward.guessed, forward.error is not None)
+        rank = (model.example, forward.guessed, forward.error is not None, -model.total_params)
         source = f"{model.name} with {forward.input} ({forward.input_source})"
         for shape in forward.lines:
             if shape.file != file:

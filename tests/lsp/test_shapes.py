@@ -167,3 +167,29 @@ async def test_a_shape_mismatch_is_a_warning_with_a_quick_fix_that_makes_it_run(
     assert label(after[(18, 9)]) == ": [1, 120]" and label(after[(19, 14)]) == ": [1, 84]"
     assert list(client.diagnostics[doc]) == []
     assert (await lens_titles(client, doc))[11].startswith("Linear(400 -> 120) · 48,120")
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def settings_client(lsp_client: LanguageClient, tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "lenet.py").write_text(LENET)  # its input only in the editor's settings
+    await initialize(
+        lsp_client, tmp_path, settings={"inputs": {"LeNet": "torch.randn(1, 3, 32, 32)"}}
+    )
+    lsp_client.root = tmp_path  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_file_opened_as_the_editor_starts_is_analysed_with_its_settings(
+    settings_client: LanguageClient,
+) -> None:
+    # opened at once after initialized, while the server is still asking for the settings:
+    # without them LeNet would run a guessed 28 x 28 input, which fits, and show no warning
+    doc = open_file(settings_client, settings_client.root / "lenet.py")  # type: ignore[attr-defined]
+
+    async def warned() -> list[lsp.Diagnostic] | None:
+        found = settings_client.diagnostics.get(doc, [])
+        return [d for d in found if d.code == "forward-failed"] or None
+
+    [warning] = await eventually(warned)
+    assert "in_features should be 400" in warning.message

@@ -37,6 +37,7 @@ from . import convert
 from .documents import DocumentState
 
 STATUS_NOTIFICATION = "paramlens/status"
+SETTINGS_WAIT_S = 2.0
 
 
 def uri_to_path(uri: str) -> str | None:
@@ -86,6 +87,7 @@ class ParamlensServer(LanguageServer):
         # The disk cache: a reopened, unchanged project shows its figures before torch imports.
         self.engine = Engine(self.settings_for, self.log, config.cache_folder(), eager_worker=True)
         self.editor_settings: dict[str, Any] = {}
+        self.settings_ready = asyncio.Event()  # set once the editor's settings were asked for
         self.client_python: str | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -178,6 +180,10 @@ class ParamlensServer(LanguageServer):
         self.tasks[uri] = asyncio.create_task(self.analyze(uri))
 
     async def analyze(self, uri: str) -> None:
+        # a file opened as the editor starts waits for the editor's settings (its inputs,
+        # its interpreter), which the server asks for once initialized; not forever
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.settings_ready.wait(), SETTINGS_WAIT_S)
         state = self.documents.get(uri)
         if state is None:
             return
@@ -341,7 +347,10 @@ def on_initialize(ls: ParamlensServer, params: lsp.InitializeParams) -> None:
 
 @server.feature(lsp.INITIALIZED)
 async def on_initialized(ls: ParamlensServer, params: lsp.InitializedParams) -> None:
-    await ls.refresh_settings()
+    try:
+        await ls.refresh_settings()
+    finally:
+        ls.settings_ready.set()
     for folder in ls.folder_paths():
         # a project analysed before (its scan persisted): torch imports while the user
         # picks a file; a folder never seen waits for a file with a model in it
