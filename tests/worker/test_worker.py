@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from pathlib import Path
 
@@ -138,3 +139,23 @@ async def test_a_cancelled_job_is_not_rebuilt_class_by_class(tmp_path: Path) -> 
         assert not any("BUILDING Second" in line for line in logged), logged
     finally:
         await worker.stop()
+
+
+def test_torch_dynamo_is_imported_only_when_code_uses_it() -> None:
+    """Meta decompositions wrap themselves in torch._disable_dynamo, which imports
+    torch._dynamo (over a second) on first use: the worker defers it; code that does use
+    torch._dynamo still gets the real module."""
+    script = (
+        "import sys, torch\n"
+        "from paramlens.worker.serve import _defer_dynamo\n"
+        "_defer_dynamo()\n"
+        "x = torch.empty(2, 3, device='meta') + 1  # a decomposed meta op\n"
+        "deferred = type(sys.modules['torch._dynamo']).__name__\n"
+        "import torch._dynamo.config\n"
+        "real = type(sys.modules['torch._dynamo']).__name__\n"
+        "print(deferred, real, torch._dynamo.is_compiling())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["_DeferredDynamo", "module", "False"], done.stderr

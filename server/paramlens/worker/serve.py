@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import importlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -668,6 +670,33 @@ def _hung_line(running: _Running) -> tuple[str, int] | None:
     return None
 
 
+class _DeferredDynamo(types.ModuleType):
+    """``torch._dynamo`` until something really uses it.
+
+    torch's meta decompositions are wrapped in ``torch._disable_dynamo``, which imports
+    torch._dynamo (over a second here) the first time one runs, only to wrap the function
+    so that torch.compile does not trace it. Nothing compiles in the worker: until code
+    asks for anything else, ``disable`` returns the function as it is, and the first other
+    attribute (``config``, ``__path__`` for a submodule, ``is_compiling``...) imports the
+    real module, which takes this one's place.
+    """
+
+    def disable(
+        self, fn: Any = None, recursive: bool = True, wrapping: bool = True, **kwargs: Any
+    ) -> Any:
+        return fn if fn is not None else (lambda f: f)
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _defer_dynamo() -> None:
+    if "torch._dynamo" not in sys.modules:
+        sys.modules["torch._dynamo"] = _DeferredDynamo("torch._dynamo")
+
+
 def _warm_meta() -> None:
     """Build a few layers on meta once: the first meta build imports ~800 modules."""
     import torch
@@ -704,6 +733,7 @@ def main(argv: list[str] | None = None) -> None:
         emit(1, {"type": "fatal", "message": f"cannot import torch in {sys.executable}: {exc}"})
         sys.exit(3)
     torch.set_num_threads(1)
+    _defer_dynamo()
     _warm_meta()
     use_fork = hasattr(os, "fork") and os.environ.get("PARAMLENS_NO_FORK") != "1"
     info = protocol.WorkerInfo(
