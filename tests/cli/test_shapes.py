@@ -179,6 +179,25 @@ WORKSPACE = {
             def forward(self, x):
                 return self.fc(x)
 
+        class Timmish(nn.Module):  # timm declares its input size in pretrained_cfg
+            def __init__(self):
+                super().__init__()
+                self.pretrained_cfg = {"input_size": (3, 40, 40)}
+                self.conv = nn.Conv2d(3, 4, 4, stride=4)
+                self.head = nn.Linear(4 * 10 * 10, 2)
+
+            def forward(self, x):
+                return self.head(self.conv(x).flatten(1))
+
+        class TokenBlock(nn.Module):  # a transformer block: a sequence of vectors
+            def __init__(self):
+                super().__init__()
+                self.qkv = nn.Linear(8, 24)
+
+            def forward(self, x):
+                batch, tokens, width = x.shape
+                return self.qkv(x).reshape(batch, tokens, 3, width)
+
         class Looped(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -255,6 +274,9 @@ def test_each_source_of_the_example_input(workspace: Path) -> None:
     assert forward["Lightning"]["input_source"] == "example_input_array"
     assert forward["Lightning"]["output_shape"] == "[1, 4, 8]"
     assert forward["Looped"]["input_source"] == "guessed from Linear(16 -> …)"
+    assert forward["Timmish"]["input"] == "torch.randn(1, 3, 40, 40)"
+    assert forward["TokenBlock"]["input"] == "torch.randn(1, 16, 8)"  # [1, 8] did not fit
+    assert forward["TokenBlock"]["output_shape"] == "[1, 16, 3, 8]"
     # a training script's call: x = torch.randn(BATCH, 12) then net(x), BATCH folded
     assert forward["Trained"]["input"] == "torch.randn(64, 12)"
     assert forward["Trained"]["input_source"] == "called at train.py:10"

@@ -59,6 +59,31 @@ def shape_text(value: object) -> str:
 # -- the input --------------------------------------------------------------------
 
 
+def _sizes(value: object, dims: int) -> tuple[int, ...] | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return (value,) * dims
+    if not isinstance(value, (tuple, list)) or len(value) != dims:
+        return None
+    return tuple(value) if all(isinstance(d, int) and d > 0 for d in value) else None
+
+
+def _declared_image_size(model: nn.Module, dims: int) -> tuple[int, ...] | None:
+    """The input size a model declares: timm's ``pretrained_cfg["input_size"]`` (C, H, W),
+    or an ``img_size``/``image_size`` attribute (an int, or one per dimension)."""
+    for attr in ("pretrained_cfg", "default_cfg"):
+        cfg = getattr(model, attr, None)
+        size = cfg.get("input_size") if isinstance(cfg, dict) else None
+        if isinstance(size, (tuple, list)) and len(size) == dims + 1:
+            found = _sizes(list(size[1:]), dims)
+            if found is not None:
+                return found
+    for attr in ("img_size", "image_size"):
+        found = _sizes(getattr(model, attr, None), dims)
+        if found is not None:
+            return found
+    return None
+
+
 def _first_layer(model: nn.Module) -> nn.Module | None:
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd)):
@@ -155,12 +180,11 @@ def candidate_inputs(
     if given:
         return [(given, given_source)]
     first = _first_layer(model)
-    if isinstance(first, nn.Linear):
+    if isinstance(first, nn.Linear):  # a vector, else a sequence of them (a transformer block)
+        source = f"guessed from Linear({first.in_features} -> …)"
         return [
-            (
-                f"torch.randn(1, {first.in_features})",
-                f"guessed from Linear({first.in_features} -> …)",
-            )
+            (f"torch.randn(1, {first.in_features})", source),
+            (f"torch.randn(1, {_TOKENS}, {first.in_features})", source),
         ]
     if isinstance(first, nn.Embedding):
         expr = f"torch.randint(0, {first.num_embeddings}, (1, {_TOKENS}))"
@@ -169,12 +193,16 @@ def candidate_inputs(
         dims = len(first.kernel_size)
         channels = first.in_channels
         name = type(first).__name__
+        sizes = [(size,) * dims for size in _IMAGE_SIZES]
+        declared = _declared_image_size(model, dims)
+        if declared is not None:
+            sizes.insert(0, declared)
         return [
             (
-                f"torch.randn(1, {channels}, {', '.join([str(size)] * dims)})",
+                f"torch.randn(1, {channels}, {', '.join(map(str, size))})",
                 f"guessed from {name}({channels} -> …)",
             )
-            for size in _IMAGE_SIZES
+            for size in dict.fromkeys(sizes)
         ]
     return []
 
