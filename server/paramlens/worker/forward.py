@@ -372,17 +372,23 @@ def run_forward(
     candidates = candidate_inputs(model, given, given_source, dims or {})
     if not candidates:
         return None, {}
-    failure: tuple[ForwardInfo, dict[int, list[ModuleCall]]] | None = None
+    failures: list[tuple[ForwardInfo, dict[int, list[ModuleCall]]]] = []
     for expression, source in candidates:
         info, calls = _attempt(
             model, expression, source, namespace, device, is_user_file, error_from, names, sites
         )
         if info.error is None:
             return info, calls
-        failure = failure or (info, calls)
-    assert failure is not None
-    info, calls = failure
-    if len(candidates) > 1 and info.fix is not None:  # which image size was right is unknown
+        failures.append((info, calls))
+    # A guess that fitted the first layer but not a later one blames that layer. Guesses
+    # that did so differently (a classifier sized for another image size): which guess was
+    # right is unknown, so no layer is to blame for certain.
+    inside = [(f, c) for f, c in failures if f.fix is not None and f.fix.internal]
+    blamed = {(f.fix.file, f.fix.line, f.fix.new) for f, _ in inside if f.fix is not None}
+    if len(blamed) == 1:
+        return inside[0]
+    info, calls = failures[0]
+    if info.fix is not None and info.fix.internal:
         info = dataclasses.replace(info, fix=dataclasses.replace(info.fix, internal=False))
     return info, calls
 
