@@ -195,15 +195,9 @@ def _report_errors(
         code = EXIT_BUILD_ERROR
     for model in models:
         forward = model.forward
-        internal = forward is not None and forward.fix is not None and forward.fix.internal
-        if (
-            model.error is None
-            and forward is not None
-            and forward.error is not None
-            and (not forward.guessed or internal)
-        ):
-            # forward() failed with the input the user gave: their model has a shape bug
-            # (with a guessed input it is only a note: the guess may be what is wrong)
+        if model.error is None and forward is not None and forward.code_at_fault():
+            assert forward.error is not None
+            # with an input the user gave, a failure; with a guess, a note
             where = _where(model, forward.error)
             label = "note: " if forward.guessed else ""
             print(

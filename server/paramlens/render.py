@@ -138,8 +138,7 @@ def forward_text(forward: ForwardInfo | None) -> str:
     """``11.99M mult-adds @ [1, 1, 28, 28] (guessed input)``, or why forward() failed."""
     if forward is None:
         return ""
-    internal = forward.fix is not None and forward.fix.internal
-    if forward.error is not None and forward.guessed and not internal:
+    if forward.error is not None and not forward.code_at_fault():
         return "no shapes: the guessed input does not fit (hover to pin one)"
     if forward.error is not None:
         return "forward() failed (see problems)" if forward.input else ""

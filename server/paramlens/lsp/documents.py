@@ -184,19 +184,15 @@ class DocumentState:
         return found
 
     def forward_failures(self) -> list[tuple[ModelResult, ForwardInfo, ErrorInfo]]:
-        """Models of the newest analysis that were built but whose forward() failed with an
-        input the user gave, or with a guessed one that fitted the first layer but not a later
-        one (the model disagrees with itself). A guess that does not fit at all is the
-        guess's fault, not a problem in their code: the lens and hover say how to pin one."""
+        """Models of the newest analysis that were built but whose forward() failed
+        because of their code (:meth:`ForwardInfo.code_at_fault`)."""
         report = self.latest
         if report is None:
             return []
         return [
             (m, m.forward, m.forward.error)
             for m in report.models
-            if m.forward is not None
-            and m.forward.error is not None
-            and (not m.forward.guessed or (m.forward.fix is not None and m.forward.fix.internal))
+            if m.forward is not None and m.forward.error is not None and m.forward.code_at_fault()
         ]
 
 

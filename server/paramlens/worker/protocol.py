@@ -172,6 +172,14 @@ class ForwardInfo:
     device: str = "meta"  # "cpu" when the code read values meta tensors do not have
     note: str = ""
 
+    def code_at_fault(self) -> bool:
+        """forward() failed because of the user's code: with an input they gave, or with a
+        guess that fitted the first layer while a later layer disagrees with the one before
+        (a guess that does not fit at all is the guess's fault: pin an input instead)."""
+        if self.error is None:
+            return False
+        return not self.guessed or (self.fix is not None and self.fix.internal)
+
 
 @dataclass(frozen=True)
 class TreeRow:
