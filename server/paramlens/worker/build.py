@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .forward import ModuleCall, run_forward, training_bytes
+from .forward import ForwardContext, ModuleCall, run_forward, training_bytes
+from .loader import has_itimer
 from .protocol import (
     EXAMPLE_SOURCE,
     Call,
@@ -507,7 +508,7 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
             spec.fix_hint,
         )
         return ModelResult.failed(spec, file, error)
-    code = compile(spec.ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
+    code = _compiled(spec.ctor, spec)
     notes: list[str] = []
     used = ctx.device
     try:
@@ -554,8 +555,8 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
 
 
-def _has_alarm() -> bool:
-    return hasattr(signal, "setitimer") and callable(signal.getsignal(signal.SIGALRM))
+def _compiled(ctor: str, spec: ClassSpec) -> types.CodeType:
+    return compile(ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
 
 
 def _forward_pass(
@@ -565,18 +566,16 @@ def _forward_pass(
         sites = recorder.sites(module)
         return sites[0] if sites else None
 
-    return run_forward(
-        model,
-        spec.input,
-        spec.input_source,
-        _namespace(spec, ctx.namespace),
-        device,
-        ctx.is_user_file,
-        ctx.error,
-        {id(m): n for n, m in model.named_modules() if n},
-        site,
-        dict(ctx.dims),
+    forward = ForwardContext(
+        namespace=_namespace(spec, ctx.namespace),
+        device=device,
+        is_user_file=ctx.is_user_file,
+        error_from=ctx.error,
+        names={id(m): n for n, m in model.named_modules() if n},
+        site=site,
+        dims=dict(ctx.dims),
     )
+    return run_forward(model, spec.input, spec.input_source, forward)
 
 
 # what meta tensors cannot do: code that reads values (.item(), if x.sum() > 0, x[x > 0])
@@ -591,7 +590,7 @@ def _forward_on_cpu(
     held = sum(p.numel() * p.element_size() for p in model.parameters())
     if spec.ctor is None or held * 2 > ctx.memory_mb * 2**20:
         return None
-    code = compile(spec.ctor, f"<paramlens: {spec.ctor_source or spec.name}>", "eval")
+    code = _compiled(spec.ctor, spec)
     recorder = SiteRecorder(ctx.is_user_file)
     real = _construct(code, _namespace(spec, ctx.namespace), "cpu", recorder)
     if not isinstance(real, nn.Module):
@@ -619,7 +618,7 @@ def _forward(
     the CPU if the code needs real values and the model fits)."""
     # forward() gets part of what is left of the class's time: when it runs out, the
     # parameters measured so far stand, with a note that forward() took too long
-    remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _has_alarm() else 0.0
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0] if has_itimer() else 0.0
     budget = min(FORWARD_BUDGET_S, remaining / 2) if remaining else 0.0
     started = time.monotonic()
     if budget:

@@ -33,6 +33,19 @@ _TOKENS = 16  # a guessed token input: [1, 16]
 _MAX_INLINE = 4  # distinct shapes kept per line
 
 
+@dataclasses.dataclass(frozen=True)
+class ForwardContext:
+    """What forward() runs with, besides the model and its input."""
+
+    namespace: dict[str, object]  # where the input expression is evaluated
+    device: str
+    is_user_file: Callable[[str], bool]
+    error_from: Callable[[BaseException], ErrorInfo]
+    names: Mapping[int, str]  # id(module) -> its dotted path in the model
+    site: Callable[[nn.Module], tuple[str, int] | None]  # the line that declared a module
+    dims: Mapping[str, int]  # values of named dimensions in shape annotations
+
+
 @dataclasses.dataclass
 class ModuleCall:
     inputs: str
@@ -354,29 +367,18 @@ class _LineShapes:
 
 
 def run_forward(
-    model: nn.Module,
-    given: str | None,
-    given_source: str,
-    namespace: dict[str, object],
-    device: str,
-    is_user_file: Callable[[str], bool],
-    error_from: Callable[[BaseException], ErrorInfo],
-    names: Mapping[int, str],
-    sites: Callable[[nn.Module], tuple[str, int] | None],
-    dims: Mapping[str, int] | None = None,
+    model: nn.Module, given: str | None, given_source: str, ctx: ForwardContext
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
     """forward() with the first candidate input it accepts (a configured input is the only
     candidate), under no_grad-free meta execution. None: no input to try."""
     if getattr(type(model), "forward", None) is nn.Module.forward:
         return None, {}  # a container of parameters with no forward() of its own
-    candidates = candidate_inputs(model, given, given_source, dims or {})
+    candidates = candidate_inputs(model, given, given_source, ctx.dims)
     if not candidates:
         return None, {}
     failures: list[tuple[ForwardInfo, dict[int, list[ModuleCall]]]] = []
     for expression, source in candidates:
-        info, calls = _attempt(
-            model, expression, source, namespace, device, is_user_file, error_from, names, sites
-        )
+        info, calls = _attempt(model, expression, source, ctx)
         if info.error is None:
             return info, calls
         failures.append((info, calls))
@@ -394,36 +396,28 @@ def run_forward(
 
 
 def _attempt(
-    model: nn.Module,
-    expression: str,
-    source: str,
-    namespace: dict[str, object],
-    device: str,
-    is_user_file: Callable[[str], bool],
-    error_from: Callable[[BaseException], ErrorInfo],
-    names: Mapping[int, str],
-    sites: Callable[[nn.Module], tuple[str, int] | None],
+    model: nn.Module, expression: str, source: str, ctx: ForwardContext
 ) -> tuple[ForwardInfo, dict[int, list[ModuleCall]]]:
     from torch.utils.flop_counter import FlopCounterMode
 
     guessed = source.startswith("guessed")
     base = ForwardInfo(input=expression, input_source=source, guessed=guessed)
     try:
-        with torch.device(device):
-            args, kwargs = _evaluate(expression, model, namespace)
+        with torch.device(ctx.device):
+            args, kwargs = _evaluate(expression, model, ctx.namespace)
     except Exception as exc:
-        message = f"the input {expression} ({source}) failed: {error_from(exc).message}"
+        message = f"the input {expression} ({source}) failed: {ctx.error_from(exc).message}"
         return dataclasses.replace(base, error=ErrorInfo(message, kind="input")), {}
     base = dataclasses.replace(
         base, input_shape=shape_text(args[0] if len(args) == 1 else args or kwargs)
     )
-    tracer = _LineShapes(is_user_file)
+    tracer = _LineShapes(ctx.is_user_file)
     counter = FlopCounterMode(display=False)
     calls = _Calls()
     saved = _SavedForBackward(model)
     previous = sys.gettrace()
     try:
-        with _hooked(model, calls), counter, saved.hooks(), torch.device(device):
+        with _hooked(model, calls), counter, saved.hooks(), torch.device(ctx.device):
             sys.settrace(tracer.trace)
             try:
                 output = model(*args, **kwargs)
@@ -432,7 +426,7 @@ def _attempt(
     except Exception as exc:
         if isinstance(exc, (TimeoutError, MemoryError)):
             raise  # the job's deadline or memory cap: the build's to report
-        error, declared, fix = _explain(exc, calls, error_from, names, sites, _first_layer(model))
+        error, declared, fix = _explain(exc, calls, ctx, _first_layer(model))
         failed = dataclasses.replace(
             base, error=error, declared=declared, fix=fix, lines=tracer.result()
         )
@@ -485,7 +479,7 @@ OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd-momentum": 1, "sgd": 0, "none": 
 
 def training_bytes(model: nn.Module, activation_bytes: int, optimizer: str) -> int:
     """Parameters + gradients + optimizer state + activations saved for backward."""
-    params = {id(p): p for p in model.parameters()}.values()
+    params = list(model.parameters())  # each once, as torch counts them
     held = sum(p.numel() * p.element_size() for p in params)
     trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
     return held + trainable * (1 + OPTIMIZER_STATES.get(optimizer, 2)) + activation_bytes
@@ -535,27 +529,22 @@ def cpu_wording(message: str) -> str:
 
 
 def _explain(
-    exc: BaseException,
-    calls: _Calls,
-    error_from: Callable[[BaseException], ErrorInfo],
-    names: Mapping[int, str],
-    sites: Callable[[nn.Module], tuple[str, int] | None],
-    first: nn.Module | None = None,
+    exc: BaseException, calls: _Calls, ctx: ForwardContext, first: nn.Module | None
 ) -> tuple[ErrorInfo, tuple[str, int] | None, ShapeFix | None]:
     """The error at the user's line in forward() that raised; for a layer that received an
     input it was not declared for, which number its declaration should have."""
-    error = error_from(exc)
+    error = ctx.error_from(exc)
     error = dataclasses.replace(error, message=cpu_wording(error.message), kind="forward")
     if not calls.stack:
         return error, None, None
     module, args, shown = calls.stack[-1]
-    site = sites(module)
+    site = ctx.site(module)
     x = args[0] if args and isinstance(args[0], torch.Tensor) else None
     mismatch = _expected(module, x) if x is not None else None
     if mismatch is None:
         return error, site, None
     param, old, new = mismatch
-    path = names.get(id(module))
+    path = ctx.names.get(id(module))
     who = f"self.{path}" if path else type(module).__name__
     message = f"{who} is {describe_layer(module)} but receives {shown}: {param} should be {new}"
     if site is not None:

@@ -311,11 +311,11 @@ class ModuleRunner:
         self, stmt: ast.stmt, code: types.CodeType, path: str, namespace: dict[str, Any]
     ) -> None:
         is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
-        outer_remaining = signal.getitimer(signal.ITIMER_REAL)[0] if _has_itimer() else 0.0
+        outer_remaining = signal.getitimer(signal.ITIMER_REAL)[0] if has_itimer() else 0.0
         outer_deadline = time.monotonic() + outer_remaining if outer_remaining else None
         budget = None if is_import else STATEMENT_BUDGET_S
         started = time.monotonic()
-        if budget is not None and _has_itimer():
+        if budget is not None and has_itimer():
             signal.setitimer(signal.ITIMER_REAL, min(budget, outer_remaining or budget))
         try:
             if is_import:
@@ -343,7 +343,7 @@ class ModuleRunner:
                 reason = exception_line(exc, 200)
             self._poison(stmt, path, namespace, reason)
         finally:
-            if budget is not None and _has_itimer():
+            if budget is not None and has_itimer():
                 remaining = 0.0
                 if outer_deadline is not None:
                     remaining = max(outer_deadline - time.monotonic(), 0.001)
@@ -357,7 +357,7 @@ class ModuleRunner:
                 namespace[name] = Unavailable(name, path, stmt.lineno, reason)
 
 
-def _has_itimer() -> bool:
+def has_itimer() -> bool:
     """A per-statement alarm needs a Python handler (the worker's raises a TimeoutError)."""
     return hasattr(signal, "setitimer") and callable(signal.getsignal(signal.SIGALRM))
 
