@@ -21,7 +21,7 @@ from pathlib import Path
 from paramlens.config import Settings
 from paramlens.engine import Engine
 
-from bench.common import FIXTURES, measure, median
+from bench.common import FIXTURES, measure, median, paramlens_summary
 
 CASES = [
     ("seed MLP", "recipe/models.py", "NeuralNetwork", "NeuralNetwork()"),
@@ -33,22 +33,8 @@ CASES = [
 
 
 def paramlens_run(file: Path, name: str) -> tuple[float, float, int]:
-    run = measure(
-        [
-            sys.executable,
-            "-m",
-            "paramlens",
-            "summary",
-            f"{file}::{name}",
-            "--format",
-            "json",
-            "--no-cache",
-        ]
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"paramlens failed on {file}::{name}:\n{run.stderr}")
-    [model] = json.loads(run.stdout)["models"]
-    return run.seconds, run.peak_mb, model["total_params"]
+    seconds, peak_mb, model = paramlens_summary(file, name)
+    return seconds, peak_mb, model["total_params"]
 
 
 def torchinfo_run(file: Path, expression: str, *flags: str) -> tuple[float, float, int, int]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -93,3 +95,25 @@ def median(values: Sequence[float]) -> float:
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def paramlens_summary(file: Path, name: str, *flags: str) -> tuple[float, float, dict]:
+    """A cold ``paramlens summary FILE::Class --format json --no-cache``: seconds, peak PSS
+    of its process tree (MB), and the model's JSON."""
+    run = measure(
+        [
+            sys.executable,
+            "-m",
+            "paramlens",
+            "summary",
+            f"{file}::{name}",
+            "--format",
+            "json",
+            "--no-cache",
+            *flags,
+        ]
+    )
+    if run.returncode != 0:
+        raise SystemExit(f"paramlens failed on {file}::{name}:\n{run.stderr}")
+    [model] = json.loads(run.stdout)["models"]
+    return run.seconds, run.peak_mb, model

@@ -24,7 +24,7 @@ from pathlib import Path
 from paramlens.config import Settings
 from paramlens.engine import Engine
 
-from bench.common import FIXTURES, measure, median
+from bench.common import FIXTURES, measure, median, paramlens_summary
 
 TOKENS = "torch.randint(0, 50257, (1, 1024))"
 CASES = [("GPT-2 small", "gpt/model.py", "GPT", "GPT(GPTConfig())")]
@@ -52,28 +52,8 @@ print(json.dumps({"shapes": shapes, "mult_adds": stats.total_mult_adds}))
 
 
 def paramlens_run(file: Path, name: str) -> tuple[float, float, dict]:
-    run = measure(
-        [
-            sys.executable,
-            "-m",
-            "paramlens",
-            "summary",
-            f"{file}::{name}",
-            "--format",
-            "json",
-            "--no-cache",
-            "--timeout",
-            "120",
-            "--memory-mb",
-            "8192",
-            "--input",
-            TOKENS,
-        ]
-    )
-    if run.returncode != 0:
-        raise SystemExit(f"paramlens failed on {file}::{name}:\n{run.stderr}")
-    [model] = json.loads(run.stdout)["models"]
-    return run.seconds, run.peak_mb, model
+    flags = ("--timeout", "120", "--memory-mb", "8192", "--input", TOKENS)
+    return paramlens_summary(file, name, *flags)
 
 
 def torchinfo_run(file: Path, expression: str) -> tuple[float, float, dict]:

@@ -663,15 +663,21 @@ _TENSOR_FACTORIES = frozenset(
 _MODEL_METHODS = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
 
 
-def _tensor_input(node: ast.expr, info: FileInfo, tensors: Mapping[str, str]) -> str | None:
-    """``torch.randn(64, 1, 28, 28)`` with its sizes folded to literals (a batch size that
-    is a module constant included), or a name bound to one; None for anything else."""
-    while (  # x.to(device), x.cuda()
+def _without_moves(node: ast.expr) -> ast.expr:
+    """``Net().to(device).eval()`` -> ``Net()``: where a value lives does not change it."""
+    while (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr in _MODEL_METHODS
     ):
         node = node.func.value
+    return node
+
+
+def _tensor_input(node: ast.expr, info: FileInfo, tensors: Mapping[str, str]) -> str | None:
+    """``torch.randn(64, 1, 28, 28)`` with its sizes folded to literals (a batch size that
+    is a module constant included), or a name bound to one; None for anything else."""
+    node = _without_moves(node)
     if isinstance(node, ast.Name):
         return tensors.get(node.id)
     if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
@@ -722,13 +728,7 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
             if isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
                 if isinstance(target, ast.Name):
-                    value: ast.expr = node.value
-                    while (
-                        isinstance(value, ast.Call)
-                        and isinstance(value.func, ast.Attribute)
-                        and value.func.attr in _MODEL_METHODS
-                    ):
-                        value = value.func.value
+                    value = _without_moves(node.value)
                     tensor = _tensor_input(value, info, tensors)
                     if tensor is not None:
                         tensors[target.id] = tensor

@@ -40,6 +40,7 @@ from .discovery import (
 from .example_args import NO_WEIGHTS, VARIANTS, example_value
 from .worker import protocol
 from .worker.protocol import (
+    CALL_SITE_INPUT,
     EXAMPLE_SOURCE,
     BuildJob,
     ClassSpec,
@@ -287,7 +288,7 @@ def with_input(
             source = "command line" if key == "*" else "pyproject.toml"
             return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
     for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
-        where = f"called at {relative_path(call.file, workspace.root)}:{call.line}"
+        where = f"{CALL_SITE_INPUT} {relative_path(call.file, workspace.root)}:{call.line}"
         return dataclasses.replace(spec, input=call.input, input_source=where)
     return spec
 

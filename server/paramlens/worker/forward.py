@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .protocol import ErrorInfo, ForwardInfo, InlineShape, ShapeFix
+from .protocol import CALL_SITE_INPUT, ErrorInfo, ForwardInfo, InlineShape, ShapeFix
 
 _IMAGE_SIZES = (224, 32, 28, 64)  # a guessed image input: the first size forward() accepts
 _TOKENS = 16  # a guessed token input: [1, 16]
@@ -183,7 +183,7 @@ def candidate_inputs(
     """(expression, source) pairs to try in order: the one configured, the model's
     ``example_input_array`` (PyTorch Lightning), forward()'s shape annotations, a call in
     the workspace, else guesses from its first layer."""
-    if given and not given_source.startswith("called at"):
+    if given and not given_source.startswith(CALL_SITE_INPUT):
         return [(given, given_source)]
     if getattr(model, "example_input_array", None) is not None:
         return [("self.example_input_array", "example_input_array")]

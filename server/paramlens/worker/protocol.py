@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
+CALL_SITE_INPUT = "called at"  # ClassSpec.input_source of an input read from a call
 EXAMPLE_SOURCE = "example arguments"  # ClassSpec.ctor_source of arguments guessed from names
 
 
