@@ -422,3 +422,28 @@ def test_a_forward_that_reads_values_runs_again_on_the_cpu(tmp_path: Path) -> No
     assert "Tensor.item() cannot be called on meta tensors" in forward["note"]
     [fc] = [layer for layer in reads["layers"] if layer["type"] == "Linear"]
     assert fc["calls"] == [{"inputs": "[1, 4]", "output": "[1, 4]", "count": 2, "macs": 32}]
+
+
+def test_a_guess_that_does_not_fit_is_no_error_and_says_how_to_pin_an_input(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "pairs.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            class WantsImages(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 4)
+
+                def forward(self, x):
+                    assert x.dim() == 4, "images only"
+                    return self.fc(x)
+            """
+        )
+    )
+    result = run_cli("annotate", str(tmp_path / "pairs.py"), "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert "forward()" not in result.stderr  # the guess's fault, not the code's
+    assert "no shapes: the guessed input does not fit (hover to pin one)" in result.stdout

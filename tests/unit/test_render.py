@@ -155,3 +155,24 @@ def test_parameters_of_a_module_with_children_get_rows_of_their_own() -> None:
     markdown = render.render_summary_markdown(net)
     assert "| Layer (type:depth-idx) | Param # (with children) | Own param shapes |" in markdown
     assert "| &nbsp;&nbsp;scale (Parameter) | 1 | [1] | True | m.py:8 |" in markdown
+
+
+def test_inline_shapes_come_from_the_best_founded_run_of_a_line() -> None:
+    from paramlens.worker.protocol import ForwardInfo, InlineShape
+
+    def ran(
+        name: str, shape: str, *, example: bool = False, guessed: bool = False, params: int = 1
+    ) -> ModelResult:
+        line = InlineShape("m.py", 7, 9, "x", (shape,))
+        forward = ForwardInfo(
+            input="torch.randn(...)", input_source="?", guessed=guessed, lines=(line,)
+        )
+        return ModelResult(name, "m.py", 1, total_params=params, example=example, forward=forward)
+
+    block_alone = ran("Block", "[1, 3, 224, 224]", example=True)  # example arguments
+    in_gpt = ran("GPT", "[1, 16, 768]", guessed=True, params=100)
+    small = ran("Tiny", "[1, 16, 32]", guessed=True, params=10)
+    [(key, seen)] = render.inline_shapes_at([block_alone, small, in_gpt], "m.py").items()
+    assert key == (7, 9, "x")
+    assert seen.shapes == ["[1, 16, 768]"]  # real arguments, then the largest model
+    assert render.inline_shapes([block_alone, small, in_gpt]) == {7: "x: [1, 16, 768]"}
