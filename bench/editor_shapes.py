@@ -59,7 +59,7 @@ async def code_actions(
 
 async def until_lenses(client: lspbench.Client, uri: str, want: str) -> None:
     try:
-        await asyncio.wait_for(lspbench.until_lenses(client, uri, want), 120)
+        await asyncio.wait_for(lspbench.until_lenses(client, uri, want, shapes=True), 120)
     except TimeoutError:
         lenses = await lspbench.code_lenses(client, uri)
         titles = "\n".join(lens.command.title for lens in lenses if lens.command)

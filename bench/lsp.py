@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
+from paramlens.render import SHAPES_PENDING
 from pygls.lsp.client import LanguageClient
 
 from bench.common import FIXTURES, median, percentile
@@ -106,12 +107,14 @@ async def code_lenses(client: Client, uri: str) -> list[lsp.CodeLens]:
     return await client.text_document_code_lens_async(params) or []
 
 
-async def until_lenses(client: Client, uri: str, want: str) -> float:
-    """Seconds until a lens title contains ``want`` and none is stale."""
+async def until_lenses(client: Client, uri: str, want: str, shapes: bool = False) -> float:
+    """Seconds until a lens title contains ``want`` and none is stale (with ``shapes``, and
+    none still waits for forward()'s shapes)."""
     started = time.perf_counter()
     while True:
         titles = [lens.command.title for lens in await code_lenses(client, uri) if lens.command]
-        if any(want in t for t in titles) and not any("(stale)" in t for t in titles):
+        waiting = ["(stale)", *([SHAPES_PENDING] if shapes else [])]
+        if any(want in t for t in titles) and not any(w in t for t in titles for w in waiting):
             return time.perf_counter() - started
         await asyncio.sleep(0.005)
 

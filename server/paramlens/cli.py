@@ -339,6 +339,23 @@ async def _reports(
     return list(reports)
 
 
+async def _target_reports(
+    engine: Engine, root: Path, path: Path, progress: _Progress, detail: bool = False
+) -> tuple[list[FileReport], Workspace | None]:
+    """The reports for a file or a folder. A file whose workspace did not change since a
+    run that saved its answer is answered from it, without reading or parsing any source."""
+    key = engine.answer_key(root, path, detail) if path.is_file() else None
+    saved = engine.saved_answer(key) if key is not None else None
+    if saved is not None:
+        return saved, None
+    workspace = await engine.read_workspace(root)
+    files = _model_files(workspace, path) if path.is_dir() else [str(path)]
+    reports = await _reports(engine, workspace, files, progress, detail)
+    if key is not None:
+        engine.save_answer(key, reports)
+    return reports, workspace
+
+
 async def _annotate(args: argparse.Namespace) -> int:
     path = args.file.resolve()
     if not path.exists():
@@ -348,9 +365,7 @@ async def _annotate(args: argparse.Namespace) -> int:
     try:
         engine.start_worker_unless_cached(str(path), root)
         async with _Progress(engine) as progress:
-            workspace = await engine.read_workspace(root)
-            files = _model_files(workspace, path) if path.is_dir() else [str(path)]
-            reports = await _reports(engine, workspace, files, progress)
+            reports, workspace = await _target_reports(engine, root, path, progress)
     finally:
         await engine.close()
     for problem in problems:
@@ -368,9 +383,10 @@ async def _annotate(args: argparse.Namespace) -> int:
     return _report_errors(_syntax_errors(reports), models)
 
 
-def _annotated(report: FileReport, workspace: Workspace) -> str:
-    """The file annotated, from the text the scan read (the same the figures come from)."""
-    info = workspace.files.get(report.path)
+def _annotated(report: FileReport, workspace: Workspace | None) -> str:
+    """The file annotated, from the text the scan read (the same the figures come from),
+    else (an answer saved for this very workspace) from the disk."""
+    info = workspace.files.get(report.path) if workspace is not None else None
     source = info.text if info is not None else ""
     if not source:  # not scanned (a skipped folder), or not valid source text
         try:
@@ -397,11 +413,9 @@ async def _summary(args: argparse.Namespace) -> int:
     try:
         engine.start_worker_unless_cached(str(path), root)
         async with _Progress(engine) as progress:
-            workspace = await engine.read_workspace(root)
-            files = _model_files(workspace, path) if path.is_dir() else [str(path)]
             # One model asked for by name: every factory gets its full layer tree.
             detail = class_name is not None
-            reports = await _reports(engine, workspace, files, progress, detail)
+            reports, _ = await _target_reports(engine, root, path, progress, detail)
     finally:
         await engine.close()
     for problem in problems:

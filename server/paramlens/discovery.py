@@ -10,6 +10,8 @@ imports (for cache keys and for building the models that use a class).
 from __future__ import annotations
 
 import ast
+import dataclasses
+import hashlib
 import io
 import os
 import re
@@ -116,13 +118,33 @@ class FileInfo:
     symbols: dict[str, str] = field(default_factory=dict)  # local name -> qualified name
     classes: dict[str, ClassInfo] = field(default_factory=dict)
     constants: dict[str, object] = field(default_factory=dict)
-    text: str = ""  # kept to find call sites lazily (rarely needed, costly to collect)
+    # The text, kept to find call sites lazily (rarely needed, costly to collect); None once
+    # persisted without it (the scan store keeps no copy of the sources): read from disk again.
+    source: str | None = None
     imports: set[str] = field(default_factory=set)  # qualified names of imported modules
     syntax_error: tuple[str, int] | None = None
     factories: dict[str, FactoryInfo] = field(default_factory=dict)
+    digest: str = ""  # of the text: what cache keys use (the text itself may not be loaded)
     _call_sites: list[CallSite] | None = None  # parsed on first use, then kept
     _model_calls: list[ModelCall] | None = None
     _words: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.digest and self.source is not None:
+            self.digest = content_digest(self.source)
+
+    @property
+    def text(self) -> str:
+        if self.source is None:
+            try:
+                self.source = read_source(Path(self.path))
+            except (OSError, SourceError):
+                self.source = ""
+        return self.source
+
+    def without_text(self) -> FileInfo:
+        """This entry as persisted: its text stays on disk (the digest says which it was)."""
+        return dataclasses.replace(self, source=None)
 
     def call_sites_known(self) -> bool:
         return self._call_sites is not None
@@ -495,6 +517,10 @@ def decode_source(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def content_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def read_source(path: Path) -> str:
     """The text of a Python file (:class:`SourceError` if it is not valid source text)."""
     return decode_source(path.read_bytes())
@@ -509,7 +535,7 @@ def _error_line(text: str, exc: SyntaxError) -> int:
 
 def read_file(path: Path, text: str) -> FileInfo:
     module, root = module_name(path)
-    info = FileInfo(str(path), module, str(root), text=text)
+    info = FileInfo(str(path), module, str(root), source=text)
     if len(text) > MAX_SOURCE_CHARS:
         size = f"{len(text) / 2**20:.1f} MB"
         info.syntax_error = (
@@ -959,6 +985,6 @@ def _read_file_isolated(path: Path, text: str) -> FileInfo:
     try:
         return read_file(path, text)
     except Exception as exc:  # a bug of ours must not take the other files' lenses
-        info = FileInfo(str(path), *_module_and_root(path), text=text)
+        info = FileInfo(str(path), *_module_and_root(path), source=text)
         info.syntax_error = (f"paramlens could not read this file: {type(exc).__name__}: {exc}", 1)
         return info

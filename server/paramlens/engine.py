@@ -33,6 +33,8 @@ from .discovery import (
     FactoryInfo,
     ScanCache,
     Workspace,
+    iter_python_files,
+    module_name,
     refs_in,
     relative_path,
     scan,
@@ -63,6 +65,8 @@ class FileReport:
     isolation: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     syntax_error: ErrorInfo | None = None
+    complete: bool = True  # False if a timeout or a crash cut a result short: not saved
+    shapes_pending: bool = False  # a first look: parameters, forward()'s shapes to follow
 
 
 def _load(path: Path, tag: object) -> Any:
@@ -120,7 +124,7 @@ class _ScanStore:
     sites are kept with it once computed. Our own cache folder, our own dataclasses.
     """
 
-    FORMAT = 2  # FileInfo's fields
+    FORMAT = 3  # FileInfo's fields
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -147,8 +151,10 @@ class _ScanStore:
 
     def save(self, root: Path, cache: ScanCache) -> None:
         under = str(root) + os.sep
-        entries = {
-            p: e for p, e in cache.items() if p.startswith(under) and isinstance(e[0], tuple)
+        entries: ScanCache = {  # read from disk, without their text (the digest stands for it)
+            p: (key, "", info.without_text())
+            for p, (key, _, info) in cache.items()
+            if p.startswith(under) and isinstance(key, tuple)
         }
         signature = self._signature(entries)
         if self.saved.get(str(root)) != signature and _dump(
@@ -293,6 +299,21 @@ def with_input(
     return spec
 
 
+def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
+    """A job with no class, for the worker to get ready for those of ``path``: what
+    :meth:`Engine.job_for` will send, as far as it can be known before the scan."""
+    module, module_root = module_name(path)
+    return BuildJob(
+        file=str(path),
+        module=module,
+        sys_path=tuple(dict.fromkeys([str(module_root), str(root)])),
+        workspace=str(root),
+        classes=(),
+        memory_mb=settings.memory_mb,
+        device=settings.device,
+    )
+
+
 def factory_spec(factory: FactoryInfo) -> ClassSpec:
     """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
     args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in factory.params)
@@ -392,11 +413,8 @@ class Engine:
         digest.update(json.dumps(job_without_texts, sort_keys=True).encode())
         for path in [job.file, *sorted(workspace.imported_files(job.file))]:
             info = workspace.files.get(path)
-            digest.update(f"\0{path}\0{info.text if info else ''}".encode())
-        try:
-            digest.update(str(Path(python).resolve().stat().st_mtime_ns).encode())
-        except OSError:
-            pass
+            digest.update(f"\0{path}\0{info.digest if info else ''}".encode())
+        digest.update(_mtime_ns(python).encode())
         return digest.hexdigest()[:32]
 
     async def build(
@@ -406,8 +424,11 @@ class Engine:
         texts: Mapping[str, str],
         detail: bool = False,
         part: str = "all",
+        shapes: bool = True,
     ) -> JobResult | None:
-        key, job, python = self._keyed_job(path, workspace, texts, detail, part)
+        """The result of ``path``'s job (``part`` of it; without forward() unless
+        ``shapes``), from the cache if nothing it depends on changed."""
+        key, job, python = self._keyed_job(path, workspace, texts, detail, part, shapes)
         if job is None:
             return None
         cached = self.cache.get(key)
@@ -420,9 +441,17 @@ class Engine:
         return result
 
     def _keyed_job(
-        self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool, part: str
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        detail: bool,
+        part: str,
+        shapes: bool = True,
     ) -> tuple[str, BuildJob | None, str]:
         settings = self.settings_for(Path(path))
+        if not shapes:
+            settings = dataclasses.replace(settings, shapes=False)
         job = self.job_for(path, workspace, settings, texts, detail, part)
         python = self.python_for(workspace.root, settings)
         return (self.cache_key(job, workspace, python) if job else ""), job, python
@@ -458,10 +487,10 @@ class Engine:
         """Build the models of ``path`` (and of the files that use them) in ``workspace``.
 
         With ``detail``, every factory's layer tree is kept (a file of 100 factories
-        otherwise keeps one per kind of block: what lenses need). With ``on_partial``, a
-        file with both classes and factories is built in two jobs, and the report of its
-        classes is handed over first (timm's vision_transformer.py: 6 classes in a second,
-        then 163 factories)."""
+        otherwise keeps one per kind of block: what lenses need). With ``on_partial`` (a
+        file opened in the editor), what is quick comes first: its classes' parameters
+        without forward(), then their shapes, then its factories (timm's
+        vision_transformer.py: 6 classes in a fraction of a second, then 163 factories)."""
         texts = texts or {}
         info = workspace.files.get(path)
         if info is not None and info.syntax_error is not None:
@@ -469,13 +498,22 @@ class Engine:
             error = ErrorInfo(message, path, line, "syntax")
             return FileReport(path, (), {}, syntax_error=error)
         qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
+
+        def show(result: JobResult | None, shapes_pending: bool = False) -> None:
+            if on_partial is not None and result is not None:
+                report = self._file_report(path, workspace, result, [result], qualnames)
+                on_partial(dataclasses.replace(report, shapes_pending=shapes_pending))
+
         whole_key = ""
-        if on_partial is not None and qualnames and workspace.factories_in(path):
+        if on_partial is not None and qualnames:
             whole_key = self._keyed_job(path, workspace, texts, detail, "all")[0]
-        if on_partial is not None and whole_key and self.cache.get(whole_key) is None:
+        if whole_key and self.cache.get(whole_key) is None and self.settings_for(Path(path)).shapes:
+            # forward() takes longer than building: parameters first
+            quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
+            show(quick, shapes_pending=True)
+        if whole_key and self.cache.get(whole_key) is None and workspace.factories_in(path):
             first = await self.build(path, workspace, texts, detail, "classes")
-            if first is not None:
-                on_partial(self._file_report(path, workspace, first, [first], qualnames))
+            show(first)
             rest = await self.build(path, workspace, texts, detail, "factories")
             own = _merged(first, rest)
             if own is not None and first is not None and rest is not None and _cacheable(own):
@@ -483,6 +521,7 @@ class Engine:
         else:
             own = await self.build(path, workspace, texts, detail)
         results = [own] if own else []
+        failed = False
         missing = _without_figures(own.models if own else (), qualnames)
         if missing or not own:
             dependents = dependents_to_build(path, workspace, missing, own is not None)
@@ -490,7 +529,10 @@ class Engine:
                 *(self.build(p, workspace, texts) for p in dependents), return_exceptions=True
             )
             results += [r for r in built if isinstance(r, JobResult)]
-        return self._file_report(path, workspace, own, results, qualnames)
+            failed = any(isinstance(r, BaseException) for r in built)
+        report = self._file_report(path, workspace, own, results, qualnames)
+        complete = not failed and all(_cacheable(r) for r in results)
+        return dataclasses.replace(report, complete=complete)
 
     @staticmethod
     def _file_report(
@@ -512,6 +554,39 @@ class Engine:
             notes=own.notes if own else (),
         )
 
+    def answer_key(self, root: Path, target: Path, detail: bool) -> str | None:
+        """What the answer for one file depends on, found without reading any file: the
+        size and mtime of every Python file of the workspace (as the scan store keys them),
+        the settings, the interpreter and paramlens itself. None without a cache folder."""
+        if self._scan_store is None:
+            return None
+        settings = self.settings_for(target)
+        python = self.python_for(root, settings)
+        digest = hashlib.sha256(
+            f"{__version__}\0{_worker_code_stamp()}\0{python}\0{_mtime_ns(python)}\0"
+            f"{target}\0{detail}\0{settings!r}\0".encode()
+        )
+        for path in iter_python_files(root):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+        return digest.hexdigest()[:32]
+
+    def saved_answer(self, key: str) -> list[FileReport] | None:
+        """The reports saved under :meth:`answer_key`: a warm run that reads no source."""
+        if self._scan_store is None:
+            return None
+        reports = _load(self._scan_store.folder / f"answer-{key}.pickle", __version__)
+        if not isinstance(reports, list):
+            return None
+        self.log("the workspace is unchanged since the last run: its saved answer, no file read")
+        return reports
+
+    def save_answer(self, key: str, reports: list[FileReport]) -> None:
+        """Unless a timeout or a crash cut a result short: those are tried again."""
+        if self._scan_store is not None and all(r.complete for r in reports):
+            _dump(self._scan_store.folder / f"answer-{key}.pickle", __version__, reports)
+
     def analysed_before(self, root: Path) -> bool:
         """Whether a scan of ``root`` persisted from an earlier run (CLI or editor)."""
         return self._scan_store is not None and self._scan_store.exists(root)
@@ -525,10 +600,16 @@ class Engine:
             self.start_worker(path, root)
 
     def start_worker(self, path: str, root: Path) -> None:
-        """Let torch import in the worker while the workspace is being read."""
-        worker = self.worker_for(self.python_for(root, self.settings_for(Path(path))))
+        """Let torch, and the package of ``path``, import in the worker while the workspace
+        is being read."""
+        settings = self.settings_for(Path(path))
+        worker = self.worker_for(self.python_for(root, settings))
         if worker.state is State.STOPPED or worker.state is State.EXITED:
-            task: asyncio.Future[object] = asyncio.ensure_future(worker.start())
+            task: asyncio.Future[object] = asyncio.ensure_future(
+                worker.prepare(prepare_job(Path(path), root, settings))
+                if path.endswith(".py")
+                else worker.start()
+            )
             # a failure is raised again, with its message, by the build that needs the worker
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._starting = [t for t in self._starting if not t.done()] + [task]
@@ -558,6 +639,14 @@ def _worker_code_stamp() -> str:
         stat = path.stat()
         stamps.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
+
+
+def _mtime_ns(python: str) -> str:
+    """The interpreter's, through its symlinks: a rebuilt venv invalidates the cache."""
+    try:
+        return str(Path(python).resolve().stat().st_mtime_ns)
+    except OSError:
+        return ""
 
 
 def _cacheable(result: JobResult | None) -> bool:

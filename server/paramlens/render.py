@@ -219,12 +219,21 @@ def _example_args(model: ModelResult) -> str:
     return model.ctor.partition("(")[2].rpartition(")")[0]
 
 
+SHAPES_PENDING = "shapes…"
+
+
 def render_model_lens(
-    model: ModelResult, stale: bool = False, models: Sequence[ModelResult] = ()
+    model: ModelResult,
+    stale: bool = False,
+    models: Sequence[ModelResult] = (),
+    shapes_pending: bool = False,
 ) -> str:
     """A class's totals; a factory's with its class; for a class that needs arguments,
-    its factory configurations or what its instances weigh in the models built."""
+    its factory configurations or what its instances weigh in the models built. With
+    ``shapes_pending``, a built class says that forward()'s figures are on their way."""
     suffix = " (stale)" if stale else ""
+    if shapes_pending and model.error is None and model.forward is None:
+        suffix = SEP + SHAPES_PENDING + suffix
     configs = configurations(model, models)
     if model.error is not None:
         if model.error.kind in ("needs-args", "exception") and configs:

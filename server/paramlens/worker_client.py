@@ -26,7 +26,6 @@ from typing import Any
 
 from .worker import protocol
 from .worker.protocol import BuildJob, JobResult, WorkerInfo
-from .worker.serve import BOOTSTRAP
 
 WORKER_DIR = str(Path(__file__).parent / "worker")
 _SERVER_PATHS = {str(Path(__file__).parent.parent)}
@@ -112,7 +111,7 @@ class WorkerClient:
                 self._process = await asyncio.create_subprocess_exec(
                     self.python,
                     "-c",
-                    BOOTSTRAP,
+                    protocol.BOOTSTRAP,
                     WORKER_DIR,
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
@@ -171,6 +170,12 @@ class WorkerClient:
             self._pending.pop(job_id, None)
             self._jobs.pop(job_id, None)
             self._building.pop(job_id, None)
+
+    async def prepare(self, job: BuildJob) -> None:
+        """Start the worker, and let it get ready for jobs like ``job`` (its zygote imports
+        the job's package) while the server is still reading the workspace."""
+        await self.start()
+        self._write({"type": "prepare", "job": job})
 
     def _write(self, message: dict[str, Any]) -> None:
         assert self._process is not None and self._process.stdin is not None

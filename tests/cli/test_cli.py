@@ -290,6 +290,26 @@ def test_unchanged_files_are_not_built_again(tmp_path: Path) -> None:
     assert "jobs run: 1" in third.stderr and "Total params: 34,698" in third.stdout
 
 
+def test_an_unchanged_workspace_is_answered_without_reading_it_again(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "pkgws", tmp_path / "ws")
+    target = str(tmp_path / "ws/mypkg/models.py")
+    env = {"PARAMLENS_CACHE_DIR": str(tmp_path / "cache")}
+    saved = "its saved answer, no file read"
+    first = run_cli("annotate", target, "-v", env=env)
+    second = run_cli("annotate", target, "-v", env=env)
+    assert saved not in first.stderr and saved in second.stderr
+    assert first.stdout == second.stdout and "jobs run: 0" in second.stderr
+    # a setting is part of what the answer depends on
+    pyproject = tmp_path / "ws/pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "\n[tool.paramlens]\nshapes = false\n")
+    third = run_cli("annotate", target, "-v", env=env)
+    assert saved not in third.stderr and "jobs run: 1" in third.stderr
+    # so is every file of the workspace, even one the target does not import
+    (tmp_path / "ws/mypkg/notes.py").write_text("X = 1\n")
+    fourth = run_cli("annotate", target, "-v", env=env)
+    assert saved not in fourth.stderr and fourth.stdout == third.stdout
+
+
 def test_the_workspace_venv_is_the_default_interpreter(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     shutil.copytree(FIXTURES / "recipe", workspace)

@@ -22,16 +22,19 @@ vim.lsp.buf_attach_client(buf, client_id)
 local result = { lenses = {}, hover = "" }
 local deadline = vim.loop.now() + 60000
 while vim.loop.now() < deadline do
+  result.lenses = {}
+  local pending = false  -- a first look (parameters) while forward()'s shapes are computed
   local responses = vim.lsp.buf_request_sync(buf, "textDocument/codeLens",
     { textDocument = vim.lsp.util.make_text_document_params(buf) }, 2000) or {}
   for _, response in pairs(responses) do
     for _, lens in ipairs(response.result or {}) do
       if lens.command then
         table.insert(result.lenses, { line = lens.range.start.line + 1, title = lens.command.title })
+        pending = pending or string.find(lens.command.title, "shapes…", 1, true) ~= nil
       end
     end
   end
-  if #result.lenses > 0 then break end
+  if #result.lenses > 0 and not pending then break end
   vim.wait(200)
 end
 

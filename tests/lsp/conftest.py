@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import pytest_lsp
 from lsprotocol import types as lsp
+from paramlens.render import SHAPES_PENDING
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import FIXTURES
@@ -117,7 +118,9 @@ async def lens_titles(
 ) -> dict[int, str]:
     async def probe() -> dict[int, str] | None:
         shown = titles(await lenses(client, document_uri))
-        if not shown or (fresh and any("(stale)" in t for t in shown.values())):
+        if not shown or (
+            fresh and any("(stale)" in t or SHAPES_PENDING in t for t in shown.values())
+        ):
             return None
         return shown
 

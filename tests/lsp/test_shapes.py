@@ -193,3 +193,31 @@ async def test_a_file_opened_as_the_editor_starts_is_analysed_with_its_settings(
 
     [warning] = await eventually(warned)
     assert "in_features should be 400" in warning.message
+
+
+SLOW_FORWARD = """import time
+
+from torch import nn
+
+
+class SlowForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        time.sleep(1)  # within the tests' forward() budget: half their 3 s timeout
+        return self.fc(x)
+"""
+
+
+async def test_a_file_opened_shows_parameters_first_then_forwards_shapes(
+    client: LanguageClient,
+) -> None:
+    doc = open_file(client, FIXTURES / "recipe/slow_forward.py", SLOW_FORWARD)
+    first = await lens_titles(client, doc, fresh=False)
+    assert first[6].startswith("SlowForward · 36 params") and first[6].endswith(" · shapes…")
+    assert first[9] == "Linear(8 -> 4) · 36"
+    final = await lens_titles(client, doc)
+    assert "shapes…" not in final[6] and "@ [1, 8]" in final[6]
+    assert final[9] == "Linear(8 -> 4) · 36 · → [1, 4]"

@@ -6,7 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from paramlens.worker.loader import ModuleRunner, UnavailableNameError, definitions_only
+from paramlens.worker.loader import (
+    ModuleRunner,
+    UnavailableNameError,
+    definitions_only,
+    split_top_level,
+)
 
 SOURCE = '''
 """doc"""
@@ -225,3 +230,81 @@ def test_an_import_cut_short_by_the_deadline_leaves_no_placeholders(
     signal.setitimer(signal.ITIMER_REAL, 0.2)
     with pytest.raises(TimeoutError):
         run("from slowmod import X\nY = 1\n")
+
+
+TRICKY = '''"""A module docstring whose lines start in column 0:
+main()
+for epoch in range(10):
+"""
+from __future__ import annotations
+import os; main()
+RAN = []
+def main():
+    RAN.append("main")
+TEMPLATE = """
+def not_a_function():
+class NotAClass:
+"""
+WIDTHS = [
+64,
+128]
+TOTAL = 1 + \\
+2
+@staticmethod
+def decorated(x: Later) -> Later:
+    return x
+if os.sep == "/":
+    SEP = "slash"
+else:
+    SEP = "other"
+try:
+    import not_installed_anywhere
+except ImportError:
+    not_installed_anywhere = None
+x = 1; main()
+BROKEN = missing_name + 1
+class Later:
+    pass
+'''
+
+
+def test_a_module_split_at_its_statements_runs_as_the_whole_parsed_module_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chunks = split_top_level(TRICKY, "/ws/user_module.py")
+    assert chunks is not None  # the quick path is taken, not the fallback
+    assert any(c.code is not None and "def main" in c.text for c in chunks)
+    split_runner = ModuleRunner()
+    split = run(TRICKY, split_runner)
+    monkeypatch.setattr("paramlens.worker.loader.split_top_level", lambda source, path: None)
+    whole_runner = ModuleRunner()
+    whole = run(TRICKY, whole_runner)
+
+    def plain(namespace: dict[str, object]) -> dict[str, str]:
+        return {k: repr(v) for k, v in namespace.items() if k != "__builtins__"}
+
+    assert plain(split).keys() == plain(whole).keys()
+    for name in ("RAN", "TEMPLATE", "WIDTHS", "TOTAL", "SEP", "x", "not_installed_anywhere"):
+        assert plain(split)[name] == plain(whole)[name], name
+    assert split["RAN"] == [] and split["WIDTHS"] == [64, 128] and split["TOTAL"] == 3
+    assert getattr(split["decorated"], "__annotations__", {})["x"] == "Later"
+    # the same failure, on the same line
+    assert split_runner.failures == whole_runner.failures
+    assert [f.line for f in split_runner.failures] == [31]  # BROKEN = missing_name + 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "X = 1\ndef f(:\n    pass\nY = 2\n",
+        "X = (1,\nY = 2\n",
+        "  X = 1\nY = 2\n",  # indented first line
+        'X = """never closed\nY = 2\n',
+    ],
+)
+def test_invalid_source_fails_as_python_says(source: str) -> None:
+    with pytest.raises(SyntaxError) as python:
+        ast.parse(source, "/ws/user_module.py")
+    with pytest.raises(SyntaxError) as ours:
+        run(source)
+    assert (type(ours.value), ours.value.lineno) == (type(python.value), python.value.lineno)

@@ -49,9 +49,10 @@ def _layer_figures(state: DocumentState) -> Iterator[tuple[LayerEntry, int, str]
 def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLens]:
     lenses = []
     siblings = state.report.models if state.report else ()
+    pending = state.report is not None and state.report.shapes_pending
     for model, line in state.models():
         command = lsp.Command(
-            title=render.render_model_lens(model, state.stale, siblings),
+            title=render.render_model_lens(model, state.stale, siblings, pending),
             command=SUMMARY_COMMAND if model.error is None else "",
             arguments=[state.uri, model.name] if model.error is None else None,
         )

@@ -28,6 +28,7 @@ import __future__
 
 import ast
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -36,7 +37,7 @@ import signal
 import sys
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -211,6 +212,121 @@ def definitions_only(tree: ast.Module) -> tuple[ast.Module, list[int]]:
     return tree, skipped
 
 
+# -- splitting a module into its top-level statements, cheaply ----------------------
+#
+# ``ast.parse`` of a whole package is most of the cost of importing it (timm: 2 of 5 s),
+# and nearly all of that is function and class bodies, which need no inspection: a
+# ``def`` or ``class`` is always kept. So a module is cut at the lines where a statement
+# can start (code in column 0), each piece is compiled on its own (the C compiler is
+# fast), and a piece that does not compile alone (the cut fell inside a string or
+# brackets) is joined to the next. Only pieces that are neither definitions nor imports
+# are parsed into a tree and filtered as before.
+
+_CONTINUATIONS = ("else", "elif", "except", "finally")
+_MAX_REWORK = 4  # compiling more than this many times the source: parse it whole instead
+
+
+def future_flags(body: Iterable[ast.stmt]) -> int:
+    flags = 0
+    for stmt in body:
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+            for alias in stmt.names:
+                feature = getattr(__future__, alias.name, None)
+                flags |= getattr(feature, "compiler_flag", 0)
+    return flags
+
+
+@dataclass
+class Chunk:
+    """One or more whole top-level statements, ``text`` padded to their line numbers."""
+
+    line: int
+    text: str
+    path: str
+    flags: int
+    code: types.CodeType | None  # compiled: a definition or an import
+    parsed: ast.Module | None = None
+
+    @property
+    def is_import(self) -> bool:
+        return self.text.lstrip().startswith(("import ", "from "))
+
+    def tree(self) -> ast.Module:
+        if self.parsed is None:
+            self.parsed = ast.parse(self.text, self.path)
+        return self.parsed
+
+    def bound_names(self) -> list[str]:
+        return [name for stmt in self.tree().body for name in _bound_names(stmt)]
+
+
+def _kind(first_line: str) -> str:
+    word = first_line.split(None, 1)[0] if first_line.strip() else ""
+    if word.startswith("@") or word in ("def", "class", "async"):
+        return "definition"  # `async` at column 0: `async def` (async for/with: a SyntaxError)
+    if word in ("import", "from") and not first_line.startswith("from __future__"):
+        return "import"
+    return "other"
+
+
+def _starts(lines: list[str]) -> list[int] | None:
+    """Indexes of the lines where a top-level statement may start; None if the module
+    starts indented (Python's own error is wanted then)."""
+    starts: list[int] = []
+    for index, line in enumerate(lines):
+        head = line[:1]
+        if not head or head in "#\n)]}":
+            continue
+        if head in " \t":
+            if not starts and line.strip() and not line.lstrip().startswith("#"):
+                return None
+            continue
+        word = line.split(None, 1)[0].rstrip(":")
+        if word not in _CONTINUATIONS:
+            starts.append(index)
+    return starts
+
+
+def split_top_level(source: str, path: str) -> list[Chunk] | None:
+    """The module's top-level statements in order, definitions and imports compiled; None
+    when it cannot be split cheaply (then :func:`ast.parse` of the whole, which also
+    reports a syntax error as Python does)."""
+    lines = source.split("\n")
+    starts = _starts(lines)
+    if starts is None:
+        return None
+    starts.append(len(lines))
+    chunks: list[Chunk] = []
+    flags = 0
+    budget = _MAX_REWORK * len(source) + 10_000
+    begin = 0  # index into starts
+    while begin < len(starts) - 1:
+        first = starts[begin]
+        kind = _kind(lines[first])
+        end = begin + 1
+        while True:
+            body = "\n".join(lines[first : starts[end]])
+            text = "\n" * first + body
+            budget -= len(body)
+            if budget < 0:
+                return None
+            try:
+                if kind == "other" or (kind == "import" and ";" in body):
+                    chunk = Chunk(first + 1, text, path, flags, None, ast.parse(text, path))
+                    flags |= future_flags(chunk.tree().body)
+                else:
+                    code = compile(text, path, "exec", flags=flags, dont_inherit=True)
+                    chunk = Chunk(first + 1, text, path, flags, code)
+                break
+            except SyntaxError:
+                if end == len(starts) - 1:
+                    return None  # a real syntax error
+                end += 1
+        chunks.append(chunk)
+        begin = end
+    return chunks
+
+
 # -- running a module one statement at a time ------------------------------------
 
 
@@ -296,21 +412,38 @@ class ModuleRunner:
             self.importing.pop()
 
     def _run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
-        tree, _ = definitions_only(ast.parse(source, path))
-        flags = 0
-        for stmt in tree.body:
-            if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
-                for alias in stmt.names:
-                    feature = getattr(__future__, alias.name, None)
-                    flags |= getattr(feature, "compiler_flag", 0)
+        chunks = split_top_level(source, path)
+        if chunks is None:  # not cleanly split (or not valid Python): the whole tree
+            self._run_tree(ast.parse(source, path), path, namespace)
+            return
+        for chunk in chunks:
+            if chunk.code is None:  # anything but a definition or an import: filtered
+                self._run_tree(chunk.tree(), path, namespace, chunk.flags)
+                continue
+            self._run_statement(
+                chunk.code, path, namespace, chunk.line, chunk.is_import, chunk.bound_names
+            )
+
+    def _run_tree(
+        self, tree: ast.Module, path: str, namespace: dict[str, Any], flags: int = 0
+    ) -> None:
+        tree, _ = definitions_only(tree)
+        flags |= future_flags(tree.body)
         for stmt in tree.body:
             code = compile(ast.Module([stmt], []), path, "exec", flags=flags, dont_inherit=True)
-            self._run_statement(stmt, code, path, namespace)
+            is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
+            names = functools.partial(_bound_names, stmt)
+            self._run_statement(code, path, namespace, stmt.lineno, is_import, names)
 
     def _run_statement(
-        self, stmt: ast.stmt, code: types.CodeType, path: str, namespace: dict[str, Any]
+        self,
+        code: types.CodeType,
+        path: str,
+        namespace: dict[str, Any],
+        line: int,
+        is_import: bool,
+        bound_names: Callable[[], Iterable[str]],
     ) -> None:
-        is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
         outer_remaining = signal.getitimer(signal.ITIMER_REAL)[0] if has_itimer() else 0.0
         outer_deadline = time.monotonic() + outer_remaining if outer_remaining else None
         budget = None if is_import else STATEMENT_BUDGET_S
@@ -341,7 +474,7 @@ class ModuleRunner:
                 reason = f"it ran longer than {budget:g} s"
             else:
                 reason = exception_line(exc, 200)
-            self._poison(stmt, path, namespace, reason)
+            self._poison(line, bound_names(), path, namespace, reason)
         finally:
             if budget is not None and has_itimer():
                 remaining = 0.0
@@ -349,12 +482,14 @@ class ModuleRunner:
                     remaining = max(outer_deadline - time.monotonic(), 0.001)
                 signal.setitimer(signal.ITIMER_REAL, remaining)
 
-    def _poison(self, stmt: ast.stmt, path: str, namespace: dict[str, Any], reason: str) -> None:
+    def _poison(
+        self, line: int, names: Iterable[str], path: str, namespace: dict[str, Any], reason: str
+    ) -> None:
         if len(self.failures) < _MAX_FAILURES_KEPT:
-            self.failures.append(Failure(path, stmt.lineno, reason))
-        for name in _bound_names(stmt):
+            self.failures.append(Failure(path, line, reason))
+        for name in names:
             if name not in namespace:
-                namespace[name] = Unavailable(name, path, stmt.lineno, reason)
+                namespace[name] = Unavailable(name, path, line, reason)
 
 
 def has_itimer() -> bool:

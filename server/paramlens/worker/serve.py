@@ -231,18 +231,6 @@ def _worker_dir() -> str:
     return os.path.dirname(os.path.abspath(__file__))
 
 
-BOOTSTRAP = (
-    "import importlib.util, sys\n"
-    "d = sys.argv[1]\n"
-    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
-    "s = importlib.util.spec_from_file_location("
-    "'paramlens_worker', d + '/__init__.py', submodule_search_locations=[d])\n"
-    "m = importlib.util.module_from_spec(s); sys.modules['paramlens_worker'] = m\n"
-    "s.loader.exec_module(m)\n"
-    "from paramlens_worker.serve import main; main(sys.argv[2:])\n"
-)
-
-
 class Worker:
     def __init__(
         self,
@@ -330,6 +318,12 @@ class Worker:
             for z in self.zygotes.values():
                 if job_id in z.jobs:
                     z.send(message)
+        elif kind == "prepare":  # jobs of this module are coming: import its package now
+            job = protocol.build_job(message["job"])
+            if self.nested:
+                zygote.import_parents(job)
+            elif (ready := self._zygote_for(job)) is not None:
+                ready.send(message)
         elif kind == "shutdown":
             self.done = True
             self.queue.clear()
@@ -461,7 +455,7 @@ class Worker:
                 [
                     sys.executable,
                     "-c",
-                    BOOTSTRAP,
+                    protocol.BOOTSTRAP,
                     _worker_dir(),
                     "--child",
                     str(write_fd),
