@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
             "--no-shapes", action="store_true", help="parameters only: do not run forward()"
         )
         p.add_argument(
+            "--precision",
+            choices=config.PRECISIONS,
+            help="training memory in float32 (default), or under bf16/fp16 autocast (mixed "
+            "precision)",
+        )
+        p.add_argument(
             "--no-cache", action="store_true", help="build again even if nothing changed"
         )
         p.add_argument(
@@ -150,6 +156,7 @@ def _settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[st
         "device": args.device,
         "inputs": {"*": args.input_expression} if args.input_expression else None,
         "shapes": False if args.no_shapes else None,
+        "precision": args.precision,
     }
     settings, more = config.merge(
         settings, {k: v for k, v in flags.items() if v is not None}, "command line"

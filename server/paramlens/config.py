@@ -24,6 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEVICES = ("meta", "cpu")
 OPTIMIZERS = ("adamw", "adam", "sgd-momentum", "sgd", "none")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Settings:
     optimizer: str = (
         "adamw"  # training memory counts its state: adamw, adam, sgd-momentum, sgd, none
     )
+    # training memory under mixed precision: "bf16" or "fp16" autocast, else the model's dtype
+    precision: str = "fp32"
     analyze_on_save: bool = True
     analyze_on_change: bool = True  # debounced; the last good results stay, marked stale
     debounce_ms: int = 500
@@ -78,6 +81,8 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         return f"must be one of {', '.join(DEVICES)}"
     if name == "optimizer" and value not in OPTIMIZERS:
         return f"must be one of {', '.join(OPTIMIZERS)}"
+    if name == "precision" and value not in PRECISIONS:
+        return f"must be one of {', '.join(PRECISIONS)}"
     return None if isinstance(value, str) else "must be a string"
 
 

@@ -401,6 +401,7 @@ class Engine:
             shapes=settings.shapes,
             optimizer=settings.optimizer,
             dims=tuple(sorted(settings.dims.items())),
+            precision=settings.precision,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:

@@ -125,11 +125,14 @@ _OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd-momentum": "SGD+momen
 
 
 def training_text(model: ModelResult) -> str:
-    """``train ≈ 10.2 MB (float32, AdamW)``: one training step's memory at that input."""
+    """``train ≈ 10.2 MB (float32, AdamW)``: one training step's memory at that input
+    (``float32 + bf16 autocast`` under mixed precision)."""
     forward = model.forward
     if forward is None or not forward.train_bytes:
         return ""
     dtypes = "/".join(model.dtypes) or "-"
+    if forward.precision:
+        dtypes += f" + {forward.precision} autocast"
     optimizer = _OPTIMIZER_NAMES.get(forward.optimizer, "no optimizer")
     return f"train ≈ {format_bytes(forward.train_bytes)} ({dtypes}, {optimizer})"
 
@@ -498,8 +501,9 @@ def _forward_footer(model: ModelResult) -> list[str]:
         f"Total mult-adds: {format_macs(forward.macs)} ({forward.macs:,})",
     ]
     if forward.train_bytes:
+        autocast = f" (under {forward.precision} autocast)" if forward.precision else ""
         lines += [
-            f"Saved for backward: {format_bytes(forward.activation_bytes)}",
+            f"Saved for backward: {format_bytes(forward.activation_bytes)}{autocast}",
             f"Training memory: {format_bytes(forward.train_bytes)} (parameters, gradients, "
             f"{_OPTIMIZER_NAMES.get(forward.optimizer, 'no')} optimizer state, activations)",
         ]

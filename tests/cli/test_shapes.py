@@ -395,6 +395,26 @@ def test_training_memory_is_what_a_real_adamw_step_holds(
     )
 
 
+@pytest.mark.parametrize(("cls", "shape"), [("NeuralNetwork", (1, 784)), ("CNN", (1, 1, 28, 28))])
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training_memory_is_what_autocast_saves_on_the_cpu(
+    cls: str, shape: tuple[int, ...], precision: str
+) -> None:
+    import importlib
+
+    doc = summary_json(f"fixtures/recipe/models.py::{cls}", "--precision", precision)
+    forward = model(doc, cls)["forward"]
+    net = getattr(importlib.import_module("fixtures.recipe.models"), cls)()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    with torch.autocast("cpu", dtype=dtype):
+        activations, _ = cpu_training_step(net, torch.randn(*shape))
+    float32, _ = cpu_training_step(net, torch.randn(*shape))
+    assert forward["precision"] == precision and activations != float32
+    assert forward["activation_bytes"] == activations
+    table = run_cli("summary", f"fixtures/recipe/models.py::{cls}", "--precision", precision)
+    assert f"(under {precision} autocast)" in table.stdout
+
+
 def test_a_forward_that_reads_values_runs_again_on_the_cpu(tmp_path: Path) -> None:
     (tmp_path / "item.py").write_text(
         textwrap.dedent(

@@ -23,7 +23,14 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .forward import ForwardContext, ModuleCall, run_forward, training_bytes
+from .forward import (
+    AUTOCAST_DTYPES,
+    ForwardContext,
+    ModuleCall,
+    autocast_saved_bytes,
+    run_forward,
+    training_bytes,
+)
 from .loader import has_itimer
 from .protocol import (
     EXAMPLE_SOURCE,
@@ -462,6 +469,7 @@ class BuildContext:
     shapes: bool = True  # run forward() with an example input
     optimizer: str = "adamw"  # whose state the training-memory estimate counts
     dims: tuple[tuple[str, int], ...] = ()  # named dimensions of shape annotations
+    precision: str = "fp32"  # training memory under "bf16" or "fp16" autocast
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)
@@ -611,6 +619,34 @@ def _forward_on_cpu(
     return info, calls
 
 
+def _with_training_memory(
+    model: nn.Module, info: ForwardInfo, spec: ClassSpec, ctx: BuildContext
+) -> ForwardInfo:
+    """``info`` with one training step's memory; under mixed precision, with the
+    activations autograd saves under autocast (measured again, on fake CPU tensors)."""
+    activations, precision, note = info.activation_bytes, "", info.note
+    if ctx.precision in AUTOCAST_DTYPES:
+        try:
+            namespace = _namespace(spec, ctx.namespace)
+            activations = autocast_saved_bytes(model, info.input, namespace, ctx.precision)
+            precision = ctx.precision
+        except (BuildTimeout, MemoryError):
+            raise
+        except Exception as exc:
+            why = ctx.error(exc).message
+            note = "; ".join(
+                n for n in (note, f"{ctx.precision} autocast could not be measured ({why})") if n
+            )
+    return dataclasses.replace(
+        info,
+        activation_bytes=activations,
+        train_bytes=training_bytes(model, activations, ctx.optimizer),
+        optimizer=ctx.optimizer,
+        precision=precision,
+        note=note,
+    )
+
+
 def _forward(
     model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
@@ -631,8 +667,7 @@ def _forward(
             if retried is not None:
                 info, calls = retried
         if info is not None and info.error is None:
-            train = training_bytes(model, info.activation_bytes, ctx.optimizer)
-            info = dataclasses.replace(info, train_bytes=train, optimizer=ctx.optimizer)
+            info = _with_training_memory(model, info, spec, ctx)
         return info, calls
     except BuildTimeout:
         if not budget or time.monotonic() - started < budget - 0.05:

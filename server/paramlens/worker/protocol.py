@@ -88,6 +88,7 @@ class BuildJob:
         "adamw"  # for the training-memory estimate: adamw, adam, sgd-momentum, sgd, none
     )
     dims: tuple[tuple[str, int], ...] = ()  # values of named dimensions in shape annotations
+    precision: str = "fp32"  # training memory under "bf16" or "fp16" autocast
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ class ForwardInfo:
     # one training step's memory: parameters, gradients, optimizer state, activations
     train_bytes: int = 0
     optimizer: str = ""
+    precision: str = ""  # "bf16"/"fp16": activations measured under autocast to it
     error: ErrorInfo | None = None  # at the user's line in forward() that raised
     declared: tuple[str, int] | None = None  # the failing layer's declaration (file, line)
     fix: ShapeFix | None = None

@@ -132,6 +132,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         job.shapes,
         job.optimizer,
         job.dims,
+        job.precision,
     )
     for spec in job.classes:
         building = spec.name
