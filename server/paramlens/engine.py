@@ -602,13 +602,14 @@ class Engine:
 
     def start_worker(self, path: str, root: Path) -> None:
         """Let torch, and the package of ``path``, import in the worker while the workspace
-        is being read."""
+        is being read (not the package if the workspace was analysed before: its results
+        may all be cached, and that import would only compete with reading them)."""
         settings = self.settings_for(Path(path))
         worker = self.worker_for(self.python_for(root, settings))
         if worker.state is State.STOPPED or worker.state is State.EXITED:
             task: asyncio.Future[object] = asyncio.ensure_future(
                 worker.prepare(prepare_job(Path(path), root, settings))
-                if path.endswith(".py")
+                if path.endswith(".py") and not self.analysed_before(root)
                 else worker.start()
             )
             # a failure is raised again, with its message, by the build that needs the worker

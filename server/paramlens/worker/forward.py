@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from .protocol import CALL_SITE_INPUT, ErrorInfo, ForwardInfo, InlineShape, ShapeFix
 
@@ -256,6 +257,43 @@ class _Calls:
             self.by_module.setdefault(id(module), []).append(ModuleCall(shown, shape_text(output)))
 
 
+class _MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    """FLOPs by torch's own formulas (FlopCounterMode's), for the whole of forward() and for
+    each module on the call stack. FlopCounterMode itself also tracks modules through
+    backward hooks on every output, which costs more than the meta forward() does."""
+
+    def __init__(self, calls: _Calls) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        from torch.utils.flop_counter import flop_registry
+
+        self.registry: Mapping[Any, Callable[..., int]] = flop_registry
+        self.calls = calls
+        self.flops = 0
+        self.by_module: dict[int, int] = {}
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        formula = self.registry.get(func._overloadpacket)
+        if formula is None and func is not torch.ops.prim.device.default:
+            with self:  # a composite op: count the ops it is made of (as FlopCounterMode does)
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
+        out = func(*args, **kwargs)
+        if formula is not None:
+            flops = int(formula(*args, **kwargs, out_val=out))
+            self.flops += flops
+            for module_id in {id(module) for module, _, _ in self.calls.stack}:
+                self.by_module[module_id] = self.by_module.get(module_id, 0) + flops
+        return out
+
+
 @contextmanager
 def _hooked(model: nn.Module, calls: _Calls) -> Iterator[None]:
     modules = list(model.modules())
@@ -344,8 +382,12 @@ class _LineShapes:
 
     def _local(self, frame: types.FrameType, event: str, arg: object) -> Any:
         previous = self._last.get(frame)
-        if previous is not None and event in ("line", "return"):
-            local_vars = frame.f_locals
+        if (
+            previous is not None
+            and event in ("line", "return")
+            and previous in self._file_targets(frame.f_code.co_filename)
+        ):
+            local_vars = frame.f_locals  # a snapshot: costly, so only after an assignment
             self._record(frame, previous, local_vars.get)
         if event == "line":
             self._last[frame] = frame.f_lineno
@@ -398,8 +440,6 @@ def run_forward(
 def _attempt(
     model: nn.Module, expression: str, source: str, ctx: ForwardContext
 ) -> tuple[ForwardInfo, dict[int, list[ModuleCall]]]:
-    from torch.utils.flop_counter import FlopCounterMode
-
     guessed = source.startswith("guessed")
     base = ForwardInfo(input=expression, input_source=source, guessed=guessed)
     try:
@@ -412,8 +452,8 @@ def _attempt(
         base, input_shape=shape_text(args[0] if len(args) == 1 else args or kwargs)
     )
     tracer = _LineShapes(ctx.is_user_file)
-    counter = FlopCounterMode(display=False)
     calls = _Calls()
+    counter = _MultiplyAdds(calls)
     saved = _SavedForBackward(model)
     previous = sys.gettrace()
     try:
@@ -431,19 +471,16 @@ def _attempt(
             base, error=error, declared=declared, fix=fix, lines=tracer.result()
         )
         return failed, calls.by_module
-    # multiply-adds by module: FlopCounterMode counts FLOPs (2 per multiply-add) by the
-    # module's dotted name from the root, whose own name is its class's
-    macs = {name: sum(c.values()) // 2 for name, c in counter.get_flop_counts().items()}
-    root = type(model).__name__
-    for name, module in model.named_modules():
+    # multiply-adds: 2 FLOPs each; a module called several times gets its share per call
+    for module in model.modules():
         module_calls = calls.by_module.get(id(module), [])
-        total = macs.get(f"{root}.{name}" if name else root, 0)
+        total = counter.by_module.get(id(module), 0) // 2
         for call in module_calls:
             call.macs = total // len(module_calls)
     done = dataclasses.replace(
         base,
         output_shape=shape_text(output),
-        macs=macs.get("Global", 0),
+        macs=counter.flops // 2,
         lines=tracer.result(),
         activation_bytes=saved.nbytes,
     )
