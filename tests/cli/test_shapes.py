@@ -311,6 +311,50 @@ def test_a_layer_called_in_a_loop_lists_its_calls(workspace: Path) -> None:
     assert outs.endswith("# outs: ([1, 8], [1, 4])")
 
 
+def test_a_token_input_is_guessed_at_the_context_length_the_model_declares(
+    workspace: Path,
+) -> None:
+    (workspace / "lm.py").write_text(
+        textwrap.dedent(
+            """
+            from dataclasses import dataclass
+
+            from torch import nn
+
+
+            @dataclass
+            class Config:
+                vocab_size: int = 100
+                max_position_embeddings: int = 131072
+
+
+            class Tiny(nn.Module):
+                def __init__(self, config: Config = Config(), context: int = 64):
+                    super().__init__()
+                    self.config = config
+                    self.block_size = context
+                    self.embed = nn.Embedding(config.vocab_size, 8)
+
+                def forward(self, tokens):
+                    return self.embed(tokens)
+
+
+            class Long(Tiny):
+                def __init__(self):
+                    super().__init__()
+                    del self.block_size
+            """
+        )
+    )
+    doc = summary_json(str(workspace / "lm.py"))
+    tiny, long = model(doc, "Tiny")["forward"], model(doc, "Long")["forward"]
+    assert tiny["input_shape"] == "[1, 64]" and tiny["output_shape"] == "[1, 64, 8]"
+    assert tiny["input_source"] == "guessed from Embedding(100, …) and block_size"
+    # 131,072 positions: guessed at 1,024 tokens (an input can ask for more)
+    assert long["input_shape"] == "[1, 1024]"
+    assert long["input_source"].endswith("and config.max_position_embeddings")
+
+
 def test_no_shapes_means_parameters_only() -> None:
     doc = summary_json("fixtures/recipe/models.py::CNN", "--no-shapes")
     assert model(doc, "CNN")["forward"] is None

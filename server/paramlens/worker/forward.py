@@ -98,6 +98,38 @@ def _declared_image_size(model: nn.Module, dims: int) -> tuple[int, ...] | None:
     return None
 
 
+# where models keep their context length: GPT's config.block_size, LLaMA's params.max_seq_len,
+# transformers' config.max_position_embeddings...
+_CONTEXT_HOLDERS = ("", "config", "params", "args", "cfg", "hparams")
+_CONTEXT_NAMES = (
+    "block_size",
+    "max_seq_len",
+    "max_seq_length",
+    "max_sequence_length",
+    "context_length",
+    "n_ctx",
+    "n_positions",
+    "max_position_embeddings",
+    "seq_len",
+)
+MAX_GUESSED_TOKENS = 1024  # a longer context is guessed at this length (set an input for more)
+
+
+def _declared_context(model: nn.Module) -> tuple[int, str] | None:
+    """(tokens, where) for a model that declares its context length: ``(1024,
+    "config.block_size")``, at most :data:`MAX_GUESSED_TOKENS`."""
+    for holder in _CONTEXT_HOLDERS:
+        owner = getattr(model, holder, None) if holder else model
+        if owner is None or isinstance(owner, torch.Tensor):
+            continue
+        for name in _CONTEXT_NAMES:
+            value = owner.get(name) if isinstance(owner, dict) else getattr(owner, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                where = f"{holder}.{name}" if holder else name
+                return min(value, MAX_GUESSED_TOKENS), where
+    return None
+
+
 def _first_layer(model: nn.Module) -> nn.Module | None:
     for module in model.modules():
         if isinstance(module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd)):
@@ -200,9 +232,17 @@ def candidate_inputs(
             (f"torch.randn(1, {first.in_features})", source),
             (f"torch.randn(1, {_TOKENS}, {first.in_features})", source),
         ]
-    if isinstance(first, nn.Embedding):
-        expr = f"torch.randint(0, {first.num_embeddings}, (1, {_TOKENS}))"
-        return [(expr, f"guessed from Embedding({first.num_embeddings}, …)")]
+    if isinstance(first, nn.Embedding):  # the declared context length, else a few tokens
+        vocab = first.num_embeddings
+        source = f"guessed from Embedding({vocab}, …)"
+        guesses = [(f"torch.randint(0, {vocab}, (1, {_TOKENS}))", source)]
+        context = _declared_context(model)
+        if context is not None and context[0] != _TOKENS:
+            tokens, where = context
+            guesses.insert(
+                0, (f"torch.randint(0, {vocab}, (1, {tokens}))", f"{source} and {where}")
+            )
+        return guesses
     if isinstance(first, nn.modules.conv._ConvNd):
         dims = len(first.kernel_size)
         channels = first.in_channels
