@@ -966,8 +966,11 @@ def scan(
                 continue
         else:
             key = text
-            if path in cache and cache[path][1] == text:
-                infos.append(cache[path][2])
+            known = cache.get(path)
+            # an unsaved buffer equal to what was read before (the persisted scan keeps the
+            # digest, not the text: a file opened unchanged is not parsed again)
+            if known is not None and (known[1] == text or known[2].digest == content_digest(text)):
+                infos.append(known[2])
                 continue
         info = _read_file_isolated(Path(path), text)
         cache[path] = (key, text, info)

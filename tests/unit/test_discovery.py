@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from paramlens.config import Settings
-from paramlens.discovery import scan
+from paramlens.discovery import ScanCache, scan
 from paramlens.engine import constructor
 
 
@@ -269,3 +269,16 @@ def test_only_the_importers_that_use_most_missing_classes_are_built(tmp_path: Pa
     assert chosen[:2] == [str(tmp_path / "model2.py"), str(tmp_path / "model4.py")]
     assert str(tmp_path / "helpers.py") not in chosen
     assert dependents_to_build(str(tmp_path / "blocks.py"), workspace, set(), True) == []
+
+
+def test_a_buffer_equal_to_the_persisted_file_is_not_parsed_again(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text("class A:\n    pass\n")
+    cache: ScanCache = {}
+    scan(tmp_path, None, cache)
+    # as the scan store persists it: the digest, not the text
+    persisted: ScanCache = {p: (k, "", info.without_text()) for p, (k, _, info) in cache.items()}
+    reused = scan(tmp_path, {str(path): path.read_text()}, persisted).files[str(path)]
+    assert reused is persisted[str(path)][2] and reused.text == path.read_text()
+    edited = scan(tmp_path, {str(path): "class B:\n    pass\n"}, persisted).files[str(path)]
+    assert edited is not reused and "B" in edited.classes
