@@ -615,8 +615,16 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
     else:
         lines.append("No parameters.")
     if entry.calls:
-        lines += ["", "| calls | input | output | mult-adds |", "|--:|---|---|--:|"]
-        lines += [f"| {c.count} | `{c.inputs}` | `{c.output}` | {c.macs:,} |" for c in entry.calls]
+        lines += [
+            "",
+            "| calls | input | output | mult-adds | saved for backward |",
+            "|--:|---|---|--:|--:|",
+        ]
+        lines += [
+            f"| {c.count} | `{c.inputs}` | `{c.output}` | {c.macs:,} | "
+            f"{format_bytes(c.saved_bytes)} |"
+            for c in entry.calls
+        ]
     return "\n".join(lines)
 
 

@@ -439,6 +439,21 @@ def test_training_memory_is_what_a_real_adamw_step_holds(
     )
 
 
+def test_each_layer_says_what_autograd_saved_for_backward_during_its_calls() -> None:
+    doc = summary_json("fixtures/recipe/models.py::NeuralNetwork")
+    measured = model(doc, "NeuralNetwork")
+    saved = {
+        layer["line"]: sum(c["saved_bytes"] for c in layer["calls"]) for layer in measured["layers"]
+    }
+    # Linear(784 -> 512) keeps its input for the weight's gradient: 784 float32 values; each
+    # tensor is counted once, for the call that saved it first (the line's ReLU output is
+    # what the next Linear reads)
+    assert (saved[11], saved[12], saved[13], saved[14], saved[15]) == (784 * 4, 2048, 0, 2048, 0)
+    # the Sequential on line 10: everything its children saved, which is forward()'s total
+    assert saved[10] == sum(saved[line] for line in range(11, 16))
+    assert saved[10] == measured["forward"]["activation_bytes"]
+
+
 @pytest.mark.parametrize(("cls", "shape"), [("NeuralNetwork", (1, 784)), ("CNN", (1, 1, 28, 28))])
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_training_memory_is_what_autocast_saves_on_the_cpu(

@@ -232,10 +232,11 @@ def _calls_of(modules: list[nn.Module], calls: Mapping[int, list[ModuleCall]]) -
     merged: dict[tuple[str, str], list[int]] = {}
     for module in modules:
         for call in calls.get(id(module), ()):
-            entry = merged.setdefault((call.inputs, call.output), [0, 0])
+            entry = merged.setdefault((call.inputs, call.output), [0, 0, 0])
             entry[0] += 1
             entry[1] += call.macs
-    return tuple(Call(i, o, n, macs) for (i, o), (n, macs) in merged.items())
+            entry[2] += call.saved
+    return tuple(Call(i, o, n, macs, saved) for (i, o), (n, macs, saved) in merged.items())
 
 
 def _layers(

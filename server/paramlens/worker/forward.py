@@ -52,6 +52,7 @@ class ModuleCall:
     inputs: str
     output: str
     macs: int = 0
+    saved: int = 0  # bytes autograd saved for backward during the call (its children's too)
 
 
 def shape_text(value: object) -> str:
@@ -283,18 +284,25 @@ class _Calls:
 
     def __init__(self) -> None:
         self.by_module: dict[int, list[ModuleCall]] = {}
-        self.stack: list[tuple[nn.Module, tuple[Any, ...], str]] = []
+        # the calls in progress: module, its arguments, their shapes, bytes saved so far
+        self.stack: list[tuple[nn.Module, tuple[Any, ...], str, list[int]]] = []
 
     def pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         shown = shape_text(args[0] if len(args) == 1 else args) if args else shape_text(kwargs)
-        self.stack.append((module, args, shown))
+        self.stack.append((module, args, shown, [0]))
 
     def post(
         self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any
     ) -> None:
         if self.stack and self.stack[-1][0] is module:
-            _, _, shown = self.stack.pop()
-            self.by_module.setdefault(id(module), []).append(ModuleCall(shown, shape_text(output)))
+            _, _, shown, saved = self.stack.pop()
+            call = ModuleCall(shown, shape_text(output), saved=saved[0])
+            self.by_module.setdefault(id(module), []).append(call)
+
+    def saved(self, nbytes: int) -> None:
+        """Autograd saved ``nbytes`` for backward: during every call in progress."""
+        for _, _, _, saved in self.stack:
+            saved[0] += nbytes
 
 
 class _MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -329,7 +337,7 @@ class _MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if formula is not None:
             flops = int(formula(*args, **kwargs, out_val=out))
             self.flops += flops
-            for module_id in {id(module) for module, _, _ in self.calls.stack}:
+            for module_id in {id(module) for module, _, _, _ in self.calls.stack}:
                 self.by_module[module_id] = self.by_module.get(module_id, 0) + flops
         return out
 
@@ -494,7 +502,7 @@ def _attempt(
     tracer = _LineShapes(ctx.is_user_file)
     calls = _Calls()
     counter = _MultiplyAdds(calls)
-    saved = _SavedForBackward(model)
+    saved = _SavedForBackward(model, calls)
     previous = sys.gettrace()
     try:
         with _hooked(model, calls), counter, saved.hooks(), torch.device(ctx.device):
@@ -532,18 +540,22 @@ class _SavedForBackward:
     holds on top of parameters, gradients and optimizer state), each tensor once; the
     parameters themselves, which backward also reads, are not counted again."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, calls: _Calls | None = None) -> None:
         self.parameters = {id(p) for p in model.parameters()}
         self.seen: set[int] = set()
         self.kept: list[torch.Tensor] = []  # keeps ids unique while counting
         self.nbytes = 0
+        self.calls = calls  # to say which module calls saved what
 
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
         base = tensor if tensor._base is None else tensor._base
         if id(base) not in self.seen and id(base) not in self.parameters:
             self.seen.add(id(base))
             self.kept.append(base)
-            self.nbytes += base.numel() * base.element_size()
+            nbytes = base.numel() * base.element_size()
+            self.nbytes += nbytes
+            if self.calls is not None:
+                self.calls.saved(nbytes)
         return tensor
 
     def hooks(self) -> torch.autograd.graph.saved_tensors_hooks:
@@ -666,7 +678,7 @@ def _explain(
     error = dataclasses.replace(error, message=cpu_wording(error.message), kind="forward")
     if not calls.stack:
         return error, None, None
-    module, args, shown = calls.stack[-1]
+    module, args, shown, _ = calls.stack[-1]
     site = ctx.site(module)
     x = args[0] if args and isinstance(args[0], torch.Tensor) else None
     mismatch = _expected(module, x) if x is not None else None

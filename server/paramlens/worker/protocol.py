@@ -139,6 +139,7 @@ class Call:
     output: str
     count: int
     macs: int  # multiply-adds of these calls together
+    saved_bytes: int = 0  # what autograd saved for backward during these calls together
 
 
 @dataclass(frozen=True)
