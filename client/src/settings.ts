@@ -7,6 +7,10 @@
 export const SECTION = "paramlens";
 
 export type Device = "meta" | "cpu";
+export const OPTIMIZERS = ["adamw", "adam", "sgd-momentum", "sgd", "none"] as const;
+export type Optimizer = (typeof OPTIMIZERS)[number];
+export const PRECISIONS = ["fp32", "bf16", "fp16"] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 export interface ParamlensSettings {
   /** Interpreter path; "" means "find one" (see interpreter.ts). */
@@ -22,6 +26,10 @@ export interface ParamlensSettings {
   shapes: boolean;
   /** Class name or "path.py::Class" -> Python expression for forward()'s example input. */
   inputs: Record<string, string>;
+  /** Whose state the training-memory estimate counts. */
+  optimizer: Optimizer;
+  /** Training memory in the model's dtype, or under bf16/fp16 autocast. */
+  precision: Precision;
   analyzeOnSave: boolean;
   analyzeOnChange: boolean;
   debounceMs: number;
@@ -36,6 +44,8 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   layerHints: false,
   shapes: true,
   inputs: Object.freeze({}) as Record<string, string>,
+  optimizer: "adamw",
+  precision: "fp32",
   analyzeOnSave: true,
   analyzeOnChange: true,
   debounceMs: 500,
@@ -92,6 +102,14 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   if (device === "meta" || device === "cpu") settings.device = device;
   else if (device !== undefined && device !== null) bad("device", device, '"meta" or "cpu"');
 
+  const optimizer = get("optimizer");
+  if (isOneOf(optimizer, OPTIMIZERS)) settings.optimizer = optimizer;
+  else if (optimizer !== undefined && optimizer !== null) bad("optimizer", optimizer, `one of ${OPTIMIZERS.join(", ")}`);
+
+  const precision = get("precision");
+  if (isOneOf(precision, PRECISIONS)) settings.precision = precision;
+  else if (precision !== undefined && precision !== null) bad("precision", precision, `one of ${PRECISIONS.join(", ")}`);
+
   for (const key of ["layerLenses", "layerHints", "shapes", "analyzeOnSave", "analyzeOnChange"] as const) {
     const value = get(key);
     if (typeof value === "boolean") settings[key] = value;
@@ -103,6 +121,10 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   else if (inputs !== undefined && inputs !== null) bad("inputs", inputs, 'an object of "Class": "expression" strings');
 
   return { settings, problems };
+}
+
+function isOneOf<T extends string>(value: unknown, choices: readonly T[]): value is T {
+  return typeof value === "string" && (choices as readonly string[]).includes(value);
 }
 
 /** `{"Class": "expression", ...}`: an object whose values are all strings. */

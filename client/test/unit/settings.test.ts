@@ -2,7 +2,15 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { changeNeedsRestart, DEFAULT_SETTINGS, explicitSettings, readSettings, SECTION } from "../../src/settings";
+import {
+  changeNeedsRestart,
+  DEFAULT_SETTINGS,
+  explicitSettings,
+  OPTIMIZERS,
+  PRECISIONS,
+  readSettings,
+  SECTION,
+} from "../../src/settings";
 
 const clientDir = path.resolve(__dirname, "..", "..", "..");
 
@@ -23,6 +31,8 @@ describe("readSettings", () => {
       layerHints: true,
       shapes: false,
       inputs: { GPT: "torch.randint(0, 50257, (1, 1024))", "models/unet.py::UNet": "torch.randn(1, 3, 256, 256)" },
+      optimizer: "sgd-momentum",
+      precision: "bf16",
       analyzeOnSave: false,
       analyzeOnChange: true,
       debounceMs: 0,
@@ -41,10 +51,13 @@ describe("readSettings", () => {
       python: 3,
       shapes: "on",
       inputs: { GPT: 1024 },
+      optimizer: "lion",
+      precision: "int8",
     };
     const { settings, problems } = readSettings((k) => values[k]);
     assert.deepEqual(settings, DEFAULT_SETTINGS);
-    assert.equal(problems.length, 7);
+    assert.equal(problems.length, 9);
+    assert.match(problems.join("\n"), /paramlens\.precision: expected one of fp32, bf16, fp16, got "int8"; using "fp32"/);
     assert.match(problems.join("\n"), /paramlens\.device: expected "meta" or "cpu", got "cuda"; using "meta"/);
     assert.match(problems.join("\n"), /paramlens\.inputs: expected an object of "Class": "expression" strings, got \{"GPT":1024\}; using \{\}/);
   });
@@ -82,6 +95,8 @@ describe("package.json", () => {
       assert.ok((prop.description ?? prop.markdownDescription ?? "").length > 10, `description of ${key}`);
     }
     assert.deepEqual((props["paramlens.device"] as unknown as { enum: string[] }).enum, ["meta", "cpu"]);
+    assert.deepEqual((props["paramlens.optimizer"] as unknown as { enum: string[] }).enum, [...OPTIMIZERS]);
+    assert.deepEqual((props["paramlens.precision"] as unknown as { enum: string[] }).enum, [...PRECISIONS]);
     assert.deepEqual((props["paramlens.inputs"] as unknown as { additionalProperties: object }).additionalProperties, {
       type: "string",
     });
