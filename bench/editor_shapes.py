@@ -32,7 +32,7 @@ LENET_INPUT = "torch.randn(1, 3, 32, 32)"  # fc1 declares 256 inputs, receives 4
 # file, lens text that shows forward() ran, 1-based line for code actions
 FILES = [
     ("recipe/models.py", "→ [1, 512]", 19),  # x = self.flatten(x)
-    ("gpt/model.py", "→ [1, 16, 50257]", 80),  # x = self.transformer.wte(idx) + ...
+    ("gpt/model.py", "→ [1, 1024, 50257]", 80),  # x = self.transformer.wte(idx) + ...
     ("shapes/lenet.py", "Linear(256 -> 120)", 18),  # x = F.relu(self.fc1(x)), the warning's line
 ]
 
