@@ -56,7 +56,13 @@ def test_the_seed_cnn_gets_a_guessed_input_and_torchs_shapes_and_mult_adds() -> 
     assert {path: row["output_shape"] for path, row in rows.items()} == shapes
     first_conv = next(layer for layer in cnn["layers"] if layer["line"] == 28)
     assert first_conv["calls"] == [
-        {"inputs": "[1, 1, 28, 28]", "output": "[1, 32, 26, 26]", "count": 1, "macs": 194_688}
+        {
+            "inputs": "[1, 1, 28, 28]",
+            "output": "[1, 32, 26, 26]",
+            "count": 1,
+            "macs": 194_688,
+            "saved_bytes": 28 * 28 * 4,  # the convolution keeps its input for backward
+        }
     ]
 
 
@@ -301,7 +307,13 @@ def test_a_layer_called_in_a_loop_lists_its_calls(workspace: Path) -> None:
         layer for layer in looped["layers"] if layer["type"] == "Linear" and layer["count"] == 3
     )
     assert blocks["calls"] == [
-        {"inputs": "[1, 16]", "output": "[1, 16]", "count": 3, "macs": 3 * 256}
+        {
+            "inputs": "[1, 16]",
+            "output": "[1, 16]",
+            "count": 3,
+            "macs": 3 * 256,
+            "saved_bytes": 3 * 64,
+        }
     ]
     result = run_cli("annotate", str(workspace / "nets.py"), "--no-cache")
     assert "x = block(x)" in result.stdout
@@ -500,7 +512,9 @@ def test_a_forward_that_reads_values_runs_again_on_the_cpu(tmp_path: Path) -> No
     assert forward["error"] is None and forward["device"] == "cpu"
     assert "Tensor.item() cannot be called on meta tensors" in forward["note"]
     [fc] = [layer for layer in reads["layers"] if layer["type"] == "Linear"]
-    assert fc["calls"] == [{"inputs": "[1, 4]", "output": "[1, 4]", "count": 2, "macs": 32}]
+    assert fc["calls"] == [
+        {"inputs": "[1, 4]", "output": "[1, 4]", "count": 2, "macs": 32, "saved_bytes": 2 * 16}
+    ]
 
 
 def test_a_guess_that_does_not_fit_is_no_error_and_says_how_to_pin_an_input(
