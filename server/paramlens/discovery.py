@@ -62,6 +62,9 @@ class ClassInfo:
     bases: tuple[str, ...]  # qualified names, as far as they resolve
     params: tuple[InitParam, ...] | None  # None: the class defines no __init__
     is_dataclass: bool
+    # its config class, as transformers' models declare it: `config: LlamaConfig` (or
+    # `config_class = LlamaConfig`) in the class body, qualified
+    config_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,22 @@ def _dataclass_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
     )
 
 
+def _declared_config(info: FileInfo, cls: ast.ClassDef) -> str | None:
+    """``config: LlamaConfig`` or ``config_class = LlamaConfig`` in the class body."""
+    for stmt in cls.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            if stmt.target.id == "config" and stmt.value is None:
+                annotation = stmt.annotation
+                if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+                    annotation = ast.Name(annotation.value)  # `config: "LlamaConfig"`
+                return _qualify(info, annotation)
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Name) and target.id == "config_class":
+                return _qualify(info, stmt.value)
+    return None
+
+
 def _qualify(info: FileInfo, node: ast.expr) -> str | None:
     """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
     dotted = _dotted(node)
@@ -601,6 +620,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 bases=tuple(q for q in (_qualify(info, b) for b in stmt.bases) if q),
                 params=params if params is not None else _dataclass_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
+                config_class=_declared_config(info, stmt),
             )
         elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
             info.factories[stmt.name] = factory
@@ -857,6 +877,30 @@ class Workspace:
                 None,
             )
         return ()
+
+    def _lineage(self, cls: ClassInfo) -> Iterator[ClassInfo]:
+        """``cls``, then its first workspace base, and so on (at most 16)."""
+        current: ClassInfo | None = cls
+        for _ in range(16):
+            if current is None:
+                return
+            yield current
+            current = next(
+                (self.classes[q] for q in map(self.resolve, current.bases) if q in self.classes),
+                None,
+            )
+
+    def declared_config(self, cls: ClassInfo) -> str | None:
+        """The config class ``cls`` or a workspace base declares in its body, unless a class
+        below that one defines ``__init__`` (its own annotation says more): transformers'
+        ``CLIPPreTrainedModel`` has ``config: CLIPConfig`` and no ``__init__``, and
+        ``PreTrainedModel.__init__`` annotates ``config`` with the base ``PreTrainedConfig``."""
+        for current in self._lineage(cls):
+            if current.config_class:
+                return current.config_class
+            if current.params is not None:
+                return None
+        return None
 
     def file_of_module(self, module: str) -> FileInfo | None:
         while module:

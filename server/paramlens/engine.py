@@ -124,7 +124,7 @@ class _ScanStore:
     sites are kept with it once computed. Our own cache folder, our own dataclasses.
     """
 
-    FORMAT = 3  # FileInfo's fields
+    FORMAT = 4  # FileInfo's and ClassInfo's fields
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -181,9 +181,13 @@ def _no_arg_class(qualname: str, workspace: Workspace) -> ClassInfo | None:
 def _config_class(
     param_name: str, annotation: str | None, workspace: Workspace, cls: ClassInfo
 ) -> ClassInfo | None:
-    """A config class that builds with no arguments, for this parameter: the annotation's
-    (from any workspace module), else one of the same module chosen by name."""
+    """A config class that builds with no arguments, for this parameter: the one the class
+    declares for ``config`` (transformers' ``config: CLIPConfig`` in the class body), else
+    the annotation's (from any workspace module), else one of the same module by name."""
     info = workspace.files[cls.file]
+    declared = workspace.declared_config(cls) if param_name == "config" else None
+    if declared is not None and (found := _no_arg_class(declared, workspace)) is not None:
+        return found
     if annotation:
         head, _, rest = annotation.partition(".")
         base = info.symbols.get(head, f"{info.module}.{head}")

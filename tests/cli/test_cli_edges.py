@@ -339,3 +339,38 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_model_without_init_gets_the_config_class_its_body_declares(tmp_path: Path) -> None:
+    # transformers' CLIPPreTrainedModel: no __init__ of its own, `config: CLIPConfig` in its
+    # body, PreTrainedModel.__init__(config: PreTrainedConfig) in another file
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
+    (tmp_path / "modeling_utils.py").write_text(
+        "from torch import nn\n\n\n"
+        "class PreTrainedConfig:\n"
+        "    def __init__(self, hidden=4):\n"
+        "        self.hidden = hidden\n\n\n"
+        "class PreTrainedModel(nn.Module):\n"
+        "    def __init__(self, config: PreTrainedConfig):\n"
+        "        super().__init__()\n"
+        "        self.head = nn.Linear(config.hidden, 2)\n"
+    )
+    (tmp_path / "modeling_tiny.py").write_text(
+        "from modeling_utils import PreTrainedConfig, PreTrainedModel\n\n\n"
+        "class TinyConfig(PreTrainedConfig):\n"
+        "    def __init__(self, hidden=8):\n"
+        "        super().__init__(hidden)\n\n\n"
+        "class TinyPreTrainedModel(PreTrainedModel):\n"
+        "    config: TinyConfig\n\n\n"
+        "class TinyModel(TinyPreTrainedModel):\n"
+        "    def __init__(self, config: PreTrainedConfig):\n"
+        "        super().__init__(config)\n"
+    )
+    result = run_cli("summary", str(tmp_path / "modeling_tiny.py"), "--format", "json")
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    declared = models["TinyPreTrainedModel"]
+    assert declared["ctor"] == "TinyPreTrainedModel(config=TinyConfig())"
+    assert declared["error"] is None and declared["total_params"] == 8 * 2 + 2
+    # an __init__ of its own: its annotation says which config it takes
+    own = models["TinyModel"]
+    assert own["ctor"] == "TinyModel(config=PreTrainedConfig())" and own["total_params"] == 10
