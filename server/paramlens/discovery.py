@@ -41,6 +41,24 @@ SKIP_DIRS = frozenset(
     }
 )
 _NOT_MODULES = frozenset({"Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer"})
+# nn.Module subclasses of installed libraries that projects build their models on, by the
+# names they are imported under (the scan reads the workspace only, not site-packages)
+LIBRARY_MODULES = frozenset(
+    {
+        "lightning.LightningModule",
+        "lightning.pytorch.LightningModule",
+        "lightning.pytorch.core.LightningModule",
+        "lightning.pytorch.core.module.LightningModule",
+        "pytorch_lightning.LightningModule",
+        "pytorch_lightning.core.LightningModule",
+        "pytorch_lightning.core.module.LightningModule",
+        "transformers.PreTrainedModel",
+        "transformers.modeling_utils.PreTrainedModel",
+        "diffusers.ModelMixin",
+        "diffusers.models.ModelMixin",
+        "diffusers.models.modeling_utils.ModelMixin",
+    }
+)
 CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
 CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
 
@@ -852,10 +870,20 @@ class Workspace:
             for cls in self.classes.values():
                 if cls.qualname in found:
                     continue
-                if any(_is_torch_module(b) or self.resolve(b) in found for b in cls.bases):
+                if any(self._is_module_base(b, found) for b in cls.bases):
                     found.add(cls.qualname)
                     changed = True
         return found
+
+    def _is_module_base(self, base: str, found: set[str]) -> bool:
+        """torch's modules, workspace classes found to be modules, and the installed
+        libraries' model bases (when the workspace is not that library itself)."""
+        if _is_torch_module(base):
+            return True
+        resolved = self.resolve(base)
+        if resolved in self.classes:
+            return resolved in found
+        return resolved in LIBRARY_MODULES
 
     def models_in(self, path: str) -> list[ClassInfo]:
         info = self.files.get(path)

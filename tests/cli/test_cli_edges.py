@@ -374,3 +374,40 @@ def test_a_model_without_init_gets_the_config_class_its_body_declares(tmp_path: 
     # an __init__ of its own: its annotation says which config it takes
     own = models["TinyModel"]
     assert own["ctor"] == "TinyModel(config=PreTrainedConfig())" and own["total_params"] == 10
+
+
+def test_a_model_built_on_an_installed_librarys_base_is_found_and_built(tmp_path: Path) -> None:
+    # `class LitMLP(L.LightningModule)`: the base lives in site-packages, which the scan
+    # never reads; a stand-in `lightning` outside the workspace plays the installed one
+    site = tmp_path / "site" / "lightning"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text(
+        "from torch import nn\n\n\nclass LightningModule(nn.Module):\n    pass\n"
+    )
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
+    (root / "model.py").write_text(
+        "import lightning as L\n"
+        "import torch\n"
+        "from torch import nn\n\n\n"
+        "class LitMLP(L.LightningModule):\n"
+        "    def __init__(self, hidden: int = 16):\n"
+        "        super().__init__()\n"
+        "        self.net = nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 2))\n"
+        "        self.example_input_array = torch.zeros(4, 8)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.net(x)\n"
+    )
+    result = run_cli(
+        "summary",
+        str(root / "model.py"),
+        "--format",
+        "json",
+        env={"PYTHONPATH": str(tmp_path / "site")},
+    )
+    [lit] = json.loads(result.stdout)["models"]
+    assert lit["name"] == "LitMLP" and lit["error"] is None
+    assert lit["total_params"] == (8 * 16 + 16) + (16 * 2 + 2)
+    assert lit["forward"]["input_source"] == "example_input_array"
+    assert lit["forward"]["output_shape"] == "[4, 2]"

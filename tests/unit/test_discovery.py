@@ -282,3 +282,21 @@ def test_a_buffer_equal_to_the_persisted_file_is_not_parsed_again(tmp_path: Path
     assert reused is persisted[str(path)][2] and reused.text == path.read_text()
     edited = scan(tmp_path, {str(path): "class B:\n    pass\n"}, persisted).files[str(path)]
     assert edited is not reused and "B" in edited.classes
+
+
+def test_models_on_installed_libraries_bases_are_found(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(
+        "import lightning as L\n"
+        "import pytorch_lightning as pl\n"
+        "from diffusers import ModelMixin\n"
+        "from transformers import PreTrainedModel\n"
+        "from somewhere import Thing\n\n\n"
+        "class Lit(L.LightningModule):\n    pass\n\n\n"
+        "class OldLit(pl.LightningModule):\n    pass\n\n\n"
+        "class Unet(ModelMixin):\n    pass\n\n\n"
+        "class HF(PreTrainedModel):\n    pass\n\n\n"
+        "class Deeper(HF):\n    pass\n\n\n"
+        "class NotAModel(Thing):\n    pass\n"
+    )
+    found = [c.name for c in scan(tmp_path).models_in(str(tmp_path / "m.py"))]
+    assert found == ["Lit", "OldLit", "Unet", "HF", "Deeper"]
