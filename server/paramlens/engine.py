@@ -303,6 +303,11 @@ def with_input(
     return spec
 
 
+def import_roots(module_root: str, workspace_root: Path) -> tuple[str, ...]:
+    """A job's ``sys_path``: the folder its module imports from, then the workspace's."""
+    return tuple(dict.fromkeys([module_root, str(workspace_root)]))
+
+
 def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
     """A job with no class, for the worker to get ready for those of ``path``: what
     :meth:`Engine.job_for` will send, as far as it can be known before the scan."""
@@ -310,7 +315,7 @@ def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
     return BuildJob(
         file=str(path),
         module=module,
-        sys_path=tuple(dict.fromkeys([str(module_root), str(root)])),
+        sys_path=import_roots(str(module_root), root),
         workspace=str(root),
         classes=(),
         memory_mb=settings.memory_mb,
@@ -383,12 +388,11 @@ class Engine:
         if not classes and not factories:
             return None
         info = workspace.files[path]
-        roots = list(dict.fromkeys([info.root, str(workspace.root)]))
         imported = [path, *sorted(workspace.imported_files(path))]
         return BuildJob(
             file=path,
             module=info.module,
-            sys_path=tuple(roots),
+            sys_path=import_roots(info.root, workspace.root),
             workspace=str(workspace.root),
             classes=(
                 *(
@@ -509,14 +513,16 @@ class Engine:
                 report = self._file_report(path, workspace, result, [result], qualnames)
                 on_partial(dataclasses.replace(report, shapes_pending=shapes_pending))
 
-        whole_key = ""
+        # a first look in the editor at a file not built before: what is quick comes first
+        whole_key, whole_job = "", None
         if on_partial is not None and qualnames:
-            whole_key = self._keyed_job(path, workspace, texts, detail, "all")[0]
-        if whole_key and self.cache.get(whole_key) is None and self.settings_for(Path(path)).shapes:
+            whole_key, whole_job, _ = self._keyed_job(path, workspace, texts, detail, "all")
+        first_look = whole_job is not None and self.cache.get(whole_key) is None
+        if first_look and whole_job is not None and whole_job.shapes:
             # forward() takes longer than building: parameters first
             quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
             show(quick, shapes_pending=True)
-        if whole_key and self.cache.get(whole_key) is None and workspace.factories_in(path):
+        if first_look and workspace.factories_in(path):
             first = await self.build(path, workspace, texts, detail, "classes")
             show(first)
             rest = await self.build(path, workspace, texts, detail, "factories")

@@ -246,10 +246,7 @@ class Chunk:
     flags: int
     code: types.CodeType | None  # compiled: a definition or an import
     parsed: ast.Module | None = None
-
-    @property
-    def is_import(self) -> bool:
-        return self.text.lstrip().startswith(("import ", "from "))
+    is_import: bool = False
 
     def tree(self) -> ast.Module:
         if self.parsed is None:
@@ -316,7 +313,7 @@ def split_top_level(source: str, path: str) -> list[Chunk] | None:
                     flags |= future_flags(chunk.tree().body)
                 else:
                     code = compile(text, path, "exec", flags=flags, dont_inherit=True)
-                    chunk = Chunk(first + 1, text, path, flags, code)
+                    chunk = Chunk(first + 1, text, path, flags, code, is_import=kind == "import")
                 break
             except SyntaxError:
                 if end == len(starts) - 1:
