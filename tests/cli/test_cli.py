@@ -75,6 +75,11 @@ def test_frozen_weight_in_init_counts_as_non_trainable() -> None:
     ]
 
 
+def test_json_piped_to_a_program_is_one_compact_line() -> None:
+    piped = run_cli("summary", "fixtures/recipe/models.py", "--format", "json")
+    assert piped.stdout.count("\n") == 1  # indented, it would be hundreds of lines
+
+
 def test_json_format_is_the_documented_one() -> None:
     doc = summary_json("fixtures/recipe/models.py")
     assert [m["name"] for m in doc["models"]] == ["NeuralNetwork", "CNN"]

@@ -159,3 +159,33 @@ def test_torch_dynamo_is_imported_only_when_code_uses_it() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.stdout.split() == ["_DeferredDynamo", "module", "False"], done.stderr
+
+
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+async def test_prepare_starts_importing_a_package_before_any_job(worker: WorkerClient) -> None:
+    # the server sends `prepare` while it still reads the workspace: the worker forks the
+    # package's zygote, which imports it, before the first job of that package arrives
+    workspace = FIXTURES / "pkgws"
+    models = workspace / "mypkg/models.py"
+    await worker.prepare(
+        BuildJob(str(models), "mypkg.models", (str(workspace),), str(workspace), ())
+    )
+    assert worker._process is not None
+    for _ in range(200):  # up to 10 s
+        if children(worker._process.pid):
+            break
+        await asyncio.sleep(0.05)
+    assert children(worker._process.pid), "no zygote was started for mypkg"
