@@ -19,7 +19,7 @@ import tokenize
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 SKIP_DIRS = frozenset(
     {
@@ -496,15 +496,15 @@ def _declared_config(info: FileInfo, cls: ast.ClassDef) -> str | None:
                 annotation = stmt.annotation
                 if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
                     annotation = ast.Name(annotation.value)  # `config: "LlamaConfig"`
-                return _qualify(info, annotation)
+                return qualify(info, annotation)
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             if isinstance(target, ast.Name) and target.id == "config_class":
-                return _qualify(info, stmt.value)
+                return qualify(info, stmt.value)
     return None
 
 
-def _qualify(info: FileInfo, node: ast.expr) -> str | None:
+def qualify(info: FileInfo, node: ast.expr) -> str | None:
     """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
     dotted = _dotted(node)
     if dotted is None:
@@ -591,27 +591,7 @@ def read_file(path: Path, text: str) -> FileInfo:
     budget = Budget()
     is_package = path.stem == "__init__"
 
-    for node in _statements(tree.body):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    info.symbols[alias.asname] = alias.name
-                else:
-                    top = alias.name.split(".")[0]
-                    info.symbols[top] = top
-                info.imports.add(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            base = (
-                _resolve_relative(module, is_package, node.level, node.module)
-                if node.level
-                else node.module or ""
-            )
-            info.imports.add(base)
-            for alias in node.names:
-                if alias.name != "*":
-                    info.symbols[alias.asname or alias.name] = f"{base}.{alias.name}"
-                    info.imports.add(f"{base}.{alias.name}")
-
+    read_imports(tree.body, info, is_package)
     for stmt in tree.body:
         if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
             info.symbols[stmt.name] = f"{module}.{stmt.name}"
@@ -635,7 +615,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 file=str(path),
                 line=stmt.lineno,
                 end_line=stmt.end_lineno or stmt.lineno,
-                bases=tuple(q for q in (_qualify(info, b) for b in stmt.bases) if q),
+                bases=tuple(q for q in (qualify(info, b) for b in stmt.bases) if q),
                 params=params if params is not None else _dataclass_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
                 config_class=_declared_config(info, stmt),
@@ -643,6 +623,35 @@ def read_file(path: Path, text: str) -> FileInfo:
         elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
             info.factories[stmt.name] = factory
     return info
+
+
+def read_imports(body: list[ast.stmt], info: FileInfo, is_package: bool) -> list[str]:
+    """Fill ``info.symbols`` and ``info.imports`` from the import statements of a module's
+    ``body`` (those under ``if``/``try`` included); return the modules star-imported."""
+    stars: list[str] = []
+    for node in _statements(body):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    info.symbols[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    info.symbols[top] = top
+                info.imports.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = (
+                _resolve_relative(info.module, is_package, node.level, node.module)
+                if node.level
+                else node.module or ""
+            )
+            info.imports.add(base)
+            for alias in node.names:
+                if alias.name == "*":
+                    stars.append(base)
+                else:
+                    info.symbols[alias.asname or alias.name] = f"{base}.{alias.name}"
+                    info.imports.add(f"{base}.{alias.name}")
+    return stars
 
 
 def _factory(info: FileInfo, fn: ast.FunctionDef) -> FactoryInfo | None:
@@ -660,7 +669,7 @@ def _factory(info: FileInfo, fn: ast.FunctionDef) -> FactoryInfo | None:
     for node in _statements(fn.body):
         if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
             returns.append(node.value.func)
-    qualified = tuple(q for q in (_qualify(info, r) for r in returns) if q)
+    qualified = tuple(q for q in (qualify(info, r) for r in returns) if q)
     if not registered and not qualified:
         return None
     params = tuple(p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
@@ -707,7 +716,7 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
     for call in ast.walk(tree):
         if not isinstance(call, ast.Call):
             continue
-        callee = _qualify(info, call.func)
+        callee = qualify(info, call.func)
         if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
             continue
         values = [try_literal(a, info.constants, refs, budget) for a in call.args]
@@ -746,7 +755,7 @@ def _tensor_input(node: ast.expr, info: FileInfo, tensors: Mapping[str, str]) ->
         return tensors.get(node.id)
     if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
         return None
-    callee = _qualify(info, node.func) or ""
+    callee = qualify(info, node.func) or ""
     head, _, name = callee.rpartition(".")
     if head != "torch" or name not in _TENSOR_FACTORIES:
         return None
@@ -796,7 +805,7 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
                     tensor = _tensor_input(value, info, tensors)
                     if tensor is not None:
                         tensors[target.id] = tensor
-                    elif isinstance(value, ast.Call) and (callee := _qualify(info, value.func)):
+                    elif isinstance(value, ast.Call) and (callee := qualify(info, value.func)):
                         models[target.id] = callee
             elif isinstance(node, ast.Call):
                 func = node.func
@@ -804,7 +813,7 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
                     func = func.value
                 if isinstance(func, ast.Name) and func.id in models:
                     target_class = models[func.id]
-                elif isinstance(func, ast.Call) and (callee := _qualify(info, func.func)):
+                elif isinstance(func, ast.Call) and (callee := qualify(info, func.func)):
                     target_class = callee  # Net()(x)
                 else:
                     continue
@@ -834,15 +843,25 @@ def _is_torch_module(qualname: str) -> bool:
     return last[:1].isupper() and last not in _NOT_MODULES
 
 
+class LibraryModels(Protocol):
+    """Which classes of installed libraries are models (see :mod:`paramlens.libraries`)."""
+
+    def is_module(self, qualname: str, is_torch_module: Callable[[str], bool]) -> bool: ...
+
+
 class Workspace:
     """Every Python file of a folder, read with ``ast``; answers questions across files."""
 
-    def __init__(self, root: Path, files: Iterable[FileInfo]) -> None:
+    def __init__(
+        self, root: Path, files: Iterable[FileInfo], libraries: LibraryModels | None = None
+    ) -> None:
         self.root = root
         self.files: dict[str, FileInfo] = {f.path: f for f in files}
         self.by_module: dict[str, FileInfo] = {}
         for f in self.files.values():
             self.by_module.setdefault(f.module, f)
+        self.libraries = libraries
+        self._packages = {m.partition(".")[0] for m in self.by_module}
         self.classes: dict[str, ClassInfo] = {
             c.qualname: c for f in self.files.values() for c in f.classes.values()
         }
@@ -877,13 +896,19 @@ class Workspace:
 
     def _is_module_base(self, base: str, found: set[str]) -> bool:
         """torch's modules, workspace classes found to be modules, and the installed
-        libraries' model bases (when the workspace is not that library itself)."""
+        libraries' models (when the workspace is not that library itself)."""
         if _is_torch_module(base):
             return True
         resolved = self.resolve(base)
         if resolved in self.classes:
             return resolved in found
-        return resolved in LIBRARY_MODULES
+        if resolved in LIBRARY_MODULES:
+            return True
+        return (
+            self.libraries is not None
+            and resolved.partition(".")[0] not in self._packages
+            and self.libraries.is_module(resolved, _is_torch_module)
+        )
 
     def models_in(self, path: str) -> list[ClassInfo]:
         info = self.files.get(path)
@@ -1002,11 +1027,15 @@ ScanCache = dict[str, tuple[object, str, FileInfo]]  # path -> (stat or text key
 
 
 def scan(
-    root: Path, texts: Mapping[str, str] | None = None, cache: ScanCache | None = None
+    root: Path,
+    texts: Mapping[str, str] | None = None,
+    cache: ScanCache | None = None,
+    libraries: LibraryModels | None = None,
 ) -> Workspace:
     """Read every Python file under ``root``; ``texts`` overrides the disk (unsaved buffers).
 
-    With a ``cache``, a file whose size and mtime did not change is not read again.
+    With a ``cache``, a file whose size and mtime did not change is not read again. With
+    ``libraries``, classes built on an installed library's models are models too.
     """
     texts = texts or {}
     cache = {} if cache is None else cache
@@ -1047,7 +1076,7 @@ def scan(
         info = _read_file_isolated(Path(path), text)
         cache[path] = (key, text, info)
         infos.append(info)
-    return Workspace(root, infos)
+    return Workspace(root, infos, libraries)
 
 
 def _module_and_root(path: Path) -> tuple[str, str]:

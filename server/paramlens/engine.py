@@ -40,6 +40,7 @@ from .discovery import (
     scan,
 )
 from .example_args import NO_WEIGHTS, VARIANTS, example_value
+from .libraries import Libraries, library_paths
 from .worker import protocol
 from .worker.protocol import (
     CALL_SITE_INPUT,
@@ -344,6 +345,7 @@ class Engine:
         self.workers: dict[str, WorkerClient] = {}
         self.cache = _Cache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
+        self.libraries: dict[str, Libraries] = {}  # by interpreter
         self._scan_store = _ScanStore(cache_folder) if cache_folder is not None else None
         self._loaded_roots: set[Path] = set()
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
@@ -365,7 +367,10 @@ class Engine:
             self._loaded_roots.add(root)
             for path, entry in self._scan_store.load(root).items():
                 self._scan_cache.setdefault(path, entry)
-        return scan(root, texts, self._scan_cache)
+        python = self.python_for(root, self.settings_for(root))
+        if python not in self.libraries:  # asked only if a base is not the workspace's
+            self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
+        return scan(root, texts, self._scan_cache, self.libraries[python])
 
     def save_scan(self) -> None:
         """Persist what was read and parsed (a no-op when nothing new was)."""

@@ -411,3 +411,40 @@ def test_a_model_built_on_an_installed_librarys_base_is_found_and_built(tmp_path
     assert lit["total_params"] == (8 * 16 + 16) + (16 * 2 + 2)
     assert lit["forward"]["input_source"] == "example_input_array"
     assert lit["forward"]["output_shape"] == "[4, 2]"
+
+
+def test_a_subclass_of_an_installed_librarys_model_is_found_and_built(tmp_path: Path) -> None:
+    # `class CifarResNet(torchvision.models.ResNet)`: a library on no list of ours, whose
+    # model is re-exported through a star import, read from the interpreter's sys.path
+    package = tmp_path / "site" / "visionlib"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .models import *\n")
+    (package / "models" / "__init__.py").write_text(
+        "from torch import nn\n\n\n"
+        "class ResNet(nn.Module):\n"
+        "    def __init__(self, width: int, classes: int = 2):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(width, classes)\n"
+    )
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
+    (root / "model.py").write_text(
+        "import visionlib\n\n\n"
+        "class CifarResNet(visionlib.ResNet):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(width=8, classes=10)\n\n\n"
+        "class Wide(CifarResNet):\n"
+        "    pass\n"
+    )
+    result = run_cli(
+        "summary",
+        str(root / "model.py"),
+        "--format",
+        "json",
+        "--no-shapes",
+        env={"PYTHONPATH": str(tmp_path / "site")},
+    )
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    assert sorted(models) == ["CifarResNet", "Wide"]
+    assert all(m["error"] is None and m["total_params"] == 8 * 10 + 10 for m in models.values())

@@ -6,6 +6,7 @@ import pytest
 from paramlens.config import Settings
 from paramlens.discovery import ScanCache, scan
 from paramlens.engine import constructor
+from paramlens.libraries import Libraries
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -300,3 +301,70 @@ def test_models_on_installed_libraries_bases_are_found(tmp_path: Path) -> None:
     )
     found = [c.name for c in scan(tmp_path).models_in(str(tmp_path / "m.py"))]
     assert found == ["Lit", "OldLit", "Unet", "HF", "Deeper"]
+
+
+def _stand_in_library(site: Path) -> None:
+    """``visionlib``, laid out as installed libraries are: a package re-exporting with a
+    star import, a subpackage re-exporting by name, an alias, and a model two bases deep."""
+    package = site / "visionlib"
+    (package / "models").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .models import *\nfrom .config import Config\n")
+    (package / "config.py").write_text("class Config:\n    depth = 2\n")
+    (package / "models" / "__init__.py").write_text("from .resnet import ResNet as ResNet, Plain\n")
+    (package / "models" / "resnet.py").write_text(
+        "import torch.nn as nn\n\n\n"
+        "class _Base(nn.Module):\n    pass\n\n\n"
+        "class ResNet(_Base):\n"
+        "    def __init__(self, width: int = 4):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(width, 2)\n\n\n"
+        "class Plain:\n    pass\n\n\n"
+        "Net = ResNet\n"
+    )
+
+
+def test_models_on_any_installed_librarys_models_are_found(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _stand_in_library(site)
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "m.py").write_text(
+        "import visionlib\n"
+        "from visionlib.models import ResNet\n"
+        "from visionlib.models.resnet import Net, Plain\n"
+        "from enum import Enum\n\n\n"
+        "class Mine(ResNet):\n    pass\n\n\n"
+        "class ByPackage(visionlib.ResNet):\n    pass\n\n\n"
+        "class ByAlias(Net):\n    pass\n\n\n"
+        "class Settings(visionlib.Config):\n    pass\n\n\n"
+        "class NotAModel(Plain):\n    pass\n\n\n"
+        "class Missing(visionlib.Nowhere):\n    pass\n\n\n"
+        "class Kind(Enum):\n    A = 1\n"
+    )
+    asked: list[int] = []
+
+    def paths() -> list[str]:
+        asked.append(1)
+        return [str(site)]
+
+    libraries = Libraries(paths)
+    found = [c.name for c in scan(root, libraries=libraries).models_in(str(root / "m.py"))]
+    assert found == ["Mine", "ByPackage", "ByAlias"]
+    assert asked == [1]  # the interpreter is asked once, and only if a base is not known
+    # without the installed library, none of them is a model (as before)
+    assert scan(root).models_in(str(root / "m.py")) == []
+
+
+def test_a_workspace_that_is_the_library_is_not_read_from_site_packages(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _stand_in_library(site)
+    root = tmp_path / "ws"
+    (root / "visionlib").mkdir(parents=True)
+    (root / "visionlib" / "__init__.py").write_text("")
+    (root / "visionlib" / "head.py").write_text(
+        "from visionlib.models import ResNet\n\n\nclass Head(ResNet):\n    pass\n"
+    )
+    asked: list[int] = []
+    libraries = Libraries(lambda: asked.append(1) or [str(site)])
+    assert scan(root, libraries=libraries).module_classes == set()
+    assert asked == []
