@@ -176,7 +176,10 @@ def _engine(args: argparse.Namespace) -> tuple[Engine, list[str]]:
         if args.verbose:
             print(f"paramlens: {message}", file=sys.stderr)
 
-    return Engine(settings_for, log, None if args.no_cache else cache_folder()), problems
+    # a summary table or markdown shows no shapes of forward()'s own lines: none are traced
+    shown = getattr(args, "format", "json") == render.Format.JSON.value
+    folder = None if args.no_cache else cache_folder()
+    return Engine(settings_for, log, folder, line_shapes=shown), problems
 
 
 def _where(model: ModelResult, error: ErrorInfo | None = None) -> str:

@@ -339,6 +339,7 @@ class Engine:
         log: Callable[[str], None] = lambda _: None,
         cache_folder: Path | None = None,
         eager_worker: bool = False,
+        line_shapes: bool = True,
     ) -> None:
         self.settings_for = settings_for
         self.log = log
@@ -353,6 +354,9 @@ class Engine:
         # The CLI does not: a cached answer must not cost a torch import.
         self.eager_worker = eager_worker
         self._starting: list[asyncio.Future[object]] = []
+        # whether forward()'s lines are traced for their shapes: not for output that shows
+        # none (the summary table), where tracing would double forward()'s time
+        self.line_shapes = line_shapes
 
     def worker_for(self, python: str) -> WorkerClient:
         if python not in self.workers:
@@ -415,6 +419,7 @@ class Engine:
             optimizer=settings.optimizer,
             dims=tuple(sorted(settings.dims.items())),
             precision=settings.precision,
+            line_shapes=self.line_shapes,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:
@@ -580,7 +585,7 @@ class Engine:
         python = self.python_for(root, settings)
         digest = hashlib.sha256(
             f"{__version__}\0{_worker_code_stamp()}\0{python}\0{_mtime_ns(python)}\0"
-            f"{target}\0{detail}\0{settings!r}\0".encode()
+            f"{target}\0{detail}\0{self.line_shapes}\0{settings!r}\0".encode()
         )
         for path in iter_python_files(root):
             with contextlib.suppress(OSError):

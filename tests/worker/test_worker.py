@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,18 @@ async def test_a_cancelled_job_is_dropped_and_the_worker_keeps_serving(
     result = await worker.build(job(SEED, ("CNN", 24)))
     assert result.models[0].total_params == 1_199_882
     assert asyncio.get_running_loop().time() - started < 20  # not stuck behind the slow job
+
+
+async def test_forwards_lines_are_traced_only_when_their_shapes_are_wanted(
+    worker: WorkerClient,
+) -> None:
+    # the summary table shows no line shapes, and tracing doubles forward()'s time
+    traced = await worker.build(job(SEED, ("CNN", 24)))
+    untraced = await worker.build(job(SEED, ("CNN", 24), line_shapes=False))
+    [cnn], [quick] = traced.models, untraced.models
+    assert cnn.forward is not None and quick.forward is not None
+    assert cnn.forward.output_shape == "[1, 10]" and len(cnn.forward.lines) == 3
+    assert quick.forward == dataclasses.replace(cnn.forward, lines=())
 
 
 async def test_jobs_run_side_by_side(worker: WorkerClient) -> None:

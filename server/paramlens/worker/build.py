@@ -471,6 +471,7 @@ class BuildContext:
     optimizer: str = "adamw"  # whose state the training-memory estimate counts
     dims: tuple[tuple[str, int], ...] = ()  # named dimensions of shape annotations
     precision: str = "fp32"  # training memory under "bf16" or "fp16" autocast
+    line_shapes: bool = True  # trace forward()'s lines for the shapes they assign
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)
@@ -583,6 +584,7 @@ def _forward_pass(
         names={id(m): n for n, m in model.named_modules() if n},
         site=site,
         dims=dict(ctx.dims),
+        line_shapes=ctx.line_shapes,
     )
     return run_forward(model, spec.input, spec.input_source, forward)
 

@@ -89,6 +89,8 @@ class BuildJob:
     )
     dims: tuple[tuple[str, int], ...] = ()  # values of named dimensions in shape annotations
     precision: str = "fp32"  # training memory under "bf16" or "fp16" autocast
+    # the shapes forward()'s own lines assign (inlay hints, annotate): off where none is shown
+    line_shapes: bool = True
 
 
 @dataclass(frozen=True)

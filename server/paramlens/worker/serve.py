@@ -133,6 +133,7 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         job.optimizer,
         job.dims,
         job.precision,
+        job.line_shapes,
     )
     for spec in job.classes:
         building = spec.name
