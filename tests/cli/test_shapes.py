@@ -540,3 +540,39 @@ def test_a_guess_that_does_not_fit_is_no_error_and_says_how_to_pin_an_input(
     assert result.returncode == 0, result.stderr
     assert "forward()" not in result.stderr  # the guess's fault, not the code's
     assert "no shapes: the guessed input does not fit (hover to pin one)" in result.stdout
+
+
+def test_batchnorm_after_global_pooling_is_guessed_a_batch_of_two(tmp_path: Path) -> None:
+    # MobileNet's head: BatchNorm in training refuses one value per channel, as torch does
+    # (timm's mobilenetv3/v4 and efficientnet families failed forward() at batch 1)
+    source = textwrap.dedent(
+        """
+        from torch import nn
+
+
+        class PooledHead(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 8, 3)
+                self.pool = nn.AdaptiveAvgPool2d(1)
+                self.norm = nn.BatchNorm2d(8)
+                self.fc = nn.Linear(8, 5)
+
+            def forward(self, x):
+                x = self.norm(self.pool(self.conv(x)))
+                return self.fc(x.flatten(1))
+        """
+    )
+    (tmp_path / "head.py").write_text(source)
+    forward = model(summary_json(str(tmp_path / "head.py"), "--no-cache"), "PooledHead")["forward"]
+    assert forward["error"] is None and forward["input"] == "torch.randn(2, 3, 224, 224)"
+    assert forward["input_source"].endswith("a batch of 2, as BatchNorm needs in training")
+
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+    net = namespace["PooledHead"]()
+    assert isinstance(net, nn.Module)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        net(torch.randn(1, 3, 224, 224))  # torch itself refuses a batch of 1
+    shapes, macs = torch_shapes_and_macs(net, torch.randn(2, 3, 224, 224))
+    assert forward["output_shape"] == shapes["fc"] == "[2, 5]" and forward["macs"] == macs

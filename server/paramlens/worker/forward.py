@@ -32,6 +32,8 @@ from .protocol import CALL_SITE_INPUT, ErrorInfo, ForwardInfo, InlineShape, Shap
 
 _IMAGE_SIZES = (224, 32, 28, 64)  # a guessed image input: the first size forward() accepts
 _TOKENS = 16  # a guessed token input: [1, 16]
+# BatchNorm in training, on one sample of a pooled feature map ([1, C, 1, 1] or [1, C])
+_ONE_VALUE_PER_CHANNEL = "Expected more than 1 value per channel when training"
 _MAX_INLINE = 4  # distinct shapes kept per line
 
 
@@ -216,11 +218,15 @@ def annotated_input(model: nn.Module, named: Mapping[str, int]) -> str | None:
 
 
 def candidate_inputs(
-    model: nn.Module, given: str | None, given_source: str, named: Mapping[str, int] = {}
+    model: nn.Module,
+    given: str | None,
+    given_source: str,
+    named: Mapping[str, int] = {},
+    batch: int = 1,
 ) -> list[tuple[str, str]]:
     """(expression, source) pairs to try in order: the one configured, the model's
     ``example_input_array`` (PyTorch Lightning), forward()'s shape annotations, a call in
-    the workspace, else guesses from its first layer."""
+    the workspace, else guesses from its first layer (of ``batch`` samples)."""
     if given and not given_source.startswith(CALL_SITE_INPUT):
         return [(given, given_source)]
     if getattr(model, "example_input_array", None) is not None:
@@ -234,18 +240,18 @@ def candidate_inputs(
     if isinstance(first, nn.Linear):  # a vector, else a sequence of them (a transformer block)
         source = f"guessed from Linear({first.in_features} -> …)"
         return [
-            (f"torch.randn(1, {first.in_features})", source),
-            (f"torch.randn(1, {_TOKENS}, {first.in_features})", source),
+            (f"torch.randn({batch}, {first.in_features})", source),
+            (f"torch.randn({batch}, {_TOKENS}, {first.in_features})", source),
         ]
     if isinstance(first, nn.Embedding):  # the declared context length, else a few tokens
         vocab = first.num_embeddings
         source = f"guessed from Embedding({vocab}, …)"
-        guesses = [(f"torch.randint(0, {vocab}, (1, {_TOKENS}))", source)]
+        guesses = [(f"torch.randint(0, {vocab}, ({batch}, {_TOKENS}))", source)]
         context = _declared_context(model)
         if context is not None and context[0] != _TOKENS:
             tokens, where = context
             guesses.insert(
-                0, (f"torch.randint(0, {vocab}, (1, {tokens}))", f"{source} and {where}")
+                0, (f"torch.randint(0, {vocab}, ({batch}, {tokens}))", f"{source} and {where}")
             )
         return guesses
     if isinstance(first, nn.modules.conv._ConvNd):
@@ -258,7 +264,7 @@ def candidate_inputs(
             sizes.insert(0, declared)
         return [
             (
-                f"torch.randn(1, {channels}, {', '.join(map(str, size))})",
+                f"torch.randn({batch}, {channels}, {', '.join(map(str, size))})",
                 f"guessed from {name}({channels} -> …)",
             )
             for size in dict.fromkeys(sizes)
@@ -467,8 +473,13 @@ def run_forward(
     if not candidates:
         return None, {}
     failures: list[tuple[ForwardInfo, dict[int, list[ModuleCall]]]] = []
-    for expression, source in candidates:
+    for index, (expression, source) in enumerate(candidates):
         info, calls = _attempt(model, expression, source, ctx)
+        if info.guessed and info.error is not None and _ONE_VALUE_PER_CHANNEL in info.error.message:
+            # BatchNorm after global pooling (MobileNet's head): training needs a batch of 2
+            expression, _ = candidate_inputs(model, given, given_source, ctx.dims, batch=2)[index]
+            source += "; a batch of 2, as BatchNorm needs in training"
+            info, calls = _attempt(model, expression, source, ctx)
         if info.error is None:
             return info, calls
         failures.append((info, calls))
