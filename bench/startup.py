@@ -6,7 +6,9 @@ Each round runs every command once, in turn, so that the machine's load falls on
 them alike; the table gives each command's median wall time over the rounds and its ratio
 to ``python -c "import torch"`` (the same interpreter):
 
-- ``summary FILE::Class`` cold: a fresh CLI, worker and torch import, cache off;
+- ``summary FILE::Class`` cold: a fresh CLI, worker and torch import, cache off; as a
+  table (the default, as the issue's commands) and as JSON (which also traces the shapes
+  of forward()'s own lines);
 - the same with the results already cached (a fresh CLI, a warm cache folder), and whether
   that run imported torch anywhere (``-X importtime`` on the CLI; the worker, which always
   imports torch, must not have started);
@@ -54,8 +56,9 @@ def wall(command: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     return seconds, done.stderr
 
 
-def summary(target: str, *flags: str) -> list[str]:
-    return [sys.executable, *flags, "-m", "paramlens", "summary", target, "-v", "--format", "json"]
+def summary(target: str, *flags: str, fmt: str = "table") -> list[str]:
+    command = [sys.executable, *flags, "-m", "paramlens", "summary", target, "-v"]
+    return [*command, "--format", fmt]
 
 
 async def first_lens(file: Path) -> float:
@@ -86,6 +89,9 @@ def main() -> None:
                 target = f"{FIXTURES / rel}::{name}"
                 cold, _ = wall(summary(target), {"PARAMLENS_CACHE_DIR": "off"})
                 times.setdefault(f"{case}: summary, cold", []).append(cold)
+                # JSON carries the shapes of forward()'s own lines: traced, unlike the table
+                cold, _ = wall(summary(target, fmt="json"), {"PARAMLENS_CACHE_DIR": "off"})
+                times.setdefault(f"{case}: summary --format json, cold", []).append(cold)
                 cached, log = wall(
                     summary(target, "-X", "importtime"),
                     {"PARAMLENS_CACHE_DIR": warm_cache},
@@ -97,10 +103,11 @@ def main() -> None:
             times.setdefault("seed MLP: first lens in a fresh editor", []).append(lens)
 
     floor = median(times["python -c 'import torch'"])
-    print(f"{'command':<44}{'median s':>10}{'x import torch':>16}")
-    print("-" * 70)
+    width = max(map(len, times)) + 2
+    print(f"{'command':<{width}}{'median s':>10}{'x import torch':>16}")
+    print("-" * (width + 26))
     for label, values in times.items():
-        print(f"{label:<44}{median(values):>10.2f}{median(values) / floor:>15.2f}x")
+        print(f"{label:<{width}}{median(values):>10.2f}{median(values) / floor:>15.2f}x")
     print(
         f"\nmedians of {args.repeat} interleaved rounds; cached runs that imported torch or "
         f"started a worker: {sorted(set(torch_in_cached)) or 'none'}"

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,30 @@ class _Cache:
         self.memory[key] = result
         if self.folder is not None:
             _dump(self.folder / f"{key}.pickle", __version__, result)
+
+
+class _InFlight:
+    """Jobs being built, by key: a second request for one joins it instead of building it
+    again (a folder summary asks for a file's job itself and again as another file's
+    dependent). A job is cancelled when every request for it has been."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, tuple[asyncio.Future[JobResult | None], list[int]]] = {}
+
+    async def join(
+        self, key: str, start: Callable[[], Awaitable[JobResult | None]]
+    ) -> JobResult | None:
+        if key not in self._jobs:
+            self._jobs[key] = (asyncio.ensure_future(start()), [0])
+        job, waiting = self._jobs[key]
+        waiting[0] += 1
+        try:
+            return await asyncio.shield(job)
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._jobs[key]
+                job.cancel()  # a no-op once it is done
 
 
 class _ScanStore:
@@ -350,6 +374,7 @@ class Engine:
         self._scan_store = _ScanStore(cache_folder) if cache_folder is not None else None
         self._loaded_roots: set[Path] = set()
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
+        self._in_flight = _InFlight()
         # The language server wants its worker anyway: start it while the workspace is read.
         # The CLI does not: a cached answer must not cost a torch import.
         self.eager_worker = eager_worker
@@ -453,11 +478,15 @@ class Engine:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        self.jobs_run += 1
-        result = await self.worker_for(python).build(job)
-        if _cacheable(result):
-            self.cache.put(key, result)
-        return result
+
+        async def run(job: BuildJob = job) -> JobResult | None:
+            self.jobs_run += 1
+            result = await self.worker_for(python).build(job)
+            if _cacheable(result):
+                self.cache.put(key, result)
+            return result
+
+        return await self._in_flight.join(key, run)
 
     def _keyed_job(
         self,

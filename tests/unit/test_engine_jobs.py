@@ -1,0 +1,78 @@
+"""The engine's jobs: one build for a job asked for several times at once, and a job
+cancelled only once nobody waits for it (a stand-in worker: no torch, no subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from paramlens.config import Settings
+from paramlens.engine import Engine
+from paramlens.worker.protocol import BuildJob, JobResult
+
+from tests.conftest import FIXTURES
+
+SEED = FIXTURES / "recipe" / "models.py"
+
+
+class StandInWorker:
+    """Holds every job until released; counts what it was asked and what was cancelled."""
+
+    def __init__(self) -> None:
+        self.jobs: list[BuildJob] = []
+        self.cancelled = 0
+        self.release = asyncio.Event()
+
+    async def build(self, job: BuildJob) -> JobResult:
+        self.jobs.append(job)
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        return JobResult(models=(), notes=(f"built {job.file}",))
+
+
+@pytest.fixture
+def engine_and_worker() -> tuple[Engine, StandInWorker]:
+    engine = Engine(lambda _: Settings(python="stand-in"))
+    worker = StandInWorker()
+    engine.workers["stand-in"] = worker  # type: ignore[assignment]
+    return engine, worker
+
+
+async def test_a_job_asked_for_twice_at_once_is_built_once(
+    engine_and_worker: tuple[Engine, StandInWorker],
+) -> None:
+    engine, worker = engine_and_worker
+    workspace = engine.scan(SEED.parent)
+    both = asyncio.gather(*(engine.build(str(SEED), workspace, {}) for _ in range(2)))
+    await asyncio.sleep(0.05)
+    worker.release.set()
+    first, second = await both
+    assert len(worker.jobs) == 1 and engine.jobs_run == 1
+    assert first is second and first is not None and first.notes == (f"built {SEED}",)
+    # done: the next request is the cache's, not a new job
+    assert await engine.build(str(SEED), workspace, {}) is first and len(worker.jobs) == 1
+
+
+async def test_a_shared_job_is_cancelled_only_when_nobody_waits_for_it(
+    engine_and_worker: tuple[Engine, StandInWorker],
+) -> None:
+    engine, worker = engine_and_worker
+    workspace = engine.scan(SEED.parent)
+    left, right = (asyncio.ensure_future(engine.build(str(SEED), workspace, {})) for _ in range(2))
+    await asyncio.sleep(0.05)
+    left.cancel()  # an editor request superseded by a newer one
+    await asyncio.sleep(0.05)
+    assert worker.cancelled == 0 and not right.done()
+    right.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await right
+    await asyncio.sleep(0.05)
+    assert worker.cancelled == 1 and len(worker.jobs) == 1
+    # asked again later: a new job, not the cancelled one
+    again = asyncio.ensure_future(engine.build(str(SEED), workspace, {}))
+    await asyncio.sleep(0.05)
+    worker.release.set()
+    assert (await again) is not None and len(worker.jobs) == 2
