@@ -975,12 +975,13 @@ class Workspace:
 
     def importers(self, path: str) -> list[str]:
         """Workspace files that import ``path`` directly."""
-        if self._importers is None:
-            self._importers = {}
+        if self._importers is None:  # filled, then published: a thread may be reading it
+            importers: dict[str, list[str]] = {}
             for p in sorted(self.files):
                 for target in self._direct_imports(p):
                     if target != p:
-                        self._importers.setdefault(target, []).append(p)
+                        importers.setdefault(target, []).append(p)
+            self._importers = importers
         return self._importers.get(path, [])
 
     def _direct_imports(self, path: str) -> frozenset[str]:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pickle
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +33,11 @@ from .discovery import (
     ClassInfo,
     FactoryInfo,
     ScanCache,
+    SourceError,
     Workspace,
     iter_python_files,
     module_name,
+    read_source,
     refs_in,
     relative_path,
     scan,
@@ -375,6 +378,7 @@ class Engine:
         self._loaded_roots: set[Path] = set()
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
         self._in_flight = _InFlight()
+        self._job_lock = threading.Lock()
         # The language server wants its worker anyway: start it while the workspace is read.
         # The CLI does not: a cached answer must not cost a torch import.
         self.eager_worker = eager_worker
@@ -435,7 +439,9 @@ class Engine:
                 ),
                 *(factory_spec(f) for f in factories),
             ),
-            overrides=tuple((p, texts[p]) for p in imported if p in texts),
+            overrides=tuple(
+                (p, texts[p]) for p in imported if p in texts and _unsaved(p, texts[p])
+            ),
             timeout_s=settings.timeout,
             memory_mb=settings.memory_mb,
             device=settings.device,
@@ -472,7 +478,7 @@ class Engine:
     ) -> JobResult | None:
         """The result of ``path``'s job (``part`` of it; without forward() unless
         ``shapes``), from the cache if nothing it depends on changed."""
-        key, job, python = self._keyed_job(path, workspace, texts, detail, part, shapes)
+        key, job, python = await self._keyed_job(path, workspace, texts, detail, part, shapes)
         if job is None:
             return None
         cached = self.cache.get(key)
@@ -488,7 +494,7 @@ class Engine:
 
         return await self._in_flight.join(key, run)
 
-    def _keyed_job(
+    async def _keyed_job(
         self,
         path: str,
         workspace: Workspace,
@@ -497,12 +503,22 @@ class Engine:
         part: str,
         shapes: bool = True,
     ) -> tuple[str, BuildJob | None, str]:
-        settings = self.settings_for(Path(path))
+        """The job and its cache key, computed in a thread: the first job of a file in a big
+        package looks for call sites across it (1.6 s in timm), which would hold up the
+        editor's requests and the worker's messages. One job at a time: the workspace fills
+        its lazy caches as it goes."""
+        settings = self.settings_for(Path(path))  # here: it may warn the user
         if not shapes:
             settings = dataclasses.replace(settings, shapes=False)
-        job = self.job_for(path, workspace, settings, texts, detail, part)
         python = self.python_for(workspace.root, settings)
-        return (self.cache_key(job, workspace, python) if job else ""), job, python
+
+        def keyed() -> tuple[str, BuildJob | None]:
+            with self._job_lock:
+                job = self.job_for(path, workspace, settings, texts, detail, part)
+                return (self.cache_key(job, workspace, python) if job else ""), job
+
+        key, job = await asyncio.to_thread(keyed)
+        return key, job, python
 
     async def analyze(
         self,
@@ -555,7 +571,7 @@ class Engine:
         # a first look in the editor at a file not built before: what is quick comes first
         whole_key, whole_job = "", None
         if on_partial is not None and qualnames:
-            whole_key, whole_job, _ = self._keyed_job(path, workspace, texts, detail, "all")
+            whole_key, whole_job, _ = await self._keyed_job(path, workspace, texts, detail, "all")
         first_look = whole_job is not None and self.cache.get(whole_key) is None
         if first_look and whole_job is not None and whole_job.shapes:
             # forward() takes longer than building: parameters first
@@ -698,6 +714,16 @@ def _mtime_ns(python: str) -> str:
         return str(Path(python).resolve().stat().st_mtime_ns)
     except OSError:
         return ""
+
+
+def _unsaved(path: str, text: str) -> bool:
+    """Whether an open buffer differs from its file on disk. One that does not is no
+    override: the worker's zygote, which imported the file from disk, can build it (opening
+    timm's vision_transformer.py otherwise imported all of timm again: 2.6 s)."""
+    try:
+        return read_source(Path(path)) != text
+    except (OSError, SourceError):
+        return True
 
 
 def _cacheable(result: JobResult | None) -> bool:

@@ -102,9 +102,13 @@ class WorkerClient:
         self._start_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> WorkerInfo:
+    async def start(self, send_first: dict[str, Any] | None = None) -> WorkerInfo:
+        """Start the worker unless it runs; ``send_first`` is written to it as soon as it is
+        spawned, before its ready line is read (the server may be busy meanwhile)."""
         async with self._start_lock:
             if self.state is State.RUNNING and self.info is not None:
+                if send_first is not None:
+                    self._write(send_first)
                 return self.info
             self.state = State.STARTING
             try:
@@ -124,6 +128,8 @@ class WorkerClient:
                 self.state = State.ERRORED
                 raise WorkerStartError(f"cannot start {self.python}: {exc}") from exc
             assert self._process.stdout is not None and self._process.stderr is not None
+            if send_first is not None:
+                self._write(send_first)
             self._tasks = [asyncio.create_task(self._read_stderr(self._process.stderr))]
             try:
                 first = await self._process.stdout.readline()
@@ -174,8 +180,7 @@ class WorkerClient:
     async def prepare(self, job: BuildJob) -> None:
         """Start the worker, and let it get ready for jobs like ``job`` (its zygote imports
         the job's package) while the server is still reading the workspace."""
-        await self.start()
-        self._write({"type": "prepare", "job": job})
+        await self.start(send_first={"type": "prepare", "job": job})
 
     def _write(self, message: dict[str, Any]) -> None:
         assert self._process is not None and self._process.stdin is not None

@@ -4,6 +4,7 @@ cancelled only once nobody waits for it (a stand-in worker: no torch, no subproc
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from paramlens.config import Settings
@@ -76,3 +77,17 @@ async def test_a_shared_job_is_cancelled_only_when_nobody_waits_for_it(
     await asyncio.sleep(0.05)
     worker.release.set()
     assert (await again) is not None and len(worker.jobs) == 2
+
+
+def test_an_open_buffer_equal_to_its_file_is_no_override(tmp_path: Path) -> None:
+    # the worker's zygote imported the file from disk: it can build a job with no override
+    # (an open, unchanged timm file otherwise imported all of timm again)
+    path = tmp_path / "models.py"
+    path.write_text(SEED.read_text())
+    engine = Engine(lambda _: Settings())
+    saved = {str(path): SEED.read_text()}
+    job = engine.job_for(str(path), engine.scan(tmp_path, saved), Settings(), saved)
+    assert job is not None and job.overrides == ()
+    edited = {str(path): SEED.read_text().replace("512", "256")}
+    job = engine.job_for(str(path), engine.scan(tmp_path, edited), Settings(), edited)
+    assert job is not None and job.overrides == ((str(path), edited[str(path)]),)
