@@ -16,6 +16,7 @@ zygote dies, its jobs are built without it. Standard library + torch only.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -190,5 +191,6 @@ def _zygote_main(job: BuildJob, scratch_root: str, parent: int, max_children: in
         print(f"paramlens zygote: {note}", file=sys.stderr)
     install_workspace(job, {})
     _import_quietly(job.module.partition(".")[0], IMPORT_BUDGET_S)
+    gc.freeze()  # the package's objects too: collections in its children skip them
     _report_imported(job)
     Worker(True, max_children, scratch_root=scratch, nested=True).run()
