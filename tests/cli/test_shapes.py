@@ -576,3 +576,60 @@ def test_batchnorm_after_global_pooling_is_guessed_a_batch_of_two(tmp_path: Path
         net(torch.randn(1, 3, 224, 224))  # torch itself refuses a batch of 1
     shapes, macs = torch_shapes_and_macs(net, torch.randn(2, 3, 224, 224))
     assert forward["output_shape"] == shapes["fc"] == "[2, 5]" and forward["macs"] == macs
+
+
+def test_a_constructor_that_reads_values_builds_on_meta_with_small_cpu_tensors(
+    tmp_path: Path,
+) -> None:
+    # vit-pytorch's CCT (3D) reads a drop-path schedule with .item() and runs a trial
+    # forward() on an 8-frame 224x224 clip in its constructor: on the CPU that took longer
+    # than the timeout; with only its small tensors on the CPU, it builds on meta
+    source = textwrap.dedent(
+        """
+        import torch
+        from torch import nn
+
+
+        class Clip(nn.Module):
+            def __init__(self, dim=96, depth=3):
+                super().__init__()
+                self.rates = [x.item() for x in torch.linspace(0, 0.1, depth)]
+                self.embed = nn.Conv3d(3, dim, (3, 7, 7), stride=(1, 4, 4))
+                tokens = self.embed(torch.zeros(1, 3, 8, 224, 224)).flatten(2).shape[2]
+                self.pos = nn.Parameter(torch.zeros(1, tokens, dim))
+                self.register_buffer("scale", torch.arange(dim).float())
+                self.blocks = nn.Sequential(*(nn.Linear(dim, dim) for _ in range(depth)))
+                self.norm_in, self.norm_out = nn.LayerNorm(dim), nn.LayerNorm(dim)
+                self.norm_out.weight = self.norm_in.weight  # small, so built on the CPU: tied
+                self.head = nn.Linear(dim, 10)
+                self.example_input_array = torch.zeros(1, 3, 8, 224, 224)
+
+            def forward(self, x):
+                x = self.norm_in(self.embed(x).flatten(2).transpose(1, 2) + self.pos)
+                return self.head(self.norm_out(self.blocks(x * self.scale)).mean(1))
+
+
+        class Mixes(nn.Module):
+            def __init__(self):
+                super().__init__()
+                offset = (torch.zeros(10_000)[:10] + torch.ones(10)).sum().item()
+                self.fc = nn.Linear(4, int(offset))
+        """
+    )
+    (tmp_path / "clip.py").write_text(source)
+    doc = summary_json(str(tmp_path / "clip.py"), "--no-cache")
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+
+    clip = model(doc, "Clip")
+    assert clip["error"] is None and clip["device"] == "meta"
+    assert any("small tensors its constructor reads on the CPU" in n for n in clip["notes"])
+    real = namespace["Clip"]()
+    assert isinstance(real, nn.Module)
+    assert clip["total_params"] == sum(p.numel() for p in real.parameters())
+    assert clip["buffer_numel"] == 96
+    assert clip["forward"]["error"] is None
+    assert clip["forward"]["output_shape"] == "[1, 10]"
+    # small CPU tensors that meet meta ones: the whole model on the CPU, as before
+    mixes = model(doc, "Mixes")
+    assert mixes["error"] is None and mixes["device"] == "cpu" and mixes["total_params"] == 50

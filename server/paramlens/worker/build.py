@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 import types
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -533,15 +534,28 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         first = ctx.error(exc)
         if ctx.device != "meta" or first.kind != "exception":
             return ModelResult.failed(spec, file, first)
-        try:
-            model = _construct(code, namespace, "cpu", ctx.recorder)
-        except BuildTimeout as retry_exc:
-            return ModelResult.failed(spec, file, ctx.error(retry_exc))
-        except Exception as retry_exc:
-            retry = ctx.error(retry_exc)
-            return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
-        used = "cpu"
-        notes.append(f"built on CPU because the meta device failed: {first.message}")
+        model = None
+        if _NEEDS_VALUES.search(first.message):  # it reads values: give it small real ones
+            try:
+                model = _construct_reading_values(code, namespace, ctx.recorder)
+                notes.append(
+                    "built on meta, with the small tensors its constructor reads on the CPU"
+                    f" (meta alone failed: {first.message})"
+                )
+            except BuildTimeout as retry_exc:
+                return ModelResult.failed(spec, file, ctx.error(retry_exc))
+            except Exception:  # small CPU tensors met meta ones: the whole model on the CPU
+                model = None
+        if model is None:
+            try:
+                model = _construct(code, namespace, "cpu", ctx.recorder)
+            except BuildTimeout as retry_exc:
+                return ModelResult.failed(spec, file, ctx.error(retry_exc))
+            except Exception as retry_exc:
+                retry = ctx.error(retry_exc)
+                return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
+            used = "cpu"
+            notes.append(f"built on CPU because the meta device failed: {first.message}")
     if not isinstance(model, nn.Module):
         message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
         return ModelResult.failed(spec, file, ErrorInfo(message, file, spec.line))
@@ -740,3 +754,67 @@ def _construct(
     recorder.clear()
     with recording(recorder), _SkipWeightInit(), torch.device(device):
         return eval(code, namespace)
+
+
+_SMALL_NUMEL = 1 << 12  # built on the CPU when a constructor reads values
+_SMALL_BUDGET_BYTES = 64 << 20  # all of them together; past that, meta again
+
+
+class _SmallOnCpu(TorchFunctionMode):
+    """Tensors made with no device named: on the CPU if small, where their values can be
+    read (timm-style ``[x.item() for x in torch.linspace(0, 0.1, depth)]``), else on meta,
+    as parameters are (and a constructor's trial forward() on an 8-frame video clip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torch.utils._device import _device_constructors
+
+        self.factories = _device_constructors()
+        self.left = _SMALL_BUDGET_BYTES
+
+    def __torch_function__(
+        self,
+        func: Callable[..., object],
+        types: object,
+        args: Sequence[object] = (),
+        kwargs: dict[str, object] | None = None,
+    ) -> object:
+        kwargs = kwargs or {}
+        if func not in self.factories or kwargs.get("device") is not None:
+            return func(*args, **kwargs)
+        made = func(*args, **{**kwargs, "device": "meta"})  # its size, for nothing
+        if isinstance(made, torch.Tensor) and made.numel() <= _SMALL_NUMEL:
+            size = made.numel() * made.element_size()
+            if size <= self.left:
+                self.left -= size
+                return func(*args, **{**kwargs, "device": "cpu"})
+        return made
+
+
+def _construct_reading_values(
+    code: types.CodeType, namespace: dict[str, object], recorder: SiteRecorder
+) -> object:
+    """Construct with small tensors on the CPU (:class:`_SmallOnCpu`), then move what the
+    model holds to meta, each tensor once (tied weights stay tied)."""
+    recorder.clear()
+    with recording(recorder), _SkipWeightInit(), _SmallOnCpu():
+        model = eval(code, namespace)
+    if isinstance(model, nn.Module):
+        moved: dict[int, torch.Tensor] = {}
+
+        def to_meta(tensor: torch.Tensor) -> torch.Tensor:
+            if id(tensor) not in moved:
+                meta = tensor.detach().to("meta")
+                if isinstance(tensor, nn.Parameter):
+                    meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
+                moved[id(tensor)] = meta
+            return moved[id(tensor)]
+
+        for module in model.modules():
+            for name, param in module._parameters.items():
+                if param is not None and not param.is_meta:
+                    module._parameters[name] = typing.cast(nn.Parameter, to_meta(param))
+            for name, buffer in module._buffers.items():
+                if buffer is not None and not buffer.is_meta:
+                    module._buffers[name] = to_meta(buffer)
+    return model
