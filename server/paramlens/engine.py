@@ -395,12 +395,17 @@ class Engine:
     def python_for(self, root: Path, settings: Settings) -> str:
         return settings.python or default_python(root)
 
-    def scan(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
+    def scan(
+        self, root: Path, texts: Mapping[str, str] | None = None, python: str | None = None
+    ) -> Workspace:
+        """The workspace at ``root``; ``python``, the interpreter whose installed libraries
+        count (by default the root's: give it when not on the event loop, as reading the
+        settings may warn the user)."""
         if self._scan_store is not None and root not in self._loaded_roots:
             self._loaded_roots.add(root)
             for path, entry in self._scan_store.load(root).items():
                 self._scan_cache.setdefault(path, entry)
-        python = self.python_for(root, self.settings_for(root))
+        python = python or self.python_for(root, self.settings_for(root))
         if python not in self.libraries:  # asked only if a base is not the workspace's
             self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
         return scan(root, texts, self._scan_cache, self.libraries[python])
@@ -538,7 +543,8 @@ class Engine:
 
     async def read_workspace(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
         # A cold scan of a large workspace takes a while: keep the event loop free meanwhile.
-        return await asyncio.to_thread(self.scan, root, texts)
+        python = self.python_for(root, self.settings_for(root))
+        return await asyncio.to_thread(self.scan, root, texts, python)
 
     async def report(
         self,

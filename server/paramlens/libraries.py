@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -52,7 +51,6 @@ def library_paths(python: str, log: Callable[[str], None] = lambda _: None) -> t
             capture_output=True,
             text=True,
             timeout=20,
-            cwd=os.path.expanduser("~"),
             env=worker_environment(),
             check=True,
         )
