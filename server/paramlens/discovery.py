@@ -919,17 +919,12 @@ class Workspace:
 
     def init_params(self, cls: ClassInfo) -> tuple[InitParam, ...] | None:
         """The constructor's parameters, inherited from workspace bases if not defined."""
-        seen = 0
-        current: ClassInfo | None = cls
-        while current is not None and seen < 16:
-            if current.params is not None:
-                return current.params
-            seen += 1
-            current = next(
-                (self.classes[q] for q in map(self.resolve, current.bases) if q in self.classes),
-                None,
-            )
-        return ()
+        owner = self.init_owner(cls)
+        return owner.params if owner is not None else ()
+
+    def init_owner(self, cls: ClassInfo) -> ClassInfo | None:
+        """The workspace class whose ``__init__`` ``cls`` runs (itself, or a base)."""
+        return next((c for c in self._lineage(cls) if c.params is not None), None)
 
     def _lineage(self, cls: ClassInfo) -> Iterator[ClassInfo]:
         """``cls``, then its first workspace base, and so on (at most 16)."""

@@ -217,11 +217,18 @@ def _config_class(
     if declared is not None and (found := _no_arg_class(declared, workspace)) is not None:
         return found
     if annotation:
-        head, _, rest = annotation.partition(".")
-        base = info.symbols.get(head, f"{info.module}.{head}")
-        found = _no_arg_class(f"{base}.{rest}" if rest else base, workspace)
-        if found is not None:
-            return found
+        # where the name means something: the module of the class, else that of the base
+        # whose __init__ it inherits (modular_mistral's MistralModel gets LlamaModel's
+        # ``config: LlamaConfig``, a name modeling_llama imports)
+        owner = workspace.init_owner(cls)
+        for module in (info, workspace.files[owner.file] if owner else None):
+            if module is None:
+                continue
+            head, _, rest = annotation.partition(".")
+            base = module.symbols.get(head, f"{module.module}.{head}")
+            found = _no_arg_class(f"{base}.{rest}" if rest else base, workspace)
+            if found is not None:
+                return found
     candidates = {
         c.name: c for c in info.classes.values() if _no_arg_class(c.qualname, workspace) is not None
     }

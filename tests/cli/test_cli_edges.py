@@ -448,3 +448,41 @@ def test_a_subclass_of_an_installed_librarys_model_is_found_and_built(tmp_path: 
     models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
     assert sorted(models) == ["CifarResNet", "Wide"]
     assert all(m["error"] is None and m["total_params"] == 8 * 10 + 10 for m in models.values())
+
+
+def test_an_inherited_init_takes_the_config_its_annotation_names_where_it_is_written(
+    tmp_path: Path,
+) -> None:
+    # transformers' modular_mistral.py: MistralModel(LlamaModel) runs LlamaModel.__init__,
+    # whose `config: LlamaConfig` names modeling_llama's import; the module's own
+    # MistralConfig lacks what that __init__ reads
+    package = tmp_path / "ws" / "models"
+    package.mkdir(parents=True)
+    (tmp_path / "ws" / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
+    (package / "__init__.py").write_text("")
+    (package / "configuration_llama.py").write_text(
+        "class LlamaConfig:\n"
+        "    def __init__(self, hidden: int = 8, mlp_bias: bool = True):\n"
+        "        self.hidden, self.mlp_bias = hidden, mlp_bias\n"
+    )
+    (package / "configuration_mistral.py").write_text(
+        "class MistralConfig:\n    def __init__(self, hidden: int = 8):\n        self.hidden = hidden\n"
+    )
+    (package / "modeling_llama.py").write_text(
+        "from torch import nn\n\nfrom .configuration_llama import LlamaConfig\n\n\n"
+        "class LlamaModel(nn.Module):\n"
+        "    def __init__(self, config: LlamaConfig):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(config.hidden, config.hidden, bias=config.mlp_bias)\n"
+    )
+    (package / "modular_mistral.py").write_text(
+        "from .configuration_mistral import MistralConfig\n"
+        "from .modeling_llama import LlamaModel\n\n\n"
+        "class MistralModel(LlamaModel):\n    pass\n"
+    )
+    result = run_cli(
+        "summary", str(package / "modular_mistral.py"), "--format", "json", "--no-shapes"
+    )
+    [mistral] = json.loads(result.stdout)["models"]
+    assert mistral["ctor"] == "MistralModel(config=LlamaConfig())"
+    assert mistral["error"] is None and mistral["total_params"] == 8 * 8 + 8
