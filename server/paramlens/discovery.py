@@ -836,7 +836,7 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
 # -- the workspace --------------------------------------------------------------
 
 
-def _is_torch_module(qualname: str) -> bool:
+def is_torch_module(qualname: str) -> bool:
     if not qualname.startswith("torch.nn."):
         return False
     last = qualname.rpartition(".")[2]
@@ -846,7 +846,7 @@ def _is_torch_module(qualname: str) -> bool:
 class LibraryModels(Protocol):
     """Which classes of installed libraries are models (see :mod:`paramlens.libraries`)."""
 
-    def is_module(self, qualname: str, is_torch_module: Callable[[str], bool]) -> bool: ...
+    def is_module(self, qualname: str) -> bool: ...
 
 
 class Workspace:
@@ -897,7 +897,7 @@ class Workspace:
     def _is_module_base(self, base: str, found: set[str]) -> bool:
         """torch's modules, workspace classes found to be modules, and the installed
         libraries' models (when the workspace is not that library itself)."""
-        if _is_torch_module(base):
+        if is_torch_module(base):
             return True
         resolved = self.resolve(base)
         if resolved in self.classes:
@@ -907,7 +907,7 @@ class Workspace:
         return (
             self.libraries is not None
             and resolved.partition(".")[0] not in self._packages
-            and self.libraries.is_module(resolved, _is_torch_module)
+            and self.libraries.is_module(resolved)
         )
 
     def models_in(self, path: str) -> list[ClassInfo]:
@@ -1015,7 +1015,7 @@ class Workspace:
             f
             for f in info.factories.values()
             if f.registered
-            or any(self.resolve(r) in self.module_classes or _is_torch_module(r) for r in f.returns)
+            or any(self.resolve(r) in self.module_classes or is_torch_module(r) for r in f.returns)
         ]
 
 

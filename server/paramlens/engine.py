@@ -221,10 +221,9 @@ def _config_class(
         # whose __init__ it inherits (modular_mistral's MistralModel gets LlamaModel's
         # ``config: LlamaConfig``, a name modeling_llama imports)
         owner = workspace.init_owner(cls)
-        for module in (info, workspace.files[owner.file] if owner else None):
-            if module is None:
-                continue
-            head, _, rest = annotation.partition(".")
+        head, _, rest = annotation.partition(".")
+        for path in dict.fromkeys([cls.file, owner.file if owner else cls.file]):
+            module = workspace.files[path]
             base = module.symbols.get(head, f"{module.module}.{head}")
             found = _no_arg_class(f"{base}.{rest}" if rest else base, workspace)
             if found is not None:
@@ -734,9 +733,17 @@ def _unsaved(path: str, text: str) -> bool:
     override: the worker's zygote, which imported the file from disk, can build it (opening
     timm's vision_transformer.py otherwise imported all of timm again: 2.6 s)."""
     try:
-        return read_source(Path(path)) != text
+        stat = os.stat(path)
+        return _disk_text(path, stat.st_mtime_ns, stat.st_size) != text
     except (OSError, SourceError):
         return True
+
+
+@functools.lru_cache(maxsize=16)
+def _disk_text(path: str, mtime_ns: int, size: int) -> str:
+    """A file's text, read once per version of it (a file's first look asks for up to
+    four jobs, each comparing the open buffers it imports with the disk)."""
+    return read_source(Path(path))
 
 
 def _cacheable(result: JobResult | None) -> bool:

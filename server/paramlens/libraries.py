@@ -22,13 +22,14 @@ from .discovery import (
     FileInfo,
     SourceError,
     decode_source,
+    is_torch_module,
     qualify,
     read_imports,
 )
 from .worker_client import worker_environment
 
-# A library's module graph can be large: a lookup stops after this many files (each is
-# parsed once per process; a miss only means a class shows no figures, as before).
+# A library's module graph can be large: lookups stop once this many of its files were
+# read (each is parsed once per process; a miss only means a class shows no figures).
 MAX_FILES = 200
 
 _PATHS_SCRIPT = """
@@ -80,14 +81,14 @@ class Libraries:
     _modules: dict[str, _Module | None] = field(default_factory=dict)
     _answers: dict[str, bool] = field(default_factory=dict)
 
-    def is_module(self, qualname: str, is_torch_module: Callable[[str], bool]) -> bool:
+    def is_module(self, qualname: str) -> bool:
         top = qualname.partition(".")[0]
         if top in sys.stdlib_module_names or "." not in qualname:
             return False
-        return self._is_module(qualname, is_torch_module, set())
+        return self._is_module(qualname, set())
 
-    def _is_module(self, qualname: str, is_torch: Callable[[str], bool], seen: set[str]) -> bool:
-        if is_torch(qualname):
+    def _is_module(self, qualname: str, seen: set[str]) -> bool:
+        if is_torch_module(qualname):
             return True
         if qualname.startswith("torch.") or qualname in seen or len(self._modules) > MAX_FILES:
             return False  # torch's own modules are all under torch.nn
@@ -99,11 +100,11 @@ class Libraries:
         answer = False
         if module is not None:
             if name in module.bases:
-                answer = any(self._is_module(b, is_torch, seen) for b in module.bases[name])
+                answer = any(self._is_module(b, seen) for b in module.bases[name])
             elif name in module.info.symbols:  # imported, or re-exported by a package
-                answer = self._is_module(module.info.symbols[name], is_torch, seen)
+                answer = self._is_module(module.info.symbols[name], seen)
             else:
-                answer = any(self._is_module(f"{m}.{name}", is_torch, seen) for m in module.stars)
+                answer = any(self._is_module(f"{m}.{name}", seen) for m in module.stars)
         self._answers[qualname] = answer
         return answer
 

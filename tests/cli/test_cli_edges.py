@@ -376,18 +376,37 @@ def test_a_model_without_init_gets_the_config_class_its_body_declares(tmp_path: 
     assert own["ctor"] == "TinyModel(config=PreTrainedConfig())" and own["total_params"] == 10
 
 
-def test_a_model_built_on_an_installed_librarys_base_is_found_and_built(tmp_path: Path) -> None:
-    # `class LitMLP(L.LightningModule)`: the base lives in site-packages, which the scan
-    # never reads; a stand-in `lightning` outside the workspace plays the installed one
-    site = tmp_path / "site" / "lightning"
-    site.mkdir(parents=True)
-    (site / "__init__.py").write_text(
-        "from torch import nn\n\n\nclass LightningModule(nn.Module):\n    pass\n"
-    )
+def _with_installed(tmp_path: Path, library: dict[str, str], model: str, *flags: str) -> dict:
+    """The models `summary --format json` finds in a workspace holding ``model`` (model.py),
+    with ``library`` (relative path -> text) outside it, on PYTHONPATH as if installed."""
+    for relative, text in library.items():
+        (tmp_path / "site" / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "site" / relative).write_text(text)
     root = tmp_path / "ws"
     root.mkdir()
     (root / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
-    (root / "model.py").write_text(
+    (root / "model.py").write_text(model)
+    result = run_cli(
+        "summary",
+        str(root / "model.py"),
+        "--format",
+        "json",
+        *flags,
+        env={"PYTHONPATH": str(tmp_path / "site")},
+    )
+    return {m["name"]: m for m in json.loads(result.stdout)["models"]}
+
+
+def test_a_model_built_on_an_installed_librarys_base_is_found_and_built(tmp_path: Path) -> None:
+    # `class LitMLP(L.LightningModule)`: the base lives in site-packages, which the scan
+    # never reads; a stand-in `lightning` outside the workspace plays the installed one
+    models = _with_installed(
+        tmp_path,
+        {
+            "lightning/__init__.py": (
+                "from torch import nn\n\n\nclass LightningModule(nn.Module):\n    pass\n"
+            )
+        },
         "import lightning as L\n"
         "import torch\n"
         "from torch import nn\n\n\n"
@@ -397,16 +416,9 @@ def test_a_model_built_on_an_installed_librarys_base_is_found_and_built(tmp_path
         "        self.net = nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 2))\n"
         "        self.example_input_array = torch.zeros(4, 8)\n\n"
         "    def forward(self, x):\n"
-        "        return self.net(x)\n"
+        "        return self.net(x)\n",
     )
-    result = run_cli(
-        "summary",
-        str(root / "model.py"),
-        "--format",
-        "json",
-        env={"PYTHONPATH": str(tmp_path / "site")},
-    )
-    [lit] = json.loads(result.stdout)["models"]
+    [lit] = models.values()
     assert lit["name"] == "LitMLP" and lit["error"] is None
     assert lit["total_params"] == (8 * 16 + 16) + (16 * 2 + 2)
     assert lit["forward"]["input_source"] == "example_input_array"
@@ -416,36 +428,26 @@ def test_a_model_built_on_an_installed_librarys_base_is_found_and_built(tmp_path
 def test_a_subclass_of_an_installed_librarys_model_is_found_and_built(tmp_path: Path) -> None:
     # `class CifarResNet(torchvision.models.ResNet)`: a library on no list of ours, whose
     # model is re-exported through a star import, read from the interpreter's sys.path
-    package = tmp_path / "site" / "visionlib"
-    (package / "models").mkdir(parents=True)
-    (package / "__init__.py").write_text("from .models import *\n")
-    (package / "models" / "__init__.py").write_text(
-        "from torch import nn\n\n\n"
-        "class ResNet(nn.Module):\n"
-        "    def __init__(self, width: int, classes: int = 2):\n"
-        "        super().__init__()\n"
-        "        self.fc = nn.Linear(width, classes)\n"
-    )
-    root = tmp_path / "ws"
-    root.mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
-    (root / "model.py").write_text(
+    models = _with_installed(
+        tmp_path,
+        {
+            "visionlib/__init__.py": "from .models import *\n",
+            "visionlib/models/__init__.py": (
+                "from torch import nn\n\n\n"
+                "class ResNet(nn.Module):\n"
+                "    def __init__(self, width: int, classes: int = 2):\n"
+                "        super().__init__()\n"
+                "        self.fc = nn.Linear(width, classes)\n"
+            ),
+        },
         "import visionlib\n\n\n"
         "class CifarResNet(visionlib.ResNet):\n"
         "    def __init__(self):\n"
         "        super().__init__(width=8, classes=10)\n\n\n"
         "class Wide(CifarResNet):\n"
-        "    pass\n"
-    )
-    result = run_cli(
-        "summary",
-        str(root / "model.py"),
-        "--format",
-        "json",
+        "    pass\n",
         "--no-shapes",
-        env={"PYTHONPATH": str(tmp_path / "site")},
     )
-    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
     assert sorted(models) == ["CifarResNet", "Wide"]
     assert all(m["error"] is None and m["total_params"] == 8 * 10 + 10 for m in models.values())
 

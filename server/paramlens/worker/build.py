@@ -9,6 +9,7 @@ totals equal ``sum(p.numel() for p in model.parameters())``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import re
@@ -524,7 +525,7 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     used = ctx.device
     try:
         namespace = _namespace(spec, ctx.namespace)
-        model = _construct(code, namespace, ctx.device, ctx.recorder)
+        model = _construct(code, namespace, torch.device(ctx.device), ctx.recorder)
     except (BuildTimeout, MemoryError) as exc:
         return ModelResult.failed(spec, file, ctx.error(exc))
     except Exception as exc:  # the user's constructor may raise anything
@@ -537,7 +538,8 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         model = None
         if _NEEDS_VALUES.search(first.message):  # it reads values: give it small real ones
             try:
-                model = _construct_reading_values(code, namespace, ctx.recorder)
+                model = _construct(code, namespace, _SmallOnCpu(), ctx.recorder)
+                _hold_on_meta(model)
                 notes.append(
                     "built on meta, with the small tensors its constructor reads on the CPU"
                     f" (meta alone failed: {first.message})"
@@ -548,7 +550,7 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
                 model = None
         if model is None:
             try:
-                model = _construct(code, namespace, "cpu", ctx.recorder)
+                model = _construct(code, namespace, torch.device("cpu"), ctx.recorder)
             except BuildTimeout as retry_exc:
                 return ModelResult.failed(spec, file, ctx.error(retry_exc))
             except Exception as retry_exc:
@@ -617,7 +619,7 @@ def _forward_on_cpu(
         return None
     code = _compiled(spec.ctor, spec)
     recorder = SiteRecorder(ctx.is_user_file)
-    real = _construct(code, _namespace(spec, ctx.namespace), "cpu", recorder)
+    real = _construct(code, _namespace(spec, ctx.namespace), torch.device("cpu"), recorder)
     if not isinstance(real, nn.Module):
         return None
     with torch.no_grad():  # weight initialisation was skipped: give the code numbers to read
@@ -749,10 +751,15 @@ class _SkipWeightInit(TorchFunctionMode):
 
 
 def _construct(
-    code: types.CodeType, namespace: dict[str, object], device: str, recorder: SiteRecorder
+    code: types.CodeType,
+    namespace: dict[str, object],
+    placement: contextlib.AbstractContextManager[object],
+    recorder: SiteRecorder,
 ) -> object:
+    """Evaluate the constructor expression with tensors made where ``placement`` puts them
+    (``torch.device("meta")``, or :class:`_SmallOnCpu`), weight initialisation skipped."""
     recorder.clear()
-    with recording(recorder), _SkipWeightInit(), torch.device(device):
+    with recording(recorder), _SkipWeightInit(), placement:
         return eval(code, namespace)
 
 
@@ -791,30 +798,25 @@ class _SmallOnCpu(TorchFunctionMode):
         return made
 
 
-def _construct_reading_values(
-    code: types.CodeType, namespace: dict[str, object], recorder: SiteRecorder
-) -> object:
-    """Construct with small tensors on the CPU (:class:`_SmallOnCpu`), then move what the
-    model holds to meta, each tensor once (tied weights stay tied)."""
-    recorder.clear()
-    with recording(recorder), _SkipWeightInit(), _SmallOnCpu():
-        model = eval(code, namespace)
-    if isinstance(model, nn.Module):
-        moved: dict[int, torch.Tensor] = {}
+def _hold_on_meta(model: object) -> None:
+    """Move what the model holds (parameters, buffers) to meta, each tensor once: tied
+    weights stay tied."""
+    if not isinstance(model, nn.Module):
+        return
+    moved: dict[int, torch.Tensor] = {}
 
-        def to_meta(tensor: torch.Tensor) -> torch.Tensor:
-            if id(tensor) not in moved:
-                meta = tensor.detach().to("meta")
-                if isinstance(tensor, nn.Parameter):
-                    meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
-                moved[id(tensor)] = meta
-            return moved[id(tensor)]
+    def to_meta(tensor: torch.Tensor) -> torch.Tensor:
+        if id(tensor) not in moved:
+            meta = tensor.detach().to("meta")
+            if isinstance(tensor, nn.Parameter):
+                meta = nn.Parameter(meta, requires_grad=tensor.requires_grad)
+            moved[id(tensor)] = meta
+        return moved[id(tensor)]
 
-        for module in model.modules():
-            for name, param in module._parameters.items():
-                if param is not None and not param.is_meta:
-                    module._parameters[name] = typing.cast(nn.Parameter, to_meta(param))
-            for name, buffer in module._buffers.items():
-                if buffer is not None and not buffer.is_meta:
-                    module._buffers[name] = to_meta(buffer)
-    return model
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and not param.is_meta:
+                module._parameters[name] = typing.cast(nn.Parameter, to_meta(param))
+        for name, buffer in module._buffers.items():
+            if buffer is not None and not buffer.is_meta:
+                module._buffers[name] = to_meta(buffer)
