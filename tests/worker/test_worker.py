@@ -220,3 +220,53 @@ async def test_builds_run_with_torchs_objects_frozen_out_of_the_collector(
     path.write_text(source)
     [frozen] = (await worker.build(job(path, ("Frozen", 5)))).models
     assert frozen.error is None and frozen.total_params == 2 * 2  # Linear(1, 2)
+
+
+def test_a_job_is_answered_when_its_last_model_arrives_not_when_its_child_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a build child's exit tears down its PID and network namespaces (130 ms here); its
+    # result must not wait for that: the worker answers on the child's last message
+    import time
+
+    from paramlens.worker import protocol
+    from paramlens.worker.protocol import ErrorInfo, ModelResult
+    from paramlens.worker.serve import Worker, _Running
+
+    worker = Worker(use_fork=False, max_children=1, scratch_root=str(tmp_path))
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(worker, "send", sent.append)
+    the_job = job(SEED, ("NeuralNetwork", 6), ("CNN", 24))
+    first, last = the_job.classes
+    running = _Running(7, the_job, [first, last], 0, -1, str(tmp_path), time.monotonic(), 1e9)
+    for spec in (first, last):
+        result = ModelResult.failed(spec, str(SEED), ErrorInfo("ValueError: stand-in"))
+        worker._child_message(running, {"type": "model", "result": protocol.to_json(result)})
+        if spec is first:
+            assert sent == []  # one class is still to come
+    [answer] = sent
+    assert answer["type"] == "result" and answer["id"] == 7
+    assert [m.name for m in answer["result"].models] == ["NeuralNetwork", "CNN"]  # type: ignore[attr-defined]
+
+
+async def test_the_prepare_message_reaches_a_worker_before_it_is_ready(tmp_path: Path) -> None:
+    # the server may be busy when the worker's ready line arrives (a big package's first
+    # job): the package's import must not wait for it. This stand-in worker reads its
+    # first message before it says it is ready; a client that waited would hang here.
+    fake = tmp_path / "python"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "first = json.loads(sys.stdin.readline())\n"
+        "info = dict(python='fake', python_version='3', torch_version=first['type'],\n"
+        "            pid=os.getpid(), fork=False)\n"
+        "print(json.dumps({'type': 'ready', 'info': info}), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    fake.chmod(0o755)
+    client = WorkerClient(str(fake))
+    try:
+        await asyncio.wait_for(client.prepare(job(SEED)), 20)
+        assert client.info is not None and client.info.torch_version == "prepare"
+    finally:
+        await client.stop()
