@@ -270,3 +270,24 @@ async def test_the_prepare_message_reaches_a_worker_before_it_is_ready(tmp_path:
         assert client.info is not None and client.info.torch_version == "prepare"
     finally:
         await client.stop()
+
+
+def test_a_crash_caught_entering_a_function_is_reported_at_its_call(tmp_path: Path) -> None:
+    # a C stack overflow may strike as a frame starts, on its def line; faulthandler then
+    # names the header, which had not run: the user's line is the call below it
+    import time
+
+    from paramlens.worker.serve import HANG_FILE, _hung_line, _Running
+
+    model = tmp_path / "model.py"
+    model.write_text(
+        "class Loop:\n    def __repr__(self):\n        return repr(self)\n\n\nrepr(Loop())\n"
+    )
+    dump = "Stack (most recent call first):\n" + "".join(
+        f'  File "{model}", line {line} in {name}\n'
+        for line, name in ((2, "__repr__"), (3, "__repr__"), (3, "__repr__"), (6, "<module>"))
+    )
+    (tmp_path / HANG_FILE).write_text(dump)
+    the_job = job(model, ("Loop", 1))
+    running = _Running(1, the_job, list(the_job.classes), 0, -1, str(tmp_path), time.monotonic(), 1)
+    assert _hung_line(running) == (str(model), 3)

@@ -20,6 +20,7 @@ import faulthandler
 import gc
 import importlib
 import json
+import linecache
 import os
 import re
 import selectors
@@ -667,10 +668,21 @@ def _hung_line(running: _Running) -> tuple[str, int] | None:
     except OSError:
         return None
     workspace = os.path.normcase(os.path.realpath(running.job.workspace))
-    for file, line in re.findall(r'File "([^"]+)", line (\d+)', dump):  # innermost first
-        if is_workspace_file(file, workspace):
-            return file, int(line)
-    return None
+    frames = [
+        (file, int(line))
+        for file, line in re.findall(r'File "([^"]+)", line (\d+)', dump)  # innermost first
+        if is_workspace_file(file, workspace)
+    ]
+    # A frame caught on its function's header had not begun its body: the crash (a C stack
+    # overflow, most often) came from the call, so its caller's line is the user's line.
+    while len(frames) > 1 and _is_header(*frames[0]):
+        del frames[0]
+    return frames[0] if frames else None
+
+
+def _is_header(file: str, line: int) -> bool:
+    text = linecache.getline(file, line).lstrip()
+    return text.startswith(("def ", "async def ", "@"))
 
 
 class _DeferredDynamo(types.ModuleType):
