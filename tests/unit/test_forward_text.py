@@ -32,3 +32,56 @@ def test_input_flags_as_torchinfo_takes_input_size() -> None:
         "(torch.randn(1, 16, dtype=torch.bfloat16), torch.randn(1, 16, dtype=torch.bfloat16))"
     )
     assert input_expression(["torch.zeros(2, 2)"], "float32") == "torch.zeros(2, 2)"
+
+
+def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> None:
+    # a tracer is called on every Python call, and on meta torch's kernels are Python:
+    # tracing stays off inside each op, and the user's lines still get their shapes
+    import importlib.util
+    import sys
+
+    from paramlens.worker.forward import _LineShapes
+
+    source = tmp_path / "user_model.py"
+    source.write_text(
+        "import torch.nn.functional as F\n\n"
+        "def forward(x, w):\n"
+        "    y = F.layer_norm(x, (8,))\n"
+        "    return F.linear(y, w)\n"
+    )
+    spec = importlib.util.spec_from_file_location("user_model", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x, w = torch.empty(2, 8, device="meta"), torch.empty(4, 8, device="meta")
+
+    def frames_seen(shapes: _LineShapes, untraced_ops: bool) -> set[str]:
+        """The frames of torch's meta kernels that the tracer was called for."""
+        seen: set[str] = set()
+        trace = shapes.trace
+
+        def spy(frame, event, arg):  # type: ignore[no-untyped-def]
+            seen.add(frame.f_code.co_filename)
+            return trace(frame, event, arg)
+
+        shapes.trace = spy  # type: ignore[method-assign]
+        if untraced_ops:
+            with shapes.tracing():
+                module.forward(x, w)
+        else:
+            sys.settrace(spy)
+            try:
+                module.forward(x, w)
+            finally:
+                sys.settrace(None)
+        in_torch = {f.split("/torch/")[-1] for f in seen if "/torch/" in f}
+        return {f for f in in_torch if f.startswith(("_refs/", "_prims", "_meta_reg", "_decomp/"))}
+
+    everywhere = _LineShapes(lambda f: f == str(source))
+    assert frames_seen(everywhere, untraced_ops=False)  # torch's kernels ran, traced
+    shapes = _LineShapes(lambda f: f == str(source))
+    assert frames_seen(shapes, untraced_ops=True) == set()
+    assert [(s.line, s.name, s.shapes) for s in shapes.result()] == [
+        (4, "y", ("[2, 8]",)),
+        (5, "return", ("[2, 4]",)),
+    ]
