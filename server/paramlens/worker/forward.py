@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import inspect
 import linecache
+import os
 import re
 import sys
 import types
@@ -30,6 +31,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .protocol import CALL_SITE_INPUT, ErrorInfo, ForwardInfo, InlineShape, ShapeFix
+from .repeats import Repeats
 
 _IMAGE_SIZES = (224, 32, 28, 64)  # a guessed image input: the first size forward() accepts
 _TOKENS = 16  # a guessed token input: [1, 16]
@@ -329,6 +331,7 @@ class _MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.calls = calls
         self.flops = 0
         self.by_module: dict[int, int] = {}
+        self.created: list[object] | None = None  # while a repeated block is recorded
 
     def __torch_dispatch__(
         self,
@@ -345,6 +348,8 @@ class _MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if decomposed is not NotImplemented:
                 return decomposed
         out = func(*args, **kwargs)
+        if self.created is not None:
+            self.created.append(out)
         if formula is not None:
             flops = int(formula(*args, **kwargs, out_val=out))
             self.flops += flops
@@ -552,8 +557,21 @@ def _attempt(
     counter = _MultiplyAdds(calls)
     saved = _SavedForBackward(model, calls)
     traced = tracer.tracing() if ctx.line_shapes else contextlib.nullcontext()
+    # on meta, repeated blocks run once (on the CPU, values differ from block to block)
+    repeats = (
+        Repeats(model, calls, counter, saved).active()
+        if ctx.device == "meta" and os.environ.get("PARAMLENS_NO_REPEATS") != "1"
+        else contextlib.nullcontext()
+    )
     try:
-        with _hooked(model, calls), counter, saved.hooks(), torch.device(ctx.device), traced:
+        with (
+            _hooked(model, calls),
+            counter,
+            saved.hooks(),
+            torch.device(ctx.device),
+            traced,
+            repeats,
+        ):
             output = model(*args, **kwargs)
     except Exception as exc:
         if isinstance(exc, (TimeoutError, MemoryError)):

@@ -1,0 +1,422 @@
+"""Repeated blocks run once: forward() through GPT-2 XL's 48 identical blocks on meta runs
+the first block, then gives each of the other 47 what it recorded.
+
+On meta an op costs only Python, and a deep model's forward() is mostly the same block
+again: 0.43 s of GPT-2 XL's cold build. Modules whose whole subtree is the same (types,
+parameter and buffer shapes, the attributes their code reads) form a group. A member's call
+with the same input (shapes, strides, dtypes, what autograd already saved...) as one already
+run by a member of its group is not run: its submodules get the calls that run recorded,
+the multiply-adds and saved bytes are added where torch's own run would have added them,
+and it returns fresh meta tensors of the recorded shapes and strides.
+
+A call is recorded only when replaying it is exact: inputs and outputs are meta tensors
+or plain values, every tensor autograd saved was made by the call or is one of its inputs,
+and no member shares a tensor or module with another. Otherwise the block simply runs.
+
+Runs in the worker: standard library and torch only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from .forward import ModuleCall, _Calls, _MultiplyAdds, _SavedForBackward
+
+_SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
+_NOT_STATE = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"})
+
+
+def _value_key(value: object) -> Hashable:
+    """A plain attribute, as far as it can matter to forward(): scalars by value, tensors
+    by what they are, anything else by identity (a config object all blocks share)."""
+    if isinstance(value, _SCALARS):
+        return (type(value), value)
+    if isinstance(value, (tuple, list, frozenset)):
+        return (type(value), tuple(_value_key(v) for v in value))
+    if isinstance(value, torch.Tensor):
+        return ("tensor", tuple(value.shape), value.dtype, value.device.type)
+    return ("object", id(value))
+
+
+def _state(module: nn.Module, loose: bool) -> tuple[Hashable, ...]:
+    """The module's own attributes (hooks excepted); ``loose``: scalars without values."""
+    items: list[tuple[str, Hashable]] = []
+    for name, value in sorted(module.__dict__.items()):
+        if name in _NOT_STATE or (name.startswith("_") and "hook" in name):
+            continue
+        if loose and isinstance(value, _SCALARS) and name != "training":
+            items.append((name, "scalar"))
+        else:
+            items.append((name, _value_key(value)))
+    return tuple(items)
+
+
+def _structure(root: nn.Module, loose: bool) -> Hashable:
+    parts: list[Hashable] = []
+    for name, module in root.named_modules():
+        tensors = tuple(
+            (n, tuple(t.shape), t.stride(), t.dtype, t.device.type, t.requires_grad)
+            for n, t in [*module._parameters.items(), *module._buffers.items()]
+            if t is not None
+        )
+        parts.append((name, type(module), tensors, _state(module, loose)))
+    return tuple(parts)
+
+
+@functools.cache
+def _names_read(filename: str) -> frozenset[str]:
+    """Every name a function of this file (other than an ``__init__``) reads or mentions."""
+    import linecache
+
+    try:
+        code = compile("".join(linecache.getlines(filename)), filename, "exec")
+    except (SyntaxError, ValueError):
+        return frozenset()  # unknown: every name counts as read
+    names: set[str] = set()
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        children = [c for c in current.co_consts if isinstance(c, types.CodeType)]
+        pending.extend(children)
+        if current.co_name != "__init__":
+            names.update(current.co_names)
+            names.update(c for c in current.co_consts if isinstance(c, str))
+    return frozenset(names)
+
+
+def _unread_differences(members: list[nn.Module]) -> bool:
+    """Members alike but for scalar attributes that no code but ``__init__`` reads (a
+    block's ``layer_id``)? A class's code is looked for in the file it is written in."""
+    import inspect
+
+    first = dict(members[0].named_modules())
+    for other in members[1:]:
+        for name, module in other.named_modules():
+            mine, theirs = first[name].__dict__, module.__dict__
+            differing = {
+                k
+                for k in mine.keys() | theirs.keys()
+                if k not in mine or k not in theirs or _value_key(mine[k]) != _value_key(theirs[k])
+            }
+            if not differing:
+                continue
+            try:
+                filename = inspect.getsourcefile(type(module))
+            except TypeError:
+                return False
+            read = _names_read(filename) if filename else frozenset()
+            if not read or differing & read:
+                return False
+    return True
+
+
+def groups(model: nn.Module) -> list[list[nn.Module]]:
+    """Modules with children whose subtrees are the same, each group in model order."""
+    by_loose: dict[Hashable, list[nn.Module]] = {}
+    for module in model.modules():
+        if not module._modules or "forward" in module.__dict__:
+            continue
+        forward = getattr(type(module), "forward", None)
+        if not isinstance(forward, types.FunctionType) or forward is nn.Module.forward:
+            continue
+        try:
+            key = _structure(module, loose=True)
+            hash(key)
+        except (TypeError, RuntimeError):
+            continue
+        by_loose.setdefault(key, []).append(module)
+    found: list[list[nn.Module]] = []
+    for members in by_loose.values():
+        if len(members) < 2 or not _disjoint(members):
+            continue
+        by_full: dict[Hashable, list[nn.Module]] = {}
+        for module in members:
+            by_full.setdefault(_structure(module, loose=False), []).append(module)
+        if len(by_full) > 1 and _unread_differences(members):
+            by_full = {None: members}
+        found.extend(group for group in by_full.values() if len(group) > 1)
+    return found
+
+
+def _disjoint(members: list[nn.Module]) -> bool:
+    """No tensor or module is held by two members (a shared buffer is saved once)."""
+    seen: set[int] = set()
+    for member in members:
+        held = {id(m) for m in member.modules()}
+        for module in member.modules():
+            values = [*module.__dict__.values(), *module._parameters.values()]
+            values += module._buffers.values()
+            held |= {id(t) for t in values if isinstance(t, torch.Tensor)}
+        if held & seen:
+            return False
+        seen |= held
+    return True
+
+
+# -- a call: what identifies its input, and what it did ------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Out:
+    """An output tensor to make again, or (``input``) the call's own input returned."""
+
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+    requires_grad: bool
+    saved: bool  # autograd had saved it by the end of the call
+    input: int | None = None
+
+
+@dataclasses.dataclass
+class _Record:
+    output: Any  # the output's structure, with _Out for each tensor
+    calls: dict[str, list[ModuleCall]]  # submodule path -> the calls it made
+    flops: int
+    flops_by_module: dict[str, int]
+    saved_bytes: int
+    inputs_saved: tuple[int, ...]  # input tensors autograd saved during the call
+
+
+class _Unsupported(Exception):
+    """A call that is not replayed (it simply runs)."""
+
+
+class Repeats:
+    """While entered, group members' calls are recorded or replayed (meta only)."""
+
+    def __init__(
+        self, model: nn.Module, calls: _Calls, counter: _MultiplyAdds, saved: _SavedForBackward
+    ) -> None:
+        self.calls, self.counter, self.saved = calls, counter, saved
+        self.members: dict[int, tuple[int, dict[str, nn.Module]]] = {}
+        for index, group in enumerate(groups(model)):
+            for member in group:
+                self.members[id(member)] = (index, dict(member.named_modules()))
+        self.patched = [m for m in model.modules() if id(m) in self.members]
+        self.records: dict[Hashable, _Record | None] = {}
+        self.replayed = 0
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        for module in self.patched:
+            module.forward = functools.partial(self._call, module, type(module).forward)
+        try:
+            yield
+        finally:
+            for module in self.patched:
+                module.__dict__.pop("forward", None)
+            self.counter.created = None
+
+    def _call(
+        self, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            tensors: list[torch.Tensor] = []
+            key = (
+                self.members[id(module)][0],
+                self._input_key((args, tuple(kwargs.items())), tensors),
+                torch.is_grad_enabled(),
+                torch.is_inference_mode_enabled(),
+            )
+        except _Unsupported:
+            return forward(module, *args, **kwargs)
+        if key in self.records:
+            record = self.records[key]
+            if record is not None:
+                return self._replay(module, record, tensors)
+            return forward(module, *args, **kwargs)
+        self.records[key] = None  # running: a recursive call runs too
+        output, record = self._record(module, forward, args, kwargs, tensors)
+        self.records[key] = record
+        return output
+
+    # -- the input's identity ---------------------------------------------------------
+
+    def _input_key(self, value: object, tensors: list[torch.Tensor]) -> Hashable:
+        if isinstance(value, torch.Tensor):
+            if value.device.type != "meta" or type(value) not in (torch.Tensor, nn.Parameter):
+                raise _Unsupported
+            base = value if value._base is None else value._base
+            same = next((i for i, t in enumerate(tensors) if t is value), None)
+            same_base = next((i for i, t in enumerate(tensors) if _base(t) is base), None)
+            tensors.append(value)
+            return (
+                "tensor",
+                tuple(value.shape),
+                value.stride(),
+                value.storage_offset(),
+                value.dtype,
+                value.requires_grad,
+                value._base is None,
+                id(base) in self.saved.seen,
+                id(base) in self.saved.parameters,
+                same,
+                same_base,
+            )
+        if isinstance(value, _SCALARS):
+            return (type(value), value)
+        if type(value) is tuple:  # not a list or dict: a call may add to those
+            return tuple(self._input_key(v, tensors) for v in value)
+        raise _Unsupported
+
+    # -- running a call and recording it ----------------------------------------------
+
+    def _record(
+        self,
+        module: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tensors: list[torch.Tensor],
+    ) -> tuple[Any, _Record | None]:
+        subs = self.members[id(module)][1]
+        calls_before = {n: len(self.calls.by_module.get(id(m), ())) for n, m in subs.items()}
+        flops_before = {n: self.counter.by_module.get(id(m), 0) for n, m in subs.items()}
+        flops, saved_bytes, kept = self.counter.flops, self.saved.nbytes, len(self.saved.kept)
+        outer = self.counter.created
+        if outer is None:
+            self.counter.created = []
+        start = len(self.counter.created or [])
+        seen_before = [id(_base(t)) in self.saved.seen for t in tensors]
+        state = _snapshot(subs.values())
+        try:
+            output = forward(module, *args, **kwargs)
+        finally:
+            created = {id(t) for out in (self.counter.created or [])[start:] for t in _flat(out)}
+            if outer is None:
+                self.counter.created = None
+        if _snapshot(subs.values()) != state:
+            return output, None  # it stored something on itself (or a lazy module grew)
+        inputs = {id(_base(t)): i for i, t in enumerate(tensors)}
+        for new in self.saved.kept[kept:]:  # each saved tensor: made here, or an input
+            if id(new) not in created and id(new) not in inputs:
+                return output, None
+        try:
+            shape = self._output_spec(output, tensors, created)
+        except _Unsupported:
+            return output, None
+        made = {n: self.calls.by_module.get(id(m), [])[calls_before[n] :] for n, m in subs.items()}
+        record = _Record(
+            output=shape,
+            calls={n: [dataclasses.replace(c) for c in made[n]] for n in subs if n and made[n]},
+            flops=self.counter.flops - flops,
+            flops_by_module={
+                n: self.counter.by_module.get(id(m), 0) - flops_before[n]
+                for n, m in subs.items()
+                if n and self.counter.by_module.get(id(m), 0) != flops_before[n]
+            },
+            saved_bytes=self.saved.nbytes - saved_bytes,
+            inputs_saved=tuple(
+                i
+                for i, t in enumerate(tensors)
+                if not seen_before[i] and id(_base(t)) in self.saved.seen
+            ),
+        )
+        return output, record
+
+    def _output_spec(self, value: object, tensors: list[torch.Tensor], created: set[int]) -> Any:
+        if isinstance(value, torch.Tensor):
+            if value.device.type != "meta" or type(value) is not torch.Tensor:
+                raise _Unsupported
+            same = next((i for i, t in enumerate(tensors) if t is value), None)
+            if same is None and (id(_base(value)) not in created or value._base is not None):
+                raise _Unsupported  # a view, or a tensor from elsewhere: not made again
+            out = _Out(
+                tuple(value.shape),
+                value.stride(),
+                value.dtype,
+                value.requires_grad,
+                id(_base(value)) in self.saved.seen,
+                same,
+            )
+            if same is None and _fresh(out).stride() != value.stride():
+                raise _Unsupported
+            return out
+        if isinstance(value, _SCALARS):
+            return value
+        if isinstance(value, (tuple, list)) and type(value) in (tuple, list):
+            return type(value)(self._output_spec(v, tensors, created) for v in value)
+        raise _Unsupported
+
+    # -- replaying it -------------------------------------------------------------------
+
+    def _replay(self, module: nn.Module, record: _Record, tensors: list[torch.Tensor]) -> Any:
+        self.replayed += 1
+        subs = self.members[id(module)][1]
+        for name, calls in record.calls.items():
+            mine = self.calls.by_module.setdefault(id(subs[name]), [])
+            mine.extend(dataclasses.replace(c) for c in calls)
+        for name, flops in record.flops_by_module.items():
+            target = id(subs[name])
+            self.counter.by_module[target] = self.counter.by_module.get(target, 0) + flops
+        self.counter.flops += record.flops
+        for running in {id(m) for m, _, _, _ in self.calls.stack}:  # this call and its callers
+            self.counter.by_module[running] = self.counter.by_module.get(running, 0) + record.flops
+        self.saved.nbytes += record.saved_bytes
+        self.calls.saved(record.saved_bytes)
+        for i in record.inputs_saved:
+            self._mark_saved(_base(tensors[i]))
+        return self._rebuild(record.output, tensors)
+
+    def _rebuild(self, spec: Any, tensors: list[torch.Tensor]) -> Any:
+        if isinstance(spec, _Out):
+            if spec.input is not None:
+                return tensors[spec.input]
+            tensor = _fresh(spec)
+            if spec.saved:
+                self._mark_saved(tensor)
+            return tensor
+        if type(spec) in (tuple, list):
+            return type(spec)(self._rebuild(s, tensors) for s in spec)
+        return spec
+
+    def _mark_saved(self, tensor: torch.Tensor) -> None:
+        if id(tensor) not in self.saved.seen:
+            self.saved.seen.add(id(tensor))
+            self.saved.kept.append(tensor)
+
+
+def _snapshot(modules: Iterable[nn.Module]) -> list[Hashable]:
+    """What each module holds, by identity: a call that changes it is not replayed."""
+    return [
+        (
+            type(m),
+            tuple((k, id(v)) for k, v in m.__dict__.items()),
+            tuple((k, id(v)) for k, v in m._parameters.items()),
+            tuple((k, id(v)) for k, v in m._buffers.items()),
+            tuple((k, id(v)) for k, v in m._modules.items()),
+        )
+        for m in modules
+    ]
+
+
+def _flat(out: object) -> Iterator[object]:
+    """An op's output: a tensor, or a tuple or list of them."""
+    if isinstance(out, (tuple, list)):
+        yield from out
+    else:
+        yield out
+
+
+def _base(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor._base is None else tensor._base
+
+
+def _fresh(spec: _Out) -> torch.Tensor:
+    """A meta tensor as the call returned it: made by an op when it requires grad (a leaf
+    would refuse the in-place ops that code may apply to a block's output)."""
+    tensor = torch.empty_strided(spec.shape, spec.stride, dtype=spec.dtype, device="meta")
+    if spec.requires_grad:
+        with torch.enable_grad():
+            tensor = tensor.requires_grad_().clone()
+    return tensor
