@@ -47,29 +47,43 @@ def _value_key(value: object) -> Hashable:
     return ("object", id(value))
 
 
-def _state(module: nn.Module, loose: bool) -> tuple[Hashable, ...]:
-    """The module's own attributes (hooks excepted); ``loose``: scalars without values."""
-    items: list[tuple[str, Hashable]] = []
+def _states(module: nn.Module) -> tuple[Hashable, Hashable]:
+    """The module's own attributes (hooks excepted): as they are, and with scalars only
+    by name (``loose``: blocks that differ in a ``layer_id`` their code never reads)."""
+    full: list[tuple[str, Hashable]] = []
+    loose: list[tuple[str, Hashable]] = []
     for name, value in sorted(module.__dict__.items()):
         if name in _NOT_STATE or (name.startswith("_") and "hook" in name):
             continue
-        if loose and isinstance(value, _SCALARS) and name != "training":
-            items.append((name, "scalar"))
-        else:
-            items.append((name, _value_key(value)))
-    return tuple(items)
+        key = _value_key(value)
+        full.append((name, key))
+        scalar = isinstance(value, _SCALARS) and name != "training"
+        loose.append((name, "scalar") if scalar else (name, key))
+    return tuple(full), tuple(loose)
 
 
-def _structure(root: nn.Module, loose: bool) -> Hashable:
-    parts: list[Hashable] = []
-    for name, module in root.named_modules():
+def _structures(model: nn.Module) -> tuple[dict[int, int], dict[int, int]]:
+    """id(module) -> a number that two modules share when their subtrees are alike, as
+    they are and loosely. Built from the leaves up (each child by its number), so a deep
+    model costs one visit per module."""
+    numbers: dict[Hashable, int] = {}
+    full: dict[int, int] = {}
+    loose: dict[int, int] = {}
+    for module in reversed(list(model.modules())):  # every module after its children
         tensors = tuple(
             (n, tuple(t.shape), t.stride(), t.dtype, t.device.type, t.requires_grad)
             for n, t in [*module._parameters.items(), *module._buffers.items()]
             if t is not None
         )
-        parts.append((name, type(module), tensors, _state(module, loose)))
-    return tuple(parts)
+        states = _states(module)
+        for state, of in zip(states, (full, loose)):
+            children = tuple((n, of[id(c)]) for n, c in module._modules.items() if c is not None)
+            key = (type(module), tensors, state, children)
+            try:
+                of[id(module)] = numbers.setdefault(key, len(numbers))
+            except TypeError:  # an unhashable attribute: alike to nothing
+                of[id(module)] = numbers.setdefault(("unique", id(module)), len(numbers))
+    return full, loose
 
 
 @functools.cache
@@ -120,27 +134,23 @@ def _unread_differences(members: list[nn.Module]) -> bool:
 
 
 def groups(model: nn.Module) -> list[list[nn.Module]]:
-    """Modules with children whose subtrees are the same, each group in model order."""
-    by_loose: dict[Hashable, list[nn.Module]] = {}
+    """Modules with children whose subtrees are alike, each group in model order."""
+    full, loose = _structures(model)
+    by_loose: dict[int, list[nn.Module]] = {}
     for module in model.modules():
         if not module._modules or "forward" in module.__dict__:
             continue
         forward = getattr(type(module), "forward", None)
         if not isinstance(forward, types.FunctionType) or forward is nn.Module.forward:
             continue
-        try:
-            key = _structure(module, loose=True)
-            hash(key)
-        except (TypeError, RuntimeError):
-            continue
-        by_loose.setdefault(key, []).append(module)
+        by_loose.setdefault(loose[id(module)], []).append(module)
     found: list[list[nn.Module]] = []
     for members in by_loose.values():
         if len(members) < 2 or not _disjoint(members):
             continue
-        by_full: dict[Hashable, list[nn.Module]] = {}
+        by_full: dict[int | None, list[nn.Module]] = {}
         for module in members:
-            by_full.setdefault(_structure(module, loose=False), []).append(module)
+            by_full.setdefault(full[id(module)], []).append(module)
         if len(by_full) > 1 and _unread_differences(members):
             by_full = {None: members}
         found.extend(group for group in by_full.values() if len(group) > 1)
@@ -185,6 +195,35 @@ class _Record:
     flops_by_module: dict[str, int]
     saved_bytes: int
     inputs_saved: tuple[int, ...]  # input tensors autograd saved during the call
+    own_saved: tuple[tuple[str, str], ...]  # its own buffers saved (submodule, name)
+
+
+_MAX_FAILURES = 2  # a group whose calls cannot be recorded twice is simply run
+
+
+@dataclasses.dataclass
+class _Member:
+    group: int
+    modules: dict[str, nn.Module]  # its subtree by relative path ("" for itself)
+
+    def own(self) -> dict[int, tuple[str, str]]:
+        """Its buffers and plain tensor attributes (autograd may save them), by id."""
+        return {
+            id(value): (path, name)
+            for path, module in self.modules.items()
+            for table in (module._buffers, module.__dict__)
+            for name, value in table.items()
+            if isinstance(value, torch.Tensor)
+        }
+
+    def own_seen(self, saved: _SavedForBackward) -> bool:
+        """Were any of them saved already (by an earlier call of this very module)?"""
+        return any(key in saved.seen for key in self.own())
+
+    def tensor(self, path: tuple[str, str]) -> torch.Tensor | None:
+        module = self.modules[path[0]]
+        value = module._buffers.get(path[1], module.__dict__.get(path[1]))
+        return value if isinstance(value, torch.Tensor) else None
 
 
 class _Unsupported(Exception):
@@ -198,12 +237,13 @@ class Repeats:
         self, model: nn.Module, calls: _Calls, counter: _MultiplyAdds, saved: _SavedForBackward
     ) -> None:
         self.calls, self.counter, self.saved = calls, counter, saved
-        self.members: dict[int, tuple[int, dict[str, nn.Module]]] = {}
+        self.members: dict[int, _Member] = {}
         for index, group in enumerate(groups(model)):
             for member in group:
-                self.members[id(member)] = (index, dict(member.named_modules()))
+                self.members[id(member)] = _Member(index, dict(member.named_modules()))
         self.patched = [m for m in model.modules() if id(m) in self.members]
         self.records: dict[Hashable, _Record | None] = {}
+        self.failures: dict[int, int] = {}  # by group: calls that could not be recorded
         self.replayed = 0
 
     @contextmanager
@@ -220,10 +260,13 @@ class Repeats:
     def _call(
         self, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Any:
+        member = self.members[id(module)]
+        if self.failures.get(member.group, 0) >= _MAX_FAILURES or member.own_seen(self.saved):
+            return forward(module, *args, **kwargs)
         try:
             tensors: list[torch.Tensor] = []
             key = (
-                self.members[id(module)][0],
+                member.group,
                 self._input_key((args, tuple(kwargs.items())), tensors),
                 torch.is_grad_enabled(),
                 torch.is_inference_mode_enabled(),
@@ -238,6 +281,8 @@ class Repeats:
         self.records[key] = None  # running: a recursive call runs too
         output, record = self._record(module, forward, args, kwargs, tensors)
         self.records[key] = record
+        if record is None:
+            self.failures[member.group] = self.failures.get(member.group, 0) + 1
         return output
 
     # -- the input's identity ---------------------------------------------------------
@@ -279,7 +324,8 @@ class Repeats:
         kwargs: dict[str, Any],
         tensors: list[torch.Tensor],
     ) -> tuple[Any, _Record | None]:
-        subs = self.members[id(module)][1]
+        member = self.members[id(module)]
+        subs = member.modules
         calls_before = {n: len(self.calls.by_module.get(id(m), ())) for n, m in subs.items()}
         flops_before = {n: self.counter.by_module.get(id(m), 0) for n, m in subs.items()}
         flops, saved_bytes, kept = self.counter.flops, self.saved.nbytes, len(self.saved.kept)
@@ -298,8 +344,12 @@ class Repeats:
         if _snapshot(subs.values()) != state:
             return output, None  # it stored something on itself (or a lazy module grew)
         inputs = {id(_base(t)): i for i, t in enumerate(tensors)}
-        for new in self.saved.kept[kept:]:  # each saved tensor: made here, or an input
-            if id(new) not in created and id(new) not in inputs:
+        own = member.own()
+        own_saved = []
+        for new in self.saved.kept[kept:]:  # each saved tensor: made here, an input, its own
+            if id(new) in own:
+                own_saved.append(own[id(new)])
+            elif id(new) not in created and id(new) not in inputs:
                 return output, None
         try:
             shape = self._output_spec(output, tensors, created)
@@ -321,16 +371,30 @@ class Repeats:
                 for i, t in enumerate(tensors)
                 if not seen_before[i] and id(_base(t)) in self.saved.seen
             ),
+            own_saved=tuple(own_saved),
         )
         return output, record
 
-    def _output_spec(self, value: object, tensors: list[torch.Tensor], created: set[int]) -> Any:
+    def _output_spec(
+        self,
+        value: object,
+        tensors: list[torch.Tensor],
+        created: set[int],
+        bases: set[int] | None = None,
+    ) -> Any:
+        bases = set() if bases is None else bases
         if isinstance(value, torch.Tensor):
             if value.device.type != "meta" or type(value) is not torch.Tensor:
                 raise _Unsupported
             same = next((i for i, t in enumerate(tensors) if t is value), None)
-            if same is None and (id(_base(value)) not in created or value._base is not None):
-                raise _Unsupported  # a view, or a tensor from elsewhere: not made again
+            base = _base(value)
+            if same is None and (
+                id(base) not in created  # from elsewhere: not made again
+                or id(base) in bases  # two outputs that share memory
+                or base.numel() != value.numel()  # part of a tensor: saving it saves all
+            ):
+                raise _Unsupported
+            bases.add(id(base))
             out = _Out(
                 tuple(value.shape),
                 value.stride(),
@@ -345,14 +409,15 @@ class Repeats:
         if isinstance(value, _SCALARS):
             return value
         if isinstance(value, (tuple, list)) and type(value) in (tuple, list):
-            return type(value)(self._output_spec(v, tensors, created) for v in value)
+            return type(value)(self._output_spec(v, tensors, created, bases) for v in value)
         raise _Unsupported
 
     # -- replaying it -------------------------------------------------------------------
 
     def _replay(self, module: nn.Module, record: _Record, tensors: list[torch.Tensor]) -> Any:
         self.replayed += 1
-        subs = self.members[id(module)][1]
+        member = self.members[id(module)]
+        subs = member.modules
         for name, calls in record.calls.items():
             mine = self.calls.by_module.setdefault(id(subs[name]), [])
             mine.extend(dataclasses.replace(c) for c in calls)
@@ -366,6 +431,10 @@ class Repeats:
         self.calls.saved(record.saved_bytes)
         for i in record.inputs_saved:
             self._mark_saved(_base(tensors[i]))
+        for path in record.own_saved:
+            tensor = member.tensor(path)
+            if tensor is not None:
+                self._mark_saved(tensor)
         return self._rebuild(record.output, tensors)
 
     def _rebuild(self, spec: Any, tensors: list[torch.Tensor]) -> Any:
