@@ -18,7 +18,7 @@ from torch import nn
 
 
 class Block(nn.Module):
-    def __init__(self, dim, layer_id=0):
+    def __init__(self, dim: int, layer_id: int = 0):
         super().__init__()
         self.layer_id = layer_id  # written, never read by forward(): blocks stay alike
         self.norm = nn.LayerNorm(dim)

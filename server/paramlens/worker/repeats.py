@@ -89,6 +89,7 @@ def _structures(model: nn.Module) -> tuple[dict[int, int], dict[int, int]]:
 @functools.cache
 def _names_read(filename: str) -> frozenset[str]:
     """Every name a function of this file (other than an ``__init__``) reads or mentions."""
+    import inspect
     import linecache
 
     try:
@@ -101,8 +102,11 @@ def _names_read(filename: str) -> frozenset[str]:
         current = pending.pop()
         children = [c for c in current.co_consts if isinstance(c, types.CodeType)]
         pending.extend(children)
-        if current.co_name != "__init__":
-            names.update(current.co_names)
+        if current.co_name == "__init__":
+            continue
+        names.update(current.co_names)
+        if current.co_flags & inspect.CO_NEWLOCALS:  # a function's getattr(self, "name")
+            # (not a class body's: its constants name the parameters that methods annotate)
             names.update(c for c in current.co_consts if isinstance(c, str))
     return frozenset(names)
 
