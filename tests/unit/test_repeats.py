@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from paramlens.worker import forward
+from paramlens.worker import forward, repeats
 from paramlens.worker.protocol import ErrorInfo
 
 MODELS = """
@@ -86,6 +86,38 @@ class SharedScale(nn.Module):  # a buffer all blocks share, saved for backward o
         return self.fc(x) * self.scale
 
 
+class Normed(nn.Module):
+    def __init__(self, dim, norm=None):
+        super().__init__()
+        self.norm = norm or nn.LayerNorm(dim)  # LayerNorm saves its input for backward
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return self.fc(self.norm(x))
+
+
+class Paired(Normed):
+    pass
+
+
+class Views(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        shared = nn.LayerNorm(dim)  # one module under two parents
+        self.pair = nn.ModuleList([Paired(dim, shared), Paired(dim, shared)])
+        self.blocks = nn.ModuleList(Normed(dim) for _ in range(3))
+        self.widen = nn.Linear(dim, 50 * dim)
+
+    def forward(self, x):
+        x = self.pair[1](self.pair[0](x))
+        x = self.blocks[0](x.view(1, 1, 8))  # a view of all of a [1, 1, 8]
+        x = self.blocks[1](x.view(1, 1, 8))  # again: recorded
+        wide = self.widen(x).view(50, 1, 8)
+        # the same shape and strides, but a view of 50 times as much memory (all of which
+        # saving it for backward keeps)
+        return self.blocks[2](wide[:1])
+
+
 class Mixed(nn.Module):
     def __init__(self, dim=16):
         super().__init__()
@@ -145,7 +177,7 @@ def both(
     """forward() with repeats replayed, and with every block run; and the replay count."""
     replays: list[int] = []
 
-    class Counted(forward.Repeats):  # type: ignore[misc,name-defined]
+    class Counted(repeats.Repeats):
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
             replays.append(0)
@@ -154,7 +186,7 @@ def both(
             replays[-1] += 1
             return super()._replay(*args)
 
-    monkeypatch.setattr(forward, "Repeats", Counted)
+    monkeypatch.setattr(repeats, "Repeats", Counted)
     with torch.device("meta"):
         model = eval(ctor, vars(models))
     namespace = {"torch": torch}
@@ -171,7 +203,9 @@ def test_identical_blocks_run_once_and_report_what_running_them_reports(
     replayed, plain, replays = both(models, monkeypatch, "Deep()", "torch.randint(0, 100, (2, 7))")
     info, calls = replayed
     assert info.error is None and info.output_shape == "[2, 7, 100]"
-    assert replays[-1] == 5  # blocks 1-5 (their layer_id differs, and forward() never reads it)
+    # blocks 2-5: block 0 runs, block 1 runs recorded (their layer_id differs, and
+    # forward() never reads it)
+    assert replays[-1] == 4
     assert replayed == plain  # shapes, multiply-adds, saved bytes: every module's every call
     assert len(calls["blocks.5.fc"]) == 1 and calls["blocks.5.fc"][0]["macs"] == 2 * 7 * 32 * 128
     assert info.activation_bytes > 0 and info.macs > 0
@@ -186,3 +220,11 @@ def test_blocks_that_differ_in_what_they_do_or_keep_are_run(
     assert info.output_shape == "([1, 16], int)"  # the batch halved by the blocks with an odd index
     assert replays[-1] == 0
     assert replayed == plain
+
+
+def test_a_view_of_more_memory_and_a_shared_module_are_told_apart(
+    models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replayed, plain, _ = both(models, monkeypatch, "Views()", "torch.randn(1, 1, 8)")
+    assert replayed[0].error is None, replayed[0].error
+    assert replayed == plain  # the second block's saved input is the whole [1, 50, 8]

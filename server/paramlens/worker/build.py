@@ -197,7 +197,7 @@ def _tree(
         visited.add(id(module))
         named_own = list(module.named_parameters(recurse=False))
         own = [p for _, p in named_own]
-        everything = list(module.parameters())
+        everything = list(module.parameters()) if module._modules else own
         children = [(n, c) for n, c in module.named_children() if id(c) not in visited]
         site = first_site(module)
         made = calls.get(id(module), [])
@@ -340,13 +340,18 @@ def _mark_tied(
     if not shared_ids:
         return
     modules = dict(model.named_modules())
+    shared = [
+        (name, p)
+        for name, p in model.named_parameters(remove_duplicate=False)
+        if id(p) in shared_ids
+    ]
     for index, entry in enumerate(entries):
         site = (entry.file, entry.line)
         paths = [n for n, m in modules.items() if n and site in own_sites.get(id(m), [])]
         elsewhere: dict[Site, int] = {}
         seen: set[int] = set()
-        for name, p in model.named_parameters(remove_duplicate=False):
-            if id(p) not in shared_ids or id(p) in seen:
+        for name, p in shared:
+            if id(p) in seen:
                 continue
             if not any(name.startswith(f"{path}.") for path in paths):
                 continue  # not held by this line's modules

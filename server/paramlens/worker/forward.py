@@ -31,7 +31,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .protocol import CALL_SITE_INPUT, ErrorInfo, ForwardInfo, InlineShape, ShapeFix
-from .repeats import Repeats
+from .repeats import replaying
 
 _IMAGE_SIZES = (224, 32, 28, 64)  # a guessed image input: the first size forward() accepts
 _TOKENS = 16  # a guessed token input: [1, 16]
@@ -559,7 +559,7 @@ def _attempt(
     traced = tracer.tracing() if ctx.line_shapes else contextlib.nullcontext()
     # on meta, repeated blocks run once (on the CPU, values differ from block to block)
     repeats = (
-        Repeats(model, calls, counter, saved).active()
+        replaying(model, calls, counter, saved)
         if ctx.device == "meta" and os.environ.get("PARAMLENS_NO_REPEATS") != "1"
         else contextlib.nullcontext()
     )

@@ -18,11 +18,11 @@ Runs in the worker: standard library and torch only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import types
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -62,6 +62,23 @@ def _states(module: nn.Module) -> tuple[Hashable, Hashable]:
     return tuple(full), tuple(loose)
 
 
+def _children_first(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module once, after all of its children (a shared one after its first parent's
+    other children: under its second parent it is already numbered)."""
+    done: set[int] = set()
+    stack: list[tuple[nn.Module, bool]] = [(model, False)]
+    while stack:
+        module, expanded = stack.pop()
+        if expanded:
+            yield module
+            continue
+        if id(module) in done:
+            continue
+        done.add(id(module))
+        stack.append((module, True))
+        stack.extend((c, False) for c in reversed(module._modules.values()) if c is not None)
+
+
 def _structures(model: nn.Module) -> tuple[dict[int, int], dict[int, int]]:
     """id(module) -> a number that two modules share when their subtrees are alike, as
     they are and loosely. Built from the leaves up (each child by its number), so a deep
@@ -69,7 +86,7 @@ def _structures(model: nn.Module) -> tuple[dict[int, int], dict[int, int]]:
     numbers: dict[Hashable, int] = {}
     full: dict[int, int] = {}
     loose: dict[int, int] = {}
-    for module in reversed(list(model.modules())):  # every module after its children
+    for module in _children_first(model):
         tensors = tuple(
             (n, tuple(t.shape), t.stride(), t.dtype, t.device.type, t.requires_grad)
             for n, t in [*module._parameters.items(), *module._buffers.items()]
@@ -202,6 +219,20 @@ class _Record:
     own_saved: tuple[tuple[str, str], ...]  # its own buffers saved (submodule, name)
 
 
+@dataclasses.dataclass
+class _Before:
+    """The counters as a recorded call found them."""
+
+    calls: dict[str, int]  # calls made so far, by submodule path
+    flops_by_module: dict[str, int]
+    flops: int
+    saved_bytes: int
+    kept: int  # tensors autograd saved so far
+    inputs_seen: list[bool]  # which inputs autograd had saved already
+    state: list[Hashable]
+
+
+_UNSEEN, _SEEN = object(), object()
 _MAX_FAILURES = 2  # a group whose calls cannot be recorded twice is simply run
 
 
@@ -209,10 +240,11 @@ _MAX_FAILURES = 2  # a group whose calls cannot be recorded twice is simply run
 class _Member:
     group: int
     modules: dict[str, nn.Module]  # its subtree by relative path ("" for itself)
+    # its buffers and plain tensor attributes (autograd may save them): id -> where
+    own: dict[int, tuple[str, str]] = dataclasses.field(init=False)
 
-    def own(self) -> dict[int, tuple[str, str]]:
-        """Its buffers and plain tensor attributes (autograd may save them), by id."""
-        return {
+    def __post_init__(self) -> None:
+        self.own = {
             id(value): (path, name)
             for path, module in self.modules.items()
             for table in (module._buffers, module.__dict__)
@@ -222,7 +254,7 @@ class _Member:
 
     def own_seen(self, saved: _SavedForBackward) -> bool:
         """Were any of them saved already (by an earlier call of this very module)?"""
-        return any(key in saved.seen for key in self.own())
+        return any(key in saved.seen for key in self.own)
 
     def tensor(self, path: tuple[str, str]) -> torch.Tensor | None:
         module = self.modules[path[0]]
@@ -232,6 +264,17 @@ class _Member:
 
 class _Unsupported(Exception):
     """A call that is not replayed (it simply runs)."""
+
+
+def replaying(
+    model: nn.Module, calls: _Calls, counter: _MultiplyAdds, saved: _SavedForBackward
+) -> contextlib.AbstractContextManager[None]:
+    """:meth:`Repeats.active`, or nothing for a model whose structure defeats grouping:
+    never worse than running every block."""
+    try:
+        return Repeats(model, calls, counter, saved).active()
+    except Exception:
+        return contextlib.nullcontext()
 
 
 class Repeats:
@@ -246,11 +289,13 @@ class Repeats:
             for member in group:
                 self.members[id(member)] = _Member(index, dict(member.named_modules()))
         self.patched = [m for m in model.modules() if id(m) in self.members]
-        self.records: dict[Hashable, _Record | None] = {}
+        # by group and input: None if it cannot be recorded, _SEEN after a first call (the
+        # second is recorded, the rest replayed: inputs that never come back cost nothing)
+        self.records: dict[Hashable, _Record | object | None] = {}
         self.failures: dict[int, int] = {}  # by group: calls that could not be recorded
         self.replayed = 0
 
-    @contextmanager
+    @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         for module in self.patched:
             module.forward = functools.partial(self._call, module, type(module).forward)
@@ -277,15 +322,18 @@ class Repeats:
             )
         except _Unsupported:
             return forward(module, *args, **kwargs)
-        if key in self.records:
-            record = self.records[key]
-            if record is not None:
-                return self._replay(module, record, tensors)
+        record = self.records.get(key, _UNSEEN)
+        if isinstance(record, _Record):
+            return self._replay(module, record, tensors)
+        if record is _UNSEEN:  # the first call with this input: is there a second?
+            self.records[key] = _SEEN
             return forward(module, *args, **kwargs)
-        self.records[key] = None  # running: a recursive call runs too
-        output, record = self._record(module, forward, args, kwargs, tensors)
-        self.records[key] = record
-        if record is None:
+        if record is not _SEEN:  # it could not be recorded (or is running: a recursion)
+            return forward(module, *args, **kwargs)
+        self.records[key] = None
+        output, made = self._record(module, forward, args, kwargs, tensors)
+        self.records[key] = made
+        if made is None:
             self.failures[member.group] = self.failures.get(member.group, 0) + 1
         return output
 
@@ -307,6 +355,7 @@ class Repeats:
                 value.dtype,
                 value.requires_grad,
                 value._base is None,
+                base.numel(),  # saving a view saves (and counts) its whole base
                 id(base) in self.saved.seen,
                 id(base) in self.saved.parameters,
                 same,
@@ -329,55 +378,73 @@ class Repeats:
         tensors: list[torch.Tensor],
     ) -> tuple[Any, _Record | None]:
         member = self.members[id(module)]
-        subs = member.modules
-        calls_before = {n: len(self.calls.by_module.get(id(m), ())) for n, m in subs.items()}
-        flops_before = {n: self.counter.by_module.get(id(m), 0) for n, m in subs.items()}
-        flops, saved_bytes, kept = self.counter.flops, self.saved.nbytes, len(self.saved.kept)
+        subs = member.modules.items()
+        before = _Before(
+            calls={n: len(self.calls.by_module.get(id(m), ())) for n, m in subs},
+            flops_by_module={n: self.counter.by_module.get(id(m), 0) for n, m in subs},
+            flops=self.counter.flops,
+            saved_bytes=self.saved.nbytes,
+            kept=len(self.saved.kept),
+            inputs_seen=[id(_base(t)) in self.saved.seen for t in tensors],
+            state=_snapshot(member.modules.values()),
+        )
         outer = self.counter.created
         if outer is None:
             self.counter.created = []
         start = len(self.counter.created or [])
-        seen_before = [id(_base(t)) in self.saved.seen for t in tensors]
-        state = _snapshot(subs.values())
         try:
             output = forward(module, *args, **kwargs)
         finally:
             created = {id(t) for out in (self.counter.created or [])[start:] for t in _flat(out)}
             if outer is None:
                 self.counter.created = None
-        if _snapshot(subs.values()) != state:
-            return output, None  # it stored something on itself (or a lazy module grew)
-        inputs = {id(_base(t)): i for i, t in enumerate(tensors)}
-        own = member.own()
+        try:
+            return output, self._made(member, before, output, tensors, created)
+        except Exception:  # whatever it met, the call ran: only its replays are lost
+            return output, None
+
+    def _made(
+        self,
+        member: _Member,
+        before: _Before,
+        output: object,
+        tensors: list[torch.Tensor],
+        created: set[int],
+    ) -> _Record | None:
+        """What the call did, if replaying it is exact."""
+        if _snapshot(member.modules.values()) != before.state:
+            return None  # it stored something on itself (or a lazy module grew)
+        inputs = {id(_base(t)) for t in tensors}
         own_saved = []
-        for new in self.saved.kept[kept:]:  # each saved tensor: made here, an input, its own
-            if id(new) in own:
-                own_saved.append(own[id(new)])
+        for new in self.saved.kept[before.kept :]:  # each saved: made here, an input, its own
+            if id(new) in member.own:
+                own_saved.append(member.own[id(new)])
             elif id(new) not in created and id(new) not in inputs:
-                return output, None
+                return None
         try:
             shape = self._output_spec(output, tensors, created)
         except _Unsupported:
-            return output, None
-        made = {n: self.calls.by_module.get(id(m), [])[calls_before[n] :] for n, m in subs.items()}
-        record = _Record(
+            return None
+        subs = member.modules
+        made = {n: self.calls.by_module.get(id(m), [])[before.calls[n] :] for n, m in subs.items()}
+        flops = {n: self.counter.by_module.get(id(m), 0) for n, m in subs.items()}
+        return _Record(
             output=shape,
             calls={n: [dataclasses.replace(c) for c in made[n]] for n in subs if n and made[n]},
-            flops=self.counter.flops - flops,
+            flops=self.counter.flops - before.flops,
             flops_by_module={
-                n: self.counter.by_module.get(id(m), 0) - flops_before[n]
-                for n, m in subs.items()
-                if n and self.counter.by_module.get(id(m), 0) != flops_before[n]
+                n: flops[n] - before.flops_by_module[n]
+                for n in subs
+                if n and flops[n] != before.flops_by_module[n]
             },
-            saved_bytes=self.saved.nbytes - saved_bytes,
+            saved_bytes=self.saved.nbytes - before.saved_bytes,
             inputs_saved=tuple(
                 i
                 for i, t in enumerate(tensors)
-                if not seen_before[i] and id(_base(t)) in self.saved.seen
+                if not before.inputs_seen[i] and id(_base(t)) in self.saved.seen
             ),
             own_saved=tuple(own_saved),
         )
-        return output, record
 
     def _output_spec(
         self,
