@@ -614,6 +614,17 @@ def test_a_constructor_that_reads_values_builds_on_meta_with_small_cpu_tensors(
                 super().__init__()
                 offset = (torch.zeros(10_000)[:10] + torch.ones(10)).sum().item()
                 self.fc = nn.Linear(4, int(offset))
+
+
+        CALLS = [0]
+
+
+        class Once(nn.Module):  # the file's __init__s read values: its constructor runs once
+            def __init__(self):
+                super().__init__()
+                CALLS[0] += 1
+                self.fc = nn.Linear(4, CALLS[0])  # Linear(4, 2) if this ran twice
+                self.rate = torch.linspace(0, 0.1, 3)[1].item()
         """
     )
     (tmp_path / "clip.py").write_text(source)
@@ -633,3 +644,7 @@ def test_a_constructor_that_reads_values_builds_on_meta_with_small_cpu_tensors(
     # small CPU tensors that meet meta ones: the whole model on the CPU, as before
     mixes = model(doc, "Mixes")
     assert mixes["error"] is None and mixes["device"] == "cpu" and mixes["total_params"] == 50
+    # not built on meta first (CCT's 4 s of Python before its .item() ran twice, past the
+    # timeout): small tensors on the CPU at once
+    once = model(doc, "Once")
+    assert once["error"] is None and once["device"] == "meta" and once["total_params"] == 5

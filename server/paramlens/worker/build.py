@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
+import linecache
 import re
 import signal
 import sys
@@ -526,43 +528,10 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         )
         return ModelResult.failed(spec, file, error)
     code = _compiled(spec.ctor, spec)
-    notes: list[str] = []
-    used = ctx.device
-    try:
-        namespace = _namespace(spec, ctx.namespace)
-        model = _construct(code, namespace, torch.device(ctx.device), ctx.recorder)
-    except (BuildTimeout, MemoryError) as exc:
-        return ModelResult.failed(spec, file, ctx.error(exc))
-    except Exception as exc:  # the user's constructor may raise anything
-        needs_args = _needs_args(spec, exc, file)
-        if needs_args is not None:
-            return ModelResult.failed(spec, file, needs_args)
-        first = ctx.error(exc)
-        if ctx.device != "meta" or first.kind != "exception":
-            return ModelResult.failed(spec, file, first)
-        model = None
-        if _NEEDS_VALUES.search(first.message):  # it reads values: give it small real ones
-            try:
-                model = _construct(code, namespace, _SmallOnCpu(), ctx.recorder)
-                _hold_on_meta(model)
-                notes.append(
-                    "built on meta, with the small tensors its constructor reads on the CPU"
-                    f" (meta alone failed: {first.message})"
-                )
-            except BuildTimeout as retry_exc:
-                return ModelResult.failed(spec, file, ctx.error(retry_exc))
-            except Exception:  # small CPU tensors met meta ones: the whole model on the CPU
-                model = None
-        if model is None:
-            try:
-                model = _construct(code, namespace, torch.device("cpu"), ctx.recorder)
-            except BuildTimeout as retry_exc:
-                return ModelResult.failed(spec, file, ctx.error(retry_exc))
-            except Exception as retry_exc:
-                retry = ctx.error(retry_exc)
-                return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
-            used = "cpu"
-            notes.append(f"built on CPU because the meta device failed: {first.message}")
+    placed = _placed(spec, code, _namespace(spec, ctx.namespace), ctx)
+    if isinstance(placed, ModelResult):
+        return placed
+    model, used, notes = placed
     if not isinstance(model, nn.Module):
         message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
         return ModelResult.failed(spec, file, ErrorInfo(message, file, spec.line))
@@ -581,6 +550,59 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         result = dataclasses.replace(result, parts=_parts(model, ctx.is_user_file))
     elapsed = (time.perf_counter() - started) * 1000
     return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
+
+
+def _placed(
+    spec: ClassSpec, code: types.CodeType, namespace: dict[str, object], ctx: BuildContext
+) -> tuple[object, str, list[str]] | ModelResult:
+    """The constructed model, the device it was built on, and notes; or the failure.
+
+    Meta first; a constructor that reads values gets its small tensors on the CPU (at once
+    when an ``__init__`` of its file reads values); one whose small CPU tensors meet meta
+    ones, or that fails on meta otherwise, is built on the CPU.
+    """
+    file = ctx.file
+    small_first = ctx.device == "meta" and _init_reads_values(file)
+    if small_first:
+        small = _SmallOnCpu()
+        try:
+            model = _construct(code, namespace, small, ctx.recorder)
+            _hold_on_meta(model)
+            notes = ["built on meta, with the small tensors its constructor reads on the CPU"]
+            return model, ctx.device, notes if small.read else []
+        except BuildTimeout as exc:
+            return ModelResult.failed(spec, file, ctx.error(exc))
+        except Exception:
+            pass  # its small CPU tensors met meta ones, or it fails anyway: as below
+    try:
+        return _construct(code, namespace, torch.device(ctx.device), ctx.recorder), ctx.device, []
+    except (BuildTimeout, MemoryError) as exc:
+        return ModelResult.failed(spec, file, ctx.error(exc))
+    except Exception as exc:  # the user's constructor may raise anything
+        needs_args = _needs_args(spec, exc, file)
+        if needs_args is not None:
+            return ModelResult.failed(spec, file, needs_args)
+        first = ctx.error(exc)
+    if ctx.device != "meta" or first.kind != "exception":
+        return ModelResult.failed(spec, file, first)
+    if not small_first and _NEEDS_VALUES.search(first.message):  # give it small real ones
+        try:
+            model = _construct(code, namespace, _SmallOnCpu(), ctx.recorder)
+            _hold_on_meta(model)
+            note = "built on meta, with the small tensors its constructor reads on the CPU"
+            return model, ctx.device, [f"{note} (meta alone failed: {first.message})"]
+        except BuildTimeout as retry_exc:
+            return ModelResult.failed(spec, file, ctx.error(retry_exc))
+        except Exception:  # small CPU tensors met meta ones: the whole model on the CPU
+            pass
+    try:
+        model = _construct(code, namespace, torch.device("cpu"), ctx.recorder)
+    except BuildTimeout as retry_exc:
+        return ModelResult.failed(spec, file, ctx.error(retry_exc))
+    except Exception as retry_exc:
+        retry = ctx.error(retry_exc)
+        return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
+    return model, "cpu", [f"built on CPU because the meta device failed: {first.message}"]
 
 
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
@@ -769,6 +791,40 @@ def _construct(
 
 
 _SMALL_NUMEL = 1 << 12  # built on the CPU when a constructor reads values
+_READS = {
+    torch.Tensor.item,
+    torch.Tensor.tolist,
+    torch.Tensor.__bool__,
+    torch.Tensor.__int__,
+    torch.Tensor.__float__,
+    torch.Tensor.__index__,
+}
+# a constructor that reads a tensor's value, in the source of an __init__
+_READ_CALL = re.compile(r"\.(item|tolist)\(\)")
+
+
+@functools.cache
+def _init_reads_values(filename: str) -> bool:
+    """Does an ``__init__`` written in this file call ``.item()`` or ``.tolist()`` (timm's
+    ``[x.item() for x in torch.linspace(0, rate, depth)]``)? Its classes are then built
+    with small tensors on the CPU at once: on meta, everything the constructor did before
+    that call (vit-pytorch's CCT: 4 s of Python) would run twice."""
+    source = "".join(linecache.getlines(filename))
+    if not _READ_CALL.search(source):
+        return False
+    try:
+        module = compile(source, filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    pending, found = [(module, False)], False
+    while pending and not found:
+        code, in_init = pending.pop()
+        in_init = in_init or code.co_name == "__init__"
+        found = in_init and bool({"item", "tolist"} & set(code.co_names))
+        pending.extend((c, in_init) for c in code.co_consts if isinstance(c, types.CodeType))
+    return found
+
+
 _SMALL_BUDGET_BYTES = 64 << 20  # all of them together; past that, meta again
 
 
@@ -783,6 +839,7 @@ class _SmallOnCpu(TorchFunctionMode):
 
         self.factories = _device_constructors()
         self.left = _SMALL_BUDGET_BYTES
+        self.read = False  # did the constructor read a value (.item(), .tolist(), if t:)?
 
     def __torch_function__(
         self,
@@ -792,6 +849,8 @@ class _SmallOnCpu(TorchFunctionMode):
         kwargs: dict[str, object] | None = None,
     ) -> object:
         kwargs = kwargs or {}
+        if func in _READS and args and isinstance(args[0], torch.Tensor) and not args[0].is_meta:
+            self.read = True
         if func not in self.factories or kwargs.get("device") is not None:
             return func(*args, **kwargs)
         made = func(*args, **{**kwargs, "device": "meta"})  # its size, for nothing
