@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sys
 import time
@@ -448,7 +447,7 @@ async def _summary(args: argparse.Namespace) -> int:
         # indented for a person at a terminal; compact (and ten times quicker: json's C
         # encoder) for a program reading a pipe, as `gh --json` does
         indent = 2 if sys.stdout.isatty() else None
-        print(json.dumps(render.render_json(models, extra), indent=indent))
+        print(render.render_json_text(models, extra, indent))
     else:
         draw = (
             render.render_summary_table

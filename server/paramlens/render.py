@@ -9,6 +9,7 @@ tables always show them exactly. Sizes use 1 MB = 2**20 bytes.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -713,5 +714,19 @@ def render_json(
     models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The ``--format json`` document: ``{"models": [...]}`` with 1-based lines."""
-    document = {"version": 1, **(extra or {}), "models": list(models)}
-    return dict(protocol.to_json(document))
+    return dict(protocol.to_json(_json_document(models, extra)))
+
+
+def render_json_text(
+    models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None, indent: int | None = None
+) -> str:
+    """:func:`render_json` as text, encoded in C (a third of a warm folder summary's time
+    went on converting it to plain values in Python first)."""
+    document = _json_document(models, extra)
+    return json.dumps(document, indent=indent, default=protocol.json_default)
+
+
+def _json_document(
+    models: Iterable[ModelResult], extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    return {"version": 1, **(extra or {}), "models": list(models)}

@@ -1,5 +1,7 @@
 """Pure rendering: numbers, lens titles, the summary table."""
 
+import dataclasses
+
 from paramlens import render
 from paramlens.worker.protocol import LayerEntry, ModelResult, ParamInfo, TreeRow
 
@@ -176,3 +178,30 @@ def test_inline_shapes_come_from_the_best_founded_run_of_a_line() -> None:
     assert key == (7, 9, "x")
     assert seen.shapes == ["[1, 16, 768]"]  # real arguments, then the largest model
     assert render.inline_shapes([block_alone, small, in_gpt]) == {7: "x: [1, 16, 768]"}
+
+
+def test_json_text_is_exactly_the_json_of_the_plain_values() -> None:
+    # the CLI encodes with json's C encoder (dataclasses through `default`): the same
+    # document, key for key, as encoding render_json's plain values
+    import json
+
+    from paramlens.worker.protocol import ErrorInfo, ForwardInfo, InlineShape
+
+    forward = ForwardInfo(
+        input="torch.randn(1, 8)",
+        input_source="given",
+        output_shape="[1, 4]",
+        macs=32,
+        lines=(InlineShape("/w/m.py", 7, 9, "x", ("[1, 4]",)),),
+    )
+    broken = ModelResult("Broken", "/w/m.py", 9, error=ErrorInfo("ValueError: no", "/w/m.py", 11))
+    models = [mlp(), dataclasses.replace(mlp(), name="Shaped", forward=forward), broken]
+    extra = {
+        "root": "/w",
+        "isolation": ["seccomp"],
+        "errors": [ErrorInfo("SyntaxError", "/w/a.py", 3)],
+    }
+    plain = render.render_json(models, extra)
+    assert plain["models"][1]["forward"]["lines"][0]["shapes"] == ["[1, 4]"]
+    for indent in (None, 2):
+        assert render.render_json_text(models, extra, indent) == json.dumps(plain, indent=indent)

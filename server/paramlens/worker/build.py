@@ -839,7 +839,9 @@ class _SmallOnCpu(TorchFunctionMode):
 
         self.factories = _device_constructors()
         self.left = _SMALL_BUDGET_BYTES
-        self.read = False  # did the constructor read a value (.item(), .tolist(), if t:)?
+        # did the constructor read a value (.item(), .tolist(), if t:) once it had small
+        # tensors on the CPU? (a tensor it made on the CPU itself says nothing of meta)
+        self.read = False
 
     def __torch_function__(
         self,
@@ -849,7 +851,7 @@ class _SmallOnCpu(TorchFunctionMode):
         kwargs: dict[str, object] | None = None,
     ) -> object:
         kwargs = kwargs or {}
-        if func in _READS and args and isinstance(args[0], torch.Tensor) and not args[0].is_meta:
+        if func in _READS and self.left < _SMALL_BUDGET_BYTES:  # it read, after we placed
             self.read = True
         if func not in self.factories or kwargs.get("device") is not None:
             return func(*args, **kwargs)

@@ -343,8 +343,21 @@ def to_json(obj: Any) -> Any:
     return obj
 
 
+def json_default(obj: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: a dataclass as the dict of its fields.
+    The result equals ``json.dumps(to_json(obj))``, with the lists, dicts and numbers left
+    to json's C encoder: one Python call per dataclass instead of one per value (a folder
+    of 1,965 timm models: 5 million calls of to_json)."""
+    names = _FIELDS.get(type(obj))
+    if names is None:
+        if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+            raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+        names = _FIELDS[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    return {name: getattr(obj, name) for name in names}
+
+
 def dumps(message: dict[str, Any]) -> str:
-    return json.dumps(to_json(message), separators=(",", ":"))
+    return json.dumps(message, separators=(",", ":"), default=json_default)
 
 
 def _tuple(values: Any) -> tuple[Any, ...]:
