@@ -47,7 +47,10 @@ def _value_key(value: object) -> Hashable:
     return ("object", id(value))
 
 
-def _states(module: nn.Module) -> tuple[Hashable, Hashable]:
+_State = tuple[tuple[str, Hashable], ...]  # a module's own attributes, by name
+
+
+def _states(module: nn.Module) -> tuple[_State, _State]:
     """The module's own attributes (hooks excepted): as they are, and with scalars only
     by name (``loose``: blocks that differ in a ``layer_id`` their code never reads)."""
     full: list[tuple[str, Hashable]] = []
@@ -79,13 +82,22 @@ def _children_first(model: nn.Module) -> Iterator[nn.Module]:
         stack.extend((c, False) for c in reversed(module._modules.values()) if c is not None)
 
 
-def _structures(model: nn.Module) -> tuple[dict[int, int], dict[int, int]]:
-    """id(module) -> a number that two modules share when their subtrees are alike, as
-    they are and loosely. Built from the leaves up (each child by its number), so a deep
-    model costs one visit per module."""
+@dataclasses.dataclass
+class _Shapes:
+    """id(module) -> a number that two modules share when their subtrees are alike: as
+    they are (``full``), and with scalar attributes by name only (``loose``); and each
+    module's own attributes (``states``), to say how two differ."""
+
+    full: dict[int, int]
+    loose: dict[int, int]
+    states: dict[int, _State]
+
+
+def _structures(model: nn.Module) -> _Shapes:
+    """Numbered from the leaves up (each child by its number), so a deep model costs one
+    visit per module."""
     numbers: dict[Hashable, int] = {}
-    full: dict[int, int] = {}
-    loose: dict[int, int] = {}
+    shapes = _Shapes({}, {}, {})
     for module in _children_first(model):
         tensors = tuple(
             (n, tuple(t.shape), t.stride(), t.dtype, t.device.type, t.requires_grad)
@@ -93,14 +105,15 @@ def _structures(model: nn.Module) -> tuple[dict[int, int], dict[int, int]]:
             if t is not None
         )
         states = _states(module)
-        for state, of in zip(states, (full, loose)):
+        shapes.states[id(module)] = states[0]
+        for state, of in zip(states, (shapes.full, shapes.loose)):
             children = tuple((n, of[id(c)]) for n, c in module._modules.items() if c is not None)
             key = (type(module), tensors, state, children)
             try:
                 of[id(module)] = numbers.setdefault(key, len(numbers))
             except TypeError:  # an unhashable attribute: alike to nothing
                 of[id(module)] = numbers.setdefault(("unique", id(module)), len(numbers))
-    return full, loose
+    return shapes
 
 
 @functools.cache
@@ -128,35 +141,35 @@ def _names_read(filename: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _unread_differences(members: list[nn.Module]) -> bool:
+def _unread_differences(members: list[nn.Module], shapes: _Shapes) -> bool:
     """Members alike but for scalar attributes that no code but ``__init__`` reads (a
-    block's ``layer_id``)? A class's code is looked for in the file it is written in."""
+    block's ``layer_id``)? A class's code is looked for in the file it is written in; only
+    the submodules whose subtrees differ are compared."""
     import inspect
 
-    first = dict(members[0].named_modules())
-    for other in members[1:]:
-        for name, module in other.named_modules():
-            mine, theirs = first[name].__dict__, module.__dict__
-            differing = {
-                k
-                for k in mine.keys() | theirs.keys()
-                if k not in mine or k not in theirs or _value_key(mine[k]) != _value_key(theirs[k])
-            }
-            if not differing:
-                continue
+    pending = [(members[0], other) for other in members[1:]]
+    while pending:
+        mine, theirs = pending.pop()
+        if shapes.full[id(mine)] == shapes.full[id(theirs)]:
+            continue
+        a, b = dict(shapes.states[id(mine)]), dict(shapes.states[id(theirs)])
+        differing = {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+        if differing:
             try:
-                filename = inspect.getsourcefile(type(module))
+                filename = inspect.getsourcefile(type(theirs))
             except TypeError:
                 return False
             read = _names_read(filename) if filename else frozenset()
             if not read or differing & read:
                 return False
+        children = zip(mine._modules.values(), theirs._modules.values())
+        pending.extend((a, b) for a, b in children if a is not None and b is not None)
     return True
 
 
 def groups(model: nn.Module) -> list[list[nn.Module]]:
     """Modules with children whose subtrees are alike, each group in model order."""
-    full, loose = _structures(model)
+    shapes = _structures(model)
     by_loose: dict[int, list[nn.Module]] = {}
     for module in model.modules():
         if not module._modules or "forward" in module.__dict__:
@@ -164,15 +177,15 @@ def groups(model: nn.Module) -> list[list[nn.Module]]:
         forward = getattr(type(module), "forward", None)
         if not isinstance(forward, types.FunctionType) or forward is nn.Module.forward:
             continue
-        by_loose.setdefault(loose[id(module)], []).append(module)
+        by_loose.setdefault(shapes.loose[id(module)], []).append(module)
     found: list[list[nn.Module]] = []
     for members in by_loose.values():
         if len(members) < 2 or not _disjoint(members):
             continue
         by_full: dict[int | None, list[nn.Module]] = {}
         for module in members:
-            by_full.setdefault(full[id(module)], []).append(module)
-        if len(by_full) > 1 and _unread_differences(members):
+            by_full.setdefault(shapes.full[id(module)], []).append(module)
+        if len(by_full) > 1 and _unread_differences(members, shapes):
             by_full = {None: members}
         found.extend(group for group in by_full.values() if len(group) > 1)
     return found
