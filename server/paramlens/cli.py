@@ -447,7 +447,7 @@ async def _summary(args: argparse.Namespace) -> int:
         # indented for a person at a terminal; compact (and ten times quicker: json's C
         # encoder) for a program reading a pipe, as `gh --json` does
         indent = 2 if sys.stdout.isatty() else None
-        print(render.render_json_text(models, extra, indent))
+        print(render.render_json(models, extra, indent))
     else:
         draw = (
             render.render_summary_table

@@ -180,11 +180,12 @@ def test_inline_shapes_come_from_the_best_founded_run_of_a_line() -> None:
     assert render.inline_shapes([block_alone, small, in_gpt]) == {7: "x: [1, 16, 768]"}
 
 
-def test_json_text_is_exactly_the_json_of_the_plain_values() -> None:
+def test_json_output_is_exactly_the_json_of_the_plain_values() -> None:
     # the CLI encodes with json's C encoder (dataclasses through `default`): the same
-    # document, key for key, as encoding render_json's plain values
+    # document, key for key, as encoding the plain values protocol.to_json makes
     import json
 
+    from paramlens.worker import protocol
     from paramlens.worker.protocol import ErrorInfo, ForwardInfo, InlineShape
 
     forward = ForwardInfo(
@@ -201,7 +202,7 @@ def test_json_text_is_exactly_the_json_of_the_plain_values() -> None:
         "isolation": ["seccomp"],
         "errors": [ErrorInfo("SyntaxError", "/w/a.py", 3)],
     }
-    plain = render.render_json(models, extra)
+    plain = protocol.to_json({"version": 1, **extra, "models": models})
     assert plain["models"][1]["forward"]["lines"][0]["shapes"] == ["[1, 4]"]
     for indent in (None, 2):
-        assert render.render_json_text(models, extra, indent) == json.dumps(plain, indent=indent)
+        assert render.render_json(models, extra, indent) == json.dumps(plain, indent=indent)

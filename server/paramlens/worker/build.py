@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import importlib
 import linecache
 import re
@@ -35,7 +34,7 @@ from .forward import (
     run_forward,
     training_bytes,
 )
-from .loader import has_itimer
+from .loader import code_objects, has_itimer
 from .protocol import (
     EXAMPLE_SOURCE,
     Call,
@@ -563,18 +562,10 @@ def _placed(
     """
     file = ctx.file
     small_first = ctx.device == "meta" and _init_reads_values(file)
-    if small_first:
-        small = _SmallOnCpu()
-        try:
-            model = _construct(code, namespace, small, ctx.recorder)
-            _hold_on_meta(model)
-            notes = ["built on meta, with the small tensors its constructor reads on the CPU"]
-            return model, ctx.device, notes if small.read else []
-        except BuildTimeout as exc:
-            return ModelResult.failed(spec, file, ctx.error(exc))
-        except Exception:
-            pass  # its small CPU tensors met meta ones, or it fails anyway: as below
     try:
+        if small_first and (built := _with_small_on_cpu(code, namespace, ctx)) is not None:
+            model, read = built
+            return model, ctx.device, [_SMALL_ON_CPU] if read else []
         return _construct(code, namespace, torch.device(ctx.device), ctx.recorder), ctx.device, []
     except (BuildTimeout, MemoryError) as exc:
         return ModelResult.failed(spec, file, ctx.error(exc))
@@ -585,17 +576,11 @@ def _placed(
         first = ctx.error(exc)
     if ctx.device != "meta" or first.kind != "exception":
         return ModelResult.failed(spec, file, first)
-    if not small_first and _NEEDS_VALUES.search(first.message):  # give it small real ones
-        try:
-            model = _construct(code, namespace, _SmallOnCpu(), ctx.recorder)
-            _hold_on_meta(model)
-            note = "built on meta, with the small tensors its constructor reads on the CPU"
-            return model, ctx.device, [f"{note} (meta alone failed: {first.message})"]
-        except BuildTimeout as retry_exc:
-            return ModelResult.failed(spec, file, ctx.error(retry_exc))
-        except Exception:  # small CPU tensors met meta ones: the whole model on the CPU
-            pass
     try:
+        reads = not small_first and _NEEDS_VALUES.search(first.message)  # give it values
+        if reads and (built := _with_small_on_cpu(code, namespace, ctx)) is not None:
+            note = f"{_SMALL_ON_CPU} (meta alone failed: {first.message})"
+            return built[0], ctx.device, [note]
         model = _construct(code, namespace, torch.device("cpu"), ctx.recorder)
     except BuildTimeout as retry_exc:
         return ModelResult.failed(spec, file, ctx.error(retry_exc))
@@ -603,6 +588,26 @@ def _placed(
         retry = ctx.error(retry_exc)
         return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
     return model, "cpu", [f"built on CPU because the meta device failed: {first.message}"]
+
+
+_SMALL_ON_CPU = "built on meta, with the small tensors its constructor reads on the CPU"
+
+
+def _with_small_on_cpu(
+    code: types.CodeType, namespace: dict[str, object], ctx: BuildContext
+) -> tuple[object, bool] | None:
+    """Built with the small tensors it makes on the CPU, then held on meta; and whether it
+    read a value. None if that failed (small CPU tensors met meta ones, or anything else);
+    a timeout is the build's to report."""
+    small = _SmallOnCpu()
+    try:
+        model = _construct(code, namespace, small, ctx.recorder)
+        _hold_on_meta(model)
+    except BuildTimeout:
+        raise
+    except Exception:
+        return None
+    return model, small.read
 
 
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
@@ -803,26 +808,17 @@ _READS = {
 _READ_CALL = re.compile(r"\.(item|tolist)\(\)")
 
 
-@functools.cache
 def _init_reads_values(filename: str) -> bool:
     """Does an ``__init__`` written in this file call ``.item()`` or ``.tolist()`` (timm's
     ``[x.item() for x in torch.linspace(0, rate, depth)]``)? Its classes are then built
     with small tensors on the CPU at once: on meta, everything the constructor did before
     that call (vit-pytorch's CCT: 4 s of Python) would run twice."""
-    source = "".join(linecache.getlines(filename))
-    if not _READ_CALL.search(source):
-        return False
-    try:
-        module = compile(source, filename, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
-    pending, found = [(module, False)], False
-    while pending and not found:
-        code, in_init = pending.pop()
-        in_init = in_init or code.co_name == "__init__"
-        found = in_init and bool({"item", "tolist"} & set(code.co_names))
-        pending.extend((c, in_init) for c in code.co_consts if isinstance(c, types.CodeType))
-    return found
+    if not _READ_CALL.search("".join(linecache.getlines(filename))):
+        return False  # most files: no compiling
+    return any(
+        in_init and not {"item", "tolist"}.isdisjoint(code.co_names)
+        for code, in_init in code_objects(filename)
+    )
 
 
 _SMALL_BUDGET_BYTES = 64 << 20  # all of them together; past that, meta again

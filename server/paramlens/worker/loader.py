@@ -489,6 +489,26 @@ class ModuleRunner:
                 namespace[name] = Unavailable(name, path, line, reason)
 
 
+@functools.cache  # a job's files do not change while it runs (each job is a fresh process)
+def code_objects(filename: str) -> tuple[tuple[types.CodeType, bool], ...]:
+    """Every code object compiled from a file's text (as linecache has it: an unsaved
+    buffer's), each with whether it lies in an ``__init__``; none if it does not compile."""
+    import linecache
+
+    try:
+        module = compile("".join(linecache.getlines(filename)), filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return ()
+    found: list[tuple[types.CodeType, bool]] = []
+    pending = [(module, False)]
+    while pending:
+        code, in_init = pending.pop()
+        in_init = in_init or code.co_name == "__init__"
+        found.append((code, in_init))
+        pending.extend((c, in_init) for c in code.co_consts if isinstance(c, types.CodeType))
+    return tuple(found)
+
+
 def has_itimer() -> bool:
     """A per-statement alarm needs a Python handler (the worker's raises a TimeoutError)."""
     return hasattr(signal, "setitimer") and callable(signal.getsignal(signal.SIGALRM))

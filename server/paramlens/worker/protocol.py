@@ -356,7 +356,7 @@ def json_default(obj: Any) -> Any:
     return {name: getattr(obj, name) for name in names}
 
 
-def dumps(message: dict[str, Any]) -> str:
+def dumps(message: object) -> str:
     return json.dumps(message, separators=(",", ":"), default=json_default)
 
 

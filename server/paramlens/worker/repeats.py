@@ -9,9 +9,11 @@ run by a member of its group is not run: its submodules get the calls that run r
 the multiply-adds and saved bytes are added where torch's own run would have added them,
 and it returns fresh meta tensors of the recorded shapes and strides.
 
-A call is recorded only when replaying it is exact: inputs and outputs are meta tensors
-or plain values, every tensor autograd saved was made by the call or is one of its inputs,
-and no member shares a tensor or module with another. Otherwise the block simply runs.
+A call is recorded (on the second call with its input; the third on replays it) only when
+replaying it is exact: inputs and outputs are meta tensors or plain values, no list or dict
+argument, nothing stored on the modules, every tensor autograd saved made by the call, one
+of its inputs or its own buffer, and no member shares a tensor or module with another.
+Otherwise the block simply runs.
 
 Runs in the worker: standard library and torch only.
 """
@@ -22,11 +24,13 @@ import contextlib
 import dataclasses
 import functools
 import types
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from .loader import code_objects
 
 if TYPE_CHECKING:
     from .forward import ModuleCall, _Calls, _MultiplyAdds, _SavedForBackward
@@ -120,25 +124,16 @@ def _structures(model: nn.Module) -> _Shapes:
 def _names_read(filename: str) -> frozenset[str]:
     """Every name a function of this file (other than an ``__init__``) reads or mentions."""
     import inspect
-    import linecache
 
-    try:
-        code = compile("".join(linecache.getlines(filename)), filename, "exec")
-    except (SyntaxError, ValueError):
-        return frozenset()  # unknown: every name counts as read
     names: set[str] = set()
-    pending = [code]
-    while pending:
-        current = pending.pop()
-        children = [c for c in current.co_consts if isinstance(c, types.CodeType)]
-        pending.extend(children)
-        if current.co_name == "__init__":
+    for code, _ in code_objects(filename):
+        if code.co_name == "__init__":
             continue
-        names.update(current.co_names)
-        if current.co_flags & inspect.CO_NEWLOCALS:  # a function's getattr(self, "name")
+        names.update(code.co_names)
+        if code.co_flags & inspect.CO_NEWLOCALS:  # a function's getattr(self, "name")
             # (not a class body's: its constants name the parameters that methods annotate)
-            names.update(c for c in current.co_consts if isinstance(c, str))
-    return frozenset(names)
+            names.update(c for c in code.co_consts if isinstance(c, str))
+    return frozenset(names)  # empty if it does not compile: every name counts as read
 
 
 def _unread_differences(members: list[nn.Module], shapes: _Shapes) -> bool:
@@ -250,7 +245,9 @@ _MAX_FAILURES = 2  # a group whose calls cannot be recorded twice is simply run
 
 
 @dataclasses.dataclass
-class _Member:
+class Member:
+    """A module of a group, its subtree, and the tensors it holds."""
+
     group: int
     modules: dict[str, nn.Module]  # its subtree by relative path ("" for itself)
     # its buffers and plain tensor attributes (autograd may save them): id -> where
@@ -279,43 +276,56 @@ class _Unsupported(Exception):
     """A call that is not replayed (it simply runs)."""
 
 
-def replaying(
-    model: nn.Module, calls: _Calls, counter: _MultiplyAdds, saved: _SavedForBackward
-) -> contextlib.AbstractContextManager[None]:
-    """:meth:`Repeats.active`, or nothing for a model whose structure defeats grouping:
-    never worse than running every block."""
+def blocks(model: nn.Module) -> dict[int, Member] | None:
+    """Every group's members, by id (computed once per model, for all its forward()
+    attempts); None for a model whose structure defeats grouping: its blocks all run."""
     try:
-        return Repeats(model, calls, counter, saved).active()
+        return {
+            id(member): Member(index, dict(member.named_modules()))
+            for index, group in enumerate(groups(model))
+            for member in group
+        }
     except Exception:
+        return None
+
+
+def replaying(
+    members: Mapping[int, Member] | None,
+    calls: _Calls,
+    counter: _MultiplyAdds,
+    saved: _SavedForBackward,
+) -> contextlib.AbstractContextManager[None]:
+    """:meth:`Repeats.active` for one forward() attempt, or nothing without groups."""
+    if not members:
         return contextlib.nullcontext()
+    return Repeats(members, calls, counter, saved).active()
 
 
 class Repeats:
     """While entered, group members' calls are recorded or replayed (meta only)."""
 
     def __init__(
-        self, model: nn.Module, calls: _Calls, counter: _MultiplyAdds, saved: _SavedForBackward
+        self,
+        members: Mapping[int, Member],
+        calls: _Calls,
+        counter: _MultiplyAdds,
+        saved: _SavedForBackward,
     ) -> None:
-        self.calls, self.counter, self.saved = calls, counter, saved
-        self.members: dict[int, _Member] = {}
-        for index, group in enumerate(groups(model)):
-            for member in group:
-                self.members[id(member)] = _Member(index, dict(member.named_modules()))
-        self.patched = [m for m in model.modules() if id(m) in self.members]
+        self.members, self.calls, self.counter, self.saved = members, calls, counter, saved
         # by group and input: None if it cannot be recorded, _SEEN after a first call (the
         # second is recorded, the rest replayed: inputs that never come back cost nothing)
         self.records: dict[Hashable, _Record | object | None] = {}
         self.failures: dict[int, int] = {}  # by group: calls that could not be recorded
-        self.replayed = 0
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        for module in self.patched:
+        modules = [member.modules[""] for member in self.members.values()]
+        for module in modules:
             module.forward = functools.partial(self._call, module, type(module).forward)
         try:
             yield
         finally:
-            for module in self.patched:
+            for module in modules:
                 module.__dict__.pop("forward", None)
             self.counter.created = None
 
@@ -356,7 +366,7 @@ class Repeats:
         if isinstance(value, torch.Tensor):
             if value.device.type != "meta" or type(value) not in (torch.Tensor, nn.Parameter):
                 raise _Unsupported
-            base = value if value._base is None else value._base
+            base = _base(value)
             same = next((i for i, t in enumerate(tensors) if t is value), None)
             same_base = next((i for i, t in enumerate(tensors) if _base(t) is base), None)
             tensors.append(value)
@@ -418,7 +428,7 @@ class Repeats:
 
     def _made(
         self,
-        member: _Member,
+        member: Member,
         before: _Before,
         output: object,
         tensors: list[torch.Tensor],
@@ -484,7 +494,7 @@ class Repeats:
                 value.stride(),
                 value.dtype,
                 value.requires_grad,
-                id(_base(value)) in self.saved.seen,
+                id(base) in self.saved.seen,
                 same,
             )
             if same is None and _fresh(out).stride() != value.stride():
@@ -499,7 +509,6 @@ class Repeats:
     # -- replaying it -------------------------------------------------------------------
 
     def _replay(self, module: nn.Module, record: _Record, tensors: list[torch.Tensor]) -> Any:
-        self.replayed += 1
         member = self.members[id(module)]
         subs = member.modules
         for name, calls in record.calls.items():
@@ -514,11 +523,11 @@ class Repeats:
         self.saved.nbytes += record.saved_bytes
         self.calls.saved(record.saved_bytes)
         for i in record.inputs_saved:
-            self._mark_saved(_base(tensors[i]))
+            self.saved.first_time(_base(tensors[i]))
         for path in record.own_saved:
             tensor = member.tensor(path)
             if tensor is not None:
-                self._mark_saved(tensor)
+                self.saved.first_time(tensor)
         return self._rebuild(record.output, tensors)
 
     def _rebuild(self, spec: Any, tensors: list[torch.Tensor]) -> Any:
@@ -527,16 +536,11 @@ class Repeats:
                 return tensors[spec.input]
             tensor = _fresh(spec)
             if spec.saved:
-                self._mark_saved(tensor)
+                self.saved.first_time(tensor)
             return tensor
         if type(spec) in (tuple, list):
             return type(spec)(self._rebuild(s, tensors) for s in spec)
         return spec
-
-    def _mark_saved(self, tensor: torch.Tensor) -> None:
-        if id(tensor) not in self.saved.seen:
-            self.saved.seen.add(id(tensor))
-            self.saved.kept.append(tensor)
 
 
 def _snapshot(modules: Iterable[nn.Module]) -> list[Hashable]:

@@ -473,7 +473,7 @@ class Worker:
                 start_new_session=True,
             )
             assert proc.stdin is not None
-            proc.stdin.write(protocol.dumps(protocol.to_json(child)).encode())
+            proc.stdin.write(protocol.dumps(child).encode())
             proc.stdin.close()
             pid = proc.pid
         os.close(write_fd)
