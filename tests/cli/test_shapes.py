@@ -648,3 +648,84 @@ def test_a_constructor_that_reads_values_builds_on_meta_with_small_cpu_tensors(
     # timeout): small tensors on the CPU at once
     once = model(doc, "Once")
     assert once["error"] is None and once["device"] == "meta" and once["total_params"] == 5
+
+
+def test_repeated_blocks_give_what_running_every_block_gives(tmp_path: Path) -> None:
+    # on meta, alike blocks called with the same input run twice and are replayed after:
+    # every figure must equal torch's own run, and paramlens' with every block run
+    source = textwrap.dedent(
+        """
+        import torch
+        from torch import nn
+
+
+        class Block(nn.Module):
+            def __init__(self, dim: int, layer_id: int):
+                super().__init__()
+                self.layer_id = layer_id  # only __init__ reads it: the blocks are alike
+                self.norm = nn.LayerNorm(dim)
+                self.fc = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                return x + self.fc(torch.nn.functional.gelu(self.norm(x)))
+
+
+        class Halving(nn.Module):  # alike, but forward() reads the index
+            def __init__(self, dim: int, index: int):
+                super().__init__()
+                self.index = index
+                self.fc = nn.Linear(dim, dim)
+
+            def forward(self, x):  # the fourth halves what the first three kept
+                x = self.fc(x)
+                return x[:, ::2].contiguous() if self.index % 4 == 3 else x
+
+
+        class Deep(nn.Module):
+            def __init__(self, dim=32, depth=6):
+                super().__init__()
+                self.embed = nn.Embedding(100, dim)
+                self.blocks = nn.ModuleList(Block(dim, i) for i in range(depth))
+                self.halving = nn.ModuleList(Halving(dim, i) for i in range(4))
+                self.head = nn.Linear(dim, 10)
+
+            def forward(self, tokens):
+                x = self.embed(tokens)
+                for block in self.blocks:
+                    x = block(x)
+                for block in self.halving:
+                    x = block(x)
+                return self.head(x)
+        """
+    )
+    (tmp_path / "deep.py").write_text(source)
+    target = f"{tmp_path / 'deep.py'}::Deep"
+    replayed = model(
+        summary_json(target, "--no-cache", "--input", "2,16", "--dtype", "long"), "Deep"
+    )
+    result = run_cli(
+        "summary",
+        target,
+        "--format",
+        "json",
+        "--no-cache",
+        "--input",
+        "2,16",
+        "--dtype",
+        "long",
+        env={"PARAMLENS_NO_REPEATS": "1"},
+    )
+    every = model(json.loads(result.stdout), "Deep")
+    forward = replayed["forward"]
+    assert forward["error"] is None and forward["output_shape"] == "[2, 8, 10]"
+    for key in ("forward", "tree", "layers"):
+        assert replayed[key] == every[key], key
+
+    namespace: dict[str, object] = {}
+    exec(source, namespace)
+    net = namespace["Deep"]()
+    assert isinstance(net, nn.Module)
+    shapes, macs = torch_shapes_and_macs(net, torch.randint(0, 100, (2, 16)))
+    called = {r["path"]: r["output_shape"] for r in replayed["tree"][1:] if r["output_shape"]}
+    assert called == shapes  # (the ModuleLists themselves are never called)
+    assert forward["macs"] == macs
