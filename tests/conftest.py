@@ -41,3 +41,12 @@ def summary_json(target: str, *extra: str) -> dict:
 
 def model(doc: dict, name: str) -> dict:
     return next(m for m in doc["models"] if m["name"] == name)
+
+
+def python_prints(script: str) -> list[str]:
+    """The words a fresh interpreter (this one: it has torch) prints running ``script``."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()

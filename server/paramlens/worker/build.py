@@ -773,8 +773,9 @@ class _SkipWeightInit(TorchFunctionMode):
         kwargs: dict[str, object] | None = None,
     ) -> object:
         name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.endswith("__") and name != "requires_grad_" and args:
-            target = args[0]
+        if name.endswith("_") and not name.endswith("__") and name != "requires_grad_":
+            # ``nn.init.normal_(w)`` reaches a mode as ``tensor=w``; ``w.normal_()`` as args
+            target = args[0] if args else (kwargs or {}).get("tensor")
             if isinstance(target, nn.Parameter) or (
                 isinstance(target, torch.Tensor) and target.numel() >= _INIT_SKIP_NUMEL
             ):

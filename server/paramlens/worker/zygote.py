@@ -190,7 +190,11 @@ def _zygote_main(job: BuildJob, scratch_root: str, parent: int, max_children: in
     for note in notes:
         print(f"paramlens zygote: {note}", file=sys.stderr)
     install_workspace(job, {})
+    # as the worker does with torch: no collections while the package imports (timm:
+    # 1.93 -> 1.74 s, 7 MB more kept), then its objects frozen: its children skip them
+    gc.disable()
     _import_quietly(job.module.partition(".")[0], IMPORT_BUDGET_S)
-    gc.freeze()  # the package's objects too: collections in its children skip them
+    gc.freeze()
+    gc.enable()
     _report_imported(job)
     Worker(True, max_children, scratch_root=scratch, nested=True).run()
