@@ -466,53 +466,101 @@ def worker_info(d: dict[str, Any]) -> WorkerInfo:
 # -- checking what a build child sent ------------------------------------------
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_Check = typing.Callable[[Any, str], None]
 
 
 def check_types(obj: Any) -> None:
     """Raise TypeError unless every field of the dataclass ``obj`` has its declared type.
 
     Build children run user code: what they send is parsed, then checked, before the
-    worker trusts it (a string where a count belongs would break the server later).
+    worker trusts it (a string where a count belongs would break the server later). The
+    check of each type is made once from its hints (a LLaMA-70B result: 3,900 objects).
     """
-    hints = _hints(type(obj))  # type: ignore[arg-type]
-    for f in dataclasses.fields(obj):
-        _check_value(getattr(obj, f.name), hints[f.name], f"{type(obj).__name__}.{f.name}")
+    cls: type = type(obj)
+    _dataclass_check(cls)(obj, cls.__name__)
 
 
-def _check_value(value: Any, hint: Any, where: str) -> None:
+@functools.cache
+def _dataclass_check(cls: type) -> _Check:
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, f"{cls.__name__}.{f.name}") for f in dataclasses.fields(cls)]
+    checks: list[tuple[str, str, _Check]] = []
+
+    def check(obj: Any, where: str) -> None:
+        if not checks:  # filled on first use: a field may hold this very class
+            checks.extend((name, at, _check(hints[name])) for name, at in fields)
+        for name, at, check_field in checks:
+            check_field(getattr(obj, name), at)
+
+    return check
+
+
+@functools.cache
+def _check(hint: Any) -> _Check:
+    """The check of one type hint: a dataclass, int, float, str, bool, None, a union, a
+    fixed or variable-length tuple of those."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        for option in args:
-            try:
-                _check_value(value, option, where)
-                return
-            except TypeError:
-                pass
-        raise TypeError(f"{where}: unexpected {type(value).__name__}")
+        options = [_check(option) for option in args]
+
+        def one_of(value: Any, where: str) -> None:
+            for option in options:
+                try:
+                    option(value, where)
+                    return
+                except TypeError:
+                    pass
+            raise TypeError(f"{where}: unexpected {type(value).__name__}")
+
+        return one_of
     if origin is tuple:
-        if not isinstance(value, tuple):
-            raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
         if len(args) == 2 and args[1] is Ellipsis:
-            for item in value:
-                _check_value(item, args[0], where)
-        elif len(args) != len(value):
-            raise TypeError(f"{where}: expected {len(args)} items, got {len(value)}")
-        else:
-            for item, item_hint in zip(value, args):
-                _check_value(item, item_hint, where)
-        return
-    if hint is type(None):
-        ok = value is None
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, hint)
-        if ok and dataclasses.is_dataclass(hint):
-            check_types(value)
-    if not ok:
-        raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r:.40}")
+            item = _check(args[0])
+
+            def items(value: Any, where: str) -> None:
+                if not isinstance(value, tuple):
+                    raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
+                for each in value:
+                    item(each, where)
+
+            return items
+        checks = [_check(arg) for arg in args]
+
+        def fixed(value: Any, where: str) -> None:
+            if not isinstance(value, tuple):
+                raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
+            if len(value) != len(checks):
+                raise TypeError(f"{where}: expected {len(checks)} items, got {len(value)}")
+            for each, check in zip(value, checks):
+                check(each, where)
+
+        return fixed
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        fields = _dataclass_check(hint)
+
+        def dataclass_value(value: Any, where: str) -> None:
+            if not isinstance(value, hint):
+                _wrong(value, hint, where)
+            fields(value, hint.__name__)
+
+        return dataclass_value
+    if hint is int or hint is float:  # a bool is an int to isinstance, not to a count
+        numbers = (int,) if hint is int else (int, float)
+
+        def number(value: Any, where: str) -> None:
+            if type(value) is not hint and (
+                not isinstance(value, numbers) or isinstance(value, bool)
+            ):
+                _wrong(value, hint, where)
+
+        return number
+
+    def instance(value: Any, where: str) -> None:  # str, bool, None
+        if not isinstance(value, hint):
+            _wrong(value, hint, where)
+
+    return instance
+
+
+def _wrong(value: Any, hint: Any, where: str) -> typing.NoReturn:
+    raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r:.40}")
