@@ -15,6 +15,9 @@ to ``python -c "import torch"`` (the same interpreter):
 - the language server: a fresh server opening the seed file, to its first lens with
   figures (cache off).
 
+paramlens's bytecode is written first, as installing it does (this machine sets
+PYTHONDONTWRITEBYTECODE=1); ``--from-source`` measures runs that compile it every time.
+
 Targets (issue: start-up at the floor): cold ≤ 1.2 x import torch, the 70B fixture < 5 s,
 cached < 0.3 s with no torch, first lens ≤ 1.2 x import torch plus the build.
 """
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 from bench import lsp as lspbench
-from bench.common import FIXTURES, REPO, median
+from bench.common import FIXTURES, REPO, bytecode, median
 
 CASES = [
     ("seed MLP", "recipe/models.py", "NeuralNetwork"),
@@ -74,7 +77,11 @@ async def first_lens(file: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--from-source", action="store_true", help="no bytecode for paramlens: compile each run"
+    )
     args = parser.parse_args()
+    compiled = bytecode(args.from_source)
 
     times: dict[str, list[float]] = {}
     torch_in_cached: list[str] = []
@@ -110,7 +117,7 @@ def main() -> None:
         print(f"{label:<{width}}{median(values):>10.2f}{median(values) / floor:>15.2f}x")
     print(
         f"\nmedians of {args.repeat} interleaved rounds; cached runs that imported torch or "
-        f"started a worker: {sorted(set(torch_in_cached)) or 'none'}"
+        f"started a worker: {sorted(set(torch_in_cached)) or 'none'}; {compiled}"
     )
 
 
