@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from . import __version__, config, render
 from .config import Settings, cache_folder
@@ -492,6 +492,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except BrokenPipeError:  # `paramlens summary ... | head`: the reader has all it wants
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_OK
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """End the command: flush what it printed, then skip the interpreter's teardown (20 ms
+    of freeing what the system frees at exit anyway), as the worker does."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # ValueError: closed
+            stream.flush()
+    os._exit(code)
