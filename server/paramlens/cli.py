@@ -5,33 +5,42 @@ Exit codes: 0 every model was built; 1 some model could not be built (its
 ``nn.Module`` subclass found; 4 the worker could not start (e.g. no torch); 5 the
 worker died during the run (the OOM killer, a ``kill -9``), named with the class it was
 building.
+
+A run that needs the worker starts it first thing, before the rest of paramlens is
+imported (what the commands do is :mod:`.commands`): torch imports meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
+import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
-from . import __version__, config, render
-from .config import Settings, cache_folder
-from .discovery import SourceError, Workspace, find_root, read_source, relative_path
-from .engine import Engine, FileReport
-from .worker.protocol import ErrorInfo, ModelResult
-from .worker_client import State, WorkerDied, WorkerError
+from . import __version__, config
+from .config import Settings
+from .spawn import default_python, start_worker
 
 EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
 EXIT_WORKER_DIED = 5  # the worker started, then died mid-run (OOM killer, kill -9)
 
 
+FORMATS = ("table", "markdown", "json")  # render.Format's, before render is imported
+
+Started = tuple[str, subprocess.Popen[bytes]]  # a worker started early, for that python
+
+
 class UsageError(Exception):
     pass
+
+
+def fail(error: Exception, code: int) -> int:
+    print(f"paramlens: error: {error}", file=sys.stderr)
+    return code
 
 
 def _depth(text: str) -> int:
@@ -105,9 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument(
         "--depth", type=_depth, default=3, help="depth of the layer tree (default 3)"
     )
-    summary.add_argument(
-        "--format", choices=[f.value for f in render.Format], default="table", help="output format"
-    )
+    summary.add_argument("--format", choices=FORMATS, default="table", help="output format")
     engine_options(summary)
 
     lsp = commands.add_parser("lsp", help="run the language server (stdio by default)")
@@ -146,7 +153,8 @@ def input_expression(shapes: Sequence[str], dtype: str) -> str:
     return parts[0] if len(parts) == 1 else f"({', '.join(parts)})"
 
 
-def _settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[str]]:
+def command_settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    """The settings for ``target``: its pyproject.toml's, then the command line's flags."""
     settings, problems = config.from_pyproject(target)
     flags = {
         "python": args.python,
@@ -163,306 +171,37 @@ def _settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[st
     return settings, problems + more
 
 
-def _engine(args: argparse.Namespace) -> tuple[Engine, list[str]]:
-    problems: list[str] = []
-
-    def settings_for(path: Path) -> Settings:
-        settings, found = _settings(path, args)
-        problems.extend(p for p in found if p not in problems)
-        return settings
-
-    def log(message: str) -> None:
-        if args.verbose:
-            print(f"paramlens: {message}", file=sys.stderr)
-
-    # a summary table or markdown shows no shapes of forward()'s own lines: none are traced
-    shown = getattr(args, "format", "json") == render.Format.JSON.value
-    folder = None if args.no_cache else cache_folder()
-    return Engine(settings_for, log, folder, line_shapes=shown), problems
-
-
-def _where(model: ModelResult, error: ErrorInfo | None = None) -> str:
-    """``file:line`` of ``error`` (default: the model's), relative to the current folder."""
-    error = error or model.error
-    file = (error.file if error else None) or model.file
-    with contextlib.suppress(ValueError):
-        file = str(Path(file).relative_to(Path.cwd()))
-    return f"{file}:{(error.line if error else None) or model.line}"
-
-
-def _report_errors(
-    syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelResult], notes_shown: bool = False
-) -> int:
-    """Print ``file:line: message`` for what failed; the exit code that says so.
-
-    ``notes_shown``: the output already says which classes need arguments and how to fix it
-    (a summary table), so stderr does not say it again.
-    """
-    code = EXIT_OK
-    for error in syntax_errors:
-        print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
-        code = EXIT_BUILD_ERROR
-    for model in models:
-        forward = model.forward
-        if model.error is None and forward is not None and forward.code_at_fault():
-            assert forward.error is not None
-            # with an input the user gave, a failure; with a guess, a note
-            where = _where(model, forward.error)
-            label = "note: " if forward.guessed else ""
-            print(
-                f"{where}: {label}{model.name}: forward(): {forward.error.message}", file=sys.stderr
-            )
-            code = code if forward.guessed else EXIT_BUILD_ERROR
-        if model.error is None:
-            continue
-        if model.error.kind == "needs-args" and render.measured_elsewhere(model, models):
-            continue  # its figures come from its factories or from the models that use it
-        if model.error.kind == "needs-args" and notes_shown:
-            continue
-        if model.error.kind == "needs-args":  # information, not a failure
-            hint = model.error.traceback.replace("\n", "\n    ")
-            print(
-                f"{_where(model)}: note: {model.error.message}; to build it alone, add to "
-                f"pyproject.toml:\n    {hint}",
-                file=sys.stderr,
-            )
-            continue
-        print(f"{_where(model)}: {model.name}: {model.error.message}", file=sys.stderr)
-        code = EXIT_BUILD_ERROR
-    return code
-
-
-def _syntax_errors(reports: Sequence[FileReport]) -> list[ErrorInfo]:
-    return [r.syntax_error for r in reports if r.syntax_error is not None]
-
-
-def _verbose(reports: Sequence[FileReport], engine: Engine) -> None:
-    layers = sorted({layer for r in reports for layer in r.isolation})
-    notes = sorted({note for r in reports for note in r.notes})
-    print(f"paramlens: isolation: {'; '.join(layers) or 'none (cached)'}", file=sys.stderr)
-    for note in notes:
-        print(f"paramlens: note: {note}", file=sys.stderr)
-    for model in (m for r in reports for m in r.models):
-        where = f"{_relative(model.file)}:{model.line}"
-        if model.error is not None:
-            outcome = f"not built ({model.error.kind})"
-        else:
-            outcome = f"built on {model.device} in {model.build_ms:,.1f} ms"
-        print(f"paramlens: {where}: {model.name}: {outcome}", file=sys.stderr)
-    cached = " (every result from the cache)" if engine.jobs_run == 0 else ""
-    print(f"paramlens: jobs run: {engine.jobs_run}{cached}", file=sys.stderr)
-
-
-def _relative(path: str) -> str:
-    return relative_path(path, Path.cwd())
-
-
-class _Progress:
-    """One status line on stderr while a run works, as pip and pytest show: whether the
-    worker is starting, how many models are done. Only on a terminal, and only once a run
-    takes long enough to need it; the line is erased when the run ends."""
-
-    DELAY_S = 0.5
-
-    def __init__(self, engine: Engine, stream: TextIO | None = None) -> None:
-        self.engine = engine
-        self.stream: TextIO = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty()
-        self.stage = "reading the workspace"
-        self.total = self.finished = 0
-        self.started = time.monotonic()
-        self.drawn = False
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> _Progress:
-        if self.enabled:
-            self._task = asyncio.create_task(self._tick())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        if self.drawn:
-            self._write("\r\x1b[K")
-
-    def expect(self, total: int) -> None:
-        self.stage, self.total = "", total
-
-    async def counted(self, work: Awaitable[FileReport], models: int) -> FileReport:
-        try:
-            return await work
-        finally:
-            self.finished += models
-            self._draw()
-
-    def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
-
-    def _draw(self) -> None:
-        elapsed = time.monotonic() - self.started
-        if not self.enabled or elapsed < self.DELAY_S:
-            return
-        parts = [self.stage] if self.stage else []
-        if any(w.state is State.STARTING for w in self.engine.workers.values()):
-            parts.append("starting the PyTorch worker")
-        if self.total:
-            parts.append(f"{self.finished} of {self.total} models done")
-        self._write(f"\r\x1b[Kparamlens: {' · '.join(parts)} ({elapsed:.0f} s)")
-        self.drawn = True
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(0.25)
-            self._draw()
-
-
-def _model_count(workspace: Workspace, path: str) -> int:
-    return len(workspace.models_in(path)) + len(workspace.factories_in(path))
-
-
-def _model_files(workspace: Workspace, folder: Path) -> list[str]:
-    """The files under ``folder`` that paramlens has something to say about."""
-    return [
-        p
-        for p in sorted(workspace.files)
-        if Path(p).is_relative_to(folder)
-        and (_model_count(workspace, p) or workspace.files[p].syntax_error is not None)
-    ]
-
-
-async def _reports(
-    engine: Engine,
-    workspace: Workspace,
-    files: Sequence[str],
-    progress: _Progress,
-    detail: bool = False,
-) -> list[FileReport]:
-    progress.expect(sum(_model_count(workspace, p) for p in files))
-    work = (
-        progress.counted(engine.report(p, workspace, detail=detail), _model_count(workspace, p))
-        for p in files
-    )
-    reports = await asyncio.gather(*work)
-    engine.save_scan()
-    return list(reports)
-
-
-async def _target_reports(
-    engine: Engine, root: Path, path: Path, progress: _Progress, detail: bool = False
-) -> tuple[list[FileReport], Workspace | None]:
-    """The reports for a file or a folder. A file whose workspace did not change since a
-    run that saved its answer is answered from it, without reading or parsing any source."""
-    key = engine.answer_key(root, path, detail) if path.is_file() else None
-    saved = engine.saved_answer(key) if key is not None else None
-    if saved is not None:
-        return saved, None
-    workspace = await engine.read_workspace(root)
-    files = _model_files(workspace, path) if path.is_dir() else [str(path)]
-    reports = await _reports(engine, workspace, files, progress, detail)
-    if key is not None:
-        engine.save_answer(key, reports)
-    return reports, workspace
-
-
-async def _annotate(args: argparse.Namespace) -> int:
-    path = args.file.resolve()
-    if not path.exists():
-        raise UsageError(f"{args.file}: no such file or folder")
-    root = find_root(path)
-    engine, problems = _engine(args)
-    try:
-        engine.start_worker_unless_cached(str(path), root)
-        async with _Progress(engine) as progress:
-            reports, workspace = await _target_reports(engine, root, path, progress)
-    finally:
-        await engine.close()
-    for problem in problems:
-        print(f"paramlens: {problem}", file=sys.stderr)
-    for number, report in enumerate(reports):
-        if path.is_dir():  # several files, each under its name, as `head` shows them
-            sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
-        sys.stdout.write(_annotated(report, workspace))
-    if args.verbose:
-        _verbose(reports, engine)
-    models = [m for r in reports for m in r.models]
-    if not models and not _syntax_errors(reports):
-        print(f"paramlens: no nn.Module subclass found in {args.file}", file=sys.stderr)
-        return EXIT_NO_MODELS
-    return _report_errors(_syntax_errors(reports), models)
-
-
-def _annotated(report: FileReport, workspace: Workspace | None) -> str:
-    """The file annotated, from the text the scan read (the same the figures come from),
-    else (an answer saved for this very workspace) from the disk."""
-    info = workspace.files.get(report.path) if workspace is not None else None
-    source = info.text if info is not None else ""
-    if not source:  # not scanned (a skipped folder), or not valid source text
-        try:
-            source = read_source(Path(report.path))
-        except (OSError, SourceError):
-            return ""  # its error is reported with the others
-    return render.render_annotated(source, report.models, report.lines)
-
-
-def _targets(target: str) -> tuple[Path, str | None]:
-    file_part, _, class_name = target.partition("::")
+def _target(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The resolved path the command is about, and the class a summary names (``::Class``)."""
+    if args.command == "annotate":
+        path = args.file.resolve()
+        if not path.exists():
+            raise UsageError(f"{args.file}: no such file or folder")
+        return path, None
+    file_part, _, class_name = args.target.partition("::")
     path = Path(file_part).resolve()
     if not path.exists():
         raise UsageError(f"{file_part}: no such file or folder")
     if class_name and not path.is_file():
-        raise UsageError(f"{target}: '::Class' needs a file")
+        raise UsageError(f"{args.target}: '::Class' needs a file")
     return path, class_name or None
 
 
-async def _summary(args: argparse.Namespace) -> int:
-    path, class_name = _targets(args.target)
-    root = find_root(path)
-    engine, problems = _engine(args)
+def _start_worker_early(args: argparse.Namespace) -> Started | None:
+    """The worker, started now if the run needs it: without a cache, or for a workspace
+    never analysed. One analysed before may be answered from the cache: its worker
+    starts only if a job misses, and a fully cached run never imports torch (the engine
+    decides the same way, with the same files, and adopts this process)."""
+    root = config.find_root(args.path)
+    folder = None if args.no_cache else config.cache_folder()
+    if folder is not None and config.scan_file(folder, root).is_file():
+        return None
+    settings, _ = command_settings(args.path, args)
+    python = settings.python or default_python(root)
     try:
-        engine.start_worker_unless_cached(str(path), root)
-        async with _Progress(engine) as progress:
-            # One model asked for by name: every factory gets its full layer tree.
-            detail = class_name is not None
-            reports, _ = await _target_reports(engine, root, path, progress, detail)
-    finally:
-        await engine.close()
-    for problem in problems:
-        print(f"paramlens: {problem}", file=sys.stderr)
-    models = [m for r in reports for m in r.models]
-    if class_name is not None:
-        models = [m for m in models if m.name == class_name]
-        if not models:
-            names = ", ".join(m.name for r in reports for m in r.models) or "none"
-            raise UsageError(
-                f"{args.target}: no nn.Module class {class_name!r} (models found: {names})"
-            )
-    fmt = render.Format(args.format)
-    if fmt is render.Format.JSON:
-        extra = {
-            "root": str(root),
-            "isolation": sorted({layer for r in reports for layer in r.isolation}),
-            "errors": _syntax_errors(reports),
-        }
-        # indented for a person at a terminal; compact (and ten times quicker: json's C
-        # encoder) for a program reading a pipe, as `gh --json` does
-        indent = 2 if sys.stdout.isatty() else None
-        print(render.render_json(models, extra, indent))
-    else:
-        draw = (
-            render.render_summary_table
-            if fmt is render.Format.TABLE
-            else render.render_summary_markdown
-        )
-        print("\n".join(draw(m, args.depth, root) for m in models), end="")
-    if args.verbose:
-        _verbose(reports, engine)
-    if not models and not any(r.syntax_error for r in reports):
-        print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
-        return EXIT_NO_MODELS
-    return _report_errors(
-        _syntax_errors(reports), models, notes_shown=fmt is not render.Format.JSON
-    )
+        return python, start_worker(python)
+    except OSError:
+        return None  # the engine tries again, and says why it cannot start
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -476,24 +215,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         run(args.tcp)
         return
-    runner = _annotate if args.command == "annotate" else _summary
     try:
         args.input_expression = input_expression(args.input, args.dtype) if args.input else None
-        code = asyncio.run(runner(args))
+        args.path, args.class_name = _target(args)
     except UsageError as exc:
-        print(f"paramlens: error: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
-    except WorkerDied as exc:
-        print(f"paramlens: error: {exc}", file=sys.stderr)
-        code = EXIT_WORKER_DIED
-    except WorkerError as exc:
-        print(f"paramlens: error: {exc}", file=sys.stderr)
-        code = EXIT_WORKER
-    except KeyboardInterrupt:
-        code = 130
-    except BrokenPipeError:  # `paramlens summary ... | head`: the reader has all it wants
-        code = EXIT_OK
-    _exit(code)
+        _exit(fail(exc, EXIT_USAGE))
+    started = _start_worker_early(args)
+    from . import commands  # the rest of paramlens imports while the worker imports torch
+
+    _exit(commands.run(args, started))
 
 
 def _exit(code: int) -> NoReturn:

@@ -9,6 +9,7 @@ default; it never raises.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import sys
@@ -141,6 +142,18 @@ def _paramlens_table(path: Path) -> _Parsed | None:
     return cached[1] if cached[1][0] is not None else None
 
 
+ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
+
+
+def find_root(target: Path) -> Path:
+    """The workspace a path belongs to: the nearest folder with a project marker."""
+    folder = target if target.is_dir() else target.parent
+    for candidate in (folder, *folder.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return folder
+
+
 def find_pyproject(start: Path) -> Path | None:
     """The nearest ``pyproject.toml`` with a ``[tool.paramlens]`` table, at or above ``start``."""
     folder = start if start.is_dir() else start.parent
@@ -177,3 +190,9 @@ def cache_folder() -> Path | None:
         return Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "paramlens"
+
+
+def scan_file(folder: Path, root: Path) -> Path:
+    """Where the cache in ``folder`` keeps the scan of the workspace at ``root``: whether
+    it exists tells a workspace analysed before (its results may all be cached)."""
+    return folder / f"scan-{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.pickle"

@@ -178,16 +178,6 @@ class FileInfo:
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
-
-
-def find_root(target: Path) -> Path:
-    """The workspace a path belongs to: the nearest folder with a project marker."""
-    folder = target if target.is_dir() else target.parent
-    for candidate in (folder, *folder.parents):
-        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
-            return candidate
-    return folder
 
 
 def relative_path(path: str, root: Path) -> str:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import pickle
+import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import Settings
+from .config import Settings, scan_file
 from .discovery import (
     CONFIG_PARAM_NAMES,
     CONFIG_SUFFIXES,
@@ -44,6 +45,7 @@ from .discovery import (
 )
 from .example_args import NO_WEIGHTS, VARIANTS, example_value
 from .libraries import Libraries, library_paths
+from .spawn import default_python
 from .worker import protocol
 from .worker.protocol import (
     CALL_SITE_INPUT,
@@ -56,7 +58,7 @@ from .worker.protocol import (
     LayerEntry,
     ModelResult,
 )
-from .worker_client import State, WorkerClient, default_python
+from .worker_client import State, WorkerClient
 
 
 @dataclass(frozen=True)
@@ -159,8 +161,7 @@ class _ScanStore:
         self.saved: dict[str, tuple[int, int]] = {}  # root -> signature when last saved
 
     def _path(self, root: Path) -> Path:
-        digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-        return self.folder / f"scan-{digest}.pickle"
+        return scan_file(self.folder, root)
 
     @staticmethod
     def _signature(cache: ScanCache) -> tuple[int, int]:
@@ -392,6 +393,10 @@ class Engine:
         # whether forward()'s lines are traced for their shapes: not for output that shows
         # none (the summary table), where tracing would double forward()'s time
         self.line_shapes = line_shapes
+
+    def adopt_worker(self, python: str, process: subprocess.Popen[bytes]) -> None:
+        """The worker for ``python``, started already (by the command line, first thing)."""
+        self.workers[python] = WorkerClient(python, self.log, started=process)
 
     def worker_for(self, python: str) -> WorkerClient:
         if python not in self.workers:

@@ -26,7 +26,7 @@ from .discovery import (
     qualify,
     read_imports,
 )
-from .worker_client import worker_environment
+from .spawn import worker_environment
 
 # A library's module graph can be large: lookups stop once this many of its files were
 # read (each is parsed once per process; a miss only means a class shows no figures).

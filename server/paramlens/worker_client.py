@@ -4,10 +4,9 @@ The worker has an explicit life cycle (stopped -> starting -> running ->
 exited/errored). Its stderr goes to the log. A worker that cannot start raises
 :class:`WorkerStartError`; one that exits while running fails every pending
 request with :class:`WorkerDied` (naming the class each job was building), and
-the next request starts a fresh one. The
-worker gets an explicit environment: single-threaded OpenMP (forking a process
-that ran OpenMP threads can hang the child) and none of the server's own
-``PYTHONPATH`` entries.
+the next request starts a fresh one. How it is started, with which environment, is
+:mod:`.spawn`'s; a worker the command line started before its event loop ran is
+adopted as it is.
 """
 
 from __future__ import annotations
@@ -19,16 +18,13 @@ import itertools
 import json
 import os
 import signal
-import sys
+import subprocess
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from .spawn import worker_command, worker_environment
 from .worker import protocol
 from .worker.protocol import BuildJob, JobResult, WorkerInfo
-
-WORKER_DIR = str(Path(__file__).parent / "worker")
-_SERVER_PATHS = {str(Path(__file__).parent.parent)}
 
 
 class WorkerError(Exception):
@@ -65,35 +61,80 @@ class State(enum.Enum):
     ERRORED = "errored"
 
 
-def default_python(workspace: Path | None) -> str:
-    """The workspace's ``.venv``/``venv`` interpreter if there is one, else ours."""
-    if workspace is not None:
-        for venv in (".venv", "venv"):
-            for candidate in ("bin/python", "Scripts/python.exe"):
-                path = workspace / venv / candidate
-                if path.exists():
-                    return str(path)
-    return sys.executable
+_STREAM_LIMIT = 1 << 26  # one result line: LLaMA-70B's is 0.7 MB
 
 
-def worker_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in _SERVER_PATHS]
-    if paths:
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-    else:
-        env.pop("PYTHONPATH", None)
-    return env
+class _StartedEarly:
+    """A worker the command line started before its event loop ran, behind the part of
+    ``asyncio.subprocess.Process`` this module uses: its pipes as asyncio streams."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+    ) -> None:
+        self._popen = popen
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+
+    @classmethod
+    async def adopt(cls, popen: subprocess.Popen[bytes]) -> _StartedEarly:
+        assert popen.stdin is not None and popen.stdout is not None and popen.stderr is not None
+        loop = asyncio.get_running_loop()
+
+        async def reader(pipe: Any) -> asyncio.StreamReader:
+            stream = asyncio.StreamReader(limit=_STREAM_LIMIT)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream), pipe)
+            return stream
+
+        stdout, stderr = await reader(popen.stdout), await reader(popen.stderr)
+        transport, flow = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()), popen.stdin
+        )
+        return cls(popen, asyncio.StreamWriter(transport, flow, None, loop), stdout, stderr)
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+    async def wait(self) -> int:
+        while (code := self._popen.poll()) is None:  # once asked to stop: milliseconds
+            await asyncio.sleep(0.005)
+        return code
+
+
+def _kill_unused(popen: subprocess.Popen[bytes]) -> None:
+    """A worker started early that no job needed (every answer was cached after all)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+    for pipe in (popen.stdin, popen.stdout, popen.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 class WorkerClient:
-    def __init__(self, python: str, log: Callable[[str], None] = lambda _: None) -> None:
+    def __init__(
+        self,
+        python: str,
+        log: Callable[[str], None] = lambda _: None,
+        started: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        """``started``: the worker's process, started already (``spawn.start_worker``)."""
         self.python = python
         self.log = log
         self.state = State.STOPPED
         self.info: WorkerInfo | None = None
-        self._process: asyncio.subprocess.Process | None = None
+        self._started = started
+        self._process: asyncio.subprocess.Process | _StartedEarly | None = None
         self._pending: dict[int, asyncio.Future[JobResult]] = {}
         self._jobs: dict[int, BuildJob] = {}  # pending jobs, for the message if it dies
         self._building: dict[int, str] = {}  # pending job -> the class its child started
@@ -112,18 +153,19 @@ class WorkerClient:
                 return self.info
             self.state = State.STARTING
             try:
-                self._process = await asyncio.create_subprocess_exec(
-                    self.python,
-                    "-c",
-                    protocol.BOOTSTRAP,
-                    WORKER_DIR,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
-                    env=worker_environment(),
-                    start_new_session=True,
-                    limit=1 << 26,
-                )
+                if self._started is not None:
+                    self._process = await _StartedEarly.adopt(self._started)
+                    self._started = None
+                else:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *worker_command(self.python),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE,
+                        env=worker_environment(),
+                        start_new_session=True,
+                        limit=_STREAM_LIMIT,
+                    )
             except OSError as exc:
                 self.state = State.ERRORED
                 raise WorkerStartError(f"cannot start {self.python}: {exc}") from exc
@@ -186,7 +228,7 @@ class WorkerClient:
         assert self._process is not None and self._process.stdin is not None
         self._process.stdin.write((protocol.dumps(message) + "\n").encode())
 
-    def _ask_to_stop(self, process: asyncio.subprocess.Process) -> None:
+    def _ask_to_stop(self, process: asyncio.subprocess.Process | _StartedEarly) -> None:
         """Send ``shutdown`` and close stdin: the worker kills its builds and exits."""
         with contextlib.suppress(Exception):
             self._write({"type": "shutdown"})
@@ -254,6 +296,9 @@ class WorkerClient:
 
     async def stop(self) -> None:
         """Ask the worker to stop, then make sure nothing of it is left."""
+        if self._started is not None:
+            _kill_unused(self._started)
+            self._started = None
         process = self._process
         if process is None:
             return

@@ -488,3 +488,45 @@ def test_an_inherited_init_takes_the_config_its_annotation_names_where_it_is_wri
     [mistral] = json.loads(result.stdout)["models"]
     assert mistral["ctor"] == "MistralModel(config=LlamaConfig())"
     assert mistral["error"] is None and mistral["total_params"] == 8 * 8 + 8
+
+
+def recording_python(folder: Path) -> tuple[Path, Path]:
+    """An interpreter (this one, through a script) that notes the PID of each worker it
+    starts: the worker's command line is the only one that names paramlens_worker."""
+    log, python = folder / "workers.log", folder / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *paramlens_worker*) echo $$ >> {log} ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    return python, log
+
+
+def test_a_cold_run_starts_one_worker_and_a_cached_run_none(tmp_path: Path) -> None:
+    # the command line starts the worker first thing, before its own imports: only when the
+    # run needs it, and the engine uses that very worker
+    root = workspace(tmp_path, {"ws/net.py": NET}) / "ws"
+    python, log = recording_python(tmp_path)
+    env = {"PARAMLENS_CACHE_DIR": str(tmp_path / "cache")}
+    args = ("summary", str(root / "net.py"), "--python", str(python), "-v")
+    first, second = run_cli(*args, env=env), run_cli(*args, env=env)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "Total params: 9" in first.stdout and first.stdout == second.stdout
+    assert "jobs run: 1" in first.stderr and "jobs run: 0" in second.stderr
+    assert len(log.read_text().split()) == 1  # the first run's; none for the cached one
+
+
+def test_a_worker_started_for_nothing_is_stopped(tmp_path: Path) -> None:
+    # cold runs whose worker turns out not to be needed: a class that is not there (found
+    # once the workspace is read), a folder without models
+    root = workspace(tmp_path, {"ws/net.py": NET, "ws/empty/notes.py": "x = 1\n"}) / "ws"
+    python, log = recording_python(tmp_path)
+    env = {"PARAMLENS_CACHE_DIR": "off"}
+    missing = run_cli("summary", f"{root / 'net.py'}::Nope", "--python", str(python), env=env)
+    empty = run_cli("annotate", str(root / "empty"), "--python", str(python), env=env)
+    assert missing.returncode == 2 and "no nn.Module class 'Nope'" in missing.stderr
+    assert empty.returncode == 3, empty.stderr
+    workers = [int(pid) for pid in log.read_text().split()]
+    assert len(workers) == 2
+    assert not any(_alive(pid) for pid in workers), "a worker outlived its command"

@@ -28,8 +28,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__, config, render
-from ..config import Settings
-from ..discovery import find_root
+from ..config import Settings, find_root
 from ..engine import Engine, FileReport
 from ..worker.protocol import ErrorInfo, ModelResult
 from ..worker_client import State, WorkerDied, WorkerError

@@ -28,20 +28,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-# How the server starts the worker, and the worker its subprocesses without fork: import
-# this package from its folder under the name ``paramlens_worker`` (the user's interpreter
-# has no paramlens installed), then run ``serve.main``.
-BOOTSTRAP = (
-    "import importlib.util, sys\n"
-    "d = sys.argv[1]\n"
-    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
-    "s = importlib.util.spec_from_file_location("
-    "'paramlens_worker', d + '/__init__.py', submodule_search_locations=[d])\n"
-    "m = importlib.util.module_from_spec(s); sys.modules['paramlens_worker'] = m\n"
-    "s.loader.exec_module(m)\n"
-    "from paramlens_worker.serve import main; main(sys.argv[2:])\n"
-)
-
 PROTOCOL_VERSION = 1
 CALL_SITE_INPUT = "called at"  # ClassSpec.input_source of an input read from a call
 EXAMPLE_SOURCE = "example arguments"  # ClassSpec.ctor_source of arguments guessed from names

@@ -35,7 +35,7 @@ import types
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import protocol, zygote
+from . import BOOTSTRAP, protocol, zygote
 from .protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult, exception_line
 
 if TYPE_CHECKING:
@@ -460,7 +460,7 @@ class Worker:
                 [
                     sys.executable,
                     "-c",
-                    protocol.BOOTSTRAP,
+                    BOOTSTRAP,
                     _worker_dir(),
                     "--child",
                     str(write_fd),

@@ -1,0 +1,344 @@
+"""What ``paramlens annotate`` and ``paramlens summary`` do: build through the engine,
+print the answer, report what failed at its line, and give the exit code (see :mod:`.cli`,
+which parses the arguments and may have started the worker already)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from . import render
+from .cli import (
+    EXIT_BUILD_ERROR,
+    EXIT_NO_MODELS,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_WORKER,
+    EXIT_WORKER_DIED,
+    Started,
+    UsageError,
+    command_settings,
+    fail,
+)
+from .config import Settings, cache_folder, find_root
+from .discovery import SourceError, Workspace, read_source, relative_path
+from .engine import Engine, FileReport
+from .worker.protocol import ErrorInfo, ModelResult
+from .worker_client import State, WorkerDied, WorkerError
+
+
+def run(args: argparse.Namespace, started: Started | None) -> int:
+    """Run ``args.command`` (annotate or summary); its exit code."""
+    runner = _annotate if args.command == "annotate" else _summary
+    try:
+        return asyncio.run(runner(args, started))
+    except UsageError as exc:
+        return fail(exc, EXIT_USAGE)
+    except WorkerDied as exc:
+        return fail(exc, EXIT_WORKER_DIED)
+    except WorkerError as exc:
+        return fail(exc, EXIT_WORKER)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `paramlens summary ... | head`: the reader has all it wants
+        return EXIT_OK
+
+
+def _engine(args: argparse.Namespace, started: Started | None) -> tuple[Engine, list[str]]:
+    problems: list[str] = []
+
+    def settings_for(path: Path) -> Settings:
+        settings, found = command_settings(path, args)
+        problems.extend(p for p in found if p not in problems)
+        return settings
+
+    def log(message: str) -> None:
+        if args.verbose:
+            print(f"paramlens: {message}", file=sys.stderr)
+
+    # a summary table or markdown shows no shapes of forward()'s own lines: none are traced
+    shown = getattr(args, "format", "json") == render.Format.JSON.value
+    folder = None if args.no_cache else cache_folder()
+    engine = Engine(settings_for, log, folder, line_shapes=shown)
+    if started is not None:
+        engine.adopt_worker(*started)
+    return engine, problems
+
+
+def _where(model: ModelResult, error: ErrorInfo | None = None) -> str:
+    """``file:line`` of ``error`` (default: the model's), relative to the current folder."""
+    error = error or model.error
+    file = (error.file if error else None) or model.file
+    with contextlib.suppress(ValueError):
+        file = str(Path(file).relative_to(Path.cwd()))
+    return f"{file}:{(error.line if error else None) or model.line}"
+
+
+def _report_errors(
+    syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelResult], notes_shown: bool = False
+) -> int:
+    """Print ``file:line: message`` for what failed; the exit code that says so.
+
+    ``notes_shown``: the output already says which classes need arguments and how to fix it
+    (a summary table), so stderr does not say it again.
+    """
+    code = EXIT_OK
+    for error in syntax_errors:
+        print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
+        code = EXIT_BUILD_ERROR
+    for model in models:
+        forward = model.forward
+        if model.error is None and forward is not None and forward.code_at_fault():
+            assert forward.error is not None
+            # with an input the user gave, a failure; with a guess, a note
+            where = _where(model, forward.error)
+            label = "note: " if forward.guessed else ""
+            print(
+                f"{where}: {label}{model.name}: forward(): {forward.error.message}", file=sys.stderr
+            )
+            code = code if forward.guessed else EXIT_BUILD_ERROR
+        if model.error is None:
+            continue
+        if model.error.kind == "needs-args" and render.measured_elsewhere(model, models):
+            continue  # its figures come from its factories or from the models that use it
+        if model.error.kind == "needs-args" and notes_shown:
+            continue
+        if model.error.kind == "needs-args":  # information, not a failure
+            hint = model.error.traceback.replace("\n", "\n    ")
+            print(
+                f"{_where(model)}: note: {model.error.message}; to build it alone, add to "
+                f"pyproject.toml:\n    {hint}",
+                file=sys.stderr,
+            )
+            continue
+        print(f"{_where(model)}: {model.name}: {model.error.message}", file=sys.stderr)
+        code = EXIT_BUILD_ERROR
+    return code
+
+
+def _syntax_errors(reports: Sequence[FileReport]) -> list[ErrorInfo]:
+    return [r.syntax_error for r in reports if r.syntax_error is not None]
+
+
+def _verbose(reports: Sequence[FileReport], engine: Engine) -> None:
+    layers = sorted({layer for r in reports for layer in r.isolation})
+    notes = sorted({note for r in reports for note in r.notes})
+    print(f"paramlens: isolation: {'; '.join(layers) or 'none (cached)'}", file=sys.stderr)
+    for note in notes:
+        print(f"paramlens: note: {note}", file=sys.stderr)
+    for model in (m for r in reports for m in r.models):
+        where = f"{_relative(model.file)}:{model.line}"
+        if model.error is not None:
+            outcome = f"not built ({model.error.kind})"
+        else:
+            outcome = f"built on {model.device} in {model.build_ms:,.1f} ms"
+        print(f"paramlens: {where}: {model.name}: {outcome}", file=sys.stderr)
+    cached = " (every result from the cache)" if engine.jobs_run == 0 else ""
+    print(f"paramlens: jobs run: {engine.jobs_run}{cached}", file=sys.stderr)
+
+
+def _relative(path: str) -> str:
+    return relative_path(path, Path.cwd())
+
+
+class _Progress:
+    """One status line on stderr while a run works, as pip and pytest show: whether the
+    worker is starting, how many models are done. Only on a terminal, and only once a run
+    takes long enough to need it; the line is erased when the run ends."""
+
+    DELAY_S = 0.5
+
+    def __init__(self, engine: Engine, stream: TextIO | None = None) -> None:
+        self.engine = engine
+        self.stream: TextIO = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.stage = "reading the workspace"
+        self.total = self.finished = 0
+        self.started = time.monotonic()
+        self.drawn = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Progress:
+        if self.enabled:
+            self._task = asyncio.create_task(self._tick())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.drawn:
+            self._write("\r\x1b[K")
+
+    def expect(self, total: int) -> None:
+        self.stage, self.total = "", total
+
+    async def counted(self, work: Awaitable[FileReport], models: int) -> FileReport:
+        try:
+            return await work
+        finally:
+            self.finished += models
+            self._draw()
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    def _draw(self) -> None:
+        elapsed = time.monotonic() - self.started
+        if not self.enabled or elapsed < self.DELAY_S:
+            return
+        parts = [self.stage] if self.stage else []
+        if any(w.state is State.STARTING for w in self.engine.workers.values()):
+            parts.append("starting the PyTorch worker")
+        if self.total:
+            parts.append(f"{self.finished} of {self.total} models done")
+        self._write(f"\r\x1b[Kparamlens: {' · '.join(parts)} ({elapsed:.0f} s)")
+        self.drawn = True
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            self._draw()
+
+
+def _model_count(workspace: Workspace, path: str) -> int:
+    return len(workspace.models_in(path)) + len(workspace.factories_in(path))
+
+
+def _model_files(workspace: Workspace, folder: Path) -> list[str]:
+    """The files under ``folder`` that paramlens has something to say about."""
+    return [
+        p
+        for p in sorted(workspace.files)
+        if Path(p).is_relative_to(folder)
+        and (_model_count(workspace, p) or workspace.files[p].syntax_error is not None)
+    ]
+
+
+async def _reports(
+    engine: Engine,
+    workspace: Workspace,
+    files: Sequence[str],
+    progress: _Progress,
+    detail: bool = False,
+) -> list[FileReport]:
+    progress.expect(sum(_model_count(workspace, p) for p in files))
+    work = (
+        progress.counted(engine.report(p, workspace, detail=detail), _model_count(workspace, p))
+        for p in files
+    )
+    reports = await asyncio.gather(*work)
+    engine.save_scan()
+    return list(reports)
+
+
+async def _target_reports(
+    engine: Engine, root: Path, path: Path, progress: _Progress, detail: bool = False
+) -> tuple[list[FileReport], Workspace | None]:
+    """The reports for a file or a folder. A file whose workspace did not change since a
+    run that saved its answer is answered from it, without reading or parsing any source."""
+    key = engine.answer_key(root, path, detail) if path.is_file() else None
+    saved = engine.saved_answer(key) if key is not None else None
+    if saved is not None:
+        return saved, None
+    workspace = await engine.read_workspace(root)
+    files = _model_files(workspace, path) if path.is_dir() else [str(path)]
+    reports = await _reports(engine, workspace, files, progress, detail)
+    if key is not None:
+        engine.save_answer(key, reports)
+    return reports, workspace
+
+
+async def _annotate(args: argparse.Namespace, started: Started | None) -> int:
+    path: Path = args.path
+    root = find_root(path)
+    engine, problems = _engine(args, started)
+    try:
+        engine.start_worker_unless_cached(str(path), root)
+        async with _Progress(engine) as progress:
+            reports, workspace = await _target_reports(engine, root, path, progress)
+    finally:
+        await engine.close()
+    for problem in problems:
+        print(f"paramlens: {problem}", file=sys.stderr)
+    for number, report in enumerate(reports):
+        if path.is_dir():  # several files, each under its name, as `head` shows them
+            sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
+        sys.stdout.write(_annotated(report, workspace))
+    if args.verbose:
+        _verbose(reports, engine)
+    models = [m for r in reports for m in r.models]
+    if not models and not _syntax_errors(reports):
+        print(f"paramlens: no nn.Module subclass found in {args.file}", file=sys.stderr)
+        return EXIT_NO_MODELS
+    return _report_errors(_syntax_errors(reports), models)
+
+
+def _annotated(report: FileReport, workspace: Workspace | None) -> str:
+    """The file annotated, from the text the scan read (the same the figures come from),
+    else (an answer saved for this very workspace) from the disk."""
+    info = workspace.files.get(report.path) if workspace is not None else None
+    source = info.text if info is not None else ""
+    if not source:  # not scanned (a skipped folder), or not valid source text
+        try:
+            source = read_source(Path(report.path))
+        except (OSError, SourceError):
+            return ""  # its error is reported with the others
+    return render.render_annotated(source, report.models, report.lines)
+
+
+async def _summary(args: argparse.Namespace, started: Started | None) -> int:
+    path: Path = args.path
+    class_name: str | None = args.class_name
+    root = find_root(path)
+    engine, problems = _engine(args, started)
+    try:
+        engine.start_worker_unless_cached(str(path), root)
+        async with _Progress(engine) as progress:
+            # One model asked for by name: every factory gets its full layer tree.
+            detail = class_name is not None
+            reports, _ = await _target_reports(engine, root, path, progress, detail)
+    finally:
+        await engine.close()
+    for problem in problems:
+        print(f"paramlens: {problem}", file=sys.stderr)
+    models = [m for r in reports for m in r.models]
+    if class_name is not None:
+        models = [m for m in models if m.name == class_name]
+        if not models:
+            names = ", ".join(m.name for r in reports for m in r.models) or "none"
+            raise UsageError(
+                f"{args.target}: no nn.Module class {class_name!r} (models found: {names})"
+            )
+    fmt = render.Format(args.format)
+    if fmt is render.Format.JSON:
+        extra = {
+            "root": str(root),
+            "isolation": sorted({layer for r in reports for layer in r.isolation}),
+            "errors": _syntax_errors(reports),
+        }
+        # indented for a person at a terminal; compact (and ten times quicker: json's C
+        # encoder) for a program reading a pipe, as `gh --json` does
+        indent = 2 if sys.stdout.isatty() else None
+        print(render.render_json(models, extra, indent))
+    else:
+        draw = (
+            render.render_summary_table
+            if fmt is render.Format.TABLE
+            else render.render_summary_markdown
+        )
+        print("\n".join(draw(m, args.depth, root) for m in models), end="")
+    if args.verbose:
+        _verbose(reports, engine)
+    if not models and not any(r.syntax_error for r in reports):
+        print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
+        return EXIT_NO_MODELS
+    return _report_errors(
+        _syntax_errors(reports), models, notes_shown=fmt is not render.Format.JSON
+    )
