@@ -112,7 +112,8 @@ class _StartedEarly:
 
 
 def _kill_unused(popen: subprocess.Popen[bytes]) -> None:
-    """A worker started early that no job needed (every answer was cached after all)."""
+    """A worker started early that no job needed: the class named is not there, the folder
+    has no models. Killed with all it started, not left to exit once torch is imported."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(popen.pid, signal.SIGKILL)
     popen.wait()

@@ -206,3 +206,11 @@ def test_json_output_is_exactly_the_json_of_the_plain_values() -> None:
     assert plain["models"][1]["forward"]["lines"][0]["shapes"] == ["[1, 4]"]
     for indent in (None, 2):
         assert render.render_json(models, extra, indent) == json.dumps(plain, indent=indent)
+
+
+def test_the_command_line_offers_every_output_format_render_has() -> None:
+    # the CLI parses its arguments before render is imported (that import waits until the
+    # worker has started): its list of formats must still be render's
+    from paramlens import cli
+
+    assert tuple(f.value for f in render.Format) == cli.FORMATS
