@@ -23,7 +23,7 @@ from typing import NoReturn
 
 from . import __version__, config
 from .config import Settings
-from .spawn import default_python, start_worker
+from .spawn import start_worker, worker_python
 
 EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
 EXIT_WORKER_DIED = 5  # the worker started, then died mid-run (OOM killer, kill -9)
@@ -192,12 +192,12 @@ def _start_worker_early(args: argparse.Namespace) -> Started | None:
     never analysed. One analysed before may be answered from the cache: its worker
     starts only if a job misses, and a fully cached run never imports torch (the engine
     decides the same way, with the same files, and adopts this process)."""
-    root = config.find_root(args.path)
+    root: Path = args.root
     folder = None if args.no_cache else config.cache_folder()
     if folder is not None and config.scan_file(folder, root).is_file():
         return None
     settings, _ = command_settings(args.path, args)
-    python = settings.python or default_python(root)
+    python = worker_python(root, settings.python)
     try:
         return python, start_worker(python)
     except OSError:
@@ -218,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args.input_expression = input_expression(args.input, args.dtype) if args.input else None
         args.path, args.class_name = _target(args)
+        args.root = config.find_root(args.path)
     except UsageError as exc:
         _exit(fail(exc, EXIT_USAGE))
     started = _start_worker_early(args)

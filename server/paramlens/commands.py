@@ -26,7 +26,7 @@ from .cli import (
     command_settings,
     fail,
 )
-from .config import Settings, cache_folder, find_root
+from .config import Settings, cache_folder
 from .discovery import SourceError, Workspace, read_source, relative_path
 from .engine import Engine, FileReport
 from .worker.protocol import ErrorInfo, ModelResult
@@ -257,7 +257,7 @@ async def _target_reports(
 
 async def _annotate(args: argparse.Namespace, started: Started | None) -> int:
     path: Path = args.path
-    root = find_root(path)
+    root: Path = args.root
     engine, problems = _engine(args, started)
     try:
         engine.start_worker_unless_cached(str(path), root)
@@ -296,7 +296,7 @@ def _annotated(report: FileReport, workspace: Workspace | None) -> str:
 async def _summary(args: argparse.Namespace, started: Started | None) -> int:
     path: Path = args.path
     class_name: str | None = args.class_name
-    root = find_root(path)
+    root: Path = args.root
     engine, problems = _engine(args, started)
     try:
         engine.start_worker_unless_cached(str(path), root)

@@ -45,7 +45,7 @@ from .discovery import (
 )
 from .example_args import NO_WEIGHTS, VARIANTS, example_value
 from .libraries import Libraries, library_paths
-from .spawn import default_python
+from .spawn import worker_python
 from .worker import protocol
 from .worker.protocol import (
     CALL_SITE_INPUT,
@@ -404,7 +404,7 @@ class Engine:
         return self.workers[python]
 
     def python_for(self, root: Path, settings: Settings) -> str:
-        return settings.python or default_python(root)
+        return worker_python(root, settings.python)
 
     def scan(
         self, root: Path, texts: Mapping[str, str] | None = None, python: str | None = None

@@ -19,14 +19,16 @@ WORKER_DIR = str(Path(__file__).parent / "worker")
 _SERVER_PATHS = {str(Path(__file__).parent.parent)}
 
 
-def default_python(workspace: Path | None) -> str:
-    """The workspace's ``.venv``/``venv`` interpreter if there is one, else ours."""
-    if workspace is not None:
-        for venv in (".venv", "venv"):
-            for candidate in ("bin/python", "Scripts/python.exe"):
-                path = workspace / venv / candidate
-                if path.exists():
-                    return str(path)
+def worker_python(workspace: Path, configured: str | None) -> str:
+    """The interpreter the settings name, else the workspace's ``.venv``/``venv`` one if
+    there is one, else ours."""
+    if configured:
+        return configured
+    for venv in (".venv", "venv"):
+        for candidate in ("bin/python", "Scripts/python.exe"):
+            path = workspace / venv / candidate
+            if path.exists():
+                return str(path)
     return sys.executable
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import linecache
 import re
@@ -809,6 +810,7 @@ _READS = {
 _READ_CALL = re.compile(r"\.(item|tolist)\(\)")
 
 
+@functools.cache  # as code_objects: a job's files do not change while it runs
 def _init_reads_values(filename: str) -> bool:
     """Does an ``__init__`` written in this file call ``.item()`` or ``.tolist()`` (timm's
     ``[x.item() for x in torch.linspace(0, rate, depth)]``)? Its classes are then built

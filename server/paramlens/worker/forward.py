@@ -351,11 +351,14 @@ class _MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if self.created is not None:
             self.created.append(out)
         if formula is not None:
-            flops = int(formula(*args, **kwargs, out_val=out))
-            self.flops += flops
-            for module_id in {id(module) for module, _, _, _ in self.calls.stack}:
-                self.by_module[module_id] = self.by_module.get(module_id, 0) + flops
+            self.count(int(formula(*args, **kwargs, out_val=out)))
         return out
+
+    def count(self, flops: int) -> None:
+        """``flops`` done: in all, and by every module whose call is in progress."""
+        self.flops += flops
+        for module_id in {id(module) for module, _, _, _ in self.calls.stack}:
+            self.by_module[module_id] = self.by_module.get(module_id, 0) + flops
 
 
 @contextlib.contextmanager
@@ -625,11 +628,14 @@ class _SavedForBackward:
     def pack(self, tensor: torch.Tensor) -> torch.Tensor:
         base = tensor if tensor._base is None else tensor._base
         if id(base) not in self.parameters and self.first_time(base):
-            nbytes = base.numel() * base.element_size()
-            self.nbytes += nbytes
-            if self.calls is not None:
-                self.calls.saved(nbytes)
+            self.count(base.numel() * base.element_size())
         return tensor
+
+    def count(self, nbytes: int) -> None:
+        """``nbytes`` saved for backward: in all, and during every call in progress."""
+        self.nbytes += nbytes
+        if self.calls is not None:
+            self.calls.saved(nbytes)
 
     def hooks(self) -> torch.autograd.graph.saved_tensors_hooks:
         return torch.autograd.graph.saved_tensors_hooks(self.pack, lambda tensor: tensor)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import inspect
 import types
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -123,8 +124,6 @@ def _structures(model: nn.Module) -> _Shapes:
 @functools.cache
 def _names_read(filename: str) -> frozenset[str]:
     """Every name a function of this file (other than an ``__init__``) reads or mentions."""
-    import inspect
-
     names: set[str] = set()
     for code, _ in code_objects(filename):
         if code.co_name == "__init__":
@@ -140,8 +139,6 @@ def _unread_differences(members: list[nn.Module], shapes: _Shapes) -> bool:
     """Members alike but for scalar attributes that no code but ``__init__`` reads (a
     block's ``layer_id``)? A class's code is looked for in the file it is written in; only
     the submodules whose subtrees differ are compared."""
-    import inspect
-
     pending = [(members[0], other) for other in members[1:]]
     while pending:
         mine, theirs = pending.pop()
@@ -517,11 +514,8 @@ class Repeats:
         for name, flops in record.flops_by_module.items():
             target = id(subs[name])
             self.counter.by_module[target] = self.counter.by_module.get(target, 0) + flops
-        self.counter.flops += record.flops
-        for running in {id(m) for m, _, _, _ in self.calls.stack}:  # this call and its callers
-            self.counter.by_module[running] = self.counter.by_module.get(running, 0) + record.flops
-        self.saved.nbytes += record.saved_bytes
-        self.calls.saved(record.saved_bytes)
+        self.counter.count(record.flops)  # for this call and its callers
+        self.saved.count(record.saved_bytes)
         for i in record.inputs_saved:
             self.saved.first_time(_base(tensors[i]))
         for path in record.own_saved:

@@ -32,6 +32,7 @@ import tempfile
 import time
 import traceback
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -712,6 +713,21 @@ def _defer_dynamo() -> None:
         sys.modules["torch._dynamo"] = _DeferredDynamo("torch._dynamo")
 
 
+@contextlib.contextmanager
+def frozen_when_imported() -> Iterator[None]:
+    """No garbage collection while big packages import (torch, a zygote's package), then
+    what they made frozen out of the collector's sight, as gc.freeze's documentation
+    advises a parent that forks: collections walked torch's objects again and again while
+    they were made (0.14 s of a 1.4 s start), and later in every child (reading an XL
+    result took 120 ms, not 30)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _warm_meta() -> None:
     """Build a few layers on meta once: the first meta build imports ~800 modules."""
     import torch
@@ -742,22 +758,16 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["PARAMLENS_CHILD"] = "1"
         _child_main(job, int(argv[1]), argv[2], int(argv[3]))
     started = time.perf_counter()
-    # No collections until torch and the meta kernels' imports are in, then all of it
-    # frozen out of the collector's sight (the pattern gc.freeze's documentation gives for
-    # a parent that forks): a collection walked torch's objects again and again while they
-    # were made, 0.14 s of a 1.4 s start, and later in every child (reading an XL result
-    # took 120 ms, not 30)
-    gc.disable()
-    try:
-        import torch
-    except ImportError as exc:
-        emit(1, {"type": "fatal", "message": f"cannot import torch in {sys.executable}: {exc}"})
-        sys.exit(3)
-    torch.set_num_threads(1)
-    _defer_dynamo()
-    _warm_meta()
-    gc.freeze()
-    gc.enable()
+    with frozen_when_imported():
+        try:
+            import torch
+        except ImportError as exc:
+            message = f"cannot import torch in {sys.executable}: {exc}"
+            emit(1, {"type": "fatal", "message": message})
+            sys.exit(3)
+        torch.set_num_threads(1)
+        _defer_dynamo()
+        _warm_meta()
     use_fork = hasattr(os, "fork") and os.environ.get("PARAMLENS_NO_FORK") != "1"
     info = protocol.WorkerInfo(
         python=sys.executable,
