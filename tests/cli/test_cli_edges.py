@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import FIXTURES, REPO, run_cli
 
 NET = (
@@ -530,3 +532,24 @@ def test_a_worker_started_for_nothing_is_stopped(tmp_path: Path) -> None:
     workers = [int(pid) for pid in log.read_text().split()]
     assert len(workers) == 2
     assert not any(_alive(pid) for pid in workers), "a worker outlived its command"
+
+
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_a_reader_that_stops_reading_ends_the_command_quietly(unbuffered: str) -> None:
+    # `paramlens summary ... | head -1`: the reader has what it wants and closes the pipe;
+    # the command ends with exit 0 and no traceback, what it still had to print dropped.
+    # Buffered (a terminal user's default), the pipe breaks when the command flushes last
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paramlens", "summary", "fixtures/recipe/models.py::CNN"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, **({"PYTHONUNBUFFERED": unbuffered} if unbuffered else {})},
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before it prints anything
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
