@@ -208,6 +208,9 @@ def test_the_whole_import_running_out_of_time_still_stops_it(
     signal.setitimer(signal.ITIMER_REAL, 0.2)  # the job's own deadline, shorter than a statement
     with pytest.raises(TimeoutError):
         run("import time\nX = time.sleep(30)\nY = 1\n")
+    # nothing is left armed: a second alarm would strike wherever the first one's handler is
+    # (it struck in pytest's own code, or in the importing file's line, on slower machines)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_a_timeout_the_code_raises_itself_is_a_failed_statement(
@@ -230,6 +233,7 @@ def test_an_import_cut_short_by_the_deadline_leaves_no_placeholders(
     signal.setitimer(signal.ITIMER_REAL, 0.2)
     with pytest.raises(TimeoutError):
         run("from slowmod import X\nY = 1\n")
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 TRICKY = '''"""A module docstring whose lines start in column 0:

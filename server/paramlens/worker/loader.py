@@ -447,6 +447,7 @@ class ModuleRunner:
         started = time.monotonic()
         if budget is not None and has_itimer():
             signal.setitimer(signal.ITIMER_REAL, min(budget, outer_remaining or budget))
+        deadline_passed = False
         try:
             if is_import:
                 exec(code, namespace)
@@ -466,6 +467,7 @@ class ModuleRunner:
                 # the whole import ran out of time (an import statement has no budget of its
                 # own: the imported module's statements have theirs): no module of
                 # placeholders may be left behind
+                deadline_passed = True
                 raise
             if isinstance(exc, TimeoutError) and own_budget:
                 reason = f"it ran longer than {budget:g} s"
@@ -474,8 +476,10 @@ class ModuleRunner:
             self._poison(line, bound_names(), path, namespace, reason)
         finally:
             if budget is not None and has_itimer():
+                # the outer deadline is re-armed for what remains of it, unless it is the
+                # exception on its way out: a second alarm would strike while it unwinds
                 remaining = 0.0
-                if outer_deadline is not None:
+                if outer_deadline is not None and not deadline_passed:
                     remaining = max(outer_deadline - time.monotonic(), 0.001)
                 signal.setitimer(signal.ITIMER_REAL, remaining)
 
