@@ -2,7 +2,8 @@
 
 import torch
 from paramlens.cli import input_expression
-from paramlens.worker.forward import cpu_wording, shape_text
+from paramlens.worker.forward.counters import shape_text
+from paramlens.worker.forward.explain import cpu_wording
 
 
 def test_meta_wording_becomes_the_cpu_wording_users_search_for() -> None:
@@ -40,7 +41,7 @@ def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> 
     import importlib.util
     import sys
 
-    from paramlens.worker.forward import _LineShapes
+    from paramlens.worker.forward.line_shapes import LineShapes
 
     source = tmp_path / "user_model.py"
     source.write_text(
@@ -55,7 +56,7 @@ def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> 
     spec.loader.exec_module(module)
     x, w = torch.empty(2, 8, device="meta"), torch.empty(4, 8, device="meta")
 
-    def frames_seen(shapes: _LineShapes, untraced_ops: bool) -> set[str]:
+    def frames_seen(shapes: LineShapes, untraced_ops: bool) -> set[str]:
         """The frames of torch's meta kernels that the tracer was called for."""
         seen: set[str] = set()
         trace = shapes.trace
@@ -77,9 +78,9 @@ def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> 
         in_torch = {f.split("/torch/")[-1] for f in seen if "/torch/" in f}
         return {f for f in in_torch if f.startswith(("_refs/", "_prims", "_meta_reg", "_decomp/"))}
 
-    everywhere = _LineShapes(lambda f: f == str(source))
+    everywhere = LineShapes(lambda f: f == str(source))
     assert frames_seen(everywhere, untraced_ops=False)  # torch's kernels ran, traced
-    shapes = _LineShapes(lambda f: f == str(source))
+    shapes = LineShapes(lambda f: f == str(source))
     assert frames_seen(shapes, untraced_ops=True) == set()
     assert [(s.line, s.name, s.shapes) for s in shapes.result()] == [
         (4, "y", ("[2, 8]",)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Any
 
 import pytest
@@ -60,3 +61,16 @@ def test_a_wrong_type_anywhere_is_refused_and_named(change: dict[str, Any], mess
     with pytest.raises(TypeError) as raised:
         protocol.check_types(dataclasses.replace(GOOD, **change))
     assert str(raised.value) == message
+
+
+def test_an_error_kind_outside_the_declared_ones_is_refused() -> None:
+    # a build child runs user code: a kind the server does not know must not get through
+    for kind in typing.get_args(protocol.ErrorKind):
+        protocol.check_types(ErrorInfo("boom", kind=kind))
+    with pytest.raises(TypeError) as raised:
+        protocol.check_types(ErrorInfo("boom", kind="exploded"))  # type: ignore[arg-type]
+    assert str(raised.value).startswith("ErrorInfo.kind: expected one of exception, import,")
+    assert str(raised.value).endswith("got 'exploded'")
+    forged = dataclasses.replace(GOOD, error=ErrorInfo("boom", kind=1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        protocol.check_types(forged)

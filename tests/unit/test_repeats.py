@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 import torch
-from paramlens.worker import forward, repeats
+from paramlens.worker.forward import repeats
+from paramlens.worker.forward.context import ForwardContext
+from paramlens.worker.forward.run import run_forward
 from paramlens.worker.protocol import ErrorInfo
 
 MODELS = """
@@ -156,7 +158,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def run(model: torch.nn.Module, given: str, namespace: dict[str, object]) -> tuple[Any, Any]:
-    ctx = forward.ForwardContext(
+    ctx = ForwardContext(
         namespace=namespace,
         device="meta",
         is_user_file=lambda f: f.endswith("repeat_models.py"),
@@ -165,7 +167,7 @@ def run(model: torch.nn.Module, given: str, namespace: dict[str, object]) -> tup
         site=lambda m: None,
         dims={},
     )
-    info, calls = forward.run_forward(model, given, "given", ctx)
+    info, calls = run_forward(model, given, "given", ctx)
     return info, {
         ctx.names.get(k, ""): [dataclasses.asdict(c) for c in v] for k, v in calls.items()
     }

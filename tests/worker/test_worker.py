@@ -159,8 +159,8 @@ def test_torch_dynamo_is_imported_only_when_code_uses_it() -> None:
     torch._dynamo still gets the real module."""
     script = (
         "import sys, torch\n"
-        "from paramlens.worker.serve import _defer_dynamo\n"
-        "_defer_dynamo()\n"
+        "from paramlens.worker.processes.startup import defer_dynamo\n"
+        "defer_dynamo()\n"
         "x = torch.empty(2, 3, device='meta') + 1  # a decomposed meta op\n"
         "deferred = type(sys.modules['torch._dynamo']).__name__\n"
         "import torch._dynamo.config\n"
@@ -228,15 +228,15 @@ def test_a_job_is_answered_when_its_last_model_arrives_not_when_its_child_exits(
     import time
 
     from paramlens.worker import protocol
+    from paramlens.worker.processes.scheduler import Running, Worker
     from paramlens.worker.protocol import ErrorInfo, ModelResult
-    from paramlens.worker.serve import Worker, _Running
 
     worker = Worker(use_fork=False, max_children=1, scratch_root=str(tmp_path))
     sent: list[dict[str, object]] = []
     monkeypatch.setattr(worker, "send", sent.append)
     the_job = job(SEED, ("NeuralNetwork", 6), ("CNN", 24))
     first, last = the_job.classes
-    running = _Running(7, the_job, [first, last], 0, -1, str(tmp_path), time.monotonic(), 1e9)
+    running = Running(7, the_job, [first, last], 0, -1, str(tmp_path), time.monotonic(), 1e9)
     for spec in (first, last):
         result = ModelResult.failed(spec, str(SEED), ErrorInfo("ValueError: stand-in"))
         worker._child_message(running, {"type": "model", "result": protocol.to_json(result)})
@@ -275,7 +275,8 @@ def test_a_crash_caught_entering_a_function_is_reported_at_its_call(tmp_path: Pa
     # names the header, which had not run: the user's line is the call below it
     import time
 
-    from paramlens.worker.serve import HANG_FILE, _hung_line, _Running
+    from paramlens.worker.processes.child import HANG_FILE
+    from paramlens.worker.processes.scheduler import Running, hung_line
 
     model = tmp_path / "model.py"
     model.write_text(
@@ -287,5 +288,5 @@ def test_a_crash_caught_entering_a_function_is_reported_at_its_call(tmp_path: Pa
     )
     (tmp_path / HANG_FILE).write_text(dump)
     the_job = job(model, ("Loop", 1))
-    running = _Running(1, the_job, list(the_job.classes), 0, -1, str(tmp_path), time.monotonic(), 1)
-    assert _hung_line(running) == (str(model), 3)
+    running = Running(1, the_job, list(the_job.classes), 0, -1, str(tmp_path), time.monotonic(), 1)
+    assert hung_line(running) == (str(model), 3)

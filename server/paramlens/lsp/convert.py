@@ -12,7 +12,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 
 from .. import render
-from ..worker.protocol import ErrorInfo, ForwardInfo, LayerEntry, ModelResult
+from ..worker.protocol import ErrorInfo, ErrorKind, ForwardInfo, LayerEntry, ModelResult
 from . import fixes
 from .documents import DocumentState
 
@@ -131,7 +131,7 @@ def lsp_hover(state: DocumentState, line: int) -> lsp.Hover | None:
     return lsp.Hover(contents=content, range=lsp_range(line, state.line_text(line)))
 
 
-_SEVERITY = {
+_SEVERITY: dict[ErrorKind, lsp.DiagnosticSeverity] = {
     "needs-args": lsp.DiagnosticSeverity.Information,
     "timeout": lsp.DiagnosticSeverity.Warning,
     "blocked": lsp.DiagnosticSeverity.Warning,

@@ -26,7 +26,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 PROTOCOL_VERSION = 1
 CALL_SITE_INPUT = "called at"  # ClassSpec.input_source of an input read from a call
@@ -79,6 +79,23 @@ class BuildJob:
     line_shapes: bool = True
 
 
+# Why a model (or its forward()) has no figures; the server words and ranks them by kind.
+ErrorKind = Literal[
+    "exception",  # the constructor raised
+    "import",  # importing the model's file raised (every class of the file gets it)
+    "needs-args",  # the constructor needs arguments paramlens could not find (a note)
+    "timeout",  # the job's deadline struck (importing, building or forward())
+    "memory",  # the build went past the memory cap
+    "blocked",  # the sandbox refused something the code tried (network, writes, processes)
+    "crash",  # the build process died (a crash in C, a kill) or sent invalid data
+    "forward",  # forward() raised with the example input (ForwardInfo.error)
+    "input",  # the example input expression itself failed (ForwardInfo.error)
+    "syntax",  # the file could not be read or parsed (found by the server, never built)
+]
+# Kinds that end a class's attempts: trying other example arguments would end the same way
+FINAL_KINDS: frozenset[ErrorKind] = frozenset({"timeout", "memory", "blocked", "crash"})
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     """Why a model could not be built, at the user's line that failed."""
@@ -86,7 +103,7 @@ class ErrorInfo:
     message: str  # one line, "ExcType: text"
     file: str | None = None
     line: int | None = None
-    kind: str = "exception"  # exception|timeout|blocked|memory|needs-args|import|crash
+    kind: ErrorKind = "exception"
     traceback: str = ""
 
 
@@ -490,6 +507,13 @@ def _check(hint: Any) -> _Check:
     """The check of one type hint: a dataclass, int, float, str, bool, None, a union, a
     fixed or variable-length tuple of those."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+
+        def literal(value: Any, where: str) -> None:
+            if not isinstance(value, str) or value not in args:
+                raise TypeError(f"{where}: expected one of {', '.join(args)}, got {value!r:.40}")
+
+        return literal
     if origin in (typing.Union, types.UnionType):
         options = [_check(option) for option in args]
 

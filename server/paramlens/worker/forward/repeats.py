@@ -2,7 +2,7 @@
 the first block, then gives each of the other 47 what it recorded.
 
 On meta an op costs only Python, and a deep model's forward() is mostly the same block
-again: 0.43 s of GPT-2 XL's cold build. Modules whose whole subtree is the same (types,
+again. Modules whose whole subtree is the same (types,
 parameter and buffer shapes, the attributes their code reads) form a group. A member's call
 with the same input (shapes, strides, dtypes, what autograd already saved...) as one already
 run by a member of its group is not run: its submodules get the calls that run recorded,
@@ -26,15 +26,13 @@ import functools
 import inspect
 import types
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from .loader import code_objects
-
-if TYPE_CHECKING:
-    from .forward import ModuleCall, _Calls, _MultiplyAdds, _SavedForBackward
+from ..loader import code_objects
+from .counters import Calls, ModuleCall, MultiplyAdds, SavedForBackward
 
 _SCALARS = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
 _NOT_STATE = frozenset({"_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"})
@@ -259,7 +257,7 @@ class Member:
             if isinstance(value, torch.Tensor)
         }
 
-    def own_seen(self, saved: _SavedForBackward) -> bool:
+    def own_seen(self, saved: SavedForBackward) -> bool:
         """Were any of them saved already (by an earlier call of this very module)?"""
         return any(key in saved.seen for key in self.own)
 
@@ -288,9 +286,9 @@ def blocks(model: nn.Module) -> dict[int, Member] | None:
 
 def replaying(
     members: Mapping[int, Member] | None,
-    calls: _Calls,
-    counter: _MultiplyAdds,
-    saved: _SavedForBackward,
+    calls: Calls,
+    counter: MultiplyAdds,
+    saved: SavedForBackward,
 ) -> contextlib.AbstractContextManager[None]:
     """:meth:`Repeats.active` for one forward() attempt, or nothing without groups."""
     if not members:
@@ -304,9 +302,9 @@ class Repeats:
     def __init__(
         self,
         members: Mapping[int, Member],
-        calls: _Calls,
-        counter: _MultiplyAdds,
-        saved: _SavedForBackward,
+        calls: Calls,
+        counter: MultiplyAdds,
+        saved: SavedForBackward,
     ) -> None:
         self.members, self.calls, self.counter, self.saved = members, calls, counter, saved
         # by group and input: None if it cannot be recorded, _SEEN after a first call (the

@@ -1,0 +1,114 @@
+"""The worker's handles on its zygotes: which zygote a job can use, and starting one.
+
+A zygote (:mod:`.zygote`) is a sandboxed process per workspace package that has
+imported it once; the worker (:mod:`.scheduler`) routes a job to the zygote of its
+package and relays the results. A zygote is retired when a workspace file it imported
+changes on disk; a job whose unsaved buffers override such a file is built by a fresh
+child instead. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..protocol import BuildJob
+from ..wire import emit
+
+MAX_ZYGOTES = 4
+
+
+ZygoteKey = tuple[str, tuple[str, ...], str, int]  # workspace, sys.path, package, memory
+
+
+def zygote_key(job: BuildJob) -> ZygoteKey | None:
+    """The zygote a job can use: jobs of modules inside a workspace package."""
+    package, dot, _ = job.module.partition(".")
+    if not dot or job.device != "meta":
+        return None
+    return job.workspace, job.sys_path, package, job.memory_mb
+
+
+@dataclass
+class Zygote:
+    """The worker's handle on one zygote."""
+
+    key: ZygoteKey
+    pid: int
+    to_fd: int  # the zygote's stdin: build, cancel
+    from_fd: int  # its stdout: ready, result, cancelled
+    buffer: bytearray = field(default_factory=bytearray)
+    files: dict[str, int] | None = None  # workspace files it imported -> mtime_ns, once ready
+    jobs: dict[int, BuildJob] = field(default_factory=dict)  # in flight
+    retired: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+
+    def send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # a dead zygote: its EOF is handled by the worker
+            emit(self.to_fd, message)
+
+    def can_take(self, job: BuildJob) -> bool:
+        """Not while its imports are stale, or shadowed by the job's unsaved buffers."""
+        if self.retired:
+            return False
+        if job.overrides:
+            if self.files is None:
+                return False
+            overridden = {os.path.realpath(p) for p, _ in job.overrides}
+            if overridden & set(self.files):
+                return False
+        if self.files is not None:
+            for path, mtime in self.files.items():
+                try:
+                    if os.stat(path).st_mtime_ns != mtime:
+                        self.retired = True
+                        return False
+                except OSError:
+                    self.retired = True
+                    return False
+        return True
+
+    def retire(self) -> None:
+        """No new jobs; it finishes those in flight and exits when its stdin closes."""
+        self.retired = True
+        with contextlib.suppress(OSError):
+            os.close(self.to_fd)
+        self.to_fd = -1
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def spawn(key: ZygoteKey, body: Callable[[], None]) -> Zygote:
+    """Fork a zygote for ``key`` that runs ``body`` (:func:`.zygote.main`, which starts
+    importing at once) with the pipes as its stdin and stdout."""
+    to_read, to_write = os.pipe()
+    from_read, from_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(to_write)
+            os.close(from_read)
+            os.dup2(to_read, 0)
+            os.dup2(from_write, 1)
+            os.close(to_read)
+            os.close(from_write)
+            body()
+        except BaseException:
+            traceback.print_exc()
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(to_read)
+    os.close(from_write)
+    return Zygote(key, pid, to_write, from_read)
