@@ -24,6 +24,6 @@ class ForwardContext:
     names: Mapping[int, str]  # id(module) -> its dotted path in the model
     site: Callable[[nn.Module], tuple[str, int] | None]  # the line that declared a module
     dims: Mapping[str, int]  # values of named dimensions in shape annotations
-    # trace forward()'s lines for the shapes they assign (a ViT-B's forward() on meta:
-    # 101 ms instead of 88, the tracer off inside torch's ops)
+    # trace forward()'s lines for the shapes they assign (costs a little: off in the CLI's
+    # tables, which do not show them)
     line_shapes: bool = True

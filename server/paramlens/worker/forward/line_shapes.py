@@ -27,8 +27,8 @@ _MAX_INLINE = 4  # distinct shapes kept per line
 @functools.cache  # a job's files do not change while it runs (each job is a fresh process)
 def _targets(filename: str) -> dict[int, list[tuple[str, int]]]:
     """Line -> the names its statement assigns, each with the column after it (``return``
-    lines get the name ``return``). Parsed once per file and job: timm's 5,000-line
-    vision_transformer.py takes 100 ms, as long as a ViT's whole forward() on meta."""
+    lines get the name ``return``). Parsed once per file and job: parsing a big model
+    file costs as much as a whole forward() on meta."""
     source = "".join(linecache.getlines(filename))
     try:
         tree = ast.parse(source)
@@ -129,10 +129,9 @@ class LineShapes:
 
 class _OpsUntraced(TorchFunctionMode):
     """Each torch op runs with the tracer off. A tracer is called on every Python call;
-    on meta, an op's kernel is Python (torch's meta registrations and decompositions):
-    141,000 calls in a ViT-B's forward(), which tracing took from 88 ms to 185 ms. Off
-    inside ops, 101 ms. What an op calls back (a tensor subclass's own Python) goes
-    untraced too; the user's lines around it do not."""
+    on meta, an op's kernel is Python (torch's meta registrations and decompositions), so
+    tracing inside ops would double forward()'s time for nothing. What an op calls back (a
+    tensor subclass's own Python) goes untraced too; the user's lines around it do not."""
 
     def __init__(self, tracer: Callable[..., Any]) -> None:
         super().__init__()
