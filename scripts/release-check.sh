@@ -45,7 +45,8 @@ import sys, tarfile, zipfile
 wheel, sdist = sys.argv[1:]
 names = set(zipfile.ZipFile(wheel).namelist())
 need = ["paramlens/py.typed", "paramlens/worker/__init__.py", "paramlens/worker/protocol.py",
-        "paramlens/worker/serve.py", "paramlens/worker/sandbox.py", "paramlens/lsp/server.py"]
+        "paramlens/worker/processes/serve.py", "paramlens/worker/build/builder.py",
+        "paramlens/worker/forward/run.py", "paramlens/worker/sandbox.py", "paramlens/lsp/server.py"]
 missing = [n for n in need if n not in names]
 assert not missing, f"the wheel lacks {missing}"
 entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
