@@ -218,7 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         args.input_expression = input_expression(args.input, args.dtype) if args.input else None
         args.path, args.class_name = _target(args)
-        args.root = config.find_root(args.path)
+        found = config.find_root(args.path)
+        args.root, args.loose = found.path, found.loose
     except UsageError as exc:
         _exit(fail(exc, EXIT_USAGE))
     started = _start_worker_early(args)

@@ -122,6 +122,15 @@ def _report_errors(
     return code
 
 
+def _print_problems(problems: Sequence[str], reports: Sequence[FileReport]) -> None:
+    """The settings' problems, then whether the workspace scan stopped early (and how to
+    widen it): the figures may lack what the unread files would have told."""
+    for problem in problems:
+        print(f"paramlens: {problem}", file=sys.stderr)
+    for cut_short in dict.fromkeys(r.cut_short for r in reports if r.cut_short):
+        print(f"paramlens: note: {cut_short}", file=sys.stderr)
+
+
 def _syntax_errors(reports: Sequence[FileReport]) -> list[ErrorInfo]:
     return [r.syntax_error for r in reports if r.syntax_error is not None]
 
@@ -239,15 +248,22 @@ async def _reports(
 
 
 async def _target_reports(
-    engine: Engine, root: Path, path: Path, progress: _Progress, detail: bool = False
+    engine: Engine,
+    args: argparse.Namespace,
+    progress: _Progress,
+    detail: bool = False,
 ) -> tuple[list[FileReport], Workspace | None]:
     """The reports for a file or a folder. A file whose workspace did not change since a
     run that saved its answer is answered from it, without reading or parsing any source."""
-    key = engine.answer_key(root, path, detail) if path.is_file() else None
+    root: Path = args.root
+    path: Path = args.path
+    loose: bool = args.loose
+    key = engine.answer_key(root, path, detail, loose) if path.is_file() else None
     saved = engine.saved_answer(key) if key is not None else None
     if saved is not None:
         return saved, None
-    workspace = await engine.read_workspace(root)
+    include = [str(path)] if path.is_file() else []
+    workspace = await engine.read_workspace(root, loose=loose, include=include)
     files = _model_files(workspace, path) if path.is_dir() else [str(path)]
     reports = await _reports(engine, workspace, files, progress, detail)
     if key is not None:
@@ -262,11 +278,10 @@ async def _annotate(args: argparse.Namespace, started: Started | None) -> int:
     try:
         engine.start_worker_unless_cached(str(path), root)
         async with _Progress(engine) as progress:
-            reports, workspace = await _target_reports(engine, root, path, progress)
+            reports, workspace = await _target_reports(engine, args, progress)
     finally:
         await engine.close()
-    for problem in problems:
-        print(f"paramlens: {problem}", file=sys.stderr)
+    _print_problems(problems, reports)
     for number, report in enumerate(reports):
         if path.is_dir():  # several files, each under its name, as `head` shows them
             sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
@@ -303,11 +318,10 @@ async def _summary(args: argparse.Namespace, started: Started | None) -> int:
         async with _Progress(engine) as progress:
             # One model asked for by name: every factory gets its full layer tree.
             detail = class_name is not None
-            reports, _ = await _target_reports(engine, root, path, progress, detail)
+            reports, _ = await _target_reports(engine, args, progress, detail)
     finally:
         await engine.close()
-    for problem in problems:
-        print(f"paramlens: {problem}", file=sys.stderr)
+    _print_problems(problems, reports)
     models = [m for r in reports for m in r.models]
     if class_name is not None:
         models = [m for m in models if m.name == class_name]

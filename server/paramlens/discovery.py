@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import time
 import tokenize
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -198,12 +199,65 @@ def module_name(path: Path) -> tuple[str, Path]:
     return ".".join(parts) or path.parent.name, folder
 
 
-def iter_python_files(folder: Path) -> Iterator[Path]:
+def iter_python_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
+    """The Python files of ``folder``, in a stable order: with its subfolders' (but not the
+    usual environment and build folders), or (``recursive`` False) its own only."""
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        dirnames[:] = (
+            sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            if recursive
+            else []
+        )
         for name in sorted(filenames):
             if name.endswith(".py"):
                 yield Path(dirpath) / name
+
+
+MAX_FILES = 5_000  # Python files one scan reads (config's max-files)
+SCAN_SECONDS = 60.0  # wall-clock time one scan spends listing and reading them
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    """How much of a folder one scan reads: a folder that is no project (the home folder,
+    ``/``, a checkout of many projects) must not be read for minutes."""
+
+    max_files: int = MAX_FILES
+    seconds: float = SCAN_SECONDS
+    recursive: bool = True  # False: a loose folder, its own files only
+    clock: Callable[[], float] = time.monotonic  # tests give a deterministic one
+    stop: Callable[[], bool] = lambda: False  # True once nobody waits for the scan any more
+
+
+def list_python_files(root: Path, limits: ScanLimits) -> tuple[list[Path], str | None]:
+    """The Python files a scan of ``root`` reads, and why the list stopped short (a message
+    for the user saying how to widen it), if it did."""
+    started = limits.clock()
+    found: list[Path] = []
+    for path in iter_python_files(root, limits.recursive):
+        if limits.stop():
+            return found, None
+        if len(found) >= limits.max_files:
+            return found, files_cut_short(root, limits.max_files)
+        if limits.clock() - started > limits.seconds:
+            return found, time_cut_short(root, limits.seconds, len(found))
+        found.append(path)
+    return found, None
+
+
+def files_cut_short(root: Path, max_files: int) -> str:
+    return (
+        f"paramlens read the first {max_files:,} Python files under {root} and stopped; "
+        "set max-files in [tool.paramlens] (paramlens.maxFiles in an editor) to read more, "
+        "or add a pyproject.toml to mark the project"
+    )
+
+
+def time_cut_short(root: Path, seconds: float, read: int) -> str:
+    return (
+        f"paramlens read Python files under {root} for {seconds:g} s ({read:,} of them) and "
+        "stopped; add a pyproject.toml to mark the project, or open a smaller folder"
+    )
 
 
 # -- evaluating literals --------------------------------------------------------
@@ -843,9 +897,14 @@ class Workspace:
     """Every Python file of a folder, read with ``ast``; answers questions across files."""
 
     def __init__(
-        self, root: Path, files: Iterable[FileInfo], libraries: LibraryModels | None = None
+        self,
+        root: Path,
+        files: Iterable[FileInfo],
+        libraries: LibraryModels | None = None,
+        cut_short: str | None = None,
     ) -> None:
         self.root = root
+        self.cut_short = cut_short  # why files were left unread, for the user; None if none
         self.files: dict[str, FileInfo] = {f.path: f for f in files}
         self.by_module: dict[str, FileInfo] = {}
         for f in self.files.values():
@@ -1017,19 +1076,35 @@ def scan(
     texts: Mapping[str, str] | None = None,
     cache: ScanCache | None = None,
     libraries: LibraryModels | None = None,
+    limits: ScanLimits | None = None,
+    include: Iterable[str] = (),
 ) -> Workspace:
-    """Read every Python file under ``root``; ``texts`` overrides the disk (unsaved buffers).
+    """Read the Python files under ``root``; ``texts`` overrides the disk (unsaved buffers).
 
     With a ``cache``, a file whose size and mtime did not change is not read again. With
-    ``libraries``, classes built on an installed library's models are models too.
+    ``libraries``, classes built on an installed library's models are models too. Within
+    ``limits`` (files, time): the open buffers and the files of ``include`` (the one asked
+    about) first, whatever the limits; the workspace says if the rest was cut short.
     """
     texts = texts or {}
     cache = {} if cache is None else cache
-    infos = []
-    paths = {str(p) for p in iter_python_files(root)} | {
-        p for p in texts if Path(p).is_relative_to(root)
-    }
-    for path in sorted(paths):
+    limits = limits or ScanLimits()
+    started = limits.clock()
+    infos: list[FileInfo] = []
+    listed, cut_short = list_python_files(root, limits)
+
+    def inside(path: str) -> bool:
+        return Path(path).is_relative_to(root) if limits.recursive else Path(path).parent == root
+
+    first = sorted({p for p in [*texts, *include] if inside(p)})
+    rest = sorted({str(p) for p in listed} - set(first))
+    for number, path in enumerate([*first, *rest]):
+        if number >= len(first):
+            if limits.stop():
+                break
+            if limits.clock() - started > limits.seconds:
+                cut_short = cut_short or time_cut_short(root, limits.seconds, len(infos))
+                break
         text = texts.get(path)
         key: object
         if text is None:
@@ -1062,7 +1137,8 @@ def scan(
         info = _read_file_isolated(Path(path), text)
         cache[path] = (key, text, info)
         infos.append(info)
-    return Workspace(root, infos, libraries)
+    infos.sort(key=lambda info: info.path)  # the order they were always read in
+    return Workspace(root, infos, libraries, cut_short)
 
 
 def _module_and_root(path: Path) -> tuple[str, str]:

@@ -34,9 +34,10 @@ from .discovery import (
     ClassInfo,
     FactoryInfo,
     ScanCache,
+    ScanLimits,
     SourceError,
     Workspace,
-    iter_python_files,
+    list_python_files,
     module_name,
     read_source,
     refs_in,
@@ -73,6 +74,7 @@ class FileReport:
     syntax_error: ErrorInfo | None = None
     complete: bool = True  # False if a timeout or a crash cut a result short: not saved
     shapes_pending: bool = False  # a first look: parameters, forward()'s shapes to follow
+    cut_short: str | None = None  # the workspace scan stopped early: why, and how to widen it
 
 
 def _load(path: Path, tag: object) -> Any:
@@ -178,12 +180,16 @@ class _ScanStore:
         self.saved[str(root)] = self._signature(entries)
         return entries
 
-    def save(self, root: Path, cache: ScanCache) -> None:
+    def save(self, root: Path, cache: ScanCache, loose: bool = False) -> None:
         under = str(root) + os.sep
+
+        def inside(path: str) -> bool:  # a loose root's own files only
+            return path.startswith(under) and not (loose and os.sep in path[len(under) :])
+
         entries: ScanCache = {  # read from disk, without their text (the digest stands for it)
             p: (key, "", info.without_text())
             for p, (key, _, info) in cache.items()
-            if p.startswith(under) and isinstance(key, tuple)
+            if inside(p) and isinstance(key, tuple)
         }
         signature = self._signature(entries)
         if self.saved.get(str(root)) != signature and _dump(
@@ -382,10 +388,12 @@ class Engine:
         self._scan_cache: ScanCache = {}
         self.libraries: dict[str, Libraries] = {}  # by interpreter
         self._scan_store = _ScanStore(cache_folder) if cache_folder is not None else None
-        self._loaded_roots: set[Path] = set()
+        self._loaded_roots: dict[Path, bool] = {}  # root -> loose
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
         self._in_flight = _InFlight()
-        self._job_lock = threading.Lock()
+        # one job of a workspace at a time (it fills the workspace's lazy caches), by root:
+        # a big workspace's first job must not hold up another workspace's
+        self._job_locks: dict[Path, threading.Lock] = {}
         # The language server wants its worker anyway: start it while the workspace is read.
         # The CLI does not: a cached answer must not cost a torch import.
         self.eager_worker = eager_worker
@@ -407,25 +415,40 @@ class Engine:
         return worker_python(root, settings.python)
 
     def scan(
-        self, root: Path, texts: Mapping[str, str] | None = None, python: str | None = None
+        self,
+        root: Path,
+        texts: Mapping[str, str] | None = None,
+        python: str | None = None,
+        *,
+        loose: bool = False,
+        limits: ScanLimits | None = None,
+        include: Sequence[str] = (),
     ) -> Workspace:
-        """The workspace at ``root``; ``python``, the interpreter whose installed libraries
-        count (by default the root's: give it when not on the event loop, as reading the
+        """The workspace at ``root`` (a ``loose`` one: its own files only); ``python``, the
+        interpreter whose installed libraries count, and ``limits``, how much to read (by
+        default the root's settings: give them when not on the event loop, as reading the
         settings may warn the user)."""
         if self._scan_store is not None and root not in self._loaded_roots:
-            self._loaded_roots.add(root)
+            self._loaded_roots[root] = loose
             for path, entry in self._scan_store.load(root).items():
                 self._scan_cache.setdefault(path, entry)
-        python = python or self.python_for(root, self.settings_for(root))
+        if python is None or limits is None:
+            settings = self.settings_for(root)
+            python = python or self.python_for(root, settings)
+            limits = limits or self.scan_limits(root, settings, loose)
         if python not in self.libraries:  # asked only if a base is not the workspace's
             self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
-        return scan(root, texts, self._scan_cache, self.libraries[python])
+        return scan(root, texts, self._scan_cache, self.libraries[python], limits, include)
+
+    @staticmethod
+    def scan_limits(root: Path, settings: Settings, loose: bool) -> ScanLimits:
+        return ScanLimits(max_files=settings.max_files, recursive=not loose)
 
     def save_scan(self) -> None:
         """Persist what was read and parsed (a no-op when nothing new was)."""
         if self._scan_store is not None:
-            for root in self._loaded_roots:
-                self._scan_store.save(root, self._scan_cache)
+            for root, loose in list(self._loaded_roots.items()):
+                self._scan_store.save(root, self._scan_cache, loose)
 
     def job_for(
         self,
@@ -528,8 +551,10 @@ class Engine:
             settings = dataclasses.replace(settings, shapes=False)
         python = self.python_for(workspace.root, settings)
 
+        lock = self._job_locks.setdefault(workspace.root, threading.Lock())
+
         def keyed() -> tuple[str, BuildJob | None]:
-            with self._job_lock:
+            with lock:
                 job = self.job_for(path, workspace, settings, texts, detail, part)
                 return (self.cache_key(job, workspace, python) if job else ""), job
 
@@ -542,20 +567,38 @@ class Engine:
         root: Path,
         texts: Mapping[str, str] | None = None,
         on_partial: Callable[[FileReport], None] | None = None,
+        loose: bool = False,
     ) -> FileReport:
-        """Read the workspace, then build the models of ``path`` and of the files using them."""
+        """Read the workspace (a ``loose`` root: its own files only), then build the models
+        of ``path`` and of the files using them."""
         texts = dict(texts or {})
         if self.eager_worker:
             self.start_worker(path, root)
-        workspace = await self.read_workspace(root, texts)
+        workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
         report = await self.report(path, workspace, texts, on_partial=on_partial)
         self.save_scan()
         return report
 
-    async def read_workspace(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
-        # A cold scan of a large workspace takes a while: keep the event loop free meanwhile.
-        python = self.python_for(root, self.settings_for(root))
-        return await asyncio.to_thread(self.scan, root, texts, python)
+    async def read_workspace(
+        self,
+        root: Path,
+        texts: Mapping[str, str] | None = None,
+        *,
+        loose: bool = False,
+        include: Sequence[str] = (),
+    ) -> Workspace:
+        """The workspace, read in a thread: a cold scan of a large one takes a while, and
+        the event loop stays free meanwhile. Cancelled (its document closed, or edited
+        again), the scan stops reading files."""
+        settings = self.settings_for(root)
+        python = self.python_for(root, settings)
+        cancelled = threading.Event()
+        limits = dataclasses.replace(self.scan_limits(root, settings, loose), stop=cancelled.is_set)
+        scan = functools.partial(self.scan, loose=loose, limits=limits, include=include)
+        try:
+            return await asyncio.to_thread(scan, root, texts, python)
+        finally:
+            cancelled.set()  # a no-op once it is done
 
     async def report(
         self,
@@ -577,7 +620,7 @@ class Engine:
         if info is not None and info.syntax_error is not None:
             message, line = info.syntax_error
             error = ErrorInfo(message, path, line, "syntax")
-            return FileReport(path, (), {}, syntax_error=error)
+            return FileReport(path, (), {}, syntax_error=error, cut_short=workspace.cut_short)
         qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
 
         def show(result: JobResult | None, shapes_pending: bool = False) -> None:
@@ -635,12 +678,14 @@ class Engine:
             lines=lines_of(path, everything, workspace),
             isolation=own.isolation if own else (),
             notes=own.notes if own else (),
+            cut_short=workspace.cut_short,
         )
 
-    def answer_key(self, root: Path, target: Path, detail: bool) -> str | None:
+    def answer_key(self, root: Path, target: Path, detail: bool, loose: bool = False) -> str | None:
         """What the answer for one file depends on, found without reading any file: the
-        size and mtime of every Python file of the workspace (as the scan store keys them),
-        the settings, the interpreter and paramlens itself. None without a cache folder."""
+        size and mtime of every Python file the scan would read (as the scan store keys
+        them), the settings, the interpreter and paramlens itself. None without a cache
+        folder."""
         if self._scan_store is None:
             return None
         settings = self.settings_for(target)
@@ -649,7 +694,11 @@ class Engine:
             f"{__version__}\0{_worker_code_stamp()}\0{python}\0{_mtime_ns(python)}\0"
             f"{target}\0{detail}\0{self.line_shapes}\0{settings!r}\0".encode()
         )
-        for path in iter_python_files(root):
+        limits = self.scan_limits(root, self.settings_for(root), loose)
+        listed, _ = list_python_files(root, limits)
+        if target.is_file() and target not in listed:  # read whatever the limits say
+            listed.append(target)
+        for path in listed:
             with contextlib.suppress(OSError):
                 stat = path.stat()
                 digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
