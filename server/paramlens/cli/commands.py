@@ -1,6 +1,7 @@
 """What ``paramlens annotate`` and ``paramlens summary`` do: build through the engine,
-print the answer, report what failed at its line, and give the exit code (see :mod:`.cli`,
-which parses the arguments and may have started the worker already)."""
+print the answer, report what failed at its line, and give the exit code. Called by
+:mod:`paramlens.cli`, which parses the arguments and may have started the worker already;
+never imports it (what both need is :mod:`.exits`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import render
-from .cli import (
+from .. import render
+from ..config import Settings, cache_folder
+from ..discovery import SourceError, Workspace, read_source, relative_path
+from ..engine import Engine, FileReport
+from ..worker.protocol import ErrorInfo, ModelResult
+from ..worker_client import State, WorkerDied, WorkerError
+from .exits import (
     EXIT_BUILD_ERROR,
     EXIT_NO_MODELS,
     EXIT_OK,
@@ -26,11 +32,6 @@ from .cli import (
     command_settings,
     fail,
 )
-from .config import Settings, cache_folder
-from .discovery import SourceError, Workspace, read_source, relative_path
-from .engine import Engine, FileReport
-from .worker.protocol import ErrorInfo, ModelResult
-from .worker_client import State, WorkerDied, WorkerError
 
 
 def run(args: argparse.Namespace, started: Started | None) -> int:
