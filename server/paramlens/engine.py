@@ -1,6 +1,6 @@
 """The engine both front ends share: from a file to measured models and per-line figures.
 
-``Engine.analyze(path)`` reads the workspace (:mod:`.discovery`), chooses how to
+``Engine.analyze(path)`` reads the workspace (:mod:`.analysis`), chooses how to
 construct each model class, sends one job per file to the worker in the user's
 interpreter (:mod:`.worker_client`) and returns a :class:`FileReport`. A class
 that cannot be built on its own still gets per-line figures through the models
@@ -27,26 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
+from .analysis.libraries import Libraries
+from .analysis.literals import refs_in
+from .analysis.model import ClassInfo, FactoryInfo
+from .analysis.reading import module_name, relative_path
+from .analysis.source import SourceError, read_source
+from .analysis.workspace import ScanCache, ScanLimits, Workspace, list_python_files, scan
 from .config import Settings, scan_file
-from .discovery import (
-    CONFIG_PARAM_NAMES,
-    CONFIG_SUFFIXES,
-    ClassInfo,
-    FactoryInfo,
-    ScanCache,
-    ScanLimits,
-    SourceError,
-    Workspace,
-    list_python_files,
-    module_name,
-    read_source,
-    refs_in,
-    relative_path,
-    scan,
-)
-from .example_args import NO_WEIGHTS, VARIANTS, example_value
-from .libraries import Libraries, library_paths
-from .spawn import worker_python
+from .spawn import library_paths, worker_python
 from .worker import protocol
 from .worker.protocol import (
     CALL_SITE_INPUT,
@@ -156,7 +145,7 @@ class _ScanStore:
     sites are kept with it once computed. Our own cache folder, our own dataclasses.
     """
 
-    FORMAT = 4  # FileInfo's and ClassInfo's fields
+    FORMAT = 5  # FileInfo's and ClassInfo's fields (5: found_call_sites, found_model_calls)
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -196,6 +185,10 @@ class _ScanStore:
             self._path(root), (self.FORMAT, __version__), entries
         ):
             self.saved[str(root)] = signature
+
+
+CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
+CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
 
 
 def _norm(name: str) -> str:

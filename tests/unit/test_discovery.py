@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
+from paramlens.analysis.libraries import Libraries
+from paramlens.analysis.workspace import ScanCache, scan
 from paramlens.config import Settings
-from paramlens.discovery import ScanCache, scan
 from paramlens.engine import constructor
-from paramlens.libraries import Libraries
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -138,7 +138,7 @@ class GPT2XL(GPT):
 
 
 def test_example_values_only_for_parameters_named_like_sizes() -> None:
-    from paramlens.example_args import example_value
+    from paramlens.analysis.example_args import example_value
 
     assert example_value("dim", None) == "32"
     assert example_value("num_heads", "int") == "4"

@@ -9,9 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from paramlens import config, discovery
+from paramlens import config
+from paramlens.analysis import reading
+from paramlens.analysis.model import FileInfo
+from paramlens.analysis.workspace import ScanLimits, iter_python_files, scan
 from paramlens.config import Root, Settings, find_root
-from paramlens.discovery import ScanLimits, scan
 from paramlens.engine import Engine
 
 MODEL = "from torch import nn\nclass Net(nn.Module):\n    pass\n"
@@ -64,7 +66,7 @@ def test_a_loose_root_reads_its_own_files_only(tmp_path: Path, home: Path) -> No
     workspace = engine.scan(root.path, loose=root.loose)
     assert sorted(workspace.files) == [str(home / "model.py")]
     assert workspace.cut_short is None
-    assert [p.name for p in discovery.iter_python_files(home, recursive=False)] == ["model.py"]
+    assert [p.name for p in iter_python_files(home, recursive=False)] == ["model.py"]
 
 
 def test_a_scan_stops_at_max_files_and_says_how_to_widen_it(tmp_path: Path) -> None:
@@ -106,14 +108,14 @@ def test_a_scan_stops_at_its_time_budget(tmp_path: Path) -> None:
 def test_a_stopped_scan_reads_no_more_files(tmp_path: Path) -> None:
     tree(tmp_path, packages=40)
     read: list[str] = []
-    real = discovery.read_file
+    real = reading.read_file
 
-    def counting(path: Path, text: str) -> discovery.FileInfo:
+    def counting(path: Path, text: str) -> FileInfo:
         read.append(str(path))
         return real(path, text)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(discovery, "read_file", counting)
+        patch.setattr("paramlens.analysis.workspace.read_file", counting)
         scan(tmp_path, limits=ScanLimits(stop=lambda: len(read) >= 5))
     assert len(read) == 5
 
@@ -123,9 +125,9 @@ def test_a_cancelled_read_workspace_stops_its_thread(tmp_path: Path) -> None:
     tree(tmp_path, packages=100)
     read: list[str] = []
     first_read, go_on = threading.Event(), threading.Event()
-    real = discovery.read_file
+    real = reading.read_file
 
-    def slow(path: Path, text: str) -> discovery.FileInfo:
+    def slow(path: Path, text: str) -> FileInfo:
         read.append(str(path))
         first_read.set()
         go_on.wait(30)
@@ -141,7 +143,7 @@ def test_a_cancelled_read_workspace_stops_its_thread(tmp_path: Path) -> None:
         go_on.set()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(discovery, "read_file", slow)
+        patch.setattr("paramlens.analysis.workspace.read_file", slow)
         asyncio.run(main())  # returns once the default executor's threads have ended
     assert len(read) == 1  # of 101
 

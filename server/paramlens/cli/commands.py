@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import render
+from ..analysis.reading import relative_path
+from ..analysis.source import SourceError, read_source
+from ..analysis.workspace import Workspace
 from ..config import Settings, cache_folder
-from ..discovery import SourceError, Workspace, read_source, relative_path
 from ..engine import Engine, FileReport
 from ..worker.protocol import ErrorInfo, ModelResult
 from ..worker_client import State, WorkerDied, WorkerError
