@@ -6,7 +6,7 @@ import pytest
 from paramlens.analysis.libraries import Libraries
 from paramlens.analysis.workspace import ScanCache, scan
 from paramlens.config import Settings
-from paramlens.engine import constructor
+from paramlens.engine.constructors import constructor
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -252,7 +252,7 @@ def test_a_dataclass_with_required_fields_is_no_config(tmp_path: Path) -> None:
 
 
 def test_only_the_importers_that_use_most_missing_classes_are_built(tmp_path: Path) -> None:
-    from paramlens.engine import MAX_DEPENDENTS, dependents_to_build
+    from paramlens.engine.engine import MAX_DEPENDENTS, dependents_to_build
 
     files = {
         "blocks.py": "from torch import nn\nclass Block(nn.Module): pass\nclass Norm(nn.Module): pass\n"

@@ -14,7 +14,7 @@ from paramlens.analysis import reading
 from paramlens.analysis.model import FileInfo
 from paramlens.analysis.workspace import ScanLimits, iter_python_files, scan
 from paramlens.config import Root, Settings, find_root
-from paramlens.engine import Engine
+from paramlens.engine.engine import Engine
 
 MODEL = "from torch import nn\nclass Net(nn.Module):\n    pass\n"
 

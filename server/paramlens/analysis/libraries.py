@@ -6,7 +6,7 @@ module does, lazily and only for base classes that the workspace cannot resolve 
 follows the library's own imports and re-exports (star imports included) with ``ast`` until a
 base is ``torch.nn``'s, as an editor's type checker would. Nothing of the library runs here.
 The folders to look in come from the caller (the engine asks the interpreter, in
-:func:`paramlens.spawn.library_paths`). Imports the other analysis modules only.
+:func:`paramlens.engine.spawn.library_paths`). Imports the other analysis modules only.
 """
 
 from __future__ import annotations

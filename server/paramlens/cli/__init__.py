@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import __version__, config
-from ..spawn import start_worker, worker_python
+from ..engine.spawn import start_worker, worker_python
 from .exits import EXIT_USAGE, Started, UsageError, command_settings, fail
 
 FORMATS = ("table", "markdown", "json")  # render.Format's, before render is imported

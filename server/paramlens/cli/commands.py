@@ -19,9 +19,9 @@ from ..analysis.reading import relative_path
 from ..analysis.source import SourceError, read_source
 from ..analysis.workspace import Workspace
 from ..config import Settings, cache_folder
-from ..engine import Engine, FileReport
+from ..engine.engine import Engine, FileReport
+from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
-from ..worker_client import State, WorkerDied, WorkerError
 from .exits import (
     EXIT_BUILD_ERROR,
     EXIT_NO_MODELS,

@@ -29,9 +29,9 @@ from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__, config, render
 from ..config import Root, Settings, find_root, too_wide
-from ..engine import Engine, FileReport
+from ..engine.engine import Engine, FileReport
+from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
-from ..worker_client import State, WorkerDied, WorkerError
 from . import convert
 from .documents import DocumentState
 

@@ -17,10 +17,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .worker import BOOTSTRAP
+from .. import worker
+from ..worker import BOOTSTRAP
 
-WORKER_DIR = str(Path(__file__).parent / "worker")
-_SERVER_PATHS = {str(Path(__file__).parent.parent)}
+WORKER_DIR = str(Path(worker.__file__).parent)
+_SERVER_PATHS = {str(Path(worker.__file__).parent.parent.parent)}  # where paramlens imports from
 
 
 def worker_python(workspace: Path, configured: str | None) -> str:
