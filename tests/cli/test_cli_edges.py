@@ -565,6 +565,6 @@ def test_a_scan_cut_short_is_a_note_on_stderr(tmp_path: Path) -> None:
     assert "self.fc = nn.Linear(2, 3)  # Linear(2 -> 3) 9" in result.stdout
     assert result.stderr == (
         f"paramlens: note: paramlens read the first 2 Python files under {tmp_path} and "
-        "stopped; set max-files in [tool.paramlens] (paramlens.maxFiles in an editor) to read "
-        "more, or add a pyproject.toml to mark the project\n"
+        "stopped; set max-files in [tool.paramlens] or add a pyproject.toml to mark the "
+        "project\n"
     )

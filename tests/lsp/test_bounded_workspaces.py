@@ -63,7 +63,6 @@ async def test_wide_and_loose_roots_are_bounded_and_other_workspaces_get_their_l
     await eventually(said)
     assert cut_short() == [
         f"paramlens read the first 50 Python files under {tmp / 'big'} and stopped; set "
-        "max-files in [tool.paramlens] (paramlens.maxFiles in an editor) to read more, or "
-        "add a pyproject.toml to mark the project"
+        "max-files in [tool.paramlens] or add a pyproject.toml to mark the project"
     ]
     assert [m.type for m in client.messages if "stopped" in m.message] == [lsp.MessageType.Warning]

@@ -78,8 +78,7 @@ def test_a_scan_stops_at_max_files_and_says_how_to_widen_it(tmp_path: Path) -> N
     assert len(workspace.files) == 11 and str(asked) in workspace.files
     assert workspace.cut_short == (
         f"paramlens read the first 10 Python files under {tmp_path} and stopped; set "
-        "max-files in [tool.paramlens] (paramlens.maxFiles in an editor) to read more, or "
-        "add a pyproject.toml to mark the project"
+        "max-files in [tool.paramlens] or add a pyproject.toml to mark the project"
     )
     # the whole folder once the budget allows it
     (tmp_path / "pyproject.toml").write_text("[tool.paramlens]\nmax-files = 31\n")

@@ -118,8 +118,7 @@ def list_python_files(root: Path, limits: ScanLimits) -> tuple[list[Path], str |
 def files_cut_short(root: Path, max_files: int) -> str:
     return (
         f"paramlens read the first {max_files:,} Python files under {root} and stopped; "
-        "set max-files in [tool.paramlens] (paramlens.maxFiles in an editor) to read more, "
-        "or add a pyproject.toml to mark the project"
+        "set max-files in [tool.paramlens] or add a pyproject.toml to mark the project"
     )
 
 
