@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from paramlens.config import Settings
-from paramlens.engine import Engine
+from paramlens.engine.engine import Engine
 
 from bench.common import FIXTURES, measure, median, paramlens_summary
 

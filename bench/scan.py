@@ -3,7 +3,7 @@
     python -m bench.scan [--packages 50] [--files 60]
 
 Builds a synthetic workspace of copies of the GPT fixture (about 100 lines, 5 classes each)
-in a temporary folder and times ``discovery.scan`` on it (median of 5 warm runs).
+in a temporary folder and times ``paramlens.analysis.workspace.scan`` on it (median of 5 warm runs).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from paramlens.discovery import scan
+from paramlens.analysis.workspace import scan
 
 from bench.common import FIXTURES, median
 

@@ -51,6 +51,9 @@ class Settings:
     inputs: Mapping[str, str] = field(default_factory=dict)
     # values of the named dimensions in forward()'s shape annotations: {batch = 8, seq = 1024}
     dims: Mapping[str, int] = field(default_factory=dict)
+    # Python files a workspace scan reads at most: a folder that is no project (the home
+    # folder, a checkout of many) is not read for minutes while the file asked for waits
+    max_files: int = 5_000
 
 
 def _snake(key: str) -> str:
@@ -145,13 +148,37 @@ def _paramlens_table(path: Path) -> _Parsed | None:
 ROOT_MARKERS = ("pyproject.toml", ".git", "setup.py", "setup.cfg")
 
 
-def find_root(target: Path) -> Path:
-    """The workspace a path belongs to: the nearest folder with a project marker."""
-    folder = target if target.is_dir() else target.parent
+@dataclass(frozen=True)
+class Root:
+    """A workspace root. A loose one (a file outside any project, or the filesystem's root
+    or the home folder) is read without its subfolders: its own files only."""
+
+    path: Path
+    loose: bool = False
+
+
+def too_wide(folder: Path) -> bool:
+    """Whether ``folder`` is ``/`` (a drive's root) or the home folder: never a project,
+    even with a marker (a dotfiles repository), and never read with its subfolders."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        home = None
+    return folder == Path(folder.anchor) or folder == home
+
+
+def find_root(target: Path) -> Root:
+    """The workspace a path belongs to: the nearest folder with a project marker (not ``/``
+    nor the home folder), else the file's own folder, loose (its own files only)."""
+    is_dir = target.is_dir()
+    folder = target if is_dir else target.parent
     for candidate in (folder, *folder.parents):
-        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
-            return candidate
-    return folder
+        if not too_wide(candidate) and any(
+            (candidate / marker).exists() for marker in ROOT_MARKERS
+        ):
+            return Root(candidate)
+    # a folder named on the command line is read whole (bounded), unless it is / or home
+    return Root(folder, loose=not is_dir or too_wide(folder))
 
 
 def find_pyproject(start: Path) -> Path | None:

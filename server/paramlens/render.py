@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .discovery import relative_path
+from .analysis.reading import relative_path
 from .worker import protocol
 from .worker.protocol import Call, ForwardInfo, Instance, LayerEntry, ModelResult
 

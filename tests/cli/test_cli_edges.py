@@ -553,3 +553,18 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(unbuffered: str) -
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 0, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+def test_a_scan_cut_short_is_a_note_on_stderr(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.paramlens]\nmax-files = 2\n")
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.py").write_text("X = 1\n")
+    (tmp_path / "z_net.py").write_text(NET)  # past the budget: the file asked about is read
+    result = run_cli("annotate", "z_net.py", "--no-shapes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "self.fc = nn.Linear(2, 3)  # Linear(2 -> 3) 9" in result.stdout
+    assert result.stderr == (
+        f"paramlens: note: paramlens read the first 2 Python files under {tmp_path} and "
+        "stopped; set max-files in [tool.paramlens] or add a pyproject.toml to mark the "
+        "project\n"
+    )

@@ -4,7 +4,7 @@ the text changes before the next analysis, and forward() failures as diagnostics
 from __future__ import annotations
 
 from lsprotocol import types as lsp
-from paramlens.engine import FileReport
+from paramlens.engine.engine import FileReport
 from paramlens.lsp.convert import lsp_code_actions, lsp_diagnostics, lsp_inlay_hints
 from paramlens.lsp.documents import DocumentState
 from paramlens.worker.protocol import ErrorInfo, ForwardInfo, InlineShape, ModelResult, ShapeFix

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
+from paramlens.analysis.libraries import Libraries
+from paramlens.analysis.workspace import ScanCache, scan
 from paramlens.config import Settings
-from paramlens.discovery import ScanCache, scan
-from paramlens.engine import constructor
-from paramlens.libraries import Libraries
+from paramlens.engine.constructors import constructor
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -138,7 +138,7 @@ class GPT2XL(GPT):
 
 
 def test_example_values_only_for_parameters_named_like_sizes() -> None:
-    from paramlens.example_args import example_value
+    from paramlens.analysis.example_args import example_value
 
     assert example_value("dim", None) == "32"
     assert example_value("num_heads", "int") == "4"
@@ -252,7 +252,7 @@ def test_a_dataclass_with_required_fields_is_no_config(tmp_path: Path) -> None:
 
 
 def test_only_the_importers_that_use_most_missing_classes_are_built(tmp_path: Path) -> None:
-    from paramlens.engine import MAX_DEPENDENTS, dependents_to_build
+    from paramlens.engine.engine import MAX_DEPENDENTS, dependents_to_build
 
     files = {
         "blocks.py": "from torch import nn\nclass Block(nn.Module): pass\nclass Norm(nn.Module): pass\n"

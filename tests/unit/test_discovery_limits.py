@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from paramlens import discovery
-from paramlens.discovery import scan
+from paramlens.analysis import reading
+from paramlens.analysis.model import FileInfo
+from paramlens.analysis.workspace import scan
 
 MODEL = "from torch import nn\nD = 4 * 8\nclass Net(nn.Module):\n    pass\n"
 
@@ -60,14 +61,14 @@ def test_a_bug_reading_one_file_is_reported_on_that_file_only(
 ) -> None:
     (tmp_path / "bad.py").write_text(MODEL.replace("Net", "Bad"))
     (tmp_path / "model.py").write_text(MODEL)
-    real = discovery.read_file
+    real = reading.read_file
 
-    def read_file(path: Path, text: str) -> discovery.FileInfo:
+    def read_file(path: Path, text: str) -> FileInfo:
         if path.name == "bad.py":
             raise ValueError("boom")
         return real(path, text)
 
-    monkeypatch.setattr(discovery, "read_file", read_file)
+    monkeypatch.setattr("paramlens.analysis.workspace.read_file", read_file)
     workspace = scan(tmp_path)
     assert "model.Net" in workspace.module_classes
     error = workspace.files[str(tmp_path / "bad.py")].syntax_error

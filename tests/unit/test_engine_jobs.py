@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from paramlens.config import Settings
-from paramlens.engine import Engine
+from paramlens.engine.engine import Engine
 from paramlens.worker.protocol import BuildJob, JobResult
 
 from tests.conftest import FIXTURES

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from paramlens.engine.worker_client import WorkerClient
 from paramlens.worker.protocol import ModelResult
-from paramlens.worker_client import WorkerClient
 
 from tests.conftest import FIXTURES
 from tests.worker.test_worker import SEED, _eventually_logged, job

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from paramlens.engine.worker_client import State, WorkerClient, WorkerDied, WorkerStartError
 from paramlens.worker.protocol import BuildJob, ClassSpec
-from paramlens.worker_client import State, WorkerClient, WorkerDied, WorkerStartError
 
 from tests.conftest import FIXTURES, python_prints
 

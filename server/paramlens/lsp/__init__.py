@@ -1,1 +1,3 @@
-"""The language server: LSP glue only (handlers, conversions, per-document state)."""
+"""The language server: LSP glue only (handlers, conversions, per-document state). Imports
+pygls and lsprotocol, :mod:`paramlens.engine`, :mod:`paramlens.render`,
+:mod:`paramlens.config` and the worker's protocol; the logic it calls lives there."""

@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..engine import FileReport
+from ..engine.engine import FileReport
 from ..worker.protocol import ErrorInfo, ForwardInfo, LayerEntry, ModelResult
 
 

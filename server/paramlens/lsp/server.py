@@ -28,10 +28,10 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from .. import __version__, config, render
-from ..config import Settings, find_root
-from ..engine import Engine, FileReport
+from ..config import Root, Settings, find_root, too_wide
+from ..engine.engine import Engine, FileReport
+from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
-from ..worker_client import State, WorkerDied, WorkerError
 from . import convert
 from .documents import DocumentState
 
@@ -91,6 +91,7 @@ class ParamlensServer(LanguageServer):
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.reported: set[str] = set()
+        self.cut_short_roots: set[Path] = set()  # roots whose scan stopped early, said once
         self._untitled = itertools.count(1)
         self._tokens = itertools.count(1)
         self.died_on: set[str] = set()  # documents whose build the worker died in
@@ -147,10 +148,14 @@ class ParamlensServer(LanguageServer):
         paths = (uri_to_path(f.uri) for f in self.workspace.folders.values())
         return [Path(p) for p in paths if p]
 
-    def root_for(self, path: str) -> Path:
-        containing = [f for f in self.folder_paths() if Path(path).is_relative_to(f)]
+    def root_for(self, path: str) -> Root:
+        """The deepest workspace folder holding ``path``, but never ``/`` nor the home
+        folder (an editor opened there: the file's own project, else its own folder)."""
+        containing = [
+            f for f in self.folder_paths() if Path(path).is_relative_to(f) and not too_wide(f)
+        ]
         if containing:
-            return max(containing, key=lambda f: len(f.parts))
+            return Root(max(containing, key=lambda f: len(f.parts)))
         return find_root(Path(path))  # outside every folder: analysed on its own
 
     def open_document(self, uri: str, text: str, version: int | None) -> DocumentState:
@@ -190,7 +195,7 @@ class ParamlensServer(LanguageServer):
         texts = {s.path: s.text for s in self.documents.values()}
         root = self.root_for(state.path)
         settings = self.settings_for(Path(state.path))
-        worker = self.engine.worker_for(self.engine.python_for(root, settings))
+        worker = self.engine.worker_for(self.engine.python_for(root.path, settings))
         worker.on_death = self.worker_died
         progress = None
         if worker.state is not State.RUNNING:
@@ -198,8 +203,9 @@ class ParamlensServer(LanguageServer):
         names = [m.name for m in state.report.models] if state.report else []
         self.status("building", model=", ".join(names) or Path(state.path).name)
         try:
+            partial = None if state.report else self._partial(uri, state, root.path)
             report = await self.engine.analyze(
-                state.path, root, texts, None if state.report else self._partial(uri, state)
+                state.path, root.path, texts, partial, loose=root.loose
             )
         except WorkerDied as exc:
             if exc.building is not None and exc.job.file == state.path:
@@ -222,6 +228,7 @@ class ParamlensServer(LanguageServer):
         finally:
             if progress is not None:
                 self.end_progress(progress)
+        self.say_cut_short(root.path, report)
         if self.documents.get(uri) is not state:
             return  # closed meanwhile
         state.accept(report, generation)
@@ -229,6 +236,12 @@ class ParamlensServer(LanguageServer):
         models = len([m for m in report.models if m.error is None])
         self.status("ready", models=models, model=Path(state.path).name)
         self.refresh_views()
+
+    def say_cut_short(self, root: Path, report: FileReport) -> None:
+        """Once per root: its scan stopped early, and how to widen it."""
+        if report.cut_short and root not in self.cut_short_roots:
+            self.cut_short_roots.add(root)
+            self.warn_once(report.cut_short)
 
     def worker_died(self, death: WorkerDied) -> None:
         """Restart at once and rebuild the open documents, except those whose build was
@@ -252,11 +265,12 @@ class ParamlensServer(LanguageServer):
                 self.schedule(uri)
         self.died_on.clear()
 
-    def _partial(self, uri: str, state: DocumentState) -> Callable[[FileReport], None]:
+    def _partial(self, uri: str, state: DocumentState, root: Path) -> Callable[[FileReport], None]:
         """A file's first analysis shows its classes before its factories are built."""
         generation = state.generation
 
         def show(report: FileReport) -> None:
+            self.say_cut_short(root, report)
             if self.documents.get(uri) is state:
                 state.accept(report, generation)
                 self.publish(state)
@@ -449,7 +463,7 @@ def summary_command(ls: ParamlensServer, *arguments: Any) -> dict[str, Any]:
     model = state.model_named(class_name) if state else None
     if model is None:
         return {"error": f"no results for {class_name} yet: open and save the file first"}
-    root = ls.root_for(state.path) if state else None
+    root = ls.root_for(state.path).path if state else None
     if fmt == "markdown":
         text = render.render_summary_markdown(model, 3, root)
     else:

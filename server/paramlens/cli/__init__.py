@@ -1,13 +1,12 @@
-"""The ``paramlens`` command line: ``annotate``, ``summary`` and ``lsp``.
+"""The terminal front end: ``paramlens annotate``, ``summary`` and ``lsp``.
 
-Exit codes: 0 every model was built; 1 some model could not be built (its
-``file:line: message`` is printed on stderr); 2 usage error or bad path; 3 no
-``nn.Module`` subclass found; 4 the worker could not start (e.g. no torch); 5 the
-worker died during the run (the OOM killer, a ``kill -9``), named with the class it was
-building.
-
-A run that needs the worker starts it first thing, before the rest of paramlens is
-imported (what the commands do is :mod:`.commands`): torch imports meanwhile.
+This module parses the arguments, starts the worker early and ends the process (exit
+codes: :mod:`.exits`). A run that needs the worker starts it first thing, before the rest
+of paramlens is imported (what the commands do is :mod:`.commands`, imported late for
+that): torch imports meanwhile. So this module stays cheap to import: at module level
+only the standard library, :mod:`paramlens.config`, :mod:`.exits` and the stdlib-only
+:mod:`paramlens.engine.spawn`; never asyncio, the engine or render. :mod:`.commands`
+never imports this module.
 """
 
 from __future__ import annotations
@@ -15,32 +14,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, config
-from .config import Settings
-from .spawn import start_worker, worker_python
-
-EXIT_OK, EXIT_BUILD_ERROR, EXIT_USAGE, EXIT_NO_MODELS, EXIT_WORKER = 0, 1, 2, 3, 4
-EXIT_WORKER_DIED = 5  # the worker started, then died mid-run (OOM killer, kill -9)
-
+from .. import __version__, config
+from ..engine.spawn import start_worker, worker_python
+from .exits import EXIT_USAGE, Started, UsageError, command_settings, fail
 
 FORMATS = ("table", "markdown", "json")  # render.Format's, before render is imported
-
-Started = tuple[str, subprocess.Popen[bytes]]  # a worker started early, for that python
-
-
-class UsageError(Exception):
-    pass
-
-
-def fail(error: Exception, code: int) -> int:
-    print(f"paramlens: error: {error}", file=sys.stderr)
-    return code
 
 
 def _depth(text: str) -> int:
@@ -153,24 +136,6 @@ def input_expression(shapes: Sequence[str], dtype: str) -> str:
     return parts[0] if len(parts) == 1 else f"({', '.join(parts)})"
 
 
-def command_settings(target: Path, args: argparse.Namespace) -> tuple[Settings, list[str]]:
-    """The settings for ``target``: its pyproject.toml's, then the command line's flags."""
-    settings, problems = config.from_pyproject(target)
-    flags = {
-        "python": args.python,
-        "timeout": args.timeout,
-        "memory_mb": args.memory_mb,
-        "device": args.device,
-        "inputs": {"*": args.input_expression} if args.input_expression else None,
-        "shapes": False if args.no_shapes else None,
-        "precision": args.precision,
-    }
-    settings, more = config.merge(
-        settings, {k: v for k, v in flags.items() if v is not None}, "command line"
-    )
-    return settings, problems + more
-
-
 def _target(args: argparse.Namespace) -> tuple[Path, str | None]:
     """The resolved path the command is about, and the class a summary names (``::Class``)."""
     if args.command == "annotate":
@@ -211,14 +176,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.print_help(sys.stderr)
         sys.exit(EXIT_USAGE)
     if args.command == "lsp":
-        from .lsp.server import run
+        from ..lsp.server import run
 
         run(args.tcp)
         return
     try:
         args.input_expression = input_expression(args.input, args.dtype) if args.input else None
         args.path, args.class_name = _target(args)
-        args.root = config.find_root(args.path)
+        found = config.find_root(args.path)
+        args.root, args.loose = found.path, found.loose
     except UsageError as exc:
         _exit(fail(exc, EXIT_USAGE))
     started = _start_worker_early(args)

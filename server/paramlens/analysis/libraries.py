@@ -5,64 +5,26 @@ only because of a file in site-packages. The workspace scan does not read site-p
 module does, lazily and only for base classes that the workspace cannot resolve itself: it
 follows the library's own imports and re-exports (star imports included) with ``ast`` until a
 base is ``torch.nn``'s, as an editor's type checker would. Nothing of the library runs here.
+The folders to look in come from the caller (the engine asks the interpreter, in
+:func:`paramlens.engine.spawn.library_paths`). Imports the other analysis modules only.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .discovery import (
-    MAX_SOURCE_CHARS,
-    FileInfo,
-    SourceError,
-    decode_source,
-    is_torch_module,
-    qualify,
-    read_imports,
-)
-from .spawn import worker_environment
+from .model import FileInfo
+from .reading import qualify, read_imports
+from .source import MAX_SOURCE_CHARS, SourceError, decode_source
+from .workspace import is_torch_module
 
 # A library's module graph can be large: lookups stop once this many of its files were
 # read (each is parsed once per process; a miss only means a class shows no figures).
 MAX_FILES = 200
-
-_PATHS_SCRIPT = """
-import json, os, sys, sysconfig
-std = [os.path.realpath(sysconfig.get_path(k)) for k in ("stdlib", "platstdlib")]
-def keep(p):
-    real = os.path.realpath(p)
-    in_std = any(real == s or real.startswith(s + os.sep) for s in std)
-    return os.path.isdir(p) and (not in_std or "-packages" in real)
-print(json.dumps([p for p in sys.path[1:] if p and keep(p)]))
-"""
-
-
-def library_paths(python: str, log: Callable[[str], None] = lambda _: None) -> tuple[str, ...]:
-    """``sys.path`` of ``python`` without its standard library: site-packages, the folders
-    of ``.pth`` files and ``PYTHONPATH``. Asked of the interpreter itself (about 20 ms)."""
-    try:
-        done = subprocess.run(
-            [python, "-c", _PATHS_SCRIPT],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            env=worker_environment(),
-            check=True,
-        )
-        paths = json.loads(done.stdout)
-    except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        log(
-            f"paramlens: the installed libraries of {python} cannot be read ({exc}):"
-            " classes built on their models show no figures"
-        )
-        return ()
-    return tuple(str(p) for p in paths if isinstance(p, str))
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """What ``paramlens annotate`` and ``paramlens summary`` do: build through the engine,
-print the answer, report what failed at its line, and give the exit code (see :mod:`.cli`,
-which parses the arguments and may have started the worker already)."""
+print the answer, report what failed at its line, and give the exit code. Called by
+:mod:`paramlens.cli`, which parses the arguments and may have started the worker already;
+never imports it (what both need is :mod:`.exits`)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,15 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import render
-from .cli import (
+from .. import render
+from ..analysis.reading import relative_path
+from ..analysis.source import SourceError, read_source
+from ..analysis.workspace import Workspace
+from ..config import Settings, cache_folder
+from ..engine.engine import Engine, FileReport
+from ..engine.worker_client import State, WorkerDied, WorkerError
+from ..worker.protocol import ErrorInfo, ModelResult
+from .exits import (
     EXIT_BUILD_ERROR,
     EXIT_NO_MODELS,
     EXIT_OK,
@@ -26,11 +34,6 @@ from .cli import (
     command_settings,
     fail,
 )
-from .config import Settings, cache_folder
-from .discovery import SourceError, Workspace, read_source, relative_path
-from .engine import Engine, FileReport
-from .worker.protocol import ErrorInfo, ModelResult
-from .worker_client import State, WorkerDied, WorkerError
 
 
 def run(args: argparse.Namespace, started: Started | None) -> int:
@@ -120,6 +123,15 @@ def _report_errors(
         print(f"{_where(model)}: {model.name}: {model.error.message}", file=sys.stderr)
         code = EXIT_BUILD_ERROR
     return code
+
+
+def _print_problems(problems: Sequence[str], reports: Sequence[FileReport]) -> None:
+    """The settings' problems, then whether the workspace scan stopped early (and how to
+    widen it): the figures may lack what the unread files would have told."""
+    for problem in problems:
+        print(f"paramlens: {problem}", file=sys.stderr)
+    for cut_short in dict.fromkeys(r.cut_short for r in reports if r.cut_short):
+        print(f"paramlens: note: {cut_short}", file=sys.stderr)
 
 
 def _syntax_errors(reports: Sequence[FileReport]) -> list[ErrorInfo]:
@@ -239,15 +251,22 @@ async def _reports(
 
 
 async def _target_reports(
-    engine: Engine, root: Path, path: Path, progress: _Progress, detail: bool = False
+    engine: Engine,
+    args: argparse.Namespace,
+    progress: _Progress,
+    detail: bool = False,
 ) -> tuple[list[FileReport], Workspace | None]:
     """The reports for a file or a folder. A file whose workspace did not change since a
     run that saved its answer is answered from it, without reading or parsing any source."""
-    key = engine.answer_key(root, path, detail) if path.is_file() else None
+    root: Path = args.root
+    path: Path = args.path
+    loose: bool = args.loose
+    key = engine.answer_key(root, path, detail, loose) if path.is_file() else None
     saved = engine.saved_answer(key) if key is not None else None
     if saved is not None:
         return saved, None
-    workspace = await engine.read_workspace(root)
+    include = [str(path)] if path.is_file() else []
+    workspace = await engine.read_workspace(root, loose=loose, include=include)
     files = _model_files(workspace, path) if path.is_dir() else [str(path)]
     reports = await _reports(engine, workspace, files, progress, detail)
     if key is not None:
@@ -262,11 +281,10 @@ async def _annotate(args: argparse.Namespace, started: Started | None) -> int:
     try:
         engine.start_worker_unless_cached(str(path), root)
         async with _Progress(engine) as progress:
-            reports, workspace = await _target_reports(engine, root, path, progress)
+            reports, workspace = await _target_reports(engine, args, progress)
     finally:
         await engine.close()
-    for problem in problems:
-        print(f"paramlens: {problem}", file=sys.stderr)
+    _print_problems(problems, reports)
     for number, report in enumerate(reports):
         if path.is_dir():  # several files, each under its name, as `head` shows them
             sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
@@ -303,11 +321,10 @@ async def _summary(args: argparse.Namespace, started: Started | None) -> int:
         async with _Progress(engine) as progress:
             # One model asked for by name: every factory gets its full layer tree.
             detail = class_name is not None
-            reports, _ = await _target_reports(engine, root, path, progress, detail)
+            reports, _ = await _target_reports(engine, args, progress, detail)
     finally:
         await engine.close()
-    for problem in problems:
-        print(f"paramlens: {problem}", file=sys.stderr)
+    _print_problems(problems, reports)
     models = [m for r in reports for m in r.models]
     if class_name is not None:
         models = [m for m in models if m.name == class_name]

@@ -1,12 +1,16 @@
 """The engine both front ends share: from a file to measured models and per-line figures.
 
-``Engine.analyze(path)`` reads the workspace (:mod:`.discovery`), chooses how to
-construct each model class, sends one job per file to the worker in the user's
-interpreter (:mod:`.worker_client`) and returns a :class:`FileReport`. A class
+``Engine.analyze(path)`` reads the workspace (:mod:`paramlens.analysis`), chooses how to
+construct each model class (:mod:`.constructors`), sends one job per file to the worker in
+the user's interpreter (:mod:`.worker_client`) and returns a :class:`FileReport` (its
+per-line figures: :mod:`.lines`). A class
 that cannot be built on its own still gets per-line figures through the models
 of files that import it, which are built too. Results are cached by the content
 of the file and of every workspace file it imports, so asking again for
-unchanged files does no work.
+unchanged files does no work (:mod:`.cache`).
+
+Imports :mod:`paramlens.analysis`, :mod:`paramlens.config`, the worker's protocol and
+the other modules of this package; nothing of the front ends.
 """
 
 from __future__ import annotations
@@ -18,46 +22,24 @@ import functools
 import hashlib
 import json
 import os
-import pickle
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from . import __version__
-from .config import Settings, scan_file
-from .discovery import (
-    CONFIG_PARAM_NAMES,
-    CONFIG_SUFFIXES,
-    ClassInfo,
-    FactoryInfo,
-    ScanCache,
-    SourceError,
-    Workspace,
-    iter_python_files,
-    module_name,
-    read_source,
-    refs_in,
-    relative_path,
-    scan,
-)
-from .example_args import NO_WEIGHTS, VARIANTS, example_value
-from .libraries import Libraries, library_paths
-from .spawn import worker_python
-from .worker import protocol
-from .worker.protocol import (
-    CALL_SITE_INPUT,
-    EXAMPLE_SOURCE,
-    BuildJob,
-    ClassSpec,
-    ErrorInfo,
-    Instance,
-    JobResult,
-    LayerEntry,
-    ModelResult,
-)
+from .. import __version__
+from ..analysis.libraries import Libraries
+from ..analysis.reading import module_name
+from ..analysis.source import SourceError, read_source
+from ..analysis.workspace import ScanCache, ScanLimits, Workspace, list_python_files, scan
+from ..config import Settings
+from ..worker import protocol
+from ..worker.protocol import BuildJob, ErrorInfo, JobResult, LayerEntry, ModelResult
+from .cache import ResultCache, ScanStore, dump, load
+from .constructors import constructor, factory_spec, with_input
+from .lines import lines_of, with_instances, without_figures
+from .spawn import library_paths, worker_python
 from .worker_client import State, WorkerClient
 
 
@@ -73,54 +55,7 @@ class FileReport:
     syntax_error: ErrorInfo | None = None
     complete: bool = True  # False if a timeout or a crash cut a result short: not saved
     shapes_pending: bool = False  # a first look: parameters, forward()'s shapes to follow
-
-
-def _load(path: Path, tag: object) -> Any:
-    """What :func:`_dump` wrote under ``tag``, or None (missing, truncated, other version).
-    Our own cache folder and our own dataclasses: a pickle loads several times faster than
-    JSON plus conversion."""
-    try:
-        with path.open("rb") as f:
-            saved_tag, value = pickle.load(f)
-    except Exception:
-        return None
-    return value if saved_tag == tag else None
-
-
-def _dump(path: Path, tag: object, value: object) -> bool:
-    """Write atomically (another process may be reading); False if the disk refused."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            pickle.dump((tag, value), f, pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
-    except OSError:
-        return False
-    return True
-
-
-@dataclass
-class _Cache:
-    """Job results by key: in memory, and in the cache folder."""
-
-    memory: dict[str, JobResult] = field(default_factory=dict)
-    folder: Path | None = None
-
-    def get(self, key: str) -> JobResult | None:
-        if key in self.memory:
-            return self.memory[key]
-        if self.folder is not None:
-            result = _load(self.folder / f"{key}.pickle", __version__)
-            if isinstance(result, JobResult):
-                self.memory[key] = result
-                return result
-        return None
-
-    def put(self, key: str, result: JobResult) -> None:
-        self.memory[key] = result
-        if self.folder is not None:
-            _dump(self.folder / f"{key}.pickle", __version__, result)
+    cut_short: str | None = None  # the workspace scan stopped early: why, and how to widen it
 
 
 class _InFlight:
@@ -147,197 +82,6 @@ class _InFlight:
                 job.cancel()  # a no-op once it is done
 
 
-class _ScanStore:
-    """The workspace scan, persisted next to the results: a warm run parses no file.
-
-    Only entries read from disk are kept (keyed by mtime and size); a file's parsed call
-    sites are kept with it once computed. Our own cache folder, our own dataclasses.
-    """
-
-    FORMAT = 4  # FileInfo's and ClassInfo's fields
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.saved: dict[str, tuple[int, int]] = {}  # root -> signature when last saved
-
-    def _path(self, root: Path) -> Path:
-        return scan_file(self.folder, root)
-
-    @staticmethod
-    def _signature(cache: ScanCache) -> tuple[int, int]:
-        parsed = sum(1 for _, _, info in cache.values() if info.call_sites_known())
-        return len(cache), parsed
-
-    def exists(self, root: Path) -> bool:
-        return self._path(root).is_file()
-
-    def load(self, root: Path) -> ScanCache:
-        entries = _load(self._path(root), (self.FORMAT, __version__))
-        if not isinstance(entries, dict):
-            return {}
-        self.saved[str(root)] = self._signature(entries)
-        return entries
-
-    def save(self, root: Path, cache: ScanCache) -> None:
-        under = str(root) + os.sep
-        entries: ScanCache = {  # read from disk, without their text (the digest stands for it)
-            p: (key, "", info.without_text())
-            for p, (key, _, info) in cache.items()
-            if p.startswith(under) and isinstance(key, tuple)
-        }
-        signature = self._signature(entries)
-        if self.saved.get(str(root)) != signature and _dump(
-            self._path(root), (self.FORMAT, __version__), entries
-        ):
-            self.saved[str(root)] = signature
-
-
-def _norm(name: str) -> str:
-    return name.replace("_", "").lower()
-
-
-def _no_arg_class(qualname: str, workspace: Workspace) -> ClassInfo | None:
-    """A workspace class (not a model) that builds with no arguments: a config class."""
-    cls = workspace.classes.get(workspace.resolve(qualname))
-    if cls is None or cls.qualname in workspace.module_classes:
-        return None
-    if cls.is_dataclass:
-        return cls
-    params = workspace.init_params(cls) or ()
-    return None if any(p.required for p in params) else cls
-
-
-def _config_class(
-    param_name: str, annotation: str | None, workspace: Workspace, cls: ClassInfo
-) -> ClassInfo | None:
-    """A config class that builds with no arguments, for this parameter: the one the class
-    declares for ``config`` (transformers' ``config: CLIPConfig`` in the class body), else
-    the annotation's (from any workspace module), else one of the same module by name."""
-    info = workspace.files[cls.file]
-    declared = workspace.declared_config(cls) if param_name == "config" else None
-    if declared is not None and (found := _no_arg_class(declared, workspace)) is not None:
-        return found
-    if annotation:
-        # where the name means something: the module of the class, else that of the base
-        # whose __init__ it inherits (modular_mistral's MistralModel gets LlamaModel's
-        # ``config: LlamaConfig``, a name modeling_llama imports)
-        owner = workspace.init_owner(cls)
-        head, _, rest = annotation.partition(".")
-        for path in dict.fromkeys([cls.file, owner.file if owner else cls.file]):
-            module = workspace.files[path]
-            base = module.symbols.get(head, f"{module.module}.{head}")
-            found = _no_arg_class(f"{base}.{rest}" if rest else base, workspace)
-            if found is not None:
-                return found
-    candidates = {
-        c.name: c for c in info.classes.values() if _no_arg_class(c.qualname, workspace) is not None
-    }
-    # then classes it imports (transformers: `from .configuration_llama import LlamaConfig`)
-    for local, target in info.symbols.items():
-        if local not in candidates and local[:1].isupper() and target != f"{info.module}.{local}":
-            found = _no_arg_class(target, workspace)
-            if found is not None:
-                candidates[local] = found
-    by_name = [c for n, c in candidates.items() if _norm(n) == _norm(param_name)]
-    if by_name:
-        return by_name[0]
-    if param_name.lower() in CONFIG_PARAM_NAMES:
-        configs: list[ClassInfo] = []
-        for suffix in CONFIG_SUFFIXES:  # "...Config" first: not TransformersKwargs
-            configs = configs or [c for n, c in candidates.items() if n.lower().endswith(suffix)]
-        own = [c for c in configs if c.file == cls.file]
-        # the most derived one: LlamaConfig, not the PreTrainedConfig it extends
-        bases = {workspace.resolve(b) for c in configs for b in c.bases}
-        leaves = [c for c in own or configs if c.qualname not in bases]
-        if len(leaves) == 1:
-            return leaves[0]
-    return None
-
-
-def _ref(cls: ClassInfo) -> tuple[str, str]:
-    return cls.name, cls.qualname
-
-
-def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> ClassSpec:
-    """How to build ``cls``: the first of pyproject entry, defaults, config class, call site."""
-    rel = relative_path(cls.file, workspace.root)
-    for key in (f"{rel}::{cls.name}", cls.name):
-        if key in settings.models:
-            return ClassSpec(cls.name, cls.line, settings.models[key], "pyproject.toml")
-    params = workspace.init_params(cls) or ()
-    required = [p for p in params if p.required]
-    if not required:
-        # never download weights: DeepLabV3(encoder_weights=None), FCN(pretrained=False)
-        names = {p.name for p in params}
-        args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
-        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "default arguments")
-    configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
-    if all(configs.values()):
-        found = {p: c for p, c in configs.items() if c is not None}
-        args = ", ".join(f"{p}={c.name}()" for p, c in found.items())
-        refs = tuple(sorted({_ref(c) for c in found.values()}))  # sorted: part of the cache key
-        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "config class", refs=refs)
-    for call in workspace.call_sites(cls.qualname):
-        named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
-        if all(p.name in named for p in required):
-            parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
-            where = f"{relative_path(call.file, workspace.root)}:{call.line}"
-            values = [*call.args, *(v for _, v in call.kwargs)]
-            found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
-            ctor = f"{cls.name}({', '.join(parts)})"
-            return ClassSpec(cls.name, cls.line, ctor, where, refs=tuple(sorted(found_refs)))
-    missing = tuple(p.name for p in required)
-    example = ", ".join(f"{name}=..." for name in missing)
-    hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
-    # Last, example values for sizes, with config classes where found (LlamaAttention(config,
-    # layer_idx) -> LlamaAttention(config=LlamaConfig(), layer_idx=0)).
-    ctors: list[str] = []
-    for variant in VARIANTS:
-        guessed = [
-            (
-                p.name,
-                f"{c.name}()"
-                if (c := configs[p.name])
-                else example_value(p.name, p.annotation, variant),
-            )
-            for p in required
-        ]
-        if all(value is not None for _, value in guessed):
-            ctor = f"{cls.name}({', '.join(f'{name}={value}' for name, value in guessed)})"
-            if ctor not in ctors:
-                ctors.append(ctor)
-    if ctors:
-        refs = tuple(sorted({_ref(c) for c in configs.values() if c is not None}))
-        alternatives = tuple(ctors[1:])
-        return ClassSpec(
-            cls.name,
-            cls.line,
-            ctors[0],
-            EXAMPLE_SOURCE,
-            missing,
-            hint,
-            refs=refs,
-            alternatives=alternatives,
-        )
-    return ClassSpec(cls.name, cls.line, None, "", missing, hint)
-
-
-def with_input(
-    spec: ClassSpec, cls: ClassInfo, workspace: Workspace, settings: Settings
-) -> ClassSpec:
-    """``spec`` with forward()'s example input from ``[tool.paramlens.inputs]`` (or the
-    editor's setting, or the CLI's --input), if one is given for the class."""
-    rel = relative_path(cls.file, workspace.root)
-    for key in ("*", f"{rel}::{cls.name}", cls.name):  # "*": the command line's --input
-        if key in settings.inputs:
-            source = "command line" if key == "*" else "pyproject.toml"
-            return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
-    for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
-        where = f"{CALL_SITE_INPUT} {relative_path(call.file, workspace.root)}:{call.line}"
-        return dataclasses.replace(spec, input=call.input, input_source=where)
-    return spec
-
-
 def import_roots(module_root: str, workspace_root: Path) -> tuple[str, ...]:
     """A job's ``sys_path``: the folder its module imports from, then the workspace's."""
     return tuple(dict.fromkeys([module_root, str(workspace_root)]))
@@ -358,14 +102,6 @@ def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
     )
 
 
-def factory_spec(factory: FactoryInfo) -> ClassSpec:
-    """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
-    args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in factory.params)
-    return ClassSpec(
-        factory.name, factory.line, f"{factory.name}({args})", "factory function", kind="factory"
-    )
-
-
 class Engine:
     def __init__(
         self,
@@ -378,14 +114,16 @@ class Engine:
         self.settings_for = settings_for
         self.log = log
         self.workers: dict[str, WorkerClient] = {}
-        self.cache = _Cache(folder=cache_folder)
+        self.cache = ResultCache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
         self.libraries: dict[str, Libraries] = {}  # by interpreter
-        self._scan_store = _ScanStore(cache_folder) if cache_folder is not None else None
-        self._loaded_roots: set[Path] = set()
+        self._scan_store = ScanStore(cache_folder) if cache_folder is not None else None
+        self._loaded_roots: dict[Path, bool] = {}  # root -> loose
         self.jobs_run = 0  # jobs actually sent to a worker (cache misses)
         self._in_flight = _InFlight()
-        self._job_lock = threading.Lock()
+        # one job of a workspace at a time (it fills the workspace's lazy caches), by root:
+        # a big workspace's first job must not hold up another workspace's
+        self._job_locks: dict[Path, threading.Lock] = {}
         # The language server wants its worker anyway: start it while the workspace is read.
         # The CLI does not: a cached answer must not cost a torch import.
         self.eager_worker = eager_worker
@@ -407,25 +145,40 @@ class Engine:
         return worker_python(root, settings.python)
 
     def scan(
-        self, root: Path, texts: Mapping[str, str] | None = None, python: str | None = None
+        self,
+        root: Path,
+        texts: Mapping[str, str] | None = None,
+        python: str | None = None,
+        *,
+        loose: bool = False,
+        limits: ScanLimits | None = None,
+        include: Sequence[str] = (),
     ) -> Workspace:
-        """The workspace at ``root``; ``python``, the interpreter whose installed libraries
-        count (by default the root's: give it when not on the event loop, as reading the
+        """The workspace at ``root`` (a ``loose`` one: its own files only); ``python``, the
+        interpreter whose installed libraries count, and ``limits``, how much to read (by
+        default the root's settings: give them when not on the event loop, as reading the
         settings may warn the user)."""
         if self._scan_store is not None and root not in self._loaded_roots:
-            self._loaded_roots.add(root)
+            self._loaded_roots[root] = loose
             for path, entry in self._scan_store.load(root).items():
                 self._scan_cache.setdefault(path, entry)
-        python = python or self.python_for(root, self.settings_for(root))
+        if python is None or limits is None:
+            settings = self.settings_for(root)
+            python = python or self.python_for(root, settings)
+            limits = limits or self.scan_limits(root, settings, loose)
         if python not in self.libraries:  # asked only if a base is not the workspace's
             self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
-        return scan(root, texts, self._scan_cache, self.libraries[python])
+        return scan(root, texts, self._scan_cache, self.libraries[python], limits, include)
+
+    @staticmethod
+    def scan_limits(root: Path, settings: Settings, loose: bool) -> ScanLimits:
+        return ScanLimits(max_files=settings.max_files, recursive=not loose)
 
     def save_scan(self) -> None:
         """Persist what was read and parsed (a no-op when nothing new was)."""
         if self._scan_store is not None:
-            for root in self._loaded_roots:
-                self._scan_store.save(root, self._scan_cache)
+            for root, loose in list(self._loaded_roots.items()):
+                self._scan_store.save(root, self._scan_cache, loose)
 
     def job_for(
         self,
@@ -528,8 +281,10 @@ class Engine:
             settings = dataclasses.replace(settings, shapes=False)
         python = self.python_for(workspace.root, settings)
 
+        lock = self._job_locks.setdefault(workspace.root, threading.Lock())
+
         def keyed() -> tuple[str, BuildJob | None]:
-            with self._job_lock:
+            with lock:
                 job = self.job_for(path, workspace, settings, texts, detail, part)
                 return (self.cache_key(job, workspace, python) if job else ""), job
 
@@ -542,20 +297,38 @@ class Engine:
         root: Path,
         texts: Mapping[str, str] | None = None,
         on_partial: Callable[[FileReport], None] | None = None,
+        loose: bool = False,
     ) -> FileReport:
-        """Read the workspace, then build the models of ``path`` and of the files using them."""
+        """Read the workspace (a ``loose`` root: its own files only), then build the models
+        of ``path`` and of the files using them."""
         texts = dict(texts or {})
         if self.eager_worker:
             self.start_worker(path, root)
-        workspace = await self.read_workspace(root, texts)
+        workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
         report = await self.report(path, workspace, texts, on_partial=on_partial)
         self.save_scan()
         return report
 
-    async def read_workspace(self, root: Path, texts: Mapping[str, str] | None = None) -> Workspace:
-        # A cold scan of a large workspace takes a while: keep the event loop free meanwhile.
-        python = self.python_for(root, self.settings_for(root))
-        return await asyncio.to_thread(self.scan, root, texts, python)
+    async def read_workspace(
+        self,
+        root: Path,
+        texts: Mapping[str, str] | None = None,
+        *,
+        loose: bool = False,
+        include: Sequence[str] = (),
+    ) -> Workspace:
+        """The workspace, read in a thread: a cold scan of a large one takes a while, and
+        the event loop stays free meanwhile. Cancelled (its document closed, or edited
+        again), the scan stops reading files."""
+        settings = self.settings_for(root)
+        python = self.python_for(root, settings)
+        cancelled = threading.Event()
+        limits = dataclasses.replace(self.scan_limits(root, settings, loose), stop=cancelled.is_set)
+        scan = functools.partial(self.scan, loose=loose, limits=limits, include=include)
+        try:
+            return await asyncio.to_thread(scan, root, texts, python)
+        finally:
+            cancelled.set()  # a no-op once it is done
 
     async def report(
         self,
@@ -577,7 +350,7 @@ class Engine:
         if info is not None and info.syntax_error is not None:
             message, line = info.syntax_error
             error = ErrorInfo(message, path, line, "syntax")
-            return FileReport(path, (), {}, syntax_error=error)
+            return FileReport(path, (), {}, syntax_error=error, cut_short=workspace.cut_short)
         qualnames = {c.name: c.qualname for c in workspace.models_in(path)}
 
         def show(result: JobResult | None, shapes_pending: bool = False) -> None:
@@ -605,7 +378,7 @@ class Engine:
             own = await self.build(path, workspace, texts, detail)
         results = [own] if own else []
         failed = False
-        missing = _without_figures(own.models if own else (), qualnames)
+        missing = without_figures(own.models if own else (), qualnames)
         if missing or not own:
             dependents = dependents_to_build(path, workspace, missing, own is not None)
             built = await asyncio.gather(
@@ -635,12 +408,14 @@ class Engine:
             lines=lines_of(path, everything, workspace),
             isolation=own.isolation if own else (),
             notes=own.notes if own else (),
+            cut_short=workspace.cut_short,
         )
 
-    def answer_key(self, root: Path, target: Path, detail: bool) -> str | None:
+    def answer_key(self, root: Path, target: Path, detail: bool, loose: bool = False) -> str | None:
         """What the answer for one file depends on, found without reading any file: the
-        size and mtime of every Python file of the workspace (as the scan store keys them),
-        the settings, the interpreter and paramlens itself. None without a cache folder."""
+        size and mtime of every Python file the scan would read (as the scan store keys
+        them), the settings, the interpreter and paramlens itself. None without a cache
+        folder."""
         if self._scan_store is None:
             return None
         settings = self.settings_for(target)
@@ -649,7 +424,11 @@ class Engine:
             f"{__version__}\0{_worker_code_stamp()}\0{python}\0{_mtime_ns(python)}\0"
             f"{target}\0{detail}\0{self.line_shapes}\0{settings!r}\0".encode()
         )
-        for path in iter_python_files(root):
+        limits = self.scan_limits(root, self.settings_for(root), loose)
+        listed, _ = list_python_files(root, limits)
+        if target.is_file() and target not in listed:  # read whatever the limits say
+            listed.append(target)
+        for path in listed:
             with contextlib.suppress(OSError):
                 stat = path.stat()
                 digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
@@ -659,7 +438,7 @@ class Engine:
         """The reports saved under :meth:`answer_key`: a warm run that reads no source."""
         if self._scan_store is None:
             return None
-        reports = _load(self._scan_store.folder / f"answer-{key}.pickle", __version__)
+        reports = load(self._scan_store.folder / f"answer-{key}.pickle", __version__)
         if not isinstance(reports, list):
             return None
         self.log("the workspace is unchanged since the last run: its saved answer, no file read")
@@ -668,7 +447,7 @@ class Engine:
     def save_answer(self, key: str, reports: list[FileReport]) -> None:
         """Unless a timeout or a crash cut a result short: those are tried again."""
         if self._scan_store is not None and all(r.complete for r in reports):
-            _dump(self._scan_store.folder / f"answer-{key}.pickle", __version__, reports)
+            dump(self._scan_store.folder / f"answer-{key}.pickle", __version__, reports)
 
     def analysed_before(self, root: Path) -> bool:
         """Whether a scan of ``root`` persisted from an earlier run (CLI or editor)."""
@@ -786,68 +565,3 @@ def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None
         notes=tuple(dict.fromkeys(first.notes + rest.notes)),
         elapsed_ms=first.elapsed_ms + rest.elapsed_ms,
     )
-
-
-def _contents(model: ModelResult) -> Iterator[tuple[str, int, int]]:
-    """(class, parameters of one, how many) for the modules inside ``model``: from its tree,
-    or from its parts when only its totals were kept."""
-    for row in model.tree:
-        if row.depth > 0:
-            yield row.qualtype, row.params, 1
-    for part in model.parts:
-        yield part.qualtype, part.params, part.count
-
-
-def _without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str]) -> set[str]:
-    """Names of the classes that neither built nor appear inside a model built here."""
-    measured = {m.model_class for m in models if m.error is None and not m.example}
-    measured |= {qualtype for m in models for qualtype, _, _ in _contents(m)}
-    return {
-        m.name
-        for m in models
-        if m.kind == "class"
-        and (m.error is not None or m.example)  # example arguments: real instances are better
-        and qualnames.get(m.name) not in measured
-    }
-
-
-def with_instances(
-    model: ModelResult, qualnames: Mapping[str, str], built: Sequence[ModelResult]
-) -> ModelResult:
-    """A class result with its qualified name and the instances measured in other models."""
-    qualname = qualnames.get(model.name)
-    if model.kind != "class" or qualname is None:
-        return model
-    groups: dict[tuple[str, str, int], int] = {}
-    for other in built:
-        if other.error is not None or (other.kind == "class" and other.model_class == qualname):
-            continue
-        for qualtype, params, count in _contents(other):
-            if qualtype == qualname:
-                key = (other.name, other.file, params)
-                groups[key] = groups.get(key, 0) + count
-    instances = tuple(
-        Instance(name, file, count, params) for (name, file, params), count in groups.items()
-    )
-    return dataclasses.replace(
-        model, model_class=model.model_class or qualname, instances=instances
-    )
-
-
-def lines_of(path: str, models: list[ModelResult], workspace: Workspace) -> dict[int, LayerEntry]:
-    """Figures per line of ``path``: from the model whose class encloses the line, else the
-    first model (the file's own come first) that has it."""
-    spans = {c.name: (c.line, c.end_line) for c in workspace.models_in(path)}
-    lines: dict[int, LayerEntry] = {}
-    preferred: set[int] = set()
-    for model in models:
-        span = spans.get(model.name) if model.file == path else None
-        for entry in model.layers:
-            if entry.file != path:
-                continue
-            inside = span is not None and span[0] <= entry.line <= span[1]
-            if entry.line not in lines or (inside and entry.line not in preferred):
-                lines[entry.line] = entry
-                if inside:
-                    preferred.add(entry.line)
-    return dict(sorted(lines.items()))

@@ -5,6 +5,7 @@ example values guessed from its parameter names (``dim=32, heads=4, depth=2``), 
 wider ones (channels divisible by 32 for GroupNorm, images divisible by common patch sizes).
 The result is labelled as built with example arguments: its figures are exact for these
 arguments, which the lens and hover show, with the pyproject.toml line that pins real ones.
+Standalone: the standard library only.
 """
 
 from __future__ import annotations

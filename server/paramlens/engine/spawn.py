@@ -4,19 +4,24 @@ Light on purpose (the standard library only, no asyncio): the command line start
 worker before it imports the rest of paramlens, so that torch imports meanwhile. The
 worker gets an explicit environment: single-threaded OpenMP (forking a process that ran
 OpenMP threads can hang the child) and none of the server's own ``PYTHONPATH`` entries.
+The same environment runs the interpreter once to ask where its libraries are
+(:func:`library_paths`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from .worker import BOOTSTRAP
+from .. import worker
+from ..worker import BOOTSTRAP
 
-WORKER_DIR = str(Path(__file__).parent / "worker")
-_SERVER_PATHS = {str(Path(__file__).parent.parent)}
+WORKER_DIR = str(Path(worker.__file__).parent)
+_SERVER_PATHS = {str(Path(worker.__file__).parent.parent.parent)}  # where paramlens imports from
 
 
 def worker_python(workspace: Path, configured: str | None) -> str:
@@ -58,3 +63,36 @@ def start_worker(python: str) -> subprocess.Popen[bytes]:
         env=worker_environment(),
         start_new_session=True,
     )
+
+
+_PATHS_SCRIPT = """
+import json, os, sys, sysconfig
+std = [os.path.realpath(sysconfig.get_path(k)) for k in ("stdlib", "platstdlib")]
+def keep(p):
+    real = os.path.realpath(p)
+    in_std = any(real == s or real.startswith(s + os.sep) for s in std)
+    return os.path.isdir(p) and (not in_std or "-packages" in real)
+print(json.dumps([p for p in sys.path[1:] if p and keep(p)]))
+"""
+
+
+def library_paths(python: str, log: Callable[[str], None] = lambda _: None) -> tuple[str, ...]:
+    """``sys.path`` of ``python`` without its standard library: site-packages, the folders
+    of ``.pth`` files and ``PYTHONPATH``. Asked of the interpreter itself (about 20 ms)."""
+    try:
+        done = subprocess.run(
+            [python, "-c", _PATHS_SCRIPT],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=worker_environment(),
+            check=True,
+        )
+        paths = json.loads(done.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        log(
+            f"paramlens: the installed libraries of {python} cannot be read ({exc}):"
+            " classes built on their models show no figures"
+        )
+        return ()
+    return tuple(str(p) for p in paths if isinstance(p, str))

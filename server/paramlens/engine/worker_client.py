@@ -22,9 +22,9 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from ..worker import protocol
+from ..worker.protocol import BuildJob, JobResult, WorkerInfo
 from .spawn import worker_command, worker_environment
-from .worker import protocol
-from .worker.protocol import BuildJob, JobResult, WorkerInfo
 
 
 class WorkerError(Exception):

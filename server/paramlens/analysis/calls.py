@@ -1,0 +1,160 @@
+"""Call sites in one file, found on demand (the scan keeps no syntax trees): calls of a
+class with literal arguments (how to construct it) and calls of a model with literal
+tensors (forward()'s example input). Imports :mod:`.model`, :mod:`.literals` and
+:mod:`.reading`."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+
+from .literals import Budget, dotted_name, try_literal
+from .model import CallSite, FileInfo, ModelCall
+from .reading import qualify
+
+
+def call_sites(info: FileInfo) -> list[CallSite]:
+    """Calls in ``info`` whose arguments are literals, module constants or names of classes
+    and functions (parsed once per file text, then kept)."""
+    if info.found_call_sites is None:
+        info.found_call_sites = _find_call_sites(info)
+    return info.found_call_sites
+
+
+def _parse(info: FileInfo) -> ast.Module | None:
+    """``info``'s text parsed again (the scan keeps no trees), or None if it does not parse."""
+    try:
+        return ast.parse(info.text, info.path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _find_call_sites(info: FileInfo) -> list[CallSite]:
+    tree = _parse(info)
+    if tree is None:
+        return []
+    path = info.path
+    refs = info.symbols
+    budget = Budget()
+
+    found: list[CallSite] = []
+    for call in ast.walk(tree):
+        if not isinstance(call, ast.Call):
+            continue
+        callee = qualify(info, call.func)
+        if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
+            continue
+        values = [try_literal(a, info.constants, refs, budget) for a in call.args]
+        kwvalues = [
+            (k.arg, try_literal(k.value, info.constants, refs, budget)) for k in call.keywords
+        ]
+        if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
+            kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
+            args = tuple(v for _, v in values)
+            found.append(CallSite(callee, path, call.lineno, args, kwargs))
+    return found
+
+
+_TENSOR_FACTORIES = frozenset(
+    {"randn", "rand", "zeros", "ones", "empty", "randint", "full", "arange", "randn_like"}
+)
+
+
+_MODEL_METHODS = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
+
+
+def _without_moves(node: ast.expr) -> ast.expr:
+    """``Net().to(device).eval()`` -> ``Net()``: where a value lives does not change it."""
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _MODEL_METHODS
+    ):
+        node = node.func.value
+    return node
+
+
+def _tensor_input(node: ast.expr, info: FileInfo, tensors: Mapping[str, str]) -> str | None:
+    """``torch.randn(64, 1, 28, 28)`` with its sizes folded to literals (a batch size that
+    is a module constant included), or a name bound to one; None for anything else."""
+    node = _without_moves(node)
+    if isinstance(node, ast.Name):
+        return tensors.get(node.id)
+    if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
+        return None
+    callee = qualify(info, node.func) or ""
+    head, _, name = callee.rpartition(".")
+    if head != "torch" or name not in _TENSOR_FACTORIES:
+        return None
+    parts = []
+    for arg in node.args:
+        ok, value = try_literal(arg, info.constants)
+        if not ok or not isinstance(value, (int, float, tuple, list)):
+            return None
+        parts.append(repr(value))
+    for keyword in node.keywords:
+        if keyword.arg in ("device", "requires_grad", "pin_memory"):
+            continue  # where and how it lives does not change its shape
+        dtype = dotted_name(keyword.value) or ""
+        if keyword.arg != "dtype" or not dtype.startswith("torch."):
+            return None
+        parts.append(f"dtype={dtype}")
+    return f"torch.{name}({', '.join(parts)})"
+
+
+def model_calls(info: FileInfo) -> list[ModelCall]:
+    """Calls of models with literal tensors in ``info`` (parsed once per file text)."""
+    if info.found_model_calls is None:
+        info.found_model_calls = _find_model_calls(info)
+    return info.found_model_calls
+
+
+def _find_model_calls(info: FileInfo) -> list[ModelCall]:
+    tree = _parse(info)
+    if tree is None:
+        return []
+    scopes: list[ast.AST] = [tree]
+    scopes += [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    found: list[ModelCall] = []
+    for scope in scopes:
+        models: dict[str, str] = {}  # local name -> qualified name of the class it holds
+        tensors: dict[str, str] = {}  # local name -> the tensor expression it holds
+        assert isinstance(scope, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef))
+        scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        body = [st for st in scope.body if not isinstance(st, scoped)]  # each its own scope
+        nodes = [n for stmt in body for n in ast.walk(stmt)]
+        nodes.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
+        for node in nodes:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name):
+                    value = _without_moves(node.value)
+                    tensor = _tensor_input(value, info, tensors)
+                    if tensor is not None:
+                        tensors[target.id] = tensor
+                    elif isinstance(value, ast.Call) and (callee := qualify(info, value.func)):
+                        models[target.id] = callee
+            elif isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr == "forward":
+                    func = func.value
+                if isinstance(func, ast.Name) and func.id in models:
+                    target_class = models[func.id]
+                elif isinstance(func, ast.Call) and (callee := qualify(info, func.func)):
+                    target_class = callee  # Net()(x)
+                else:
+                    continue
+                args = [_tensor_input(a, info, tensors) for a in node.args]
+                kwargs = [(k.arg, _tensor_input(k.value, info, tensors)) for k in node.keywords]
+                if (not args and not kwargs) or None in args or any(v is None for _, v in kwargs):
+                    continue
+                if kwargs and (args or any(k is None for k, _ in kwargs)):
+                    continue  # positional and keyword inputs together: not expressible
+                if kwargs:
+                    expression = "{" + ", ".join(f"{k!r}: {v}" for k, v in kwargs) + "}"
+                elif len(args) == 1:
+                    expression = str(args[0])
+                else:
+                    expression = "(" + ", ".join(str(a) for a in args) + ")"
+                found.append(ModelCall(target_class, info.path, node.lineno, expression))
+    return found

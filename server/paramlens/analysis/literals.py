@@ -1,0 +1,186 @@
+"""The safe literal evaluator: the values of constant expressions (``4 * 8``, a module
+constant, a tuple of sizes) read from the syntax tree, never run.
+
+Folding runs in the server process on any file of the workspace, so every step is
+bounded: a hostile or generated file (a 5,000-term sum, ``[0] * 2**40``, towers of
+powers) costs at most a few thousand steps and gives up, never a MemoryError, a
+RecursionError or seconds of CPU. Model dimensions are far inside these limits.
+Imports :mod:`.model` only.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Mapping
+
+from .model import Ref
+
+MAX_DEPTH = 50  # nesting of one expression
+
+
+MAX_ITEMS = 10_000  # elements of a list, tuple or dict, characters of a string
+
+
+MAX_INT_BITS = 256  # magnitude of an integer (2**256: no layer is wider)
+
+
+FILE_BUDGET = 200_000  # expression nodes folded per file, all expressions together
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+def _fail() -> object:
+    raise _NotLiteral
+
+
+class Budget:
+    """How many expression nodes may still be folded (shared by a file's expressions)."""
+
+    def __init__(self, steps: int = FILE_BUDGET) -> None:
+        self.steps = steps
+
+    def spend(self) -> None:
+        self.steps -= 1
+        if self.steps < 0:
+            raise _NotLiteral
+
+
+def _size(value: object) -> int:
+    """A cheap upper bound on the memory ``value`` represents, in items."""
+    if isinstance(value, (str, bytes, list, tuple, dict)):
+        return len(value)
+    return 1
+
+
+def _bits(value: object) -> int:
+    return value.bit_length() if isinstance(value, int) else 0
+
+
+def _binop(op: ast.operator, a: object, b: object) -> object:
+    """``a op b``, refused before computing anything too large."""
+    if isinstance(op, ast.Pow):
+        if not isinstance(b, (int, float)) or abs(b) >= 64:
+            raise _NotLiteral
+        if isinstance(a, int) and isinstance(b, int) and _bits(a) * b > MAX_INT_BITS:
+            raise _NotLiteral
+        return a**b  # type: ignore[operator]
+    if isinstance(op, ast.Mult):
+        for seq, n in ((a, b), (b, a)):
+            repeated = isinstance(seq, (str, bytes, list, tuple)) and isinstance(n, int)
+            if repeated and _size(seq) * max(n, 0) > MAX_ITEMS:  # type: ignore[call-overload]
+                raise _NotLiteral
+        if _bits(a) + _bits(b) > MAX_INT_BITS:
+            raise _NotLiteral
+        return a * b  # type: ignore[operator]
+    if isinstance(op, ast.Add):
+        if _size(a) + _size(b) > MAX_ITEMS:
+            raise _NotLiteral
+        return a + b  # type: ignore[operator]
+    if isinstance(op, ast.Sub):
+        return a - b  # type: ignore[operator]
+    if isinstance(op, ast.Div):
+        return a / b  # type: ignore[operator]
+    if isinstance(op, ast.FloorDiv):
+        return a // b  # type: ignore[operator]
+    if isinstance(op, ast.Mod) and not isinstance(a, (str, bytes)):  # no %-formatting
+        return a % b  # type: ignore[operator]
+    raise _NotLiteral
+
+
+def literal(
+    node: ast.expr,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None = None,
+    budget: Budget | None = None,
+    depth: int = 0,
+) -> object:
+    """The value of a literal expression, allowing arithmetic and module constants.
+
+    With ``refs`` (module-level names -> what they are bound to), a name of a class or
+    function, or an attribute of one (``nn.GELU``), is a :class:`Ref`. The work is
+    bounded (see ``MAX_*``); beyond the bounds the expression is not a literal.
+    """
+    budget = budget if budget is not None else Budget()
+    budget.spend()
+    if depth > MAX_DEPTH:
+        raise _NotLiteral
+    depth += 1
+    if isinstance(node, ast.Constant):
+        if _size(node.value) > MAX_ITEMS or _bits(node.value) > MAX_INT_BITS:
+            raise _NotLiteral
+        return node.value
+    if isinstance(node, ast.Name) and node.id in constants:
+        return constants[node.id]
+    if refs is not None and isinstance(node, (ast.Name, ast.Attribute)):
+        dotted = dotted_name(node)
+        head = (dotted or "").partition(".")[0]
+        if dotted and head in refs:
+            return Ref(head, refs[head], dotted)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        if len(node.elts) > MAX_ITEMS:
+            raise _NotLiteral
+        values = [literal(e, constants, refs, budget, depth) for e in node.elts]
+        return tuple(values) if isinstance(node, ast.Tuple) else values
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = literal(node.operand, constants, None, budget, depth)
+        if isinstance(value, (int, float)):
+            return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp):
+        left = literal(node.left, constants, None, budget, depth)
+        right = literal(node.right, constants, None, budget, depth)
+        try:
+            return _binop(node.op, left, right)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            raise _NotLiteral from exc
+    if isinstance(node, ast.Dict):
+        if len(node.keys) > MAX_ITEMS:
+            raise _NotLiteral
+        keys = [
+            literal(k, constants, None, budget, depth) if k is not None else _fail()
+            for k in node.keys
+        ]
+        values = [literal(v, constants, refs, budget, depth) for v in node.values]
+        try:
+            return dict(zip(keys, values))
+        except TypeError as exc:  # an unhashable key
+            raise _NotLiteral from exc
+    raise _NotLiteral
+
+
+def try_literal(
+    node: ast.expr,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None = None,
+    budget: Budget | None = None,
+) -> tuple[bool, object]:
+    try:
+        return True, literal(node, constants, refs, budget)
+    except (_NotLiteral, RecursionError, MemoryError):
+        return False, None
+
+
+def refs_in(value: object) -> Iterator[Ref]:
+    """Every :class:`Ref` inside a literal value."""
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from refs_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from refs_in(item)
+
+
+def dotted_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted_name(node.value)
+        return f"{base}.{node.attr}" if base else None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value  # a string annotation
+    if isinstance(node, ast.Subscript):  # Optional[Config] -> Config
+        return dotted_name(node.slice)
+    return None

@@ -1,0 +1,279 @@
+"""Reading one file without running it: its module name, imports, constants, classes
+(their constructors' parameters and declared config classes) and model factories, as a
+:class:`~.model.FileInfo`. Imports :mod:`.model`, :mod:`.source` and :mod:`.literals`."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from .literals import Budget, dotted_name, try_literal
+from .model import ClassInfo, FactoryInfo, FileInfo, InitParam
+from .source import MAX_SOURCE_CHARS
+
+
+def relative_path(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` with forward slashes, or unchanged if outside it."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return path
+
+
+def module_name(path: Path) -> tuple[str, Path]:
+    """The dotted module name of ``path`` and the folder it is importable from."""
+    parts = [] if path.stem == "__init__" else [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts) or path.parent.name, folder
+
+
+_SEQUENCES = {"Sequence", "List", "list", "Tuple", "tuple", "Iterable", "MutableSequence"}
+
+
+def _annotation(node: ast.expr | None) -> str | None:
+    """What a parameter's annotation says, for choosing its value: a dotted class name
+    (``Optional[LlamaConfig]``, ``A | B`` and ``Union[A, B]`` give the first that is not
+    None), or ``Sequence`` for ``Sequence[int]``, ``tuple[int, ...]``, ``list[int]``."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:  # a string annotation: "Optional[Config]"
+            return _annotation(ast.parse(node.value, mode="eval").body)
+        except SyntaxError:
+            return None
+    members: list[ast.expr] = []
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        members = [node.left, node.right]
+    elif isinstance(node, ast.Subscript):
+        base = (dotted_name(node.value) or "").rpartition(".")[2]
+        if base in _SEQUENCES:
+            return "Sequence"
+        inner = node.slice
+        members = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+        if base != "Union":  # Optional[X], Annotated[X, ...], Type[X]: X
+            members = members[:1]
+    if members:
+        for member in members:
+            if not (isinstance(member, ast.Constant) and member.value is None):
+                return _annotation(member)
+        return None
+    return dotted_name(node)
+
+
+def _resolve_relative(module: str, is_package: bool, level: int, target: str | None) -> str:
+    parts = module.split(".")
+    if not is_package:
+        parts = parts[:-1]
+    if level > 1:
+        parts = parts[: len(parts) - (level - 1)]
+    return ".".join([*parts, target] if target else parts)
+
+
+def _init_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
+    for stmt in cls.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
+            a = stmt.args
+            positional = [*a.posonlyargs, *a.args][1:]  # drop self
+            if not positional and not a.kwonlyargs and (a.vararg or a.kwarg):
+                return None  # (self, *args, **kwargs): the parent's signature applies
+            n_defaults = len(a.defaults)
+            params = [
+                InitParam(
+                    p.arg,
+                    _annotation(p.annotation),
+                    i < len(positional) - n_defaults,
+                )
+                for i, p in enumerate(positional)
+            ]
+            params += [
+                InitParam(p.arg, _annotation(p.annotation), d is None)
+                for p, d in zip(a.kwonlyargs, a.kw_defaults)
+            ]
+            return tuple(params)
+    return None
+
+
+def _is_dataclass(cls: ast.ClassDef) -> bool:
+    for d in cls.decorator_list:
+        name = dotted_name(d.func if isinstance(d, ast.Call) else d) or ""
+        if name.rpartition(".")[2] == "dataclass":
+            return True
+    return False
+
+
+def _dataclass_fields_defaulted(cls: ast.ClassDef) -> bool:
+    return all(
+        s.value is not None
+        for s in cls.body
+        if isinstance(s, ast.AnnAssign)
+        and isinstance(s.target, ast.Name)
+        and "ClassVar" not in ast.unparse(s.annotation)
+    )
+
+
+def _dataclass_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
+    """The generated ``__init__`` of a dataclass: its fields, required when undefaulted."""
+    if not _is_dataclass(cls):
+        return None
+    return tuple(
+        InitParam(s.target.id, _annotation(s.annotation), s.value is None)
+        for s in cls.body
+        if isinstance(s, ast.AnnAssign)
+        and isinstance(s.target, ast.Name)
+        and "ClassVar" not in ast.unparse(s.annotation)
+    )
+
+
+def _declared_config(info: FileInfo, cls: ast.ClassDef) -> str | None:
+    """``config: LlamaConfig`` or ``config_class = LlamaConfig`` in the class body."""
+    for stmt in cls.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            if stmt.target.id == "config" and stmt.value is None:
+                annotation = stmt.annotation
+                if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+                    annotation = ast.Name(annotation.value)  # `config: "LlamaConfig"`
+                return qualify(info, annotation)
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Name) and target.id == "config_class":
+                return qualify(info, stmt.value)
+    return None
+
+
+def qualify(info: FileInfo, node: ast.expr) -> str | None:
+    """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
+    dotted = dotted_name(node)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    base = info.symbols.get(head, f"{info.module}.{head}")
+    return f"{base}.{rest}" if rest else base
+
+
+def _error_line(text: str, exc: SyntaxError) -> int:
+    """The line of a syntax error; Python gives none for a NUL byte."""
+    if exc.lineno is None and "\0" in text:
+        return text.count("\n", 0, text.index("\0")) + 1
+    return exc.lineno or 1
+
+
+def read_file(path: Path, text: str) -> FileInfo:
+    module, root = module_name(path)
+    info = FileInfo(str(path), module, str(root), source=text)
+    if len(text) > MAX_SOURCE_CHARS:
+        size = f"{len(text) / 2**20:.1f} MB"
+        info.syntax_error = (
+            f"paramlens skips files over {MAX_SOURCE_CHARS // 2**20} MB (this one: {size})",
+            1,
+        )
+        return info
+    try:
+        tree = ast.parse(text, str(path))
+    except SyntaxError as exc:
+        info.syntax_error = (f"{type(exc).__name__}: {exc.msg}", _error_line(text, exc))
+        return info
+    except (RecursionError, MemoryError) as exc:  # Python itself could not compile it either
+        info.syntax_error = (f"{type(exc).__name__}: the file is too deeply nested to parse", 1)
+        return info
+    budget = Budget()
+    is_package = path.stem == "__init__"
+
+    read_imports(tree.body, info, is_package)
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
+            info.symbols[stmt.name] = f"{module}.{stmt.name}"
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Name):
+                ok, value = try_literal(stmt.value, info.constants, None, budget)
+                if ok:
+                    info.constants[target.id] = value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
+            ok, value = try_literal(stmt.value, info.constants, None, budget)
+            if ok:
+                info.constants[stmt.target.id] = value
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef):
+            params = _init_params(stmt)  # () is an __init__ of its own with no parameters
+            info.classes[stmt.name] = ClassInfo(
+                name=stmt.name,
+                qualname=f"{module}.{stmt.name}",
+                file=str(path),
+                line=stmt.lineno,
+                end_line=stmt.end_lineno or stmt.lineno,
+                bases=tuple(q for q in (qualify(info, b) for b in stmt.bases) if q),
+                params=params if params is not None else _dataclass_params(stmt),
+                is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
+                config_class=_declared_config(info, stmt),
+            )
+        elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
+            info.factories[stmt.name] = factory
+    return info
+
+
+def read_imports(body: list[ast.stmt], info: FileInfo, is_package: bool) -> list[str]:
+    """Fill ``info.symbols`` and ``info.imports`` from the import statements of a module's
+    ``body`` (those under ``if``/``try`` included); return the modules star-imported."""
+    stars: list[str] = []
+    for node in _statements(body):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    info.symbols[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    info.symbols[top] = top
+                info.imports.add(alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            base = (
+                _resolve_relative(info.module, is_package, node.level, node.module)
+                if node.level
+                else node.module or ""
+            )
+            info.imports.add(base)
+            for alias in node.names:
+                if alias.name == "*":
+                    stars.append(base)
+                else:
+                    info.symbols[alias.asname or alias.name] = f"{base}.{alias.name}"
+                    info.imports.add(f"{base}.{alias.name}")
+    return stars
+
+
+def _factory(info: FileInfo, fn: ast.FunctionDef) -> FactoryInfo | None:
+    """``fn`` if it is public, needs no arguments and could return a model."""
+    a = fn.args
+    if fn.name.startswith("_") or len(a.defaults) < len(a.posonlyargs) + len(a.args):
+        return None
+    if any(d is None for d in a.kw_defaults):
+        return None
+    registered = any(
+        "register" in (dotted_name(d.func if isinstance(d, ast.Call) else d) or "").lower()
+        for d in fn.decorator_list
+    )
+    returns = [fn.returns] if fn.returns is not None else []
+    for node in _statements(fn.body):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
+            returns.append(node.value.func)
+    qualified = tuple(q for q in (qualify(info, r) for r in returns) if q)
+    if not registered and not qualified:
+        return None
+    params = tuple(p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
+    return FactoryInfo(fn.name, fn.lineno, params, registered, qualified)
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested ones included, without descending into expressions."""
+    for stmt in body:
+        yield stmt
+        for name in ("body", "orelse", "finalbody"):
+            yield from _statements(getattr(stmt, name, []))
+        for handler in getattr(stmt, "handlers", []):
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", []):
+            yield from _statements(case.body)

@@ -1,0 +1,174 @@
+"""How to construct each model class: a ``[tool.paramlens.models]`` entry, its defaults,
+a config class that builds with no arguments, a call site with literal arguments, else
+example sizes; forward()'s example input; model factories called without weights. Pure
+(reads the :class:`~paramlens.analysis.workspace.Workspace`, runs nothing); imports
+:mod:`paramlens.analysis`, :mod:`paramlens.config` and the worker's protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
+from ..analysis.literals import refs_in
+from ..analysis.model import ClassInfo, FactoryInfo
+from ..analysis.reading import relative_path
+from ..analysis.workspace import Workspace
+from ..config import Settings
+from ..worker.protocol import CALL_SITE_INPUT, EXAMPLE_SOURCE, ClassSpec
+
+CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
+CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
+
+
+def _norm(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _no_arg_class(qualname: str, workspace: Workspace) -> ClassInfo | None:
+    """A workspace class (not a model) that builds with no arguments: a config class."""
+    cls = workspace.classes.get(workspace.resolve(qualname))
+    if cls is None or cls.qualname in workspace.module_classes:
+        return None
+    if cls.is_dataclass:
+        return cls
+    params = workspace.init_params(cls) or ()
+    return None if any(p.required for p in params) else cls
+
+
+def _config_class(
+    param_name: str, annotation: str | None, workspace: Workspace, cls: ClassInfo
+) -> ClassInfo | None:
+    """A config class that builds with no arguments, for this parameter: the one the class
+    declares for ``config`` (transformers' ``config: CLIPConfig`` in the class body), else
+    the annotation's (from any workspace module), else one of the same module by name."""
+    info = workspace.files[cls.file]
+    declared = workspace.declared_config(cls) if param_name == "config" else None
+    if declared is not None and (found := _no_arg_class(declared, workspace)) is not None:
+        return found
+    if annotation:
+        # where the name means something: the module of the class, else that of the base
+        # whose __init__ it inherits (modular_mistral's MistralModel gets LlamaModel's
+        # ``config: LlamaConfig``, a name modeling_llama imports)
+        owner = workspace.init_owner(cls)
+        head, _, rest = annotation.partition(".")
+        for path in dict.fromkeys([cls.file, owner.file if owner else cls.file]):
+            module = workspace.files[path]
+            base = module.symbols.get(head, f"{module.module}.{head}")
+            found = _no_arg_class(f"{base}.{rest}" if rest else base, workspace)
+            if found is not None:
+                return found
+    candidates = {
+        c.name: c for c in info.classes.values() if _no_arg_class(c.qualname, workspace) is not None
+    }
+    # then classes it imports (transformers: `from .configuration_llama import LlamaConfig`)
+    for local, target in info.symbols.items():
+        if local not in candidates and local[:1].isupper() and target != f"{info.module}.{local}":
+            found = _no_arg_class(target, workspace)
+            if found is not None:
+                candidates[local] = found
+    by_name = [c for n, c in candidates.items() if _norm(n) == _norm(param_name)]
+    if by_name:
+        return by_name[0]
+    if param_name.lower() in CONFIG_PARAM_NAMES:
+        configs: list[ClassInfo] = []
+        for suffix in CONFIG_SUFFIXES:  # "...Config" first: not TransformersKwargs
+            configs = configs or [c for n, c in candidates.items() if n.lower().endswith(suffix)]
+        own = [c for c in configs if c.file == cls.file]
+        # the most derived one: LlamaConfig, not the PreTrainedConfig it extends
+        bases = {workspace.resolve(b) for c in configs for b in c.bases}
+        leaves = [c for c in own or configs if c.qualname not in bases]
+        if len(leaves) == 1:
+            return leaves[0]
+    return None
+
+
+def _ref(cls: ClassInfo) -> tuple[str, str]:
+    return cls.name, cls.qualname
+
+
+def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> ClassSpec:
+    """How to build ``cls``: the first of pyproject entry, defaults, config class, call site."""
+    rel = relative_path(cls.file, workspace.root)
+    for key in (f"{rel}::{cls.name}", cls.name):
+        if key in settings.models:
+            return ClassSpec(cls.name, cls.line, settings.models[key], "pyproject.toml")
+    params = workspace.init_params(cls) or ()
+    required = [p for p in params if p.required]
+    if not required:
+        # never download weights: DeepLabV3(encoder_weights=None), FCN(pretrained=False)
+        names = {p.name for p in params}
+        args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
+        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "default arguments")
+    configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
+    if all(configs.values()):
+        found = {p: c for p, c in configs.items() if c is not None}
+        args = ", ".join(f"{p}={c.name}()" for p, c in found.items())
+        refs = tuple(sorted({_ref(c) for c in found.values()}))  # sorted: part of the cache key
+        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "config class", refs=refs)
+    for call in workspace.call_sites(cls.qualname):
+        named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
+        if all(p.name in named for p in required):
+            parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
+            where = f"{relative_path(call.file, workspace.root)}:{call.line}"
+            values = [*call.args, *(v for _, v in call.kwargs)]
+            found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
+            ctor = f"{cls.name}({', '.join(parts)})"
+            return ClassSpec(cls.name, cls.line, ctor, where, refs=tuple(sorted(found_refs)))
+    missing = tuple(p.name for p in required)
+    example = ", ".join(f"{name}=..." for name in missing)
+    hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
+    # Last, example values for sizes, with config classes where found (LlamaAttention(config,
+    # layer_idx) -> LlamaAttention(config=LlamaConfig(), layer_idx=0)).
+    ctors: list[str] = []
+    for variant in VARIANTS:
+        guessed = [
+            (
+                p.name,
+                f"{c.name}()"
+                if (c := configs[p.name])
+                else example_value(p.name, p.annotation, variant),
+            )
+            for p in required
+        ]
+        if all(value is not None for _, value in guessed):
+            ctor = f"{cls.name}({', '.join(f'{name}={value}' for name, value in guessed)})"
+            if ctor not in ctors:
+                ctors.append(ctor)
+    if ctors:
+        refs = tuple(sorted({_ref(c) for c in configs.values() if c is not None}))
+        alternatives = tuple(ctors[1:])
+        return ClassSpec(
+            cls.name,
+            cls.line,
+            ctors[0],
+            EXAMPLE_SOURCE,
+            missing,
+            hint,
+            refs=refs,
+            alternatives=alternatives,
+        )
+    return ClassSpec(cls.name, cls.line, None, "", missing, hint)
+
+
+def with_input(
+    spec: ClassSpec, cls: ClassInfo, workspace: Workspace, settings: Settings
+) -> ClassSpec:
+    """``spec`` with forward()'s example input from ``[tool.paramlens.inputs]`` (or the
+    editor's setting, or the CLI's --input), if one is given for the class."""
+    rel = relative_path(cls.file, workspace.root)
+    for key in ("*", f"{rel}::{cls.name}", cls.name):  # "*": the command line's --input
+        if key in settings.inputs:
+            source = "command line" if key == "*" else "pyproject.toml"
+            return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
+    for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
+        where = f"{CALL_SITE_INPUT} {relative_path(call.file, workspace.root)}:{call.line}"
+        return dataclasses.replace(spec, input=call.input, input_source=where)
+    return spec
+
+
+def factory_spec(factory: FactoryInfo) -> ClassSpec:
+    """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
+    args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in factory.params)
+    return ClassSpec(
+        factory.name, factory.line, f"{factory.name}({args})", "factory function", kind="factory"
+    )
