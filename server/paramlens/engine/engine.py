@@ -495,12 +495,13 @@ class Engine:
 @functools.cache
 def _worker_code_stamp() -> str:
     """The worker's own code, by size and mtime: results from an older worker (an editable
-    install being developed, an upgrade without a version bump) are not reused."""
+    install being developed, an upgrade without a version bump) are not reused. Its
+    subpackages too (processes/, build/, forward/)."""
     folder = Path(protocol.__file__).parent
     stamps = []
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.rglob("*.py")):
         stat = path.stat()
-        stamps.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+        stamps.append(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
 
 
