@@ -33,6 +33,8 @@ export interface ParamlensSettings {
   analyzeOnSave: boolean;
   analyzeOnChange: boolean;
   debounceMs: number;
+  /** Python files a workspace scan reads at most (a folder that is no project). */
+  maxFiles: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
@@ -49,6 +51,7 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   analyzeOnSave: true,
   analyzeOnChange: true,
   debounceMs: 500,
+  maxFiles: 5000,
 });
 
 /**
@@ -87,6 +90,7 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
     ["timeout", Number.MIN_VALUE],
     ["memoryMb", 1],
     ["debounceMs", 0],
+    ["maxFiles", 1],
   ];
   for (const [key, min] of numbers) {
     const value = get(key);

@@ -4,6 +4,7 @@ cancelled only once nobody waits for it (a stand-in worker: no torch, no subproc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,16 @@ class StandInWorker:
         return JobResult(models=(), notes=(f"built {job.file}",))
 
 
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition`` (a job's key is computed in a thread: how long that takes
+    depends on the machine), or fail after 30 s."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"after 30 s, still not: {what}")
+
+
 @pytest.fixture
 def engine_and_worker() -> tuple[Engine, StandInWorker]:
     engine = Engine(lambda _: Settings(python="stand-in"))
@@ -48,7 +59,7 @@ async def test_a_job_asked_for_twice_at_once_is_built_once(
     engine, worker = engine_and_worker
     workspace = engine.scan(SEED.parent)
     both = asyncio.gather(*(engine.build(str(SEED), workspace, {}) for _ in range(2)))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(worker.jobs) == 1, "the job reached the worker")
     worker.release.set()
     first, second = await both
     assert len(worker.jobs) == 1 and engine.jobs_run == 1
@@ -63,18 +74,19 @@ async def test_a_shared_job_is_cancelled_only_when_nobody_waits_for_it(
     engine, worker = engine_and_worker
     workspace = engine.scan(SEED.parent)
     left, right = (asyncio.ensure_future(engine.build(str(SEED), workspace, {})) for _ in range(2))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(worker.jobs) == 1, "the job reached the worker")
     left.cancel()  # an editor request superseded by a newer one
-    await asyncio.sleep(0.05)
+    with pytest.raises(asyncio.CancelledError):
+        await left
     assert worker.cancelled == 0 and not right.done()
     right.cancel()
     with pytest.raises(asyncio.CancelledError):
         await right
-    await asyncio.sleep(0.05)
-    assert worker.cancelled == 1 and len(worker.jobs) == 1
+    await until(lambda: worker.cancelled == 1, "the job was cancelled in the worker")
+    assert len(worker.jobs) == 1
     # asked again later: a new job, not the cancelled one
     again = asyncio.ensure_future(engine.build(str(SEED), workspace, {}))
-    await asyncio.sleep(0.05)
+    await until(lambda: len(worker.jobs) == 2, "a new job reached the worker")
     worker.release.set()
     assert (await again) is not None and len(worker.jobs) == 2
 

@@ -36,6 +36,7 @@ describe("readSettings", () => {
       analyzeOnSave: false,
       analyzeOnChange: true,
       debounceMs: 0,
+      maxFiles: 20000,
     };
     const { settings, problems } = readSettings((k) => values[k]);
     assert.deepEqual(problems, []);
@@ -53,10 +54,11 @@ describe("readSettings", () => {
       inputs: { GPT: 1024 },
       optimizer: "lion",
       precision: "int8",
+      maxFiles: 0,
     };
     const { settings, problems } = readSettings((k) => values[k]);
     assert.deepEqual(settings, DEFAULT_SETTINGS);
-    assert.equal(problems.length, 9);
+    assert.equal(problems.length, 10);
     assert.match(problems.join("\n"), /paramlens\.precision: expected one of fp32, bf16, fp16, got "int8"; using "fp32"/);
     assert.match(problems.join("\n"), /paramlens\.device: expected "meta" or "cpu", got "cuda"; using "meta"/);
     assert.match(problems.join("\n"), /paramlens\.inputs: expected an object of "Class": "expression" strings, got \{"GPT":1024\}; using \{\}/);
