@@ -7,6 +7,7 @@ Every import in ``server/paramlens`` counts, wherever it is written (inside a fu
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,3 +136,19 @@ def test_the_worker_imports_only_the_standard_library_torch_and_itself(name: str
         and target.partition(".")[0] not in {*sys.stdlib_module_names, "torch", "__future__"}
     ]
     assert outside == []
+
+
+def test_no_source_file_of_the_package_is_ignored_by_git() -> None:
+    # `build/` in .gitignore once hid the worker's build/ package: every test passed here,
+    # and a fresh clone had no paramlens.worker.build at all
+    repo = PACKAGE.parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout (an sdist)")
+    ignored = subprocess.run(
+        ["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", str(PACKAGE)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [p for p in ignored if p.endswith(".py")] == []
