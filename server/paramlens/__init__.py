@@ -8,7 +8,10 @@ Layout (by where the code runs), each package importing only those listed before
 - ``analysis/``: reading the user's code without running it (pure ``ast``).
 - ``render``: figures as text: lens titles, hovers, tables, JSON (pure).
 - ``engine/``: what to build, when, and its cache; starts and talks to the worker.
-- ``cli/`` and ``lsp/``: the two front ends on the same engine.
+- ``lsp/`` and ``cli/``: the two front ends on the same engine (``paramlens lsp`` runs the
+  language server from the command line).
+
+``tests/unit/test_architecture.py`` keeps this order, and the import graph acyclic.
 """
 
 __version__ = "0.1.0"

@@ -152,3 +152,21 @@ def test_no_source_file_of_the_package_is_ignored_by_git() -> None:
         check=True,
     ).stdout.split()
     assert [p for p in ignored if p.endswith(".py")] == []
+
+
+# paramlens/__init__.py's order: a package imports only those before it
+LAYERS = ["worker", "config", "analysis", "render", "engine", "lsp", "cli", "__main__"]
+
+
+def test_packages_import_only_the_layers_below_them() -> None:
+    def layer(module: str) -> int:
+        part = module.split(".")[1] if module.count(".") else ""
+        return LAYERS.index(part) if part else -1  # paramlens/__init__: the version only
+
+    upward = [
+        f"{source} -> {target}"
+        for source, targets in graph().items()
+        for target in targets
+        if layer(source) != layer(target) and layer(source) < layer(target)
+    ]
+    assert upward == []
