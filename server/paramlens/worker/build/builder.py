@@ -1,0 +1,156 @@
+"""Build one model class: construct it from its expression, measure it, run its forward().
+
+Models are built under ``torch.device("meta")`` so no weight memory is allocated; a
+constructor that reads values gets its small tensors on the CPU; a model that fails on
+meta otherwise is retried on the CPU (inside the memory cap). Runs in the worker
+(standard library + torch), inside a build child.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import types
+
+import torch
+from torch import nn
+
+from ..layers import qualtype
+from ..protocol import EXAMPLE_SOURCE, FINAL_KINDS, ClassSpec, ErrorInfo, ModelResult
+from .context import BuildContext
+from .errors import BuildTimeout, needs_args
+from .forward_pass import NEEDS_VALUES, forward_pass_within_budget
+from .measure import measure, parts
+from .placement import (
+    SmallOnCpu,
+    compiled,
+    construct,
+    hold_on_meta,
+    init_reads_values,
+    namespace_for,
+)
+
+
+def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
+    """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
+    parameter names are only a try: if the class refuses them, it needs real ones."""
+    result = _build_class(spec, ctx)
+    if spec.ctor_source != EXAMPLE_SOURCE:
+        return result
+    for alternative in spec.alternatives:  # wider values, if the class refused the small ones
+        if result.error is None or result.error.kind in FINAL_KINDS:
+            break
+        result = _build_class(dataclasses.replace(spec, ctor=alternative), ctx)
+    if result.error is None:
+        note = f"built with example arguments guessed from parameter names: {result.ctor}"
+        return dataclasses.replace(result, example=True, notes=(note, *result.notes))
+    if result.error.kind in FINAL_KINDS:
+        return result
+    message = (
+        f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
+        f"(example arguments failed: {result.error.message})"
+    )
+    error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
+    return dataclasses.replace(result, error=error)
+
+
+def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
+    """Construct ``spec`` from its expression on ``ctx.device`` (meta falls back to CPU).
+
+    A factory made only of module classes already in ``ctx.detailed`` is measured by its
+    totals only (a file of 100 ``vit_*`` factories needs per-line figures for each kind
+    of block once, not 100 times).
+    """
+    started = time.perf_counter()
+    file = ctx.file
+    if spec.ctor is None:
+        error = ErrorInfo(
+            f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)}",
+            file,
+            spec.line,
+            "needs-args",
+            spec.fix_hint,
+        )
+        return ModelResult.failed(spec, file, error)
+    code = compiled(spec.ctor, spec)
+    placed = _placed(spec, code, namespace_for(spec, ctx.namespace), ctx)
+    if isinstance(placed, ModelResult):
+        return placed
+    model, used, notes = placed
+    if not isinstance(model, nn.Module):
+        message = f"TypeError: {spec.ctor} returned {type(model).__name__}, not an nn.Module"
+        return ModelResult.failed(spec, file, ErrorInfo(message, file, spec.line))
+    kinds = {qualtype(m) for m in model.modules()}
+    detailed = ctx.detailed
+    detail = detailed is None or spec.kind == "class" or not kinds <= detailed
+    if detailed is not None:
+        detailed |= kinds
+    forward, calls = None, None
+    if detail and ctx.shapes:
+        forward, calls = forward_pass_within_budget(model, spec, ctx, used)
+    result = measure(model, spec, file, ctx.recorder, detail, calls)
+    if forward is not None:
+        result = dataclasses.replace(result, forward=forward)
+    if not detail:
+        result = dataclasses.replace(result, parts=parts(model, ctx.is_user_file))
+    elapsed = (time.perf_counter() - started) * 1000
+    return dataclasses.replace(result, device=used, notes=tuple(notes), build_ms=round(elapsed, 2))
+
+
+def _placed(
+    spec: ClassSpec, code: types.CodeType, namespace: dict[str, object], ctx: BuildContext
+) -> tuple[object, str, list[str]] | ModelResult:
+    """The constructed model, the device it was built on, and notes; or the failure.
+
+    Meta first; a constructor that reads values gets its small tensors on the CPU (at once
+    when an ``__init__`` of its file reads values); one whose small CPU tensors meet meta
+    ones, or that fails on meta otherwise, is built on the CPU.
+    """
+    file = ctx.file
+    small_first = ctx.device == "meta" and init_reads_values(file)
+    try:
+        if small_first and (built := _with_small_on_cpu(code, namespace, ctx)) is not None:
+            model, read = built
+            return model, ctx.device, [_SMALL_ON_CPU] if read else []
+        return construct(code, namespace, torch.device(ctx.device), ctx.recorder), ctx.device, []
+    except (BuildTimeout, MemoryError) as exc:
+        return ModelResult.failed(spec, file, ctx.error(exc))
+    except Exception as exc:  # the user's constructor may raise anything
+        missing = needs_args(spec, exc, file)
+        if missing is not None:
+            return ModelResult.failed(spec, file, missing)
+        first = ctx.error(exc)
+    if ctx.device != "meta" or first.kind != "exception":
+        return ModelResult.failed(spec, file, first)
+    try:
+        reads = not small_first and NEEDS_VALUES.search(first.message)  # give it values
+        if reads and (built := _with_small_on_cpu(code, namespace, ctx)) is not None:
+            note = f"{_SMALL_ON_CPU} (meta alone failed: {first.message})"
+            return built[0], ctx.device, [note]
+        model = construct(code, namespace, torch.device("cpu"), ctx.recorder)
+    except BuildTimeout as retry_exc:
+        return ModelResult.failed(spec, file, ctx.error(retry_exc))
+    except Exception as retry_exc:
+        retry = ctx.error(retry_exc)
+        return ModelResult.failed(spec, file, first if retry.kind == "memory" else retry)
+    return model, "cpu", [f"built on CPU because the meta device failed: {first.message}"]
+
+
+_SMALL_ON_CPU = "built on meta, with the small tensors its constructor reads on the CPU"
+
+
+def _with_small_on_cpu(
+    code: types.CodeType, namespace: dict[str, object], ctx: BuildContext
+) -> tuple[object, bool] | None:
+    """Built with the small tensors it makes on the CPU, then held on meta; and whether it
+    read a value. None if that failed (small CPU tensors met meta ones, or anything else);
+    a timeout is the build's to report."""
+    small = SmallOnCpu()
+    try:
+        model = construct(code, namespace, small, ctx.recorder)
+        hold_on_meta(model)
+    except BuildTimeout:
+        raise
+    except Exception:
+        return None
+    return model, small.read

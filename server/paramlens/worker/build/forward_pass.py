@@ -1,0 +1,151 @@
+"""forward() for a built model, within the class's time: on its device (meta: no weights,
+no compute), again on a CPU copy when the code reads values, and with one training
+step's memory once it ran (:mod:`..forward` does the run itself).
+
+Runs in the worker (standard library + torch), inside a build child.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import signal
+import time
+
+import torch
+from torch import nn
+
+from ..forward.counters import ModuleCall
+from ..forward.memory import AUTOCAST_DTYPES, autocast_saved_bytes, training_bytes
+from ..forward.context import ForwardContext
+from ..forward.run import run_forward
+from ..loader import has_itimer
+from ..protocol import ClassSpec, ErrorInfo, ForwardInfo
+from .context import BuildContext
+from .errors import BuildTimeout
+from .placement import compiled, construct, namespace_for
+from .sites import Site, SiteRecorder
+
+
+FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
+
+
+def _forward_pass(
+    model: nn.Module, recorder: SiteRecorder, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
+    def site(module: nn.Module) -> Site | None:
+        sites = recorder.sites(module)
+        return sites[0] if sites else None
+
+    forward = ForwardContext(
+        namespace=namespace_for(spec, ctx.namespace),
+        device=device,
+        is_user_file=ctx.is_user_file,
+        error_from=ctx.error,
+        names={id(m): n for n, m in model.named_modules() if n},
+        site=site,
+        dims=dict(ctx.dims),
+        line_shapes=ctx.line_shapes,
+    )
+    return run_forward(model, spec.input, spec.input_source, forward)
+
+
+# what meta tensors cannot do: code that reads values (.item(), if x.sum() > 0, x[x > 0])
+NEEDS_VALUES = re.compile(r"meta tensor|on meta|data-independent|'Meta' backend", re.IGNORECASE)
+
+
+def _forward_on_cpu(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, why: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]] | None:
+    """forward() again on a copy of the model built on the CPU, with random weights and
+    input, when meta failed because the code reads values; None if it would not fit."""
+    held = sum(p.numel() * p.element_size() for p in model.parameters())
+    if spec.ctor is None or held * 2 > ctx.memory_mb * 2**20:
+        return None
+    code = compiled(spec.ctor, spec)
+    recorder = SiteRecorder(ctx.is_user_file)
+    real = construct(code, namespace_for(spec, ctx.namespace), torch.device("cpu"), recorder)
+    if not isinstance(real, nn.Module):
+        return None
+    with torch.no_grad():  # weight initialisation was skipped: give the code numbers to read
+        for p in real.parameters():
+            p.normal_(0.0, 0.02)
+    info, calls = _forward_pass(real, recorder, spec, ctx, "cpu")
+    # the calls belong to the copy's modules: give them to the model's, by position
+    pairs = zip(
+        real.named_modules(remove_duplicate=False), model.named_modules(remove_duplicate=False)
+    )
+    same = {id(r): id(m) for (rn, r), (mn, m) in pairs if rn == mn}
+    calls = {same[k]: v for k, v in calls.items() if k in same}
+    if info is not None:
+        note = f"forward() ran on the CPU (random weights) because meta failed: {why}"
+        info = dataclasses.replace(info, device="cpu", note=note)
+    return info, calls
+
+
+def _with_training_memory(
+    model: nn.Module, info: ForwardInfo, spec: ClassSpec, ctx: BuildContext
+) -> ForwardInfo:
+    """``info`` with one training step's memory; under mixed precision, with the
+    activations autograd saves under autocast (measured again, on fake CPU tensors)."""
+    activations, precision, note = info.activation_bytes, "", info.note
+    if ctx.precision in AUTOCAST_DTYPES:
+        try:
+            namespace = namespace_for(spec, ctx.namespace)
+            activations = autocast_saved_bytes(model, info.input, namespace, ctx.precision)
+            precision = ctx.precision
+        except (BuildTimeout, MemoryError):
+            raise
+        except Exception as exc:
+            why = ctx.error(exc).message
+            note = "; ".join(
+                n for n in (note, f"{ctx.precision} autocast could not be measured ({why})") if n
+            )
+    return dataclasses.replace(
+        info,
+        activation_bytes=activations,
+        train_bytes=training_bytes(model, activations, ctx.optimizer),
+        optimizer=ctx.optimizer,
+        precision=precision,
+        note=note,
+    )
+
+
+def forward_pass_within_budget(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
+    """forward() with an example input, on the device the model was built on (meta, then
+    the CPU if the code needs real values and the model fits)."""
+    # forward() gets part of what is left of the class's time: when it runs out, the
+    # parameters measured so far stand, with a note that forward() took too long
+    remaining = signal.getitimer(signal.ITIMER_REAL)[0] if has_itimer() else 0.0
+    budget = min(FORWARD_BUDGET_S, remaining / 2) if remaining else 0.0
+    started = time.monotonic()
+    if budget:
+        signal.setitimer(signal.ITIMER_REAL, budget)
+    try:
+        info, calls = _forward_pass(model, ctx.recorder, spec, ctx, device)
+        error = info.error if info is not None else None
+        if error is not None and device == "meta" and NEEDS_VALUES.search(error.message):
+            retried = _forward_on_cpu(model, spec, ctx, error.message)
+            if retried is not None:
+                info, calls = retried
+        if info is not None and info.error is None:
+            info = _with_training_memory(model, info, spec, ctx)
+        return info, calls
+    except BuildTimeout:
+        if not budget or time.monotonic() - started < budget - 0.05:
+            raise  # the class's own deadline
+        message = f"forward() took longer than {budget:.1f} s; paramlens stopped it"
+        return ForwardInfo(
+            input="", input_source="", error=ErrorInfo(message, kind="forward")
+        ), None
+    except MemoryError:
+        raise
+    except Exception as exc:  # a model odd enough to defeat the input guess: no shapes
+        error = dataclasses.replace(ctx.error(exc), kind="forward")
+        return ForwardInfo(input="", input_source="", error=error), None
+    finally:
+        if budget:
+            left = remaining - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
