@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from ..protocol import ClassSpec, ErrorInfo, exception_line, exception_text
 
-
 BLOCKED_MARK = "while paramlens builds models"
 
 

@@ -15,9 +15,9 @@ import time
 import torch
 from torch import nn
 
+from ..forward.context import ForwardContext
 from ..forward.counters import ModuleCall
 from ..forward.memory import AUTOCAST_DTYPES, autocast_saved_bytes, training_bytes
-from ..forward.context import ForwardContext
 from ..forward.run import run_forward
 from ..loader import has_itimer
 from ..protocol import ClassSpec, ErrorInfo, ForwardInfo
@@ -25,7 +25,6 @@ from .context import BuildContext
 from .errors import BuildTimeout
 from .placement import compiled, construct, namespace_for
 from .sites import Site, SiteRecorder
-
 
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
 

@@ -19,7 +19,6 @@ from ..layers import describe_all, qualtype
 from ..protocol import Call, ClassSpec, LayerEntry, ModelResult, ParamInfo, Part, TreeRow
 from .sites import Site, SiteRecorder
 
-
 _CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
 
 

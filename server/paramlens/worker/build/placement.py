@@ -22,7 +22,6 @@ from torch.overrides import TorchFunctionMode
 
 from ..loader import code_objects
 from ..protocol import ClassSpec
-from .errors import BuildTimeout
 from .sites import SiteRecorder, recording
 
 
