@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import re
 import traceback
 from collections.abc import Callable
@@ -44,21 +45,28 @@ def uri_to_path(uri: str) -> str | None:
     return unquote(parsed.path) if parsed.scheme == "file" else None
 
 
-_ANSWERED = object()  # a request already answered while it was being parsed
+_ANSWERED = object()  # a request already answered (or a notification dropped) while parsed
+logger = logging.getLogger(__name__)
 
 
 class ParamlensProtocol(LanguageServerProtocol):
     """pygls, except that a request whose params do not fit its method (a string for a
     position, line -1 or 2**63) gets an InvalidParams error instead of no answer at all:
-    pygls fails while parsing the message, before it has the id to answer."""
+    pygls fails while parsing the message, before it has the id to answer. A notification
+    whose params do not fit is dropped with a line in the log, not shown to the user."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
+            if "jsonrpc" in data and "method" in data and "id" not in data:
+                # a notification nobody can be told about: pygls would show the user an
+                # "Error in server" for each one (a client sending a storm of them)
+                logger.warning("ignored %s: its params do not fit it", data["method"])
+                return _ANSWERED
             msg_id = data.get("id") if "jsonrpc" in data and "method" in data else None
             if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
-                raise  # a notification or a response: nobody to answer
+                raise  # a response: nobody to answer
             error = exc
             if isinstance(exc, JsonRpcInvalidParams) and exc.__cause__ is not None:
                 details = _validation_details(exc.__cause__)
