@@ -26,7 +26,7 @@ from lsprotocol import types as lsp
 from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from .. import __version__, config, render
 from ..config import Root, Settings, find_root, too_wide
@@ -77,6 +77,15 @@ class ParamlensProtocol(LanguageServerProtocol):
     def handle_message(self, message: Any) -> None:
         if message is not _ANSWERED:
             super().handle_message(message)
+
+    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
+        """pygls's, for open documents only: an edit of one never opened (or closed since)
+        raised KeyError, shown to the user as "Error in server"."""
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+            logger.warning("ignored an edit of %s, which is not open", params.text_document.uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
 
 
 def _validation_details(exc: BaseException) -> str:
