@@ -34,7 +34,7 @@ from ..engine.engine import Engine, FileReport
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
 from . import convert
-from .documents import DocumentState
+from .documents import DocumentState, OpenDocuments, document_key
 
 STATUS_NOTIFICATION = "paramlens/status"
 SETTINGS_WAIT_S = 2.0
@@ -99,7 +99,7 @@ def _validation_details(exc: BaseException) -> str:
 class ParamlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("paramlens", __version__, protocol_cls=ParamlensProtocol)
-        self.documents: dict[str, DocumentState] = {}
+        self.documents = OpenDocuments()
         # The disk cache: a reopened, unchanged project shows its figures before torch imports.
         self.engine = Engine(self.settings_for, self.log, config.cache_folder(), eager_worker=True)
         self.editor_settings: dict[str, Any] = {}
@@ -188,6 +188,7 @@ class ParamlensServer(LanguageServer):
     # -- analysis --------------------------------------------------------------
 
     def schedule(self, uri: str, delay_s: float = 0.0) -> None:
+        uri = document_key(uri)  # one task and one timer per document, however spelled
         timer = self.timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
@@ -425,9 +426,12 @@ def on_save(ls: ParamlensServer, params: lsp.DidSaveTextDocumentParams) -> None:
 def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.documents.pop(uri, None)
-    task = ls.tasks.pop(uri, None)
+    task = ls.tasks.pop(document_key(uri), None)
     if task is not None:
         task.cancel()
+    timer = ls.timers.pop(document_key(uri), None)
+    if timer is not None:
+        timer.cancel()
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
