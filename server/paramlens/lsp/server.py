@@ -493,8 +493,11 @@ def summary_command(ls: ParamlensServer, *arguments: Any) -> dict[str, Any]:
 
 
 @server.command(convert.MODELS_COMMAND)
-def models_command(ls: ParamlensServer, uri: str) -> dict[str, Any]:
-    state = ls.documents.get(uri)
+def models_command(ls: ParamlensServer, *arguments: Any) -> dict[str, Any]:
+    """Arguments: document URI."""
+    if len(arguments) != 1 or not isinstance(arguments[0], str):
+        return {"error": "paramlens.models takes [uri]"}
+    state = ls.documents.get(arguments[0])
     if state is None:
         return {"models": []}
     return {"models": [{"name": m.name, "line": line} for m, line in state.models()]}
