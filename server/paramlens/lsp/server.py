@@ -410,6 +410,8 @@ def on_change(ls: ParamlensServer, params: lsp.DidChangeTextDocumentParams) -> N
         return
     text = ls.workspace.get_text_document(state.uri).source
     state.edit(text, params.text_document.version)
+    # the client's newest spelling of its URI: lens commands and diagnostics name it so
+    state.uri = params.text_document.uri
     settings = ls.settings_for(Path(state.path))
     if settings.analyze_on_change:
         ls.schedule(state.uri, settings.debounce_ms / 1000)
