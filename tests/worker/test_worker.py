@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -149,6 +150,34 @@ async def test_a_cancelled_job_is_not_rebuilt_class_by_class(tmp_path: Path) -> 
             await task
         await asyncio.sleep(2)  # a rebuild of the classes after First would have started by now
         assert not any("BUILDING Second" in line for line in logged), logged
+    finally:
+        await worker.stop()
+
+
+async def test_a_job_cancelled_while_queued_is_answered_cancelled(tmp_path: Path) -> None:
+    """Every job ends with a result or 'cancelled', even one that never left the worker's
+    queue: the client waits for that before it sends the same file's next job."""
+    logged: list[str] = []
+    worker = WorkerClient(sys.executable, logged.append)
+    slots = max(1, min(4, os.cpu_count() or 1))  # the worker's build children at once
+    slow, classes = slow_module(tmp_path, *(f"S{i}" for i in range(slots + 1)))
+    try:
+        building = [
+            asyncio.create_task(worker.build(job(slow, spec, timeout_s=60)))
+            for spec in classes[:slots]
+        ]
+        for name, _ in classes[:slots]:
+            await _eventually_logged(logged, f"BUILDING {name} ")
+        queued = asyncio.create_task(worker.build(job(slow, classes[-1], timeout_s=60)))
+        await _eventually_logged(logged, f"job {slots + 1} sent")
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await _eventually_logged(logged, f"job {slots + 1} cancelled")
+        assert list(worker.in_worker) == list(range(1, slots + 1))
+        assert not any(f"BUILDING {classes[-1][0]}" in line for line in logged)
+        for task in building:
+            task.cancel()
     finally:
         await worker.stop()
 

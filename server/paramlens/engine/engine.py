@@ -380,12 +380,15 @@ class Engine:
         failed = False
         missing = without_figures(own.models if own else (), qualnames)
         if missing or not own:
-            dependents = dependents_to_build(path, workspace, missing, own is not None)
-            built = await asyncio.gather(
-                *(self.build(p, workspace, texts) for p in dependents), return_exceptions=True
-            )
-            results += [r for r in built if isinstance(r, JobResult)]
-            failed = any(isinstance(r, BaseException) for r in built)
+            # one at a time, as the file's own jobs: a file whose users hang until their
+            # timeout holds one build slot, not all of them (another file's job waits then)
+            for dependent in dependents_to_build(path, workspace, missing, own is not None):
+                try:
+                    built = await self.build(dependent, workspace, texts)
+                except Exception:
+                    failed = True
+                    continue
+                results += [built] if built is not None else []
         report = self._file_report(path, workspace, own, results, qualnames)
         complete = not failed and all(_cacheable(r) for r in results)
         return dataclasses.replace(report, complete=complete)

@@ -62,6 +62,7 @@ class State(enum.Enum):
 
 
 _STREAM_LIMIT = 1 << 26  # one result line: LLaMA-70B's is 0.7 MB
+CANCEL_WAIT_S = 10.0  # a cancelled job's build is killed at once: this bound is for bugs
 
 
 class _StartedEarly:
@@ -139,6 +140,10 @@ class WorkerClient:
         self._pending: dict[int, asyncio.Future[JobResult]] = {}
         self._jobs: dict[int, BuildJob] = {}  # pending jobs, for the message if it dies
         self._building: dict[int, str] = {}  # pending job -> the class its child started
+        # jobs the worker has not answered yet (a result, or "cancelled"), by file: a
+        # cancelled one may still be building until the worker has killed its child
+        self.in_worker: dict[int, str] = {}
+        self._cancelling: dict[int, asyncio.Future[None]] = {}
         self.on_death: Callable[[WorkerDied], None] = lambda _: None
         self._ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
@@ -200,16 +205,21 @@ class WorkerClient:
     async def build(self, job: BuildJob) -> JobResult:
         """Run one job; cancelling the awaiting task cancels the job in the worker."""
         await self.start()
+        await self._cancelled_builds_of(job.file)
         assert self._process is not None and self._process.stdin is not None
         job_id = next(self._ids)
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
         self._jobs[job_id] = job
         self._write({"type": "build", "id": job_id, "job": job})
+        self.in_worker[job_id] = job.file
+        self.log(f"job {job_id} sent: {os.path.basename(job.file)}, {len(job.classes)} to build")
         try:
             await self._process.stdin.drain()
             return await future
         except asyncio.CancelledError:
+            if job_id in self.in_worker:
+                self._cancelling[job_id] = asyncio.get_running_loop().create_future()
             with contextlib.suppress(Exception):
                 self._write({"type": "cancel", "id": job_id})
             raise
@@ -219,6 +229,21 @@ class WorkerClient:
             self._pending.pop(job_id, None)
             self._jobs.pop(job_id, None)
             self._building.pop(job_id, None)
+
+    async def _cancelled_builds_of(self, file: str) -> None:
+        """Wait until the worker has stopped the cancelled jobs of ``file`` (it kills their
+        build at once): one file's edits never have two of its builds in the worker."""
+        waiting = [f for i, f in self._cancelling.items() if self.in_worker.get(i) == file]
+        if waiting:
+            await asyncio.wait(waiting, timeout=CANCEL_WAIT_S)
+
+    def _answered(self, job_id: int, how: str) -> None:
+        """The worker is done with ``job_id``: it sent its result, or stopped it."""
+        if self.in_worker.pop(job_id, None) is not None:
+            self.log(f"job {job_id} {how}")
+        stopped = self._cancelling.pop(job_id, None)
+        if stopped is not None and not stopped.done():
+            stopped.set_result(None)
 
     async def prepare(self, job: BuildJob) -> None:
         """Start the worker, and let it get ready for jobs like ``job`` (its zygote imports
@@ -250,10 +275,14 @@ class WorkerClient:
                 self._building[job_id] = str(message.get("name"))
             if message.get("type") == "result" and future is not None and not future.done():
                 future.set_result(protocol.job_result(message["result"]))
+            if message.get("type") in ("result", "cancelled"):
+                self._answered(job_id, "done" if message["type"] == "result" else "cancelled")
         await self._reap()
         if self._process is not None and self._process.stdin is not None:
             self._process.stdin.close()  # lets asyncio close the transport now
         self.state = State.EXITED
+        for job_id in list(self.in_worker):
+            self._answered(job_id, "lost with the worker")
         exit_text = self._exit_text()
         deaths = []
         for job_id, future in self._pending.items():

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
 
 from ..engine.engine import FileReport
 from ..worker.protocol import ErrorInfo, ForwardInfo, LayerEntry, ModelResult
@@ -207,3 +209,30 @@ def _is_good(new: FileReport, old: FileReport | None) -> bool:
         m.name for m in new.models if m.error is not None and m.error.kind != "needs-args"
     }
     return not (built_before & broken_now)
+
+
+def document_key(uri: str) -> str:
+    """Which open document ``uri`` names: URIs compare percent-decoded, as pygls keys its
+    own copy of the texts (``file:///ws/m%6Fdel.py`` is ``file:///ws/model.py``)."""
+    return unquote(uri)
+
+
+class OpenDocuments(dict[str, DocumentState]):
+    """The open documents by :func:`document_key`: a URI spelled otherwise opens, edits or
+    closes the same document, never a second one for the same file (whose text would
+    shadow the first's in every analysis of the workspace)."""
+
+    def __getitem__(self, uri: str) -> DocumentState:
+        return super().__getitem__(document_key(uri))
+
+    def __setitem__(self, uri: str, state: DocumentState) -> None:
+        super().__setitem__(document_key(uri), state)
+
+    def __contains__(self, uri: object) -> bool:
+        return isinstance(uri, str) and super().__contains__(document_key(uri))
+
+    def get(self, uri: str, default: Any = None) -> Any:
+        return super().get(document_key(uri), default)
+
+    def pop(self, uri: str, default: Any = None) -> Any:
+        return super().pop(document_key(uri), default)

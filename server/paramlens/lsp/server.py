@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 import re
 import traceback
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from lsprotocol import types as lsp
 from pygls.capabilities import get_capability
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from .. import __version__, config, render
 from ..config import Root, Settings, find_root, too_wide
@@ -33,7 +34,7 @@ from ..engine.engine import Engine, FileReport
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
 from . import convert
-from .documents import DocumentState
+from .documents import DocumentState, OpenDocuments, document_key
 
 STATUS_NOTIFICATION = "paramlens/status"
 SETTINGS_WAIT_S = 2.0
@@ -44,21 +45,28 @@ def uri_to_path(uri: str) -> str | None:
     return unquote(parsed.path) if parsed.scheme == "file" else None
 
 
-_ANSWERED = object()  # a request already answered while it was being parsed
+_ANSWERED = object()  # a request already answered (or a notification dropped) while parsed
+logger = logging.getLogger(__name__)
 
 
 class ParamlensProtocol(LanguageServerProtocol):
     """pygls, except that a request whose params do not fit its method (a string for a
     position, line -1 or 2**63) gets an InvalidParams error instead of no answer at all:
-    pygls fails while parsing the message, before it has the id to answer."""
+    pygls fails while parsing the message, before it has the id to answer. A notification
+    whose params do not fit is dropped with a line in the log, not shown to the user."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
+            if "jsonrpc" in data and "method" in data and "id" not in data:
+                # a notification nobody can be told about: pygls would show the user an
+                # "Error in server" for each one (a client sending a storm of them)
+                logger.warning("ignored %s: its params do not fit it", data["method"])
+                return _ANSWERED
             msg_id = data.get("id") if "jsonrpc" in data and "method" in data else None
             if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
-                raise  # a notification or a response: nobody to answer
+                raise  # a response: nobody to answer
             error = exc
             if isinstance(exc, JsonRpcInvalidParams) and exc.__cause__ is not None:
                 details = _validation_details(exc.__cause__)
@@ -69,6 +77,15 @@ class ParamlensProtocol(LanguageServerProtocol):
     def handle_message(self, message: Any) -> None:
         if message is not _ANSWERED:
             super().handle_message(message)
+
+    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
+        """pygls's, for open documents only: an edit of one never opened (or closed since)
+        raised KeyError, shown to the user as "Error in server"."""
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+            logger.warning("ignored an edit of %s, which is not open", params.text_document.uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
 
 
 def _validation_details(exc: BaseException) -> str:
@@ -82,7 +99,7 @@ def _validation_details(exc: BaseException) -> str:
 class ParamlensServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("paramlens", __version__, protocol_cls=ParamlensProtocol)
-        self.documents: dict[str, DocumentState] = {}
+        self.documents = OpenDocuments()
         # The disk cache: a reopened, unchanged project shows its figures before torch imports.
         self.engine = Engine(self.settings_for, self.log, config.cache_folder(), eager_worker=True)
         self.editor_settings: dict[str, Any] = {}
@@ -171,6 +188,7 @@ class ParamlensServer(LanguageServer):
     # -- analysis --------------------------------------------------------------
 
     def schedule(self, uri: str, delay_s: float = 0.0) -> None:
+        uri = document_key(uri)  # one task and one timer per document, however spelled
         timer = self.timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
@@ -392,6 +410,8 @@ def on_change(ls: ParamlensServer, params: lsp.DidChangeTextDocumentParams) -> N
         return
     text = ls.workspace.get_text_document(state.uri).source
     state.edit(text, params.text_document.version)
+    # the client's newest spelling of its URI: lens commands and diagnostics name it so
+    state.uri = params.text_document.uri
     settings = ls.settings_for(Path(state.path))
     if settings.analyze_on_change:
         ls.schedule(state.uri, settings.debounce_ms / 1000)
@@ -408,9 +428,12 @@ def on_save(ls: ParamlensServer, params: lsp.DidSaveTextDocumentParams) -> None:
 def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.documents.pop(uri, None)
-    task = ls.tasks.pop(uri, None)
+    task = ls.tasks.pop(document_key(uri), None)
     if task is not None:
         task.cancel()
+    timer = ls.timers.pop(document_key(uri), None)
+    if timer is not None:
+        timer.cancel()
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
@@ -472,8 +495,11 @@ def summary_command(ls: ParamlensServer, *arguments: Any) -> dict[str, Any]:
 
 
 @server.command(convert.MODELS_COMMAND)
-def models_command(ls: ParamlensServer, uri: str) -> dict[str, Any]:
-    state = ls.documents.get(uri)
+def models_command(ls: ParamlensServer, *arguments: Any) -> dict[str, Any]:
+    """Arguments: document URI."""
+    if len(arguments) != 1 or not isinstance(arguments[0], str):
+        return {"error": "paramlens.models takes [uri]"}
+    state = ls.documents.get(arguments[0])
     if state is None:
         return {"models": []}
     return {"models": [{"name": m.name, "line": line} for m, line in state.models()]}

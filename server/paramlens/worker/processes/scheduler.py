@@ -152,7 +152,10 @@ class Worker:
             self.queue.append((int(message["id"]), protocol.build_job(message["job"])))
         elif kind == "cancel":
             job_id = int(message["id"])
-            self.queue = [(i, j) for i, j in self.queue if i != job_id]
+            if any(i == job_id for i, _ in self.queue):  # never started: said at once
+                self.queue = [(i, j) for i, j in self.queue if i != job_id]
+                self.direct.discard(job_id)
+                self.send({"type": "cancelled", "id": job_id})
             for running in list(self.running.values()):
                 if running.job_id == job_id:
                     running.cancelled = True  # answered, and not rebuilt, when reaped
