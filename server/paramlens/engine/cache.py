@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,27 +42,42 @@ def dump(path: Path, tag: object, value: object) -> bool:
     return True
 
 
+MEMORY_RESULTS = 64  # results kept in memory, the most recently used; the folder keeps all
+
+
 @dataclass
 class ResultCache:
-    """Job results by key: in memory, and in the cache folder."""
+    """Job results by key: the most recent in memory, all of them in the cache folder.
 
-    memory: dict[str, JobResult] = field(default_factory=dict)
+    Every edit of a file is a new key: an unbounded memory would keep every version of
+    every file a session ever built (an editing session's server grew without end).
+    """
+
+    memory: OrderedDict[str, JobResult] = field(default_factory=OrderedDict)
     folder: Path | None = None
+    limit: int = MEMORY_RESULTS
 
     def get(self, key: str) -> JobResult | None:
         if key in self.memory:
+            self.memory.move_to_end(key)
             return self.memory[key]
         if self.folder is not None:
             result = load(self.folder / f"{key}.pickle", __version__)
             if isinstance(result, JobResult):
-                self.memory[key] = result
+                self._keep(key, result)
                 return result
         return None
 
     def put(self, key: str, result: JobResult) -> None:
-        self.memory[key] = result
+        self._keep(key, result)
         if self.folder is not None:
             dump(self.folder / f"{key}.pickle", __version__, result)
+
+    def _keep(self, key: str, result: JobResult) -> None:
+        self.memory[key] = result
+        self.memory.move_to_end(key)
+        while len(self.memory) > self.limit:
+            self.memory.popitem(last=False)
 
 
 class ScanStore:
