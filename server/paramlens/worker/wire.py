@@ -13,15 +13,11 @@ from typing import Any
 from . import protocol
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
 def emit(fd: int, message: dict[str, Any]) -> None:
-    write_all(fd, (protocol.dumps(message) + "\n").encode())
+    """Write ``message`` as one line, all of it (a pipe may take it in parts)."""
+    view = memoryview((protocol.dumps(message) + "\n").encode())
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def read_messages(buffer: bytearray, chunk: bytes) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from ..protocol import ClassSpec, ErrorInfo, ForwardInfo
 from .context import BuildContext
 from .errors import BuildTimeout
 from .placement import compiled, construct, namespace_for
-from .sites import Site, SiteRecorder
+from .sites import SiteRecorder
 
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
 
@@ -32,17 +32,13 @@ FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
 def _forward_pass(
     model: nn.Module, recorder: SiteRecorder, spec: ClassSpec, ctx: BuildContext, device: str
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
-    def site(module: nn.Module) -> Site | None:
-        sites = recorder.sites(module)
-        return sites[0] if sites else None
-
     forward = ForwardContext(
         namespace=namespace_for(spec, ctx.namespace),
         device=device,
         is_user_file=ctx.is_user_file,
         error_from=ctx.error,
         names={id(m): n for n, m in model.named_modules() if n},
-        site=site,
+        site=recorder.first_site,
         dims=dict(ctx.dims),
         line_shapes=ctx.line_shapes,
     )

@@ -75,6 +75,11 @@ class SiteRecorder:
         if raw:
             self._raw[id(obj)] = (obj, raw)
 
+    def first_site(self, obj: object) -> Site | None:
+        """The first line that made ``obj`` (the one a lens or an error names), if any."""
+        sites = self.sites(obj)
+        return sites[0] if sites else None
+
     def sites(self, obj: object) -> list[Site]:
         entry = self._raw.get(id(obj))
         if entry is None or entry[0] is not obj:
