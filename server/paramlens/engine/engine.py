@@ -216,9 +216,8 @@ class Engine:
             device=settings.device,
             detail=detail,
             shapes=settings.shapes,
-            optimizer=settings.optimizer,
+            training=protocol.Training(optimizer=settings.optimizer, precision=settings.precision),
             dims=tuple(sorted(settings.dims.items())),
-            precision=settings.precision,
             line_shapes=self.line_shapes,
         )
 

@@ -55,6 +55,22 @@ class ClassSpec:
 
 
 @dataclass(frozen=True)
+class Training:
+    """How the simulated training step runs: the options users change (``[tool.paramlens]``)."""
+
+    optimizer: str = "adamw"  # adamw, adam, sgd-momentum, sgd, none
+    precision: str = "fp32"  # fp32; "bf16"/"fp16": autocast; "bf16-pure": bfloat16 weights
+    batch: int = 0  # the input's batch dimension; 0: the example input's own
+    attention: str = "auto"  # scaled_dot_product_attention: auto (the GPU's choice), math...
+    checkpoint: tuple[str, ...] = ()  # module classes whose activations are recomputed
+    loss: str = ""  # an expression of ``output``; "": the sum of its floating tensors
+    gpu: str = ""  # as the user wrote it: "24GB", "A100-80GB"; "": no card to fit
+    gpu_bytes: int = 0  # that card's memory
+    workspace_bytes: int = 0  # the cuBLAS workspace torch allocates on that card
+    step: bool = True  # simulate the step (off: the sum estimate only)
+
+
+@dataclass(frozen=True)
 class BuildJob:
     """Build the classes of one workspace file and report their parameters."""
 
@@ -70,11 +86,8 @@ class BuildJob:
     kind: str = "build"
     detail: bool = False  # keep every factory's layers, not one factory per kind of block
     shapes: bool = True  # run forward() with an example input
-    optimizer: str = (
-        "adamw"  # for the training-memory estimate: adamw, adam, sgd-momentum, sgd, none
-    )
+    training: Training = dataclasses.field(default_factory=Training)
     dims: tuple[tuple[str, int], ...] = ()  # values of named dimensions in shape annotations
-    precision: str = "fp32"  # training memory under "bf16" or "fp16" autocast
     # the shapes forward()'s own lines assign (inlay hints, annotate): off where none is shown
     line_shapes: bool = True
 
@@ -174,6 +187,54 @@ class ShapeFix:
 
 
 @dataclass(frozen=True)
+class ModuleMemory:
+    """One module's part in the simulated training step."""
+
+    module: str  # dotted path in the model ("" the model itself)
+    type: str
+    kept: int  # bytes its forward() left allocated for backward (and its output)
+    peak: int  # the step's highest total while it ran (forward or backward)
+
+
+@dataclass(frozen=True)
+class StepMemory:
+    """One simulated training step (forward, loss, backward, optimizer step, zero_grad) at
+    its peak: every storage once, at its exact size, as torch's allocator accounts it."""
+
+    peak: int
+    phase: str  # where the peak is: "forward", "loss", "backward", "optimizer", "zero_grad"
+    module: str  # the module running at the peak (dotted path; "" the model's own code)
+    # what is allocated at the peak, by kind (they add up to ``peak``)
+    parameters: int = 0
+    buffers: int = 0
+    inputs: int = 0
+    activations: int = 0  # made in forward() and the loss, kept for backward
+    gradients: int = 0
+    optimizer_state: int = 0
+    temporaries: int = 0  # made in backward() or the optimizer step, then freed
+    batch: int = 0
+    input: str = ""  # the step's input expression, at ``batch``
+    optimizer: str = ""
+    foreach: bool = False  # the optimizer's multi-tensor implementation (the GPU's default)
+    precision: str = "fp32"
+    attention: str = ""  # kernels assumed for scaled_dot_product_attention ("efficient")
+    checkpointed: int = 0  # modules whose activations are recomputed in backward
+    # the GPU's view: what torch.cuda.max_memory_allocated() would report (each allocation
+    # rounded to 512 B, the cuBLAS workspace included), and an estimate of what the caching
+    # allocator would reserve
+    gpu_allocated: int = 0
+    gpu_workspace: int = 0
+    gpu_reserved: int = 0
+    gpu: str = ""  # the card fitted against, as written
+    gpu_bytes: int = 0
+    fits: bool | None = None  # None: no card given
+    max_batch: int = 0  # the largest batch whose step fits (0: none, or not searched)
+    search: str = ""  # how the largest batch was found, or why the search stopped
+    modules: tuple[ModuleMemory, ...] = ()  # the modules that keep the most, most first
+    ms: float = 0.0  # time the simulation took
+
+
+@dataclass(frozen=True)
 class ForwardInfo:
     """What forward() did with an example input."""
 
@@ -194,6 +255,8 @@ class ForwardInfo:
     lines: tuple[InlineShape, ...] = ()
     device: str = "meta"  # "cpu" when the code read values meta tensors do not have
     note: str = ""
+    step: StepMemory | None = None  # the simulated training step (None: not run, or failed)
+    step_error: str = ""  # why the step could not be simulated
 
     def code_at_fault(self) -> bool:
         """forward() failed because of the user's code: with an input they gave, or with a
@@ -389,8 +452,19 @@ def build_job(d: dict[str, Any]) -> BuildJob:
             "classes": tuple(class_spec(c) for c in d["classes"]),
             "overrides": tuple((p, t) for p, t in d.get("overrides", ())),
             "dims": tuple((n, v) for n, v in d.get("dims", ())),
+            "training": training(d.get("training", {})),
         }
     )
+
+
+def training(d: dict[str, Any]) -> Training:
+    return Training(**{**d, "checkpoint": tuple(d.get("checkpoint", ()))})
+
+
+def step_memory(d: dict[str, Any] | None) -> StepMemory | None:
+    if d is None:
+        return None
+    return StepMemory(**{**d, "modules": tuple(ModuleMemory(**m) for m in d.get("modules", ()))})
 
 
 def error_info(d: dict[str, Any] | None) -> ErrorInfo | None:
@@ -426,6 +500,7 @@ def forward_info(d: dict[str, Any] | None) -> ForwardInfo | None:
             "lines": tuple(
                 InlineShape(**{**x, "shapes": tuple(x["shapes"])}) for x in d.get("lines", ())
             ),
+            "step": step_memory(d.get("step")),
         }
     )
 

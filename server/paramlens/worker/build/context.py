@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from ..protocol import ErrorInfo
+from ..protocol import ErrorInfo, Training
 from .errors import error_from_exception
 from .sites import SiteRecorder
 
@@ -26,9 +26,8 @@ class BuildContext:
     # module classes whose per-line figures a factory of this job already kept; None: keep all
     detailed: set[str] | None = None
     shapes: bool = True  # run forward() with an example input
-    optimizer: str = "adamw"  # whose state the training-memory estimate counts
+    training: Training = dataclasses.field(default_factory=Training)  # the simulated step's
     dims: tuple[tuple[str, int], ...] = ()  # named dimensions of shape annotations
-    precision: str = "fp32"  # training memory under "bf16" or "fp16" autocast
     line_shapes: bool = True  # trace forward()'s lines for the shapes they assign
 
     def error(self, exc: BaseException) -> ErrorInfo:

@@ -84,23 +84,23 @@ def _with_training_memory(
     """``info`` with one training step's memory; under mixed precision, with the
     activations autograd saves under autocast (measured again, on fake CPU tensors)."""
     activations, precision, note = info.activation_bytes, "", info.note
-    if ctx.precision in AUTOCAST_DTYPES:
+    if ctx.training.precision in AUTOCAST_DTYPES:
         try:
             namespace = namespace_for(spec, ctx.namespace)
-            activations = autocast_saved_bytes(model, info.input, namespace, ctx.precision)
-            precision = ctx.precision
+            activations = autocast_saved_bytes(model, info.input, namespace, ctx.training.precision)
+            precision = ctx.training.precision
         except (BuildTimeout, MemoryError):
             raise
         except Exception as exc:
             why = ctx.error(exc).message
             note = "; ".join(
-                n for n in (note, f"{ctx.precision} autocast could not be measured ({why})") if n
+                n for n in (note, f"{ctx.training.precision} autocast could not be measured ({why})") if n
             )
     return dataclasses.replace(
         info,
         activation_bytes=activations,
-        train_bytes=training_bytes(model, activations, ctx.optimizer),
-        optimizer=ctx.optimizer,
+        train_bytes=training_bytes(model, activations, ctx.training.optimizer),
+        optimizer=ctx.training.optimizer,
         precision=precision,
         note=note,
     )

@@ -69,9 +69,8 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         memory_mb=job.memory_mb,
         detailed=None if job.detail else set(),
         shapes=job.shapes,
-        optimizer=job.optimizer,
+        training=job.training,
         dims=job.dims,
-        precision=job.precision,
         line_shapes=job.line_shapes,
     )
     for spec in job.classes:
