@@ -67,6 +67,9 @@ class Training:
     gpu: str = ""  # as the user wrote it: "24GB", "A100-80GB"; "": no card to fit
     gpu_bytes: int = 0  # that card's memory
     workspace_bytes: int = 0  # the cuBLAS workspace torch allocates on that card
+    gpus: int = 1  # data-parallel ranks; ``batch`` is each one's
+    strategy: str = ""  # with gpus > 1: ddp, zero1, zero2, zero3 or fsdp (= zero3)
+    wrap: tuple[str, ...] = ()  # FSDP's units (module classes); (): the repeated blocks
     step: bool = True  # simulate the step (off: the sum estimate only)
 
 
@@ -219,6 +222,9 @@ class StepMemory:
     precision: str = "fp32"
     attention: str = ""  # kernels assumed for scaled_dot_product_attention ("efficient")
     checkpointed: int = 0  # modules whose activations are recomputed in backward
+    gpus: int = 1  # the figures are one rank's of that many
+    strategy: str = ""
+    units: int = 0  # modules FSDP sharded one by one (besides the model itself)
     # the GPU's view: what torch.cuda.max_memory_allocated() would report (each allocation
     # rounded to 512 B, the cuBLAS workspace included), and an estimate of what the caching
     # allocator would reserve
@@ -458,7 +464,13 @@ def build_job(d: dict[str, Any]) -> BuildJob:
 
 
 def training(d: dict[str, Any]) -> Training:
-    return Training(**{**d, "checkpoint": tuple(d.get("checkpoint", ()))})
+    return Training(
+        **{
+            **d,
+            "checkpoint": tuple(d.get("checkpoint", ())),
+            "wrap": tuple(d.get("wrap", ())),
+        }
+    )
 
 
 def step_memory(d: dict[str, Any] | None) -> StepMemory | None:

@@ -22,6 +22,7 @@ from ..forward.counters import ModuleCall
 from ..forward.inputs import evaluate_input
 from ..forward.memory import AUTOCAST_DTYPES, autocast_saved_bytes, training_bytes
 from ..forward.run import run_forward
+from ..forward.sharding import ShardingError
 from ..forward.step import StepError, simulate_step
 from ..loader import has_itimer
 from ..protocol import ClassSpec, ErrorInfo, ForwardInfo
@@ -200,7 +201,7 @@ def _step_within_budget(
             why = f"the training step took longer than {budget:.1f} s; paramlens stopped it"
         except MemoryError:
             raise
-        except StepError as exc:
+        except (StepError, ShardingError) as exc:
             why = str(exc)
         except Exception as exc:
             why = ctx.error(exc).message

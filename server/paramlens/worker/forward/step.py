@@ -31,6 +31,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from ..layers import qualtype
 from ..protocol import ModuleMemory, StepMemory, Training
 from .attention import attention_as
+from .sharding import FSDP, bucket_bytes, fake_group, local, rank_share, shard
 from .storages import KINDS, Storages
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -160,13 +161,23 @@ def _one_step(
     real: bool = False,
 ) -> StepMemory:
     on_meta = all(t.device.type == "meta" for t in _tensors(model))
-    fake = not real and (training.precision in AUTOCAST or not on_meta)
+    ranks = training.gpus if training.strategy and training.gpus > 1 else 1
+    fsdp = ranks > 1 and training.strategy in FSDP
+    if fsdp and real:
+        raise StepError("FSDP is simulated on fake tensors only")
+    fake = not real and (training.precision in AUTOCAST or not on_meta or fsdp)
     device = "cpu" if fake else next((t.device.type for t in _tensors(model)), "meta")
+    units = 0
     with contextlib.ExitStack() as stack:
+        mesh = stack.enter_context(fake_group(ranks)) if ranks > 1 else None
+        if fsdp:
+            model = _copy(model)  # fully_shard changes the model it shards
         if fake:
             stack.enter_context(_on_fake_cpu(model))
         if training.precision == "bf16-pure":
             stack.enter_context(_in_dtype(model, torch.bfloat16))
+        if fsdp:
+            units = shard(model, training.strategy, mesh, training.wrap)
         checkpointed = stack.enter_context(_checkpointing(model, training.checkpoint))
         # the input is made before the counting starts (factory functions under a dispatch
         # mode take torch's Python decompositions, whose first use imports sympy), then
@@ -182,7 +193,8 @@ def _one_step(
         stack.enter_context(where.hooks(storages))
         attention = stack.enter_context(attention_as(training.attention))
         inputs = (args, kwargs, batch)
-        step = _run(model, inputs, training, loss_scope, storages, where)
+        ranked = dataclasses.replace(training, gpus=ranks)
+        step = _run(model, inputs, ranked, loss_scope, storages, where, device)
         peak = storages.peak
         workspace = training.workspace_bytes if storages.matmul else 0
         return dataclasses.replace(
@@ -193,6 +205,9 @@ def _one_step(
             **{kind: peak.by_kind.get(kind, 0) for kind in KINDS},
             attention=attention.summary(),
             checkpointed=checkpointed,
+            gpus=ranks,
+            strategy=training.strategy if ranks > 1 else "",
+            units=units,
             gpu_allocated=storages.rounded_peak + workspace,
             gpu_workspace=workspace,
             gpu_reserved=storages.reserved_peak + workspace,
@@ -207,30 +222,39 @@ def _run(
     loss_scope: dict[str, object] | None,
     storages: Storages,
     where: _Where,
+    device: str,
 ) -> StepMemory:
     for p in model.parameters():
-        storages.track(p, "parameters")
+        storages.track(local(p), "parameters")
         p.grad = None
     for b in model.buffers():
-        storages.track(b, "buffers")
+        storages.track(local(b), "buffers")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise StepError("no parameter is trainable: a training step changes nothing")
     args, kwargs, batch = inputs
     for t in _flat_tensors((args, kwargs)):
         storages.track(t, "inputs")
-    optimizer = _optimizer(training.optimizer, trainable)
+    stepped = trainable
+    buckets = None
+    if training.gpus > 1 and training.strategy in ("ddp", "zero1"):
+        # DDP's reducer: flat buckets as large as the gradients, for the whole of training
+        buckets = torch.empty(bucket_bytes(trainable), dtype=torch.uint8, device=device)
+        storages.reclassify(buckets, "gradients")
+        if training.strategy == "zero1":
+            stepped = rank_share(trainable, training.gpus)
+    optimizer = _optimizer(training.optimizer, stepped)
     if optimizer is not None:  # the warm-up: the state a training loop has after one step
         storages.kind_of_new = "optimizer_state"
         where.phase = "warm-up"
-        for p in trainable:
+        for p in stepped:
             p.grad = torch.zeros_like(p)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         for state in optimizer.state.values():
             for value in state.values():
                 if isinstance(value, torch.Tensor):
-                    storages.reclassify(value, "optimizer_state")
+                    storages.reclassify(local(value), "optimizer_state")
     hooks = [p.register_post_accumulate_grad_hook(_grad_is(storages)) for p in trainable]
     try:
         storages.start_peak()
@@ -247,6 +271,7 @@ def _run(
     finally:
         for hook in hooks:
             hook.remove()
+    del buckets
     return StepMemory(
         peak=0,
         phase="",
@@ -285,6 +310,9 @@ def _forward_backward(
     where.phase = "backward"
     loss.backward()
     del loss
+    for p in model.parameters():  # FSDP sets its sharded gradients without the hook
+        if p.grad is not None:
+            storages.reclassify(local(p.grad), "gradients")
 
 
 def _loss(
@@ -322,7 +350,7 @@ def _plain(output: Any) -> Any:
 def _grad_is(storages: Storages) -> Callable[[torch.Tensor], None]:
     def hook(p: torch.Tensor) -> None:
         if p.grad is not None:
-            storages.reclassify(p.grad, "gradients")
+            storages.reclassify(local(p.grad), "gradients")
 
     return hook
 
@@ -362,6 +390,15 @@ def _at_batch(
 
     args, kwargs = tree_map(scaled, (args, kwargs))
     return args, kwargs, batch
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    try:
+        return copy.deepcopy(model)
+    except Exception as exc:
+        raise StepError(f"the model cannot be copied to shard it: {exc}") from exc
 
 
 def _bf16(value: Any) -> Any:

@@ -160,12 +160,18 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def __torch_dispatch__(  # type: ignore[no-untyped-def]
         self, func, types, args=(), kwargs=None
     ):
+        if any(_wraps_tensors(t) for t in types):
+            # a DTensor's op: let it run its shards' ops, which come back here
+            return NotImplemented
         out = func(*args, **(kwargs or {}))
         if func.overloadpacket in _MATMULS:
             self.matmul = True
+        kind = _OP_KINDS.get(func._schema.name)
         for value in tree_flatten(out)[0]:
             if isinstance(value, torch.Tensor):
                 self.track(value)
+                if kind is not None:
+                    self.reclassify(value, kind)
         return out
 
     def __enter__(self) -> Storages:
@@ -203,9 +209,18 @@ _MATMULS = {
 }
 
 
-def _is_subclass(tensor: torch.Tensor) -> bool:
+# FSDP's buffers, by the op that fills them: the all-gathered parameters of a unit, and a
+# unit's unsharded gradients on their way to the reduce-scatter
+_OP_KINDS = {"fsdp::all_gather_copy_in": "parameters", "fsdp::chunk_cat": "gradients"}
+
+
+def _wraps_tensors(cls: type) -> bool:
     """A tensor subclass wrapping others (DTensor...): its inner tensors are what is held."""
-    return type(tensor) not in (torch.Tensor, torch.nn.Parameter) and not _is_fake(tensor)
+    return cls not in (torch.Tensor, torch.nn.Parameter) and cls.__name__ != "FakeTensor"
+
+
+def _is_subclass(tensor: torch.Tensor) -> bool:
+    return _wraps_tensors(type(tensor))
 
 
 def _is_fake(tensor: torch.Tensor) -> bool:
