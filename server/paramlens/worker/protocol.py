@@ -237,7 +237,6 @@ class StepMemory:
     max_batch: int = 0  # the largest batch whose step fits (0: none, or not searched)
     search: str = ""  # how the largest batch was found, or why the search stopped
     modules: tuple[ModuleMemory, ...] = ()  # the modules that keep the most, most first
-    ms: float = 0.0  # time the simulation took
 
 
 @dataclass(frozen=True)
