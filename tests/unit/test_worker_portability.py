@@ -10,7 +10,7 @@ WORKER = Path(__file__).resolve().parents[2] / "server/paramlens/worker"
 ALLOWED_TOP_LEVEL = set(sys.stdlib_module_names) | {"torch", "__future__"}
 
 
-@pytest.mark.parametrize("path", sorted(WORKER.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(WORKER.rglob("*.py")), ids=lambda p: p.name)
 def test_worker_modules_parse_as_python_310_and_import_only_stdlib_and_torch(path: Path) -> None:
     tree = ast.parse(path.read_text(), str(path), feature_version=(3, 10))
     imported = set()

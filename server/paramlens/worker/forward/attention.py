@@ -72,9 +72,29 @@ class Attention:
             kernel = "math"
         if kernel == "flash" and attn_mask is not None:
             kernel = "efficient"  # flash takes no mask
+        if kernel != "math":
+            try:
+                out = self._fused(kernel, query, key, value, attn_mask, dropout_p, is_causal, scale)
+                self.used[kernel] = self.used.get(kernel, 0) + 1
+                return out
+            except (NotImplementedError, RuntimeError, AttributeError, TypeError):
+                # an older torch without this kernel's meta function or with another
+                # signature: the math path, as this torch would take
+                kernel = "math"
         self.used[kernel] = self.used.get(kernel, 0) + 1
-        if kernel == "math":
-            return self._math(query, key, value, attn_mask, dropout_p, is_causal, scale, more)
+        return self._math(query, key, value, attn_mask, dropout_p, is_causal, scale, more)
+
+    def _fused(
+        self,
+        kernel: str,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attn_mask: torch.Tensor | None,
+        dropout_p: float,
+        is_causal: bool,
+        scale: float | None,
+    ) -> torch.Tensor:
         if query.device.type == "cpu" and not _is_fake(query):
             # real tensors on the CPU: the CPU's own fused kernel (what the accuracy
             # benchmark compares with), which saves what flash saves
@@ -102,12 +122,19 @@ class Attention:
         scale: float | None,
         more: dict[str, Any],
     ) -> torch.Tensor:
-        from torch.nn.attention import SDPBackend, sdpa_kernel  # meta has no other path
-
-        with sdpa_kernel([SDPBackend.MATH]):
+        with _math_only():
             return self.original(  # type: ignore[no-any-return]
                 query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **more
             )
+
+
+def _math_only() -> contextlib.AbstractContextManager[object]:
+    """torch's math path for SDPA (meta takes no other; the CPU would take its fused one)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
+    except ImportError:
+        return contextlib.nullcontext()  # the CPU of older torch had no fused kernel
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def _as_bias(mask: torch.Tensor | None, query: torch.Tensor) -> torch.Tensor | None:
