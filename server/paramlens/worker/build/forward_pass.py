@@ -24,6 +24,7 @@ from ..forward.memory import AUTOCAST_DTYPES, autocast_saved_bytes, training_byt
 from ..forward.run import run_forward
 from ..forward.sharding import ShardingError
 from ..forward.step import StepError, simulate_step
+from ..forward.variants import VariantError
 from ..loader import has_itimer
 from ..protocol import ClassSpec, ErrorInfo, ForwardInfo
 from .context import BuildContext
@@ -201,7 +202,7 @@ def _step_within_budget(
             why = f"the training step took longer than {budget:.1f} s; paramlens stopped it"
         except MemoryError:
             raise
-        except (StepError, ShardingError) as exc:
+        except (StepError, ShardingError, VariantError) as exc:
             why = str(exc)
         except Exception as exc:
             why = ctx.error(exc).message

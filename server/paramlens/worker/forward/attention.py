@@ -95,21 +95,25 @@ class Attention:
         is_causal: bool,
         scale: float | None,
     ) -> torch.Tensor:
+        aten = torch.ops.aten
         if query.device.type == "cpu" and not _is_fake(query):
             # real tensors on the CPU: the CPU's own fused kernel (what the accuracy
             # benchmark compares with), which saves what flash saves
-            return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            out = aten._scaled_dot_product_flash_attention_for_cpu(
                 query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
-            )[0]
-        if kernel == "flash":
-            return torch.ops.aten._scaled_dot_product_flash_attention(
+            )
+        elif kernel == "flash":
+            out = aten._scaled_dot_product_flash_attention(
                 query, key, value, dropout_p, is_causal, False, scale=scale
-            )[0]
-        bias = _as_bias(attn_mask, query)
-        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
-        return torch.ops.aten._scaled_dot_product_efficient_attention(
-            query, key, value, bias, needs_grad, dropout_p, is_causal, scale=scale
-        )[0]
+            )
+        else:
+            bias = _as_bias(attn_mask, query)
+            grads = torch.is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+            out = aten._scaled_dot_product_efficient_attention(
+                query, key, value, bias, grads, dropout_p, is_causal, scale=scale
+            )
+        first: torch.Tensor = out[0]
+        return first
 
     def _math(
         self,
@@ -123,7 +127,7 @@ class Attention:
         more: dict[str, Any],
     ) -> torch.Tensor:
         with _math_only():
-            return self.original(  # type: ignore[no-any-return]
+            return self.original(
                 query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **more
             )
 

@@ -6,13 +6,12 @@ Runs in the worker: standard library and torch only.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from .counters import SavedForBackward
 from .inputs import evaluate_input
+from .variants import on_fake_cpu
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -25,38 +24,14 @@ def autocast_saved_bytes(
     convolutions keep, and the float32 tensors the rest keeps. Autocast does not apply to
     meta tensors, so this runs on fake CPU tensors (shapes and dtypes, no memory), with the
     model's parameters and buffers swapped for fake ones meanwhile (tied ones stay tied)."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    swapped: list[tuple[dict[str, Any], str, Any]] = []
-    fakes: dict[int, torch.Tensor] = {}
-    try:
-        with FakeTensorMode(), torch.device("cpu"):
-            for module in model.modules():
-                tables: tuple[tuple[dict[str, Any], bool], ...] = (
-                    (module._parameters, True),
-                    (module._buffers, False),
-                )
-                for table, is_parameter in tables:
-                    for name, tensor in table.items():
-                        if tensor is None:
-                            continue
-                        if id(tensor) not in fakes:
-                            fake = torch.empty(tensor.shape, dtype=tensor.dtype)
-                            if is_parameter:
-                                fake = nn.Parameter(fake, requires_grad=tensor.requires_grad)
-                            fakes[id(tensor)] = fake
-                        swapped.append((table, name, tensor))
-                        table[name] = fakes[id(tensor)]
-            args, kwargs = evaluate_input(expression, model, namespace)
-            saved = SavedForBackward(model)
-            with saved.hooks(), torch.autocast("cpu", dtype=AUTOCAST_DTYPES[precision]):
-                if not _autocast_on():
-                    raise RuntimeError(f"this torch does not autocast to {precision} on the CPU")
-                model(*args, **kwargs)
-            return saved.nbytes
-    finally:
-        for table, name, tensor in reversed(swapped):
-            table[name] = tensor
+    with on_fake_cpu(model):
+        args, kwargs = evaluate_input(expression, model, namespace)
+        saved = SavedForBackward(model)
+        with saved.hooks(), torch.autocast("cpu", dtype=AUTOCAST_DTYPES[precision]):
+            if not _autocast_on():
+                raise RuntimeError(f"this torch does not autocast to {precision} on the CPU")
+            model(*args, **kwargs)
+        return saved.nbytes
 
 
 def _autocast_on() -> bool:

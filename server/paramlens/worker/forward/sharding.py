@@ -78,7 +78,9 @@ def shard(model: nn.Module, strategy: str, mesh: Any, wrap: tuple[str, ...]) -> 
         from torch.distributed.fsdp import fully_shard
     except ImportError:
         try:
-            from torch.distributed._composable.fsdp import fully_shard  # torch 2.4, 2.5
+            from torch.distributed._composable.fsdp import (  # type: ignore[attr-defined, no-redef, unused-ignore]
+                fully_shard,  # torch 2.4, 2.5
+            )
         except ImportError as exc:
             raise ShardingError(f"this torch has no FSDP2 (fully_shard): {exc}") from exc
     keep = strategy == "zero2"

@@ -179,7 +179,7 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._resize = torch.UntypedStorage.resize_
         original = self._resize
 
-        def resize_(storage: torch.UntypedStorage, size: int) -> Any:
+        def resize_(storage: Any, size: int) -> Any:
             result = original(storage, size)
             found = self.entries.get(storage._cdata)
             if found is not None and found[0].nbytes != storage.nbytes():
@@ -188,7 +188,7 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self._add(found[0], 1)
             return result
 
-        torch.UntypedStorage.resize_ = resize_  # type: ignore[method-assign]
+        torch.UntypedStorage.resize_ = resize_  # type: ignore[method-assign, assignment]
         super().__enter__()  # type: ignore[no-untyped-call]
         return self
 
