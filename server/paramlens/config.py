@@ -159,7 +159,7 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         return None
     if name == "loss" and isinstance(value, str) and value.strip():
         try:
-            compile(value, "<loss>", "eval")
+            compile(value.strip(), "<loss>", "eval")
         except SyntaxError as exc:
             return f"is not a Python expression of `output` ({exc.msg})"
         return None

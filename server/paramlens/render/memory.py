@@ -28,7 +28,12 @@ KINDS = (
     ("optimizer_state", "optimizer state"),
     ("temporaries", "temporaries"),
 )
-HOVER_MODULES = 5  # the hover's table of the modules that keep the most
+HOVER_MODULES = 5
+CONTAINERS = (
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+)  # no class to checkpoint  # the hover's table of the modules that keep the most
 
 
 def format_peak(n: int) -> str:
@@ -70,7 +75,9 @@ def fit_text(step: StepMemory) -> str:
         return f"fits {card} up to batch {step.max_batch}" if step.max_batch else f"fits {card}"
     if step.max_batch:
         return f"over {card} (fits up to batch {step.max_batch})"
-    return f"over {card} at batch {step.batch}"
+    # the search found that no batch fits, or it did not run (then only this batch is known)
+    batch = 1 if step.search.startswith("batch 1 does not fit") else step.batch
+    return f"over {card} at batch {batch}"
 
 
 def step_lens(step: StepMemory) -> str:
@@ -153,7 +160,7 @@ def old_sum(forward: ForwardInfo) -> str:
 def _checkpoint_example(step: StepMemory) -> str:
     """A class worth checkpointing, for the hint: the type of the module keeping the most
     below the model itself (a repeated block, usually)."""
-    nested = [m for m in step.modules if m.module and m.type]
+    nested = [m for m in step.modules if m.module and m.type not in CONTAINERS]
     return nested[0].type if nested else "Block"
 
 
