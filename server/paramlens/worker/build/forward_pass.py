@@ -7,18 +7,22 @@ Runs in the worker (standard library + torch), inside a build child.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import signal
 import time
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from ..forward.context import ForwardContext
 from ..forward.counters import ModuleCall
+from ..forward.inputs import evaluate_input
 from ..forward.memory import AUTOCAST_DTYPES, autocast_saved_bytes, training_bytes
 from ..forward.run import run_forward
+from ..forward.step import StepError, simulate_step
 from ..loader import has_itimer
 from ..protocol import ClassSpec, ErrorInfo, ForwardInfo
 from .context import BuildContext
@@ -27,6 +31,7 @@ from .placement import compiled, construct, namespace_for
 from .sites import SiteRecorder
 
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
+STEP_BUDGET_S = 10.0  # at most; and at most 80% of what is left after forward()
 
 
 def _forward_pass(
@@ -94,7 +99,9 @@ def _with_training_memory(
         except Exception as exc:
             why = ctx.error(exc).message
             note = "; ".join(
-                n for n in (note, f"{ctx.training.precision} autocast could not be measured ({why})") if n
+                n
+                for n in (note, f"{ctx.training.precision} autocast could not be measured ({why})")
+                if n
             )
     return dataclasses.replace(
         info,
@@ -106,41 +113,95 @@ def _with_training_memory(
     )
 
 
-def forward_pass_within_budget(
-    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
-) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
-    """forward() with an example input, on the device the model was built on (meta, then
-    the CPU if the code needs real values and the model fits)."""
-    # forward() gets part of what is left of the class's time: when it runs out, the
-    # parameters measured so far stand, with a note that forward() took too long
+@contextlib.contextmanager
+def _budget(most_s: float, share: float) -> Iterator[float]:
+    """Part of what is left of the class's time (at most ``most_s``, at most ``share`` of
+    it) for one stage: when that runs out, the stage's BuildTimeout comes early and what
+    was measured before stands. Yields the budget (0: no timer on this platform)."""
     remaining = signal.getitimer(signal.ITIMER_REAL)[0] if has_itimer() else 0.0
-    budget = min(FORWARD_BUDGET_S, remaining / 2) if remaining else 0.0
+    budget = min(most_s, remaining * share) if remaining else 0.0
     started = time.monotonic()
     if budget:
         signal.setitimer(signal.ITIMER_REAL, budget)
     try:
-        info, calls = _forward_pass(model, ctx.recorder, spec, ctx, device)
-        error = info.error if info is not None else None
-        if error is not None and device == "meta" and NEEDS_VALUES.search(error.message):
-            retried = _forward_on_cpu(model, spec, ctx, error.message)
-            if retried is not None:
-                info, calls = retried
-        if info is not None and info.error is None:
-            info = _with_training_memory(model, info, spec, ctx)
-        return info, calls
-    except BuildTimeout:
-        if not budget or time.monotonic() - started < budget - 0.05:
-            raise  # the class's own deadline
-        message = f"forward() took longer than {budget:.1f} s; paramlens stopped it"
-        return ForwardInfo(
-            input="", input_source="", error=ErrorInfo(message, kind="forward")
-        ), None
-    except MemoryError:
-        raise
-    except Exception as exc:  # a model odd enough to defeat the input guess: no shapes
-        error = dataclasses.replace(ctx.error(exc), kind="forward")
-        return ForwardInfo(input="", input_source="", error=error), None
+        yield budget
     finally:
         if budget:
             left = remaining - (time.monotonic() - started)
             signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+
+
+def _own_timeout(budget: float, started: float) -> bool:
+    """The BuildTimeout came from the stage's budget, not the class's own deadline."""
+    return bool(budget) and time.monotonic() - started >= budget - 0.05
+
+
+def forward_pass_within_budget(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
+    """forward() with an example input, on the device the model was built on (meta, then
+    the CPU if the code needs real values and the model fits); then the training step."""
+    info, calls = _forward_within_budget(model, spec, ctx, device)
+    if info is not None and info.error is None and ctx.training.step:
+        info = _step_within_budget(model, info, spec, ctx)
+    return info, calls
+
+
+def _forward_within_budget(
+    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
+) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
+    started = time.monotonic()
+    with _budget(FORWARD_BUDGET_S, 0.5) as budget:
+        try:
+            info, calls = _forward_pass(model, ctx.recorder, spec, ctx, device)
+            error = info.error if info is not None else None
+            if error is not None and device == "meta" and NEEDS_VALUES.search(error.message):
+                retried = _forward_on_cpu(model, spec, ctx, error.message)
+                if retried is not None:
+                    info, calls = retried
+            if info is not None and info.error is None:
+                info = _with_training_memory(model, info, spec, ctx)
+            return info, calls
+        except BuildTimeout:
+            if not _own_timeout(budget, started):
+                raise  # the class's own deadline
+            message = f"forward() took longer than {budget:.1f} s; paramlens stopped it"
+            return ForwardInfo(
+                input="", input_source="", error=ErrorInfo(message, kind="forward")
+            ), None
+        except MemoryError:
+            raise
+        except Exception as exc:  # a model odd enough to defeat the input guess: no shapes
+            error = dataclasses.replace(ctx.error(exc), kind="forward")
+            return ForwardInfo(input="", input_source="", error=error), None
+
+
+def _step_within_budget(
+    model: nn.Module, info: ForwardInfo, spec: ClassSpec, ctx: BuildContext
+) -> ForwardInfo:
+    """``info`` with the simulated training step (:mod:`..forward.step`), or why not."""
+    namespace = namespace_for(spec, ctx.namespace)
+    started = time.monotonic()
+    with _budget(STEP_BUDGET_S, 0.8) as budget:
+        # the largest-batch search stops in time to report what it found
+        deadline = started + budget * 0.7 if budget else None
+        try:
+            step = simulate_step(
+                model,
+                lambda: evaluate_input(info.input, model, namespace),
+                ctx.training,
+                namespace,
+                deadline,
+            )
+            return dataclasses.replace(info, step=step)
+        except BuildTimeout:
+            if not _own_timeout(budget, started):
+                raise
+            why = f"the training step took longer than {budget:.1f} s; paramlens stopped it"
+        except MemoryError:
+            raise
+        except StepError as exc:
+            why = str(exc)
+        except Exception as exc:
+            why = ctx.error(exc).message
+        return dataclasses.replace(info, step_error=why)
