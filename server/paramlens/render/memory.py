@@ -134,7 +134,7 @@ def gpu_view(step: StepMemory) -> list[str]:
         + (
             f" (with the {format_bytes(step.gpu_workspace)} cuBLAS workspace)"
             if step.gpu_workspace
-            else ""
+            else " (no card given: without the cuBLAS workspace)"
         )
     ]
     if step.gpu_reserved:
@@ -266,7 +266,9 @@ def render_memory_table(model: ModelResult, top: int = 10, root: Path | None = N
     lines = [
         title,
         f"Peak: {format_peak(step.peak)} ({step.peak:,} bytes) in {where_text(step, None)}",
-        f"Input: {step.input or forward.input} (batch {step.batch})",
+        f"Input: {step.input} (batch {step.batch})"
+        if step.input
+        else f"Batch: {step.batch} (example input: {forward.input})",
         f"Optimizer: {optimizer_text(step)}{SEP}precision: {step.precision or 'fp32'}{SEP}"
         f"attention: {step.attention or 'not used'}{SEP}checkpointed: "
         + (f"{step.checkpointed} modules" if step.checkpointed else "none"),
