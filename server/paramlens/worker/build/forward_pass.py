@@ -193,7 +193,7 @@ def _step_within_budget(
                 namespace,
                 deadline,
             )
-            return dataclasses.replace(info, step=step)
+            return dataclasses.replace(info, step=dataclasses.replace(step, input=info.input))
         except BuildTimeout:
             if not _own_timeout(budget, started):
                 raise

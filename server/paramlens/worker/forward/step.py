@@ -53,13 +53,18 @@ def simulate_step(
     training: Training,
     loss_scope: dict[str, object] | None = None,
     deadline: float | None = None,
+    real: bool = False,
 ) -> StepMemory:
     """The step's memory at ``training.batch`` (0: the input's own batch); with a card
     (``training.gpu_bytes``), whether it fits and the largest batch that does, searched
-    until ``deadline`` (a ``time.monotonic()`` value)."""
+    until ``deadline`` (a ``time.monotonic()`` value).
+
+    A model on meta is simulated on meta (on fake CPU tensors under autocast); a model on
+    the CPU on fake CPU tensors, unless ``real``: then the step really runs, on the CPU
+    (what the simulation is checked against)."""
     started = time.perf_counter()
-    first = _one_step(model, make_input, training, loss_scope)
-    step = _fitted(model, make_input, training, loss_scope, first, deadline)
+    first = _one_step(model, make_input, training, loss_scope, real)
+    step = _fitted(model, make_input, training, loss_scope, first, deadline, real)
     return dataclasses.replace(step, ms=round((time.perf_counter() - started) * 1000, 2))
 
 
@@ -70,6 +75,7 @@ def _fitted(
     loss_scope: dict[str, object] | None,
     step: StepMemory,
     deadline: float | None,
+    real: bool,
 ) -> StepMemory:
     if not training.gpu_bytes:
         return step
@@ -79,7 +85,8 @@ def _fitted(
         return s.gpu_reserved <= usable
 
     def at(batch: int) -> StepMemory:
-        return _one_step(model, make_input, dataclasses.replace(training, batch=batch), loss_scope)
+        at_batch = dataclasses.replace(training, batch=batch)
+        return _one_step(model, make_input, at_batch, loss_scope, real)
 
     fit = fits(step)
     best, note = _largest_batch(step, at, fits, usable, deadline)
@@ -150,9 +157,10 @@ def _one_step(
     make_input: Inputs,
     training: Training,
     loss_scope: dict[str, object] | None,
+    real: bool = False,
 ) -> StepMemory:
     on_meta = all(t.device.type == "meta" for t in _tensors(model))
-    fake = training.precision in AUTOCAST or not on_meta
+    fake = not real and (training.precision in AUTOCAST or not on_meta)
     device = "cpu" if fake else next((t.device.type for t in _tensors(model)), "meta")
     with contextlib.ExitStack() as stack:
         if fake:
@@ -160,12 +168,21 @@ def _one_step(
         if training.precision == "bf16-pure":
             stack.enter_context(_in_dtype(model, torch.bfloat16))
         checkpointed = stack.enter_context(_checkpointing(model, training.checkpoint))
+        # the input is made before the counting starts (factory functions under a dispatch
+        # mode take torch's Python decompositions, whose first use imports sympy), then
+        # counted as the step's input
+        with torch.device(device):
+            args, kwargs = make_input()
+        args, kwargs, batch = _at_batch(args, kwargs, training.batch)
+        if training.precision == "bf16-pure":
+            args, kwargs = tree_map(_bf16, (args, kwargs))
         where = _Where(model)
         storages = stack.enter_context(Storages(device, where.now))
         storages.on_change = where.changed
         stack.enter_context(where.hooks(storages))
         attention = stack.enter_context(attention_as(training.attention))
-        step = _run(model, make_input, training, loss_scope, storages, where, device)
+        inputs = (args, kwargs, batch)
+        step = _run(model, inputs, training, loss_scope, storages, where)
         peak = storages.peak
         workspace = training.workspace_bytes if storages.matmul else 0
         return dataclasses.replace(
@@ -185,12 +202,11 @@ def _one_step(
 
 def _run(
     model: nn.Module,
-    make_input: Inputs,
+    inputs: tuple[tuple[Any, ...], dict[str, Any], int],
     training: Training,
     loss_scope: dict[str, object] | None,
     storages: Storages,
     where: _Where,
-    device: str,
 ) -> StepMemory:
     for p in model.parameters():
         storages.track(p, "parameters")
@@ -200,13 +216,9 @@ def _run(
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise StepError("no parameter is trainable: a training step changes nothing")
-    storages.kind_of_new = "inputs"
-    where.phase = "inputs"
-    with torch.device(device):
-        args, kwargs = make_input()
-    args, kwargs, batch = _at_batch(args, kwargs, training.batch)
-    if training.precision == "bf16-pure":
-        args, kwargs = tree_map(_bf16, (args, kwargs))
+    args, kwargs, batch = inputs
+    for t in _flat_tensors((args, kwargs)):
+        storages.track(t, "inputs")
     optimizer = _optimizer(training.optimizer, trainable)
     if optimizer is not None:  # the warm-up: the state a training loop has after one step
         storages.kind_of_new = "optimizer_state"

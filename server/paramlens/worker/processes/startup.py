@@ -20,9 +20,10 @@ class _DeferredDynamo(types.ModuleType):
 
     torch's meta decompositions are wrapped in ``torch._disable_dynamo``, which imports
     torch._dynamo (over a second here) the first time one runs, only to wrap the function
-    so that torch.compile does not trace it. Nothing compiles in the worker: until code
-    asks for anything else, ``disable`` returns the function as it is, and the first other
-    attribute (``config``, ``__path__`` for a submodule, ``is_compiling``...) imports the
+    so that torch.compile does not trace it; an optimizer's step calls ``graph_break``.
+    Nothing compiles in the worker: until code asks for anything else, ``disable`` returns
+    the function as it is, ``graph_break`` does nothing, and the first other
+    attribute (``config``, ``__path__`` for a submodule...) imports the
     real module, which takes this one's place.
     """
 
@@ -30,6 +31,12 @@ class _DeferredDynamo(types.ModuleType):
         self, fn: Any = None, recursive: bool = True, wrapping: bool = True, **kwargs: Any
     ) -> Any:
         return fn if fn is not None else (lambda f: f)
+
+    def graph_break(self) -> None:
+        """``torch.optim``'s step calls this for torch.compile; outside it, nothing."""
+
+    def is_compiling(self) -> bool:
+        return False
 
     def __getattr__(self, name: str) -> Any:
         if sys.modules.get(self.__name__) is self:
