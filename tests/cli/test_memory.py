@@ -18,7 +18,7 @@ def test_memory_table_of_the_mlp_at_batch_256() -> None:
     # AdamW's foreach step at its peak: parameters, gradients, 2 states, 1 temporary, and
     # the 256 x 784 float32 input
     assert lines[1] == f"Peak: 13.5 MB ({5 * PARAMS + 256 * 784 * 4:,} bytes) in optimizer"
-    assert lines[2] == "Batch: 256 (example input: torch.randn(1, 784))"
+    assert lines[2] == "Input: torch.randn(1, 784) (batch 256)"
     assert "optimizer state   5,357,648    5.1 MB   37.7%" in lines
     assert "inputs              802,816  784.0 KB    5.7%" in lines
     assert any(line.startswith("linear_relu_stack.0  Linear      512.0 KB") for line in lines)
