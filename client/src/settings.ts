@@ -9,8 +9,10 @@ export const SECTION = "paramlens";
 export type Device = "meta" | "cpu";
 export const OPTIMIZERS = ["adamw", "adam", "sgd-momentum", "sgd", "none"] as const;
 export type Optimizer = (typeof OPTIMIZERS)[number];
-export const PRECISIONS = ["fp32", "bf16", "fp16"] as const;
+export const PRECISIONS = ["fp32", "bf16", "fp16", "bf16-pure"] as const;
 export type Precision = (typeof PRECISIONS)[number];
+export const ATTENTIONS = ["auto", "math", "flash", "efficient"] as const;
+export type Attention = (typeof ATTENTIONS)[number];
 
 export interface ParamlensSettings {
   /** Interpreter path; "" means "find one" (see interpreter.ts). */
@@ -28,8 +30,18 @@ export interface ParamlensSettings {
   inputs: Record<string, string>;
   /** Whose state the training-memory estimate counts. */
   optimizer: Optimizer;
-  /** Training memory in the model's dtype, or under bf16/fp16 autocast. */
+  /** The training step in float32, under bf16/fp16 autocast, or with bfloat16 weights. */
   precision: Precision;
+  /** The training step's batch size; 0 means the example input's own. */
+  batch: number;
+  /** The scaled_dot_product_attention kernel assumed; "auto" is the GPU's choice. */
+  attention: Attention;
+  /** Module classes whose activations are recomputed in backward (activation checkpointing). */
+  checkpoint: string[];
+  /** The loss, a Python expression of `output`; "" sums the output's floating tensors. */
+  loss: string;
+  /** The card to fit the step in ("24GB", "A100-80GB"); "" means none. The server checks it. */
+  gpu: string;
   analyzeOnSave: boolean;
   analyzeOnChange: boolean;
   debounceMs: number;
@@ -48,6 +60,11 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   inputs: Object.freeze({}) as Record<string, string>,
   optimizer: "adamw",
   precision: "fp32",
+  batch: 0,
+  attention: "auto",
+  checkpoint: Object.freeze([]) as unknown as string[],
+  loss: "",
+  gpu: "",
   analyzeOnSave: true,
   analyzeOnChange: true,
   debounceMs: 500,
@@ -73,7 +90,7 @@ export interface SettingsResult {
  */
 export function readSettings(get: (key: string) => unknown): SettingsResult {
   const problems: string[] = [];
-  const settings: ParamlensSettings = { ...DEFAULT_SETTINGS, inputs: {} };
+  const settings: ParamlensSettings = { ...DEFAULT_SETTINGS, inputs: {}, checkpoint: [] };
   const bad = (key: string, value: unknown, expected: string): void => {
     problems.push(
       `${SECTION}.${key}: expected ${expected}, got ${JSON.stringify(value)}; using ${JSON.stringify(
@@ -113,6 +130,26 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   const precision = get("precision");
   if (isOneOf(precision, PRECISIONS)) settings.precision = precision;
   else if (precision !== undefined && precision !== null) bad("precision", precision, `one of ${PRECISIONS.join(", ")}`);
+
+  const batch = get("batch");
+  if (typeof batch === "number" && Number.isInteger(batch) && batch >= 0) settings.batch = batch;
+  else if (batch !== undefined && batch !== null) bad("batch", batch, "0 (the input's own batch) or a whole number");
+
+  const attention = get("attention");
+  if (isOneOf(attention, ATTENTIONS)) settings.attention = attention;
+  else if (attention !== undefined && attention !== null) bad("attention", attention, `one of ${ATTENTIONS.join(", ")}`);
+
+  const checkpoint = get("checkpoint");
+  if (typeof checkpoint === "string") settings.checkpoint = [checkpoint]; // one class, as the server reads it
+  else if (Array.isArray(checkpoint) && checkpoint.every((c) => typeof c === "string")) settings.checkpoint = [...checkpoint];
+  else if (checkpoint !== undefined && checkpoint !== null) bad("checkpoint", checkpoint, "a list of module class names");
+
+  // a Python expression and a card name: the server parses them, and reports what it cannot
+  for (const key of ["loss", "gpu"] as const) {
+    const value = get(key);
+    if (typeof value === "string") settings[key] = value.trim();
+    else if (value !== undefined && value !== null) bad(key, value, "a string");
+  }
 
   for (const key of ["layerLenses", "layerHints", "shapes", "analyzeOnSave", "analyzeOnChange"] as const) {
     const value = get(key);

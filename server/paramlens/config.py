@@ -25,7 +25,87 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEVICES = ("meta", "cpu")
 OPTIMIZERS = ("adamw", "adam", "sgd-momentum", "sgd", "none")
-PRECISIONS = ("fp32", "bf16", "fp16")
+# "bf16"/"fp16": autocast over float32 weights; "bf16-pure": bfloat16 weights, no autocast
+PRECISIONS = ("fp32", "bf16", "fp16", "bf16-pure")
+# kernels assumed for F.scaled_dot_product_attention; "auto": the one a CUDA GPU would pick
+ATTENTIONS = ("auto", "math", "flash", "efficient")
+
+GIB = 2**30
+# The cuBLAS workspace torch's caching allocator holds once a matmul ran, per
+# aten/src/ATen/cuda/CublasHandlePool.cpp (parseChosenWorkspaceSize): ":4096:8" (32 MiB) on
+# sm90 (Hopper), ":4096:2:16:8" (4096 KiB x 2 + 16 KiB x 8) on every other card. Blackwell
+# (sm100, B200) is "every other" in the sources read; a later torch may differ.
+WORKSPACE_HOPPER = 4096 * 8 * 1024
+WORKSPACE_DEFAULT = 4096 * 1024 * 2 + 16 * 1024 * 8
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A card to fit a training step in: its memory, and the cuBLAS workspace torch keeps."""
+
+    memory: int  # bytes
+    workspace: int  # bytes
+
+
+# Cards by name (lower case, spaces, dashes and underscores dropped) -> memory in GiB, as
+# NVIDIA markets it ("80GB" is 80 GiB of HBM; nvidia-smi shows a little less as usable).
+# Sources: NVIDIA's data sheets. Hopper cards (sm90) get the larger cuBLAS workspace.
+GPU_TABLE: Mapping[str, int] = {
+    "h10080gb": 80,
+    "h100": 80,
+    "h100sxm": 80,
+    "h100pcie": 80,
+    "h10094gb": 94,
+    "h100nvl": 94,
+    "h200": 141,
+    "a10080gb": 80,
+    "a10040gb": 40,
+    "a10": 24,
+    "a10g": 24,
+    "l4": 24,
+    "l40": 48,
+    "l40s": 48,
+    "t4": 16,
+    "v10016gb": 16,
+    "v10032gb": 32,
+    "rtx4090": 24,
+    "rtx4080": 16,
+    "rtx3090": 24,
+    "rtx3080": 10,
+    "rtxa6000": 48,
+    "a6000": 48,
+    "rtx6000ada": 48,
+    "rtx5090": 32,
+    "b200": 180,
+}
+HOPPER = ("h100", "h200")  # name prefixes of sm90 cards
+_AMBIGUOUS = {"a100": "A100-40GB or A100-80GB", "v100": "V100-16GB or V100-32GB"}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)(gib|gb|g|mib|mb|tib|tb)")
+_UNITS = {"g": GIB, "gb": GIB, "gib": GIB, "mb": 2**20, "mib": 2**20, "tb": 2**40, "tib": 2**40}
+
+
+def gpu_card(text: str) -> Gpu | None:
+    """The card ``gpu = "..."`` names: a size ("24GB", "24 GB", "80GiB"; GB read as GiB, as
+    cards are sold) or a card ("A100-80GB", "H100", "RTX 4090"), in any case, spaces or
+    dashes. None for "" (no card); ValueError with a hint for anything else."""
+    key = re.sub(r"[\s_\-]+", "", text.lower()).removeprefix("nvidia").removeprefix("geforce")
+    if not key:
+        return None
+    size = _SIZE.fullmatch(key)
+    if size:
+        memory = int(float(size.group(1)) * _UNITS[size.group(2)])
+        if memory <= 0:
+            raise ValueError("must be a positive size")
+        return Gpu(memory, WORKSPACE_DEFAULT)
+    if key in _AMBIGUOUS:
+        raise ValueError(f"names two cards: write {_AMBIGUOUS[key]}")
+    if key not in GPU_TABLE:
+        raise ValueError(
+            'must be a size such as "24GB" or a known card such as "A100-80GB", "H100", '
+            '"RTX 4090", "L4"'
+        )
+    hopper = key.startswith(HOPPER)
+    return Gpu(GPU_TABLE[key] * GIB, WORKSPACE_HOPPER if hopper else WORKSPACE_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -40,8 +120,13 @@ class Settings:
     optimizer: str = (
         "adamw"  # training memory counts its state: adamw, adam, sgd-momentum, sgd, none
     )
-    # training memory under mixed precision: "bf16" or "fp16" autocast, else the model's dtype
+    # the training step: "bf16"/"fp16" autocast, "bf16-pure" bfloat16 weights, else fp32
     precision: str = "fp32"
+    batch: int = 0  # the training step's batch: 0 = the example input's own
+    attention: str = "auto"  # scaled_dot_product_attention's kernel: auto, math, flash, efficient
+    checkpoint: tuple[str, ...] = ()  # module classes whose activations are recomputed
+    loss: str = ""  # an expression of `output`; "" = the sum of the output's floating tensors
+    gpu: str = ""  # the card to fit the step in: "24GB", "A100-80GB", "H100"; "" = none
     analyze_on_save: bool = True
     analyze_on_change: bool = True  # debounced; the last good results stay, marked stale
     debounce_ms: int = 500
@@ -61,6 +146,29 @@ def _snake(key: str) -> str:
 
 
 def _check(name: str, value: Any, default: Any) -> str | None:
+    if name == "batch":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return "must be a whole number: 0 (the example input's batch) or a batch size"
+        return None
+    if name == "checkpoint":
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, (list, tuple)) or not all(
+            isinstance(n, str) and all(p.isidentifier() for p in n.split(".")) for n in names
+        ):
+            return 'must be a list of module class names, such as ["Block"]'
+        return None
+    if name == "loss" and isinstance(value, str) and value.strip():
+        try:
+            compile(value.strip(), "<loss>", "eval")
+        except SyntaxError as exc:
+            return f"is not a Python expression of `output` ({exc.msg})"
+        return None
+    if name == "gpu" and isinstance(value, str):
+        try:
+            gpu_card(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
     if name == "dims":
         if not isinstance(value, Mapping) or not all(
             isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0
@@ -87,6 +195,8 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         return f"must be one of {', '.join(OPTIMIZERS)}"
     if name == "precision" and value not in PRECISIONS:
         return f"must be one of {', '.join(PRECISIONS)}"
+    if name == "attention" and value not in ATTENTIONS:
+        return f"must be one of {', '.join(ATTENTIONS)}"
     return None if isinstance(value, str) else "must be a string"
 
 
@@ -113,6 +223,10 @@ def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Setti
             value = float(value)
         elif name in ("models", "inputs", "dims"):
             value = {**getattr(base, name), **value}
+        elif name == "checkpoint":
+            value = (value,) if isinstance(value, str) else tuple(dict.fromkeys(value))
+        elif name == "loss":
+            value = value.strip()
         changes[name] = value
     return dataclasses.replace(base, **changes), problems
 

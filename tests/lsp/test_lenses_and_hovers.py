@@ -25,11 +25,11 @@ async def test_lenses_show_the_seed_figures_on_their_lines(client: LanguageClien
     shown = await lens_titles(client, doc)
     assert shown[6] == (
         "NeuralNetwork · 669,706 params · 669,706 trainable · 2.6 MB"
-        " · 668.67K mult-adds @ [1, 784] (guessed input) · train ≈ 10.2 MB (float32, AdamW)"
+        " · 668.67K mult-adds @ [1, 784] (guessed input) · peak 12.8 MB @ batch 1 (optimizer)"
     )
     assert shown[24] == (
         "CNN · 1,199,882 params · 1,199,882 trainable · 4.6 MB"
-        " · 11.99M mult-adds @ [1, 1, 28, 28] (guessed input) · train ≈ 18.6 MB (float32, AdamW)"
+        " · 11.99M mult-adds @ [1, 1, 28, 28] (guessed input) · peak 22.9 MB @ batch 1 (optimizer)"
     )
     assert shown[11] == "Linear(784 -> 512) · 401,920 · → [1, 512]"
     assert shown[13] == "Linear(512 -> 512) · 262,656 · → [1, 512]"
@@ -61,6 +61,14 @@ async def test_hovers_give_exact_shapes_and_shares(client: LanguageClient) -> No
     cls = await hover(client, doc, 6)
     assert "**NeuralNetwork**: 669,706 parameters" in cls
     assert "| `linear_relu_stack` | Sequential | 669,706 | 100.0% |" in cls
+    # the simulated training step (issue 18): 669,706 float32 parameters, gradients, two
+    # AdamW states and one foreach temporary each (5 x 2,678,824) and the [1, 784] input
+    assert "**Peak training memory: 12.8 MB** (13,397,256 bytes) at batch 1, in optimizer" in cls
+    assert "| optimizer state | 5.1 MB | 40.0% |" in cls
+    assert "| temporaries | 2.6 MB | 20.0% |" in cls
+    assert '| optimizer | AdamW (foreach, as on CUDA) | `optimizer = "sgd"` |' in cls
+    assert '| gpu | none | `gpu = "24GB"` |' in cls
+    assert "Old sum estimate: 10.2 MB (parameters + gradients + AdamW state" in cls
 
 
 async def test_the_summary_command_returns_the_table(client: LanguageClient) -> None:

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import {
+  ATTENTIONS,
   changeNeedsRestart,
   DEFAULT_SETTINGS,
   explicitSettings,
@@ -32,7 +33,12 @@ describe("readSettings", () => {
       shapes: false,
       inputs: { GPT: "torch.randint(0, 50257, (1, 1024))", "models/unet.py::UNet": "torch.randn(1, 3, 256, 256)" },
       optimizer: "sgd-momentum",
-      precision: "bf16",
+      precision: "bf16-pure",
+      batch: 32,
+      attention: "math",
+      checkpoint: ["Block"],
+      loss: "output.loss",
+      gpu: "A100-80GB",
       analyzeOnSave: false,
       analyzeOnChange: true,
       debounceMs: 0,
@@ -55,11 +61,18 @@ describe("readSettings", () => {
       optimizer: "lion",
       precision: "int8",
       maxFiles: 0,
+      batch: -1,
+      attention: "fast",
+      checkpoint: ["Block", 3],
+      loss: 3,
+      gpu: 24,
     };
     const { settings, problems } = readSettings((k) => values[k]);
     assert.deepEqual(settings, DEFAULT_SETTINGS);
-    assert.equal(problems.length, 10);
-    assert.match(problems.join("\n"), /paramlens\.precision: expected one of fp32, bf16, fp16, got "int8"; using "fp32"/);
+    assert.equal(problems.length, 15);
+    assert.match(problems.join("\n"), /paramlens\.batch: expected 0 \(the input's own batch\) or a whole number, got -1; using 0/);
+    assert.match(problems.join("\n"), /paramlens\.checkpoint: expected a list of module class names, got \["Block",3\]; using \[\]/);
+    assert.match(problems.join("\n"), /paramlens\.precision: expected one of fp32, bf16, fp16, bf16-pure, got "int8"; using "fp32"/);
     assert.match(problems.join("\n"), /paramlens\.device: expected "meta" or "cpu", got "cuda"; using "meta"/);
     assert.match(problems.join("\n"), /paramlens\.inputs: expected an object of "Class": "expression" strings, got \{"GPT":1024\}; using \{\}/);
   });
@@ -93,12 +106,15 @@ describe("package.json", () => {
       const prop = props[`${SECTION}.${key}`];
       assert.ok(prop, key);
       assert.deepEqual(prop.default, value, `default of ${key}`);
-      assert.equal(prop.type, typeof value, `type of ${key}`);
+      const type = Array.isArray(value) ? "array" : prop.type === "integer" ? "number" : typeof value;
+      assert.equal(prop.type === "integer" ? "number" : prop.type, type, `type of ${key}`);
       assert.ok((prop.description ?? prop.markdownDescription ?? "").length > 10, `description of ${key}`);
     }
     assert.deepEqual((props["paramlens.device"] as unknown as { enum: string[] }).enum, ["meta", "cpu"]);
     assert.deepEqual((props["paramlens.optimizer"] as unknown as { enum: string[] }).enum, [...OPTIMIZERS]);
     assert.deepEqual((props["paramlens.precision"] as unknown as { enum: string[] }).enum, [...PRECISIONS]);
+    assert.deepEqual((props["paramlens.attention"] as unknown as { enum: string[] }).enum, [...ATTENTIONS]);
+    assert.equal(props["paramlens.batch"].type, "integer");
     assert.deepEqual((props["paramlens.inputs"] as unknown as { additionalProperties: object }).additionalProperties, {
       type: "string",
     });

@@ -1,4 +1,4 @@
-"""The terminal front end: ``paramlens annotate``, ``summary`` and ``lsp``.
+"""The terminal front end: ``paramlens annotate``, ``summary``, ``memory`` and ``lsp``.
 
 This module parses the arguments, starts the worker early and ends the process (exit
 codes: :mod:`.exits`). A run that needs the worker starts it first thing, before the rest
@@ -74,8 +74,43 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--precision",
             choices=config.PRECISIONS,
-            help="training memory in float32 (default), or under bf16/fp16 autocast (mixed "
-            "precision)",
+            help="the training step in float32 (default), under bf16/fp16 autocast (mixed "
+            "precision), or with bfloat16 weights (bf16-pure)",
+        )
+        p.add_argument(
+            "--batch",
+            type=_depth,
+            metavar="N",
+            help="the training step's batch size (default: the example input's own)",
+        )
+        p.add_argument(
+            "--optimizer",
+            choices=config.OPTIMIZERS,
+            help="the optimizer whose step and state count (default adamw)",
+        )
+        p.add_argument(
+            "--attention",
+            choices=config.ATTENTIONS,
+            help="the scaled_dot_product_attention kernel assumed (default auto: the GPU's)",
+        )
+        p.add_argument(
+            "--checkpoint",
+            action="append",
+            metavar="NAME",
+            help="a module class whose activations are recomputed in backward "
+            "(activation checkpointing); repeat for several",
+        )
+        p.add_argument(
+            "--loss",
+            metavar="EXPR",
+            help="the loss, an expression of `output` such as 'output.loss' (default: the sum "
+            "of the output's floating tensors)",
+        )
+        p.add_argument(
+            "--gpu",
+            metavar="CARD",
+            help="the card to fit the step in: a size such as 24GB, or a card such as "
+            "A100-80GB, H100, 'RTX 4090'",
         )
         p.add_argument(
             "--no-cache", action="store_true", help="build again even if nothing changed"
@@ -99,6 +134,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--format", choices=FORMATS, default="table", help="output format")
     engine_options(summary)
+
+    memory = commands.add_parser(
+        "memory", help="the peak memory of one training step, and whether it fits a GPU"
+    )
+    memory.add_argument("target", help="FILE, FILE::Class or FOLDER")
+    memory.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format"
+    )
+    memory.add_argument(
+        "--top", type=_depth, default=10, help="modules listed, by memory kept (default 10)"
+    )
+    engine_options(memory)
 
     lsp = commands.add_parser("lsp", help="run the language server (stdio by default)")
     lsp.add_argument(

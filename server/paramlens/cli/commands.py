@@ -1,4 +1,4 @@
-"""What ``paramlens annotate`` and ``paramlens summary`` do: build through the engine,
+"""What ``paramlens annotate``, ``summary`` and ``memory`` do: build through the engine,
 print the answer, report what failed at its line, and give the exit code. Called by
 :mod:`paramlens.cli`, which parses the arguments and may have started the worker already;
 never imports it (what both need is :mod:`.exits`)."""
@@ -38,7 +38,7 @@ from .exits import (
 
 def run(args: argparse.Namespace, started: Started | None) -> int:
     """Run ``args.command`` (annotate or summary); its exit code."""
-    runner = _annotate if args.command == "annotate" else _summary
+    runner = {"annotate": _annotate, "summary": _summary, "memory": _memory}[args.command]
     try:
         return asyncio.run(runner(args, started))
     except UsageError as exc:
@@ -311,7 +311,11 @@ def _annotated(report: FileReport, workspace: Workspace | None) -> str:
     return render.render_annotated(source, report.models, report.lines)
 
 
-async def _summary(args: argparse.Namespace, started: Started | None) -> int:
+async def _named_models(
+    args: argparse.Namespace, started: Started | None
+) -> tuple[list[FileReport], list[ModelResult], Engine]:
+    """The reports for a summary's or memory's target, and its models (the one named by
+    ``::Class``, else all); the settings' problems printed."""
     path: Path = args.path
     class_name: str | None = args.class_name
     root: Path = args.root
@@ -333,17 +337,44 @@ async def _summary(args: argparse.Namespace, started: Started | None) -> int:
             raise UsageError(
                 f"{args.target}: no nn.Module class {class_name!r} (models found: {names})"
             )
+    return reports, models, engine
+
+
+def _json_extra(root: Path, reports: Sequence[FileReport]) -> dict[str, object]:
+    return {
+        "root": str(root),
+        "isolation": sorted({layer for r in reports for layer in r.isolation}),
+        "errors": _syntax_errors(reports),
+    }
+
+
+def _indent() -> int | None:
+    # indented for a person at a terminal; compact (and ten times quicker: json's C
+    # encoder) for a program reading a pipe, as `gh --json` does
+    return 2 if sys.stdout.isatty() else None
+
+
+def _finish(
+    args: argparse.Namespace,
+    reports: Sequence[FileReport],
+    models: Sequence[ModelResult],
+    engine: Engine,
+    notes_shown: bool,
+) -> int:
+    if args.verbose:
+        _verbose(reports, engine)
+    if not models and not any(r.syntax_error for r in reports):
+        print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
+        return EXIT_NO_MODELS
+    return _report_errors(_syntax_errors(reports), models, notes_shown=notes_shown)
+
+
+async def _summary(args: argparse.Namespace, started: Started | None) -> int:
+    root: Path = args.root
+    reports, models, engine = await _named_models(args, started)
     fmt = render.Format(args.format)
     if fmt is render.Format.JSON:
-        extra = {
-            "root": str(root),
-            "isolation": sorted({layer for r in reports for layer in r.isolation}),
-            "errors": _syntax_errors(reports),
-        }
-        # indented for a person at a terminal; compact (and ten times quicker: json's C
-        # encoder) for a program reading a pipe, as `gh --json` does
-        indent = 2 if sys.stdout.isatty() else None
-        print(render.render_json(models, extra, indent))
+        print(render.render_json(models, _json_extra(root, reports), _indent()))
     else:
         draw = (
             render.render_summary_table
@@ -351,11 +382,17 @@ async def _summary(args: argparse.Namespace, started: Started | None) -> int:
             else render.render_summary_markdown
         )
         print("\n".join(draw(m, args.depth, root) for m in models), end="")
-    if args.verbose:
-        _verbose(reports, engine)
-    if not models and not any(r.syntax_error for r in reports):
-        print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
-        return EXIT_NO_MODELS
-    return _report_errors(
-        _syntax_errors(reports), models, notes_shown=fmt is not render.Format.JSON
-    )
+    return _finish(args, reports, models, engine, notes_shown=fmt is not render.Format.JSON)
+
+
+async def _memory(args: argparse.Namespace, started: Started | None) -> int:
+    """``paramlens memory``: each model's simulated training step (exit codes as summary's)."""
+    root: Path = args.root
+    reports, models, engine = await _named_models(args, started)
+    if args.format == "json":
+        extra = _json_extra(root, reports)
+        print(render.memory.render_memory_json(models, extra, _indent()))
+    else:
+        tables = (render.memory.render_memory_table(m, args.top, root) for m in models)
+        print("\n".join(tables), end="")
+    return _finish(args, reports, models, engine, notes_shown=False)

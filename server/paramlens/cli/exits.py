@@ -45,6 +45,12 @@ def command_settings(target: Path, args: argparse.Namespace) -> tuple[Settings, 
         "inputs": {"*": args.input_expression} if args.input_expression else None,
         "shapes": False if args.no_shapes else None,
         "precision": args.precision,
+        "batch": args.batch,
+        "optimizer": args.optimizer,
+        "attention": args.attention,
+        "checkpoint": args.checkpoint,
+        "loss": args.loss,
+        "gpu": args.gpu,
     }
     settings, more = config.merge(
         settings, {k: v for k, v in flags.items() if v is not None}, "command line"

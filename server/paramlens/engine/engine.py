@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, config
 from ..analysis.libraries import Libraries
 from ..analysis.reading import module_name
 from ..analysis.source import SourceError, read_source
@@ -80,6 +80,27 @@ class _InFlight:
             if not waiting[0]:
                 del self._jobs[key]
                 job.cancel()  # a no-op once it is done
+
+
+def training_for(settings: Settings) -> protocol.Training:
+    """How the worker simulates a training step under ``settings``: the card named by
+    ``gpu`` as its bytes and cuBLAS workspace (:func:`paramlens.config.gpu_card`). A card
+    the settings could not read (they report it) is no card: nothing to fit."""
+    try:
+        card = config.gpu_card(settings.gpu)
+    except ValueError:
+        card = None
+    return protocol.Training(
+        optimizer=settings.optimizer,
+        precision=settings.precision,
+        batch=settings.batch,
+        attention=settings.attention,
+        checkpoint=settings.checkpoint,
+        loss=settings.loss,
+        gpu=settings.gpu if card else "",
+        gpu_bytes=card.memory if card else 0,
+        workspace_bytes=card.workspace if card else 0,
+    )
 
 
 def import_roots(module_root: str, workspace_root: Path) -> tuple[str, ...]:
@@ -216,7 +237,7 @@ class Engine:
             device=settings.device,
             detail=detail,
             shapes=settings.shapes,
-            training=protocol.Training(optimizer=settings.optimizer, precision=settings.precision),
+            training=training_for(settings),
             dims=tuple(sorted(settings.dims.items())),
             line_shapes=self.line_shapes,
         )

@@ -15,40 +15,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .analysis.reading import relative_path
-from .worker import protocol
-from .worker.protocol import Call, ForwardInfo, Instance, LayerEntry, ModelResult
+from ..analysis.reading import relative_path
+from ..worker import protocol
+from ..worker.protocol import Call, ForwardInfo, Instance, LayerEntry, ModelResult
+from . import memory
+from .formatting import (
+    EXACT_BELOW,
+    OPTIMIZER_NAMES,
+    SEP,
+    format_bytes,
+    format_count,
+    format_macs,
+    format_shape,
+    share,
+)
 
-EXACT_BELOW = 10_000_000
-SEP = " · "
+__all__ = [
+    "EXACT_BELOW",
+    "SEP",
+    "Format",
+    "format_bytes",
+    "format_count",
+    "format_macs",
+    "format_shape",
+    "memory",
+    "share",
+]
 
 
 class Format(enum.Enum):
     TABLE = "table"
     MARKDOWN = "markdown"
     JSON = "json"
-
-
-def format_count(n: int) -> str:
-    """``669,706`` up to 10 M, then ``124.4M``, ``70.55B``, ``1.20T``."""
-    if n < EXACT_BELOW:
-        return f"{n:,}"
-    if n < 10**9:
-        return f"{n / 1e6:.1f}M"
-    if n < 10**12:
-        return f"{n / 1e9:.2f}B"
-    return f"{n / 1e12:.2f}T"
-
-
-def format_bytes(n: int) -> str:
-    for unit, size in (("TB", 2**40), ("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"
-
-
-def format_shape(shape: Sequence[int]) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]"
 
 
 def layer_label(entry: LayerEntry) -> str:
@@ -79,14 +77,6 @@ def layer_marks(entry: LayerEntry, exact: bool = False) -> list[str]:
 def _with_marks(text: str, entry: LayerEntry) -> str:
     marks = layer_marks(entry)
     return f"{text} ({'; '.join(marks)})" if marks else text
-
-
-def format_macs(n: int) -> str:
-    """``11.99M`` multiply-adds, as torchinfo rounds them."""
-    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
 
 
 def calls_text(calls: Sequence[Call]) -> str:
@@ -122,9 +112,6 @@ def render_layer_lens(entry: LayerEntry, stale: bool = False) -> str:
     return layer_figures(entry) + (" (stale)" if stale else "")
 
 
-_OPTIMIZER_NAMES = {"adamw": "AdamW", "adam": "Adam", "sgd-momentum": "SGD+momentum", "sgd": "SGD"}
-
-
 def training_text(model: ModelResult) -> str:
     """``train ≈ 10.2 MB (float32, AdamW)``: one training step's memory at that input
     (``float32 + bf16 autocast`` under mixed precision)."""
@@ -134,8 +121,17 @@ def training_text(model: ModelResult) -> str:
     dtypes = "/".join(model.dtypes) or "-"
     if forward.precision:
         dtypes += f" + {forward.precision} autocast"
-    optimizer = _OPTIMIZER_NAMES.get(forward.optimizer, "no optimizer")
+    optimizer = OPTIMIZER_NAMES.get(forward.optimizer, "no optimizer")
     return f"train ≈ {format_bytes(forward.train_bytes)} ({dtypes}, {optimizer})"
+
+
+def memory_text(model: ModelResult) -> str:
+    """The class line's training memory: the simulated step's peak (and fit, with a card),
+    else the old sum estimate (``train ≈ …``)."""
+    forward = model.forward
+    if forward is not None and forward.step is not None and forward.error is None:
+        return memory.step_lens(forward.step)
+    return training_text(model)
 
 
 def forward_text(forward: ForwardInfo | None) -> str:
@@ -261,8 +257,8 @@ def render_model_lens(
         parts.append(f"with example arguments {_example_args(model)}")
     if forward_text(model.forward):
         parts.append(forward_text(model.forward))
-    if training_text(model):
-        parts.append(training_text(model))
+    if memory_text(model):
+        parts.append(memory_text(model))
     if configs:
         parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
     return SEP.join(parts) + suffix
@@ -288,8 +284,8 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
         text += f"{SEP}with example arguments {_example_args(model)}"
     if forward_text(model.forward):
         text += f"{SEP}{forward_text(model.forward)}"
-    if training_text(model):
-        text += f"{SEP}{training_text(model)}"
+    if memory_text(model):
+        text += f"{SEP}{memory_text(model)}"
     return text
 
 
@@ -503,12 +499,8 @@ def _forward_footer(model: ModelResult) -> list[str]:
     ]
     if forward.train_bytes:
         autocast = f" (under {forward.precision} autocast)" if forward.precision else ""
-        lines += [
-            f"Saved for backward: {format_bytes(forward.activation_bytes)}{autocast}",
-            f"Training memory: {format_bytes(forward.train_bytes)} (parameters, gradients, "
-            f"{_OPTIMIZER_NAMES.get(forward.optimizer, 'no')} optimizer state, activations)",
-        ]
-    return lines
+        lines.append(f"Saved for backward: {format_bytes(forward.activation_bytes)}{autocast}")
+    return lines + memory.summary_lines(forward)
 
 
 def _footer(model: ModelResult) -> list[str]:
@@ -586,10 +578,6 @@ def render_summary_markdown(model: ModelResult, depth: int = 3, root: Path | Non
 # -- hovers ---------------------------------------------------------------------
 
 
-def _share(part: int, total: int) -> str:
-    return f"{100 * part / total:.1f}%" if total else "-"
-
-
 def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int = 40) -> str:
     """Markdown: the line's parameters (exact), instances, and share of the model."""
     title = f"**{layer_label(entry)}**: {entry.params:,} parameters"
@@ -601,7 +589,7 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
         lines += [f"*{'; '.join(marks)}*", ""]
     if model is not None and model.error is None:
         lines += [
-            f"{_share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})",
+            f"{share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})",
             "",
         ]
     if entry.parameters:
@@ -681,7 +669,9 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
     ]
     if _ran_forward(model) and model.forward is not None:
         lines.append(f"- mult-adds: {model.forward.macs:,}")
-        if model.forward.train_bytes:
+        if model.forward.step is not None:
+            lines.append(f"- training: {memory.step_lens(model.forward.step)} (below)")
+        elif model.forward.train_bytes:
             lines.append(
                 f"- training: {training_text(model).removeprefix('train ')}: parameters, "
                 f"gradients, optimizer state and {format_bytes(model.forward.activation_bytes)} "
@@ -698,9 +688,9 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
         if row.depth == 1:
             lines.append(
                 f"| `{row.path}` | {row.type} | {row.params:,} | "
-                f"{_share(row.params, model.total_params)} |"
+                f"{share(row.params, model.total_params)} |"
             )
-    return "\n".join(lines + _measured_tables(model, models))
+    return "\n".join(lines + memory.step_hover(model) + _measured_tables(model, models))
 
 
 # -- JSON -----------------------------------------------------------------------
