@@ -35,12 +35,19 @@ KINDS = (
     "temporaries",
 )
 CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to this
-SMALL_ALLOCATION = 1 << 20  # up to 1 MiB: packed into the allocator's 2 MiB blocks
-SEGMENT = 2 << 20
+# The CUDA caching allocator's pools: allocations up to 1 MiB share 2 MiB segments, those up
+# to 10 MiB share 20 MiB segments, larger ones get their own, rounded up to 2 MiB
+SMALL_ALLOCATION, SMALL_SEGMENT = 1 << 20, 2 << 20
+MEDIUM_ALLOCATION, MEDIUM_SEGMENT = 10 << 20, 20 << 20
+LARGE_ROUNDING = 2 << 20
+
+
+def _up(nbytes: int, unit: int) -> int:
+    return -(-nbytes // unit) * unit
 
 
 def cuda_rounded(nbytes: int) -> int:
-    return -(-nbytes // CUDA_BLOCK) * CUDA_BLOCK
+    return _up(nbytes, CUDA_BLOCK)
 
 
 @dataclasses.dataclass
@@ -74,8 +81,10 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.live = dict.fromkeys(KINDS, 0)
         self.total = 0
         self.rounded = 0  # each storage rounded up to 512 B: the CUDA allocator's view
-        self.small = 0  # live storages of at most 1 MiB (rounded), for the reserved estimate
-        self.large_segments = 0  # larger ones, rounded up to 2 MiB segments
+        # live storages by allocator pool (rounded), for the estimate of what it reserves
+        self.small = 0
+        self.medium = 0
+        self.large_segments = 0  # each rounded up to 2 MiB
         self.peak = Snapshot()
         self.rounded_peak = 0
         self.reserved_peak = 0
@@ -127,8 +136,10 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.rounded += sign * rounded
         if rounded <= SMALL_ALLOCATION:
             self.small += sign * rounded
+        elif rounded <= MEDIUM_ALLOCATION:
+            self.medium += sign * rounded
         else:
-            self.large_segments += sign * (-(-rounded // SEGMENT) * SEGMENT)
+            self.large_segments += sign * _up(rounded, LARGE_ROUNDING)
         if sign > 0:
             self._check_peak()
         if self.on_change is not None:
@@ -142,10 +153,13 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self.peak = Snapshot(self.total, dict(self.live), phase, module)
         if self.rounded > self.rounded_peak:
             self.rounded_peak = self.rounded
-            # the caching allocator's segments: small blocks share 2 MiB ones, larger
-            # allocations get their own, rounded to 2 MiB (an estimate: no reuse modelled)
-            small_segments = -(-self.small // SEGMENT) * SEGMENT
-            self.reserved_peak = max(self.reserved_peak, small_segments + self.large_segments)
+            # the allocator's segments, packed without fragmentation (an estimate)
+            reserved = (
+                _up(self.small, SMALL_SEGMENT)
+                + _up(self.medium, MEDIUM_SEGMENT)
+                + self.large_segments
+            )
+            self.reserved_peak = max(self.reserved_peak, reserved)
 
     def start_peak(self) -> None:
         """Track the peak from now on (the steady-state step, after the warm-up)."""
