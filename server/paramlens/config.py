@@ -29,6 +29,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd-momentum", "sgd", "none")
 PRECISIONS = ("fp32", "bf16", "fp16", "bf16-pure")
 # kernels assumed for F.scaled_dot_product_attention; "auto": the one a CUDA GPU would pick
 ATTENTIONS = ("auto", "math", "flash", "efficient")
+# data parallelism over several GPUs; "fsdp" is "zero3" (torch's FSDP2, fully sharded)
+STRATEGIES = ("ddp", "zero1", "zero2", "zero3", "fsdp")
 
 GIB = 2**30
 # The cuBLAS workspace torch's caching allocator holds once a matmul ran, per
@@ -127,6 +129,9 @@ class Settings:
     checkpoint: tuple[str, ...] = ()  # module classes whose activations are recomputed
     loss: str = ""  # an expression of `output`; "" = the sum of the output's floating tensors
     gpu: str = ""  # the card to fit the step in: "24GB", "A100-80GB", "H100"; "" = none
+    gpus: int = 1  # training spread over this many GPUs: one's figures, `batch` being its own
+    strategy: str = "ddp"  # how, when gpus > 1: ddp, zero1, zero2, zero3 or fsdp (= zero3)
+    wrap: tuple[str, ...] = ()  # FSDP's units (module classes); () = the repeated blocks
     analyze_on_save: bool = True
     analyze_on_change: bool = True  # debounced; the last good results stay, marked stale
     debounce_ms: int = 500
@@ -150,7 +155,7 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return "must be a whole number: 0 (the example input's batch) or a batch size"
         return None
-    if name == "checkpoint":
+    if name in ("checkpoint", "wrap"):
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not all(
             isinstance(n, str) and all(p.isidentifier() for p in n.split(".")) for n in names
@@ -197,6 +202,8 @@ def _check(name: str, value: Any, default: Any) -> str | None:
         return f"must be one of {', '.join(PRECISIONS)}"
     if name == "attention" and value not in ATTENTIONS:
         return f"must be one of {', '.join(ATTENTIONS)}"
+    if name == "strategy" and value not in STRATEGIES:
+        return f"must be one of {', '.join(STRATEGIES)}"
     return None if isinstance(value, str) else "must be a string"
 
 
@@ -223,7 +230,7 @@ def merge(base: Settings, values: Mapping[str, Any], origin: str) -> tuple[Setti
             value = float(value)
         elif name in ("models", "inputs", "dims"):
             value = {**getattr(base, name), **value}
-        elif name == "checkpoint":
+        elif name in ("checkpoint", "wrap"):
             value = (value,) if isinstance(value, str) else tuple(dict.fromkeys(value))
         elif name == "loss":
             value = value.strip()

@@ -113,6 +113,25 @@ def _parser() -> argparse.ArgumentParser:
             "A100-80GB, H100, 'RTX 4090'",
         )
         p.add_argument(
+            "--gpus",
+            type=int,
+            metavar="N",
+            help="training spread over N GPUs: one GPU's step, at --batch each (default 1)",
+        )
+        p.add_argument(
+            "--strategy",
+            choices=config.STRATEGIES,
+            help="how training is spread over --gpus: ddp (default), zero1, zero2, zero3 or "
+            "fsdp (torch's FSDP2, the same as zero3)",
+        )
+        p.add_argument(
+            "--wrap",
+            action="append",
+            metavar="NAME",
+            help="a module class FSDP shards as one unit (default: the repeated blocks); "
+            "repeat for several",
+        )
+        p.add_argument(
             "--no-cache", action="store_true", help="build again even if nothing changed"
         )
         p.add_argument(

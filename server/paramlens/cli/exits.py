@@ -51,6 +51,9 @@ def command_settings(target: Path, args: argparse.Namespace) -> tuple[Settings, 
         "checkpoint": args.checkpoint,
         "loss": args.loss,
         "gpu": args.gpu,
+        "gpus": args.gpus,
+        "strategy": args.strategy,
+        "wrap": args.wrap,
     }
     settings, more = config.merge(
         settings, {k: v for k, v in flags.items() if v is not None}, "command line"

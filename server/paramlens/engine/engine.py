@@ -100,6 +100,9 @@ def training_for(settings: Settings) -> protocol.Training:
         gpu=settings.gpu if card else "",
         gpu_bytes=card.memory if card else 0,
         workspace_bytes=card.workspace if card else 0,
+        gpus=settings.gpus,
+        strategy=settings.strategy if settings.gpus > 1 else "",
+        wrap=settings.wrap,
     )
 
 

@@ -80,9 +80,34 @@ def fit_text(step: StepMemory) -> str:
     return f"over {card} at batch {batch}"
 
 
+_STRATEGIES = {
+    "ddp": "DDP: every GPU holds all parameters, gradients and optimizer state, and the "
+    "gradient buckets, one more copy of the gradients",
+    "zero1": "ZeRO-1: optimizer state sharded (ZeroRedundancyOptimizer), with DDP's buckets",
+    "zero2": "ZeRO-2: FSDP2 keeping parameters gathered after forward; gradients and "
+    "optimizer state sharded",
+    "zero3": "ZeRO-3: FSDP2; parameters, gradients and optimizer state sharded, each unit "
+    "gathered for its forward and backward",
+}
+_STRATEGIES["fsdp"] = _STRATEGIES["zero3"].replace("ZeRO-3: FSDP2", "FSDP2 (ZeRO-3)")
+
+
+def spread_text(step: StepMemory) -> str:
+    """``one of 8 GPUs, ZeRO-3: ...``; "" for one GPU."""
+    if step.gpus <= 1:
+        return ""
+    units = f" ({step.units} units and the model)" if step.units else ""
+    return f"one of {step.gpus} GPUs, {_STRATEGIES.get(step.strategy, step.strategy)}{units}"
+
+
 def step_lens(step: StepMemory) -> str:
-    """``peak 1.70 GB @ batch 16 (backward, layer3) · fits 24 GB up to batch 212``."""
-    text = f"peak {format_peak(step.peak)} @ batch {step.batch} ({where_text(step)})"
+    """``peak 1.70 GB @ batch 16 (backward, layer3) · fits 24 GB up to batch 212``; over
+    several GPUs, ``peak 6.43 GB per GPU @ batch 8 (8 GPUs, fsdp; forward, lm_head)``."""
+    if step.gpus > 1:
+        where = f"{step.gpus} GPUs, {step.strategy}; {where_text(step)}"
+        text = f"peak {format_peak(step.peak)} per GPU @ batch {step.batch} ({where})"
+    else:
+        text = f"peak {format_peak(step.peak)} @ batch {step.batch} ({where_text(step)})"
     fit = fit_text(step)
     return f"{text}{SEP}{fit}" if fit else text
 
@@ -121,6 +146,8 @@ def options(step: StepMemory, checkpoint_example: str = "Block") -> list[tuple[s
          'attention = "math"' if step.attention != "math" else 'attention = "auto"'),
         ("checkpoint", checkpointed, f'checkpoint = ["{checkpoint_example}"]'),
         ("gpu", gpu_label(step) if step.gpu_bytes else "none", f'gpu = "{other_gpu}"'),
+        ("gpus", f"{step.gpus}, {step.strategy}" if step.gpus > 1 else "1",
+         'strategy = "zero3"' if step.gpus > 1 and step.strategy != "zero3" else "gpus = 8"),
     ]  # fmt: skip
     return rows
 
@@ -183,6 +210,9 @@ def step_hover(model: ModelResult) -> list[str]:
         f"**Peak training memory: {format_peak(step.peak)}** ({step.peak:,} bytes) at batch "
         f"{step.batch}, in {where_text(step, None)}",
     ]
+    spread = spread_text(step)
+    if spread:
+        lines += ["", f"On {spread}."]
     fit = fit_text(step)
     if fit:
         lines += ["", fit[0].upper() + fit[1:] + (f" ({step.search})" if step.search else "")]
@@ -217,8 +247,9 @@ def summary_lines(forward: ForwardInfo) -> list[str]:
     step = forward.step
     if step is not None:
         fit = fit_text(step)
+        per_gpu = f" per GPU ({spread_text(step)})" if step.gpus > 1 else ""
         lines.append(
-            f"Peak training memory: {format_peak(step.peak)} at batch {step.batch} "
+            f"Peak training memory: {format_peak(step.peak)}{per_gpu} at batch {step.batch} "
             f"({where_text(step, None)})" + (f"{SEP}{fit}" if fit else "")
         )
     elif forward.step_error:
@@ -272,6 +303,7 @@ def render_memory_table(model: ModelResult, top: int = 10, root: Path | None = N
         f"Optimizer: {optimizer_text(step)}{SEP}precision: {step.precision or 'fp32'}{SEP}"
         f"attention: {step.attention or 'not used'}{SEP}checkpointed: "
         + (f"{step.checkpointed} modules" if step.checkpointed else "none"),
+        *([f"Spread: {spread_text(step)}"] if step.gpus > 1 else []),
         "",
     ]
     rows = [

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
-from ..layers import qualtype
 from ..protocol import ModuleMemory
 
 SHOWN_MODULES = 10
@@ -28,7 +27,7 @@ class Progress:
         self.model = model
         self.phase = ""
         self.paths = {id(m): n for n, m in model.named_modules()}
-        self.types = {n: qualtype(m).rpartition(".")[2] for n, m in model.named_modules()}
+        self.types = {n: _class_name(m) for n, m in model.named_modules()}
         self.stack: list[tuple[str, int]] = []  # (path, total at its start)
         self.kept: dict[str, int] = {}
         self.peaks: dict[str, int] = {}
@@ -98,7 +97,8 @@ class Progress:
             todo.extend(n for n, _ in node.next_functions if n is not None)
 
     def top_modules(self) -> tuple[ModuleMemory, ...]:
-        shown = [p for p in self.order if p and p.count(".") < 2]
+        # the model's children and theirs, and the blocks of its lists (``h.0``, ``h.11``)
+        shown = [p for p in self.order if p and p.count(".") < 3]
         shown.sort(key=lambda p: -self.kept.get(p, 0))
         return tuple(
             ModuleMemory(p, self.types.get(p, "?"), self.kept.get(p, 0), self.peaks.get(p, 0))
@@ -113,6 +113,14 @@ def flat_tensors(value: Any) -> list[torch.Tensor]:
 def _current_node() -> torch.autograd.graph.Node | None:
     current = getattr(torch._C, "_current_autograd_node", None)
     return current() if current is not None else None
+
+
+def _class_name(module: nn.Module) -> str:
+    """The module's class; for a module FSDP2 sharded (class ``FSDPBlock``), ``Block``."""
+    cls = type(module)
+    if any(base.__name__ == "FSDPModule" for base in cls.__bases__):
+        cls = cls.__bases__[-1]
+    return cls.__name__
 
 
 def plain(output: Any) -> Any:
