@@ -13,6 +13,8 @@ export const PRECISIONS = ["fp32", "bf16", "fp16", "bf16-pure"] as const;
 export type Precision = (typeof PRECISIONS)[number];
 export const ATTENTIONS = ["auto", "math", "flash", "efficient"] as const;
 export type Attention = (typeof ATTENTIONS)[number];
+export const STRATEGIES = ["ddp", "zero1", "zero2", "zero3", "fsdp"] as const;
+export type Strategy = (typeof STRATEGIES)[number];
 
 export interface ParamlensSettings {
   /** Interpreter path; "" means "find one" (see interpreter.ts). */
@@ -42,6 +44,12 @@ export interface ParamlensSettings {
   loss: string;
   /** The card to fit the step in ("24GB", "A100-80GB"); "" means none. The server checks it. */
   gpu: string;
+  /** Training spread over this many GPUs: one GPU's figures. */
+  gpus: number;
+  /** How training is spread over them. */
+  strategy: Strategy;
+  /** The module classes FSDP2 shards as units; [] means the repeated blocks. */
+  wrap: string[];
   analyzeOnSave: boolean;
   analyzeOnChange: boolean;
   debounceMs: number;
@@ -65,6 +73,9 @@ export const DEFAULT_SETTINGS: Readonly<ParamlensSettings> = Object.freeze({
   checkpoint: Object.freeze([]) as unknown as string[],
   loss: "",
   gpu: "",
+  gpus: 1,
+  strategy: "ddp",
+  wrap: Object.freeze([]) as unknown as string[],
   analyzeOnSave: true,
   analyzeOnChange: true,
   debounceMs: 500,
@@ -90,7 +101,7 @@ export interface SettingsResult {
  */
 export function readSettings(get: (key: string) => unknown): SettingsResult {
   const problems: string[] = [];
-  const settings: ParamlensSettings = { ...DEFAULT_SETTINGS, inputs: {}, checkpoint: [] };
+  const settings: ParamlensSettings = { ...DEFAULT_SETTINGS, inputs: {}, checkpoint: [], wrap: [] };
   const bad = (key: string, value: unknown, expected: string): void => {
     problems.push(
       `${SECTION}.${key}: expected ${expected}, got ${JSON.stringify(value)}; using ${JSON.stringify(
@@ -139,10 +150,20 @@ export function readSettings(get: (key: string) => unknown): SettingsResult {
   if (isOneOf(attention, ATTENTIONS)) settings.attention = attention;
   else if (attention !== undefined && attention !== null) bad("attention", attention, `one of ${ATTENTIONS.join(", ")}`);
 
-  const checkpoint = get("checkpoint");
-  if (typeof checkpoint === "string") settings.checkpoint = [checkpoint]; // one class, as the server reads it
-  else if (Array.isArray(checkpoint) && checkpoint.every((c) => typeof c === "string")) settings.checkpoint = [...checkpoint];
-  else if (checkpoint !== undefined && checkpoint !== null) bad("checkpoint", checkpoint, "a list of module class names");
+  for (const key of ["checkpoint", "wrap"] as const) {
+    const value = get(key);
+    if (typeof value === "string") settings[key] = [value]; // one class, as the server reads it
+    else if (Array.isArray(value) && value.every((c) => typeof c === "string")) settings[key] = [...value];
+    else if (value !== undefined && value !== null) bad(key, value, "a list of module class names");
+  }
+
+  const gpus = get("gpus");
+  if (typeof gpus === "number" && Number.isInteger(gpus) && gpus >= 1) settings.gpus = gpus;
+  else if (gpus !== undefined && gpus !== null) bad("gpus", gpus, "a whole number >= 1");
+
+  const strategy = get("strategy");
+  if (isOneOf(strategy, STRATEGIES)) settings.strategy = strategy;
+  else if (strategy !== undefined && strategy !== null) bad("strategy", strategy, `one of ${STRATEGIES.join(", ")}`);
 
   // a Python expression and a card name: the server parses them, and reports what it cannot
   for (const key of ["loss", "gpu"] as const) {

@@ -39,6 +39,9 @@ describe("readSettings", () => {
       checkpoint: ["Block"],
       loss: "output.loss",
       gpu: "A100-80GB",
+      gpus: 8,
+      strategy: "zero3",
+      wrap: ["Block"],
       analyzeOnSave: false,
       analyzeOnChange: true,
       debounceMs: 0,
@@ -66,10 +69,14 @@ describe("readSettings", () => {
       checkpoint: ["Block", 3],
       loss: 3,
       gpu: 24,
+      gpus: 0,
+      strategy: "horovod",
+      wrap: 3,
     };
     const { settings, problems } = readSettings((k) => values[k]);
     assert.deepEqual(settings, DEFAULT_SETTINGS);
-    assert.equal(problems.length, 15);
+    assert.equal(problems.length, 18);
+    assert.match(problems.join("\n"), /paramlens\.strategy: expected one of ddp, zero1, zero2, zero3, fsdp, got "horovod"; using "ddp"/);
     assert.match(problems.join("\n"), /paramlens\.batch: expected 0 \(the input's own batch\) or a whole number, got -1; using 0/);
     assert.match(problems.join("\n"), /paramlens\.checkpoint: expected a list of module class names, got \["Block",3\]; using \[\]/);
     assert.match(problems.join("\n"), /paramlens\.precision: expected one of fp32, bf16, fp16, bf16-pure, got "int8"; using "fp32"/);
