@@ -89,6 +89,10 @@ def test_editor_settings_are_camel_case_and_a_single_class_name_is_a_list() -> N
         ("gpu", "0GB", "gpu must be a positive size"),
         ("gpu", 24, "gpu must be a string"),
         ("precision", "bf32", "precision must be one of fp32, bf16, fp16, bf16-pure"),
+        ("gpus", 0, "gpus must be positive"),
+        ("gpus", "8", "gpus must be a number"),
+        ("strategy", "horovod", "strategy must be one of ddp, zero1, zero2, zero3, fsdp"),
+        ("wrap", ["Block", 3], "wrap must be a list of module class names"),
     ],
 )
 def test_a_bad_training_value_is_a_message_and_the_default(
@@ -161,6 +165,17 @@ def test_a_card_the_settings_rejected_is_no_card_in_the_job() -> None:
     assert (h100.gpu, h100.gpu_bytes, h100.workspace_bytes) == ("H100", 80 * GIB, 33_554_432)
 
 
+def test_several_gpus_travel_to_the_job_and_one_gpu_has_no_strategy() -> None:
+    settings, problems = config.merge(
+        Settings(), {"gpus": 8, "strategy": "fsdp", "wrap": "Block"}, "pyproject.toml"
+    )
+    assert problems == []
+    training = training_for(settings)
+    assert (training.gpus, training.strategy, training.wrap) == (8, "fsdp", ("Block",))
+    one = training_for(dataclasses.replace(settings, gpus=1))
+    assert (one.gpus, one.strategy) == (1, "")
+
+
 def test_every_training_setting_changes_the_cache_key(tmp_path: Path) -> None:
     source = tmp_path / "m.py"
     source.write_text(SEED.read_text())
@@ -181,6 +196,8 @@ def test_every_training_setting_changes_the_cache_key(tmp_path: Path) -> None:
         "gpu": "24GB",
         "precision": "bf16-pure",
         "optimizer": "sgd",
+        "gpus": 8,
+        "wrap": ("Block",),
     }
     keys = {name: key(dataclasses.replace(Settings(), **{name: v})) for name, v in changed.items()}
     assert all(k != base for k in keys.values()), keys
