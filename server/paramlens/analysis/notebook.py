@@ -81,6 +81,7 @@ class NotebookSource:
     text: str  # the module: one line per line of each code cell
     cells: tuple[CellSpan, ...]
     errors: tuple[CellError, ...] = ()
+    written: tuple[str, ...] = ()  # each code cell's text as written (magics and all)
 
     def locate(self, line: int) -> tuple[int, int] | None:
         """(cell number, 1-based line in the cell) of 1-based module ``line``."""
@@ -134,7 +135,7 @@ def notebook_source(cells: Sequence[str], indexes: Sequence[int] | None = None) 
             message, line = error
             errors.append(CellError(number, line, first + line - 1, message))
     text = "\n".join(lines) + ("\n" if lines else "")
-    return NotebookSource(text, tuple(spans), tuple(errors))
+    return NotebookSource(text, tuple(spans), tuple(errors), tuple(cells))
 
 
 @functools.lru_cache(maxsize=8192)  # per keystroke, only the cell edited is new
@@ -300,10 +301,22 @@ def read_notebook(data: bytes) -> NotebookSource:
     return notebook_source(*read_cells(data))
 
 
+def load_notebook(path: Path) -> NotebookSource:
+    """The notebook at ``path``, read once per version of the file (the scan and the
+    command line's output both need it); :class:`NotebookError`, :class:`OSError`."""
+    stat = path.stat()
+    return _load_notebook(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_notebook(path: str, mtime_ns: int, size: int) -> NotebookSource:
+    with open(path, "rb") as f:
+        return read_notebook(f.read())
+
+
 def read_module_source(path: Path) -> str:
     """The Python text of ``path``: a ``.py`` file's, or a notebook's module text; a
     :class:`~.source.SourceError` if there is none."""
-    data = path.read_bytes()
     if is_notebook(path):
-        return read_notebook(data).text
-    return decode_source(data)
+        return load_notebook(path).text
+    return decode_source(path.read_bytes())
