@@ -30,6 +30,7 @@ from pathlib import Path
 
 from .. import __version__, config
 from ..analysis.libraries import Libraries
+from ..analysis.notebook import is_notebook
 from ..analysis.reading import module_name
 from ..analysis.source import SourceError, read_source
 from ..analysis.workspace import ScanCache, ScanLimits, Workspace, list_python_files, scan
@@ -233,7 +234,7 @@ class Engine:
                 *(factory_spec(f) for f in factories),
             ),
             overrides=tuple(
-                (p, texts[p]) for p in imported if p in texts and _unsaved(p, texts[p])
+                (p, text) for p in imported if (text := _override(p, texts, workspace)) is not None
             ),
             timeout_s=settings.timeout,
             memory_mb=settings.memory_mb,
@@ -537,6 +538,16 @@ def _mtime_ns(python: str) -> str:
         return str(Path(python).resolve().stat().st_mtime_ns)
     except OSError:
         return ""
+
+
+def _override(path: str, texts: Mapping[str, str], workspace: Workspace) -> str | None:
+    """The text the worker imports ``path`` from instead of the disk: an unsaved buffer's,
+    or a notebook's module text (the worker reads Python files, not notebooks)."""
+    if is_notebook(path):
+        info = workspace.files.get(path)
+        return texts.get(path, info.text if info is not None else None)
+    text = texts.get(path)
+    return text if text is not None and _unsaved(path, text) else None
 
 
 def _unsaved(path: str, text: str) -> bool:

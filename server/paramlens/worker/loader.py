@@ -32,6 +32,7 @@ import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import signal
 import sys
@@ -497,8 +498,6 @@ class ModuleRunner:
 def code_objects(filename: str) -> tuple[tuple[types.CodeType, bool], ...]:
     """Every code object compiled from a file's text (as linecache has it: an unsaved
     buffer's), each with whether it lies in an ``__init__``; none if it does not compile."""
-    import linecache
-
     try:
         module = compile("".join(linecache.getlines(filename)), filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
@@ -557,7 +556,9 @@ def is_workspace_file(path: str, workspace: str) -> bool:
 
 
 class WorkspaceFinder(importlib.abc.MetaPathFinder):
-    """Finds workspace modules first and loads them without their script part."""
+    """Finds workspace modules first and loads them without their script part. ``named``
+    gives modules whose file is no ``.py`` by name (a notebook's module, whose text comes
+    as an override): Python would not find them by searching."""
 
     def __init__(
         self,
@@ -565,11 +566,15 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
         workspace: str,
         overrides: dict[str, str],
         runner: ModuleRunner,
+        named: dict[str, str] | None = None,
     ) -> None:
         self.roots = list(roots)
         self.workspace = os.path.normcase(os.path.realpath(workspace))
         self.overrides = {os.path.realpath(p): t for p, t in overrides.items()}
         self.runner = runner
+        self.named = {
+            m: p for m, p in (named or {}).items() if os.path.realpath(p) in self.overrides
+        }
 
     def find_spec(
         self,
@@ -577,6 +582,11 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in self.named:
+            file = self.named[fullname]
+            source = self.overrides[os.path.realpath(file)]
+            loader = _WorkspaceLoader(file, source, self.runner)
+            return importlib.util.spec_from_file_location(fullname, file, loader=loader)
         last = fullname.rpartition(".")[2]
         for folder in path if path is not None else self.roots:
             package_init = os.path.join(folder, last, "__init__.py")
@@ -596,9 +606,17 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
 
 
 def install(
-    roots: Sequence[str], workspace: str, overrides: dict[str, str], runner: ModuleRunner
+    roots: Sequence[str],
+    workspace: str,
+    overrides: dict[str, str],
+    runner: ModuleRunner,
+    named: dict[str, str] | None = None,
 ) -> None:
     for root in reversed(roots):
         if root not in sys.path:
             sys.path.insert(0, root)
-    sys.meta_path.insert(0, WorkspaceFinder(roots, workspace, overrides, runner))
+    sys.meta_path.insert(0, WorkspaceFinder(roots, workspace, overrides, runner, named))
+    for path, text in overrides.items():
+        # what linecache reads for tracebacks, forward()'s line shapes and the code
+        # objects of a file: the text that ran, not the disk's (a notebook's is JSON)
+        linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)

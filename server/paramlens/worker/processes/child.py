@@ -137,7 +137,9 @@ def install_workspace(job: BuildJob, overrides: dict[str, str]) -> ModuleRunner:
     workspace = os.path.normcase(os.path.realpath(job.workspace))
     # Module-level statements run on the meta device: `model = Net()` allocates no weights.
     runner = loader.ModuleRunner(lambda: torch.device("meta"))
-    loader.install(job.sys_path, workspace, overrides, runner)
+    # a module whose file is not Python (a notebook) is found by its name, not by search
+    named = {} if job.file.endswith(".py") else {job.module: job.file}
+    loader.install(job.sys_path, workspace, overrides, runner, named)
     sys.argv = [job.file]  # `parser.parse_args()` at import time sees no worker flags
     return runner
 
