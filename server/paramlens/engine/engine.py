@@ -67,6 +67,10 @@ class _InFlight:
     def __init__(self) -> None:
         self._jobs: dict[str, tuple[asyncio.Future[JobResult | None], list[int]]] = {}
 
+    def waiting(self) -> int:
+        """Requests waiting for a job, all jobs together."""
+        return sum(waiting[0] for _, waiting in self._jobs.values())
+
     async def join(
         self, key: str, start: Callable[[], Awaitable[JobResult | None]]
     ) -> JobResult | None:
@@ -259,6 +263,10 @@ class Engine:
             digest.update(f"\0{path}\0{info.digest if info else ''}".encode())
         digest.update(_mtime_ns(python).encode())
         return digest.hexdigest()[:32]
+
+    def requests_waiting(self) -> int:
+        """Build requests waiting for a job in the worker (those sharing a job count each)."""
+        return self._in_flight.waiting()
 
     async def build(
         self,
