@@ -50,6 +50,28 @@ def test_json_gives_each_line_its_cell_and_its_line_in_the_cell() -> None:
     assert model(doc, "MLP")["total_params"] == 203_530  # MLP(hidden=256), in cell 5
 
 
+def test_a_real_tutorials_notebook_gives_the_tutorials_own_numbers() -> None:
+    # the PyTorch recipe this project grew from (../shared/seed), its code cells as a
+    # notebook: a loop that freezes a layer, `import numpy`, `import torchinfo` and print()
+    # cells among the classes; the recipe prints 669,706 and 1,199,882 parameters
+    doc = summary_json("fixtures/notebooks/inspecting_model_parameters.ipynb")
+    network, cnn = model(doc, "NeuralNetwork"), model(doc, "CNN")
+    assert (network["total_params"], network["cell"], network["cell_line"]) == (669_706, 1, 4)
+    assert (cnn["total_params"], cnn["cell"], cnn["cell_line"]) == (1_199_882, 9, 1)
+    layers = [(e["cell"], e["cell_line"], e["params"]) for e in network["layers"]]
+    assert layers == [
+        (1, 7, 0),  # nn.Flatten()
+        (1, 8, 669_706),  # the nn.Sequential(...)
+        (1, 9, 401_920),  # nn.Linear(28 * 28, 512)
+        (1, 10, 0),
+        (1, 11, 262_656),
+        (1, 12, 0),
+        (1, 13, 5_130),  # the recipe's per-layer totals: 401,920, 262,656, 5,130
+    ]
+    assert network["forward"]["output_shape"] == "[1, 10]"
+    assert cnn["forward"]["step"]["phase"] == "optimizer"
+
+
 def test_summary_of_one_class_names_notebook_lines_by_cell() -> None:
     result = run_cli("summary", f"{MNIST}::MLP")
     assert result.returncode == 0, result.stderr
