@@ -58,11 +58,12 @@ def optimizer_for(name: str, params: list[nn.Parameter]) -> torch.optim.Optimize
     raise ValueError(f"unknown optimizer {name}")
 
 
-def loss_of(output: Any, expression: str) -> torch.Tensor:
-    """The step's loss: ``expression`` of ``output``, else the sum of its floating tensors
-    that need a gradient (what simulate_step does)."""
+def loss_of(output: Any, expression: str, inputs: tuple[Any, ...] = ()) -> torch.Tensor:
+    """The step's loss: ``expression`` of ``output`` (and ``inputs``, the positional
+    arguments), else the sum of its floating tensors that need a gradient (what
+    simulate_step does)."""
     if expression:
-        value = eval(expression, {"torch": torch, "output": output})
+        value = eval(expression, {"torch": torch, "output": output, "inputs": inputs})
         return value.sum() if value.dim() else value  # type: ignore[no-any-return]
     floats = [
         t
@@ -188,7 +189,7 @@ def _forward_backward(
         with _step_context(training):
             output = model(*args, **kwargs)
             phase[0] = "loss"
-            loss = loss_of(output, training.loss)
+            loss = loss_of(output, training.loss, args)
         del output
         storages.kind_of_new = "temporaries"
         phase[0] = "backward"
@@ -253,7 +254,7 @@ def memtracker_step(model: nn.Module, make_input: Inputs, training: Training) ->
         with attention_backend(training.attention):
             with _step_context(training):
                 output = model(*args, **kwargs)
-                loss = loss_of(output, training.loss)
+                loss = loss_of(output, training.loss, args)
             del output
             loss.backward()
             del loss
