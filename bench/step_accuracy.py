@@ -57,6 +57,7 @@ from bench.models.zoo import (
 )
 from bench.step_reference import (
     Inputs,
+    cuda_step,
     has_memtracker,
     loss_of,
     measure_step,
@@ -369,6 +370,28 @@ def timing_lines(repeat: int, only: list[str]) -> list[dict[str, Any]]:
     return lines
 
 
+def cuda_table(only: list[str]) -> None:
+    """The estimate's ``gpu_allocated`` (with this card's cuBLAS workspace) against
+    ``max_memory_allocated`` of the same step on this machine's GPU."""
+    if not torch.cuda.is_available():
+        raise SystemExit("--cuda: this machine has no CUDA device")
+    major, _ = torch.cuda.get_device_capability()
+    workspace = 4096 * 8 * 1024 if major == 9 else 4096 * 1024 * 2 + 16 * 1024 * 8
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
+    print(f"{'case':<42} {'estimate B':>15} {'max_memory_allocated B':>23} {'err %':>7}")
+    found, _ = cases()
+    for case in found:
+        if only and not any(word in case.name for word in only):
+            continue
+        training = replace(case.training, workspace_bytes=workspace)
+        estimate = simulate_step(on_meta(case.build), case.make_input, training).gpu_allocated
+        measured = cuda_step(case.build, case.make_input, case.training)
+        error = 100 * (estimate - measured) / measured
+        print(f"{case.name:<42} {estimate:>15,} {measured:>23,} {error:>+7.2f}")
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", default=[], help="cases whose name has one of these")
@@ -377,7 +400,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--cuda",
+        action="store_true",
+        help="on a machine with a CUDA GPU: each case's real step there, "
+        "torch.cuda.max_memory_allocated() beside the estimate's GPU figure (target: within 5%%)",
+    )
     args = parser.parse_args(argv)
+    if args.cuda:
+        cuda_table(args.only)
+        return
     torch.set_num_threads(2)
     memtracker = has_memtracker() and not args.no_memtracker
     rows: list[Row] = []

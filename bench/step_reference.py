@@ -275,3 +275,44 @@ def memtracker_step(model: nn.Module, make_input: Inputs, training: Training) ->
     total = peak.pop("Total")
     by_kind = {str(getattr(k, "value", k)): v for k, v in peak.items()}
     return Measured(total, "", by_kind, time.perf_counter() - started)
+
+
+def cuda_step(build: Callable[[], nn.Module], make_input: Inputs, training: Training) -> int:
+    """``torch.cuda.max_memory_allocated()`` over one training step on the GPU (after a
+    first step that made the optimizer's state and cuBLAS's workspace), with torch's own
+    choices there: foreach, and the attention kernel CUDA picks unless one is named."""
+    device = torch.device("cuda")
+    with torch.device(device):
+        model = build()
+    if training.precision == "bf16-pure":
+        model = model.to(torch.bfloat16)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = optimizer_for(training.optimizer, trainable)
+    with torch.device(device):
+        args, kwargs = make_input()
+    if training.precision == "bf16-pure":
+        args, kwargs = tree_map(_bf16, (args, kwargs))
+
+    def one_step() -> None:
+        with attention_backend(training.attention), checkpointed(model, training.checkpoint):
+            autocast = (
+                torch.autocast("cuda", dtype=AUTOCAST[training.precision])
+                if training.precision in AUTOCAST
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                output = model(*args, **kwargs)
+                loss = loss_of(output, training.loss, args)
+            del output
+            loss.backward()
+            del loss
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    one_step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    one_step()
+    torch.cuda.synchronize()
+    return int(torch.cuda.max_memory_allocated())
