@@ -1,0 +1,445 @@
+"""Run edited modules again in a process that imported their package, instead of importing
+the whole package again.
+
+A zygote (:mod:`.processes.zygote`) imported timm once (2.8 s); an edit of
+``timm/models/vision_transformer.py`` used to cost that import again on every job. Here only
+the edited module runs again, as a new module object in ``sys.modules``, and what the
+package's other modules took from it is made to point at the new one, so that the process
+holds what a fresh import of the edited package would hold:
+
+- their import bindings (``from .vision_transformer import Block as TransformerBlock``,
+  ``from .vision_transformer import *``, ``from . import vision_transformer``): taken again
+  from the new module, as their import statements would (the statements are recorded by
+  the loader, :attr:`.loader.ModuleRunner.imports`), and so on through re-exports
+  (``timm.models`` re-exports it, ``timm`` re-exports ``timm.models``);
+- module-level tables that hold its functions or classes (timm's ``@register_model``
+  registry): running the edited module registers its new functions again; the old ones
+  left behind are replaced by their new namesakes, or dropped if they are gone;
+- a module that *made* something out of the edited one when it was imported (a subclass:
+  deit's ``class VisionTransformerDistilled(VisionTransformer)``; an instance, a
+  ``functools.partial``, a default argument, a class attribute) is run again too, after
+  it, because keeping its old object would differ from a fresh import.
+
+When that cannot be made exact (a package's ``__init__`` edited, a table that holds
+something made from the edited module, too many modules to run again), :func:`plan`
+says why and the caller imports the package afresh. Standard library only.
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_RERUN = 40  # modules run again for one edit; beyond that a fresh import is as quick
+
+_ATOMS = (int, float, complex, str, bytes, bool, type(None), type(Ellipsis))
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A name a top-level import statement bound: ``target = source.name`` (``name`` None:
+    the module ``source`` itself; ``"*"``: every public name of ``source``)."""
+
+    source: str
+    name: str | None
+    target: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run again, in the order the modules first finished importing (each after
+    those it imports), and why each module beyond the edited ones is in it."""
+
+    modules: tuple[str, ...]
+    why: tuple[str, ...] = ()
+
+
+class Modules:
+    """The workspace modules of this process, as the loader ran them: their import
+    statements, the order they finished in, and which names each bound by importing."""
+
+    def __init__(
+        self, statements: Callable[[str], list[ast.stmt]], finished: Iterable[str]
+    ) -> None:
+        self._statements = statements
+        self.order: dict[str, int] = {}
+        for name in finished:  # the first run counts: a module run again keeps its place
+            self.order.setdefault(name, len(self.order))
+        self._bindings: dict[str, list[Binding]] = {}
+
+    def names(self) -> list[str]:
+        return [n for n in sorted(self.order, key=self.order.__getitem__) if n in sys.modules]
+
+    def bindings(self, name: str) -> list[Binding]:
+        if name not in self._bindings:
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None)
+            found: list[Binding] = []
+            if module is not None and isinstance(path, str):
+                package = module.__package__ or ""
+                for stmt in self._statements(path):
+                    found += _bindings_of(stmt, package)
+            self._bindings[name] = found
+        return self._bindings[name]
+
+    def imported_names(self, name: str) -> set[str]:
+        """The names module ``name`` bound by importing (through ``*`` too: those it
+        holds the same object as its source under)."""
+        names = set()
+        namespace = sys.modules[name].__dict__
+        for binding in self.bindings(name):
+            if binding.name != "*":
+                names.add(binding.target)
+                continue
+            for key, value in _values(binding):
+                if namespace.get(key, _MISSING) is value:
+                    names.add(key)
+        return names
+
+    def forget(self, name: str) -> None:
+        self._bindings.pop(name, None)
+
+
+def _bindings_of(stmt: ast.stmt, package: str) -> Iterator[Binding]:
+    if isinstance(stmt, ast.Import):
+        for alias in stmt.names:
+            if alias.asname:
+                yield Binding(alias.name, None, alias.asname)
+            else:
+                top = alias.name.partition(".")[0]
+                yield Binding(top, None, top)
+    elif isinstance(stmt, ast.ImportFrom):
+        try:
+            source = importlib.util.resolve_name("." * stmt.level + (stmt.module or ""), package)
+        except (ImportError, ValueError):
+            return
+        for alias in stmt.names:
+            yield Binding(source, alias.name, alias.asname or alias.name)
+
+
+def plan(edited: Iterable[str], modules: Modules) -> Plan | str:
+    """The modules to run again for an edit of ``edited`` (module names), or why a fresh
+    import is needed instead."""
+    rerun = list(dict.fromkeys(edited))
+    why: list[str] = []
+    for name in rerun:
+        module = sys.modules.get(name)
+        if module is None or name not in modules.order:
+            return f"{name} was not imported by paramlens's loader"
+        if hasattr(module, "__path__"):
+            return f"{name} is a package's __init__"
+    walk = _Walk(modules)
+    checked = 0
+    while checked < len(rerun):
+        old = _OldObjects([sys.modules[n] for n in rerun], modules)
+        checked = len(rerun)
+        for name in modules.names():
+            if name in rerun:
+                continue
+            found = _made_from(name, old, modules, walk)
+            if found:
+                if hasattr(sys.modules[name], "__path__"):
+                    return f"the package {name} (its __init__) holds what it defines: {found}"
+                rerun.append(name)
+                why.append(f"{name} runs again too: {found}")
+                if len(rerun) > MAX_RERUN:
+                    return f"more than {MAX_RERUN} modules use what it defines"
+    return Plan(_in_import_order(rerun, modules), tuple(why))
+
+
+def _in_import_order(names: list[str], modules: Modules) -> tuple[str, ...]:
+    """Each module after those of ``names`` it imports from; otherwise in the order they
+    first finished importing."""
+    wanted = set(names)
+    after = {n: {b.source for b in modules.bindings(n)} & wanted - {n} for n in names}
+    done: list[str] = []
+    pending = sorted(names, key=modules.order.__getitem__)
+    while pending:
+        ready = next((n for n in pending if not after[n] - set(done)), pending[0])  # a cycle
+        pending.remove(ready)
+        done.append(ready)
+    return tuple(done)
+
+
+class _OldObjects:
+    """What the modules to run again defined: the objects that must not outlive them."""
+
+    def __init__(self, old: list[types.ModuleType], modules: Modules) -> None:
+        self.names = {m.__name__ for m in old}
+        self.owned: dict[int, tuple[str, str]] = {}  # id -> (module, name bound to it there)
+        self.keep: list[object] = []  # the objects, alive while their ids are compared
+        for module in old:
+            imported = modules.imported_names(module.__name__)
+            for key, value in module.__dict__.items():
+                if key.startswith("__") or key in imported or isinstance(value, _ATOMS):
+                    continue
+                if isinstance(value, types.ModuleType):
+                    continue
+                self.owned.setdefault(id(value), (module.__name__, key))
+                self.keep.append(value)
+            self.owned[id(module)] = (module.__name__, "")
+            self.keep.append(module)
+
+    def __contains__(self, value: object) -> bool:
+        if id(value) in self.owned:
+            return True
+        if isinstance(value, (type, types.FunctionType)):
+            return getattr(value, "__module__", None) in self.names
+        return type(value).__module__ in self.names
+
+    def counterpart(self, value: object) -> object:
+        """The new module's object of the same name (``_MISSING`` if it has none)."""
+        where = self.owned.get(id(value))
+        if where is None:
+            where = (getattr(value, "__module__", ""), getattr(value, "__qualname__", ""))
+        module_name, name = where
+        module = sys.modules.get(module_name)
+        if module is None or not isinstance(name, str):
+            return _MISSING
+        if not name:
+            return module
+        found: object = module
+        for part in name.split("."):
+            found = getattr(found, part, _MISSING)
+            if found is _MISSING:
+                return _MISSING
+        return found
+
+
+def _made_from(name: str, old: _OldObjects, modules: Modules, walk: _Walk) -> str:
+    """Why module ``name`` holds something made from the old objects at import time ("" if
+    it does not). Its tables (dicts, lists, sets) are looked at once the edited modules ran
+    again (:func:`rerun`): running them again replaces much of what they registered."""
+    module = sys.modules[name]
+    imported = modules.imported_names(name)
+    for key, value in list(module.__dict__.items()):
+        if key in imported or key.startswith("__") or isinstance(value, _ATOMS):
+            continue
+        if isinstance(value, (types.ModuleType, dict, list, set)):
+            continue
+        if value in old:
+            return f"its {key} is {_label(value)}"
+        found = walk.refers(value, old)
+        if found is not None:
+            return f"its {key} was made from {found}"
+    return ""
+
+
+def _label(value: object) -> str:
+    where = getattr(value, "__module__", None) or type(value).__module__
+    what = getattr(value, "__qualname__", None) or f"a {type(value).__qualname__}"
+    return f"{where}.{what}"
+
+
+class _Walk:
+    """Follows references from an object, a few steps: never into modules' namespaces,
+    code objects, nor into the classes and functions of libraries (torch's)."""
+
+    def __init__(self, modules: Modules, depth: int = 4) -> None:
+        self.ours = set(modules.order)
+        self.depth = depth
+        self.module_dicts = {
+            id(m.__dict__) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)
+        }
+
+    def refers(self, value: object, old: _OldObjects) -> str | None:
+        """The old object ``value`` holds, if any (its label)."""
+        seen = {id(value)}
+        layer = [value]
+        for _ in range(self.depth):
+            following = []
+            for item in layer:
+                for ref in gc.get_referents(item):
+                    if id(ref) in seen or isinstance(ref, _ATOMS):
+                        continue
+                    seen.add(id(ref))
+                    if ref in old:
+                        return _label(ref)
+                    if self._opaque(ref):
+                        continue
+                    following.append(ref)
+            layer = following
+        return None
+
+    def _opaque(self, ref: object) -> bool:
+        if isinstance(ref, (types.ModuleType, types.CodeType, types.BuiltinFunctionType)):
+            return True
+        if id(ref) in self.module_dicts:
+            return True
+        if isinstance(ref, (type, types.FunctionType)):
+            return getattr(ref, "__module__", None) not in self.ours
+        return False
+
+
+class Unsafe(Exception):
+    """The edited modules ran again, yet the process cannot be made to hold what a fresh
+    import would: it must not be used for builds."""
+
+
+def rerun(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) -> list[str]:
+    """Run the plan's modules again, then point the others at what they made; the names
+    of the modules whose import bindings changed."""
+    old = _OldObjects([sys.modules[n] for n in todo.modules], modules)
+    for name in todo.modules:
+        parent_name, _, tail = name.rpartition(".")
+        parent = sys.modules.get(parent_name) if parent_name else None
+        spec = find_spec(name, getattr(parent, "__path__", None))
+        if spec is None or spec.loader is None:
+            raise Unsafe(f"{name} cannot be found again")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        if parent is not None:
+            setattr(parent, tail, module)
+        modules.forget(name)
+        spec.loader.exec_module(module)
+    rebound = _rebind(set(todo.modules), modules)
+    _update_tables(old, modules, set(todo.modules))
+    _check_tables(old, modules, set(todo.modules))
+    return rebound
+
+
+def _rebind(changed: set[str], modules: Modules) -> list[str]:
+    """Take each import binding from a changed module again, as its statement would; a
+    module whose bindings changed is changed for its own importers (re-exports)."""
+    rebound: list[str] = []
+    pending = set(changed)
+    while pending:
+        sources, pending = pending, set()
+        for name in modules.names():
+            if name in changed:
+                continue
+            namespace = sys.modules[name].__dict__
+            moved = False
+            for binding in modules.bindings(name):
+                if binding.source not in sources:
+                    continue
+                for target, value in _values(binding):
+                    if namespace.get(target, _MISSING) is not value:
+                        if value is _MISSING:
+                            namespace.pop(target, None)
+                        else:
+                            namespace[target] = value
+                        moved = True
+            if moved and name not in rebound:
+                rebound.append(name)
+                pending.add(name)
+    return rebound
+
+
+def _values(binding: Binding) -> Iterator[tuple[str, object]]:
+    source = sys.modules.get(binding.source)
+    if source is None:
+        return
+    if binding.name is None:
+        yield binding.target, source
+    elif binding.name == "*":
+        public = getattr(source, "__all__", None)
+        if public is None:
+            public = [k for k in source.__dict__ if not k.startswith("_")]
+        for key in public:
+            if isinstance(key, str):
+                yield key, getattr(source, key, _MISSING)
+    else:
+        value = getattr(source, binding.name, _MISSING)
+        if value is _MISSING:  # `from pkg import submodule`
+            value = sys.modules.get(f"{binding.source}.{binding.name}", _MISSING)
+        yield binding.target, value
+
+
+def _update_tables(old: _OldObjects, modules: Modules, changed: set[str]) -> None:
+    """Module-level dicts, lists and sets of the other modules that hold the old objects
+    (a registry of model functions): their new namesakes instead, or nothing if gone."""
+    seen: set[int] = set()
+    for name in modules.names():
+        if name in changed:
+            continue
+        for value in list(sys.modules[name].__dict__.values()):
+            if id(value) in seen or not isinstance(value, (dict, list, set)):
+                continue
+            seen.add(id(value))
+            if isinstance(value, dict):
+                _update_dict(value, old)
+            elif isinstance(value, list):
+                _update_list(value, old)
+            else:
+                _update_set(value, old)
+
+
+def _check_tables(old: _OldObjects, modules: Modules, changed: set[str]) -> None:
+    """What the tables still hold that was made from the old objects (a registry entry
+    wrapping an old function that running the module again did not replace) would differ
+    from a fresh import: :class:`Unsafe`."""
+    walk = _Walk(modules)
+    seen: set[int] = set()
+    for name in modules.names():
+        if name in changed:
+            continue
+        for key, value in list(sys.modules[name].__dict__.items()):
+            if id(value) in seen or not isinstance(value, (dict, list, set)):
+                continue
+            seen.add(id(value))
+            elements = list(value.items()) if isinstance(value, dict) else [(e, e) for e in value]
+            for pair in elements:
+                for element in pair:
+                    if isinstance(element, _ATOMS):
+                        continue
+                    found = walk.refers(element, old)
+                    if found is not None:
+                        raise Unsafe(f"{name}.{key} holds something made from {found}")
+
+
+def _update_dict(table: dict[Any, Any], old: _OldObjects) -> None:
+    for key, value in list(table.items()):
+        new_key = old.counterpart(key) if key in old else key
+        new_value = old.counterpart(value) if value in old else value
+        if new_key is key and new_value is value:
+            continue
+        if new_key is not key:
+            del table[key]
+            if new_key is _MISSING or new_key in table:
+                continue
+        if new_value is _MISSING:
+            table.pop(new_key, None)
+        else:
+            table[new_key] = new_value
+
+
+def _update_list(table: list[Any], old: _OldObjects) -> None:
+    present = {id(v) for v in table}
+    kept = []
+    for value in table:
+        if value in old:
+            new = old.counterpart(value)
+            if new is _MISSING or id(new) in present:
+                continue
+            present.add(id(new))
+            value = new
+        kept.append(value)
+    table[:] = kept
+
+
+def _update_set(table: set[Any], old: _OldObjects) -> None:
+    for value in [v for v in table if v in old]:
+        table.discard(value)
+        new = old.counterpart(value)
+        if new is not _MISSING:
+            table.add(new)
+
+
+def edited_modules(paths: Iterable[str], modules: Modules) -> list[str]:
+    """The names of the loaded modules whose files are ``paths``."""
+    wanted = {os.path.realpath(p) for p in paths}
+    found = []
+    for name in modules.names():
+        path = getattr(sys.modules[name], "__file__", None)
+        if isinstance(path, str) and os.path.realpath(path) in wanted:
+            found.append(name)
+    return found
