@@ -18,8 +18,8 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 import torch
@@ -38,7 +38,7 @@ HANG_FILE = "hang-traceback.txt"  # in its scratch folder: where it hung, if it 
 
 
 def run_child(
-    job: BuildJob, out_fd: int, scratch: str, parent: int, refresh: reload.Plan | None = None
+    job: BuildJob, out_fd: int, scratch: str, parent: int, refresh: Refresh | None = None
 ) -> None:
     """Isolate, import the user's module, build each class; stream results to ``out_fd``.
     Forked from a zygote, first run ``refresh``'s modules again: the edited ones, from the
@@ -93,20 +93,25 @@ def run_child(
         emit(out_fd, {"type": "model", "result": result})
 
 
-def _run_again(todo: reload.Plan, runner: ModuleRunner) -> None:
-    """Run the plan's modules again from this job's texts, in place of the zygote's."""
-    from . import zygote  # the zygote that forked us: what it imported, and how
+@dataclass(frozen=True)
+class Refresh:
+    """What a child forked from a zygote runs again before importing its module: the
+    edited modules (:mod:`..reload`), from the job's unsaved buffers."""
 
-    imported = zygote.IMPORTED
-    if imported is None:
-        raise reload.Unsafe("no zygote imported the package")
+    plan: reload.Plan
+    # the zygote's workspace modules, as the zygote's runner and then ours last ran them
+    modules: Callable[[ModuleRunner], reload.Modules]
+
+
+def _run_again(refresh: Refresh, runner: ModuleRunner) -> None:
+    """Run the plan's modules again from this job's texts, in place of the zygote's."""
     finder = sys.meta_path[0]  # this job's own: it serves the unsaved buffers
     if not isinstance(finder, loader.WorkspaceFinder):
         raise reload.Unsafe("the workspace's finder is not first")
     started = time.monotonic()
-    reload.rerun(todo, imported.modules(runner), finder.find_spec)
+    reload.rerun(refresh.plan, refresh.modules(runner), finder.find_spec)
     print(
-        f"paramlens: ran {', '.join(todo.modules)} again in "
+        f"paramlens: ran {', '.join(refresh.plan.modules)} again in "
         f"{time.monotonic() - started:.2f} s (the package stays imported)",
         file=sys.stderr,
     )
@@ -194,7 +199,7 @@ def _failure_note(failure: Failure, job: BuildJob) -> str:
 
 
 def main(
-    job: BuildJob, out_fd: int, scratch: str, parent: int, refresh: reload.Plan | None = None
+    job: BuildJob, out_fd: int, scratch: str, parent: int, refresh: Refresh | None = None
 ) -> None:
     code = 0
     try:

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .. import BOOTSTRAP, protocol, reload
+from .. import BOOTSTRAP, protocol
 from ..loader import is_workspace_file
 from ..protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult, exception_line
 from ..sandbox import worker_fork
@@ -58,7 +58,7 @@ class Running:
     notes: tuple[str, ...] = ()
     invalid: str = ""  # what was wrong with what the child sent; it was killed for it
     answered: bool = False  # its result is sent (once every class had one)
-    refresh: reload.Plan | None = None  # edited modules its child runs again (in a zygote)
+    refresh: child.Refresh | None = None  # edited modules its child runs again (a zygote's)
     declined: str = ""  # why its child could not build it from this zygote
 
 
@@ -315,7 +315,7 @@ class Worker:
         job: BuildJob,
         pending: list[ClassSpec],
         results: dict[str, ModelResult],
-        refresh: reload.Plan | None = None,
+        refresh: child.Refresh | None = None,
     ) -> None:
         scratch = tempfile.mkdtemp(dir=self.scratch_root)
         this_run = replace(job, classes=tuple(pending))

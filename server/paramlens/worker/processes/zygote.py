@@ -31,7 +31,7 @@ from .. import reload, sandbox
 from ..loader import ModuleRunner, WorkspaceFinder, is_workspace_file
 from ..protocol import BuildJob
 from ..wire import emit
-from .child import install_workspace
+from .child import Refresh, install_workspace
 from .startup import frozen_when_imported
 
 IMPORT_BUDGET_S = 60.0
@@ -156,10 +156,10 @@ def bring_up_to_date(job: BuildJob) -> str:
     return ""
 
 
-def edit_plan(job: BuildJob) -> reload.Plan | str | None:
+def edit_plan(job: BuildJob) -> Refresh | str | None:
     """For a job whose unsaved buffers override files this zygote imported: what its child
-    must run again (a :class:`~..reload.Plan`), or why it cannot build the job; None when
-    none of its files is overridden."""
+    must run again, or why it cannot build the job; None when none of its files is
+    overridden."""
     imported = IMPORTED
     if imported is None or not job.overrides:
         return None
@@ -175,7 +175,8 @@ def edit_plan(job: BuildJob) -> reload.Plan | str | None:
         imported.plans[overridden] = todo
         if isinstance(todo, reload.Plan):
             _log(f"an unsaved {', '.join(names)} runs again in each job's child", todo)
-    return imported.plans[overridden]
+    found = imported.plans[overridden]
+    return Refresh(found, imported.modules) if isinstance(found, reload.Plan) else found
 
 
 def _log(message: str, todo: reload.Plan) -> None:
