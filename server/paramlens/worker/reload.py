@@ -28,11 +28,13 @@ says why and the caller imports the package afresh. Standard library only.
 from __future__ import annotations
 
 import ast
-import gc
+import contextlib
+import functools
 import importlib.util
 import os
 import sys
 import types
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -170,30 +172,44 @@ def _in_import_order(names: list[str], modules: Modules) -> tuple[str, ...]:
 
 
 class _OldObjects:
-    """What the modules to run again defined: the objects that must not outlive them."""
+    """What the modules to run again made: their classes and functions, instances of their
+    classes, the tables (dicts, lists, sets) they bound at module level, the modules
+    themselves. Not other objects they hold: ``typing.Union[int, str]`` or
+    ``torch.float32`` are the same objects in every module that names them."""
 
     def __init__(self, old: list[types.ModuleType], modules: Modules) -> None:
         self.names = {m.__name__ for m in old}
+        self.ran_again = False  # set once they did: their names hold new objects
         self.owned: dict[int, tuple[str, str]] = {}  # id -> (module, name bound to it there)
         self.keep: list[object] = []  # the objects, alive while their ids are compared
         for module in old:
             imported = modules.imported_names(module.__name__)
             for key, value in module.__dict__.items():
-                if key.startswith("__") or key in imported or isinstance(value, _ATOMS):
+                if key.startswith("__") or key in imported:
                     continue
-                if isinstance(value, types.ModuleType):
-                    continue
-                self.owned.setdefault(id(value), (module.__name__, key))
-                self.keep.append(value)
+                if isinstance(value, (dict, list, set)) or self._made(value):
+                    self.owned.setdefault(id(value), (module.__name__, key))
+                    self.keep.append(value)
             self.owned[id(module)] = (module.__name__, "")
             self.keep.append(module)
+
+    def _made(self, value: object) -> bool:
+        """Made by one of the modules (before they run again: by the old ones)."""
+        if isinstance(value, (type, types.FunctionType)):
+            return getattr(value, "__module__", None) in self.names
+        return type(value).__module__ in self.names
 
     def __contains__(self, value: object) -> bool:
         if id(value) in self.owned:
             return True
-        if isinstance(value, (type, types.FunctionType)):
-            return getattr(value, "__module__", None) in self.names
-        return type(value).__module__ in self.names
+        if not self._made(value):
+            return False
+        if not self.ran_again:
+            return True
+        # once they ran again, their new objects carry the same module name: an old one is
+        # one its module no longer holds under its name
+        maker = value if isinstance(value, (type, types.FunctionType)) else type(value)
+        return self.counterpart(maker) is not maker
 
     def counterpart(self, value: object) -> object:
         """The new module's object of the same name (``_MISSING`` if it has none)."""
@@ -240,43 +256,66 @@ def _label(value: object) -> str:
 
 
 class _Walk:
-    """Follows references from an object, a few steps: never into modules' namespaces,
-    code objects, nor into the classes and functions of libraries (torch's)."""
+    """Follows what an object holds, a few steps: defaults, closures, class attributes and
+    bases, partials, containers, instances of the workspace's classes; never modules,
+    annotations, code, nor objects of libraries (a logger reaches every other logger)."""
 
     def __init__(self, modules: Modules, depth: int = 4) -> None:
         self.ours = set(modules.order)
         self.depth = depth
-        self.module_dicts = {
-            id(m.__dict__) for m in list(sys.modules.values()) if isinstance(m, types.ModuleType)
-        }
 
-    def refers(self, value: object, old: _OldObjects) -> str | None:
-        """The old object ``value`` holds, if any (its label)."""
-        seen = {id(value)}
+    def refers(self, value: object, old: _OldObjects, seen: set[int] | None = None) -> str | None:
+        """The old object ``value`` holds, if any (its label); not through objects in
+        ``seen`` (they were walked already)."""
+        seen = set() if seen is None else seen
+        seen.add(id(value))
         layer = [value]
         for _ in range(self.depth):
             following = []
             for item in layer:
-                for ref in gc.get_referents(item):
+                for ref in self._held(item):
                     if id(ref) in seen or isinstance(ref, _ATOMS):
                         continue
                     seen.add(id(ref))
                     if ref in old:
                         return _label(ref)
-                    if self._opaque(ref):
-                        continue
                     following.append(ref)
             layer = following
         return None
 
-    def _opaque(self, ref: object) -> bool:
-        if isinstance(ref, (types.ModuleType, types.CodeType, types.BuiltinFunctionType)):
-            return True
-        if id(ref) in self.module_dicts:
-            return True
-        if isinstance(ref, (type, types.FunctionType)):
-            return getattr(ref, "__module__", None) not in self.ours
-        return False
+    def _held(self, item: object) -> Iterable[object]:
+        if isinstance(item, types.FunctionType):
+            if item.__module__ not in self.ours:
+                return ()
+            cells = [_cell(c) for c in item.__closure__ or ()]
+            return (item.__defaults__, item.__kwdefaults__, *cells, item.__dict__)
+        if isinstance(item, type):
+            if item.__module__ not in self.ours:
+                return ()
+            attributes = [v for k, v in vars(item).items() if k != "__annotations__"]
+            return (*item.__bases__, *attributes)
+        if isinstance(item, dict):
+            return (*item.keys(), *item.values())
+        if isinstance(item, (list, tuple, set, frozenset)):
+            return item
+        if isinstance(item, functools.partial):
+            return (item.func, item.args, item.keywords)
+        if isinstance(item, (staticmethod, classmethod)):
+            return (item.__func__,)
+        if isinstance(item, property):
+            return (item.fget, item.fset, item.fdel)
+        if isinstance(item, types.MethodType):
+            return (item.__func__, item.__self__)
+        if type(item).__module__ in self.ours and hasattr(item, "__dict__"):
+            return (type(item), *vars(item).values())
+        return ()
+
+
+def _cell(cell: types.CellType) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # empty
+        return None
 
 
 class Unsafe(Exception):
@@ -288,6 +327,43 @@ def rerun(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) ->
     """Run the plan's modules again, then point the others at what they made; the names
     of the modules whose import bindings changed."""
     old = _OldObjects([sys.modules[n] for n in todo.modules], modules)
+    with _warnings_counted(todo):
+        _run_modules(todo, modules, find_spec)
+    old.ran_again = True
+    rebound = _rebind(set(todo.modules), modules)
+    _update_tables(old, modules, set(todo.modules))
+    _check_tables(old, modules, set(todo.modules))
+    return rebound
+
+
+@contextlib.contextmanager
+def _warnings_counted(todo: Plan, shown: int = 3) -> Iterator[None]:
+    """A module run again warns as it did on import, and more: a registry warns about
+    every name it registers again (timm: 160 lines). The first few, then how many."""
+    show = warnings.showwarning
+    count = 0
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        nonlocal count
+        count += 1
+        if count <= shown:
+            show(*args, **kwargs)
+
+    warnings.showwarning = counted
+    try:
+        yield
+    finally:
+        if warnings.showwarning is counted:
+            warnings.showwarning = show
+        if count > shown:
+            print(
+                f"paramlens: {count - shown} more warnings while running "
+                f"{', '.join(todo.modules)} again",
+                file=sys.stderr,
+            )
+
+
+def _run_modules(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) -> None:
     for name in todo.modules:
         parent_name, _, tail = name.rpartition(".")
         parent = sys.modules.get(parent_name) if parent_name else None
@@ -300,10 +376,6 @@ def rerun(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) ->
             setattr(parent, tail, module)
         modules.forget(name)
         spec.loader.exec_module(module)
-    rebound = _rebind(set(todo.modules), modules)
-    _update_tables(old, modules, set(todo.modules))
-    _check_tables(old, modules, set(todo.modules))
-    return rebound
 
 
 def _rebind(changed: set[str], modules: Modules) -> list[str]:
@@ -377,21 +449,24 @@ def _check_tables(old: _OldObjects, modules: Modules, changed: set[str]) -> None
     """What the tables still hold that was made from the old objects (a registry entry
     wrapping an old function that running the module again did not replace) would differ
     from a fresh import: :class:`Unsafe`."""
-    walk = _Walk(modules)
-    seen: set[int] = set()
+    # two steps from a table's entries: a registered wrapper's closure, a partial's
+    # function, an entry's attributes (timm's registries hold 10,000 entries)
+    walk = _Walk(modules, depth=2)
+    tables: set[int] = set()
+    seen: set[int] = set()  # each object walked once, whichever table holds it
     for name in modules.names():
         if name in changed:
             continue
         for key, value in list(sys.modules[name].__dict__.items()):
-            if id(value) in seen or not isinstance(value, (dict, list, set)):
+            if id(value) in tables or not isinstance(value, (dict, list, set)):
                 continue
-            seen.add(id(value))
+            tables.add(id(value))
             elements = list(value.items()) if isinstance(value, dict) else [(e, e) for e in value]
             for pair in elements:
                 for element in pair:
-                    if isinstance(element, _ATOMS):
+                    if isinstance(element, _ATOMS) or id(element) in seen:
                         continue
-                    found = walk.refers(element, old)
+                    found = walk.refers(element, old, seen)
                     if found is not None:
                         raise Unsafe(f"{name}.{key} holds something made from {found}")
 
