@@ -33,6 +33,7 @@ import functools
 import importlib.util
 import os
 import sys
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -326,14 +327,21 @@ class Unsafe(Exception):
 def rerun(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) -> list[str]:
     """Run the plan's modules again, then point the others at what they made; the names
     of the modules whose import bindings changed."""
+    started = time.perf_counter()
     old = _OldObjects([sys.modules[n] for n in todo.modules], modules)
     with _warnings_counted(todo):
         _run_modules(todo, modules, find_spec)
     old.ran_again = True
+    ran = time.perf_counter()
     rebound = _rebind(set(todo.modules), modules)
     _update_tables(old, modules, set(todo.modules))
     _check_tables(old, modules, set(todo.modules))
+    timings["run"] = ran - started
+    timings["rebind"] = time.perf_counter() - ran
     return rebound
+
+
+timings: dict[str, float] = {}  # of the last rerun: for the log
 
 
 @contextlib.contextmanager

@@ -110,9 +110,10 @@ def _run_again(refresh: Refresh, runner: ModuleRunner) -> None:
         raise reload.Unsafe("the workspace's finder is not first")
     started = time.monotonic()
     reload.rerun(refresh.plan, refresh.modules(runner), finder.find_spec)
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in reload.timings.items())
     print(
         f"paramlens: ran {', '.join(refresh.plan.modules)} again in "
-        f"{time.monotonic() - started:.2f} s (the package stays imported)",
+        f"{time.monotonic() - started:.2f} s ({parts}; the package stays imported)",
         file=sys.stderr,
     )
 
