@@ -63,6 +63,12 @@ class Plan:
 
     modules: tuple[str, ...]
     why: tuple[str, ...] = ()
+    # the other modules' module-level tables, as they were: (table, key or element) of the
+    # entries that are old objects (updated after the run), and (table, key, entry) of
+    # those made from old objects (a registered wrapper): if the run does not replace them,
+    # the result would differ from a fresh import
+    entries: tuple[tuple[Any, Any], ...] = ()
+    suspects: tuple[tuple[Any, Any, Any, str], ...] = ()
 
 
 class Modules:
@@ -155,7 +161,42 @@ def plan(edited: Iterable[str], modules: Modules) -> Plan | str:
                 why.append(f"{name} runs again too: {found}")
                 if len(rerun) > MAX_RERUN:
                     return f"more than {MAX_RERUN} modules use what it defines"
-    return Plan(_in_import_order(rerun, modules), tuple(why))
+    old = _OldObjects([sys.modules[n] for n in rerun], modules)
+    entries, suspects = _table_entries(old, modules, set(rerun))
+    return Plan(_in_import_order(rerun, modules), tuple(why), entries, suspects)
+
+
+def _table_entries(
+    old: _OldObjects, modules: Modules, changed: set[str]
+) -> tuple[tuple[tuple[Any, Any], ...], tuple[tuple[Any, Any, Any, str], ...]]:
+    """The entries of the other modules' tables that are old objects, and those made from
+    old objects: two steps from each entry (a registered wrapper's closure, a partial's
+    function, an entry's attributes; timm's registries hold 10,000 entries)."""
+    walk = _Walk(modules, depth=2)
+    tables: set[int] = set()
+    seen: set[int] = set()  # each object walked once, whichever table holds it
+    entries: list[tuple[Any, Any]] = []
+    suspects: list[tuple[Any, Any, Any, str]] = []
+    for name in modules.names():
+        if name in changed:
+            continue
+        for key, value in list(sys.modules[name].__dict__.items()):
+            if id(value) in tables or not isinstance(value, (dict, list, set)):
+                continue
+            tables.add(id(value))
+            pairs = list(value.items()) if isinstance(value, dict) else [(e, e) for e in value]
+            for k, v in pairs:
+                if k in old or v in old:
+                    entries.append((value, k))
+                    continue
+                for element in (k, v) if k is not v else (v,):
+                    if isinstance(element, _ATOMS) or id(element) in seen:
+                        continue
+                    found = walk.refers(element, old, seen)
+                    if found is not None:
+                        why = f"{name}.{key} holds something made from {found}"
+                        suspects.append((value, k, element, why))
+    return tuple(entries), tuple(suspects)
 
 
 def _in_import_order(names: list[str], modules: Modules) -> tuple[str, ...]:
@@ -334,8 +375,8 @@ def rerun(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) ->
     old.ran_again = True
     ran = time.perf_counter()
     rebound = _rebind(set(todo.modules), modules)
-    _update_tables(old, modules, set(todo.modules))
-    _check_tables(old, modules, set(todo.modules))
+    _update_tables(old, todo)
+    _check_tables(todo)
     timings["run"] = ran - started
     timings["rebind"] = time.perf_counter() - ran
     return rebound
@@ -434,49 +475,33 @@ def _values(binding: Binding) -> Iterator[tuple[str, object]]:
         yield binding.target, value
 
 
-def _update_tables(old: _OldObjects, modules: Modules, changed: set[str]) -> None:
-    """Module-level dicts, lists and sets of the other modules that hold the old objects
-    (a registry of model functions): their new namesakes instead, or nothing if gone."""
+def _update_tables(old: _OldObjects, todo: Plan) -> None:
+    """The other modules' tables that held the old objects (a registry of model functions):
+    their new namesakes instead, or nothing if gone."""
     seen: set[int] = set()
-    for name in modules.names():
-        if name in changed:
+    for table, _ in todo.entries:
+        if id(table) in seen:
             continue
-        for value in list(sys.modules[name].__dict__.values()):
-            if id(value) in seen or not isinstance(value, (dict, list, set)):
-                continue
-            seen.add(id(value))
-            if isinstance(value, dict):
-                _update_dict(value, old)
-            elif isinstance(value, list):
-                _update_list(value, old)
-            else:
-                _update_set(value, old)
+        seen.add(id(table))
+        if isinstance(table, dict):
+            _update_dict(table, old)
+        elif isinstance(table, list):
+            _update_list(table, old)
+        else:
+            _update_set(table, old)
 
 
-def _check_tables(old: _OldObjects, modules: Modules, changed: set[str]) -> None:
-    """What the tables still hold that was made from the old objects (a registry entry
-    wrapping an old function that running the module again did not replace) would differ
-    from a fresh import: :class:`Unsafe`."""
-    # two steps from a table's entries: a registered wrapper's closure, a partial's
-    # function, an entry's attributes (timm's registries hold 10,000 entries)
-    walk = _Walk(modules, depth=2)
-    tables: set[int] = set()
-    seen: set[int] = set()  # each object walked once, whichever table holds it
-    for name in modules.names():
-        if name in changed:
-            continue
-        for key, value in list(sys.modules[name].__dict__.items()):
-            if id(value) in tables or not isinstance(value, (dict, list, set)):
-                continue
-            tables.add(id(value))
-            elements = list(value.items()) if isinstance(value, dict) else [(e, e) for e in value]
-            for pair in elements:
-                for element in pair:
-                    if isinstance(element, _ATOMS) or id(element) in seen:
-                        continue
-                    found = walk.refers(element, old, seen)
-                    if found is not None:
-                        raise Unsafe(f"{name}.{key} holds something made from {found}")
+def _check_tables(todo: Plan) -> None:
+    """An entry made from the old objects that running the modules again did not replace
+    (its module registered nothing under that key again) would differ from a fresh
+    import: :class:`Unsafe`."""
+    for table, key, entry, why in todo.suspects:
+        if isinstance(table, dict):
+            still = table.get(key, _MISSING) is entry or any(k is entry for k in table)
+        else:
+            still = any(e is entry for e in table)
+        if still:
+            raise Unsafe(why)
 
 
 def _update_dict(table: dict[Any, Any], old: _OldObjects) -> None:

@@ -47,17 +47,22 @@ class Imported:
     files: dict[str, int] = field(default_factory=dict)  # realpath -> mtime_ns
     plans: dict[frozenset[str], reload.Plan | str] = field(default_factory=dict)
     stale: str = ""  # why it can no longer build (its files changed, not run again)
+    newer: ModuleRunner | None = None
+    _modules: reload.Modules | None = None
 
     def modules(self, newer: ModuleRunner | None = None) -> reload.Modules:
-        """Its modules, as ``newer`` (a build child's runner) or its own runner last ran them."""
+        """Its modules, as ``newer`` (a build child's runner) or its own runner last ran
+        them; their import statements parsed once (a child forks with them parsed)."""
+        self.newer = newer
+        if self._modules is None:
 
-        def statements(path: str) -> list[ast.stmt]:
-            if newer is not None and path in newer.imports:
-                return newer.import_statements(path)
-            return self.runner.import_statements(path)
+            def statements(path: str) -> list[ast.stmt]:
+                if self.newer is not None and path in self.newer.imports:
+                    return self.newer.import_statements(path)
+                return self.runner.import_statements(path)
 
-        finished = self.runner.finished + (newer.finished if newer is not None else [])
-        return reload.Modules(statements, finished)
+            self._modules = reload.Modules(statements, self.runner.finished)
+        return self._modules
 
 
 IMPORTED: Imported | None = None  # in a zygote (and the build children it forks)
@@ -113,6 +118,7 @@ def _report_imported(job: BuildJob) -> None:
     if IMPORTED is not None:
         IMPORTED.files = files
         IMPORTED.plans.clear()
+        IMPORTED._modules = None  # what it ran again may import modules new to it
     emit(1, {"type": "zygote-ready", "files": files})
 
 
