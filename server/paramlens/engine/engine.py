@@ -410,19 +410,11 @@ class Engine:
             own = await self._focused_first(path, workspace, texts, detail, focused, show)
             if own is not None and _cacheable(own):
                 self.cache.put(whole_key, own)
-        elif first_look and whole_job is not None and whole_job.shapes:
-            # forward() takes longer than building: parameters first
-            quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
-            show(quick, shapes_pending=True)
-        if first_look and workspace.factories_in(path):
-            first = await self.build(path, workspace, texts, detail, "classes")
-            show(first)
-            rest = await self.build(path, workspace, texts, detail, "factories")
-            own = _merged(first, rest)
-            if own is not None and first is not None and rest is not None and _cacheable(own):
-                self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
         else:
-            own = await self.build(path, workspace, texts, detail)
+            quick_first = whole_job is not None and whole_job.shapes
+            own = await self._whole(
+                path, workspace, texts, detail, show, first_look, whole_key, quick_first
+            )
         results = [own] if own else []
         failed = False
         missing = without_figures(own.models if own else (), qualnames)
@@ -441,6 +433,32 @@ class Engine:
         if own is not None:
             self._built.add(path)
         return dataclasses.replace(report, complete=complete)
+
+    async def _whole(
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        detail: bool,
+        show: Callable[..., None],
+        first_look: bool,
+        whole_key: str,
+        quick_first: bool,
+    ) -> JobResult | None:
+        """The file's job; on a first look in the editor, what is quick first."""
+        if first_look and quick_first:
+            # forward() takes longer than building: parameters first
+            quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
+            show(quick, shapes_pending=True)
+        if first_look and workspace.factories_in(path):
+            first = await self.build(path, workspace, texts, detail, "classes")
+            show(first)
+            rest = await self.build(path, workspace, texts, detail, "factories")
+            own = _merged(first, rest)
+            if own is not None and first is not None and rest is not None and _cacheable(own):
+                self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
+            return own
+        return await self.build(path, workspace, texts, detail)
 
     def _has_built(self, path: str, workspace: Workspace) -> bool:
         """Whether ``path`` was built before in this session (edited, not opened)."""
