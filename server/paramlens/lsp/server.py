@@ -290,9 +290,9 @@ class ParamlensServer(LanguageServer):
         names = [m.name for m in state.report.models] if state.report else []
         self.status("building", model=", ".join(names) or Path(state.path).name)
         try:
-            partial = None if state.report else self._partial(uri, state, root.path)
+            partial = self._partial(uri, state, root.path)
             report = await self.engine.analyze(
-                state.path, root.path, texts, partial, loose=root.loose
+                state.path, root.path, texts, partial, loose=root.loose, focus=state.focus()
             )
         except WorkerDied as exc:
             if exc.building is not None and exc.job.file == state.path:
@@ -354,13 +354,19 @@ class ParamlensServer(LanguageServer):
         self.died_on.clear()
 
     def _partial(self, uri: str, state: DocumentState, root: Path) -> Callable[[FileReport], None]:
-        """A file's first analysis shows its classes before its factories are built."""
+        """A file's first analysis shows its classes before its factories are built; after
+        an edit, the classes at the edit come first (the others stay, stale, meanwhile)."""
         generation = state.generation
+        first = state.report is None
 
         def show(report: FileReport) -> None:
             self.say_cut_short(root, report)
             if self.documents.get(uri) is state:
-                state.accept(self.keep_broken_cells(state, report), generation)
+                kept = self.keep_broken_cells(state, report)
+                if first:
+                    state.accept(kept, generation)
+                else:
+                    state.accept_partial(kept, generation)
                 self.publish(state)
                 self.refresh_views()
 
@@ -588,6 +594,7 @@ def on_inlay_hint(ls: ParamlensServer, params: lsp.InlayHintParams) -> list[lsp.
             hints = convert.lsp_inlay_hints(state, shown, layer_hints)
         return notebooks.hints_in_cell(hints, span)
     layer_hints = ls.settings_for(Path(state.path)).layer_hints
+    state.visible = (params.range.start.line + 1, params.range.end.line + 1)  # built first
     return convert.lsp_inlay_hints(state, params.range, layer_hints)
 
 

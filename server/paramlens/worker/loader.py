@@ -385,6 +385,22 @@ def _bound_names(stmt: ast.stmt) -> Iterator[str]:
             yield from _bound_names(inner)
 
 
+def _imports_in(tree: Callable[[], ast.Module]) -> list[ast.stmt]:
+    """The import statements of a top-level statement, those in its ``if``/``try``
+    blocks included (not those inside functions or classes: they run when called)."""
+    found: list[ast.stmt] = []
+    pending: list[ast.stmt] = list(tree().body)
+    while pending:
+        stmt = pending.pop(0)
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            found.append(stmt)
+        elif isinstance(stmt, (ast.If, ast.Try)):
+            pending += stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+            for handler in getattr(stmt, "handlers", []):
+                pending += handler.body
+    return found
+
+
 @dataclass(frozen=True)
 class Failure:
     file: str
@@ -401,13 +417,26 @@ class ModuleRunner:
         self.statement_context = statement_context or contextlib.nullcontext
         self.failures: list[Failure] = []
         self.importing: list[str] = []  # the workspace files being run, innermost last
+        # What re-running an edited module in place needs (:mod:`.reload`): each module's
+        # top-level import statements (parsed only when asked for), by file, and the
+        # modules in the order they finished running (a module after those it imports).
+        self.imports: dict[str, list[Callable[[], list[ast.stmt]]]] = {}
+        self.finished: list[str] = []
 
     def run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
         self.importing.append(path)  # a timeout names the file it stopped (10 MB of source)
+        self.imports[path] = []
         try:
             self._run(source, path, namespace)
         finally:
             self.importing.pop()
+        name = namespace.get("__name__")
+        if isinstance(name, str):
+            self.finished.append(name)
+
+    def import_statements(self, path: str) -> list[ast.stmt]:
+        """The top-level imports of ``path`` as last run (inside ``if``/``try`` too)."""
+        return [stmt for parsed in self.imports.get(path, ()) for stmt in parsed()]
 
     def _run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
         chunks = split_top_level(source, path)
@@ -418,6 +447,8 @@ class ModuleRunner:
             if chunk.code is None:  # anything but a definition or an import: filtered
                 self._run_tree(chunk.tree(), path, namespace, chunk.flags)
                 continue
+            if chunk.is_import:
+                self.imports[path].append(functools.partial(_imports_in, chunk.tree))
             self._run_statement(
                 chunk.code, path, namespace, chunk.line, chunk.is_import, chunk.bound_names
             )
@@ -430,6 +461,9 @@ class ModuleRunner:
         for stmt in tree.body:
             code = compile(ast.Module([stmt], []), path, "exec", flags=flags, dont_inherit=True)
             is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
+            if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.If, ast.Try)):
+                found = _imports_in(functools.partial(ast.Module, [stmt], []))
+                self.imports.setdefault(path, []).append(functools.partial(list, found))
             names = functools.partial(_bound_names, stmt)
             self._run_statement(code, path, namespace, stmt.lineno, is_import, names)
 
