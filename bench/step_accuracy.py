@@ -177,13 +177,13 @@ def on_meta(build: Callable[[], nn.Module]) -> nn.Module:
 def saved_bytes(model: nn.Module, make_input: Inputs, training: Training) -> int:
     """What autograd saves in forward(), as the old estimate counted it: on meta (the math
     attention path), on fake CPU tensors under autocast."""
-    from paramlens.worker.forward.step import _on_fake_cpu  # the worker's own fake swap
+    from paramlens.worker.forward.variants import on_fake_cpu  # the worker's own fake swap
 
     autocast = training.precision in ("bf16", "fp16")
     device = "cpu" if autocast else "meta"
     with contextlib.ExitStack() as stack:
         if autocast:  # inside FakeTensorMode meanwhile
-            stack.enter_context(_on_fake_cpu(model))
+            stack.enter_context(on_fake_cpu(model))
         with torch.device(device):
             args, kwargs = make_input()
         saved = SavedForBackward(model)
