@@ -106,7 +106,10 @@ def torchvision_models() -> Any | None:
     the model code, which does not need the extension, is imported."""
     if "torchvision.models" in sys.modules:
         return sys.modules["torchvision.models"]
-    spec = importlib.util.find_spec("torchvision")
+    try:
+        spec = importlib.util.find_spec("torchvision")
+    except ValueError:  # an earlier try left its stand-in package, and failed
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     if "torchvision" not in sys.modules:
