@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from paramlens.worker.forward.step import make_optimizer
 from paramlens.worker.forward.storages import Storages
 from paramlens.worker.protocol import Training
 from torch import nn
@@ -44,18 +45,8 @@ class Measured:
 
 
 def optimizer_for(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer | None:
-    """The optimizer as CUDA runs it by default (``foreach``), lr irrelevant here."""
-    if name == "none":
-        return None
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=1e-3, foreach=True)
-    if name == "sgd-momentum":
-        return torch.optim.SGD(params, lr=1e-3, momentum=0.9, foreach=True)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3, foreach=True)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=1e-3, foreach=True)
-    raise ValueError(f"unknown optimizer {name}")
+    """The optimizer as CUDA runs it by default (``foreach``): the worker's own choice."""
+    return make_optimizer(name, list(params))
 
 
 def loss_of(output: Any, expression: str, inputs: tuple[Any, ...] = ()) -> torch.Tensor:

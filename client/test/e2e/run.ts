@@ -167,8 +167,8 @@ async function runCommand(page: Page, title: string): Promise<void> {
   await row.click(); // not Enter: the top row may be another, recently used command
 }
 
-/** Opens `relPath` with Quick Open; its editor is the one showing a line with `marker`. */
-async function openFile(page: Page, relPath: string, marker = "class "): Promise<Locator> {
+/** Opens `relPath` with Quick Open, and waits for its tab. */
+async function quickOpen(page: Page, relPath: string): Promise<void> {
   await page.keyboard.press("Control+P");
   const input = page.locator(".quick-input-widget input");
   await input.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
@@ -178,6 +178,11 @@ async function openFile(page: Page, relPath: string, marker = "class "): Promise
   await page.keyboard.press("Enter");
   const tab = page.locator(".tabs-container .tab", { hasText: path.basename(relPath) }).first();
   await tab.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+}
+
+/** Opens `relPath` with Quick Open; its editor is the one showing a line with `marker`. */
+async function openFile(page: Page, relPath: string, marker = "class "): Promise<Locator> {
+  await quickOpen(page, relPath);
   const editor = page.locator(".editor-instance .monaco-editor", { has: page.locator(".view-line", { hasText: marker }) }).first();
   await editor.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
   return editor;
@@ -446,15 +451,7 @@ async function notebookScenario(page: Page): Promise<void> {
   const notebookFile = "notebooks/inspecting_model_parameters.ipynb";
   const cell = await step(`open ${notebookFile} in the notebook editor`, async () => {
     await runCommand(page, "View: Close All Editors"); // recipe/models.py has the same class
-    await page.keyboard.press("Control+P");
-    const input = page.locator(".quick-input-widget input");
-    await input.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
-    await input.fill(notebookFile);
-    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(notebookFile) }).first();
-    await row.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
-    await page.keyboard.press("Enter");
-    const tab = page.locator(".tabs-container .tab", { hasText: path.basename(notebookFile) }).first();
-    await tab.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    await quickOpen(page, notebookFile);
     // each code cell is an editor of its own
     const found = page.locator(".monaco-editor", { has: page.locator(".view-line", { hasText: "class NeuralNetwork" }) }).first();
     await found.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });

@@ -188,7 +188,7 @@ def _run(
         storages.reclassify(buckets, "gradients")
         if training.strategy == "zero1":
             stepped = rank_share(trainable, training.gpus)
-    optimizer = _optimizer(training.optimizer, stepped)
+    optimizer = make_optimizer(training.optimizer, stepped)
     if optimizer is not None:  # the state a training loop has after its first step
         storages.kind_of_new = "optimizer_state"
         where.phase = "warm-up"
@@ -317,7 +317,7 @@ def _first_state(optimizer: torch.optim.Optimizer, name: str, params: list[torch
             optimizer.state[p] = {"momentum_buffer": torch.zeros_like(p)}
 
 
-def _optimizer(name: str, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
+def make_optimizer(name: str, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
     """The optimizer as CUDA runs it by default: its ``foreach`` implementation."""
     if name == "none":
         return None
