@@ -219,6 +219,21 @@ def _example_args(model: ModelResult) -> str:
     return model.ctor.partition("(")[2].rpartition(")")[0]
 
 
+def arguments_text(model: ModelResult) -> str:
+    """Where the arguments of a model's figures came from, when that is not the plain
+    reading of its code: example sizes, a config method, a script's line, a config file."""
+    kind = model.source_kind
+    if kind == protocol.SOURCE_CONFIG_METHOD:
+        return f"from {model.source}"
+    if kind == protocol.SOURCE_SCRIPT:
+        return f"as built at {model.source}"
+    if kind == protocol.SOURCE_CONFIG_FILE:
+        return f"from {model.source}"
+    if model.example:
+        return f"with example arguments {_example_args(model)}"
+    return ""
+
+
 SHAPES_PENDING = "shapes…"
 
 
@@ -253,8 +268,8 @@ def render_model_lens(
         f"{format_count(model.trainable_params)} trainable",
         format_bytes(model.param_bytes),
     ]
-    if model.example:
-        parts.append(f"with example arguments {_example_args(model)}")
+    if arguments_text(model):
+        parts.append(arguments_text(model))
     if forward_text(model.forward):
         parts.append(forward_text(model.forward))
     if memory_text(model):
@@ -280,8 +295,8 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
     )
     if model.device != "meta":
         text += f"{SEP}built on {model.device}"
-    if model.example:
-        text += f"{SEP}with example arguments {_example_args(model)}"
+    if arguments_text(model):
+        text += f"{SEP}{arguments_text(model)}"
     if forward_text(model.forward):
         text += f"{SEP}{forward_text(model.forward)}"
     if memory_text(model):
@@ -641,6 +656,11 @@ def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[
     return lines
 
 
+_REAL_SOURCES = frozenset(
+    {protocol.SOURCE_CONFIG_METHOD, protocol.SOURCE_SCRIPT, protocol.SOURCE_CONFIG_FILE}
+)
+
+
 def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
     if model.error is not None:
         if model.error.kind == "needs-args" and measured_elsewhere(model, models):
@@ -651,7 +671,11 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
             text += f"\n\nAdd to `pyproject.toml`:\n```toml\n{model.error.traceback}\n```"
         return "\n".join([text, *_measured_tables(model, models)])
     lines = [f"**{_display_name(model)}**: {model.total_params:,} parameters", ""]
-    if model.example:
+    if model.source_kind in _REAL_SOURCES:
+        lines += [f"Built with `{model.ctor}`, {arguments_text(model)}.", ""]
+        if model.example:
+            lines += ["Some of its arguments are examples: the figures are exact for these.", ""]
+    elif model.example:
         lines += [
             f"Built with example arguments `{model.ctor}`, guessed from the parameter names;"
             " the figures are exact for these. Pin real ones in `pyproject.toml`:",

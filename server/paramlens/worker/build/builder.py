@@ -34,15 +34,22 @@ from .placement import (
 def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
     parameter names are only a try: if the class refuses them, it needs real ones."""
-    result = _build_class(spec, ctx)
-    if spec.ctor_source != EXAMPLE_SOURCE:
+    result = _sourced(_build_class(spec, ctx), spec)
+    for ctor, source, example in spec.candidates:  # the project's other ways, in order
+        if result.error is None or result.error.kind in FINAL_KINDS:
+            break
+        spec = dataclasses.replace(spec, ctor=ctor, ctor_source=source, example=example)
+        result = _sourced(_build_class(spec, ctx), spec)
+    if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
         return result
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
-        result = _build_class(dataclasses.replace(spec, ctor=alternative), ctx)
+        result = _sourced(_build_class(dataclasses.replace(spec, ctor=alternative), ctx), spec)
     if result.error is None:
         note = f"built with example arguments guessed from parameter names: {result.ctor}"
+        if spec.ctor_source != EXAMPLE_SOURCE:
+            note = f"built from {spec.ctor_source}: {result.ctor}"
         return dataclasses.replace(result, example=True, notes=(note, *result.notes))
     if result.error.kind in FINAL_KINDS:
         return result
@@ -52,6 +59,11 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     )
     error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
     return dataclasses.replace(result, error=error)
+
+
+def _sourced(result: ModelResult, spec: ClassSpec) -> ModelResult:
+    """The result saying where its constructor's arguments came from."""
+    return dataclasses.replace(result, source_kind=spec.source_kind, source=spec.ctor_source)
 
 
 def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:

@@ -1,0 +1,130 @@
+"""Constructors from the project's own arguments, for a class that needs some: its config
+method (``GPT(config=GPT.get_default_config())``, the fields it leaves None filled from a
+place that sets them, else example sizes by their names) and the model a script builds at
+module level (``netG = Generator(ngpu)``, evaluated where the script's statements left
+``ngpu``). Pure: reads the :class:`~paramlens.analysis.workspace.Workspace`, runs nothing.
+Imports :mod:`paramlens.analysis` and the worker's protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..analysis.arguments import (
+    ConfigMethod,
+    FieldSite,
+    asserted_fields,
+    config_methods,
+    field_sites,
+    script_instances,
+)
+from ..analysis.example_args import example_value
+from ..analysis.model import ClassInfo, InitParam
+from ..analysis.reading import relative_path
+from ..analysis.workspace import Workspace
+from ..worker import protocol
+from ..worker.protocol import ClassSpec
+
+FIELDS_HELPER = "__paramlens_fields__"  # the worker's: sets a config's fields, returns it
+IN_MODULE_HELPER = "__paramlens_in__"  # the worker's: evaluates an expression in a module
+
+_CONFIG_NAMES = ("config", "cfg", "conf", "args", "params", "hparams", "hp", "opts", "settings")
+
+
+def _config_param(required: Sequence[InitParam]) -> InitParam | None:
+    """The parameter a config object goes to: the only required one, or the one named so."""
+    if len(required) == 1:
+        return required[0]
+    named = [p for p in required if p.name.lower().endswith(_CONFIG_NAMES)]
+    return named[0] if len(named) == 1 else None
+
+
+def _sites(workspace: Workspace, cls: ClassInfo, method: ConfigMethod) -> list[FieldSite]:
+    """The places that set fields of what the method returned to literals, those setting
+    most of its open fields first."""
+    sites = [
+        site
+        for info in workspace.files.values()
+        if method.name in info.words()
+        for site in field_sites(info, cls, method.name, workspace.resolve)
+    ]
+    opened = set(method.open_fields)
+    return sorted(sites, key=lambda s: (-len(opened & dict(s.values).keys()), -len(s.values)))
+
+
+MAX_SITES = 3  # places tried after the method's own defaults
+
+
+def _values(values: Sequence[tuple[str, object]]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in values)
+
+
+def config_method_spec(
+    cls: ClassInfo, workspace: Workspace, required: Sequence[InitParam]
+) -> ClassSpec | None:
+    """``cls`` built from its own config method, if it has one and needs only the config."""
+    info = workspace.files.get(cls.file)
+    methods = config_methods(info, cls) if info is not None else []
+    if info is None or not methods:
+        return None
+    kind = protocol.SOURCE_CONFIG_METHOD
+    factory = next((m for m in methods if m.returns_instance), None)
+    if factory is not None:  # Model.from_config(): builds the class itself
+        call = f"{cls.name}.{factory.name}()"
+        return ClassSpec(cls.name, cls.line, call, call, source_kind=kind)
+    param = _config_param(required)
+    if param is None:
+        return None
+    method = methods[0]
+    called = f"{cls.name}.{method.name}()"
+    asserted = set(asserted_fields(info, cls, param.name))
+    # its own defaults first, then as each place that sets its fields does (minGPT's
+    # default model_type "gpt" names no size: projects/chargpt sets "gpt-mini")
+    candidates: list[tuple[str, str, bool]] = []
+    for site in [None, *_sites(workspace, cls, method)[:MAX_SITES]]:
+        given = dict(site.values) if site is not None else {}
+        # the open fields the class insists on, and no more: minGPT asserts vocab_size and
+        # block_size, and refuses n_layer together with the model_type its default sets
+        wanted = [f for f in method.open_fields if f in asserted and f not in given]
+        examples = [(f, example_value(f, None)) for f in wanted]
+        fields = [*((k, repr(v)) for k, v in given.items()), *examples]
+        config = called
+        if fields:
+            filled = ", ".join(f"{name}={value}" for name, value in fields if value is not None)
+            config = f"{FIELDS_HELPER}({called}, {filled})"
+        source = called
+        if site is not None:
+            where = relative_path(site.file, workspace.root)
+            source += f", {_values(site.values)} as set at {where}:{site.line}"
+        if examples:
+            source += f", example {', '.join(f'{f}={v}' for f, v in examples)}"
+        ctor = f"{cls.name}({param.name}={config})"
+        if all(c != ctor for c, _, _ in candidates):
+            candidates.append((ctor, source, bool(examples)))
+    (ctor, source, example), *rest = candidates
+    return ClassSpec(
+        cls.name,
+        cls.line,
+        ctor,
+        source,
+        source_kind=protocol.SOURCE_CONFIG_METHOD,
+        example=example,
+        candidates=tuple(rest),
+    )
+
+
+def script_spec(cls: ClassInfo, workspace: Workspace) -> ClassSpec | None:
+    """``cls`` as a script builds it at module level, its own file's script first."""
+    files = [workspace.files[cls.file]] if cls.file in workspace.files else []
+    files += [f for p, f in sorted(workspace.files.items()) if p != cls.file]
+    for info in files:
+        if cls.name not in info.words():
+            continue
+        for instance in script_instances(info):
+            if workspace.resolve(instance.target) != cls.qualname:
+                continue
+            ctor = instance.call
+            if info.path != cls.file:  # the script's names, not the class's module's
+                ctor = f"{IN_MODULE_HELPER}({instance.module!r}, {instance.call!r})"
+            where = f"{relative_path(info.path, workspace.root)}:{instance.line}"
+            return ClassSpec(cls.name, cls.line, ctor, where, source_kind=protocol.SOURCE_SCRIPT)
+    return None
