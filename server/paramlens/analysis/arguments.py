@@ -172,7 +172,7 @@ def config_methods(info: FileInfo, cls: ClassInfo) -> list[ConfigMethod]:
 
 def asserted_fields(info: FileInfo, cls: ClassInfo, param: str) -> list[str]:
     """Fields of ``param`` that the class's ``__init__`` asserts are set:
-    ``assert config.vocab_size is not None``."""
+    ``assert config.vocab_size is not None``, ``assert cfg["num_classes"] is not None``."""
     node = _class_node(info, cls)
     if node is None:
         return []
@@ -184,14 +184,16 @@ def asserted_fields(info: FileInfo, cls: ClassInfo, param: str) -> list[str]:
                     continue
                 left = stmt.test.left
                 ops = stmt.test.ops
-                if (
-                    isinstance(left, ast.Attribute)
-                    and isinstance(left.value, ast.Name)
-                    and left.value.id == param
-                    and len(ops) == 1
-                    and isinstance(ops[0], ast.IsNot)
-                ):
-                    found.append(left.attr)
+                if len(ops) != 1 or not isinstance(ops[0], ast.IsNot):
+                    continue
+                if isinstance(left, ast.Attribute):  # config.vocab_size
+                    holder, field = left.value, left.attr
+                elif isinstance(left, ast.Subscript) and isinstance(left.slice, ast.Constant):
+                    holder, field = left.value, str(left.slice.value)  # cfg["num_classes"]
+                else:
+                    continue
+                if isinstance(holder, ast.Name) and holder.id == param:
+                    found.append(field)
     return found
 
 

@@ -77,10 +77,15 @@ def config_method_spec(
     method = methods[0]
     called = f"{cls.name}.{method.name}()"
     asserted = set(asserted_fields(info, cls, param.name))
-    # its own defaults first, then as each place that sets its fields does (minGPT's
-    # default model_type "gpt" names no size: projects/chargpt sets "gpt-mini")
+    # as the places that set its open fields do, else its own defaults, else as another
+    # place that sets its fields does (minGPT's default model_type "gpt" names no size:
+    # projects/chargpt sets "gpt-mini")
     candidates: list[tuple[str, str, bool]] = []
-    for site in [None, *_sites(workspace, cls, method)[:MAX_SITES]]:
+    sites = _sites(workspace, cls, method)[:MAX_SITES]
+    opened = set(method.open_fields)
+    setting = [s for s in sites if opened & dict(s.values).keys()]
+    # places that set its open fields, then its own defaults, then the other places
+    for site in [*setting, None, *(s for s in sites if s not in setting)]:
         given = dict(site.values) if site is not None else {}
         # the open fields the class insists on, and no more: minGPT asserts vocab_size and
         # block_size, and refuses n_layer together with the model_type its default sets
