@@ -39,6 +39,7 @@ from ..worker.protocol import BuildJob, ErrorInfo, JobResult, LayerEntry, ModelR
 from .cache import ResultCache, ScanStore, dump, load
 from .constructors import constructor, factory_spec, with_input
 from .lines import lines_of, with_instances, without_figures
+from .real_args import config_failures, config_specs
 from .spawn import library_paths, worker_python
 from .worker_client import State, WorkerClient
 
@@ -231,6 +232,7 @@ class Engine:
                     for c in classes
                 ),
                 *(factory_spec(f) for f in factories),
+                *(config_specs(path, workspace) if part != "factories" else ()),
             ),
             overrides=tuple(
                 (p, texts[p]) for p in imported if p in texts and _unsaved(p, texts[p])
@@ -428,6 +430,8 @@ class Engine:
         models = tuple(
             with_instances(m, qualnames, everything) for m in (own.models if own else ())
         )
+        if qualnames:  # configs that could not be read, at their own lines
+            models += tuple(config_failures(path, workspace))
         return FileReport(
             path=path,
             models=models,

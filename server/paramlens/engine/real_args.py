@@ -7,6 +7,7 @@ Imports :mod:`paramlens.analysis` and the worker's protocol."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 from ..analysis.arguments import (
@@ -17,12 +18,13 @@ from ..analysis.arguments import (
     field_sites,
     script_instances,
 )
+from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, read_configs
 from ..analysis.example_args import example_value
 from ..analysis.model import ClassInfo, InitParam
 from ..analysis.reading import relative_path
 from ..analysis.workspace import Workspace
 from ..worker import protocol
-from ..worker.protocol import ClassSpec
+from ..worker.protocol import ClassSpec, ErrorInfo, ModelResult
 
 FIELDS_HELPER = "__paramlens_fields__"  # the worker's: sets a config's fields, returns it
 IN_MODULE_HELPER = "__paramlens_in__"  # the worker's: evaluates an expression in a module
@@ -133,3 +135,114 @@ def script_spec(cls: ClassInfo, workspace: Workspace) -> ClassSpec | None:
             where = f"{relative_path(info.path, workspace.root)}:{instance.line}"
             return ClassSpec(cls.name, cls.line, ctor, where, source_kind=protocol.SOURCE_SCRIPT)
     return None
+
+
+# -- configuration files -------------------------------------------------------------
+
+_CONFIGS: weakref.WeakKeyDictionary[Workspace, WorkspaceConfigs] = weakref.WeakKeyDictionary()
+
+
+def workspace_configs(workspace: Workspace) -> WorkspaceConfigs:
+    """The workspace's model-building configs (read once per scan of the workspace)."""
+    known = _CONFIGS.get(workspace)
+    if known is None:
+        known = _CONFIGS[workspace] = read_configs(workspace.root)
+    return known
+
+
+class _Names:
+    """Names a constructor expression gives the targets it builds: their last part,
+    numbered when two differ (``Adam``, ``SimpleDenseNet``)."""
+
+    def __init__(self, own: tuple[str, str]) -> None:
+        self.refs: dict[str, str] = {}
+        self.own = own  # (qualified, name) of the class itself: its module defines it
+
+    def name(self, target: str) -> str:
+        if target == self.own[0]:
+            return self.own[1]
+        base = target.rpartition(".")[2] or target
+        alias, number = base, 1
+        while self.refs.get(alias, target) != target or alias == self.own[1]:
+            number += 1
+            alias = f"{base}_{number}"
+        self.refs[alias] = target
+        return alias
+
+
+def expression(value: object, names: _Names) -> str:
+    """Python source for a config value: targets as calls, the rest as literals."""
+    if isinstance(value, Target):
+        parts = [expression(a, names) for a in value.args]
+        parts += [f"{k}={expression(v, names)}" for k, v in value.kwargs]
+        callee = names.name(value.target)
+        if value.partial:
+            return f"{names.name('functools.partial')}({', '.join([callee, *parts])})"
+        return f"{callee}({', '.join(parts)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {expression(v, names)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(expression(v, names) for v in value) + "]"
+    return repr(value)
+
+
+def _config_class(build: ConfigBuild, workspace: Workspace, path: str) -> ClassInfo | None:
+    """The workspace model class of ``path`` a config builds, if it builds one."""
+    cls = workspace.classes.get(workspace.resolve(build.target))
+    if cls is None or cls.file != path or cls.qualname not in workspace.module_classes:
+        return None
+    return cls
+
+
+def config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
+    """Every config that builds a model class of ``path``, as a constructor of its own."""
+    specs = []
+    for build in workspace_configs(workspace).builds:
+        cls = _config_class(build, workspace, path)
+        if cls is None or build.build is None:
+            continue
+        names = _Names((cls.qualname, cls.name))
+        ctor = expression(build.build, names)
+        where = f"{relative_path(build.file, workspace.root)}:{build.line}"
+        specs.append(
+            ClassSpec(
+                build.name,
+                cls.line,
+                ctor,
+                where,
+                kind="config",
+                refs=tuple(sorted(names.refs.items())),
+                source_kind=protocol.SOURCE_CONFIG_FILE,
+            )
+        )
+    return specs
+
+
+def config_failures(path: str, workspace: Workspace) -> list[ModelResult]:
+    """Configs of ``path``'s model classes that cannot be read: a YAML error or a value
+    that does not resolve, at the config's own line (the other configs are unaffected)."""
+    configs = workspace_configs(workspace)
+    failed = []
+    for build in configs.builds:
+        cls = _config_class(build, workspace, path)
+        if cls is not None and build.build is None:
+            failed.append((build.name, cls, build.file, build.line, build.error))
+    for error in configs.errors:
+        for target in dict.fromkeys(error.targets):
+            cls = _config_class(ConfigBuild("", "", 0, None, target=target), workspace, path)
+            if cls is not None:
+                name = relative_path(error.file, workspace.root)
+                failed.append((name, cls, error.file, error.line, error.message))
+    return [
+        ModelResult(
+            name,
+            file,
+            line,
+            error=ErrorInfo(message, file, line, "syntax"),
+            kind="config",
+            model_class=cls.qualname,
+            source_kind=protocol.SOURCE_CONFIG_FILE,
+            source=f"{relative_path(file, workspace.root)}:{line}",
+        )
+        for name, cls, file, line, message in failed
+    ]

@@ -181,7 +181,9 @@ def configurations(model: ModelResult, models: Iterable[ModelResult]) -> list[Mo
     return [
         m
         for m in models
-        if m.kind == "factory" and m.error is None and m.model_class == model.model_class
+        if m.kind in ("factory", "config")
+        and m.error is None
+        and m.model_class == model.model_class
     ]
 
 
@@ -274,9 +276,23 @@ def render_model_lens(
         parts.append(forward_text(model.forward))
     if memory_text(model):
         parts.append(memory_text(model))
-    if configs:
-        parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
+    parts += configurations_text(configs)
     return SEP.join(parts) + suffix
+
+
+def configurations_text(configs: Sequence[ModelResult]) -> list[str]:
+    """A built class's other constructors: how many factories, and its config files by
+    name (``model/mnist.yaml (net) 68.0K``: real arguments, worth their figure)."""
+    factories = [c for c in configs if c.kind == "factory"]
+    files = [c for c in configs if c.kind == "config"]
+    parts = []
+    if factories:
+        plural = "s" if len(factories) > 1 else ""
+        parts.append(f"{len(factories)} factory configuration{plural}")
+    parts += [f"{c.name} {format_count(c.total_params)}" for c in files[:2]]
+    if len(files) > 2:
+        parts.append(f"+{len(files) - 2} more configs")
+    return parts
 
 
 def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
@@ -301,7 +317,8 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
         text += f"{SEP}{forward_text(model.forward)}"
     if memory_text(model):
         text += f"{SEP}{memory_text(model)}"
-    return text
+    files = [c for c in configurations(model, models) if c.kind == "config"]
+    return SEP.join([text, *configurations_text(files)])
 
 
 # -- annotate -------------------------------------------------------------------
@@ -313,7 +330,7 @@ def render_annotated(
     """The source with totals above each class and figures at the end of layer lines."""
     models = list(models)
     text_lines = source.splitlines()
-    by_class_line = {m.line: m for m in models}
+    by_class_line = {m.line: m for m in models if m.kind != "config"}
     inline = inline_shapes(models)
     width = min(max((len(t) for t in text_lines), default=0) + 2, 88)
     number_width = len(str(len(text_lines)))
@@ -635,12 +652,25 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
 def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[str]:
     lines = []
     configs = configurations(model, models)
-    if configs:
+    factories = [c for c in configs if c.kind == "factory"]
+    if factories:
         lines += ["", "| factory function | params | trainable | size |", "|---|--:|--:|--:|"]
         lines += [
             f"| `{c.ctor}` | {c.total_params:,} | {c.trainable_params:,} | "
             f"{format_bytes(c.param_bytes)} |"
-            for c in configs
+            for c in factories
+        ]
+    files = [c for c in configs if c.kind == "config"]
+    if files:
+        lines += [
+            "",
+            "| configuration | params | trainable | size | from |",
+            "|---|--:|--:|--:|---|",
+        ]
+        lines += [
+            f"| {c.name} | {c.total_params:,} | {c.trainable_params:,} | "
+            f"{format_bytes(c.param_bytes)} | `{c.source}` |"
+            for c in files
         ]
     if model.instances:
         by_size: dict[int, list[Instance]] = {}
