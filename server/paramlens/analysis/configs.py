@@ -163,7 +163,7 @@ def config_files(root: Path) -> list[str]:
 
 def config_root(path: str, workspace: Path) -> Path:
     """The folder config names are relative to: the outermost ``configs/`` (``conf/``...)
-    holding the file, else the file's own folder."""
+    holding the file, else the workspace."""
     folder = Path(path).parent
     found = None
     for parent in [folder, *folder.parents]:
@@ -171,7 +171,7 @@ def config_root(path: str, workspace: Path) -> Path:
             break
         if parent.name in CONFIG_ROOTS:
             found = parent
-    return found or folder
+    return found or workspace
 
 
 # -- composing, as Hydra does for what models need ----------------------------------
@@ -262,11 +262,15 @@ class Composer:
             if group not in listed:
                 entries.append((group, choice, False))
         composed = Value({}, path, 1)
+        here = Path(path).parent.relative_to(self.root).as_posix()
+        here = "" if here == "." else here
         for group, option, plain in entries:
             if group == "_self_":
                 composed = _merge(composed, _at(package, body))
                 continue
             name = group.lstrip("/")
+            if not group.startswith("/") and here:  # relative to this config's group
+                name = f"{here}/{name}"
             if plain:  # ``- db/mysql``: a config of that group's folder
                 name, _, option = name.rpartition("/")
             else:
@@ -444,6 +448,7 @@ def read_configs(workspace: Path, files: list[str] | None = None) -> WorkspaceCo
             inner = keys[len(package.split(".")) :] if package else keys
             if package and keys[: len(package.split("."))] != tuple(package.split(".")):
                 inner = keys
+            inner = tuple(k for k in inner if k != "init_args")  # LightningCLI's nesting
             name = label + (f" ({'.'.join(inner)})" if inner else "")
             found = _target_of(value)
             assert found is not None

@@ -18,7 +18,7 @@ from ..analysis.arguments import (
     field_sites,
     script_instances,
 )
-from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, read_configs
+from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, config_root, read_configs
 from ..analysis.example_args import example_value
 from ..analysis.model import ClassInfo, InitParam
 from ..analysis.reading import relative_path
@@ -231,13 +231,14 @@ def config_failures(path: str, workspace: Workspace) -> list[ModelResult]:
         for target in dict.fromkeys(error.targets):
             cls = _config_class(ConfigBuild("", "", 0, None, target=target), workspace, path)
             if cls is not None:
-                name = relative_path(error.file, workspace.root)
+                root = config_root(error.file, workspace.root)
+                name = relative_path(error.file, root)
                 failed.append((name, cls, error.file, error.line, error.message))
     return [
         ModelResult(
             name,
-            file,
-            line,
+            cls.file,
+            cls.line,  # a diagnostic on the class, pointing at the config's line
             error=ErrorInfo(message, file, line, "syntax"),
             kind="config",
             model_class=cls.qualname,
