@@ -10,7 +10,7 @@ import dataclasses
 
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
 from ..analysis.literals import refs_in
-from ..analysis.model import ClassInfo, FactoryInfo
+from ..analysis.model import ClassInfo, FactoryInfo, InitParam
 from ..analysis.reading import relative_path
 from ..analysis.workspace import Workspace
 from ..config import Settings
@@ -145,9 +145,28 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
                 refs=tuple(sorted(found_refs)),
                 source_kind=protocol.SOURCE_CALL_SITE,
             )
+    fallback = _examples(cls, workspace, required, configs)
     script = script_spec(cls, workspace)
-    if script is not None:
-        return script
+    if script is None:
+        return fallback
+    # the script's model first; if its statement fails, the examples (or the note)
+    examples = [(c, EXAMPLE_SOURCE, True) for c in (fallback.ctor, *fallback.alternatives) if c]
+    return dataclasses.replace(
+        script,
+        missing_args=fallback.missing_args,
+        fix_hint=fallback.fix_hint,
+        refs=fallback.refs,
+        candidates=tuple(examples),
+    )
+
+
+def _examples(
+    cls: ClassInfo,
+    workspace: Workspace,
+    required: list[InitParam],
+    configs: dict[str, ClassInfo | None],
+) -> ClassSpec:
+    """Example sizes by the parameters' names, else what is missing and how to give it."""
     missing = tuple(p.name for p in required)
     example = ", ".join(f"{name}=..." for name in missing)
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'

@@ -41,7 +41,15 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         spec = dataclasses.replace(spec, ctor=ctor, ctor_source=source, example=example)
         result = _sourced(_build_class(spec, ctx), spec)
     if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
-        return result
+        if result.error is None or result.error.kind in FINAL_KINDS or not spec.missing_args:
+            return result
+        # a script's model that could not be built: the class still needs its arguments
+        message = (
+            f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
+            f"(the model built at {spec.ctor_source} failed: {result.error.message})"
+        )
+        error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
+        return dataclasses.replace(result, error=error)
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
