@@ -6,14 +6,25 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+import pytest_lsp
 from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
 from tests.conftest import FIXTURES
-from tests.lsp.conftest import eventually, lens_titles, open_file
+from tests.lsp.conftest import SERVER, eventually, initialize, lens_titles, open_file
 from tests.lsp.test_lenses_and_hovers import hover
 
 REAL = FIXTURES / "realargs"
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def client(lsp_client: LanguageClient, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The editor opened on the fixture project (its paths relative to it)."""
+    await initialize(lsp_client, REAL)
+    yield
+    await lsp_client.shutdown_session()
 
 
 async def test_config_files_are_listed_on_the_class_lens(client: LanguageClient) -> None:
@@ -43,16 +54,16 @@ async def test_the_scripts_model_and_the_config_method_on_their_lenses(
     assert "Built with `Generator(ngpu)`, as built at gan.py:50." in text
     methods = open_file(client, REAL / "configmethod.py")
     shown = await lens_titles(client, methods)
-    assert shown[59].startswith("Mixer · 1,386 params")
-    assert "· from Mixer.default_config(), example num_classes=10 ·" in shown[59]
-    text = await hover(client, methods, 59)
+    assert shown[57].startswith("Mixer · 1,386 params")
+    assert "· from Mixer.default_config(), example num_classes=10 ·" in shown[57]
+    text = await hover(client, methods, 57)
     assert "Some of its arguments are examples" in text
 
 
 async def test_a_malformed_config_is_a_diagnostic_on_its_class(
     client: LanguageClient, tmp_path: Path
 ) -> None:
-    workspace = tmp_path / "ws"
+    workspace = tmp_path / "ws"  # outside the editor's folder: a project of its own
     shutil.copytree(REAL, workspace)
     broken = workspace / "configs/model/broken.yaml"
     broken.write_text("_target_: src.models.components.dense_net.DenseNet\n  bad: [\n")
