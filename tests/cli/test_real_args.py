@@ -202,3 +202,23 @@ def test_values_that_do_not_resolve(tmp_path: Path, text: str, message: str) -> 
     odd = model(doc, "model/odd.yaml")
     assert message in odd["error"]["message"] and odd["error"]["line"] == 2
     assert model(doc, "model/mnist.yaml (net)")["error"] is None
+
+
+def test_a_hugging_face_config_json_beside_its_modeling_file(tmp_path: Path) -> None:
+    doc = summary_json(str(REAL / "hub/tiny/modeling_tiny.py"))
+    config = model(doc, "hub/tiny/config.json")
+    assert config["error"] is None, config["error"]
+    assert (config["kind"], config["source"]) == ("config", "hub/tiny/config.json:1")
+    # built on meta from its config class with the file's fields: nothing downloaded
+    vocab, hidden, layers = 30_522, 128, 4
+    expected = vocab * hidden + layers * (hidden * hidden + hidden) + hidden * vocab + vocab
+    assert config["total_params"] == expected == 7_910_202
+    # a config.json that does not parse: an error at its line, the class unaffected
+    workspace = tmp_path / "ws"
+    shutil.copytree(REAL, workspace)
+    (workspace / "hub/tiny/config.json").write_text('{\n  "vocab_size": 10,\n  oops\n}\n')
+    doc = summary_json(str(workspace / "hub/tiny/modeling_tiny.py"))
+    broken = model(doc, "hub/tiny/config.json")
+    assert broken["error"]["kind"] == "syntax" and broken["error"]["line"] == 3
+    assert broken["error"]["message"].startswith("JSON error at line 3")
+    assert model(doc, "TinyForMaskedLM")["error"] is None

@@ -7,8 +7,10 @@ Imports :mod:`paramlens.analysis` and the worker's protocol."""
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..analysis.arguments import (
     ConfigMethod,
@@ -196,7 +198,7 @@ def _config_class(build: ConfigBuild, workspace: Workspace, path: str) -> ClassI
 
 def config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
     """Every config that builds a model class of ``path``, as a constructor of its own."""
-    specs = []
+    specs = hf_config_specs(path, workspace)
     for build in workspace_configs(workspace).builds:
         cls = _config_class(build, workspace, path)
         if cls is None or build.build is None:
@@ -234,6 +236,10 @@ def config_failures(path: str, workspace: Workspace) -> list[ModelResult]:
                 root = config_root(error.file, workspace.root)
                 name = relative_path(error.file, root)
                 failed.append((name, cls, error.file, error.line, error.message))
+    for cls, name, file, fields, problem, _ in _hf_configs(path, workspace):
+        if fields is None:
+            line = int(problem.split("line ")[1].split(":")[0]) if "line " in problem else 1
+            failed.append((name, cls, file, line, problem))
     return [
         ModelResult(
             name,
@@ -247,3 +253,86 @@ def config_failures(path: str, workspace: Workspace) -> list[ModelResult]:
         )
         for name, cls, file, line, message in failed
     ]
+
+
+MAX_JSON_BYTES = 1 << 20
+
+
+def _json_config(path: str) -> tuple[dict[str, object] | None, str]:
+    """A ``config.json``'s fields, or why it cannot be read (and at which line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_JSON_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot read it: {exc}"
+    if len(text) > MAX_JSON_BYTES:
+        return None, "over 1 MB: not a model's config"
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"JSON error at line {exc.lineno}: {exc.msg}"
+    return (loaded, "") if isinstance(loaded, dict) else (None, "not a JSON object")
+
+
+def _declared_config_class(cls: ClassInfo, workspace: Workspace) -> ClassInfo | None:
+    """The config class of a transformers-style model: declared in its body
+    (``config_class = TinyConfig``) or the annotation of its ``config`` parameter."""
+    declared = workspace.declared_config(cls)
+    if declared is None:
+        owner = workspace.init_owner(cls)
+        param = next((p for p in workspace.init_params(cls) or () if p.name == "config"), None)
+        if owner is None or param is None or not param.annotation:
+            return None
+        info = workspace.files[owner.file]
+        head, _, rest = param.annotation.partition(".")
+        base = info.symbols.get(head, f"{info.module}.{head}")
+        declared = f"{base}.{rest}" if rest else base
+    return workspace.classes.get(workspace.resolve(declared))
+
+
+def _hf_configs(
+    path: str, workspace: Workspace
+) -> list[tuple[ClassInfo, str, str, dict[str, object] | None, str, ClassInfo]]:
+    """The classes of a ``modeling_*.py`` that the ``config.json`` beside it builds: (class,
+    config name, its path, its fields or None, why not, the config class)."""
+    if not Path(path).name.startswith("modeling_"):
+        return []
+    config = Path(path).parent / "config.json"
+    if not config.is_file():
+        return []
+    fields, problem = _json_config(str(config))
+    names = fields.get("architectures") if fields is not None else None
+    if fields is not None and not isinstance(names, list):
+        return []
+    name = relative_path(str(config), workspace.root)
+    found = []
+    for cls in workspace.models_in(path):
+        if isinstance(names, list) and cls.name not in names:
+            continue
+        config_cls = _declared_config_class(cls, workspace)
+        if config_cls is not None:
+            found.append((cls, name, str(config), fields, problem, config_cls))
+    return found
+
+
+def hf_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
+    """A Hugging Face model folder: ``config.json`` beside ``modeling_*.py`` builds the
+    classes its ``architectures`` names, from their config class, on meta (no weights)."""
+    specs = []
+    for cls, name, _, fields, _, config_cls in _hf_configs(path, workspace):
+        if fields is None:
+            continue  # reported by config_failures
+        kwargs = {k: v for k, v in fields.items() if k.isidentifier()}
+        alias = "__paramlens_config_class__"
+        specs.append(
+            ClassSpec(
+                name,
+                cls.line,
+                f"{cls.name}({alias}(**{kwargs!r}))",
+                f"{name}:1",
+                kind="config",
+                refs=((alias, config_cls.qualname),),
+                source_kind=protocol.SOURCE_CONFIG_FILE,
+            )
+        )
+    return specs
