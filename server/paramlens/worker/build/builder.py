@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from ..layers import qualtype
-from ..protocol import EXAMPLE_SOURCE, FINAL_KINDS, ClassSpec, ErrorInfo, ModelResult
+from ..protocol import (
+    EXAMPLE_SOURCE,
+    FINAL_KINDS,
+    SOURCE_SCRIPT,
+    ClassSpec,
+    ErrorInfo,
+    ModelResult,
+)
 from .context import BuildContext
 from .errors import BuildTimeout, needs_args
 from .forward_pass import NEEDS_VALUES, forward_pass_within_budget
@@ -41,7 +48,9 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         spec = dataclasses.replace(spec, ctor=ctor, ctor_source=source, example=example)
         result = _sourced(_build_class(spec, ctx), spec)
     if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
-        if result.error is None or result.error.kind in FINAL_KINDS or not spec.missing_args:
+        if result.error is None or result.error.kind in FINAL_KINDS:
+            return result
+        if spec.source_kind != SOURCE_SCRIPT or not spec.missing_args:
             return result
         # a script's model that could not be built: the class still needs its arguments
         message = (
