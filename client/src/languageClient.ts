@@ -26,9 +26,12 @@ export function createLanguageClient(
     options: { env: launch.env },
   };
   const clientOptions: LanguageClientOptions = {
+    // Notebooks: vscode-languageclient 9 syncs a notebook whose type a selector names
+    // (LSP 3.17 notebook sync); its Python cells get the lenses, hovers and hints.
     documentSelector: [
       { language: "python", scheme: "file" },
       { language: "python", scheme: "untitled" },
+      { notebook: { notebookType: "jupyter-notebook" }, language: "python" },
     ],
     synchronize: { configurationSection: SECTION },
     initializationOptions: launch.initializationOptions,

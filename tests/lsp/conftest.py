@@ -54,6 +54,10 @@ async def initialize(
     capabilities.workspace.inlay_hint = lsp.InlayHintWorkspaceClientCapabilities(
         refresh_support=True
     )
+    # VS Code 1.100 syncs notebooks (its saved capabilities here predate notebook sync)
+    capabilities.notebook_document = lsp.NotebookDocumentClientCapabilities(
+        synchronization=lsp.NotebookDocumentSyncClientCapabilities()
+    )
     folders = folders or (FIXTURES,)
     client.initialized = await client.initialize_session(  # type: ignore[attr-defined]
         lsp.InitializeParams(

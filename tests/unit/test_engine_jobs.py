@@ -75,6 +75,8 @@ async def test_a_shared_job_is_cancelled_only_when_nobody_waits_for_it(
     workspace = engine.scan(SEED.parent)
     left, right = (asyncio.ensure_future(engine.build(str(SEED), workspace, {})) for _ in range(2))
     await until(lambda: len(worker.jobs) == 1, "the job reached the worker")
+    # each request computes the job's key in a thread: both must have joined the job
+    await until(lambda: engine.requests_waiting() == 2, "both requests wait for the job")
     left.cancel()  # an editor request superseded by a newer one
     with pytest.raises(asyncio.CancelledError):
         await left

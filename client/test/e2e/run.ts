@@ -8,7 +8,9 @@
  * class lens, a layer lens (with its output shape), an inlay hint in forward(),
  * a hover and the Show Model Summary command; then opens lenet.py, waits for the
  * forward-failed warning, applies its quick fix with Ctrl+. and checks the text
- * changed and, after saving, the warning is gone. LeNet's input comes from the
+ * changed and, after saving, the warning is gone; then opens
+ * notebooks/inspecting_model_parameters.ipynb in the notebook editor (no kernel) and checks
+ * a class lens, an inlay hint in forward() and a hover in its cells. LeNet's input comes from the
  * `paramlens.inputs` setting. Saves test-results/e2e-screenshot.png on success
  * (images/screenshot.png, the README's picture, only with --update-screenshot:
  * tests never touch tracked files) and test-results/e2e-failure.png (plus
@@ -436,6 +438,45 @@ async function main(): Promise<void> {
   });
 
   await quickFixScenario(page);
+  await notebookScenario(page);
+}
+
+/** A notebook in VS Code's notebook editor (no kernel): a class lens, an inlay hint in forward() and a hover, in its cells. */
+async function notebookScenario(page: Page): Promise<void> {
+  const notebookFile = "notebooks/inspecting_model_parameters.ipynb";
+  const cell = await step(`open ${notebookFile} in the notebook editor`, async () => {
+    await runCommand(page, "View: Close All Editors"); // recipe/models.py has the same class
+    await page.keyboard.press("Control+P");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    await input.fill(notebookFile);
+    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(notebookFile) }).first();
+    await row.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    await page.keyboard.press("Enter");
+    const tab = page.locator(".tabs-container .tab", { hasText: path.basename(notebookFile) }).first();
+    await tab.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    // each code cell is an editor of its own
+    const found = page.locator(".monaco-editor", { has: page.locator(".view-line", { hasText: "class NeuralNetwork" }) }).first();
+    await found.waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    return found;
+  });
+  await step("the cell's class lens shows 669,706", async () => {
+    const lens = cell.locator(".codelens-decoration", { hasText: "669,706" }).first();
+    await lens.waitFor({ state: "visible", timeout: LENS_TIMEOUT_MS });
+    log(`cell class lens: ${JSON.stringify(await lens.innerText())}`);
+  });
+  await step("inlay hint in the cell's forward(): x = self.flatten(x) shows [1, 784]", async () => {
+    const line = cell.locator(".view-line", { hasText: "self.flatten(x)" }).first();
+    await line.locator("span", { hasText: ": [1, 784]" }).first().waitFor({ state: "visible", timeout: UI_TIMEOUT_MS });
+    log(`cell forward() line: ${JSON.stringify((await line.innerText()).replace(/\u00a0/g, " "))}`);
+  });
+  await step("hover on the cell's first nn.Linear shows [512, 784]", async () => {
+    const hover = page.locator(".monaco-hover", { hasText: "[512, 784]" }).first();
+    await showUntilVisible(page, hover, ".monaco-hover", () => hoverWord(page, cell, "nn.Linear(28 * 28, 512)", "Linear"));
+    log(`cell hover: ${JSON.stringify((await hover.innerText()).slice(0, 300))}`);
+    await page.mouse.move(5, 5);
+    await page.keyboard.press("Escape");
+  });
 }
 
 /** A failing forward() in lenet.py: its warning, the quick fix applied through the UI, and saved. */

@@ -1,6 +1,6 @@
 """The data model of the analysis: what reading a file finds (:class:`FileInfo`: its
 classes, factories, imports and constants) and what call sites say. Plain dataclasses,
-pickled by the engine's scan store. Imports :mod:`.source` only
+pickled by the engine's scan store. Imports :mod:`.source` and :mod:`.notebook` only
 (a file's text is read again lazily when it was persisted without it)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .source import SourceError, content_digest, read_source
+from .notebook import read_module_source
+from .source import SourceError, content_digest
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class FileInfo:
     def text(self) -> str:
         if self.source is None:
             try:
-                self.source = read_source(Path(self.path))
+                self.source = read_module_source(Path(self.path))
             except (OSError, SourceError):
                 self.source = ""
         return self.source

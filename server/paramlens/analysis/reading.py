@@ -1,6 +1,7 @@
 """Reading one file without running it: its module name, imports, constants, classes
 (their constructors' parameters and declared config classes) and model factories, as a
-:class:`~.model.FileInfo`. Imports :mod:`.model`, :mod:`.source` and :mod:`.literals`."""
+:class:`~.model.FileInfo`. Imports :mod:`.model`, :mod:`.source`, :mod:`.notebook` and
+:mod:`.literals`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from .literals import Budget, dotted_name, try_literal
 from .model import ClassInfo, FactoryInfo, FileInfo, InitParam
+from .notebook import is_notebook, notebook_module
 from .source import MAX_SOURCE_CHARS
 
 
@@ -22,7 +24,10 @@ def relative_path(path: str, root: Path) -> str:
 
 
 def module_name(path: Path) -> tuple[str, Path]:
-    """The dotted module name of ``path`` and the folder it is importable from."""
+    """The dotted module name of ``path`` and the folder it is importable from. A notebook
+    is a module of its own folder (a kernel's working folder), in no package."""
+    if is_notebook(path):
+        return notebook_module(path), path.parent
     parts = [] if path.stem == "__init__" else [path.stem]
     folder = path.parent
     while (folder / "__init__.py").is_file() and folder.parent != folder:

@@ -17,8 +17,9 @@ from typing import Protocol, TypeVar
 
 from .calls import call_sites, model_calls
 from .model import CallSite, ClassInfo, FactoryInfo, FileInfo, InitParam, ModelCall
+from .notebook import NOTEBOOK_SUFFIX, read_module_source
 from .reading import module_name, read_file
-from .source import SourceError, content_digest, read_source
+from .source import SourceError, content_digest
 
 SKIP_DIRS = frozenset(
     {
@@ -68,8 +69,9 @@ _C = TypeVar("_C", "CallSite", "ModelCall")
 
 
 def iter_python_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
-    """The Python files of ``folder``, in a stable order: with its subfolders' (but not the
-    usual environment and build folders), or (``recursive`` False) its own only."""
+    """The Python files of ``folder`` (notebooks too), in a stable order: with its
+    subfolders' (but not the usual environment and build folders, nor hidden ones such as
+    ``.ipynb_checkpoints``), or (``recursive`` False) its own only."""
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = (
             sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
@@ -77,7 +79,7 @@ def iter_python_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
             else []
         )
         for name in sorted(filenames):
-            if name.endswith(".py"):
+            if name.endswith((".py", NOTEBOOK_SUFFIX)):
                 yield Path(dirpath) / name
 
 
@@ -366,7 +368,7 @@ def scan(
                 infos.append(cache[path][2])
                 continue
             try:
-                text = read_source(Path(path))
+                text = read_module_source(Path(path))
             except OSError:
                 continue
             except SourceError as exc:  # reported on the file, never skipped silently

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from .. import render
+from ..analysis.notebook import NotebookSource, is_notebook, load_notebook
 from ..analysis.reading import relative_path
 from ..analysis.source import SourceError, read_source
 from ..analysis.workspace import Workspace
@@ -74,17 +75,22 @@ def _engine(args: argparse.Namespace, started: Started | None) -> tuple[Engine, 
     return engine, problems
 
 
-def _where(model: ModelResult, error: ErrorInfo | None = None) -> str:
-    """``file:line`` of ``error`` (default: the model's), relative to the current folder."""
+def _where(
+    model: ModelResult, error: ErrorInfo | None = None, cells: render.CellLocator = render.no_cells
+) -> str:
+    """``file:line`` of ``error`` (default: the model's), relative to the current folder;
+    ``file:In[cell]:line`` in a notebook."""
     error = error or model.error
     file = (error.file if error else None) or model.file
-    with contextlib.suppress(ValueError):
-        file = str(Path(file).relative_to(Path.cwd()))
-    return f"{file}:{(error.line if error else None) or model.line}"
+    line = (error.line if error else None) or model.line
+    return render.render_location(file, line, _relative(file), cells)
 
 
 def _report_errors(
-    syntax_errors: Sequence[ErrorInfo], models: Sequence[ModelResult], notes_shown: bool = False
+    syntax_errors: Sequence[ErrorInfo],
+    models: Sequence[ModelResult],
+    notes_shown: bool = False,
+    cells: render.CellLocator = render.no_cells,
 ) -> int:
     """Print ``file:line: message`` for what failed; the exit code that says so.
 
@@ -93,14 +99,16 @@ def _report_errors(
     """
     code = EXIT_OK
     for error in syntax_errors:
-        print(f"{error.file}:{error.line or 1}: {error.message}", file=sys.stderr)
+        file = error.file or ""
+        where = render.render_location(file, error.line or 1, file, cells)
+        print(f"{where}: {error.message}", file=sys.stderr)
         code = EXIT_BUILD_ERROR
     for model in models:
         forward = model.forward
         if model.error is None and forward is not None and forward.code_at_fault():
             assert forward.error is not None
             # with an input the user gave, a failure; with a guess, a note
-            where = _where(model, forward.error)
+            where = _where(model, forward.error, cells)
             label = "note: " if forward.guessed else ""
             print(
                 f"{where}: {label}{model.name}: forward(): {forward.error.message}", file=sys.stderr
@@ -115,12 +123,12 @@ def _report_errors(
         if model.error.kind == "needs-args":  # information, not a failure
             hint = model.error.traceback.replace("\n", "\n    ")
             print(
-                f"{_where(model)}: note: {model.error.message}; to build it alone, add to "
-                f"pyproject.toml:\n    {hint}",
+                f"{_where(model, cells=cells)}: note: {model.error.message}; to build it "
+                f"alone, add to pyproject.toml:\n    {hint}",
                 file=sys.stderr,
             )
             continue
-        print(f"{_where(model)}: {model.name}: {model.error.message}", file=sys.stderr)
+        print(f"{_where(model, cells=cells)}: {model.name}: {model.error.message}", file=sys.stderr)
         code = EXIT_BUILD_ERROR
     return code
 
@@ -134,8 +142,24 @@ def _print_problems(problems: Sequence[str], reports: Sequence[FileReport]) -> N
         print(f"paramlens: note: {cut_short}", file=sys.stderr)
 
 
-def _syntax_errors(reports: Sequence[FileReport]) -> list[ErrorInfo]:
-    return [r.syntax_error for r in reports if r.syntax_error is not None]
+def _syntax_errors(
+    reports: Sequence[FileReport], notebooks: Mapping[str, NotebookSource]
+) -> list[ErrorInfo]:
+    """Files that are not valid source, and notebook cells left out for not compiling."""
+    found = [r.syntax_error for r in reports if r.syntax_error is not None]
+    for path, notebook in notebooks.items():
+        found += [ErrorInfo(e.message, path, e.module_line, "syntax") for e in notebook.errors]
+    return found
+
+
+def _notebooks(reports: Sequence[FileReport]) -> dict[str, NotebookSource]:
+    """The notebooks among the reports' files (as the scan read them: read once)."""
+    found = {}
+    for report in reports:
+        if is_notebook(report.path) and report.syntax_error is None:
+            with contextlib.suppress(OSError, SourceError):
+                found[report.path] = load_notebook(Path(report.path))
+    return found
 
 
 def _verbose(reports: Sequence[FileReport], engine: Engine) -> None:
@@ -285,22 +309,31 @@ async def _annotate(args: argparse.Namespace, started: Started | None) -> int:
     finally:
         await engine.close()
     _print_problems(problems, reports)
+    notebooks = _notebooks(reports)
     for number, report in enumerate(reports):
         if path.is_dir():  # several files, each under its name, as `head` shows them
             sys.stdout.write(f"{'' if number == 0 else chr(10)}==> {_relative(report.path)} <==\n")
-        sys.stdout.write(_annotated(report, workspace))
+        sys.stdout.write(_annotated(report, workspace, notebooks.get(report.path)))
     if args.verbose:
         _verbose(reports, engine)
     models = [m for r in reports for m in r.models]
-    if not models and not _syntax_errors(reports):
+    syntax_errors = _syntax_errors(reports, notebooks)
+    if not models and not syntax_errors:
         print(f"paramlens: no nn.Module subclass found in {args.file}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors(_syntax_errors(reports), models)
+    return _report_errors(syntax_errors, models, cells=render.notebook_cells(notebooks))
 
 
-def _annotated(report: FileReport, workspace: Workspace | None) -> str:
+def _annotated(
+    report: FileReport, workspace: Workspace | None, notebook: NotebookSource | None = None
+) -> str:
     """The file annotated, from the text the scan read (the same the figures come from),
-    else (an answer saved for this very workspace) from the disk."""
+    else (an answer saved for this very workspace) from the disk. A notebook: its cells
+    as written, each under its ``# In [n]``."""
+    if notebook is not None:
+        return render.render_annotated_notebook(
+            notebook, notebook.written, report.models, report.lines
+        )
     info = workspace.files.get(report.path) if workspace is not None else None
     source = info.text if info is not None else ""
     if not source:  # not scanned (a skipped folder), or not valid source text
@@ -340,11 +373,13 @@ async def _named_models(
     return reports, models, engine
 
 
-def _json_extra(root: Path, reports: Sequence[FileReport]) -> dict[str, object]:
+def _json_extra(
+    root: Path, reports: Sequence[FileReport], notebooks: Mapping[str, NotebookSource]
+) -> dict[str, object]:
     return {
         "root": str(root),
         "isolation": sorted({layer for r in reports for layer in r.isolation}),
-        "errors": _syntax_errors(reports),
+        "errors": _syntax_errors(reports, notebooks),
     }
 
 
@@ -360,39 +395,46 @@ def _finish(
     models: Sequence[ModelResult],
     engine: Engine,
     notes_shown: bool,
+    notebooks: Mapping[str, NotebookSource],
 ) -> int:
     if args.verbose:
         _verbose(reports, engine)
-    if not models and not any(r.syntax_error for r in reports):
+    syntax_errors = _syntax_errors(reports, notebooks)
+    if not models and not syntax_errors:
         print(f"paramlens: no nn.Module subclass found in {args.target}", file=sys.stderr)
         return EXIT_NO_MODELS
-    return _report_errors(_syntax_errors(reports), models, notes_shown=notes_shown)
+    cells = render.notebook_cells(notebooks) if notebooks else render.no_cells
+    return _report_errors(syntax_errors, models, notes_shown=notes_shown, cells=cells)
 
 
 async def _summary(args: argparse.Namespace, started: Started | None) -> int:
     root: Path = args.root
     reports, models, engine = await _named_models(args, started)
+    notebooks = _notebooks(reports)
+    cells = render.notebook_cells(notebooks) if notebooks else render.no_cells
     fmt = render.Format(args.format)
     if fmt is render.Format.JSON:
-        print(render.render_json(models, _json_extra(root, reports), _indent()))
+        print(render.render_json(models, _json_extra(root, reports, notebooks), _indent(), cells))
     else:
         draw = (
             render.render_summary_table
             if fmt is render.Format.TABLE
             else render.render_summary_markdown
         )
-        print("\n".join(draw(m, args.depth, root) for m in models), end="")
-    return _finish(args, reports, models, engine, notes_shown=fmt is not render.Format.JSON)
+        print("\n".join(draw(m, args.depth, root, cells) for m in models), end="")
+    notes_shown = fmt is not render.Format.JSON
+    return _finish(args, reports, models, engine, notes_shown, notebooks)
 
 
 async def _memory(args: argparse.Namespace, started: Started | None) -> int:
     """``paramlens memory``: each model's simulated training step (exit codes as summary's)."""
     root: Path = args.root
     reports, models, engine = await _named_models(args, started)
+    notebooks = _notebooks(reports)
     if args.format == "json":
-        extra = _json_extra(root, reports)
+        extra = _json_extra(root, reports, notebooks)
         print(render.memory.render_memory_json(models, extra, _indent()))
     else:
         tables = (render.memory.render_memory_table(m, args.top, root) for m in models)
         print("\n".join(tables), end="")
-    return _finish(args, reports, models, engine, notes_shown=False)
+    return _finish(args, reports, models, engine, False, notebooks)

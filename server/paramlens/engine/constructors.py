@@ -6,12 +6,16 @@ example sizes; forward()'s example input; model factories called without weights
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from pathlib import Path
 
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
 from ..analysis.literals import refs_in
 from ..analysis.model import ClassInfo, FactoryInfo, InitParam
+from ..analysis.notebook import is_notebook, load_notebook
 from ..analysis.reading import relative_path
+from ..analysis.source import SourceError
 from ..analysis.workspace import Workspace
 from ..config import Settings
 from ..worker import protocol
@@ -133,7 +137,7 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if all(p.name in named for p in required):
             parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
-            where = f"{relative_path(call.file, workspace.root)}:{call.line}"
+            where = site(call.file, call.line, workspace)
             values = [*call.args, *(v for _, v in call.kwargs)]
             found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
             ctor = f"{cls.name}({', '.join(parts)})"
@@ -204,6 +208,20 @@ def _examples(
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
 
 
+def site(file: str, line: int, workspace: Workspace) -> str:
+    """``models/net.py:12``; in a notebook, ``nb.ipynb:In[5]:2`` (its cell, the line in it)
+    when the notebook on disk is the text that was read (an unsaved one: its module line)."""
+    where = relative_path(file, workspace.root)
+    info = workspace.files.get(file)
+    if is_notebook(file) and info is not None:
+        with contextlib.suppress(OSError, SourceError):
+            notebook = load_notebook(Path(file))
+            cell = notebook.locate(line) if notebook.text == info.text else None
+            if cell is not None:
+                return f"{where}:In[{cell[0]}]:{cell[1]}"
+    return f"{where}:{line}"
+
+
 def with_input(
     spec: ClassSpec, cls: ClassInfo, workspace: Workspace, settings: Settings
 ) -> ClassSpec:
@@ -215,7 +233,7 @@ def with_input(
             source = "command line" if key == "*" else "pyproject.toml"
             return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
     for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
-        where = f"{CALL_SITE_INPUT} {relative_path(call.file, workspace.root)}:{call.line}"
+        where = f"{CALL_SITE_INPUT} {site(call.file, call.line, workspace)}"
         return dataclasses.replace(spec, input=call.input, input_source=where)
     return spec
 

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from .. import __version__, config
 from ..analysis.libraries import Libraries
+from ..analysis.notebook import is_notebook
 from ..analysis.reading import module_name
 from ..analysis.source import SourceError, read_source
 from ..analysis.workspace import ScanCache, ScanLimits, Workspace, list_python_files, scan
@@ -66,6 +68,10 @@ class _InFlight:
 
     def __init__(self) -> None:
         self._jobs: dict[str, tuple[asyncio.Future[JobResult | None], list[int]]] = {}
+
+    def waiting(self) -> int:
+        """Requests waiting for a job, all jobs together."""
+        return sum(waiting[0] for _, waiting in self._jobs.values())
 
     async def join(
         self, key: str, start: Callable[[], Awaitable[JobResult | None]]
@@ -156,6 +162,7 @@ class Engine:
         # whether forward()'s lines are traced for their shapes: not for output that shows
         # none (the summary table), where tracing would double forward()'s time
         self.line_shapes = line_shapes
+        self._built: set[str] = set()  # files built in this session: edits come focused
 
     def adopt_worker(self, python: str, process: subprocess.Popen[bytes]) -> None:
         """The worker for ``python``, started already (by the command line, first thing)."""
@@ -213,10 +220,15 @@ class Engine:
         texts: Mapping[str, str],
         detail: bool = False,
         part: str = "all",
+        names: Names = None,
     ) -> BuildJob | None:
-        """The job for ``path``: its classes and factories, or only ``part`` of them."""
+        """The job for ``path``: its classes and factories, or only ``part`` of them (and of
+        those, only ``names`` when given: a set, or ``("except", set)``)."""
         classes = workspace.models_in(path) if part != "factories" else []
         factories = workspace.factories_in(path) if part != "classes" else []
+        if names is not None:
+            classes = [c for c in classes if _named(c.name, names)]
+            factories = [f for f in factories if _named(f.name, names)]
         if not classes and not factories:
             return None
         info = workspace.files[path]
@@ -235,7 +247,7 @@ class Engine:
                 *(config_specs(path, workspace) if part != "factories" else ()),
             ),
             overrides=tuple(
-                (p, texts[p]) for p in imported if p in texts and _unsaved(p, texts[p])
+                (p, text) for p in imported if (text := _override(p, texts, workspace)) is not None
             ),
             timeout_s=settings.timeout,
             memory_mb=settings.memory_mb,
@@ -261,6 +273,10 @@ class Engine:
         digest.update(_mtime_ns(python).encode())
         return digest.hexdigest()[:32]
 
+    def requests_waiting(self) -> int:
+        """Build requests waiting for a job in the worker (those sharing a job count each)."""
+        return self._in_flight.waiting()
+
     async def build(
         self,
         path: str,
@@ -269,10 +285,13 @@ class Engine:
         detail: bool = False,
         part: str = "all",
         shapes: bool = True,
+        names: Names = None,
     ) -> JobResult | None:
-        """The result of ``path``'s job (``part`` of it; without forward() unless
-        ``shapes``), from the cache if nothing it depends on changed."""
-        key, job, python = await self._keyed_job(path, workspace, texts, detail, part, shapes)
+        """The result of ``path``'s job (``part`` of it, ``names`` of that; without
+        forward() unless ``shapes``), from the cache if nothing it depends on changed."""
+        key, job, python = await self._keyed_job(
+            path, workspace, texts, detail, part, shapes, names
+        )
         if job is None:
             return None
         cached = self.cache.get(key)
@@ -296,6 +315,7 @@ class Engine:
         detail: bool,
         part: str,
         shapes: bool = True,
+        names: Names = None,
     ) -> tuple[str, BuildJob | None, str]:
         """The job and its cache key, computed in a thread: the first job of a file in a big
         package looks for call sites across it (1.6 s in timm), which would hold up the
@@ -310,7 +330,7 @@ class Engine:
 
         def keyed() -> tuple[str, BuildJob | None]:
             with lock:
-                job = self.job_for(path, workspace, settings, texts, detail, part)
+                job = self.job_for(path, workspace, settings, texts, detail, part, names)
                 return (self.cache_key(job, workspace, python) if job else ""), job
 
         key, job = await asyncio.to_thread(keyed)
@@ -323,14 +343,16 @@ class Engine:
         texts: Mapping[str, str] | None = None,
         on_partial: Callable[[FileReport], None] | None = None,
         loose: bool = False,
+        focus: Sequence[tuple[int, int]] = (),
     ) -> FileReport:
         """Read the workspace (a ``loose`` root: its own files only), then build the models
-        of ``path`` and of the files using them."""
+        of ``path`` and of the files using them; the classes at the ``focus`` line ranges
+        first (:meth:`report`)."""
         texts = dict(texts or {})
         if self.eager_worker:
             self.start_worker(path, root)
         workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
-        report = await self.report(path, workspace, texts, on_partial=on_partial)
+        report = await self.report(path, workspace, texts, on_partial=on_partial, focus=focus)
         self.save_scan()
         return report
 
@@ -362,6 +384,7 @@ class Engine:
         texts: Mapping[str, str] | None = None,
         detail: bool = False,
         on_partial: Callable[[FileReport], None] | None = None,
+        focus: Sequence[tuple[int, int]] = (),
     ) -> FileReport:
         """Build the models of ``path`` (and of the files that use them) in ``workspace``.
 
@@ -369,7 +392,12 @@ class Engine:
         otherwise keeps one per kind of block: what lenses need). With ``on_partial`` (a
         file opened in the editor), what is quick comes first: its classes' parameters
         without forward(), then their shapes, then its factories (timm's
-        vision_transformer.py: 6 classes in a fraction of a second, then 163 factories)."""
+        vision_transformer.py: 6 classes in a fraction of a second, then 163 factories).
+
+        With ``focus`` (line ranges of the file's current text: where the user edits or
+        looks) and ``on_partial``, a file built before is rebuilt in that order: the
+        classes at those lines, and the file's classes that use them, are built and shown
+        first; then its other classes; its factories last."""
         texts = texts or {}
         info = workspace.files.get(path)
         if info is not None and info.syntax_error is not None:
@@ -388,19 +416,16 @@ class Engine:
         if on_partial is not None and qualnames:
             whole_key, whole_job, _ = await self._keyed_job(path, workspace, texts, detail, "all")
         first_look = whole_job is not None and self.cache.get(whole_key) is None
-        if first_look and whole_job is not None and whole_job.shapes:
-            # forward() takes longer than building: parameters first
-            quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
-            show(quick, shapes_pending=True)
-        if first_look and workspace.factories_in(path):
-            first = await self.build(path, workspace, texts, detail, "classes")
-            show(first)
-            rest = await self.build(path, workspace, texts, detail, "factories")
-            own = _merged(first, rest)
-            if own is not None and first is not None and rest is not None and _cacheable(own):
-                self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
+        focused = focus_classes(path, workspace, texts, focus) if on_partial is not None else set()
+        if first_look and focused and self._has_built(path, workspace):
+            own = await self._focused_first(path, workspace, texts, detail, focused, show)
+            if own is not None and _cacheable(own):
+                self.cache.put(whole_key, own)
         else:
-            own = await self.build(path, workspace, texts, detail)
+            quick_first = whole_job is not None and whole_job.shapes
+            own = await self._whole(
+                path, workspace, texts, detail, show, first_look, whole_key, quick_first
+            )
         results = [own] if own else []
         failed = False
         missing = without_figures(own.models if own else (), qualnames)
@@ -416,7 +441,62 @@ class Engine:
                 results += [built] if built is not None else []
         report = self._file_report(path, workspace, own, results, qualnames)
         complete = not failed and all(_cacheable(r) for r in results)
+        if own is not None:
+            self._built.add(path)
         return dataclasses.replace(report, complete=complete)
+
+    async def _whole(
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        detail: bool,
+        show: Callable[..., None],
+        first_look: bool,
+        whole_key: str,
+        quick_first: bool,
+    ) -> JobResult | None:
+        """The file's job; on a first look in the editor, what is quick first."""
+        if first_look and quick_first:
+            # forward() takes longer than building: parameters first
+            quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
+            show(quick, shapes_pending=True)
+        if first_look and workspace.factories_in(path):
+            first = await self.build(path, workspace, texts, detail, "classes")
+            show(first)
+            rest = await self.build(path, workspace, texts, detail, "factories")
+            own = _merged(first, rest)
+            if own is not None and first is not None and rest is not None and _cacheable(own):
+                self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
+            return own
+        return await self.build(path, workspace, texts, detail)
+
+    def _has_built(self, path: str, workspace: Workspace) -> bool:
+        """Whether ``path`` was built before in this session (edited, not opened)."""
+        return path in self._built
+
+    async def _focused_first(
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        detail: bool,
+        focused: set[str],
+        show: Callable[[JobResult | None], None],
+    ) -> JobResult | None:
+        """The focused classes, then the file's other classes, then its factories: each
+        shown as it comes (shapes included), the whole returned."""
+        first = await self.build(path, workspace, texts, detail, "classes", names=focused)
+        show(first)
+        rest = await self.build(
+            path, workspace, texts, detail, "classes", names=("except", focused)
+        )
+        own = _merged(first, rest)
+        if workspace.factories_in(path):
+            show(own)
+            factories = await self.build(path, workspace, texts, detail, "factories")
+            own = _merged(own, factories)
+        return own
 
     @staticmethod
     def _file_report(
@@ -543,6 +623,16 @@ def _mtime_ns(python: str) -> str:
         return ""
 
 
+def _override(path: str, texts: Mapping[str, str], workspace: Workspace) -> str | None:
+    """The text the worker imports ``path`` from instead of the disk: an unsaved buffer's,
+    or a notebook's module text (the worker reads Python files, not notebooks)."""
+    if is_notebook(path):
+        info = workspace.files.get(path)
+        return texts.get(path, info.text if info is not None else None)
+    text = texts.get(path)
+    return text if text is not None and _unsaved(path, text) else None
+
+
 def _unsaved(path: str, text: str) -> bool:
     """Whether an open buffer differs from its file on disk. One that does not is no
     override: the worker's zygote, which imported the file from disk, can build it (opening
@@ -566,6 +656,45 @@ def _cacheable(result: JobResult | None) -> bool:
     return result is not None and not any(
         m.error and m.error.kind in ("timeout", "crash") for m in result.models
     )
+
+
+Names = set[str] | tuple[str, set[str]] | None  # some names, or ("except", names)
+
+
+def _named(name: str, names: Names) -> bool:
+    if isinstance(names, tuple):
+        return name not in names[1]
+    return names is None or name in names
+
+
+def focus_classes(
+    path: str, workspace: Workspace, texts: Mapping[str, str], focus: Sequence[tuple[int, int]]
+) -> set[str]:
+    """The classes of ``path`` at the ``focus`` line ranges (the innermost at each line),
+    and the file's classes whose text names one of them: a block that needs arguments is
+    measured inside the model that builds it (an edit inside ViT's ``Block`` shows in
+    ``Block`` and ``VisionTransformer``)."""
+    classes = workspace.models_in(path)
+    found: set[str] = set()
+    for first, last in focus:
+        inside = [c for c in classes if c.line <= last and c.end_line >= first]
+        at_line = [c for c in inside if c.line <= first <= c.end_line]
+        chosen = [max(at_line, key=lambda c: c.line)] if at_line and first == last else inside
+        found.update(c.name for c in chosen)
+    if not found:
+        return found
+    text = texts.get(path)
+    if text is None:
+        try:
+            text = read_source(Path(path))
+        except (OSError, SourceError):
+            return found
+    lines = text.splitlines()
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(found))) + r")\b")
+    for c in classes:
+        if c.name not in found and pattern.search("\n".join(lines[c.line : c.end_line])):
+            found.add(c.name)
+    return found
 
 
 MAX_DEPENDENTS = 3  # importers built to measure a file's classes that need arguments

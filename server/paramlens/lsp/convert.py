@@ -43,7 +43,7 @@ def _layer_figures(state: DocumentState) -> Iterator[tuple[LayerEntry, int, str]
     for entry, line in state.layers():
         if not render.has_figures(entry):
             continue  # an nn.ReLU() that forward() never called: nothing to say
-        yield entry, line, render.render_layer_lens(entry, state.stale)
+        yield entry, line, render.render_layer_lens(entry, state.line_stale(line))
 
 
 def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLens]:
@@ -52,7 +52,7 @@ def lsp_code_lenses(state: DocumentState, layer_lenses: bool) -> list[lsp.CodeLe
     pending = state.report is not None and state.report.shapes_pending
     for model, line in state.models():
         command = lsp.Command(
-            title=render.render_model_lens(model, state.stale, siblings, pending),
+            title=render.render_model_lens(model, state.model_stale(model), siblings, pending),
             command=SUMMARY_COMMAND if model.error is None else "",
             arguments=[state.uri, model.name] if model.error is None else None,
         )
@@ -125,7 +125,7 @@ def lsp_hover(state: DocumentState, line: int) -> lsp.Hover | None:
             return None
         owner = state.enclosing_model(line)
         text = render.render_line_hover(entry, owner)
-    if state.stale:
+    if (model is not None and state.model_stale(model)) or state.line_stale(line):
         text += f"\n\n*{STALE_NOTE}*"
     content = lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text)
     return lsp.Hover(contents=content, range=lsp_range(line, state.line_text(line)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -69,6 +69,15 @@ class LineMap:
         return current
 
 
+def _changed_lines(old: list[str], new: list[str]) -> tuple[int, int]:
+    """The 1-based lines of ``new`` an edit of ``old`` changed (the line it is at, for a
+    deletion): whatever the client sends, whole texts or ranges."""
+    limit = min(len(old), len(new))
+    head = _common_run(old, new, limit)
+    tail = _common_run(old[::-1], new[::-1], limit - head)
+    return head + 1, max(head + 1, len(new) - tail)
+
+
 def _common_run(a: list[str], b: list[str], limit: int) -> int:
     """How many leading lines ``a`` and ``b`` share (at most ``limit``): a binary search
     over slice comparisons, which run in C, instead of a Python loop over every line."""
@@ -95,6 +104,12 @@ class DocumentState:
     generation: int = 0  # bumps on every edit: results for older text are stale
     text_lines: list[str] = field(default_factory=list)  # ``text`` split once, for ranges
     analysed_lines: list[str] = field(default_factory=list)  # the text ``report`` came from
+    # After an edit, the classes at the edit are rebuilt first (:meth:`accept_partial`):
+    # until the rest follows, the others keep their last figures, shown stale.
+    edited: tuple[int, int] | None = None  # the lines of the newest edit (current text)
+    visible: tuple[int, int] | None = None  # the lines the editor last asked hints for
+    pending: set[str] = field(default_factory=set)  # models of ``report`` not rebuilt yet
+    stale_lines: set[int] = field(default_factory=set)  # their lines (current text)
 
     def __post_init__(self) -> None:
         self.text_lines = self.text.splitlines()
@@ -106,9 +121,52 @@ class DocumentState:
         if text != self.text:
             self.stale = self.report is not None
             self.generation += 1
+            self.edited = _changed_lines(self.text_lines, text_lines)
         self.text = text
         self.text_lines = text_lines
         self.version = version
+
+    def focus(self) -> list[tuple[int, int]]:
+        """Where the user is: the newest edit's lines, else the lines last shown."""
+        where = self.edited or self.visible
+        return [where] if where else []
+
+    def model_stale(self, model: ModelResult) -> bool:
+        return self.stale or model.name in self.pending
+
+    def line_stale(self, line: int) -> bool:
+        return self.stale or line in self.stale_lines
+
+    def accept_partial(self, report: FileReport, generation: int) -> None:
+        """Take the first models of an analysis of the text of ``generation`` (the edited
+        classes): shown as final at once; the other models keep their last figures, moved
+        to where their lines are now and shown stale, until :meth:`accept` takes the rest."""
+        if generation != self.generation or self.report is None or self.lines is None:
+            return
+        if not _is_good(report, self.report):
+            return
+        fresh = {m.name for m in report.models}
+        models = list(report.models)
+        pending = set()
+        for model in self.report.models:
+            line = self.lines.get(model.line)
+            if model.name not in fresh and line is not None:
+                models.append(replace(model, line=line))
+                pending.add(model.name)
+        lines = dict(report.lines)
+        stale_lines = set()
+        for analysed, entry in self.report.lines.items():
+            line = self.lines.get(analysed)
+            if line is not None and line not in lines:
+                lines[line] = entry
+                stale_lines.add(line)
+        merged = replace(report, models=tuple(models), lines=lines)
+        self.latest = merged
+        self.report = merged
+        self.lines = LineMap(self.text, self.text_lines)
+        self.analysed_lines = self.text_lines
+        self.stale = False
+        self.pending, self.stale_lines = pending, stale_lines
 
     def line_text(self, line: int) -> str:
         """The current text of 1-based ``line`` ("" past the end)."""
@@ -124,6 +182,7 @@ class DocumentState:
             self.lines = LineMap(self.text, self.text_lines)
             self.analysed_lines = self.text_lines
             self.stale = False
+            self.pending, self.stale_lines = set(), set()
         else:
             self.stale = self.report is not None
 

@@ -29,12 +29,14 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from .. import __version__, config, render
+from ..analysis.notebook import CellSpan, notebook_source
 from ..config import Root, Settings, find_root, too_wide
 from ..engine.engine import Engine, FileReport
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
-from . import convert
+from . import convert, notebooks
 from .documents import DocumentState, OpenDocuments, document_key
+from .notebooks import NotebookState
 
 STATUS_NOTIFICATION = "paramlens/status"
 SETTINGS_WAIT_S = 2.0
@@ -87,6 +89,14 @@ class ParamlensProtocol(LanguageServerProtocol):
             return
         yield from super().lsp_text_document__did_change(params)
 
+    @lsp_method(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def lsp_notebook_document__did_change(self, params: lsp.DidChangeNotebookDocumentParams) -> Any:
+        """pygls's, for open notebooks only (it raised KeyError for another)."""
+        if self.workspace.get_notebook_document(notebook_uri=params.notebook_document.uri) is None:
+            logger.warning("ignored an edit of %s, which is not open", params.notebook_document.uri)
+            return
+        yield from super().lsp_notebook_document__did_change(params)
+
 
 def _validation_details(exc: BaseException) -> str:
     try:
@@ -98,8 +108,14 @@ def _validation_details(exc: BaseException) -> str:
 
 class ParamlensServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("paramlens", __version__, protocol_cls=ParamlensProtocol)
+        super().__init__(
+            "paramlens",
+            __version__,
+            protocol_cls=ParamlensProtocol,
+            notebook_document_sync=notebooks.SYNC_OPTIONS,
+        )
         self.documents = OpenDocuments()
+        self.notebooks: dict[str, NotebookState] = {}  # by document_key of the notebook's URI
         # The disk cache: a reopened, unchanged project shows its figures before torch imports.
         self.engine = Engine(self.settings_for, self.log, config.cache_folder(), eager_worker=True)
         self.editor_settings: dict[str, Any] = {}
@@ -175,15 +191,68 @@ class ParamlensServer(LanguageServer):
             return Root(max(containing, key=lambda f: len(f.parts)))
         return find_root(Path(path))  # outside every folder: analysed on its own
 
-    def open_document(self, uri: str, text: str, version: int | None) -> DocumentState:
+    def open_document(
+        self, uri: str, text: str, version: int | None, suffix: str = ".py"
+    ) -> DocumentState:
         path = uri_to_path(uri)
         if path is None:  # untitled buffer: give it a name in the first folder
             folder = next(iter(self.folder_paths()), Path.cwd())
             name = re.sub(r"\W", "_", uri.rpartition(":")[2].rpartition("/")[2]) or "untitled"
-            path = str(folder / f"{name}_{next(self._untitled)}.py")
+            path = str(folder / f"{name}_{next(self._untitled)}{suffix}")
         state = DocumentState(uri, path, text, version)
         self.documents[uri] = state
         return state
+
+    # -- notebooks: one document per notebook, shown in its cells ------------------
+
+    def sync_notebook(self, uri: str, version: int | None) -> NotebookState | None:
+        """Read the notebook's cells again (opened or changed): its module, its document."""
+        document = self.workspace.get_notebook_document(notebook_uri=uri)
+        if document is None:
+            return None
+        languages: dict[str, str | None] = {}
+        texts: dict[str, str] = {}
+        for cell in document.cells:
+            text_document = self.workspace.text_documents.get(unquote(cell.document))
+            if text_document is not None:
+                languages[cell.document] = text_document.language_id
+                texts[cell.document] = text_document.source
+        cells = [c for c in notebooks.code_cells(document, languages) if c in texts]
+        source = notebook_source([texts[c] for c in cells])
+        notebook = self.notebooks.get(document_key(uri))
+        if notebook is None:
+            notebook = NotebookState(uri, cells, source)
+            self.notebooks[document_key(uri)] = notebook
+            self.open_document(uri, source.text, version, ".ipynb")
+        else:
+            notebook.cells, notebook.source = cells, source
+            self.documents[uri].edit(source.text, version)
+        return notebook
+
+    def cell_of(self, uri: str) -> tuple[DocumentState, NotebookState, CellSpan] | None:
+        """The notebook document a cell URI belongs to, and where the cell is in it."""
+        document = self.workspace.get_notebook_document(cell_uri=uri)
+        if document is None:
+            return None
+        notebook = self.notebooks.get(document_key(document.uri))
+        state = self.documents.get(document.uri)
+        span = notebook.span_of(uri) if notebook is not None else None
+        if notebook is None or state is None or span is None:
+            return None
+        return state, notebook, span
+
+    def close_notebook(self, uri: str) -> None:
+        notebook = self.notebooks.pop(document_key(uri), None)
+        self.documents.pop(uri, None)
+        for pending in (self.tasks, self.timers):
+            job = pending.pop(document_key(uri), None)
+            if job is not None:
+                job.cancel()
+        if notebook is not None:
+            for cell in {*notebook.cells, *notebook.published}:
+                self.text_document_publish_diagnostics(
+                    lsp.PublishDiagnosticsParams(uri=cell, diagnostics=[])
+                )
 
     # -- analysis --------------------------------------------------------------
 
@@ -221,9 +290,9 @@ class ParamlensServer(LanguageServer):
         names = [m.name for m in state.report.models] if state.report else []
         self.status("building", model=", ".join(names) or Path(state.path).name)
         try:
-            partial = None if state.report else self._partial(uri, state, root.path)
+            partial = self._partial(uri, state, root.path)
             report = await self.engine.analyze(
-                state.path, root.path, texts, partial, loose=root.loose
+                state.path, root.path, texts, partial, loose=root.loose, focus=state.focus()
             )
         except WorkerDied as exc:
             if exc.building is not None and exc.job.file == state.path:
@@ -249,6 +318,7 @@ class ParamlensServer(LanguageServer):
         self.say_cut_short(root.path, report)
         if self.documents.get(uri) is not state:
             return  # closed meanwhile
+        report = self.keep_broken_cells(state, report)
         state.accept(report, generation)
         self.publish(state)
         models = len([m for m in report.models if m.error is None])
@@ -284,19 +354,45 @@ class ParamlensServer(LanguageServer):
         self.died_on.clear()
 
     def _partial(self, uri: str, state: DocumentState, root: Path) -> Callable[[FileReport], None]:
-        """A file's first analysis shows its classes before its factories are built."""
+        """A file's first analysis shows its classes before its factories are built; after
+        an edit, the classes at the edit come first (the others stay, stale, meanwhile)."""
         generation = state.generation
+        first = state.report is None
 
         def show(report: FileReport) -> None:
             self.say_cut_short(root, report)
             if self.documents.get(uri) is state:
-                state.accept(report, generation)
+                kept = self.keep_broken_cells(state, report)
+                if first:
+                    state.accept(kept, generation)
+                else:
+                    state.accept_partial(kept, generation)
                 self.publish(state)
                 self.refresh_views()
 
         return show
 
+    def keep_broken_cells(self, state: DocumentState, report: FileReport) -> FileReport:
+        """A notebook's cell that does not compile keeps its last figures (stale)."""
+        notebook = self.notebooks.get(document_key(state.uri))
+        if notebook is None:
+            return report
+        return notebooks.with_broken_cells_kept(report, state.report, state.lines, notebook)
+
     def publish(self, state: DocumentState) -> None:
+        notebook = self.notebooks.get(document_key(state.uri))
+        if notebook is not None:
+            module_uris = {document_key(state.uri), document_key(Path(state.path).as_uri())}
+            diagnostics = convert.lsp_diagnostics(state)
+            by_cell = notebooks.cell_diagnostics(notebook, diagnostics, module_uris)
+            for cell in notebook.published - set(by_cell):  # cells deleted since
+                by_cell[cell] = []
+            for cell, shown in by_cell.items():
+                self.text_document_publish_diagnostics(
+                    lsp.PublishDiagnosticsParams(uri=cell, diagnostics=shown)
+                )
+            notebook.published = set(notebook.cells)
+            return
         params = lsp.PublishDiagnosticsParams(
             uri=state.uri, diagnostics=convert.lsp_diagnostics(state), version=state.version
         )
@@ -437,11 +533,50 @@ def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> Non
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_OPEN)
+def on_notebook_open(ls: ParamlensServer, params: lsp.DidOpenNotebookDocumentParams) -> None:
+    document = params.notebook_document
+    if ls.sync_notebook(document.uri, document.version) is not None:
+        ls.schedule(document.uri)
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CHANGE)
+def on_notebook_change(ls: ParamlensServer, params: lsp.DidChangeNotebookDocumentParams) -> None:
+    document = params.notebook_document
+    notebook = ls.sync_notebook(document.uri, document.version)
+    if notebook is None:
+        return
+    state = ls.documents[document.uri]
+    if notebook.source.errors:  # the cell being fixed is said to be stale at once
+        ls.publish(state)
+    settings = ls.settings_for(Path(state.path))
+    if settings.analyze_on_change:
+        ls.schedule(document.uri, settings.debounce_ms / 1000)
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_SAVE)
+def on_notebook_save(ls: ParamlensServer, params: lsp.DidSaveNotebookDocumentParams) -> None:
+    state = ls.documents.get(params.notebook_document.uri)
+    if state is not None and ls.settings_for(Path(state.path)).analyze_on_save:
+        ls.schedule(state.uri)
+
+
+@server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CLOSE)
+def on_notebook_close(ls: ParamlensServer, params: lsp.DidCloseNotebookDocumentParams) -> None:
+    ls.close_notebook(params.notebook_document.uri)
+
+
 @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
 def on_code_lens(ls: ParamlensServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
     state = ls.documents.get(params.text_document.uri)
     if state is None:
-        return []
+        cell = ls.cell_of(params.text_document.uri)
+        if cell is None:
+            return []
+        state, notebook, span = cell
+        with notebooks.stale_if_broken(state, notebook, span):
+            layer_lenses = ls.settings_for(Path(state.path)).layer_lenses
+            return notebooks.lenses_in_cell(convert.lsp_code_lenses(state, layer_lenses), span)
     return convert.lsp_code_lenses(state, ls.settings_for(Path(state.path)).layer_lenses)
 
 
@@ -449,8 +584,17 @@ def on_code_lens(ls: ParamlensServer, params: lsp.CodeLensParams) -> list[lsp.Co
 def on_inlay_hint(ls: ParamlensServer, params: lsp.InlayHintParams) -> list[lsp.InlayHint]:
     state = ls.documents.get(params.text_document.uri)
     if state is None:
-        return []
+        cell = ls.cell_of(params.text_document.uri)
+        if cell is None:
+            return []
+        state, notebook, span = cell
+        layer_hints = ls.settings_for(Path(state.path)).layer_hints
+        with notebooks.stale_if_broken(state, notebook, span):
+            shown = notebooks.to_module(params.range, span)
+            hints = convert.lsp_inlay_hints(state, shown, layer_hints)
+        return notebooks.hints_in_cell(hints, span)
     layer_hints = ls.settings_for(Path(state.path)).layer_hints
+    state.visible = (params.range.start.line + 1, params.range.end.line + 1)  # built first
     return convert.lsp_inlay_hints(state, params.range, layer_hints)
 
 
@@ -472,7 +616,15 @@ def on_code_action(ls: ParamlensServer, params: lsp.CodeActionParams) -> list[ls
 def on_hover(ls: ParamlensServer, params: lsp.HoverParams) -> lsp.Hover | None:
     state = ls.documents.get(params.text_document.uri)
     if state is None:
-        return None
+        cell = ls.cell_of(params.text_document.uri)
+        if cell is None:
+            return None
+        state, notebook, span = cell
+        if not 0 <= params.position.line < span.line_count:
+            return None
+        with notebooks.stale_if_broken(state, notebook, span):
+            hover = convert.lsp_hover(state, span.first_line + params.position.line)
+        return notebooks.hover_in_cell(hover, span)
     return convert.lsp_hover(state, params.position.line + 1)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..analysis.notebook import NotebookSource, split_lines
 from ..analysis.reading import relative_path
 from ..worker import protocol
 from ..worker.protocol import Call, ForwardInfo, Instance, LayerEntry, ModelResult
@@ -41,6 +42,30 @@ __all__ = [
     "memory",
     "share",
 ]
+
+
+# (file, 1-based line) -> (cell number, line in the cell) for lines of a notebook, else None
+CellLocator = Callable[[str, int], "tuple[int, int] | None"]
+
+
+def no_cells(file: str, line: int) -> tuple[int, int] | None:
+    return None
+
+
+def notebook_cells(notebooks: Mapping[str, NotebookSource]) -> CellLocator:
+    """The :data:`CellLocator` of these notebooks, by path."""
+
+    def locate(file: str, line: int) -> tuple[int, int] | None:
+        notebook = notebooks.get(file)
+        return notebook.locate(line) if notebook is not None else None
+
+    return locate
+
+
+def render_location(file: str, line: int, name: str, cells: CellLocator = no_cells) -> str:
+    """``name:line``, or in a notebook ``name:In[cell]:line`` (the line within the cell)."""
+    where = cells(file, line)
+    return f"{name}:{line}" if where is None else f"{name}:In[{where[0]}]:{where[1]}"
 
 
 class Format(enum.Enum):
@@ -330,17 +355,66 @@ def render_annotated(
     """The source with totals above each class and figures at the end of layer lines."""
     models = list(models)
     text_lines = source.splitlines()
-    by_class_line = {m.line: m for m in models if m.kind != "config"}
-    inline = inline_shapes(models)
     width = min(max((len(t) for t in text_lines), default=0) + 2, 88)
+    annotate = _Annotator(models, lines, width)
     number_width = len(str(len(text_lines)))
-    out = []
-    for number, text in enumerate(text_lines, start=1):
-        model = by_class_line.get(number)
+    out = [
+        row
+        for number, text in enumerate(text_lines, start=1)
+        for row in annotate(number, f"{number:>{number_width}}", text)
+    ]
+    return "\n".join(out) + "\n"
+
+
+def render_annotated_notebook(
+    notebook: NotebookSource,
+    cells: Sequence[str],
+    models: Iterable[ModelResult],
+    lines: Mapping[int, LayerEntry],
+) -> str:
+    """A notebook's code cells ``cells`` as written (magics included), each under a
+    ``# In [n]`` header, its lines numbered within the cell, with the figures of
+    :func:`render_annotated`; a cell left out says why."""
+    models = list(models)
+    cell_lines = [split_lines(text) for text in cells]
+    widest = max((len(t) for each in cell_lines for t in each), default=0)
+    annotate = _Annotator(models, lines, min(widest + 2, 88))
+    errors = {e.cell: e for e in notebook.errors}
+    out: list[str] = []
+    for span, texts in zip(notebook.cells, cell_lines):
+        if out:
+            out.append("")
+        header = f"# In [{span.number}]"
+        error = errors.get(span.number)
+        if error is not None:
+            header += f"  (left out: {error.message} at line {error.line})"
+        out.append(header)
+        number_width = len(str(len(texts)))
+        for offset, text in enumerate(texts):
+            label = f"{offset + 1:>{number_width}}"
+            out += annotate(span.first_line + offset, label, text)
+    return "\n".join(out) + "\n" if out else ""
+
+
+class _Annotator:
+    """One source line of ``annotate``'s output (with the totals line above a class)."""
+
+    def __init__(
+        self, models: list[ModelResult], lines: Mapping[int, LayerEntry], width: int
+    ) -> None:
+        self.models, self.lines, self.width = models, lines, width
+        # a config constructor is listed on its class, not shown at a line of its own
+        self.by_class_line = {m.line: m for m in models if m.kind != "config"}
+        self.inline = inline_shapes(models)
+
+    def __call__(self, number: int, label: str, text: str) -> list[str]:
+        out = []
+        width = self.width
+        model = self.by_class_line.get(number)
         if model is not None:
             indent = text[: len(text) - len(text.lstrip())]
-            out.append(f"{'':>{number_width}}  {indent}# {render_totals(model, models)}")
-        entry = lines.get(number)
+            out.append(f"{'':>{len(label)}}  {indent}# {render_totals(model, self.models)}")
+        entry = self.lines.get(number)
         if entry is not None and has_figures(entry):
             figures = layer_label(entry)
             if entry.params:
@@ -349,13 +423,13 @@ def render_annotated(
                 figures += f" {calls_text(entry.calls)}"
             # at least two spaces before the figures, as PEP 8 asks of inline comments
             padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
-            out.append(f"{number:>{number_width}}  {padded}# {figures}")
-        elif number in inline:
+            out.append(f"{label}  {padded}# {figures}")
+        elif number in self.inline:
             padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
-            out.append(f"{number:>{number_width}}  {padded}# {inline[number]}")
+            out.append(f"{label}  {padded}# {self.inline[number]}")
         else:
-            out.append(f"{number:>{number_width}}  {text}".rstrip())
-    return "\n".join(out) + "\n"
+            out.append(f"{label}  {text}".rstrip())
+        return out
 
 
 @dataclass
@@ -486,21 +560,23 @@ SUMMARY_HEADERS = (
 )
 
 
-def _location(row: _SummaryRow, root: Path | None) -> str:
+def _location(row: _SummaryRow, root: Path | None, cells: CellLocator) -> str:
     if row.line is None or row.file is None:
         return ""
     name = Path(row.file).name if root is None else relative_path(row.file, root)
-    return f"{name}:{row.line}"
+    return render_location(row.file, row.line, name, cells)
 
 
 def _ran_forward(model: ModelResult) -> bool:
     return model.forward is not None and model.forward.error is None and bool(model.forward.input)
 
 
-def _columns(model: ModelResult, row: _SummaryRow, root: Path | None) -> tuple[str, ...]:
+def _columns(
+    model: ModelResult, row: _SummaryRow, root: Path | None, cells: CellLocator
+) -> tuple[str, ...]:
     """One row's cells, in the order of :func:`_headers`."""
     params = f"{row.params:,}" if row.params else "--"
-    where = _location(row, root)
+    where = _location(row, root, cells)
     if not _ran_forward(model):
         return (row.label, params, row.shapes, row.trainable, where)
     macs = f"{row.macs:,}" if row.macs else "--"
@@ -547,21 +623,23 @@ def _footer(model: ModelResult) -> list[str]:
     ]
 
 
-def render_summary_table(model: ModelResult, depth: int = 3, root: Path | None = None) -> str:
+def render_summary_table(
+    model: ModelResult, depth: int = 3, root: Path | None = None, cells: CellLocator = no_cells
+) -> str:
     """A torchinfo-style table: tree with depth-idx, Param #, shapes, Trainable, line.
 
     Param # is always everything under the row (a module with its children, as torchinfo
     counts); the shapes are the tensors registered on the row itself. Parameters registered
     directly on a module that has children get rows of their own, so no row mixes the two."""
     if model.error is not None:
-        return render_model_error(model, root)
-    cells = []
+        return render_model_error(model, root, cells)
+    rows = []
     for row in _summary_rows(model, depth):
         branch = "" if row.depth == 0 else "│    " * (row.depth - 1) + "├─"
-        label, *rest = _columns(model, row, root)
-        cells.append((f"{branch}{label}", *rest))
+        label, *rest = _columns(model, row, root, cells)
+        rows.append((f"{branch}{label}", *rest))
     headers = _headers(model)
-    widths = [max([len(h), *(len(c[i]) for c in cells)]) + 3 for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(c[i]) for c in rows)]) + 3 for i, h in enumerate(headers)]
     own = headers.index("Own param shapes")
     widths[own] = min(widths[own], 44)
 
@@ -573,25 +651,30 @@ def render_summary_table(model: ModelResult, depth: int = 3, root: Path | None =
         return "".join(parts).rstrip()
 
     rule = "=" * sum(widths)
-    out = [rule, line(headers), rule, *(line(c) for c in cells), rule, *_footer(model), rule]
+    out = [rule, line(headers), rule, *(line(c) for c in rows), rule, *_footer(model), rule]
     return "\n".join(out) + "\n"
 
 
-def render_model_error(model: ModelResult, root: Path | None = None) -> str:
+def render_model_error(
+    model: ModelResult, root: Path | None = None, cells: CellLocator = no_cells
+) -> str:
     assert model.error is not None
     where = ""
     if model.error.file:
-        name = model.error.file if root is None else relative_path(model.error.file, root)
-        where = f"{name}:{model.error.line}: " if model.error.line else f"{name}: "
+        file, line = model.error.file, model.error.line
+        name = file if root is None else relative_path(file, root)
+        where = f"{render_location(file, line, name, cells)}: " if line else f"{name}: "
     text = f"{where}{model.name}: {model.error.message}\n"
     if model.error.kind == "needs-args" and model.error.traceback:
         text += "Add to pyproject.toml:\n" + model.error.traceback + "\n"
     return text
 
 
-def render_summary_markdown(model: ModelResult, depth: int = 3, root: Path | None = None) -> str:
+def render_summary_markdown(
+    model: ModelResult, depth: int = 3, root: Path | None = None, cells: CellLocator = no_cells
+) -> str:
     if model.error is not None:
-        return render_model_error(model, root)
+        return render_model_error(model, root, cells)
     headers = _headers(model)
     align = {"Param # (with children)": "--:", "Mult-Adds": "--:"}
     lines = [
@@ -601,7 +684,7 @@ def render_summary_markdown(model: ModelResult, depth: int = 3, root: Path | Non
         "|" + "|".join(align.get(h, "---") for h in headers) + "|",
     ]
     for row in _summary_rows(model, depth):
-        label, *rest = _columns(model, row, root)
+        label, *rest = _columns(model, row, root, cells)
         lines.append("| " + " | ".join(["&nbsp;&nbsp;" * row.depth + label, *rest]) + " |")
     lines += ["", *(f"- {item}" for item in _footer(model))]
     return "\n".join(lines) + "\n"
@@ -755,10 +838,37 @@ def model_json(model: ModelResult) -> dict[str, Any]:
 
 
 def render_json(
-    models: Iterable[ModelResult], extra: Mapping[str, Any] | None = None, indent: int | None = None
+    models: Iterable[ModelResult],
+    extra: Mapping[str, Any] | None = None,
+    indent: int | None = None,
+    cells: CellLocator = no_cells,
 ) -> str:
     """The ``--format json`` document, ``{"models": [...]}`` with 1-based lines, encoded by
     json's C encoder (dataclasses through :func:`~.protocol.json_default`): converting it
     to plain values in Python first took a third of a warm folder summary's time."""
     document = {"version": 1, **(extra or {}), "models": list(models)}
+    if cells is not no_cells:  # notebooks: plain values, each line with its cell's
+        document = _with_cells(
+            json.loads(json.dumps(document, default=protocol.json_default)), cells
+        )
     return json.dumps(document, indent=indent, default=protocol.json_default)
+
+
+def _with_cells(value: Any, cells: CellLocator) -> Any:
+    """Every object with a ``file`` and a ``line`` in a notebook gains ``cell`` (the code
+    cell's number, as in ``# In [n]``) and ``cell_line`` (the line within it), after
+    ``line``."""
+    if isinstance(value, list):
+        return [_with_cells(v, cells) for v in value]
+    if not isinstance(value, dict):
+        return value
+    where = None
+    file, line = value.get("file"), value.get("line")
+    if isinstance(file, str) and isinstance(line, int):
+        where = cells(file, line)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out[key] = _with_cells(item, cells)
+        if key == "line" and where is not None:
+            out["cell"], out["cell_line"] = where
+    return out

@@ -32,6 +32,7 @@ import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import signal
 import sys
@@ -387,6 +388,22 @@ def _bound_names(stmt: ast.stmt) -> Iterator[str]:
 _TEST = "__paramlens_if__"  # where a module-level ``if``'s test is kept while it runs
 
 
+def _imports_in(tree: Callable[[], ast.Module]) -> list[ast.stmt]:
+    """The import statements of a top-level statement, those in its ``if``/``try``
+    blocks included (not those inside functions or classes: they run when called)."""
+    found: list[ast.stmt] = []
+    pending: list[ast.stmt] = list(tree().body)
+    while pending:
+        stmt = pending.pop(0)
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            found.append(stmt)
+        elif isinstance(stmt, (ast.If, ast.Try)):
+            pending += stmt.body + stmt.orelse + getattr(stmt, "finalbody", [])
+            for handler in getattr(stmt, "handlers", []):
+                pending += handler.body
+    return found
+
+
 @dataclass(frozen=True)
 class Failure:
     file: str
@@ -403,6 +420,11 @@ class ModuleRunner:
         self.statement_context = statement_context or contextlib.nullcontext
         self.failures: list[Failure] = []
         self.importing: list[str] = []  # the workspace files being run, innermost last
+        # What re-running an edited module in place needs (:mod:`.reload`): each module's
+        # top-level import statements (parsed only when asked for), by file, and the
+        # modules in the order they finished running (a module after those it imports).
+        self.imports: dict[str, list[Callable[[], list[ast.stmt]]]] = {}
+        self.finished: list[str] = []
         self._sources: dict[str, str] = {}
 
     def source_of(self, path: str) -> str:
@@ -411,11 +433,19 @@ class ModuleRunner:
 
     def run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
         self.importing.append(path)  # a timeout names the file it stopped (10 MB of source)
+        self.imports[path] = []
         self._sources[path] = source
         try:
             self._run(source, path, namespace)
         finally:
             self.importing.pop()
+        name = namespace.get("__name__")
+        if isinstance(name, str):
+            self.finished.append(name)
+
+    def import_statements(self, path: str) -> list[ast.stmt]:
+        """The top-level imports of ``path`` as last run (inside ``if``/``try`` too)."""
+        return [stmt for parsed in self.imports.get(path, ()) for stmt in parsed()]
 
     def _run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
         chunks = split_top_level(source, path)
@@ -426,6 +456,8 @@ class ModuleRunner:
             if chunk.code is None:  # anything but a definition or an import: filtered
                 self._run_tree(chunk.tree(), path, namespace, chunk.flags)
                 continue
+            if chunk.is_import:
+                self.imports[path].append(functools.partial(_imports_in, chunk.tree))
             self._run_statement(
                 chunk.code, path, namespace, chunk.line, chunk.is_import, chunk.bound_names
             )
@@ -438,9 +470,17 @@ class ModuleRunner:
         self._run_body(tree.body, path, namespace, flags)
 
     def _run_body(
-        self, body: list[ast.stmt], path: str, namespace: dict[str, Any], flags: int
+        self,
+        body: list[ast.stmt],
+        path: str,
+        namespace: dict[str, Any],
+        flags: int,
+        top: bool = True,
     ) -> None:
         for stmt in body:
+            if top and isinstance(stmt, (ast.Import, ast.ImportFrom, ast.If, ast.Try)):
+                found = _imports_in(functools.partial(ast.Module, [stmt], []))
+                self.imports.setdefault(path, []).append(functools.partial(list, found))
             if isinstance(stmt, ast.If):
                 self._run_if(stmt, path, namespace, flags)
                 continue
@@ -463,10 +503,10 @@ class ModuleRunner:
         namespace.pop(_TEST, None)
         self._run_statement(code, path, namespace, stmt.lineno, False, names)
         taken = namespace.pop(_TEST, None)
-        if taken is True:
-            self._run_body(stmt.body, path, namespace, flags)
+        if taken is True:  # its imports were noted with the whole statement
+            self._run_body(stmt.body, path, namespace, flags, top=False)
         elif taken is False:
-            self._run_body(stmt.orelse, path, namespace, flags)
+            self._run_body(stmt.orelse, path, namespace, flags, top=False)
 
     def _run_statement(
         self,
@@ -533,8 +573,6 @@ class ModuleRunner:
 def code_objects(filename: str) -> tuple[tuple[types.CodeType, bool], ...]:
     """Every code object compiled from a file's text (as linecache has it: an unsaved
     buffer's), each with whether it lies in an ``__init__``; none if it does not compile."""
-    import linecache
-
     try:
         module = compile("".join(linecache.getlines(filename)), filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
@@ -593,7 +631,9 @@ def is_workspace_file(path: str, workspace: str) -> bool:
 
 
 class WorkspaceFinder(importlib.abc.MetaPathFinder):
-    """Finds workspace modules first and loads them without their script part."""
+    """Finds workspace modules first and loads them without their script part. ``named``
+    gives modules whose file is no ``.py`` by name (a notebook's module, whose text comes
+    as an override): Python would not find them by searching."""
 
     def __init__(
         self,
@@ -601,11 +641,15 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
         workspace: str,
         overrides: dict[str, str],
         runner: ModuleRunner,
+        named: dict[str, str] | None = None,
     ) -> None:
         self.roots = list(roots)
         self.workspace = os.path.normcase(os.path.realpath(workspace))
         self.overrides = {os.path.realpath(p): t for p, t in overrides.items()}
         self.runner = runner
+        self.named = {
+            m: p for m, p in (named or {}).items() if os.path.realpath(p) in self.overrides
+        }
 
     def find_spec(
         self,
@@ -613,6 +657,11 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname in self.named:
+            file = self.named[fullname]
+            source = self.overrides[os.path.realpath(file)]
+            loader = _WorkspaceLoader(file, source, self.runner)
+            return importlib.util.spec_from_file_location(fullname, file, loader=loader)
         last = fullname.rpartition(".")[2]
         for folder in path if path is not None else self.roots:
             package_init = os.path.join(folder, last, "__init__.py")
@@ -695,10 +744,18 @@ def lenient_arguments(runner: ModuleRunner) -> None:
 
 
 def install(
-    roots: Sequence[str], workspace: str, overrides: dict[str, str], runner: ModuleRunner
+    roots: Sequence[str],
+    workspace: str,
+    overrides: dict[str, str],
+    runner: ModuleRunner,
+    named: dict[str, str] | None = None,
 ) -> None:
     lenient_arguments(runner)
     for root in reversed(roots):
         if root not in sys.path:
             sys.path.insert(0, root)
-    sys.meta_path.insert(0, WorkspaceFinder(roots, workspace, overrides, runner))
+    sys.meta_path.insert(0, WorkspaceFinder(roots, workspace, overrides, runner, named))
+    for path, text in overrides.items():
+        # what linecache reads for tracebacks, forward()'s line shapes and the code
+        # objects of a file: the text that ran, not the disk's (a notebook's is JSON)
+        linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)

@@ -25,6 +25,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from .meta_ops import MetaOps
+
 KINDS = (
     "parameters",
     "buffers",
@@ -177,7 +179,10 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if any(_wraps_tensors(t) for t in types):
             # a DTensor's op: let it run its shards' ops, which come back here
             return NotImplemented
-        out = func(*args, **(kwargs or {}))
+        if self.device == "meta":
+            out = META_OPS.run(func, args, kwargs or {})
+        else:
+            out = func(*args, **(kwargs or {}))
         if func.overloadpacket in _MATMULS:
             self.matmul = True
         kind = _OP_KINDS.get(func._schema.name)
@@ -214,6 +219,8 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         for entry, _ in self.entries.values():
             yield entry.kind, entry.nbytes
 
+
+META_OPS = MetaOps()  # shared by every step of the process: a file's classes, a batch search
 
 _MATMULS = {
     torch.ops.aten.mm,

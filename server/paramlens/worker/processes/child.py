@@ -16,14 +16,15 @@ import importlib
 import os
 import signal
 import sys
+import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 import torch
 
-from .. import loader, sandbox
+from .. import loader, reload, sandbox
 from ..build.builder import build_class
 from ..build.context import BuildContext
 from ..build.errors import BuildTimeout, error_from_exception
@@ -36,8 +37,12 @@ GRACE_S = 2.0  # the child's own alarm fires at the timeout; the worker kills it
 HANG_FILE = "hang-traceback.txt"  # in its scratch folder: where it hung, if it was killed
 
 
-def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
-    """Isolate, import the user's module, build each class; stream results to ``out_fd``."""
+def run_child(
+    job: BuildJob, out_fd: int, scratch: str, parent: int, refresh: Refresh | None = None
+) -> None:
+    """Isolate, import the user's module, build each class; stream results to ``out_fd``.
+    Forked from a zygote, first run ``refresh``'s modules again: the edited ones, from the
+    job's unsaved buffers (:mod:`..reload`)."""
     hang_file = _isolate(job, out_fd, scratch, parent)
     workspace = os.path.normcase(os.path.realpath(job.workspace))
     overrides = dict(job.overrides)
@@ -49,7 +54,12 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
     deadline = _Deadline(job, runner, hang_file)
     try:
         with deadline.running(None):
+            if refresh is not None:
+                _run_again(refresh, runner)
             module = importlib.import_module(job.module)
+    except reload.Unsafe as exc:
+        emit(out_fd, {"type": "declined", "reason": str(exc)})
+        return
     except BaseException as exc:
         error = error_from_exception(exc, is_user_file, job.memory_mb)
         if error.kind == "exception":
@@ -81,6 +91,31 @@ def run_child(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
         except BaseException as exc:  # SystemExit from user code, a late alarm, ...
             result = ModelResult.failed(spec, job.file, ctx.error(exc))
         emit(out_fd, {"type": "model", "result": result})
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """What a child forked from a zygote runs again before importing its module: the
+    edited modules (:mod:`..reload`), from the job's unsaved buffers."""
+
+    plan: reload.Plan
+    # the zygote's workspace modules, as the zygote's runner and then ours last ran them
+    modules: Callable[[ModuleRunner], reload.Modules]
+
+
+def _run_again(refresh: Refresh, runner: ModuleRunner) -> None:
+    """Run the plan's modules again from this job's texts, in place of the zygote's."""
+    finder = sys.meta_path[0]  # this job's own: it serves the unsaved buffers
+    if not isinstance(finder, loader.WorkspaceFinder):
+        raise reload.Unsafe("the workspace's finder is not first")
+    started = time.monotonic()
+    reload.rerun(refresh.plan, refresh.modules(runner), finder.find_spec)
+    parts = ", ".join(f"{k} {v:.2f} s" for k, v in reload.timings.items())
+    print(
+        f"paramlens: ran {', '.join(refresh.plan.modules)} again in "
+        f"{time.monotonic() - started:.2f} s ({parts}; the package stays imported)",
+        file=sys.stderr,
+    )
 
 
 def _isolate(job: BuildJob, out_fd: int, scratch: str, parent: int) -> TextIO:
@@ -137,7 +172,9 @@ def install_workspace(job: BuildJob, overrides: dict[str, str]) -> ModuleRunner:
     workspace = os.path.normcase(os.path.realpath(job.workspace))
     # Module-level statements run on the meta device: `model = Net()` allocates no weights.
     runner = loader.ModuleRunner(lambda: torch.device("meta"))
-    loader.install(job.sys_path, workspace, overrides, runner)
+    # a module whose file is not Python (a notebook) is found by its name, not by search
+    named = {} if job.file.endswith(".py") else {job.module: job.file}
+    loader.install(job.sys_path, workspace, overrides, runner, named)
     sys.argv = [job.file]  # `parser.parse_args()` at import time sees no worker flags
     return runner
 
@@ -164,10 +201,12 @@ def _failure_note(failure: Failure, job: BuildJob) -> str:
     return f"{where}:{failure.line}: skipped while {importing_step(job)} ({failure.message})"
 
 
-def main(job: BuildJob, out_fd: int, scratch: str, parent: int) -> None:
+def main(
+    job: BuildJob, out_fd: int, scratch: str, parent: int, refresh: Refresh | None = None
+) -> None:
     code = 0
     try:
-        run_child(job, out_fd, scratch, parent)
+        run_child(job, out_fd, scratch, parent, refresh)
     except BaseException:
         with contextlib.suppress(BaseException):  # even an exception whose __str__ raises
             traceback.print_exc()

@@ -58,6 +58,8 @@ class Running:
     notes: tuple[str, ...] = ()
     invalid: str = ""  # what was wrong with what the child sent; it was killed for it
     answered: bool = False  # its result is sent (once every class had one)
+    refresh: child.Refresh | None = None  # edited modules its child runs again (a zygote's)
+    declined: str = ""  # why its child could not build it from this zygote
 
 
 _MAX_PENDING_BYTES = 1 << 28  # a child that writes this much without a newline is broken
@@ -188,11 +190,23 @@ class Worker:
                 z.send({"type": "build", "id": job_id, "job": job})
             elif len(self.running) < self.max_children:
                 self.queue.pop(0)
-                if self.nested:  # a zygote: siblings in the same subpackage import it once
+                refresh = None
+                if self.nested:
+                    stale = zygote.bring_up_to_date(job)  # a save: its module runs again
+                    plan = zygote.edit_plan(job) if not stale else None
+                    if stale or isinstance(plan, str):
+                        self._decline(job_id, stale or str(plan), retire=bool(stale))
+                        continue
+                    refresh = plan
+                    # siblings in the same subpackage import it once
                     zygote.import_parents(job)
-                self._start(job_id, job, list(job.classes), {})
+                self._start(job_id, job, list(job.classes), {}, refresh)
             else:
                 break
+
+    def _decline(self, job_id: int, reason: str, retire: bool) -> None:
+        """A zygote's: this job is built without it (and it is retired, if ``retire``)."""
+        self.send({"type": "declined", "id": job_id, "reason": reason, "retire": retire})
 
     # -- zygotes: jobs of a workspace package fork from a process that imported it once
 
@@ -246,7 +260,21 @@ class Worker:
             return
         job_id = message["id"]
         job = z.jobs[job_id]  # KeyError: not one of its jobs
-        if kind == "building":
+        if kind == "declined":
+            reason, retire = str(message["reason"]), bool(message["retire"])
+            del z.jobs[job_id]
+            instead = "a new zygote imports" if retire else "a fresh child imports"
+            print(
+                f"paramlens: the zygote of {z.key[2]} declined a job of {job.module} "
+                f"({reason[:500]}): {instead} the package",
+                file=sys.stderr,
+            )
+            if retire:
+                z.retire()
+            else:
+                self.direct.add(job_id)
+            self.queue.insert(0, (job_id, job))
+        elif kind == "building":
             name = message["name"]
             if name not in {spec.name for spec in job.classes}:
                 raise ValueError(f"building {name!r}, which its job did not ask for")
@@ -282,7 +310,12 @@ class Worker:
                 self.queue.insert(0, (job_id, job))
 
     def _start(
-        self, job_id: int, job: BuildJob, pending: list[ClassSpec], results: dict[str, ModelResult]
+        self,
+        job_id: int,
+        job: BuildJob,
+        pending: list[ClassSpec],
+        results: dict[str, ModelResult],
+        refresh: child.Refresh | None = None,
     ) -> None:
         scratch = tempfile.mkdtemp(dir=self.scratch_root)
         this_run = replace(job, classes=tuple(pending))
@@ -294,7 +327,7 @@ class Worker:
                 pid = os.fork()
             if pid == 0:
                 os.close(read_fd)
-                child.main(this_run, write_fd, scratch, parent)
+                child.main(this_run, write_fd, scratch, parent, refresh)
         else:
             proc = subprocess.Popen(
                 [
@@ -322,6 +355,7 @@ class Worker:
             job_id, job, pending, pid, read_fd, scratch, now, now + self._allowance(job), proc
         )
         running.results = results
+        running.refresh = refresh
         self.running[read_fd] = running
         self.selector.register(read_fd, selectors.EVENT_READ, None)
 
@@ -357,6 +391,8 @@ class Worker:
             running.notes = _strings(message["notes"])
         elif kind == "notes":
             running.notes += _strings(message["notes"])
+        elif kind == "declined" and running.refresh is not None:
+            running.declined = str(message["reason"])[:1000]
         elif kind == "start":
             running.current = self._pending_spec(running, message["name"]).name
             running.deadline = time.monotonic() + running.job.timeout_s + GRACE_S
@@ -402,7 +438,7 @@ class Worker:
             for spec in running.pending:
                 running.results[spec.name] = ModelResult.failed(spec, running.job.file, error)
             running.pending = []
-        elif running.pending and not running.cancelled:
+        elif running.pending and not running.cancelled and not running.declined:
             self._record_failure(running, status)  # reads the hang dump: before the cleanup
         shutil.rmtree(running.scratch, ignore_errors=True)
         if running.answered:
@@ -411,9 +447,12 @@ class Worker:
             self.direct.discard(running.job_id)
             self.send({"type": "cancelled", "id": running.job_id})
             return
+        if running.declined:
+            self._decline(running.job_id, running.declined, retire=False)
+            return
         rest = [c for c in running.pending if c.name not in running.results]
         if rest and not self.done:  # the classes after a killed or crashed one
-            self._start(running.job_id, running.job, rest, running.results)
+            self._start(running.job_id, running.job, rest, running.results, running.refresh)
             return
         self._finish(running)
 

@@ -5,27 +5,67 @@ models folder runs a hundred jobs, and each job's child would import it again. A
 is forked from the worker, isolates itself like any build child (:mod:`..sandbox`),
 imports the package as the loader does (:mod:`..loader`), and then runs the worker's
 own job loop (:class:`.scheduler.Worker`, handed in by whoever forks it), forking each
-job's child from itself, package already imported. Standard library + torch only.
+job's child from itself, package already imported.
+
+An edit of one of the package's modules does not cost that import again
+(:mod:`..reload`): a saved file is run again in the zygote itself before its next job
+(:func:`bring_up_to_date`), and an unsaved buffer in the job's child (:func:`edit_plan`).
+When that cannot be made exact, the job is declined, saying why, and the worker builds it
+without this zygote (retiring it if its own imports are stale). Standard library + torch only.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
-from .. import sandbox
-from ..loader import is_workspace_file
+from .. import reload, sandbox
+from ..loader import ModuleRunner, WorkspaceFinder, is_workspace_file
 from ..protocol import BuildJob
 from ..wire import emit
-from .child import install_workspace
+from .child import Refresh, install_workspace
 from .startup import frozen_when_imported
 
 IMPORT_BUDGET_S = 60.0
+
+
+@dataclass
+class Imported:
+    """What this zygote imported, and how: set once its package is imported."""
+
+    workspace: str
+    runner: ModuleRunner
+    finder: WorkspaceFinder
+    files: dict[str, int] = field(default_factory=dict)  # realpath -> mtime_ns
+    plans: dict[frozenset[str], reload.Plan | str] = field(default_factory=dict)
+    stale: str = ""  # why it can no longer build (its files changed, not run again)
+    newer: ModuleRunner | None = None
+    _modules: reload.Modules | None = None
+
+    def modules(self, newer: ModuleRunner | None = None) -> reload.Modules:
+        """Its modules, as ``newer`` (a build child's runner) or its own runner last ran
+        them; their import statements parsed once (a child forks with them parsed)."""
+        self.newer = newer
+        if self._modules is None:
+
+            def statements(path: str) -> list[ast.stmt]:
+                if self.newer is not None and path in self.newer.imports:
+                    return self.newer.import_statements(path)
+                return self.runner.import_statements(path)
+
+            self._modules = reload.Modules(statements, self.runner.finished)
+        return self._modules
+
+
+IMPORTED: Imported | None = None  # in a zygote (and the build children it forks)
 
 
 def imported_files(workspace: str) -> dict[str, int]:
@@ -74,7 +114,109 @@ def _import_quietly(name: str, budget_s: float) -> None:
 
 def _report_imported(job: BuildJob) -> None:
     workspace = os.path.normcase(os.path.realpath(job.workspace))
-    emit(1, {"type": "zygote-ready", "files": imported_files(workspace)})
+    files = imported_files(workspace)
+    if IMPORTED is not None:
+        IMPORTED.files = files
+        IMPORTED.plans.clear()
+        IMPORTED._modules = None  # what it ran again may import modules new to it
+    emit(1, {"type": "zygote-ready", "files": files})
+
+
+def _changed_on_disk(imported: Imported) -> list[str]:
+    changed = []
+    for path, mtime in imported.files.items():
+        try:
+            if os.stat(path).st_mtime_ns != mtime:
+                changed.append(path)
+        except OSError:
+            changed.append(path)
+    return changed
+
+
+def bring_up_to_date(job: BuildJob) -> str:
+    """Before forking a job's child: run again the modules whose files changed on disk
+    since they were imported (a save). Why this zygote can no longer build, if it cannot
+    ("" if it can); then it stays so, and the worker retires it."""
+    imported = IMPORTED
+    if imported is None or imported.stale:
+        return imported.stale if imported is not None else ""
+    changed = _changed_on_disk(imported)
+    if not changed:
+        return ""
+    started = time.monotonic()
+    modules = imported.modules()
+    names = reload.edited_modules(changed, modules)
+    todo = reload.plan(names, modules) if names and len(names) == len(changed) else None
+    if not isinstance(todo, reload.Plan):
+        imported.stale = f"{', '.join(changed)} changed ({todo or 'removed'})"
+        return imported.stale
+    try:
+        with _budget(IMPORT_BUDGET_S), _output_to_log():
+            reload.rerun(todo, modules, imported.finder.find_spec)
+    except BaseException as exc:
+        imported.stale = f"running {', '.join(todo.modules)} again failed: {exc!r}"
+        return imported.stale
+    elapsed = time.monotonic() - started
+    _log(f"ran {', '.join(todo.modules)} again ({elapsed:.2f} s), not the whole package", todo)
+    _report_imported(job)
+    return ""
+
+
+def edit_plan(job: BuildJob) -> Refresh | str | None:
+    """For a job whose unsaved buffers override files this zygote imported: what its child
+    must run again, or why it cannot build the job; None when none of its files is
+    overridden."""
+    imported = IMPORTED
+    if imported is None or not job.overrides:
+        return None
+    overridden = frozenset(os.path.realpath(p) for p, _ in job.overrides) & set(imported.files)
+    if not overridden:
+        return None
+    if overridden not in imported.plans:
+        modules = imported.modules()
+        names = reload.edited_modules(overridden, modules)
+        todo: reload.Plan | str = f"{', '.join(sorted(overridden))} was not imported as a module"
+        if len(names) == len(overridden):
+            todo = reload.plan(names, modules)
+        imported.plans[overridden] = todo
+        if isinstance(todo, reload.Plan):
+            _log(f"an unsaved {', '.join(names)} runs again in each job's child", todo)
+    found = imported.plans[overridden]
+    return Refresh(found, imported.modules) if isinstance(found, reload.Plan) else found
+
+
+def _log(message: str, todo: reload.Plan) -> None:
+    print(f"paramlens zygote: {message}", file=sys.stderr)
+    for why in todo.why:
+        print(f"paramlens zygote:   {why}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _budget(seconds: float) -> Iterator[None]:
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@contextlib.contextmanager
+def _output_to_log() -> Iterator[None]:
+    """User code's prints go to the log, never into the protocol (our stdout)."""
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(saved_stdout)
 
 
 def main(job: BuildJob, scratch_root: str, parent: int, serve: Callable[[str], None]) -> None:
@@ -85,7 +227,12 @@ def main(job: BuildJob, scratch_root: str, parent: int, serve: Callable[[str], N
     _, notes = sandbox.enter(scratch, cap_mb, IMPORT_BUDGET_S * 2, parent)
     for note in notes:
         print(f"paramlens zygote: {note}", file=sys.stderr)
-    install_workspace(job, {})
+    global IMPORTED
+    runner = install_workspace(job, {})
+    finder = sys.meta_path[0]
+    assert isinstance(finder, WorkspaceFinder)
+    workspace = os.path.normcase(os.path.realpath(job.workspace))
+    IMPORTED = Imported(workspace, runner, finder)
     with frozen_when_imported():
         _import_quietly(job.module.partition(".")[0], IMPORT_BUDGET_S)
     _report_imported(job)

@@ -2,9 +2,10 @@
 
 A zygote (:mod:`.zygote`) is a sandboxed process per workspace package that has
 imported it once; the worker (:mod:`.scheduler`) routes a job to the zygote of its
-package and relays the results. A zygote is retired when a workspace file it imported
-changes on disk; a job whose unsaved buffers override such a file is built by a fresh
-child instead. Standard library only.
+package and relays the results. A workspace file it imported that changes on disk, or
+that a job's unsaved buffers override, is run again by the zygote (:mod:`..reload`); when
+that cannot be exact, the zygote declines the job: the worker builds it in a fresh child,
+and retires the zygote if its own imports are stale. Standard library only.
 """
 
 from __future__ import annotations
@@ -54,25 +55,10 @@ class Zygote:
             emit(self.to_fd, message)
 
     def can_take(self, job: BuildJob) -> bool:
-        """Not while its imports are stale, or shadowed by the job's unsaved buffers."""
-        if self.retired:
-            return False
-        if job.overrides:
-            if self.files is None:
-                return False
-            overridden = {os.path.realpath(p) for p, _ in job.overrides}
-            if overridden & set(self.files):
-                return False
-        if self.files is not None:
-            for path, mtime in self.files.items():
-                try:
-                    if os.stat(path).st_mtime_ns != mtime:
-                        self.retired = True
-                        return False
-                except OSError:
-                    self.retired = True
-                    return False
-        return True
+        """Unless retired. A file it imported that changed on disk, or that the job's
+        unsaved buffers shadow, is its own business: it runs that module again, or
+        declines the job (:func:`.zygote.bring_up_to_date`, :func:`.zygote.edit_plan`)."""
+        return not self.retired
 
     def retire(self) -> None:
         """No new jobs; it finishes those in flight and exits when its stdin closes."""

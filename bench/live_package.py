@@ -1,0 +1,181 @@
+"""Live editing inside a big package: an edit typed in timm's vision_transformer.py, warm server.
+
+    python -m bench.live_package [--timm DIR] [--rounds 5]
+
+``--timm`` is the folder holding timm's ``timm/`` package (from its wheel: ``pip download
+timm==1.0.31 --no-deps`` and unzip; default /work/ab/src/timm). It is copied to a temporary
+workspace; the server runs with the on-disk cache off and its default settings (debounce
+500 ms), over stdio, with the interpreter running this script (so the same script measures
+another checkout when run with that checkout's interpreter).
+
+After opening the file and waiting for its whole first analysis (the warm-up), each round
+sends one edit as the editor would (didChange, never saved) and measures from it:
+
+- ``VisionTransformer`` edit: ``embed_dim: int = 768`` changed to another width, until the
+  ``VisionTransformer`` lens shows new figures, not stale (target < 1 s); then until the
+  analysis of the whole file is over, its 163 factories included (status ``ready``, < 10 s);
+- ``Block`` edit: its MLP's hidden width changed, until the ``Block`` lens and the
+  ``VisionTransformer`` lens both show new figures, not stale (< 1.5 s); then the whole file;
+- nanoGPT (fixtures/gpt/model.py): ``n_embd`` changed, until the ``GPT`` lens is new (< 1 s).
+
+Each edit makes a text not seen before (no cache can answer). Medians over ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from lsprotocol import types as lsp
+from paramlens.render import SHAPES_PENDING
+
+from bench.common import FIXTURES
+from bench.lsp import Client, code_lenses, open_doc, start, stop
+
+TIMEOUT_S = 180.0
+VIT_DIMS = [384, 576, 192, 480, 672, 288, 864, 960]  # divisible by its 12 heads
+GPT_DIMS = [384, 512, 640, 896, 1024, 256, 1152, 1280]
+
+
+async def titles(client: Client, uri: str) -> dict[str, str]:
+    """Each class lens's title, by the class it names (its first word)."""
+    found = {}
+    for lens in await code_lenses(client, uri):
+        if lens.command and " · " in lens.command.title:
+            found.setdefault(lens.command.title.split(" ")[0], lens.command.title)
+    return found
+
+
+def final(title: str | None, before: str | None) -> bool:
+    return (
+        title is not None
+        and title != before
+        and "stale" not in title
+        and SHAPES_PENDING not in title
+    )
+
+
+async def until_new(client: Client, uri: str, names: list[str], before: dict[str, str]) -> None:
+    deadline = time.perf_counter() + TIMEOUT_S
+    while time.perf_counter() < deadline:
+        now = await titles(client, uri)
+        if all(final(now.get(n), before.get(n)) for n in names):
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"no new lens for {names}: {now}")
+
+
+async def until_ready(client: Client, name: str, count: int) -> None:
+    deadline = time.perf_counter() + TIMEOUT_S
+    while client.ready.get(name, 0) < count:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{name} was not analysed again")
+        await asyncio.sleep(0.01)
+
+
+def change(client: Client, uri: str, version: int, text: str) -> None:
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
+
+
+async def edit_rounds(
+    client: Client,
+    uri: str,
+    file_name: str,
+    texts: list[str],
+    watched: list[str],
+    whole: bool,
+) -> tuple[list[float], list[float]]:
+    """Seconds from each edit to new lenses of ``watched``, and to the file's analysis end."""
+    lens_s, whole_s = [], []
+    version = 100
+    for text in texts:
+        before = await titles(client, uri)
+        ready = client.ready.get(file_name, 0)
+        version += 1
+        started = time.perf_counter()
+        change(client, uri, version, text)
+        await until_new(client, uri, watched, before)
+        lens_s.append(time.perf_counter() - started)
+        if whole:
+            await until_ready(client, file_name, ready + 1)
+            whole_s.append(time.perf_counter() - started)
+        else:
+            await until_ready(client, file_name, ready + 1)
+        await asyncio.sleep(0.3)
+    return lens_s, whole_s
+
+
+def summary(label: str, values: list[float], target: float | None) -> str:
+    shown = ", ".join(f"{v:.2f}" for v in values)
+    goal = f" (target < {target:g} s)" if target else ""
+    return f"{label}: median {statistics.median(values):.2f} s{goal}  [{shown}]"
+
+
+async def run(timm: Path, rounds: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="paramlens-live-"))
+    shutil.copytree(timm / "timm", work / "ws/timm")
+    shutil.copytree(FIXTURES / "gpt", work / "gpt")
+    vit = work / "ws/timm/models/vision_transformer.py"
+    source = vit.read_text()
+
+    client = await start(work / "ws")
+    started = time.perf_counter()
+    uri = open_doc(client, vit)
+    await until_ready(client, vit.name, 1)
+    print(
+        f"timm vision_transformer.py opened, whole first analysis: {time.perf_counter() - started:.1f} s"
+    )
+
+    dims = VIT_DIMS[:rounds]
+    texts = [source.replace("embed_dim: int = 768,", f"embed_dim: int = {d},", 1) for d in dims]
+    lens, whole = await edit_rounds(client, uri, vit.name, texts, ["VisionTransformer"], True)
+    print(summary("edit of VisionTransformer's embed_dim -> its lens", lens, 1.0))
+    print(summary("  -> the whole file's lenses (factories included)", whole, 10.0))
+
+    hidden = "            hidden_features=int(dim * mlp_ratio),\n"
+    assert source.count(hidden) >= 1
+    texts = [
+        source.replace(hidden, hidden.replace("mlp_ratio)", f"mlp_ratio) + {8 * (i + 1)}"), 1)
+        for i in range(rounds)
+    ]
+    lens, whole = await edit_rounds(
+        client, uri, vit.name, texts, ["Block", "VisionTransformer"], True
+    )
+    print(summary("edit inside Block -> Block's and VisionTransformer's lenses", lens, 1.5))
+    print(summary("  -> the whole file's lenses (factories included)", whole, 10.0))
+    await stop(client)
+
+    client = await start(work / "gpt")
+    gpt = work / "gpt/model.py"
+    gpt_source = gpt.read_text()
+    gpt_uri = open_doc(client, gpt)
+    await until_ready(client, gpt.name, 1)
+    texts = [
+        gpt_source.replace("n_embd: int = 768", f"n_embd: int = {d}", 1) for d in GPT_DIMS[:rounds]
+    ]
+    lens, _ = await edit_rounds(client, gpt_uri, gpt.name, texts, ["GPT"], False)
+    print(summary("nanoGPT model.py: edit of n_embd -> GPT's lens", lens, 1.0))
+    await stop(client)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--timm", type=Path, default=Path("/work/ab/src/timm"))
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(run(args.timm, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models the training-step benchmark builds, on meta and on the CPU (bench.step_accuracy)."""

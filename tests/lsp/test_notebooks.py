@@ -1,0 +1,254 @@
+"""Notebooks over LSP 3.17 notebook sync: figures in the right cell, at the right line,
+through cell edits, added, moved and removed cells, a cell that does not compile, an
+untitled notebook, and close."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from lsprotocol import types as lsp
+from paramlens.analysis.notebook import read_cells
+from pytest_lsp import LanguageClient
+
+from tests.conftest import FIXTURES
+from tests.lsp.conftest import eventually, inlay_hints, label, lens_titles, lenses, titles, uri
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Notebook:
+    """A notebook as VS Code syncs it: a notebook URI, one text document per cell."""
+
+    def __init__(self, client: LanguageClient, notebook_uri: str, cells: list[str]) -> None:
+        self.client, self.uri, self.version = client, notebook_uri, 1
+        self.count = 0
+        self.cells: list[str] = []  # cell URIs, in order
+        self.texts: dict[str, str] = {}
+        items = [self._cell(text) for text in cells]
+        client.notebook_document_did_open(
+            lsp.DidOpenNotebookDocumentParams(
+                lsp.NotebookDocument(
+                    self.uri,
+                    "jupyter-notebook",
+                    1,
+                    [lsp.NotebookCell(lsp.NotebookCellKind.Code, item.uri) for item in items],
+                ),
+                items,
+            )
+        )
+
+    def _cell(self, text: str) -> lsp.TextDocumentItem:
+        self.count += 1
+        scheme = "vscode-notebook-cell" if self.uri.startswith("file:") else "untitled"
+        cell_uri = f"{scheme}:{self.uri.partition(':')[2]}#W{self.count}sZmlsZQ%3D%3D"
+        self.texts[cell_uri] = text
+        return lsp.TextDocumentItem(cell_uri, "python", 1, text)
+
+    def cell(self, number: int) -> str:
+        """The URI of the code cell now at 1-based position ``number``."""
+        return self.cells[number - 1] if self.cells else ""
+
+    def _change(self, change: lsp.NotebookDocumentChangeEvent) -> None:
+        self.version += 1
+        self.client.notebook_document_did_change(
+            lsp.DidChangeNotebookDocumentParams(
+                lsp.VersionedNotebookDocumentIdentifier(self.version, self.uri), change
+            )
+        )
+
+    def edit(self, cell_uri: str, line: int, text: str, end_line: int | None = None) -> None:
+        """Replace 0-based lines [line, end_line) of a cell (an insertion without end_line)."""
+        end = lsp.Position(end_line if end_line is not None else line, 0)
+        change = lsp.TextDocumentContentChangePartial(
+            range=lsp.Range(lsp.Position(line, 0), end), text=text
+        )
+        content = lsp.NotebookDocumentCellContentChanges(
+            lsp.VersionedTextDocumentIdentifier(self.version + 1, cell_uri), [change]
+        )
+        self._change(
+            lsp.NotebookDocumentChangeEvent(
+                cells=lsp.NotebookDocumentCellChanges(text_content=[content])
+            )
+        )
+
+    def splice(self, start: int, delete: int, texts: list[str] = (), moved: list[str] = ()) -> None:
+        """Replace ``delete`` cells at 0-based ``start`` with new cells of ``texts`` (or,
+        with ``moved``, with cells that exist already: a move)."""
+        items = [self._cell(text) for text in texts]
+        removed = self.cells[start : start + delete]
+        new = [*moved, *(item.uri for item in items)]
+        self.cells[start : start + delete] = new
+        closed = [lsp.TextDocumentIdentifier(u) for u in removed if u not in moved]
+        structure = lsp.NotebookDocumentCellChangeStructure(
+            array=lsp.NotebookCellArrayChange(
+                start, delete, [lsp.NotebookCell(lsp.NotebookCellKind.Code, u) for u in new]
+            ),
+            did_open=items or None,
+            did_close=closed or None,
+        )
+        self._change(
+            lsp.NotebookDocumentChangeEvent(
+                cells=lsp.NotebookDocumentCellChanges(structure=structure)
+            )
+        )
+
+    def save(self) -> None:
+        self.client.notebook_document_did_save(
+            lsp.DidSaveNotebookDocumentParams(lsp.NotebookDocumentIdentifier(self.uri))
+        )
+
+    def close(self) -> None:
+        self.client.notebook_document_did_close(
+            lsp.DidCloseNotebookDocumentParams(
+                lsp.NotebookDocumentIdentifier(self.uri),
+                [lsp.TextDocumentIdentifier(u) for u in self.cells],
+            )
+        )
+
+
+def open_notebook(client: LanguageClient, path: Path, cells: list[str] | None = None) -> Notebook:
+    texts = cells if cells is not None else read_cells(path.read_bytes())[0]
+    notebook = Notebook(client, uri(path), texts)
+    notebook.cells = list(notebook.texts)
+    return notebook
+
+
+@pytest.fixture
+def mnist(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURES / "notebooks", tmp_path / "ws")
+    return tmp_path / "ws" / "mnist.ipynb"
+
+
+async def hover(client: LanguageClient, cell_uri: str, line: int) -> str:
+    """The hover's text on 1-based ``line`` of a cell ("" if none)."""
+    found = await client.text_document_hover_async(
+        lsp.HoverParams(lsp.TextDocumentIdentifier(cell_uri), lsp.Position(line - 1, 12))
+    )
+    if found is None:
+        return ""
+    assert isinstance(found.contents, lsp.MarkupContent)
+    return found.contents.value
+
+
+NET_LENS = "Net · 101,770 params · 101,770 trainable · 397.5 KB"
+FC1_LENS = "Linear(784 -> 128) · 100,480 · → [64, 128]"
+MLP_LENS = "MLP · 203,530 params"
+
+
+async def test_the_server_advertises_notebook_sync_for_python_cells(
+    client: LanguageClient,
+) -> None:
+    capabilities = client.initialized.capabilities  # type: ignore[attr-defined]
+    sync = capabilities.notebook_document_sync
+    assert sync is not None and sync.save
+    [selector] = sync.notebook_selector
+    assert selector.notebook.notebook_type == "jupyter-notebook"
+    assert [c.language for c in selector.cells] == ["python"]
+
+
+async def test_lenses_hovers_and_inlay_hints_land_in_their_cells(
+    client: LanguageClient, mnist: Path
+) -> None:
+    notebook = open_notebook(client, mnist)
+    net_cell, mlp_cell = notebook.cell(3), notebook.cell(4)
+    shown = await lens_titles(client, net_cell)
+    assert shown[1].startswith(NET_LENS), shown  # the class line: line 1 of its cell
+    assert shown[5] == FC1_LENS  # its input comes from the call in cell 5
+    assert (await lens_titles(client, mlp_cell))[1].startswith(MLP_LENS)  # MLP(hidden=256)
+    assert titles(await lenses(client, notebook.cell(1))) == {}  # imports and magics
+    assert "100,480" in await hover(client, net_cell, 5)
+    assert "101,770" in await hover(client, net_cell, 1)
+    assert await hover(client, notebook.cell(5), 1) == ""
+    hints = await inlay_hints(client, net_cell)
+    assert label(hints[(10, 9)]) == ": [64, 784]"  # x = self.flatten(x), in forward()
+    assert label(hints[(12, 14)]) == ": [64, 10]"
+    assert all(line <= 12 for line, _ in hints)
+
+
+async def test_cells_added_moved_and_removed_keep_the_figures_on_their_lines(
+    client: LanguageClient, mnist: Path
+) -> None:
+    notebook = open_notebook(client, mnist)
+    net_cell, mlp_cell = notebook.cell(3), notebook.cell(4)
+    await lens_titles(client, net_cell)
+    # a cell of three lines inserted first: the Net cell's lenses stay on its own lines
+    notebook.splice(0, 0, ["import math\nimport os\nimport sys\n"])
+    moved = titles(await lenses(client, net_cell))
+    assert moved[1].startswith(NET_LENS) and moved[5].startswith(FC1_LENS)
+    # MLP's cell moved above Net's, then the inserted cell removed
+    notebook.splice(3, 2, moved=[mlp_cell, net_cell])
+    notebook.splice(0, 1)
+    notebook.save()
+    assert (await lens_titles(client, net_cell))[5] == FC1_LENS
+    assert (await lens_titles(client, mlp_cell))[1].startswith(MLP_LENS)
+    # a cell's text edited: the config's width halves, the lens of the class says so
+    notebook.edit(notebook.cell(2), 2, "    hidden: int = 64\n", end_line=3)
+    notebook.save()
+
+    async def narrower() -> dict[int, str] | None:
+        shown = await lens_titles(client, net_cell)
+        return shown if "50,890 params" in shown[1] else None
+
+    assert (await eventually(narrower))[5] == "Linear(784 -> 64) · 50,240 · → [64, 64]"
+
+
+async def test_a_cell_that_does_not_compile_is_stale_and_the_others_are_rebuilt(
+    client: LanguageClient, mnist: Path
+) -> None:
+    notebook = open_notebook(client, mnist)
+    net_cell, mlp_cell = notebook.cell(3), notebook.cell(4)
+    await lens_titles(client, net_cell)
+    notebook.edit(net_cell, 4, "        self.fc1 = nn.Linear(28 * 28, config.hidden\n", end_line=5)
+    notebook.edit(mlp_cell, 6, "            nn.Linear(hidden, 20),\n", end_line=7)
+    notebook.save()
+
+    async def syntax_error() -> list[lsp.Diagnostic] | None:
+        return [d for d in client.diagnostics.get(net_cell, []) if d.code == "syntax"] or None
+
+    [diagnostic] = await eventually(syntax_error)
+    assert diagnostic.range.start.line == 4  # the unclosed call ("(" was never closed)
+
+    async def mlp_rebuilt() -> dict[int, str] | None:
+        shown = await lens_titles(client, mlp_cell)
+        return shown if "206,100 params" in shown[1] else None
+
+    await eventually(mlp_rebuilt)  # MLP's cell: new figures (20 classes instead of 10)
+    stale = titles(await lenses(client, net_cell))
+    assert stale[1].startswith(NET_LENS) and stale[1].endswith("(stale)")
+    assert stale[7] == "Linear(128 -> 10) · 1,290 · → [64, 10] (stale)"
+
+    notebook.edit(net_cell, 4, "        self.fc1 = nn.Linear(28 * 28, config.hidden)\n", end_line=5)
+    notebook.save()
+    assert (await lens_titles(client, net_cell))[5] == FC1_LENS
+    assert not [d for d in client.diagnostics.get(net_cell, []) if d.code == "syntax"]
+
+
+async def test_an_untitled_notebook_is_analysed_from_its_cells(client: LanguageClient) -> None:
+    cells = read_cells((FIXTURES / "notebooks" / "mnist.ipynb").read_bytes())[0]
+    notebook = Notebook(client, "untitled:Untitled-1.ipynb", cells)
+    notebook.cells = list(notebook.texts)
+    assert (await lens_titles(client, notebook.cell(3)))[5] == FC1_LENS
+
+
+async def test_close_clears_the_cells_diagnostics_and_lenses(
+    client: LanguageClient, mnist: Path
+) -> None:
+    cells = read_cells(mnist.read_bytes())[0]
+    cells[1] += "\nlayer = nn.Linear(4, 4\n"  # the Config cell (cell 2) does not compile
+    notebook = open_notebook(client, mnist, cells)
+    assert (await lens_titles(client, notebook.cell(4)))[1].startswith(MLP_LENS)  # built alone
+
+    async def diagnosed() -> list[lsp.Diagnostic] | None:
+        return client.diagnostics.get(notebook.cell(2)) or None
+
+    [error] = await eventually(diagnosed)
+    assert error.code == "syntax" and "left this cell out" in error.message
+    notebook.close()
+
+    async def cleared() -> bool:
+        return not client.diagnostics.get(notebook.cell(2))
+
+    await eventually(cleared)
+    assert await lenses(client, notebook.cell(3)) == []

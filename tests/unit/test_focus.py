@@ -1,0 +1,137 @@
+"""After an edit, the edited class first (issue 21, item 1): which classes are focused, the
+order of the jobs, and the document showing the first ones final, the others stale."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from paramlens.config import Settings
+from paramlens.engine.engine import Engine, FileReport, focus_classes
+from paramlens.lsp.documents import DocumentState
+from paramlens.worker.protocol import BuildJob, JobResult, ModelResult
+
+SOURCE = """from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+
+class Net(nn.Module):
+    def __init__(self, dim: int = 8):
+        super().__init__()
+        self.blocks = nn.Sequential(Block(dim), Block(dim))
+
+
+class Other(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+
+def net_small():
+    return Net(4)
+"""
+
+
+class EchoWorker:
+    """Answers each job at once with a model per class it names; keeps the jobs."""
+
+    def __init__(self) -> None:
+        self.jobs: list[BuildJob] = []
+
+    async def build(self, job: BuildJob) -> JobResult:
+        self.jobs.append(job)
+        models = tuple(
+            ModelResult(c.name, job.file, c.line, total_params=len(self.jobs), kind=c.kind)
+            for c in job.classes
+        )
+        return JobResult(models=models)
+
+
+def project(tmp_path: Path) -> tuple[Engine, EchoWorker, Path]:
+    (tmp_path / "pyproject.toml").write_text("")
+    path = tmp_path / "models.py"
+    path.write_text(SOURCE)
+    engine = Engine(lambda _: Settings(python="echo"))
+    worker = EchoWorker()
+    engine.workers["echo"] = worker  # type: ignore[assignment]
+    return engine, worker, path
+
+
+def line_of(text: str, source: str = SOURCE) -> int:
+    return next(i for i, line in enumerate(source.splitlines(), 1) if text in line)
+
+
+def test_the_class_at_an_edit_and_the_classes_that_use_it(tmp_path: Path) -> None:
+    engine, _, path = project(tmp_path)
+    workspace = engine.scan(tmp_path, {}, "echo")
+    inside_block = line_of("self.fc = nn.Linear(dim, dim)")
+    assert focus_classes(str(path), workspace, {}, [(inside_block, inside_block)]) == {
+        "Block",
+        "Net",  # it builds Block, which needs arguments: measured there
+    }
+    at_net = line_of("def __init__(self, dim: int = 8)")
+    assert focus_classes(str(path), workspace, {}, [(at_net, at_net)]) == {"Net"}
+    shown = (line_of("class Other"), len(SOURCE.splitlines()))
+    assert focus_classes(str(path), workspace, {}, [shown]) == {"Other"}
+    assert focus_classes(str(path), workspace, {}, []) == set()
+
+
+def test_an_edit_rebuilds_its_class_first_then_the_others_then_the_factories(
+    tmp_path: Path,
+) -> None:
+    engine, worker, path = project(tmp_path)
+    shown: list[list[str]] = []
+
+    async def run() -> None:
+        await engine.analyze(str(path), tmp_path, {}, lambda r: None)
+        worker.jobs.clear()
+        text = SOURCE.replace("dim: int = 8", "dim: int = 16")
+        edited = line_of("dim: int = 16", text)
+        report = await engine.analyze(
+            str(path),
+            tmp_path,
+            {str(path): text},
+            lambda r: shown.append([m.name for m in r.models]),
+            focus=[(edited, edited)],
+        )
+        assert sorted(m.name for m in report.models) == ["Block", "Net", "Other", "net_small"]
+
+    asyncio.run(run())
+    assert [[c.name for c in job.classes] for job in worker.jobs][:3] == [
+        ["Net"],
+        ["Block", "Other"],
+        ["net_small"],
+    ]
+    assert shown[0] == ["Net"], [(j.shapes, [c.name for c in j.classes]) for j in worker.jobs]
+    assert len(worker.jobs) == 3, [(j.shapes, [c.name for c in j.classes]) for j in worker.jobs]
+
+
+def test_the_first_models_are_final_and_the_others_stale_until_the_rest(tmp_path: Path) -> None:
+    path = str(tmp_path / "models.py")
+    state = DocumentState("file:///models.py", path, SOURCE)
+    net, other = line_of("class Net"), line_of("class Other")
+    old = FileReport(
+        path, (ModelResult("Net", path, net, 10), ModelResult("Other", path, other, 6)), {}
+    )
+    state.accept(old, state.generation)
+    text = "# a comment\n" + SOURCE.replace("dim: int = 8", "dim: int = 16")
+    state.edit(text, 2)
+    assert state.edited == (1, line_of("dim: int = 16", text))
+    first = FileReport(path, (ModelResult("Net", path, net + 1, 20),), {})
+    state.accept_partial(first, state.generation)
+    lines = {m.name: (line, m.total_params, state.model_stale(m)) for m, line in state.models()}
+    assert lines == {"Net": (net + 1, 20, False), "Other": (other + 1, 6, True)}
+    rest = FileReport(
+        path, (ModelResult("Net", path, net + 1, 20), ModelResult("Other", path, other + 1, 7)), {}
+    )
+    state.accept(rest, state.generation)
+    assert not any(state.model_stale(m) for m, _ in state.models())
+    older = state.generation
+    state.edit(text + "\n# more\n", 3)
+    state.accept_partial(first, older)  # for the text before: not taken
+    assert state.stale

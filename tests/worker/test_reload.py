@@ -1,0 +1,192 @@
+"""An edited module of a package run again in the package's zygote (worker/reload.py):
+the figures equal those of a fresh import of the edited package, and the log says which
+way each job went.
+
+The package (fixtures/livepkg/zoo) is shaped like timm: a registry filled by ``@register``,
+layers imported by name (an int among them), a model module whose class another module
+subclasses at import time, a module that reaches its models through the registry and
+through the module object, and re-exports from the package's ``__init__``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paramlens.engine.worker_client import WorkerClient
+from paramlens.worker import protocol
+from paramlens.worker.protocol import BuildJob, ClassSpec, JobResult
+
+from tests.conftest import FIXTURES
+
+VIT = {
+    "Block": "Block(32)",
+    "ViT": "ViT()",
+    "vit_tiny": "vit_tiny()",
+    "vit_small": "vit_small()",
+}
+HYBRID = {"Hybrid": "Hybrid()", "hybrid_small": "hybrid_small()"}
+DISTILLED = {"DistilledViT": "DistilledViT()", "vit_distilled": "vit_distilled()"}
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURES / "livepkg", tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def job(workspace: Path, module: str, ctors: dict[str, str], texts: dict[Path, str]) -> BuildJob:
+    path = workspace / (module.replace(".", "/") + ".py")
+    source = texts.get(path, path.read_text())
+    specs = []
+    for name, ctor in ctors.items():
+        line = next(
+            i
+            for i, text in enumerate(source.splitlines(), 1)
+            if text.startswith((f"class {name}(", f"def {name}("))
+        )
+        kind = "factory" if ctor.startswith(name[0].lower()) and name[0].islower() else "class"
+        specs.append(ClassSpec(name, line, ctor, kind=kind))
+    return BuildJob(
+        file=str(path),
+        module=module,
+        sys_path=(str(workspace),),
+        workspace=str(workspace),
+        classes=tuple(specs),
+        overrides=tuple((str(p), t) for p, t in texts.items()),
+        timeout_s=60,
+    )
+
+
+def figures(result: JobResult) -> list[Any]:
+    """The models as the server gets them, without their timings."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not k.endswith("_ms")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return [strip(protocol.to_json(m)) for m in result.models]
+
+
+class Logged(WorkerClient):
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.lines: list[str] = []
+        super().__init__(sys.executable, self.lines.append)
+
+
+@pytest.fixture
+async def warm() -> AsyncIterator[Logged]:
+    """A worker whose zygote of ``zoo`` imported it once."""
+    client = Logged()
+    yield client
+    await client.stop()
+
+
+async def cold_figures(monkeypatch: pytest.MonkeyPatch, jobs: list[BuildJob]) -> list[Any]:
+    """Each job built by a fresh import of the package, as its texts are (no zygote)."""
+    monkeypatch.setenv("PARAMLENS_NO_ZYGOTE", "1")
+    client = Logged()
+    try:
+        return [figures(await client.build(j)) for j in jobs]
+    finally:
+        await client.stop()
+        monkeypatch.delenv("PARAMLENS_NO_ZYGOTE")
+
+
+def edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert old in text, old
+    return text.replace(old, new)
+
+
+def said(client: Logged, words: str) -> bool:
+    return any(words in line for line in client.lines)
+
+
+async def test_an_unsaved_edit_runs_only_its_module_again_with_the_figures_of_a_fresh_import(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo = package / "zoo"
+    before = await warm.build(job(package, "zoo.vit", VIT, {}))  # the zygote imports zoo
+    vit = edit(zoo / "vit.py", "dim: int = 64", "dim: int = 40")
+    vit = vit.replace("ViT(dim=32, **kwargs)", "ViT(dim=24, **kwargs)")  # a registered factory
+    vit = vit.replace(
+        "self.norm2 = nn.LayerNorm(dim)", "self.norm2 = nn.LayerNorm(dim, bias=False)"
+    )
+    texts = {zoo / "vit.py": vit}
+    jobs = [
+        job(package, "zoo.vit", VIT, texts),
+        job(package, "zoo.hybrid", HYBRID, texts),  # the registry's vit_tiny, vit.Block
+        job(package, "zoo.distilled", DISTILLED, texts),  # a subclass of the edited ViT
+    ]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert warm_figures == await cold_figures(monkeypatch, jobs)
+    assert warm_figures[0] != figures(before)
+    [vit_model] = [m for m in warm_figures[0] if m["name"] == "ViT"]
+    assert vit_model["total_params"] > 0
+    assert said(warm, "ran zoo.vit, zoo.distilled again"), "\n".join(warm.lines)
+    assert said(warm, "zoo.distilled runs again too: its DistilledViT was made from zoo.vit.ViT")
+    assert not said(warm, "declined"), warm.lines
+
+
+async def test_an_edit_of_a_module_others_import_names_from(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo = package / "zoo"
+    await warm.build(job(package, "zoo.vit", VIT, {}))
+    layers = edit(zoo / "layers.py", "MLP_RATIO = 4", "MLP_RATIO = 2")  # `import ... as RATIO`
+    layers = layers.replace(
+        "self.proj = nn.Linear(dim, dim)", "self.proj = nn.Linear(dim, dim, bias=False)"
+    )
+    texts = {zoo / "layers.py": layers}
+    jobs = [job(package, "zoo.vit", VIT, texts), job(package, "zoo.hybrid", HYBRID, texts)]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert warm_figures == await cold_figures(monkeypatch, jobs)
+    assert said(warm, "ran zoo.layers again"), warm.lines
+    assert not said(warm, "declined"), warm.lines
+
+
+async def test_a_saved_edit_brings_the_zygote_up_to_date_once(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoo = package / "zoo"
+    await warm.build(job(package, "zoo.vit", VIT, {}))
+    (zoo / "vit.py").write_text(edit(zoo / "vit.py", "dim: int = 64", "dim: int = 56"))
+    stat = (zoo / "vit.py").stat()
+    os.utime(zoo / "vit.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    jobs = [job(package, "zoo.vit", VIT, {}), job(package, "zoo.hybrid", HYBRID, {})]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert warm_figures == await cold_figures(monkeypatch, jobs)
+    ran_again = [line for line in warm.lines if "ran zoo.vit, zoo.distilled again" in line]
+    assert len(ran_again) == 1, warm.lines  # by the zygote, for the first job only
+    assert "not the whole package" in ran_again[0]
+    assert not said(warm, "declined"), warm.lines
+
+
+async def test_what_cannot_be_made_exact_is_imported_afresh_and_said(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a table holding something made from vit's Block: running vit again would leave it
+    # holding the old Block, and running this module again would empty it
+    zoo = package / "zoo"
+    (zoo / "blocks.py").write_text(
+        "import functools\n\nfrom .vit import Block\n\n"
+        "BLOCKS = {'wide': functools.partial(Block, 64)}\n"
+    )
+    init = zoo / "__init__.py"
+    init.write_text(init.read_text() + "from . import blocks\n")
+    await warm.build(job(package, "zoo.vit", VIT, {}))
+    texts = {zoo / "vit.py": edit(zoo / "vit.py", "dim: int = 64", "dim: int = 40")}
+    jobs = [job(package, "zoo.vit", VIT, texts)]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert warm_figures == await cold_figures(monkeypatch, jobs)
+    assert said(warm, "declined a job of zoo.vit"), warm.lines
+    assert said(warm, "zoo.blocks.BLOCKS holds something made from zoo.vit.Block"), warm.lines
