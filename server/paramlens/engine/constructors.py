@@ -12,13 +12,15 @@ from pathlib import Path
 
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
 from ..analysis.literals import refs_in
-from ..analysis.model import ClassInfo, FactoryInfo
+from ..analysis.model import ClassInfo, FactoryInfo, InitParam
 from ..analysis.notebook import is_notebook, load_notebook
 from ..analysis.reading import relative_path
 from ..analysis.source import SourceError
 from ..analysis.workspace import Workspace
 from ..config import Settings
+from ..worker import protocol
 from ..worker.protocol import CALL_SITE_INPUT, EXAMPLE_SOURCE, ClassSpec
+from .real_args import config_method_spec, script_spec
 
 CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
 CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
@@ -95,20 +97,42 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     rel = relative_path(cls.file, workspace.root)
     for key in (f"{rel}::{cls.name}", cls.name):
         if key in settings.models:
-            return ClassSpec(cls.name, cls.line, settings.models[key], "pyproject.toml")
+            return ClassSpec(
+                cls.name,
+                cls.line,
+                settings.models[key],
+                "pyproject.toml",
+                source_kind=protocol.SOURCE_PYPROJECT,
+            )
     params = workspace.init_params(cls) or ()
     required = [p for p in params if p.required]
     if not required:
         # never download weights: DeepLabV3(encoder_weights=None), FCN(pretrained=False)
         names = {p.name for p in params}
         args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
-        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "default arguments")
+        return ClassSpec(
+            cls.name,
+            cls.line,
+            f"{cls.name}({args})",
+            "default arguments",
+            source_kind=protocol.SOURCE_DEFAULTS,
+        )
     configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
     if all(configs.values()):
         found = {p: c for p, c in configs.items() if c is not None}
         args = ", ".join(f"{p}={c.name}()" for p, c in found.items())
         refs = tuple(sorted({_ref(c) for c in found.values()}))  # sorted: part of the cache key
-        return ClassSpec(cls.name, cls.line, f"{cls.name}({args})", "config class", refs=refs)
+        return ClassSpec(
+            cls.name,
+            cls.line,
+            f"{cls.name}({args})",
+            "config class",
+            refs=refs,
+            source_kind=protocol.SOURCE_CONFIG_CLASS,
+        )
+    method = config_method_spec(cls, workspace, required)
+    if method is not None:
+        return method
     for call in workspace.call_sites(cls.qualname):
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if all(p.name in named for p in required):
@@ -117,7 +141,36 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
             values = [*call.args, *(v for _, v in call.kwargs)]
             found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
             ctor = f"{cls.name}({', '.join(parts)})"
-            return ClassSpec(cls.name, cls.line, ctor, where, refs=tuple(sorted(found_refs)))
+            return ClassSpec(
+                cls.name,
+                cls.line,
+                ctor,
+                where,
+                refs=tuple(sorted(found_refs)),
+                source_kind=protocol.SOURCE_CALL_SITE,
+            )
+    fallback = _examples(cls, workspace, required, configs)
+    script = script_spec(cls, workspace)
+    if script is None:
+        return fallback
+    # the script's model first; if its statement fails, the examples (or the note)
+    examples = [(c, EXAMPLE_SOURCE, True) for c in (fallback.ctor, *fallback.alternatives) if c]
+    return dataclasses.replace(
+        script,
+        missing_args=fallback.missing_args,
+        fix_hint=fallback.fix_hint,
+        refs=fallback.refs,
+        candidates=tuple(examples),
+    )
+
+
+def _examples(
+    cls: ClassInfo,
+    workspace: Workspace,
+    required: list[InitParam],
+    configs: dict[str, ClassInfo | None],
+) -> ClassSpec:
+    """Example sizes by the parameters' names, else what is missing and how to give it."""
     missing = tuple(p.name for p in required)
     example = ", ".join(f"{name}=..." for name in missing)
     hint = f'[tool.paramlens.models]\n{cls.name} = "{cls.name}({example})"'
@@ -150,6 +203,7 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
             hint,
             refs=refs,
             alternatives=alternatives,
+            source_kind=protocol.SOURCE_EXAMPLE,
         )
     return ClassSpec(cls.name, cls.line, None, "", missing, hint)
 
@@ -188,5 +242,10 @@ def factory_spec(factory: FactoryInfo) -> ClassSpec:
     """Call a model factory (``resnet18()``) without ever asking for pretrained weights."""
     args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in factory.params)
     return ClassSpec(
-        factory.name, factory.line, f"{factory.name}({args})", "factory function", kind="factory"
+        factory.name,
+        factory.line,
+        f"{factory.name}({args})",
+        "factory function",
+        kind="factory",
+        source_kind=protocol.SOURCE_FACTORY,
     )

@@ -41,6 +41,7 @@ from ..worker.protocol import BuildJob, ErrorInfo, JobResult, LayerEntry, ModelR
 from .cache import ResultCache, ScanStore, dump, load
 from .constructors import constructor, factory_spec, with_input
 from .lines import lines_of, with_instances, without_figures
+from .real_args import config_failures, config_specs
 from .spawn import library_paths, worker_python
 from .worker_client import State, WorkerClient
 
@@ -243,6 +244,7 @@ class Engine:
                     for c in classes
                 ),
                 *(factory_spec(f) for f in factories),
+                *(config_specs(path, workspace) if part != "factories" else ()),
             ),
             overrides=tuple(
                 (p, text) for p in imported if (text := _override(p, texts, workspace)) is not None
@@ -508,6 +510,8 @@ class Engine:
         models = tuple(
             with_instances(m, qualnames, everything) for m in (own.models if own else ())
         )
+        if qualnames:  # configs that could not be read, at their own lines
+            models += tuple(config_failures(path, workspace))
         return FileReport(
             path=path,
             models=models,

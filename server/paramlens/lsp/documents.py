@@ -192,7 +192,7 @@ class DocumentState:
             return
         for model in self.report.models:
             line = self.lines.get(model.line)
-            if line is not None:
+            if line is not None and model.kind != "config":  # a config is listed on its class
                 yield model, line
 
     def layers(self) -> Iterator[tuple[LayerEntry, int]]:

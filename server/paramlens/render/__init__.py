@@ -206,7 +206,9 @@ def configurations(model: ModelResult, models: Iterable[ModelResult]) -> list[Mo
     return [
         m
         for m in models
-        if m.kind == "factory" and m.error is None and m.model_class == model.model_class
+        if m.kind in ("factory", "config")
+        and m.error is None
+        and m.model_class == model.model_class
     ]
 
 
@@ -244,6 +246,21 @@ def _example_args(model: ModelResult) -> str:
     return model.ctor.partition("(")[2].rpartition(")")[0]
 
 
+def arguments_text(model: ModelResult) -> str:
+    """Where the arguments of a model's figures came from, when that is not the plain
+    reading of its code: example sizes, a config method, a script's line, a config file."""
+    kind = model.source_kind
+    if kind == protocol.SOURCE_CONFIG_METHOD:
+        return f"from {model.source}"
+    if kind == protocol.SOURCE_SCRIPT:
+        return f"as built at {model.source}"
+    if kind == protocol.SOURCE_CONFIG_FILE:
+        return f"from {model.source}"
+    if model.example:
+        return f"with example arguments {_example_args(model)}"
+    return ""
+
+
 SHAPES_PENDING = "shapes…"
 
 
@@ -278,15 +295,29 @@ def render_model_lens(
         f"{format_count(model.trainable_params)} trainable",
         format_bytes(model.param_bytes),
     ]
-    if model.example:
-        parts.append(f"with example arguments {_example_args(model)}")
+    if arguments_text(model):
+        parts.append(arguments_text(model))
     if forward_text(model.forward):
         parts.append(forward_text(model.forward))
     if memory_text(model):
         parts.append(memory_text(model))
-    if configs:
-        parts.append(f"{len(configs)} factory configuration{'s' if len(configs) > 1 else ''}")
+    parts += configurations_text(configs)
     return SEP.join(parts) + suffix
+
+
+def configurations_text(configs: Sequence[ModelResult]) -> list[str]:
+    """A built class's other constructors: how many factories, and its config files by
+    name (``model/mnist.yaml (net) 68.0K``: real arguments, worth their figure)."""
+    factories = [c for c in configs if c.kind == "factory"]
+    files = [c for c in configs if c.kind == "config"]
+    parts = []
+    if factories:
+        plural = "s" if len(factories) > 1 else ""
+        parts.append(f"{len(factories)} factory configuration{plural}")
+    parts += [f"{c.name} {format_count(c.total_params)}" for c in files[:2]]
+    if len(files) > 2:
+        parts.append(f"+{len(files) - 2} more configs")
+    return parts
 
 
 def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
@@ -305,13 +336,14 @@ def render_totals(model: ModelResult, models: Sequence[ModelResult] = ()) -> str
     )
     if model.device != "meta":
         text += f"{SEP}built on {model.device}"
-    if model.example:
-        text += f"{SEP}with example arguments {_example_args(model)}"
+    if arguments_text(model):
+        text += f"{SEP}{arguments_text(model)}"
     if forward_text(model.forward):
         text += f"{SEP}{forward_text(model.forward)}"
     if memory_text(model):
         text += f"{SEP}{memory_text(model)}"
-    return text
+    files = [c for c in configurations(model, models) if c.kind == "config"]
+    return SEP.join([text, *configurations_text(files)])
 
 
 # -- annotate -------------------------------------------------------------------
@@ -371,7 +403,8 @@ class _Annotator:
         self, models: list[ModelResult], lines: Mapping[int, LayerEntry], width: int
     ) -> None:
         self.models, self.lines, self.width = models, lines, width
-        self.by_class_line = {m.line: m for m in models}
+        # a config constructor is listed on its class, not shown at a line of its own
+        self.by_class_line = {m.line: m for m in models if m.kind != "config"}
         self.inline = inline_shapes(models)
 
     def __call__(self, number: int, label: str, text: str) -> list[str]:
@@ -702,12 +735,25 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
 def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[str]:
     lines = []
     configs = configurations(model, models)
-    if configs:
+    factories = [c for c in configs if c.kind == "factory"]
+    if factories:
         lines += ["", "| factory function | params | trainable | size |", "|---|--:|--:|--:|"]
         lines += [
             f"| `{c.ctor}` | {c.total_params:,} | {c.trainable_params:,} | "
             f"{format_bytes(c.param_bytes)} |"
-            for c in configs
+            for c in factories
+        ]
+    files = [c for c in configs if c.kind == "config"]
+    if files:
+        lines += [
+            "",
+            "| configuration | params | trainable | size | from |",
+            "|---|--:|--:|--:|---|",
+        ]
+        lines += [
+            f"| {c.name} | {c.total_params:,} | {c.trainable_params:,} | "
+            f"{format_bytes(c.param_bytes)} | `{c.source}` |"
+            for c in files
         ]
     if model.instances:
         by_size: dict[int, list[Instance]] = {}
@@ -723,6 +769,11 @@ def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[
     return lines
 
 
+_REAL_SOURCES = frozenset(
+    {protocol.SOURCE_CONFIG_METHOD, protocol.SOURCE_SCRIPT, protocol.SOURCE_CONFIG_FILE}
+)
+
+
 def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -> str:
     if model.error is not None:
         if model.error.kind == "needs-args" and measured_elsewhere(model, models):
@@ -733,7 +784,11 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
             text += f"\n\nAdd to `pyproject.toml`:\n```toml\n{model.error.traceback}\n```"
         return "\n".join([text, *_measured_tables(model, models)])
     lines = [f"**{_display_name(model)}**: {model.total_params:,} parameters", ""]
-    if model.example:
+    if model.source_kind in _REAL_SOURCES:
+        lines += [f"Built with `{model.ctor}`, {arguments_text(model)}.", ""]
+        if model.example:
+            lines += ["Some of its arguments are examples: the figures are exact for these.", ""]
+    elif model.example:
         lines += [
             f"Built with example arguments `{model.ctor}`, guessed from the parameter names;"
             " the figures are exact for these. Pin real ones in `pyproject.toml`:",

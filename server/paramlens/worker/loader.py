@@ -385,6 +385,9 @@ def _bound_names(stmt: ast.stmt) -> Iterator[str]:
             yield from _bound_names(inner)
 
 
+_TEST = "__paramlens_if__"  # where a module-level ``if``'s test is kept while it runs
+
+
 def _imports_in(tree: Callable[[], ast.Module]) -> list[ast.stmt]:
     """The import statements of a top-level statement, those in its ``if``/``try``
     blocks included (not those inside functions or classes: they run when called)."""
@@ -422,10 +425,16 @@ class ModuleRunner:
         # modules in the order they finished running (a module after those it imports).
         self.imports: dict[str, list[Callable[[], list[ast.stmt]]]] = {}
         self.finished: list[str] = []
+        self._sources: dict[str, str] = {}
+
+    def source_of(self, path: str) -> str:
+        """The text of a workspace file this runner ran (or is running)."""
+        return self._sources.get(path, "")
 
     def run(self, source: str, path: str, namespace: dict[str, Any]) -> None:
         self.importing.append(path)  # a timeout names the file it stopped (10 MB of source)
         self.imports[path] = []
+        self._sources[path] = source
         try:
             self._run(source, path, namespace)
         finally:
@@ -458,14 +467,46 @@ class ModuleRunner:
     ) -> None:
         tree, _ = definitions_only(tree)
         flags |= future_flags(tree.body)
-        for stmt in tree.body:
-            code = compile(ast.Module([stmt], []), path, "exec", flags=flags, dont_inherit=True)
-            is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
-            if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.If, ast.Try)):
+        self._run_body(tree.body, path, namespace, flags)
+
+    def _run_body(
+        self,
+        body: list[ast.stmt],
+        path: str,
+        namespace: dict[str, Any],
+        flags: int,
+        top: bool = True,
+    ) -> None:
+        for stmt in body:
+            if top and isinstance(stmt, (ast.Import, ast.ImportFrom, ast.If, ast.Try)):
                 found = _imports_in(functools.partial(ast.Module, [stmt], []))
                 self.imports.setdefault(path, []).append(functools.partial(list, found))
+            if isinstance(stmt, ast.If):
+                self._run_if(stmt, path, namespace, flags)
+                continue
+            code = compile(ast.Module([stmt], []), path, "exec", flags=flags, dont_inherit=True)
+            is_import = isinstance(stmt, (ast.Import, ast.ImportFrom))
             names = functools.partial(_bound_names, stmt)
             self._run_statement(code, path, namespace, stmt.lineno, is_import, names)
+
+    def _run_if(self, stmt: ast.If, path: str, namespace: dict[str, Any], flags: int) -> None:
+        """An ``if`` at module level: its test, then the branch taken one statement at a
+        time, so that a failing statement there does not take the others' names with it
+        (DCGAN's ``dataset = dset.ImageFolder(...)`` fails without data; the ``nc = 3``
+        after it is what the model needs)."""
+        truth = ast.Call(ast.Name("bool", ast.Load()), [stmt.test], [])
+        test = ast.Assign([ast.Name(_TEST, ast.Store())], truth)
+        ast.copy_location(test, stmt)
+        ast.fix_missing_locations(test)
+        code = compile(ast.Module([test], []), path, "exec", flags=flags, dont_inherit=True)
+        names = functools.partial(_bound_names, stmt)
+        namespace.pop(_TEST, None)
+        self._run_statement(code, path, namespace, stmt.lineno, False, names)
+        taken = namespace.pop(_TEST, None)
+        if taken is True:  # its imports were noted with the whole statement
+            self._run_body(stmt.body, path, namespace, flags, top=False)
+        elif taken is False:
+            self._run_body(stmt.orelse, path, namespace, flags, top=False)
 
     def _run_statement(
         self,
@@ -639,6 +680,69 @@ class WorkspaceFinder(importlib.abc.MetaPathFinder):
         return None
 
 
+# -- a script's required command-line arguments -----------------------------------
+
+
+def compared_constant(source: str, dest: str) -> str | None:
+    """The first string a module compares ``<args>.<dest>`` with (``opt.dataset in
+    ['imagenet', 'folder']``, ``args.mode == "train"``): a value the script handles."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare) or not isinstance(node.left, ast.Attribute):
+            continue
+        if node.left.attr != dest:
+            continue
+        for right in node.comparators:
+            values = right.elts if isinstance(right, (ast.List, ast.Tuple, ast.Set)) else [right]
+            for value in values:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    return value.value
+    return None
+
+
+def lenient_arguments(runner: ModuleRunner) -> None:
+    """``parser.parse_args()`` at import time sees no command line, and a script whose
+    argument is ``required=True`` would exit there (DCGAN's ``--dataset``): such an
+    argument gets its first choice, else the first string the importing module compares
+    it with, else None; the script's other arguments keep their defaults."""
+    import argparse
+
+    original = argparse.ArgumentParser.parse_known_args
+    if getattr(original, "_paramlens", False):
+        return
+
+    def parse_known_args(self: Any, args: Any = None, namespace: Any = None) -> Any:
+        importing = runner.importing
+        if not importing:
+            return original(self, args, namespace)
+        changed = []
+        for action in self._actions:
+            optional = bool(action.option_strings)
+            if optional and not action.required:
+                continue
+            if not optional and action.nargs not in (None, 1):
+                continue
+            choices = list(action.choices or ())
+            value = choices[0] if choices else None
+            if value is None:
+                value = compared_constant(runner.source_of(importing[-1]), action.dest)
+            changed.append((action, action.required, action.nargs, action.default))
+            action.required, action.default = False, value
+            if not optional:
+                action.nargs = "?"
+        try:
+            return original(self, args, namespace)
+        finally:
+            for action, required, nargs, default in changed:
+                action.required, action.nargs, action.default = required, nargs, default
+
+    parse_known_args._paramlens = True  # type: ignore[attr-defined]
+    argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
 def install(
     roots: Sequence[str],
     workspace: str,
@@ -646,6 +750,7 @@ def install(
     runner: ModuleRunner,
     named: dict[str, str] | None = None,
 ) -> None:
+    lenient_arguments(runner)
     for root in reversed(roots):
         if root not in sys.path:
             sys.path.insert(0, root)

@@ -31,6 +31,16 @@ from typing import Any, Literal
 PROTOCOL_VERSION = 1
 CALL_SITE_INPUT = "called at"  # ClassSpec.input_source of an input read from a call
 EXAMPLE_SOURCE = "example arguments"  # ClassSpec.ctor_source of arguments guessed from names
+# ClassSpec.source_kind / ModelResult.source_kind: where a constructor's arguments came from
+SOURCE_PYPROJECT = "pyproject"  # [tool.paramlens.models]
+SOURCE_DEFAULTS = "defaults"  # the constructor's own default arguments
+SOURCE_CONFIG_CLASS = "config class"  # a config class that builds with no arguments
+SOURCE_CALL_SITE = "call site"  # a call with literal arguments (file:line)
+SOURCE_CONFIG_METHOD = "config method"  # GPT.get_default_config(), Model.from_config()
+SOURCE_SCRIPT = "script"  # a model a script builds at module level (file:line)
+SOURCE_CONFIG_FILE = "config file"  # a Hydra / LightningCLI YAML or a config.json (path:line)
+SOURCE_EXAMPLE = "example"  # example sizes guessed from parameter names
+SOURCE_FACTORY = "factory"  # a model factory function called with no arguments
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,13 @@ class ClassSpec:
     # None: the worker looks for one (``example_input_array``, a guess from the first layer)
     input: str | None = None
     input_source: str = ""
+    # what kind of place the arguments came from (SOURCE_*), ``ctor_source`` saying which;
+    # ``example``: some of them are example sizes all the same (a config's open fields)
+    source_kind: str = ""
+    example: bool = False
+    # further constructors to try, in order, if ``ctor`` fails: (expression, where its
+    # arguments came from, whether some are examples); the result says which one built it
+    candidates: tuple[tuple[str, str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,11 +358,24 @@ class ModelResult:
     # result): where the engine finds instances of classes that need arguments
     parts: tuple[Part, ...] = ()
     forward: ForwardInfo | None = None  # None: no example input found, or not built
+    # where the constructor's arguments came from: a kind (SOURCE_*) and the place
+    # ("configs/model/mnist.yaml:4", "main.py:140", "GPT.get_default_config()")
+    source_kind: str = ""
+    source: str = ""
 
     @classmethod
     def failed(cls, spec: ClassSpec, file: str, error: ErrorInfo) -> ModelResult:
         """The result of a class that could not be built."""
-        return cls(spec.name, file, spec.line, ctor=spec.ctor or "", error=error, kind=spec.kind)
+        return cls(
+            spec.name,
+            file,
+            spec.line,
+            ctor=spec.ctor or "",
+            error=error,
+            kind=spec.kind,
+            source_kind=spec.source_kind,
+            source=spec.ctor_source,
+        )
 
 
 @dataclass(frozen=True)
@@ -445,6 +475,8 @@ def class_spec(d: dict[str, Any]) -> ClassSpec:
             **d,
             "missing_args": tuple(d.get("missing_args", ())),
             "refs": tuple((n, t) for n, t in d.get("refs", ())),
+            "alternatives": tuple(d.get("alternatives", ())),
+            "candidates": tuple((c, s, e) for c, s, e in d.get("candidates", ())),
         }
     )
 

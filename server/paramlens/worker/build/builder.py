@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from ..layers import qualtype
-from ..protocol import EXAMPLE_SOURCE, FINAL_KINDS, ClassSpec, ErrorInfo, ModelResult
+from ..protocol import (
+    EXAMPLE_SOURCE,
+    FINAL_KINDS,
+    SOURCE_SCRIPT,
+    ClassSpec,
+    ErrorInfo,
+    ModelResult,
+)
 from .context import BuildContext
 from .errors import BuildTimeout, needs_args
 from .forward_pass import NEEDS_VALUES, forward_pass_within_budget
@@ -34,15 +41,32 @@ from .placement import (
 def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
     parameter names are only a try: if the class refuses them, it needs real ones."""
-    result = _build_class(spec, ctx)
-    if spec.ctor_source != EXAMPLE_SOURCE:
-        return result
+    result = _sourced(_build_class(spec, ctx), spec)
+    for ctor, source, example in spec.candidates:  # the project's other ways, in order
+        if result.error is None or result.error.kind in FINAL_KINDS:
+            break
+        spec = dataclasses.replace(spec, ctor=ctor, ctor_source=source, example=example)
+        result = _sourced(_build_class(spec, ctx), spec)
+    if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
+        if result.error is None or result.error.kind in FINAL_KINDS:
+            return result
+        if spec.source_kind != SOURCE_SCRIPT or not spec.missing_args:
+            return result
+        # a script's model that could not be built: the class still needs its arguments
+        message = (
+            f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
+            f"(the model built at {spec.ctor_source} failed: {result.error.message})"
+        )
+        error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
+        return dataclasses.replace(result, error=error)
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
-        result = _build_class(dataclasses.replace(spec, ctor=alternative), ctx)
+        result = _sourced(_build_class(dataclasses.replace(spec, ctor=alternative), ctx), spec)
     if result.error is None:
         note = f"built with example arguments guessed from parameter names: {result.ctor}"
+        if spec.ctor_source != EXAMPLE_SOURCE:
+            note = f"built from {spec.ctor_source}: {result.ctor}"
         return dataclasses.replace(result, example=True, notes=(note, *result.notes))
     if result.error.kind in FINAL_KINDS:
         return result
@@ -52,6 +76,11 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     )
     error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
     return dataclasses.replace(result, error=error)
+
+
+def _sourced(result: ModelResult, spec: ClassSpec) -> ModelResult:
+    """The result saying where its constructor's arguments came from."""
+    return dataclasses.replace(result, source_kind=spec.source_kind, source=spec.ctor_source)
 
 
 def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:

@@ -25,11 +25,36 @@ from ..protocol import ClassSpec
 from .sites import SiteRecorder, recording
 
 
+def _with_fields(config: object, **fields: object) -> object:
+    """``config`` with fields its project leaves to the caller set (a config method's
+    ``vocab_size = None``): items of a dict, attributes of anything else."""
+    for name, value in fields.items():
+        if isinstance(config, dict):
+            config[name] = value
+        else:
+            setattr(config, name, value)
+    return config
+
+
+def _in_module(module: str, expression: str) -> object:
+    """``expression`` evaluated in the namespace of the workspace module ``module`` (a
+    script's own ``Generator(ngpu)``, with the values its module-level statements made)."""
+    namespace = importlib.import_module(module).__dict__
+    return eval(compile(expression, f"<paramlens: {module}>", "eval"), namespace)
+
+
+# what constructor expressions may call besides the module's own names
+HELPERS = {"__paramlens_fields__": _with_fields, "__paramlens_in__": _in_module}
+
+
 def namespace_for(spec: ClassSpec, module_namespace: dict[str, object]) -> dict[str, object]:
     """The module's namespace plus the workspace names the expression refers to."""
-    if not spec.refs:
+    helpers = any("__paramlens_" in c for c in (spec.ctor or "", *spec.alternatives))
+    if not spec.refs and not helpers:
         return module_namespace
     namespace = dict(module_namespace)
+    if helpers:
+        namespace.update(HELPERS)
     for name, target in spec.refs:
         namespace[name] = _resolve(target)
     return namespace

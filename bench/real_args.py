@@ -1,0 +1,81 @@
+"""Classes with figures from real arguments vs example sizes (issue 20), on given targets.
+
+    python -m bench.real_args [--python PY] TARGET [TARGET ...]
+
+Runs ``PY -m paramlens summary TARGET --format json`` (PY: this interpreter; another
+checkout's interpreter measures that checkout, e.g. ``/work/main/.venv/bin/python`` for
+"before") with no cache, and sorts every model class of the targets by where its figures
+came from:
+
+- real: built with arguments the project gives (defaults, a config class or method, a
+  call site, a script's line, pyproject.toml), or measured as instances inside such a
+  model, or listed with configuration files (``kind`` ``"config"``) or factories;
+- example: figures only from example sizes guessed from parameter names;
+- none: no figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+
+
+def classify(models: list[dict]) -> Counter[str]:
+    """real / example / none per class; how the real ones got theirs, by source kind."""
+    counts: Counter[str] = Counter()
+    configured = {m["model_class"] for m in models if m["kind"] in ("factory", "config")}
+    configured &= {m["model_class"] for m in models if m["error"] is None}
+    for m in models:
+        if m["kind"] != "class":
+            continue
+        real_instances = bool(m.get("instances"))
+        if m["error"] is None and not m["example"]:
+            counts["real"] += 1
+            counts[f"real: {m.get('source_kind') or 'built'}"] += 1
+        elif m["model_class"] in configured or (m["error"] is None and m["example"] is False):
+            counts["real"] += 1
+            counts["real: configs or factories"] += 1
+        elif real_instances:
+            counts["real"] += 1
+            counts["real: instances in a real model"] += 1
+        elif m["error"] is None and m["example"]:
+            counts["example"] += 1
+        else:
+            counts["none"] += 1
+    return counts
+
+
+def measure(python: str, target: str) -> Counter[str]:
+    with tempfile.TemporaryDirectory() as cache:
+        done = subprocess.run(
+            [python, "-m", "paramlens", "summary", target, "--format", "json", "--no-shapes"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env={**os.environ, "PARAMLENS_CACHE_DIR": cache},
+        )
+    if not done.stdout:
+        raise SystemExit(f"{target}: {done.stderr[-2000:]}")
+    return classify(json.loads(done.stdout)["models"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("targets", nargs="+")
+    args = parser.parse_args()
+    total: Counter[str] = Counter()
+    for target in args.targets:
+        counts = measure(args.python, target)
+        total += counts
+        print(f"{target}: {dict(sorted(counts.items()))}")
+    print(f"all: {dict(sorted(total.items()))}")
+
+
+if __name__ == "__main__":
+    main()

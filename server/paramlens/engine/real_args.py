@@ -1,0 +1,338 @@
+"""Constructors from the project's own arguments, for a class that needs some: its config
+method (``GPT(config=GPT.get_default_config())``, the fields it leaves None filled from a
+place that sets them, else example sizes by their names) and the model a script builds at
+module level (``netG = Generator(ngpu)``, evaluated where the script's statements left
+``ngpu``). Pure: reads the :class:`~paramlens.analysis.workspace.Workspace`, runs nothing.
+Imports :mod:`paramlens.analysis` and the worker's protocol."""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..analysis.arguments import (
+    ConfigMethod,
+    FieldSite,
+    asserted_fields,
+    config_methods,
+    field_sites,
+    script_instances,
+)
+from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, config_root, read_configs
+from ..analysis.example_args import example_value
+from ..analysis.model import ClassInfo, InitParam
+from ..analysis.reading import relative_path
+from ..analysis.workspace import Workspace
+from ..worker import protocol
+from ..worker.protocol import ClassSpec, ErrorInfo, ModelResult
+
+FIELDS_HELPER = "__paramlens_fields__"  # the worker's: sets a config's fields, returns it
+IN_MODULE_HELPER = "__paramlens_in__"  # the worker's: evaluates an expression in a module
+
+_CONFIG_NAMES = ("config", "cfg", "conf", "args", "params", "hparams", "hp", "opts", "settings")
+
+
+def _config_param(required: Sequence[InitParam]) -> InitParam | None:
+    """The parameter a config object goes to: the only required one, or the one named so."""
+    if len(required) == 1:
+        return required[0]
+    named = [p for p in required if p.name.lower().endswith(_CONFIG_NAMES)]
+    return named[0] if len(named) == 1 else None
+
+
+def _sites(workspace: Workspace, cls: ClassInfo, method: ConfigMethod) -> list[FieldSite]:
+    """The places that set fields of what the method returned to literals, those setting
+    most of its open fields first."""
+    sites = [
+        site
+        for info in workspace.files.values()
+        if method.name in info.words()
+        for site in field_sites(info, cls, method.name, workspace.resolve)
+    ]
+    opened = set(method.open_fields)
+    return sorted(sites, key=lambda s: (-len(opened & dict(s.values).keys()), -len(s.values)))
+
+
+MAX_SITES = 3  # places tried after the method's own defaults
+
+
+def _values(values: Sequence[tuple[str, object]]) -> str:
+    return ", ".join(f"{name}={value!r}" for name, value in values)
+
+
+def config_method_spec(
+    cls: ClassInfo, workspace: Workspace, required: Sequence[InitParam]
+) -> ClassSpec | None:
+    """``cls`` built from its own config method, if it has one and needs only the config."""
+    info = workspace.files.get(cls.file)
+    methods = config_methods(info, cls) if info is not None else []
+    if info is None or not methods:
+        return None
+    kind = protocol.SOURCE_CONFIG_METHOD
+    factory = next((m for m in methods if m.returns_instance), None)
+    if factory is not None:  # Model.from_config(): builds the class itself
+        call = f"{cls.name}.{factory.name}()"
+        return ClassSpec(cls.name, cls.line, call, call, source_kind=kind)
+    param = _config_param(required)
+    if param is None:
+        return None
+    method = methods[0]
+    called = f"{cls.name}.{method.name}()"
+    asserted = set(asserted_fields(info, cls, param.name))
+    # as the places that set its open fields do, else its own defaults, else as another
+    # place that sets its fields does (minGPT's default model_type "gpt" names no size:
+    # projects/chargpt sets "gpt-mini")
+    candidates: list[tuple[str, str, bool]] = []
+    sites = _sites(workspace, cls, method)[:MAX_SITES]
+    opened = set(method.open_fields)
+    setting = [s for s in sites if opened & dict(s.values).keys()]
+    # places that set its open fields, then its own defaults, then the other places
+    for site in [*setting, None, *(s for s in sites if s not in setting)]:
+        given = dict(site.values) if site is not None else {}
+        # the open fields the class insists on, and no more: minGPT asserts vocab_size and
+        # block_size, and refuses n_layer together with the model_type its default sets
+        wanted = [f for f in method.open_fields if f in asserted and f not in given]
+        examples = [(f, example_value(f, None)) for f in wanted]
+        fields = [*((k, repr(v)) for k, v in given.items()), *examples]
+        config = called
+        if fields:
+            filled = ", ".join(f"{name}={value}" for name, value in fields if value is not None)
+            config = f"{FIELDS_HELPER}({called}, {filled})"
+        source = called
+        if site is not None:
+            where = relative_path(site.file, workspace.root)
+            source += f", {_values(site.values)} as set at {where}:{site.line}"
+        if examples:
+            source += f", example {', '.join(f'{f}={v}' for f, v in examples)}"
+        ctor = f"{cls.name}({param.name}={config})"
+        if all(c != ctor for c, _, _ in candidates):
+            candidates.append((ctor, source, bool(examples)))
+    (ctor, source, example), *rest = candidates
+    return ClassSpec(
+        cls.name,
+        cls.line,
+        ctor,
+        source,
+        source_kind=protocol.SOURCE_CONFIG_METHOD,
+        example=example,
+        candidates=tuple(rest),
+    )
+
+
+def script_spec(cls: ClassInfo, workspace: Workspace) -> ClassSpec | None:
+    """``cls`` as a script builds it at module level, its own file's script first."""
+    files = [workspace.files[cls.file]] if cls.file in workspace.files else []
+    files += [f for p, f in sorted(workspace.files.items()) if p != cls.file]
+    for info in files:
+        if cls.name not in info.words():
+            continue
+        for instance in script_instances(info):
+            if workspace.resolve(instance.target) != cls.qualname:
+                continue
+            ctor = instance.call
+            if info.path != cls.file:  # the script's names, not the class's module's
+                ctor = f"{IN_MODULE_HELPER}({instance.module!r}, {instance.call!r})"
+            where = f"{relative_path(info.path, workspace.root)}:{instance.line}"
+            return ClassSpec(cls.name, cls.line, ctor, where, source_kind=protocol.SOURCE_SCRIPT)
+    return None
+
+
+# -- configuration files -------------------------------------------------------------
+
+_CONFIGS: weakref.WeakKeyDictionary[Workspace, WorkspaceConfigs] = weakref.WeakKeyDictionary()
+
+
+def workspace_configs(workspace: Workspace) -> WorkspaceConfigs:
+    """The workspace's model-building configs (read once per scan of the workspace)."""
+    known = _CONFIGS.get(workspace)
+    if known is None:
+        known = _CONFIGS[workspace] = read_configs(workspace.root)
+    return known
+
+
+class _Names:
+    """Names a constructor expression gives the targets it builds: their last part,
+    numbered when two differ (``Adam``, ``SimpleDenseNet``)."""
+
+    def __init__(self, own: tuple[str, str]) -> None:
+        self.refs: dict[str, str] = {}
+        self.own = own  # (qualified, name) of the class itself: its module defines it
+
+    def name(self, target: str) -> str:
+        if target == self.own[0]:
+            return self.own[1]
+        base = target.rpartition(".")[2] or target
+        alias, number = base, 1
+        while self.refs.get(alias, target) != target or alias == self.own[1]:
+            number += 1
+            alias = f"{base}_{number}"
+        self.refs[alias] = target
+        return alias
+
+
+def expression(value: object, names: _Names) -> str:
+    """Python source for a config value: targets as calls, the rest as literals."""
+    if isinstance(value, Target):
+        parts = [expression(a, names) for a in value.args]
+        parts += [f"{k}={expression(v, names)}" for k, v in value.kwargs]
+        callee = names.name(value.target)
+        if value.partial:
+            return f"{names.name('functools.partial')}({', '.join([callee, *parts])})"
+        return f"{callee}({', '.join(parts)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {expression(v, names)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(expression(v, names) for v in value) + "]"
+    return repr(value)
+
+
+def _config_class(build: ConfigBuild, workspace: Workspace, path: str) -> ClassInfo | None:
+    """The workspace model class of ``path`` a config builds, if it builds one."""
+    cls = workspace.classes.get(workspace.resolve(build.target))
+    if cls is None or cls.file != path or cls.qualname not in workspace.module_classes:
+        return None
+    return cls
+
+
+def config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
+    """Every config that builds a model class of ``path``, as a constructor of its own."""
+    specs = hf_config_specs(path, workspace)
+    for build in workspace_configs(workspace).builds:
+        cls = _config_class(build, workspace, path)
+        if cls is None or build.build is None:
+            continue
+        names = _Names((cls.qualname, cls.name))
+        ctor = expression(build.build, names)
+        where = f"{relative_path(build.file, workspace.root)}:{build.line}"
+        specs.append(
+            ClassSpec(
+                build.name,
+                cls.line,
+                ctor,
+                where,
+                kind="config",
+                refs=tuple(sorted(names.refs.items())),
+                source_kind=protocol.SOURCE_CONFIG_FILE,
+            )
+        )
+    return specs
+
+
+def config_failures(path: str, workspace: Workspace) -> list[ModelResult]:
+    """Configs of ``path``'s model classes that cannot be read: a YAML error or a value
+    that does not resolve, at the config's own line (the other configs are unaffected)."""
+    configs = workspace_configs(workspace)
+    failed = []
+    for build in configs.builds:
+        cls = _config_class(build, workspace, path)
+        if cls is not None and build.build is None:
+            failed.append((build.name, cls, build.file, build.line, build.error))
+    for error in configs.errors:
+        for target in dict.fromkeys(error.targets):
+            cls = _config_class(ConfigBuild("", "", 0, None, target=target), workspace, path)
+            if cls is not None:
+                root = config_root(error.file, workspace.root)
+                name = relative_path(error.file, root)
+                failed.append((name, cls, error.file, error.line, error.message))
+    for cls, name, file, fields, problem, _ in _hf_configs(path, workspace):
+        if fields is None:
+            line = int(problem.split("line ")[1].split(":")[0]) if "line " in problem else 1
+            failed.append((name, cls, file, line, problem))
+    return [
+        ModelResult(
+            name,
+            cls.file,
+            cls.line,  # a diagnostic on the class, pointing at the config's line
+            error=ErrorInfo(message, file, line, "syntax"),
+            kind="config",
+            model_class=cls.qualname,
+            source_kind=protocol.SOURCE_CONFIG_FILE,
+            source=f"{relative_path(file, workspace.root)}:{line}",
+        )
+        for name, cls, file, line, message in failed
+    ]
+
+
+MAX_JSON_BYTES = 1 << 20
+
+
+def _json_config(path: str) -> tuple[dict[str, object] | None, str]:
+    """A ``config.json``'s fields, or why it cannot be read (and at which line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(MAX_JSON_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot read it: {exc}"
+    if len(text) > MAX_JSON_BYTES:
+        return None, "over 1 MB: not a model's config"
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"JSON error at line {exc.lineno}: {exc.msg}"
+    return (loaded, "") if isinstance(loaded, dict) else (None, "not a JSON object")
+
+
+def _declared_config_class(cls: ClassInfo, workspace: Workspace) -> ClassInfo | None:
+    """The config class of a transformers-style model: declared in its body
+    (``config_class = TinyConfig``) or the annotation of its ``config`` parameter."""
+    declared = workspace.declared_config(cls)
+    if declared is None:
+        owner = workspace.init_owner(cls)
+        param = next((p for p in workspace.init_params(cls) or () if p.name == "config"), None)
+        if owner is None or param is None or not param.annotation:
+            return None
+        info = workspace.files[owner.file]
+        head, _, rest = param.annotation.partition(".")
+        base = info.symbols.get(head, f"{info.module}.{head}")
+        declared = f"{base}.{rest}" if rest else base
+    return workspace.classes.get(workspace.resolve(declared))
+
+
+def _hf_configs(
+    path: str, workspace: Workspace
+) -> list[tuple[ClassInfo, str, str, dict[str, object] | None, str, ClassInfo]]:
+    """The classes of a ``modeling_*.py`` that the ``config.json`` beside it builds: (class,
+    config name, its path, its fields or None, why not, the config class)."""
+    if not Path(path).name.startswith("modeling_"):
+        return []
+    config = Path(path).parent / "config.json"
+    if not config.is_file():
+        return []
+    fields, problem = _json_config(str(config))
+    names = fields.get("architectures") if fields is not None else None
+    if fields is not None and not isinstance(names, list):
+        return []
+    name = relative_path(str(config), workspace.root)
+    found = []
+    for cls in workspace.models_in(path):
+        if isinstance(names, list) and cls.name not in names:
+            continue
+        config_cls = _declared_config_class(cls, workspace)
+        if config_cls is not None:
+            found.append((cls, name, str(config), fields, problem, config_cls))
+    return found
+
+
+def hf_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
+    """A Hugging Face model folder: ``config.json`` beside ``modeling_*.py`` builds the
+    classes its ``architectures`` names, from their config class, on meta (no weights)."""
+    specs = []
+    for cls, name, _, fields, _, config_cls in _hf_configs(path, workspace):
+        if fields is None:
+            continue  # reported by config_failures
+        kwargs = {k: v for k, v in fields.items() if k.isidentifier()}
+        alias = "__paramlens_config_class__"
+        specs.append(
+            ClassSpec(
+                name,
+                cls.line,
+                f"{cls.name}({alias}(**{kwargs!r}))",
+                f"{name}:1",
+                kind="config",
+                refs=((alias, config_cls.qualname),),
+                source_kind=protocol.SOURCE_CONFIG_FILE,
+            )
+        )
+    return specs
