@@ -252,3 +252,54 @@ async def test_close_clears_the_cells_diagnostics_and_lenses(
 
     await eventually(cleared)
     assert await lenses(client, notebook.cell(3)) == []
+
+
+LENET_CELLS = [
+    "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n",
+    "class LeNet(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.conv1 = nn.Conv2d(3, 6, 5)\n"
+    "        self.pool = nn.MaxPool2d(2, 2)\n"
+    "        self.conv2 = nn.Conv2d(6, 16, 5)\n"
+    "        self.fc1 = nn.Linear(256, 120)\n"
+    "        self.fc2 = nn.Linear(120, 84)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        x = self.pool(F.relu(self.conv1(x)))\n"
+    "        x = self.pool(F.relu(self.conv2(x)))\n"
+    "        return self.fc2(F.relu(self.fc1(x.flatten(1))))\n",
+    "model = LeNet()\nout = model(torch.randn(1, 3, 32, 32))\n",
+]
+
+
+async def test_the_quick_fix_edits_the_cell_that_declares_the_layer(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    # fc1 declares 256 inputs and receives 16 * 5 * 5 = 400 (the call in cell 3)
+    (tmp_path / "pyproject.toml").write_text("")
+    notebook = open_notebook(client, tmp_path / "lenet.ipynb", LENET_CELLS)
+    lenet_cell = notebook.cell(2)
+
+    async def forward_failed() -> list[lsp.Diagnostic] | None:
+        found = client.diagnostics.get(lenet_cell, [])
+        return [d for d in found if "in_features" in d.message or "400" in d.message] or None
+
+    diagnostics = await eventually(forward_failed)
+    actions = await client.text_document_code_action_async(
+        lsp.CodeActionParams(
+            lsp.TextDocumentIdentifier(lenet_cell),
+            diagnostics[0].range,
+            lsp.CodeActionContext(diagnostics=diagnostics),
+        )
+    )
+    assert actions
+    [action] = [a for a in actions if isinstance(a, lsp.CodeAction)]
+    assert action.title.startswith("Set in_features to 400")
+    assert action.edit is not None and action.edit.changes is not None
+    [(target, [edit])] = action.edit.changes.items()
+    assert target == lenet_cell and edit.new_text == "400"
+    line = LENET_CELLS[1].splitlines()[edit.range.start.line]
+    assert line == "        self.fc1 = nn.Linear(256, 120)"
+    assert line[edit.range.start.character : edit.range.end.character] == "256"
+    assert all(d.range.start.line < 13 for d in action.diagnostics or ())  # the cell's lines

@@ -118,6 +118,45 @@ def hover_in_cell(hover: lsp.Hover | None, span: CellSpan) -> lsp.Hover | None:
     return attrs.evolve(hover, range=_moved(hover.range, 1 - span.first_line))
 
 
+def actions_in_cells(
+    actions: Sequence[lsp.CodeAction], notebook: NotebookState, span: CellSpan
+) -> list[lsp.CodeAction]:
+    """Quick fixes worked out on the notebook's module, as edits of its cells (an edit of
+    another file stays as it is) and with their diagnostics on the cell asked about."""
+    shown = []
+    for action in actions:
+        edit = action.edit
+        if edit is None or edit.changes is None:
+            continue  # asked for unversioned edits: see the handler
+        changes: dict[str, list[lsp.TextEdit]] = {}
+        for target, edits in edit.changes.items():
+            for text_edit in edits:
+                place = _cell_at(notebook, text_edit.range.start.line)
+                if document_key(target) != document_key(notebook.uri) or place is None:
+                    changes.setdefault(target, []).append(text_edit)
+                    continue
+                cell_uri, cell = place
+                moved = attrs.evolve(text_edit, range=_moved(text_edit.range, 1 - cell.first_line))
+                changes.setdefault(cell_uri, []).append(moved)
+        diagnostics = [
+            attrs.evolve(d, range=_moved(d.range, 1 - span.first_line))
+            for d in action.diagnostics or ()
+            if _in_cell(d.range.start.line, span)
+        ]
+        shown.append(
+            attrs.evolve(action, edit=lsp.WorkspaceEdit(changes=changes), diagnostics=diagnostics)
+        )
+    return shown
+
+
+def _cell_at(notebook: NotebookState, line0: int) -> tuple[str, CellSpan] | None:
+    """The cell (its URI and span) holding 0-based module line ``line0``."""
+    for cell_uri, span in zip(notebook.cells, notebook.source.cells):
+        if _in_cell(line0, span):
+            return cell_uri, span
+    return None
+
+
 @contextlib.contextmanager
 def stale_if_broken(
     state: DocumentState, notebook: NotebookState, span: CellSpan

@@ -605,7 +605,16 @@ def on_inlay_hint(ls: ParamlensServer, params: lsp.InlayHintParams) -> list[lsp.
 def on_code_action(ls: ParamlensServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     state = ls.documents.get(params.text_document.uri)
     if state is None:
-        return []
+        cell = ls.cell_of(params.text_document.uri)
+        if cell is None:
+            return []
+        state, notebook, span = cell
+        if notebook.broken(span):
+            return []
+        # unversioned edits: a cell's version is not the notebook's
+        asked = notebooks.to_module(params.range, span)
+        found = convert.lsp_code_actions(state, asked, params.context.only, ls.source_of, False)
+        return notebooks.actions_in_cells(found, notebook, span)
     caps = ls.client_capabilities
     versioned = get_capability(caps, "workspace.workspace_edit.document_changes", False)
     only = params.context.only
