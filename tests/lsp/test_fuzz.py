@@ -3,8 +3,10 @@
 A seeded-random fuzzer speaks raw JSON-RPC to the real server over stdio (pytest-lsp's client
 would refuse to write most of these messages): positions far outside the file, negative and
 2**53 numbers, unknown and non-string URIs, reversed ranges, edits of bracket-and-quote text
-at random ranges, untitled and notebook-cell documents, closes and saves of documents never
-opened, cancellations of random ids, bad settings, commands with wrong arguments, unknown
+at random ranges, untitled and notebook-cell documents, notebook sync out of order (cells
+added, moved and removed at impossible places, edits of cells the notebook does not have,
+versions anywhere), a YAML config rewritten malformed on disk, closes and saves of documents
+never opened, cancellations of random ids, bad settings, commands with wrong arguments, unknown
 methods and params of the wrong JSON type. After the storm every request has had an answer,
 no handler failed, the healthy files' lenses (their texts restored) are exactly those they
 had before it, and the server's CPU goes back to idle.
@@ -148,11 +150,19 @@ class RawClient:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+CONFIG = "configs/model/net.yaml"
+NET_CONFIG = "_target_: recipe.NeuralNetwork\n"  # recipe.py's class, built from a config
+
+
 def workspace(tmp: Path) -> tuple[Path, dict[str, str], dict[str, str]]:
-    """A workspace of two healthy files, a slow one and a hostile one: (folder, healthy
-    texts by URI, the others' texts by URI)."""
+    """A workspace of two healthy files (one of whose classes a YAML config builds), a slow
+    one, a hostile one and a notebook: (folder, healthy texts by URI, the others' texts by
+    URI)."""
     folder = tmp / "ws"
     folder.mkdir()
+    shutil.copy(FIXTURES / "notebooks/mnist.ipynb", folder / "nb.ipynb")
+    (folder / CONFIG).parent.mkdir(parents=True)
+    (folder / CONFIG).write_text(NET_CONFIG)
     shutil.copy(FIXTURES / "recipe/models.py", folder / "recipe.py")
     shutil.copy(FIXTURES / "cnn/model.py", folder / "cnn.py")
     shutil.copy(FIXTURES / "hostile/hostile.py", folder / "hostile.py")
@@ -281,12 +291,18 @@ class Storm:
         return {"command": command, "arguments": arguments}
 
     def notebook(self) -> tuple[str, Any]:
-        """A notebook opened or closed with its cells (its cells' URIs as VS Code writes them)."""
+        """A notebook opened, changed (cells added, moved, removed, edited; versions out of
+        order, unknown cells), saved or closed, its cells' URIs as VS Code writes them."""
         rng = self.rng
         notebook = (self.folder / "nb.ipynb").as_uri()
-        cells = [f"vscode-notebook-cell:{self.folder}/nb.ipynb#W{i}sZmlsZQ%3D%3D" for i in range(3)]
+        cells = [cell_uri(self.folder, i) for i in range(5)]
         chosen = rng.sample(cells, rng.randint(0, 3))
-        if rng.random() < 0.5:
+        roll = rng.random()
+        if roll < 0.25:
+            return "notebookDocument/didSave", {"notebookDocument": {"uri": notebook}}
+        if roll < 0.6:
+            return "notebookDocument/didChange", self.notebook_change(notebook, cells)
+        if roll < 0.8:
             return "notebookDocument/didClose", {
                 "notebookDocument": {"uri": notebook},
                 "cellTextDocuments": [{"uri": cell} for cell in chosen],
@@ -303,6 +319,55 @@ class Storm:
                 for cell in chosen
             ],
         }
+
+    def notebook_change(self, notebook: str, cells: list[str]) -> Any:
+        rng = self.rng
+        change: dict[str, Any] = {}
+        if rng.random() < 0.5:  # cells added, moved or removed at a random place
+            added = rng.sample(cells, rng.randint(0, 2))
+            change["structure"] = {
+                "array": {
+                    "start": rng.choice([0, 1, 3, 40, -1]),
+                    "deleteCount": rng.choice([0, 1, 2, 9]),
+                    "cells": [{"kind": 2, "document": c} for c in added],
+                },
+                "didOpen": [
+                    {"uri": c, "languageId": "python", "version": 1, "text": self.garbage()}
+                    for c in added
+                    if rng.random() < 0.7
+                ],
+                "didClose": [{"uri": c} for c in rng.sample(cells, rng.randint(0, 1))],
+            }
+        if rng.random() < 0.7:  # a cell's text edited, maybe a cell the notebook does not have
+            cell = rng.choice(cells)
+            edits = [{"range": self.range(), "text": self.garbage()}]
+            change["cells"] = {
+                "textContent": [
+                    {"document": {"uri": cell, "version": self.number()}, "changes": edits}
+                ]
+            }
+        if rng.random() < 0.1:
+            change = rng.choice([None, [], {"cells": 3}, {"structure": {"array": None}}])
+        return {
+            "notebookDocument": {"uri": notebook, "version": self.number()},
+            "change": change,
+        }
+
+    def config(self) -> None:
+        """The config file on disk rewritten: malformed YAML, a target that is not there,
+        an interpolation that does not resolve, or right again (YAML is not an editor
+        document here: the scan reads it from disk)."""
+        text = self.rng.choice(
+            [
+                self.garbage(),
+                "_target_: [unclosed\n",
+                "_target_: recipe.Nowhere\n",
+                "_target_: recipe.NeuralNetwork\nwidth: ${nope.x}\n",
+                ": : :\n\t- x",
+                NET_CONFIG,
+            ]
+        )
+        (self.folder / CONFIG).write_text(text)
 
     def change(self) -> Any:
         rng = self.rng
@@ -358,11 +423,41 @@ class Storm:
             client.request(method, self.params("textDocument/hover"))
         elif roll < 0.955:
             client.notify(*self.notebook())
+            if rng.random() < 0.3:
+                self.config()
         elif roll < 0.97:
             method = rng.choice(["paramlens/nope", "$/setTrace", "textDocument/didOpen"])
             client.notify(method, rng.choice([None, 3, "x", [], {"textDocument": 4}]))
         else:  # an answer to a request the server never sent
             client.answer(rng.choice([rng.randint(1, 50), "x", None]), rng.choice([None, [], 3]))
+
+
+def cell_uri(folder: Path, number: int) -> str:
+    return f"vscode-notebook-cell:{folder}/nb.ipynb#W{number}sZmlsZQ%3D%3D"
+
+
+def open_notebook(client: RawClient, folder: Path) -> dict[str, str]:
+    """The workspace's notebook opened as VS Code opens it: its code cells' texts by URI."""
+    from paramlens.analysis.notebook import read_cells
+
+    texts = read_cells((folder / "nb.ipynb").read_bytes())[0]
+    cells = [cell_uri(folder, i) for i in range(len(texts))]
+    client.notify(
+        "notebookDocument/didOpen",
+        {
+            "notebookDocument": {
+                "uri": (folder / "nb.ipynb").as_uri(),
+                "notebookType": "jupyter-notebook",
+                "version": 1,
+                "cells": [{"kind": 2, "document": c} for c in cells],
+            },
+            "cellTextDocuments": [
+                {"uri": c, "languageId": "python", "version": 1, "text": t}
+                for c, t in zip(cells, texts)
+            ],
+        },
+    )
+    return dict(zip(cells, texts))
 
 
 async def lenses(client: RawClient, uri: str) -> list[dict[str, Any]]:
@@ -416,7 +511,13 @@ async def test_a_storm_of_malformed_messages_costs_no_file_its_lenses(
         client.notify("initialized", {})
         for uri, text in {**healthy, **others}.items():
             client.notify("textDocument/didOpen", did_open(uri, text))
+        cells = open_notebook(client, folder)
         fresh = {uri: await settled_lenses(client, uri) for uri in healthy}
+        # the cells that define classes: their lenses once the notebook is analysed
+        fresh_cells = {
+            c: await settled_lenses(client, c) for c, t in cells.items() if "(nn.Module)" in t
+        }
+        assert len(fresh_cells) == 2  # mnist.ipynb's Net and MLP
 
         storm = Storm(seed, folder, {**healthy, **others})
         for _ in range(MESSAGES):
@@ -434,14 +535,24 @@ async def test_a_storm_of_malformed_messages_costs_no_file_its_lenses(
         assert failed == [], failed[:3]
 
         restored = time.monotonic()
+        (folder / CONFIG).write_text(NET_CONFIG)
         client.notify("workspace/didChangeConfiguration", {"settings": None})  # asks for ours
         for uri, text in healthy.items():  # as an editor would: the whole text, or reopen
             if unquote(uri) in storm.open:
                 client.notify("textDocument/didChange", full_change(uri, text, 1000))
             else:
                 client.notify("textDocument/didOpen", did_open(uri, text, 1000))
+        notebook = {"uri": (folder / "nb.ipynb").as_uri()}
+        every_cell = [{"uri": cell_uri(folder, i)} for i in range(max(len(cells), 5))]
+        client.notify(
+            "notebookDocument/didClose",
+            {"notebookDocument": notebook, "cellTextDocuments": every_cell},
+        )
+        open_notebook(client, folder)  # as the editor reopens it
         for uri, expected in fresh.items():
             assert await settled_lenses(client, uri, expected) == expected
+        for cell, expected in fresh_cells.items():
+            assert await settled_lenses(client, cell, expected) == expected
         back = time.monotonic() - restored
 
         errors = [

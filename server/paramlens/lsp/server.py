@@ -223,6 +223,8 @@ class ParamlensServer(LanguageServer):
         if notebook is None:
             notebook = NotebookState(uri, cells, source)
             self.notebooks[document_key(uri)] = notebook
+            for cell in document.cells:  # a cell opened as a file before: the notebook's now
+                self.documents.pop(cell.document, None)
             self.open_document(uri, source.text, version, ".ipynb")
         else:
             notebook.cells, notebook.source = cells, source
@@ -495,6 +497,9 @@ async def on_configuration(ls: ParamlensServer, params: lsp.DidChangeConfigurati
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 def on_open(ls: ParamlensServer, params: lsp.DidOpenTextDocumentParams) -> None:
     document = params.text_document
+    if ls.cell_of(document.uri) is not None:  # an open notebook's cell: synced with it
+        logger.info("ignored textDocument/didOpen of %s, a cell of an open notebook", document.uri)
+        return
     ls.open_document(document.uri, document.text, document.version)
     ls.schedule(document.uri)
 
