@@ -82,7 +82,8 @@ def test_summary_of_one_class_names_notebook_lines_by_cell() -> None:
 def test_a_notebook_importing_its_workspace_package_and_a_folder_of_notebooks() -> None:
     doc = summary_json("fixtures/notebooks")
     names = {m["name"]: m for m in doc["models"]}
-    assert set(names) == {"Net", "MLP", "Encoder", "Head"}
+    # mnist.ipynb's, uses_package.ipynb's (and nbpkg's), and the recipe notebook's
+    assert set(names) == {"Net", "MLP", "Encoder", "Head", "NeuralNetwork", "CNN"}
     assert names["Head"]["total_params"] == 50_890  # Encoder(64) from nbpkg, Linear(64, 10)
     # the package's class needs its width: the notebook's call Encoder(64) gives it
     assert names["Encoder"]["total_params"] == 50_240 and "cell" not in names["Encoder"]
