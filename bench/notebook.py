@@ -9,7 +9,10 @@ workspace of its own. Two measures, medians of N (default 5), notebook / file ra
 
 - warm: a live worker (as the editor has), no result cache: the time to the first figures
   (the engine's first partial report, what the editor shows first) and to the whole report;
-- cold: ``paramlens summary --format json --no-cache``, a fresh CLI each time.
+- cold: ``paramlens summary --format json --no-cache``, a fresh CLI each time;
+- typing, over LSP with a warm server: a cell's layer width edited (in the notebook, as VS
+  Code syncs a cell edit; in the file, as a text edit) until that class's lens is final with
+  its new count, debounce included (the editor's 500 ms); target < 1 s, as for a file.
 """
 
 from __future__ import annotations
@@ -126,6 +129,85 @@ async def warm(nb: Path, py: Path, repeat: int) -> dict[str, list[float]]:
     return times
 
 
+MLP_LINE = "        self.fc1 = nn.Linear(784, config.hidden)\n"
+
+
+async def typing(nb: Path, py: Path, repeat: int) -> dict[str, list[float]]:
+    """Seconds from an edit of MLP's first layer to MLP's new, final class lens."""
+    from lsprotocol import types as lsp
+
+    from bench.live_package import final, titles
+    from bench.lsp import Client, open_doc, stop
+
+    times: dict[str, list[float]] = {"nb": [], "py": []}
+    texts = cells()
+    number = next(i for i, t in enumerate(texts) if MLP_LINE in t + "\n")
+    for kind, root in (("nb", nb.parent), ("py", py.parent)):
+        client = Client()
+        await client.start_io(sys.executable, "-m", "paramlens", "lsp")
+        notebook_sync = lsp.NotebookDocumentClientCapabilities(
+            synchronization=lsp.NotebookDocumentSyncClientCapabilities()
+        )
+        capabilities = lsp.ClientCapabilities(notebook_document=notebook_sync)
+        await client.initialize_async(
+            lsp.InitializeParams(
+                capabilities=capabilities,
+                workspace_folders=[lsp.WorkspaceFolder(root.as_uri(), root.name)],
+            )
+        )
+        client.initialized(lsp.InitializedParams())
+        if kind == "nb":
+            cell_uris = [f"vscode-notebook-cell:{nb}#W{i}sZmlsZQ%3D%3D" for i in range(len(texts))]
+            client.notebook_document_did_open(
+                lsp.DidOpenNotebookDocumentParams(
+                    lsp.NotebookDocument(
+                        nb.as_uri(),
+                        "jupyter-notebook",
+                        1,
+                        [lsp.NotebookCell(lsp.NotebookCellKind.Code, c) for c in cell_uris],
+                    ),
+                    [lsp.TextDocumentItem(c, "python", 1, t) for c, t in zip(cell_uris, texts)],
+                )
+            )
+            watched = cell_uris[number]
+            line = texts[number].splitlines().index(MLP_LINE.rstrip("\n"))
+        else:
+            watched = open_doc(client, py)
+            line = py.read_text().splitlines().index(MLP_LINE.rstrip("\n"))
+        while not final((await titles(client, watched)).get("MLP"), None):
+            await asyncio.sleep(0.05)
+        for version in range(2, repeat + 2):
+            before = await titles(client, watched)
+            new = MLP_LINE.replace("config.hidden)", f"config.hidden + {version})")
+            change = lsp.TextDocumentContentChangePartial(
+                range=lsp.Range(lsp.Position(line, 0), lsp.Position(line + 1, 0)), text=new
+            )
+            started = time.perf_counter()
+            if kind == "nb":
+                content = lsp.NotebookDocumentCellContentChanges(
+                    lsp.VersionedTextDocumentIdentifier(version, watched), [change]
+                )
+                client.notebook_document_did_change(
+                    lsp.DidChangeNotebookDocumentParams(
+                        lsp.VersionedNotebookDocumentIdentifier(version, nb.as_uri()),
+                        lsp.NotebookDocumentChangeEvent(
+                            cells=lsp.NotebookDocumentCellChanges(text_content=[content])
+                        ),
+                    )
+                )
+            else:
+                client.text_document_did_change(
+                    lsp.DidChangeTextDocumentParams(
+                        lsp.VersionedTextDocumentIdentifier(version, watched), [change]
+                    )
+                )
+            while not final((await titles(client, watched)).get("MLP"), before.get("MLP")):
+                await asyncio.sleep(0.005)
+            times[kind].append(time.perf_counter() - started)
+        await stop(client)
+    return times
+
+
 def cold(path: Path) -> float:
     started = time.perf_counter()
     done = subprocess.run(
@@ -164,6 +246,12 @@ def main() -> None:
         print(
             f"cold CLI (summary --no-cache): notebook {cold_nb:.2f} s · .py {cold_py:.2f} s"
             f" · ratio {cold_nb / cold_py:.3f}"
+        )
+        typed = asyncio.run(typing(nb, py, args.repeat))
+        a, b = statistics.median(typed["nb"]), statistics.median(typed["py"])
+        print(
+            f"typing, edit -> the class's new lens (500 ms debounce included): notebook "
+            f"{a:.2f} s · .py {b:.2f} s (target < 1 s)"
         )
 
 
