@@ -19,7 +19,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-KERNELS = ("math", "flash", "efficient")
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -42,7 +41,7 @@ class Attention:
     """Which kernels ran; the replacement of ``F.scaled_dot_product_attention``."""
 
     def __init__(self, choice: str) -> None:
-        self.choice = choice  # "auto" (the GPU's) or one of KERNELS
+        self.choice = choice  # "auto" (the GPU's), "math", "flash" or "efficient"
         self.used: dict[str, int] = {}
         self.original = F.scaled_dot_product_attention
 

@@ -17,6 +17,7 @@ Runs in the worker: standard library and torch only.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable
 from typing import Any
 
@@ -62,7 +63,9 @@ class MetaOps:
         return tree_unflatten(made, spec)
 
 
+@functools.cache
 def cacheable(func: Any) -> bool:
+    """Mutates nothing and aliases nothing, by its schema (looked up once per operator)."""
     schema = func._schema
     return not schema.is_mutable and all(r.alias_info is None for r in schema.returns)
 

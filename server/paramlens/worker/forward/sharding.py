@@ -26,7 +26,6 @@ from torch import nn
 
 from . import repeats
 
-STRATEGIES = ("ddp", "zero1", "zero2", "zero3", "fsdp")
 FSDP = ("zero2", "zero3", "fsdp")
 
 

@@ -29,13 +29,12 @@ from torch.utils._pytree import tree_flatten, tree_map
 from ..protocol import StepMemory, Training
 from .attention import attention_as
 from .fit import largest_batch
+from .memory import AUTOCAST_DTYPES
 from .progress import Progress, flat_tensors, plain
 from .sharding import FSDP, bucket_bytes, fake_group, local, rank_share, shard
 from .storages import Storages
 from .variants import checkpointing, copied, in_dtype, on_fake_cpu, tensors
 
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
-OPTIMIZER_NAMES = ("adamw", "adam", "sgd-momentum", "sgd", "none")
 CUDA_CONTEXT = 512 << 20  # what the CUDA context takes of a card, outside torch's allocator
 
 Inputs = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
@@ -103,7 +102,7 @@ def _one_step(
     fsdp = ranks > 1 and training.strategy in FSDP
     if fsdp and real:
         raise StepError("FSDP is simulated on fake tensors only")
-    fake = not real and (training.precision in AUTOCAST or not on_meta or fsdp)
+    fake = not real and (training.precision in AUTOCAST_DTYPES or not on_meta or fsdp)
     device = "cpu" if fake else next((t.device.type for t in tensors(model)), "meta")
     units = 0
     with contextlib.ExitStack() as stack:
@@ -130,14 +129,12 @@ def _one_step(
         storages.on_change = where.changed
         stack.enter_context(where.hooks())
         attention = stack.enter_context(attention_as(training.attention))
-        inputs = (args, kwargs, batch)
         ranked = dataclasses.replace(training, gpus=ranks)
-        step = _run(model, inputs, ranked, loss_scope, storages, where, device)
+        foreach = _run(model, (args, kwargs), ranked, loss_scope, storages, where, device)
         peak = storages.peak
         workspace = training.workspace_bytes if storages.matmul else 0
         kinds = peak.by_kind
-        return dataclasses.replace(
-            step,
+        return StepMemory(
             peak=peak.total,
             phase=peak.phase,
             module=peak.module,
@@ -148,6 +145,10 @@ def _one_step(
             gradients=kinds.get("gradients", 0),
             optimizer_state=kinds.get("optimizer_state", 0),
             temporaries=kinds.get("temporaries", 0),
+            batch=batch,
+            optimizer=training.optimizer,
+            foreach=foreach,
+            precision=training.precision,
             attention=attention.summary(),
             checkpointed=checkpointed,
             gpus=ranks,
@@ -162,13 +163,14 @@ def _one_step(
 
 def _run(
     model: nn.Module,
-    inputs: tuple[tuple[Any, ...], dict[str, Any], int],
+    inputs: tuple[tuple[Any, ...], dict[str, Any]],
     training: Training,
     loss_scope: dict[str, object] | None,
     storages: Storages,
     where: Progress,
     device: str,
-) -> StepMemory:
+) -> bool:
+    """The step, counted; whether its optimizer ran ``foreach``."""
     for p in model.parameters():
         storages.track(local(p), "parameters")
         p.grad = None
@@ -177,7 +179,7 @@ def _run(
     trainable: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise StepError("no parameter is trainable: a training step changes nothing")
-    args, kwargs, batch = inputs
+    args, kwargs = inputs
     for t in flat_tensors((args, kwargs)):
         storages.track(t, "inputs")
     stepped = trainable
@@ -226,15 +228,7 @@ def _run(
         for hook in hooks:
             hook.remove()
     del buckets
-    return StepMemory(
-        peak=0,
-        phase="",
-        module="",
-        batch=batch,
-        optimizer=training.optimizer,
-        foreach=optimizer is not None and bool(optimizer.defaults.get("foreach")),
-        precision=training.precision,
-    )
+    return optimizer is not None and bool(optimizer.defaults.get("foreach"))
 
 
 def _forward_backward(
@@ -251,8 +245,8 @@ def _forward_backward(
     storages.kind_of_new = "activations"
     where.phase = "forward"
     autocast = (
-        torch.autocast("cpu", dtype=AUTOCAST[training.precision])
-        if training.precision in AUTOCAST
+        torch.autocast("cpu", dtype=AUTOCAST_DTYPES[training.precision])
+        if training.precision in AUTOCAST_DTYPES
         else contextlib.nullcontext()
     )
     with autocast:

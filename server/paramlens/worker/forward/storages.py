@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -214,10 +214,6 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def __exit__(self, *exc: object) -> None:
         super().__exit__(*exc)  # type: ignore[no-untyped-call]
         torch.UntypedStorage.resize_ = self._resize  # type: ignore[method-assign]
-
-    def live_storages(self) -> Iterator[tuple[str, int]]:
-        for entry, _ in self.entries.values():
-            yield entry.kind, entry.nbytes
 
 
 META_OPS = MetaOps()  # shared by every step of the process: a file's classes, a batch search
