@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from paramlens.worker.forward.counters import SavedForBackward
 from paramlens.worker.forward.memory import training_bytes
-from paramlens.worker.forward.step import simulate_step
+from paramlens.worker.forward.step import loss_of, simulate_step
 from paramlens.worker.protocol import Training
 from torch import nn
 
@@ -59,7 +59,6 @@ from bench.step_reference import (
     Inputs,
     cuda_step,
     has_memtracker,
-    loss_of,
     measure_step,
     memtracker_step,
 )

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from paramlens.worker.forward.step import make_optimizer
+from paramlens.worker.forward.step import loss_of, make_optimizer
 from paramlens.worker.forward.storages import Storages
+from paramlens.worker.forward.variants import checkpointing
 from paramlens.worker.protocol import Training
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
@@ -49,24 +49,6 @@ def optimizer_for(name: str, params: list[nn.Parameter]) -> torch.optim.Optimize
     return make_optimizer(name, list(params))
 
 
-def loss_of(output: Any, expression: str, inputs: tuple[Any, ...] = ()) -> torch.Tensor:
-    """The step's loss: ``expression`` of ``output`` (and ``inputs``, the positional
-    arguments), else the sum of its floating tensors that need a gradient (what
-    simulate_step does)."""
-    if expression:
-        value = eval(expression, {"torch": torch, "output": output, "inputs": inputs})
-        return value.sum() if value.dim() else value  # type: ignore[no-any-return]
-    floats = [
-        t
-        for t in tree_flatten(output)[0]
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad
-    ]
-    total = floats[0].sum()
-    for t in floats[1:]:
-        total = total + t.sum()
-    return total
-
-
 @contextlib.contextmanager
 def attention_backend(choice: str) -> Iterator[None]:
     """SDPA pinned to one backend: on the CPU "flash" (and "efficient", which the CPU lacks)
@@ -84,33 +66,42 @@ def attention_backend(choice: str) -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def checkpointed(model: nn.Module, names: tuple[str, ...]) -> Iterator[None]:
-    """Modules of those classes under ``torch.utils.checkpoint`` (non-reentrant)."""
-    from torch.utils.checkpoint import checkpoint
-
-    wrapped = [m for m in model.modules() if type(m).__name__ in names]
-    for module in wrapped:
-        module.forward = functools.partial(  # type: ignore[method-assign]
-            checkpoint, module.forward, use_reentrant=False
-        )
-    try:
-        yield
-    finally:
-        for module in wrapped:
-            del module.forward
-
-
 def _bf16(value: Any) -> Any:
     if isinstance(value, torch.Tensor) and value.is_floating_point():
         return value.to(torch.bfloat16)
     return value
 
 
-def _step_context(training: Training) -> contextlib.AbstractContextManager[None]:
+def _step_context(
+    training: Training, device: str = "cpu"
+) -> contextlib.AbstractContextManager[None]:
     if training.precision in AUTOCAST:
-        return torch.autocast("cpu", dtype=AUTOCAST[training.precision])
+        return torch.autocast(device, dtype=AUTOCAST[training.precision])
     return contextlib.nullcontext()
+
+
+def _one_step(
+    model: nn.Module,
+    inputs: tuple[tuple[Any, ...], dict[str, Any]],
+    training: Training,
+    optimizer: torch.optim.Optimizer | None,
+    device: str = "cpu",
+) -> None:
+    """forward, loss and backward in a frame of their own (what they hold is freed on
+    return), then the optimizer's step and zero_grad (else the gradients dropped)."""
+    args, kwargs = inputs
+    with attention_backend(training.attention), _step_context(training, device):
+        output = model(*args, **kwargs)
+        loss = loss_of(output, training.loss, args)
+    del output
+    loss.backward()  # type: ignore[no-untyped-call]
+    del loss
+    if optimizer is not None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    else:
+        for p in model.parameters():
+            p.grad = None
 
 
 def measure_step(model: nn.Module, make_input: Inputs, training: Training) -> Measured:
@@ -123,7 +114,7 @@ def measure_step(model: nn.Module, make_input: Inputs, training: Training) -> Me
     phase = [""]
     storages = Storages("cpu", lambda: (phase[0], ""))
     trainable = [p for p in model.parameters() if p.requires_grad]
-    with storages, checkpointed(model, training.checkpoint):
+    with storages, checkpointing(model, training.checkpoint):
         for p in model.parameters():
             storages.track(p, "parameters")
         for b in model.buffers():
@@ -241,27 +232,12 @@ def memtracker_step(model: nn.Module, make_input: Inputs, training: Training) ->
     tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     tracker.track_external(model, *([optimizer] if optimizer else []), *tensors)
 
-    def one_step() -> None:
-        with attention_backend(training.attention):
-            with _step_context(training):
-                output = model(*args, **kwargs)
-                loss = loss_of(output, training.loss, args)
-            del output
-            loss.backward()
-            del loss
-        if optimizer is not None:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        else:
-            for p in trainable:
-                p.grad = None
-
-    with _hooks_skip_frozen(), checkpointed(model, training.checkpoint):
+    with _hooks_skip_frozen(), checkpointing(model, training.checkpoint):
         with tracker:
-            one_step()
+            _one_step(model, (args, kwargs), training, optimizer)
         tracker.reset_mod_stats()
         with tracker:
-            one_step()
+            _one_step(model, (args, kwargs), training, optimizer)
     peak = tracker.get_tracker_snapshot("peak")[torch.device("cpu")]
     total = peak.pop("Total")
     by_kind = {str(getattr(k, "value", k)): v for k, v in peak.items()}
@@ -285,21 +261,8 @@ def cuda_step(build: Callable[[], nn.Module], make_input: Inputs, training: Trai
         args, kwargs = tree_map(_bf16, (args, kwargs))
 
     def one_step() -> None:
-        with attention_backend(training.attention), checkpointed(model, training.checkpoint):
-            autocast = (
-                torch.autocast("cuda", dtype=AUTOCAST[training.precision])
-                if training.precision in AUTOCAST
-                else contextlib.nullcontext()
-            )
-            with autocast:
-                output = model(*args, **kwargs)
-                loss = loss_of(output, training.loss, args)
-            del output
-            loss.backward()
-            del loss
-        if optimizer is not None:
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        with checkpointing(model, training.checkpoint):
+            _one_step(model, (args, kwargs), training, optimizer, "cuda")
 
     one_step()
     torch.cuda.synchronize()

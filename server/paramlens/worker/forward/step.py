@@ -252,7 +252,7 @@ def _forward_backward(
     with autocast:
         output = model(*args, **kwargs)
         where.phase = "loss"
-        loss = _loss(output, training.loss, args, loss_scope)
+        loss = loss_of(output, training.loss, args, loss_scope)
     del output
     storages.kind_of_new = "temporaries"
     where.phase = "backward"
@@ -263,9 +263,11 @@ def _forward_backward(
             storages.reclassify(local(p.grad), "gradients")
 
 
-def _loss(
-    output: Any, expression: str, args: tuple[Any, ...], scope: dict[str, object] | None
+def loss_of(
+    output: Any, expression: str, args: tuple[Any, ...], scope: dict[str, object] | None = None
 ) -> torch.Tensor:
+    """The step's loss: ``expression`` of ``output`` and ``inputs`` (the positional
+    arguments), else the sum of the output's floating tensors that need a gradient."""
     if expression:
         names = {**(scope or {}), "torch": torch, "output": output, "inputs": args}
         value = eval(compile(expression, "<paramlens: loss>", "eval"), names)
