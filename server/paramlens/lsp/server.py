@@ -243,13 +243,17 @@ class ParamlensServer(LanguageServer):
             return None
         return state, notebook, span
 
-    def close_notebook(self, uri: str) -> None:
-        notebook = self.notebooks.pop(document_key(uri), None)
+    def close_document(self, uri: str) -> None:
+        """Forget a document (a file or a notebook) and cancel its pending analysis."""
         self.documents.pop(uri, None)
         for pending in (self.tasks, self.timers):
             job = pending.pop(document_key(uri), None)
             if job is not None:
                 job.cancel()
+
+    def close_notebook(self, uri: str) -> None:
+        notebook = self.notebooks.pop(document_key(uri), None)
+        self.close_document(uri)
         if notebook is not None:
             for cell in {*notebook.cells, *notebook.published}:
                 self.text_document_publish_diagnostics(
@@ -257,6 +261,17 @@ class ParamlensServer(LanguageServer):
                 )
 
     # -- analysis --------------------------------------------------------------
+
+    def edited(self, state: DocumentState) -> None:
+        """An open document's text changed: analysed again after the debounce."""
+        settings = self.settings_for(Path(state.path))
+        if settings.analyze_on_change:
+            self.schedule(state.uri, settings.debounce_ms / 1000)
+
+    def saved(self, uri: str) -> None:
+        state = self.documents.get(uri)
+        if state is not None and self.settings_for(Path(state.path)).analyze_on_save:
+            self.schedule(state.uri)
 
     def schedule(self, uri: str, delay_s: float = 0.0) -> None:
         uri = document_key(uri)  # one task and one timer per document, however spelled
@@ -513,28 +528,18 @@ def on_change(ls: ParamlensServer, params: lsp.DidChangeTextDocumentParams) -> N
     state.edit(text, params.text_document.version)
     # the client's newest spelling of its URI: lens commands and diagnostics name it so
     state.uri = params.text_document.uri
-    settings = ls.settings_for(Path(state.path))
-    if settings.analyze_on_change:
-        ls.schedule(state.uri, settings.debounce_ms / 1000)
+    ls.edited(state)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
 def on_save(ls: ParamlensServer, params: lsp.DidSaveTextDocumentParams) -> None:
-    state = ls.documents.get(params.text_document.uri)
-    if state is not None and ls.settings_for(Path(state.path)).analyze_on_save:
-        ls.schedule(state.uri)
+    ls.saved(params.text_document.uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.documents.pop(uri, None)
-    task = ls.tasks.pop(document_key(uri), None)
-    if task is not None:
-        task.cancel()
-    timer = ls.timers.pop(document_key(uri), None)
-    if timer is not None:
-        timer.cancel()
+    ls.close_document(uri)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
 
@@ -554,16 +559,12 @@ def on_notebook_change(ls: ParamlensServer, params: lsp.DidChangeNotebookDocumen
     state = ls.documents[document.uri]
     if notebook.source.errors:  # the cell being fixed is said to be stale at once
         ls.publish(state)
-    settings = ls.settings_for(Path(state.path))
-    if settings.analyze_on_change:
-        ls.schedule(document.uri, settings.debounce_ms / 1000)
+    ls.edited(state)
 
 
 @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_SAVE)
 def on_notebook_save(ls: ParamlensServer, params: lsp.DidSaveNotebookDocumentParams) -> None:
-    state = ls.documents.get(params.notebook_document.uri)
-    if state is not None and ls.settings_for(Path(state.path)).analyze_on_save:
-        ls.schedule(state.uri)
+    ls.saved(params.notebook_document.uri)
 
 
 @server.feature(lsp.NOTEBOOK_DOCUMENT_DID_CLOSE)
