@@ -81,7 +81,10 @@ class Attention:
                 # signature: the math path, as this torch would take
                 kernel = "math"
         self.used[kernel] = self.used.get(kernel, 0) + 1
-        return self._math(query, key, value, attn_mask, dropout_p, is_causal, scale, more)
+        with _math_only():
+            return self.original(
+                query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **more
+            )
 
     def _fused(
         self,
@@ -113,22 +116,6 @@ class Attention:
             )
         first: torch.Tensor = out[0]
         return first
-
-    def _math(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        attn_mask: torch.Tensor | None,
-        dropout_p: float,
-        is_causal: bool,
-        scale: float | None,
-        more: dict[str, Any],
-    ) -> torch.Tensor:
-        with _math_only():
-            return self.original(
-                query, key, value, attn_mask, dropout_p, is_causal, scale=scale, **more
-            )
 
 
 def _math_only() -> contextlib.AbstractContextManager[object]:
