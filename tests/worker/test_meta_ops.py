@@ -78,3 +78,24 @@ def test_the_step_gives_the_same_figures_answered_or_run(monkeypatch: object) ->
     real = simulate_step(deep("cpu"), make, Training(), real=True)
     steps = len(list(deep().parameters()))  # Adam's step counters, 4 B each: host-side on a GPU
     assert real.peak - answered.peak == 4 * steps
+
+
+class Nested(nn.Module):
+    """GPT's layout: the blocks in a list inside a dict (``transformer.h.0``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transformer = nn.ModuleDict({"h": nn.ModuleList(deep()[:3])})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.transformer["h"]:
+            x = block(x)
+        return x
+
+
+def test_the_module_table_reaches_the_blocks_of_a_nested_list() -> None:
+    with torch.device("meta"):
+        model = Nested()
+    step = simulate_step(model, lambda: ((torch.randn(8, 32, 64),), {}), Training())
+    shown = {m.module for m in step.modules}
+    assert {"transformer.h.0", "transformer.h.1", "transformer.h.2"} <= shown, shown

@@ -109,3 +109,9 @@ def test_a_strategy_on_one_gpu_is_the_single_gpu_step() -> None:
         Training(gpus=1, strategy="zero3"),
     )
     assert one == single
+
+
+def test_fsdp_wrapped_modules_keep_their_class_names_in_the_module_table() -> None:
+    zero3 = step("zero3")
+    types = {m.type for m in zero3.modules}
+    assert "Block" in types and not any(t.startswith("FSDP") for t in types), types
