@@ -118,6 +118,14 @@ def import_roots(module_root: str, workspace_root: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys([module_root, str(workspace_root)]))
 
 
+def job_workspace(module: str, module_root: str, root: Path) -> str:
+    """What the worker treats as the user's code: the workspace, or, for a file inside a
+    package that reaches above it (a loose file of timm/models/, no project marker), that
+    whole package: its optional imports get placeholders there as in a project."""
+    package = Path(module_root) / module.partition(".")[0]
+    return str(package if "." in module and root.is_relative_to(package) else root)
+
+
 def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
     """A job with no class, for the worker to get ready for those of ``path``: what
     :meth:`Engine.job_for` will send, as far as it can be known before the scan."""
@@ -126,7 +134,7 @@ def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
         file=str(path),
         module=module,
         sys_path=import_roots(str(module_root), root),
-        workspace=str(root),
+        workspace=job_workspace(module, str(module_root), root),
         classes=(),
         memory_mb=settings.memory_mb,
         device=settings.device,
@@ -237,7 +245,7 @@ class Engine:
             file=path,
             module=info.module,
             sys_path=import_roots(info.root, workspace.root),
-            workspace=str(workspace.root),
+            workspace=job_workspace(info.module, info.root, workspace.root),
             classes=(
                 *(
                     with_input(constructor(c, workspace, settings), c, workspace, settings)
