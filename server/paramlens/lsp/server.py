@@ -17,6 +17,7 @@ import logging
 import re
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -79,6 +80,23 @@ class ParamlensProtocol(LanguageServerProtocol):
     def handle_message(self, message: Any) -> None:
         if message is not _ANSWERED:
             super().handle_message(message)
+
+    def _execute_handler(
+        self,
+        msg_id: str | int,
+        handler: Callable[..., Any],
+        callback: Callable[[Future[Any]], None],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls's, without its leak: pygls 2.1 files the future of every notification run
+        by a generator, coroutine or thread (didOpen, didChange, didSave...) in
+        ``_request_futures`` under a fresh id and never takes it out: 1 KB per keystroke."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if callback == self._check_handler_result:  # a notification's: no answer pops it
+            future = self._request_futures.get(msg_id)
+            if future is not None:
+                future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
@@ -452,6 +470,7 @@ class ParamlensServer(LanguageServer):
 
     def end_progress(self, token: str) -> None:
         self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="ready"))
+        self.work_done_progress.tokens.pop(token, None)  # pygls 2.1 keeps them all
 
     def stop(self) -> None:
         """Cancel all work and stop the workers, without waiting (clients time shutdown out)."""
