@@ -31,6 +31,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from .. import __version__, config, render
 from ..analysis.notebook import CellSpan, notebook_source
 from ..config import Root, Settings, find_root, too_wide
+from ..engine.constructors import SettingsProblem
 from ..engine.engine import Engine, FileReport
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
@@ -130,6 +131,8 @@ class ParamlensServer(LanguageServer):
         self.died_on: set[str] = set()  # documents whose build the worker died in
         self.deaths: list[float] = []  # when workers died (a worker that keeps dying)
         self._rebuild: asyncio.TimerHandle | None = None
+        # the diagnostics last published on each pyproject.toml (by URI): settings problems
+        self.settings_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
 
     # -- settings ------------------------------------------------------------
 
@@ -338,6 +341,7 @@ class ParamlensServer(LanguageServer):
         report = self.keep_broken_cells(state, report)
         state.accept(report, generation)
         self.publish(state)
+        self.publish_settings(state.path, report)
         models = len([m for m in report.models if m.error is None])
         self.status("ready", models=models, model=Path(state.path).name)
         self.refresh_views()
@@ -414,6 +418,28 @@ class ParamlensServer(LanguageServer):
             uri=state.uri, diagnostics=convert.lsp_diagnostics(state), version=state.version
         )
         self.text_document_publish_diagnostics(params)
+
+    def publish_settings(self, path: str, report: FileReport) -> None:
+        """The settings problems of the analysis of ``path`` on their pyproject.toml lines
+        (cleared there once fixed); one from the editor's settings, as a message."""
+        pyproject = config.find_pyproject(Path(path))
+        by_file: dict[str, list[SettingsProblem]] = {str(pyproject): []} if pyproject else {}
+        for problem in report.settings_problems:
+            if problem.file is None:
+                self.warn_once(f"paramlens settings: {problem.message}")
+            else:
+                by_file.setdefault(problem.file, []).append(problem)
+        for file, problems in by_file.items():
+            source = self.source_of(file)
+            if source is None:
+                continue
+            uri, text, _ = source
+            diagnostics = convert.lsp_settings_diagnostics(problems, text)
+            if self.settings_diagnostics.get(uri, []) != diagnostics:
+                self.settings_diagnostics[uri] = diagnostics
+                self.text_document_publish_diagnostics(
+                    lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+                )
 
     def refresh_views(self) -> None:
         """Ask the editor to fetch lenses and inlay hints again: results arrived."""
