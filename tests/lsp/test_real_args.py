@@ -3,6 +3,7 @@ arguments say where those came from (a config file, a script's line, a config me
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -109,6 +110,23 @@ async def test_a_bare_class_name_several_classes_answer_to_is_flagged_on_its_lin
         return lsp_client.diagnostics.get(pyproject)
 
     found = await eventually(flagged)
+    # the pyproject.toml opened too (as TOML: a client may send any file it edits): it is
+    # no Python file to analyse, and its diagnostics stay, on open and on close
+    toml = workspace / "pyproject.toml"
+    lsp_client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(pyproject, "toml", 1, toml.read_text()))
+    )
+    lsp_client.text_document_did_save(
+        lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(doc))
+    )
+    await lens_titles(lsp_client, doc)
+    await asyncio.sleep(1)
+    assert lsp_client.diagnostics.get(pyproject) == found
+    lsp_client.text_document_did_close(
+        lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(pyproject))
+    )
+    await asyncio.sleep(0.5)
+    assert lsp_client.diagnostics.get(pyproject) == found
     assert [(d.range.start.line + 1, d.severity, d.source) for d in found] == [
         (8, lsp.DiagnosticSeverity.Warning, "paramlens"),
         (11, lsp.DiagnosticSeverity.Warning, "paramlens"),

@@ -48,6 +48,15 @@ def uri_to_path(uri: str) -> str | None:
     return unquote(parsed.path) if parsed.scheme == "file" else None
 
 
+PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
+
+
+def is_python(document: lsp.TextDocumentItem) -> bool:
+    """A document to analyse: Python by its language, or by its file name."""
+    path = uri_to_path(document.uri) or ""
+    return document.language_id == "python" or path.endswith(PYTHON_SUFFIXES)
+
+
 _ANSWERED = object()  # a request already answered (or a notification dropped) while parsed
 logger = logging.getLogger(__name__)
 
@@ -133,6 +142,7 @@ class ParamlensServer(LanguageServer):
         self._rebuild: asyncio.TimerHandle | None = None
         # the diagnostics last published on each pyproject.toml (by URI): settings problems
         self.settings_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
+        self.not_python: set[str] = set()  # documents opened that are not analysed (by key)
 
     # -- settings ------------------------------------------------------------
 
@@ -541,6 +551,12 @@ def on_open(ls: ParamlensServer, params: lsp.DidOpenTextDocumentParams) -> None:
     if ls.cell_of(document.uri) is not None:  # an open notebook's cell: synced with it
         logger.info("ignored textDocument/didOpen of %s, a cell of an open notebook", document.uri)
         return
+    if not is_python(document):
+        # a client that sends every file (pyproject.toml, whose settings problems are
+        # published on its lines): nothing to analyse, and its diagnostics are not ours
+        logger.info("ignored textDocument/didOpen of %s, not Python", document.uri)
+        ls.not_python.add(document_key(document.uri))
+        return
     ls.open_document(document.uri, document.text, document.version)
     ls.schedule(document.uri)
 
@@ -565,6 +581,9 @@ def on_save(ls: ParamlensServer, params: lsp.DidSaveTextDocumentParams) -> None:
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
+    if document_key(uri) in ls.not_python:
+        ls.not_python.discard(document_key(uri))
+        return  # no diagnostics of ours to clear (a pyproject.toml's settings problems stay)
     ls.close_document(uri)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
