@@ -39,7 +39,13 @@ from ..config import Settings
 from ..worker import protocol
 from ..worker.protocol import BuildJob, ErrorInfo, JobResult, LayerEntry, ModelResult
 from .cache import ResultCache, ScanStore, dump, load
-from .constructors import constructor, factory_spec, with_input
+from .constructors import (
+    SettingsProblem,
+    constructor,
+    factory_spec,
+    settings_problems,
+    with_input,
+)
 from .lines import lines_of, with_instances, without_figures
 from .real_args import config_failures, config_specs
 from .spawn import library_paths, worker_python
@@ -59,6 +65,8 @@ class FileReport:
     complete: bool = True  # False if a timeout or a crash cut a result short: not saved
     shapes_pending: bool = False  # a first look: parameters, forward()'s shapes to follow
     cut_short: str | None = None  # the workspace scan stopped early: why, and how to widen it
+    # settings not applied as written (a bare class name several classes answer to)
+    settings_problems: tuple[SettingsProblem, ...] = ()
 
 
 class _InFlight:
@@ -451,7 +459,8 @@ class Engine:
         complete = not failed and all(_cacheable(r) for r in results)
         if own is not None:
             self._built.add(path)
-        return dataclasses.replace(report, complete=complete)
+        problems = settings_problems(Path(path), self.settings_for(Path(path)), workspace)
+        return dataclasses.replace(report, complete=complete, settings_problems=problems)
 
     async def _whole(
         self,
@@ -532,8 +541,8 @@ class Engine:
     def answer_key(self, root: Path, target: Path, detail: bool, loose: bool = False) -> str | None:
         """What the answer for one file depends on, found without reading any file: the
         size and mtime of every Python file the scan would read (as the scan store keys
-        them), the settings, the interpreter and paramlens itself. None without a cache
-        folder."""
+        them) and of the pyproject.toml (its lines are in the answer), the settings, the
+        interpreter and paramlens itself. None without a cache folder."""
         if self._scan_store is None:
             return None
         settings = self.settings_for(target)
@@ -544,6 +553,8 @@ class Engine:
         )
         limits = self.scan_limits(root, self.settings_for(root), loose)
         listed, _ = list_python_files(root, limits)
+        pyproject = config.find_pyproject(target)  # its lines, where settings problems are
+        listed += [pyproject] if pyproject is not None else []
         if target.is_file() and target not in listed:  # read whatever the limits say
             listed.append(target)
         for path in listed:
