@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ..forward.parents import ParentCalls
 from ..protocol import ErrorInfo, Training
 from .errors import error_from_exception
 from .sites import SiteRecorder
@@ -29,6 +30,8 @@ class BuildContext:
     training: Training = dataclasses.field(default_factory=Training)  # the simulated step's
     dims: tuple[tuple[str, int], ...] = ()  # named dimensions of shape annotations
     line_shapes: bool = True  # trace forward()'s lines for the shapes they assign
+    # what blocks were called with inside this job's models (a block's forward() arguments)
+    parents: ParentCalls = dataclasses.field(default_factory=ParentCalls)
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)

@@ -48,6 +48,8 @@ def _forward_pass(
         site=recorder.first_site,
         dims=dict(ctx.dims),
         line_shapes=ctx.line_shapes,
+        arguments=recorder.constructor_arguments(model),
+        parents=ctx.parents,
     )
     return run_forward(model, spec.input, spec.input_source, forward)
 

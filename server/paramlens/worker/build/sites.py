@@ -50,6 +50,10 @@ class SiteRecorder:
         self._user_cache: dict[str, bool] = {}
         # id -> (object kept alive so ids stay unique, raw frames)
         self._raw: dict[int, tuple[object, list[tuple[types.CodeType, int, int]]]] = {}
+        # the arguments of the first module constructed since :meth:`clear` (the model a
+        # constructor expression builds first is the one it returns, as a rule): its
+        # ``__init__`` chain's locals when ``nn.Module.__init__`` ran, the built class's last
+        self._first_args: tuple[object, dict[str, object]] | None = None
 
     def _user(self, filename: str) -> bool:
         known = self._user_cache.get(filename)
@@ -60,10 +64,13 @@ class SiteRecorder:
     def record(self, obj: object, frame: types.FrameType | None) -> None:
         raw: list[tuple[types.CodeType, int, int]] = []
         depth = 0
+        arguments: dict[str, object] | None = {} if self._first_args is None else None
         while frame is not None and depth < _MAX_DEPTH:
             depth += 1
             first = _first_argument(frame)
             if first is obj:  # still inside the object's own constructor chain
+                if arguments is not None:
+                    arguments.update(frame.f_locals)  # outer (the built class) last
                 frame = frame.f_back
                 continue
             code = frame.f_code
@@ -74,6 +81,17 @@ class SiteRecorder:
             frame = frame.f_back
         if raw:
             self._raw[id(obj)] = (obj, raw)
+        if arguments is not None and isinstance(obj, nn.Module):
+            names = {"self", "__class__", "args", "kwargs"}
+            kept = {k: v for k, v in arguments.items() if k not in names}
+            self._first_args = (obj, kept)
+
+    def constructor_arguments(self, model: object) -> dict[str, object]:
+        """What ``model``'s ``__init__`` was called with (its locals when it reached
+        ``nn.Module.__init__``), if it was the first module built since :meth:`clear`."""
+        if self._first_args is None or self._first_args[0] is not model:
+            return {}
+        return self._first_args[1]
 
     def first_site(self, obj: object) -> Site | None:
         """The first line that made ``obj`` (the one a lens or an error names), if any."""
@@ -93,6 +111,7 @@ class SiteRecorder:
 
     def clear(self) -> None:
         self._raw.clear()
+        self._first_args = None
 
 
 @contextmanager

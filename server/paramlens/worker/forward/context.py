@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from torch import nn
 
 from ..protocol import ErrorInfo
+from .parents import ParentCalls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,3 +28,7 @@ class ForwardContext:
     # trace forward()'s lines for the shapes they assign (costs a little: off in the CLI's
     # tables, which do not show them)
     line_shapes: bool = True
+    # what the model's constructor was called with (its sizes: ``image_size=32``)
+    arguments: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    # the arguments blocks got inside the models of this job that ran before
+    parents: ParentCalls = dataclasses.field(default_factory=ParentCalls)

@@ -7,6 +7,7 @@ Runs in the worker: standard library and torch only.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import typing
@@ -32,26 +33,56 @@ def _sizes(value: object, dims: int) -> tuple[int, ...] | None:
     return tuple(value) if all(isinstance(d, int) and d > 0 for d in value) else None
 
 
-def _declared_image_size(model: nn.Module, dims: int) -> tuple[int, ...] | None:
-    """The input size a model declares: timm's ``pretrained_cfg["input_size"]`` (C, H, W),
-    or an ``img_size``/``image_size`` attribute (an int, or one per dimension)."""
-    for attr in ("pretrained_cfg", "default_cfg"):
-        cfg = getattr(model, attr, None)
-        size = cfg.get("input_size") if isinstance(cfg, dict) else None
-        if isinstance(size, (tuple, list)) and len(size) == dims + 1:
-            found = _sizes(list(size[1:]), dims)
-            if found is not None:
-                return found
-    for attr in ("img_size", "image_size"):
-        found = _sizes(getattr(model, attr, None), dims)
-        if found is not None:
-            return found
-    return None
-
-
-# where models keep their context length: GPT's config.block_size, LLaMA's params.max_seq_len,
+# where models keep their sizes: GPT's config.block_size, LLaMA's params.max_seq_len,
 # transformers' config.max_position_embeddings...
-_CONTEXT_HOLDERS = ("", "config", "params", "args", "cfg", "hparams")
+_HOLDERS = ("config", "params", "args", "cfg", "hparams")
+
+
+class Declared:
+    """The sizes a model declares: the arguments its constructor got (``image_size=32``),
+    its attributes (``self.img_size``), and the fields of its config (an argument or an
+    attribute named ``config``, ``params``...)."""
+
+    def __init__(self, model: nn.Module, arguments: Mapping[str, object]) -> None:
+        self.places: list[tuple[str, object]] = [("", arguments), ("", model)]
+        for holder in _HOLDERS:
+            for owner in (arguments.get(holder), getattr(model, holder, None)):
+                if owner is not None and not isinstance(owner, (torch.Tensor, nn.Module)):
+                    self.places.append((f"{holder}.", owner))
+
+    def find(self, names: tuple[str, ...], dims: int = 1) -> tuple[tuple[int, ...], str] | None:
+        """(sizes, where) of the first of ``names`` that holds ``dims`` positive ints (an
+        int stands for all of them): ``((32, 32), "image_size")``."""
+        for prefix, owner in self.places:
+            for name in names:
+                value = (
+                    owner.get(name) if isinstance(owner, Mapping) else getattr(owner, name, None)
+                )
+                found = _sizes(value, dims)
+                if found is not None:
+                    return found, f"{prefix}{name}"
+        return None
+
+    def image(self, dims: int) -> tuple[tuple[int, ...], str] | None:
+        """timm's ``pretrained_cfg["input_size"]`` (C, H, W), else an image size."""
+        for prefix, owner in self.places[1:2]:
+            for attr in ("pretrained_cfg", "default_cfg"):
+                cfg = getattr(owner, attr, None)
+                size = cfg.get("input_size") if isinstance(cfg, dict) else None
+                if isinstance(size, (tuple, list)) and len(size) == dims + 1:
+                    found = _sizes(list(size[1:]), dims)
+                    if found is not None:
+                        return found, f"{prefix}{attr}"
+        return self.find(_IMAGE_NAMES, dims)
+
+
+_IMAGE_NAMES = ("image_size", "img_size", "input_resolution", "image_resolution")
+_CHANNEL_NAMES = ("channels", "in_chans", "in_channels", "num_channels", "n_channels")
+_MEL_NAMES = ("n_mels", "num_mel_bins", "n_mel_channels")
+# frames of a log-mel input: Whisper's n_audio_ctx (its convolutions halve the frames)
+_AUDIO_CONTEXT_NAMES = ("n_audio_ctx", "max_source_positions")
+_FRAME_NAMES = ("frames", "num_frames", "max_frames")
+_FRAMES = 16  # a guessed video's frames
 
 
 _CONTEXT_NAMES = (
@@ -70,19 +101,14 @@ _CONTEXT_NAMES = (
 MAX_GUESSED_TOKENS = 1024  # a longer context is guessed at this length (set an input for more)
 
 
-def _declared_context(model: nn.Module) -> tuple[int, str] | None:
+def _declared_context(declared: Declared) -> tuple[int, str] | None:
     """(tokens, where) for a model that declares its context length: ``(1024,
-    "config.block_size")``, at most :data:`MAX_GUESSED_TOKENS`."""
-    for holder in _CONTEXT_HOLDERS:
-        owner = getattr(model, holder, None) if holder else model
-        if owner is None or isinstance(owner, torch.Tensor):
-            continue
-        for name in _CONTEXT_NAMES:
-            value = owner.get(name) if isinstance(owner, dict) else getattr(owner, name, None)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                where = f"{holder}.{name}" if holder else name
-                return min(value, MAX_GUESSED_TOKENS), where
-    return None
+    "config.block_size=1024")``, at most :data:`MAX_GUESSED_TOKENS`."""
+    found = declared.find(_CONTEXT_NAMES)
+    if found is None:
+        return None
+    (tokens,), where = found
+    return min(tokens, MAX_GUESSED_TOKENS), where
 
 
 def first_layer(model: nn.Module) -> nn.Module | None:
@@ -177,10 +203,14 @@ def candidate_inputs(
     given_source: str,
     named: Mapping[str, int] = {},
     batch: int = 1,
+    arguments: Mapping[str, object] = {},
+    from_parent: tuple[str, str] | None = None,
 ) -> list[tuple[str, str]]:
     """(expression, source) pairs to try in order: the one configured, the model's
     ``example_input_array`` (PyTorch Lightning), forward()'s shape annotations, a call in
-    the workspace, else guesses from its first layer (of ``batch`` samples)."""
+    the workspace, the arguments a parent model passed to it (``from_parent``: a block
+    whose forward() takes several), else guesses from its first layer and the sizes it
+    declares (``arguments``: its constructor's) for ``batch`` samples."""
     if given and not given_source.startswith(CALL_SITE_INPUT):
         return [(given, given_source)]
     if getattr(model, "example_input_array", None) is not None:
@@ -190,40 +220,135 @@ def candidate_inputs(
         return [(annotated, "forward()'s shape annotations")]
     if given:
         return [(given, given_source)]
-    first = first_layer(model)
-    if isinstance(first, nn.Linear):  # a vector, else a sequence of them (a transformer block)
-        source = f"guessed from Linear({first.in_features} -> …)"
-        return [
-            (f"torch.randn({batch}, {first.in_features})", source),
-            (f"torch.randn({batch}, {_TOKENS}, {first.in_features})", source),
+    first = [from_parent] if from_parent is not None else []
+    return first + guessed_inputs(model, Declared(model, arguments), batch)
+
+
+def guessed_inputs(model: nn.Module, declared: Declared, batch: int) -> list[tuple[str, str]]:
+    """Inputs guessed from the first layer and the sizes the model declares."""
+    layer = first_layer(model)
+    patches = _image_rearrange(model)
+    if patches is not None:  # einops' Rearrange("b c (h p1) (w p2) -> ...") first: an image
+        return _images(patches, declared, batch, layer)
+    if isinstance(layer, nn.Linear):  # a vector, else a sequence of them (a transformer block)
+        source = f"guessed from Linear({layer.in_features} -> …)"
+        guesses = [
+            (f"torch.randn({batch}, {layer.in_features})", source),
+            (f"torch.randn({batch}, {_TOKENS}, {layer.in_features})", source),
         ]
-    if isinstance(first, nn.Embedding):  # the declared context length, else a few tokens
-        vocab = first.num_embeddings
+        context = _declared_context(declared)
+        if context is not None and context[0] != _TOKENS:
+            tokens, where = context
+            guesses.insert(
+                1, (f"torch.randn({batch}, {tokens}, {layer.in_features})", f"{source} and {where}")
+            )
+        image = declared.image(2)
+        if image is not None:  # it declares an image size: it takes images
+            return _images(_Patches(2, ()), declared, batch, layer) + guesses
+        return guesses
+    if isinstance(layer, nn.Embedding):  # the declared context length, else a few tokens
+        vocab = layer.num_embeddings
         source = f"guessed from Embedding({vocab}, …)"
         guesses = [(f"torch.randint(0, {vocab}, ({batch}, {_TOKENS}))", source)]
-        context = _declared_context(model)
+        context = _declared_context(declared)
         if context is not None and context[0] != _TOKENS:
             tokens, where = context
             guesses.insert(
                 0, (f"torch.randint(0, {vocab}, ({batch}, {tokens}))", f"{source} and {where}")
             )
         return guesses
-    if isinstance(first, nn.modules.conv._ConvNd):
-        dims = len(first.kernel_size)
-        channels = first.in_channels
-        name = type(first).__name__
-        sizes = [(size,) * dims for size in _IMAGE_SIZES]
-        declared = _declared_image_size(model, dims)
-        if declared is not None:
-            sizes.insert(0, declared)
-        return [
-            (
-                f"torch.randn({batch}, {channels}, {', '.join(map(str, size))})",
-                f"guessed from {name}({channels} -> …)",
-            )
-            for size in dict.fromkeys(sizes)
-        ]
+    if isinstance(layer, nn.modules.conv._ConvNd):
+        dims = len(layer.kernel_size)
+        channels = layer.in_channels
+        source = f"guessed from {type(layer).__name__}({channels} -> …)"
+        sizes = [((size,) * dims, source) for size in _IMAGE_SIZES]
+        image = declared.image(dims)
+        if image is not None:
+            sizes.insert(0, (image[0], f"{source} and {image[1]}"))
+        mels = declared.find(_MEL_NAMES)
+        audio = declared.find(_AUDIO_CONTEXT_NAMES)
+        if dims == 1 and mels is not None and mels[0] == (channels,) and audio is not None:
+            frames, where = audio[0][0], f"{source}, {mels[1]} and"  # a log-mel spectrogram
+            sizes[:0] = [
+                ((2 * frames,), f"{where} 2 x {audio[1]}"),
+                ((frames,), f"{where} {audio[1]}"),
+            ]
+        out: dict[str, str] = {}
+        for size, where in sizes:
+            expression = f"torch.randn({batch}, {channels}, {', '.join(map(str, size))})"
+            out.setdefault(expression, where)
+        return list(out.items())
     return []
+
+
+@dataclasses.dataclass(frozen=True)
+class _Patches:
+    """An image input's layout from a patch-cutting einops pattern: how many spatial
+    dimensions, and what each must be a multiple of (``(h p1)``: of ``p1``)."""
+
+    dims: int
+    multiples: tuple[int, ...]
+    source: str = ""
+
+
+# "b c (h p1) (w p2) -> b (h w) (p1 p2 c)": batch, channels, then spatial dimensions
+_AXES = re.compile(r"\(([^)]*)\)|(\S+)")
+
+
+def _image_rearrange(model: nn.Module) -> _Patches | None:
+    """The layout of an image input if the model's first module with no children is an
+    einops ``Rearrange`` whose pattern reads a ``b c h w`` (or ``b c f h w``) tensor."""
+    leaf = next((m for m in model.modules() if not m._modules), None)
+    pattern = getattr(leaf, "pattern", None)
+    if type(leaf).__name__ != "Rearrange" or not isinstance(pattern, str) or "->" not in pattern:
+        return None
+    axes = [(group or name).split() for group, name in _AXES.findall(pattern.split("->")[0])]
+    if len(axes) not in (4, 5) or any(len(a) != 1 for a in axes[:2]):
+        return None
+    lengths = getattr(leaf, "axes_lengths", None) or {}
+    multiples = []
+    for group in axes[2:]:
+        multiple = 1
+        for axis in group:
+            size = lengths.get(axis) if isinstance(lengths, Mapping) else None
+            multiple *= size if isinstance(size, int) and size > 0 else 1
+        multiples.append(multiple)
+    return _Patches(len(axes) - 2, tuple(multiples), f'guessed from Rearrange("{pattern}")')
+
+
+def _images(
+    patches: _Patches, declared: Declared, batch: int, layer: nn.Module | None
+) -> list[tuple[str, str]]:
+    """Image inputs: the declared size and channels first, then common sizes that fit the
+    patches; 3 channels unless declared."""
+    dims = patches.dims
+    source = patches.source or (
+        f"guessed from Linear({layer.in_features} -> …)"
+        if isinstance(layer, nn.Linear)
+        else "guessed"
+    )
+    found = declared.find(_CHANNEL_NAMES)
+    channels, wheres = (found[0][0], [found[1]]) if found is not None else (3, [])
+    frames: tuple[int, ...] = ()  # a video's: (frames, height, width)
+    if dims == 3:
+        declared_frames = declared.find(_FRAME_NAMES)
+        frames = declared_frames[0] if declared_frames is not None else (_FRAMES,)
+        wheres += [declared_frames[1]] if declared_frames is not None else []
+    patch = declared.find(("patch_size",), 2)
+    multiples = patches.multiples[-2:] or (patch[0] if patch is not None else (1, 1))
+    sizes: list[tuple[tuple[int, ...], list[str]]] = []
+    image = declared.image(2)
+    if image is not None:
+        sizes.append(((*frames, *image[0]), [image[1]]))
+    for side in _IMAGE_SIZES:
+        if all(side % m == 0 for m in multiples):
+            sizes.append(((*frames, side, side), []))
+    out: dict[str, str] = {}
+    for size, where in sizes:
+        expression = f"torch.randn({batch}, {channels}, {', '.join(map(str, size))})"
+        named = " and ".join([*where, *wheres])
+        out.setdefault(expression, f"{source} and {named}" if named else source)
+    return list(out.items())
 
 
 def evaluate_input(

@@ -24,6 +24,7 @@ from .counters import Calls, ModuleCall, MultiplyAdds, SavedForBackward, hooked,
 from .explain import explain
 from .inputs import candidate_inputs, evaluate_input, first_layer
 from .line_shapes import LineShapes
+from .parents import PARENT_CALL, several_required
 
 # BatchNorm in training, on one sample of a pooled feature map ([1, C, 1, 1] or [1, C])
 _ONE_VALUE_PER_CHANNEL = "Expected more than 1 value per channel when training"
@@ -36,7 +37,12 @@ def run_forward(
     candidate), under no_grad-free meta execution. None: no input to try."""
     if getattr(type(model), "forward", None) is nn.Module.forward:
         return None, {}  # a container of parameters with no forward() of its own
-    candidates = candidate_inputs(model, given, given_source, ctx.dims)
+    parent = ctx.parents.get(model) if several_required(type(model)) else None
+
+    def candidates_of(batch: int) -> list[tuple[str, str]]:
+        return candidate_inputs(model, given, given_source, ctx.dims, batch, ctx.arguments, parent)
+
+    candidates = candidates_of(1)
     if not candidates:
         return None, {}
     # on meta, repeated blocks run once (on the CPU, values differ from block to block)
@@ -50,11 +56,15 @@ def run_forward(
         info, calls = _attempt(model, expression, source, ctx, members)
         if info.guessed and info.error is not None and _ONE_VALUE_PER_CHANNEL in info.error.message:
             # BatchNorm after global pooling (MobileNet's head): training needs a batch of 2
-            expression, _ = candidate_inputs(model, given, given_source, ctx.dims, batch=2)[index]
+            expression, _ = candidates_of(2)[index]
             source += "; a batch of 2, as BatchNorm needs in training"
             info, calls = _attempt(model, expression, source, ctx, members)
         if info.error is None:
             return info, calls
+        if source.startswith(PARENT_CALL):  # built with other sizes than in its parent
+            info = dataclasses.replace(info, guessed=True)
+            if index + 1 < len(candidates):
+                continue  # the guesses' failures say more
         failures.append((info, calls))
     # A guess that fitted the first layer but not a later one blames that layer. Guesses
     # that did so differently (a classifier sized for another image size): which guess was
@@ -101,6 +111,7 @@ def _attempt(
             torch.device(ctx.device),
             traced,
             replayed,
+            ctx.parents.recording(model, ctx.is_user_file),  # inside: replays set forward too
         ):
             output = model(*args, **kwargs)
     except Exception as exc:

@@ -30,7 +30,7 @@ from ..build.context import BuildContext
 from ..build.errors import BuildTimeout, error_from_exception
 from ..build.sites import SiteRecorder
 from ..loader import Failure, ModuleRunner
-from ..protocol import BuildJob, ModelResult
+from ..protocol import BuildJob, ClassSpec, ModelResult
 from ..wire import emit
 
 GRACE_S = 2.0  # the child's own alarm fires at the timeout; the worker kills it after this
@@ -83,7 +83,8 @@ def run_child(
         dims=job.dims,
         line_shapes=job.line_shapes,
     )
-    for spec in job.classes:
+
+    def build(spec: ClassSpec) -> None:
         emit(out_fd, {"type": "start", "name": spec.name})
         try:
             with deadline.running(spec.name):
@@ -91,6 +92,32 @@ def run_child(
         except BaseException as exc:  # SystemExit from user code, a late alarm, ...
             result = ModelResult.failed(spec, job.file, ctx.error(exc))
         emit(out_fd, {"type": "model", "result": result})
+        built.add(spec.name)
+
+    built: set[str] = set()
+    for index, spec in enumerate(job.classes):
+        if spec.name in built:
+            continue
+        if _takes_arguments_from_parents(spec, ctx):
+            # a block whose forward() takes several arguments gets those a model that holds
+            # it passes: the job's later classes that are not such blocks run first, until
+            # one of them called it (the scheduler puts results back in the job's order)
+            for later in job.classes[index + 1 :]:
+                if not ctx.parents.wanted(ctx.namespace.get(spec.name)):
+                    break
+                holder = later.kind == "class" and not _takes_arguments_from_parents(later, ctx)
+                if holder and later.name not in built:
+                    build(later)
+        build(spec)
+
+
+def _takes_arguments_from_parents(spec: ClassSpec, ctx: BuildContext) -> bool:
+    return (
+        ctx.shapes
+        and spec.kind == "class"
+        and spec.input is None
+        and ctx.parents.wanted(ctx.namespace.get(spec.name))
+    )
 
 
 @dataclass(frozen=True)
