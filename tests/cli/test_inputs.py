@@ -1,6 +1,6 @@
 """Guessed forward() inputs from the model's own sizes (issue 20, item 4): an image of the
 size and channels its constructor declares (vit-pytorch's SimpleViT cuts it into patches
-with einops' Rearrange first), a spectrogram of its n_mels and frames; and a block whose
+with einops' Rearrange first; MaxViT's squeeze-excitation pools it with Reduce), a spectrogram of its n_mels and frames; and a block whose
 forward() takes several tensors (llama2.c's ``Attention.forward(x, freqs_cos, freqs_sin)``)
 gets the ones its parent passes. Ground truth: plain torch in this process."""
 
@@ -42,6 +42,7 @@ def test_image_models_get_the_size_and_channels_their_constructor_declares() -> 
             "SimpleViT": (m.vit, torch.randn(1, 3, 32, 32)),
             "PatchEncoder": (m.encoder, torch.randn(1, 1, 48, 48)),
             "AudioEncoder": (m.audio, torch.randn(1, 40, 100)),
+            "SqueezeExcitation": (m.excite, torch.randn(1, 24, 224, 224)),
         }
         for name, (net, x) in cases.items():
             forward = model(doc, name)["forward"]
@@ -55,6 +56,8 @@ def test_image_models_get_the_size_and_channels_their_constructor_declares() -> 
         "and image_size and channels",
         "PatchEncoder": "guessed from Linear(256 -> …) and image_size and channels",
         "AudioEncoder": "guessed from Conv1d(40 -> …), n_mels and 2 x n_audio_ctx",
+        # an einops Reduce first: its channels from the Linear after it
+        "SqueezeExcitation": 'guessed from Reduce("b c h w -> b c")',
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 import typing
 from collections.abc import Mapping
@@ -83,6 +84,8 @@ _MEL_NAMES = ("n_mels", "num_mel_bins", "n_mel_channels")
 _AUDIO_CONTEXT_NAMES = ("n_audio_ctx", "max_source_positions")
 _FRAME_NAMES = ("frames", "num_frames", "max_frames")
 _FRAMES = 16  # a guessed video's frames
+# a guessed input of more dimensions (vit-pytorch's ViTND) stays below this many values
+_MAX_GUESSED_NUMEL = 1 << 24
 
 
 _CONTEXT_NAMES = (
@@ -244,7 +247,7 @@ def guessed_inputs(model: nn.Module, declared: Declared, batch: int) -> list[tup
             )
         image = declared.image(2)
         if image is not None:  # it declares an image size: it takes images
-            return _images(_Patches(2, ()), declared, batch, layer) + guesses
+            return _images(_Patches(2), declared, batch, layer) + guesses
         return guesses
     if isinstance(layer, nn.Embedding):  # the declared context length, else a few tokens
         vocab = layer.num_embeddings
@@ -283,11 +286,13 @@ def guessed_inputs(model: nn.Module, declared: Declared, batch: int) -> list[tup
 
 @dataclasses.dataclass(frozen=True)
 class _Patches:
-    """An image input's layout from a patch-cutting einops pattern: how many spatial
-    dimensions, and what each must be a multiple of (``(h p1)``: of ``p1``)."""
+    """An image input's layout from an einops pattern that reads one: how many spatial
+    dimensions, what each must be a multiple of (``(h p1)``: of ``p1``), and how many
+    channels a layer of ``n`` inputs after it means (``(p1 p2 c)``: ``n / (p1 * p2)``)."""
 
     dims: int
-    multiples: tuple[int, ...]
+    multiples: tuple[int, ...] = ()
+    per_channel: int = 0  # inputs of the next layer per channel; 0: unknown
     source: str = ""
 
 
@@ -295,32 +300,47 @@ class _Patches:
 _AXES = re.compile(r"\(([^)]*)\)|(\S+)")
 
 
+def _axes(side: str) -> list[list[str]]:
+    return [(group or name).split() for group, name in _AXES.findall(side)]
+
+
 def _image_rearrange(model: nn.Module) -> _Patches | None:
     """The layout of an image input if the model's first module with no children is an
-    einops ``Rearrange`` whose pattern reads a ``b c h w`` (or ``b c f h w``) tensor."""
+    einops ``Rearrange`` or ``Reduce`` whose pattern reads a ``b c h w`` tensor (or
+    ``b c f h w``, or any number of spatial dimensions)."""
     leaf = next((m for m in model.modules() if not m._modules), None)
     pattern = getattr(leaf, "pattern", None)
-    if type(leaf).__name__ != "Rearrange" or not isinstance(pattern, str) or "->" not in pattern:
+    kind = type(leaf).__name__
+    if kind not in ("Rearrange", "Reduce") or not isinstance(pattern, str) or "->" not in pattern:
         return None
-    axes = [(group or name).split() for group, name in _AXES.findall(pattern.split("->")[0])]
-    if len(axes) not in (4, 5) or any(len(a) != 1 for a in axes[:2]):
+    left, _, right = pattern.partition("->")
+    axes = _axes(left)
+    if len(axes) < 3 or any(len(a) != 1 or not a[0].isidentifier() for a in axes[:2]):
         return None
-    lengths = getattr(leaf, "axes_lengths", None) or {}
-    multiples = []
-    for group in axes[2:]:
-        multiple = 1
-        for axis in group:
-            size = lengths.get(axis) if isinstance(lengths, Mapping) else None
-            multiple *= size if isinstance(size, int) and size > 0 else 1
-        multiples.append(multiple)
-    return _Patches(len(axes) - 2, tuple(multiples), f'guessed from Rearrange("{pattern}")')
+    lengths = getattr(leaf, "axes_lengths", None)
+    lengths = lengths if isinstance(lengths, Mapping) else {}
+
+    def product(names: list[str]) -> int:
+        known = [lengths.get(n) for n in names]
+        return math.prod(k for k in known if isinstance(k, int) and k > 0)
+
+    channel = axes[1][0]
+    holding = next((g for g in _axes(right) if channel in g), None)
+    others = [n for n in holding or () if n != channel]
+    known = all(isinstance(lengths.get(n), int) for n in others)
+    return _Patches(
+        len(axes) - 2,
+        tuple(product(group) for group in axes[2:]),
+        product(others) if holding is not None and known else 0,
+        f'guessed from {kind}("{pattern.strip()}")',
+    )
 
 
 def _images(
     patches: _Patches, declared: Declared, batch: int, layer: nn.Module | None
 ) -> list[tuple[str, str]]:
     """Image inputs: the declared size and channels first, then common sizes that fit the
-    patches; 3 channels unless declared."""
+    patches; channels as declared, else as the first layer's inputs say, else 3."""
     dims = patches.dims
     source = patches.source or (
         f"guessed from Linear({layer.in_features} -> …)"
@@ -329,20 +349,30 @@ def _images(
     )
     found = declared.find(_CHANNEL_NAMES)
     channels, wheres = (found[0][0], [found[1]]) if found is not None else (3, [])
+    inputs = getattr(layer, "in_features", getattr(layer, "in_channels", 0))
+    if found is None and patches.per_channel and inputs > 0 and inputs % patches.per_channel == 0:
+        channels = inputs // patches.per_channel  # "(p1 p2 c)" into Linear(p1 * p2 * c)
     frames: tuple[int, ...] = ()  # a video's: (frames, height, width)
     if dims == 3:
         declared_frames = declared.find(_FRAME_NAMES)
         frames = declared_frames[0] if declared_frames is not None else (_FRAMES,)
         wheres += [declared_frames[1]] if declared_frames is not None else []
-    patch = declared.find(("patch_size",), 2)
-    multiples = patches.multiples[-2:] or (patch[0] if patch is not None else (1, 1))
+    spatial = dims - len(frames)
+    patch = declared.find(("patch_size",), spatial)
+    multiples = patches.multiples[len(frames) :] or (
+        patch[0] if patch is not None else (1,) * spatial
+    )
     sizes: list[tuple[tuple[int, ...], list[str]]] = []
-    image = declared.image(2)
+    whole = declared.find(("input_shape",), dims)  # vit-pytorch's ViTND
+    if whole is not None:
+        sizes.append((whole[0], [whole[1]]))
+    image = declared.image(spatial)
     if image is not None:
         sizes.append(((*frames, *image[0]), [image[1]]))
     for side in _IMAGE_SIZES:
-        if all(side % m == 0 for m in multiples):
-            sizes.append(((*frames, side, side), []))
+        size = (*frames, *(side,) * spatial)
+        if all(side % m == 0 for m in multiples) and math.prod(size) <= _MAX_GUESSED_NUMEL:
+            sizes.append((size, []))
     out: dict[str, str] = {}
     for size, where in sizes:
         expression = f"torch.randn({batch}, {channels}, {', '.join(map(str, size))})"

@@ -131,16 +131,19 @@ class ParentCalls:
                 source = getattr(sys.modules.get(cls.__module__), "__file__", None)
                 wanted[cls] = isinstance(source, str) and is_user_file(source) and self.wanted(cls)
             if wanted[cls]:
-                wrapped.append((module, module.__dict__.get("forward")))
-                module.forward = self._recording(module, module.forward, is_user_file)
+                own = module.__dict__.get("forward")
+                with contextlib.suppress(Exception):  # a module that refuses attributes
+                    module.forward = self._recording(module, module.forward, is_user_file)
+                    wrapped.append((module, own))
         try:
             yield
         finally:
             for module, own in wrapped:
-                if own is None:
-                    del module.forward
-                else:
-                    module.forward = own
+                with contextlib.suppress(Exception):
+                    if own is None:
+                        del module.forward
+                    else:
+                        module.forward = own
 
     def _recording(
         self, module: nn.Module, forward: Callable[..., Any], is_user_file: Callable[[str], bool]
