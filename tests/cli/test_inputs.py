@@ -94,3 +94,13 @@ def test_annotate_shows_the_blocks_and_the_images_shapes() -> None:
         result = run_cli("annotate", f"fixtures/inputs/{name}.py")
         assert result.returncode == 0, result.stderr
         golden(f"inputs_{name}.annotate.txt", result.stdout)
+
+
+def test_autocast_for_the_inputs_device_type_runs_on_meta() -> None:
+    # torch.autocast("meta", enabled=False) raises "unsupported scalarType" in plain torch
+    forward = model(summary_json(str(INPUTS / "rotary.py")), "RotaryMixer")["forward"]
+    assert forward["error"] is None, forward["error"]
+    assert forward["step"].get("error") is None and forward["step"]["peak"] > 0  # training too
+    net, x = plain("rotary").RotaryMixer(), torch.randn(1, 32)
+    with torch.no_grad():
+        assert forward["output_shape"] == str(list(net(x).shape))

@@ -24,6 +24,7 @@ from .counters import Calls, ModuleCall, MultiplyAdds, SavedForBackward, hooked,
 from .explain import explain
 from .inputs import candidate_inputs, evaluate_input, first_layer
 from .line_shapes import LineShapes
+from .meta_autocast import meta_autocast
 from .parents import PARENT_CALL, several_required
 
 # BatchNorm in training, on one sample of a pooled feature map ([1, C, 1, 1] or [1, C])
@@ -112,6 +113,7 @@ def _attempt(
             traced,
             replayed,
             ctx.parents.recording(model, ctx.is_user_file),  # inside: replays set forward too
+            meta_autocast(),
         ):
             output = model(*args, **kwargs)
     except Exception as exc:

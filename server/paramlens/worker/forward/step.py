@@ -30,6 +30,7 @@ from ..protocol import StepMemory, Training
 from .attention import attention_as
 from .fit import largest_batch
 from .memory import AUTOCAST_DTYPES
+from .meta_autocast import meta_autocast
 from .progress import Progress, flat_tensors, plain
 from .sharding import FSDP, bucket_bytes, fake_group, local, rank_share, shard
 from .storages import Storages
@@ -249,7 +250,7 @@ def _forward_backward(
         if training.precision in AUTOCAST_DTYPES
         else contextlib.nullcontext()
     )
-    with autocast:
+    with autocast, meta_autocast():
         output = model(*args, **kwargs)
         where.phase = "loss"
         loss = loss_of(output, training.loss, args, loss_scope)
