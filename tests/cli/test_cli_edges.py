@@ -259,6 +259,48 @@ def test_a_timeout_while_importing_names_the_step_and_the_files(tmp_path: Path) 
     ) in killed.stderr
 
 
+SWALLOWS = """import time
+
+from torch import nn
+
+
+class Swallows(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:  # a library that imports under `except Exception`
+            try:
+                time.sleep(0.05)
+            except Exception:
+                pass
+        raise ValueError("only supported on CUDA")
+"""
+
+
+def test_a_forward_that_swallows_the_alarm_keeps_the_classs_parameters(tmp_path: Path) -> None:
+    # forward() outlives its budget and the class's 2 s: the parameters measured before it
+    # stand, no further input is tried (each would take as long), the model's own error shows
+    (tmp_path / "swallows.py").write_text(SWALLOWS)
+    doc = json.loads(
+        run_cli(
+            "summary",
+            str(tmp_path / "swallows.py"),
+            "--format",
+            "json",
+            "--timeout",
+            "2",
+            "--no-cache",
+        ).stdout
+    )
+    (swallows,) = doc["models"]
+    assert swallows["error"] is None, swallows["error"]["message"]
+    assert swallows["total_params"] == 10
+    assert swallows["forward"]["error"]["message"] == "ValueError: only supported on CUDA"
+
+
 def test_a_worker_killed_mid_run_is_exit_5_naming_the_class(tmp_path: Path) -> None:
     slow = "import sys\nimport time\n\nfrom torch import nn\n\n\nclass Slow(nn.Module):\n"
     slow += "    def __init__(self):\n        super().__init__()\n"

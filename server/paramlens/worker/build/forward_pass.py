@@ -33,11 +33,17 @@ from .placement import compiled, construct, namespace_for
 from .sites import SiteRecorder
 
 FORWARD_BUDGET_S = 5.0  # at most; and at most half of what the class has left
+OVERRUN_GRACE_S = 0.5  # to report a class whose stage ran past its time (see _budget)
 STEP_BUDGET_S = 10.0  # at most; and at most 80% of what is left after forward()
 
 
 def _forward_pass(
-    model: nn.Module, recorder: SiteRecorder, spec: ClassSpec, ctx: BuildContext, device: str
+    model: nn.Module,
+    recorder: SiteRecorder,
+    spec: ClassSpec,
+    ctx: BuildContext,
+    device: str,
+    deadline: float | None = None,
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]]]:
     forward = ForwardContext(
         namespace=namespace_for(spec, ctx.namespace),
@@ -50,6 +56,7 @@ def _forward_pass(
         line_shapes=ctx.line_shapes,
         arguments=recorder.constructor_arguments(model),
         parents=ctx.parents,
+        deadline=deadline,
     )
     return run_forward(model, spec.input, spec.input_source, forward)
 
@@ -131,7 +138,13 @@ def _budget(most_s: float, share: float) -> Iterator[float]:
         yield budget
     finally:
         if budget:
-            left = remaining - (time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            left = remaining - elapsed
+            if left <= 0 and elapsed > budget:
+                # the stage's alarm was swallowed by the code it ran (a library's ``except
+                # Exception``) and it ran past the class's time: what was measured before
+                # and by the stage stands, with a moment to report it
+                left = OVERRUN_GRACE_S
             signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
 
 
@@ -147,6 +160,12 @@ def forward_pass_within_budget(
     the CPU if the code needs real values and the model fits); then the training step."""
     info, calls = _forward_within_budget(model, spec, ctx, device)
     if info is not None and info.error is None and ctx.training.step:
+        if has_itimer() and signal.getitimer(signal.ITIMER_REAL)[0] <= OVERRUN_GRACE_S:
+            # forward() ran past the class's time (its grace is left): the step would too
+            why = "the training step was not simulated: forward() took all of the class's time"
+            return dataclasses.replace(
+                info, note="; ".join(n for n in (info.note, why) if n)
+            ), calls
         info = _step_within_budget(model, info, spec, ctx)
     return info, calls
 
@@ -156,8 +175,9 @@ def _forward_within_budget(
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
     started = time.monotonic()
     with _budget(FORWARD_BUDGET_S, 0.5) as budget:
+        deadline = started + budget if budget else None
         try:
-            info, calls = _forward_pass(model, ctx.recorder, spec, ctx, device)
+            info, calls = _forward_pass(model, ctx.recorder, spec, ctx, device, deadline)
             error = info.error if info is not None else None
             if error is not None and device == "meta" and NEEDS_VALUES.search(error.message):
                 retried = _forward_on_cpu(model, spec, ctx, error.message)

@@ -32,3 +32,6 @@ class ForwardContext:
     arguments: Mapping[str, object] = dataclasses.field(default_factory=dict)
     # the arguments blocks got inside the models of this job that ran before
     parents: ParentCalls = dataclasses.field(default_factory=ParentCalls)
+    # time.monotonic() past which no further input is tried (the budget's alarm may have
+    # been swallowed by the model's code); None: no limit
+    deadline: float | None = None

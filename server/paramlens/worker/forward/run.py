@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 from collections.abc import Mapping
 
 import torch
@@ -54,6 +55,8 @@ def run_forward(
     )
     failures: list[tuple[ForwardInfo, dict[int, list[ModuleCall]]]] = []
     for index, (expression, source) in enumerate(candidates):
+        if failures and ctx.deadline is not None and time.monotonic() > ctx.deadline:
+            break  # the budget is spent (its alarm swallowed by the model's code)
         info, calls = _attempt(model, expression, source, ctx, members)
         if info.guessed and info.error is not None and _ONE_VALUE_PER_CHANNEL in info.error.message:
             # BatchNorm after global pooling (MobileNet's head): training needs a batch of 2
