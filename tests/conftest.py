@@ -12,16 +12,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
-GOLDEN = REPO / "tests" / "cli" / "golden"
-
-
-def golden(name: str, actual: str) -> None:
-    """``actual`` equals the golden file ``tests/cli/golden/<name>``
-    (``PARAMLENS_UPDATE_GOLDEN=1`` writes it again)."""
-    path = GOLDEN / name
-    if os.environ.get("PARAMLENS_UPDATE_GOLDEN") == "1":
-        path.write_text(actual)
-    assert actual == path.read_text()
 
 
 @pytest.fixture(scope="session", autouse=True)
