@@ -104,3 +104,14 @@ def test_autocast_for_the_inputs_device_type_runs_on_meta() -> None:
     net, x = plain("rotary").RotaryMixer(), torch.randn(1, 32)
     with torch.no_grad():
         assert forward["output_shape"] == str(list(net(x).shape))
+
+
+def test_a_dense_network_that_flattens_its_image_gets_one() -> None:
+    # Linear(784 -> ...) first, but forward() unpacks [b, c, w, h]: 784 = 1 x 28 x 28
+    forward = model(summary_json(str(INPUTS / "dense.py")), "DenseNet")["forward"]
+    assert forward["error"] is None, forward["error"]
+    assert forward["input"] == "torch.randn(1, 1, 28, 28)"
+    assert forward["input_source"] == "guessed from Linear(784 -> …) as a flattened image"
+    with torch.device("meta"):
+        shape, macs = shape_and_macs(plain("dense").DenseNet(), torch.randn(1, 1, 28, 28))
+    assert (forward["output_shape"], forward["macs"]) == (str(shape), macs)

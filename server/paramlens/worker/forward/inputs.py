@@ -248,7 +248,7 @@ def guessed_inputs(model: nn.Module, declared: Declared, batch: int) -> list[tup
         image = declared.image(2)
         if image is not None:  # it declares an image size: it takes images
             return _images(_Patches(2), declared, batch, layer) + guesses
-        return guesses
+        return guesses + _flattened_images(layer.in_features, batch, source)
     if isinstance(layer, nn.Embedding):  # the declared context length, else a few tokens
         vocab = layer.num_embeddings
         source = f"guessed from Embedding({vocab}, …)"
@@ -282,6 +282,18 @@ def guessed_inputs(model: nn.Module, declared: Declared, batch: int) -> list[tup
             out.setdefault(expression, where)
         return list(out.items())
     return []
+
+
+def _flattened_images(features: int, batch: int, source: str) -> list[tuple[str, str]]:
+    """Square images of 1 or 3 channels a forward() flattens into ``features`` itself
+    (``b, c, h, w = x.size(); x.view(b, -1)``: MNIST's 784 = 1 x 28 x 28), tried last."""
+    out = []
+    for channels in (1, 3):
+        side = math.isqrt(features // channels)
+        if side >= 8 and channels * side * side == features:
+            size = f"{batch}, {channels}, {side}, {side}"
+            out.append((f"torch.randn({size})", f"{source} as a flattened image"))
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
