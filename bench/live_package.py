@@ -19,6 +19,8 @@ sends one edit as the editor would (didChange, never saved) and measures from it
 - nanoGPT (fixtures/gpt/model.py): ``n_embd`` changed, until the ``GPT`` lens is new (< 1 s).
 
 Each edit makes a text not seen before (no cache can answer). Medians over ``--rounds``.
+``--log FILE`` writes the server's log during each edit, in ms from the edit, with the
+moments the watched lenses became new and the file was ready: where the time went.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def change(client: Client, uri: str, version: int, text: str) -> None:
     )
 
 
+TIMELINE: list[str] = []  # with --log: the server's log of each round, in ms from the edit
+
+
+def timeline(client: Client, title: str, started: float, marks: dict[str, float]) -> None:
+    """The server's log lines since ``started`` and the bench's own marks, by time."""
+    events = [(t, m) for t, m in client.logs if t >= started]
+    events += [(t, f"** {name}") for name, t in marks.items()]
+    TIMELINE.append(f"## {title}")
+    TIMELINE.extend(f"{(t - started) * 1000:8.0f} ms  {m}" for t, m in sorted(events))
+
+
 async def edit_rounds(
     client: Client,
     uri: str,
@@ -106,11 +119,12 @@ async def edit_rounds(
         change(client, uri, version, text)
         await until_new(client, uri, watched, before)
         lens_s.append(time.perf_counter() - started)
+        await until_ready(client, file_name, ready + 1)
         if whole:
-            await until_ready(client, file_name, ready + 1)
             whole_s.append(time.perf_counter() - started)
-        else:
-            await until_ready(client, file_name, ready + 1)
+        marks = {f"{'+'.join(watched)} lens new": started + lens_s[-1]}
+        marks["file ready"] = time.perf_counter()
+        timeline(client, f"{file_name}: edit {len(lens_s)} of {'+'.join(watched)}", started, marks)
         await asyncio.sleep(0.3)
     return lens_s, whole_s
 
@@ -121,7 +135,7 @@ def summary(label: str, values: list[float], target: float | None) -> str:
     return f"{label}: median {statistics.median(values):.2f} s{goal}  [{shown}]"
 
 
-async def run(timm: Path, rounds: int) -> None:
+async def run(timm: Path, rounds: int, log: Path | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="paramlens-live-"))
     shutil.copytree(timm / "timm", work / "ws/timm")
     shutil.copytree(FIXTURES / "gpt", work / "gpt")
@@ -167,14 +181,18 @@ async def run(timm: Path, rounds: int) -> None:
     print(summary("nanoGPT model.py: edit of n_embd -> GPT's lens", lens, 1.0))
     await stop(client)
     shutil.rmtree(work, ignore_errors=True)
+    if log is not None:
+        log.write_text("\n".join(TIMELINE) + "\n")
+        print(f"the server's log of each edit, by time: {log}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--timm", type=Path, default=Path("/work/ab/src/timm"))
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--log", type=Path, help="write the server's log of each edit here")
     args = parser.parse_args()
-    asyncio.run(run(args.timm, args.rounds))
+    asyncio.run(run(args.timm, args.rounds, args.log))
 
 
 if __name__ == "__main__":
