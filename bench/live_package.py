@@ -12,8 +12,10 @@ After opening the file and waiting for its whole first analysis (the warm-up), e
 sends one edit as the editor would (didChange, never saved) and measures from it:
 
 - ``VisionTransformer`` edit: ``embed_dim: int = 768`` changed to another width, until the
-  ``VisionTransformer`` lens shows new figures, not stale (target < 1 s); then until the
-  analysis of the whole file is over, its 163 factories included (status ``ready``, < 10 s);
+  ``VisionTransformer`` lens shows new figures, not stale (target < 1 s; its training
+  step's peak may still be on its way, the lens saying ``peak…``), until it has that peak
+  too, and until the analysis of the whole file is over, its 163 factories included
+  (status ``ready``, < 10 s);
 - ``Block`` edit: its MLP's hidden width changed, until the ``Block`` lens and the
   ``VisionTransformer`` lens both show new figures, not stale (< 1.5 s); then the whole file;
 - nanoGPT (fixtures/gpt/model.py): ``n_embd`` changed, until the ``GPT`` lens is new (< 1 s).
@@ -34,11 +36,14 @@ import time
 from pathlib import Path
 
 from lsprotocol import types as lsp
-from paramlens.render import SHAPES_PENDING
+from paramlens import render
 
 from bench.common import FIXTURES
 from bench.lsp import Client, code_lenses, open_doc, start, stop
 
+SHAPES_PENDING = render.SHAPES_PENDING
+# what a staged lens says until its step's peak comes (older checkouts never say it)
+STEP_PENDING = getattr(render, "STEP_PENDING", "peak…")
 TIMEOUT_S = 180.0
 VIT_DIMS = [384, 576, 192, 480, 672, 288, 864, 960]  # divisible by its 12 heads
 GPT_DIMS = [384, 512, 640, 896, 1024, 256, 1152, 1280]
@@ -53,20 +58,25 @@ async def titles(client: Client, uri: str) -> dict[str, str]:
     return found
 
 
-def final(title: str | None, before: str | None) -> bool:
+def new(title: str | None, before: str | None, peak: bool) -> bool:
+    """A lens with new figures, not stale, shapes included; with ``peak``, the training
+    step's peak too (a staged lens says ``peak…`` until it comes)."""
     return (
         title is not None
         and title != before
         and "stale" not in title
         and SHAPES_PENDING not in title
+        and not (peak and STEP_PENDING in title)
     )
 
 
-async def until_new(client: Client, uri: str, names: list[str], before: dict[str, str]) -> None:
+async def until_new(
+    client: Client, uri: str, names: list[str], before: dict[str, str], peak: bool
+) -> None:
     deadline = time.perf_counter() + TIMEOUT_S
     while time.perf_counter() < deadline:
         now = await titles(client, uri)
-        if all(final(now.get(n), before.get(n)) for n in names):
+        if all(new(now.get(n), before.get(n), peak) for n in names):
             return
         await asyncio.sleep(0.01)
     raise TimeoutError(f"no new lens for {names}: {now}")
@@ -107,9 +117,10 @@ async def edit_rounds(
     texts: list[str],
     watched: list[str],
     whole: bool,
-) -> tuple[list[float], list[float]]:
-    """Seconds from each edit to new lenses of ``watched``, and to the file's analysis end."""
-    lens_s, whole_s = [], []
+) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from each edit to new lenses of ``watched`` (their peak may still be on its
+    way), to their final lenses (the peak included), and to the file's analysis end."""
+    lens_s, peak_s, whole_s = [], [], []
     version = 100
     for text in texts:
         before = await titles(client, uri)
@@ -117,16 +128,19 @@ async def edit_rounds(
         version += 1
         started = time.perf_counter()
         change(client, uri, version, text)
-        await until_new(client, uri, watched, before)
+        await until_new(client, uri, watched, before, peak=False)
         lens_s.append(time.perf_counter() - started)
+        await until_new(client, uri, watched, before, peak=True)
+        peak_s.append(time.perf_counter() - started)
         await until_ready(client, file_name, ready + 1)
         if whole:
             whole_s.append(time.perf_counter() - started)
         marks = {f"{'+'.join(watched)} lens new": started + lens_s[-1]}
+        marks[f"{'+'.join(watched)} lens with its peak"] = started + peak_s[-1]
         marks["file ready"] = time.perf_counter()
         timeline(client, f"{file_name}: edit {len(lens_s)} of {'+'.join(watched)}", started, marks)
         await asyncio.sleep(0.3)
-    return lens_s, whole_s
+    return lens_s, peak_s, whole_s
 
 
 def summary(label: str, values: list[float], target: float | None) -> str:
@@ -152,8 +166,9 @@ async def run(timm: Path, rounds: int, log: Path | None) -> None:
 
     dims = VIT_DIMS[:rounds]
     texts = [source.replace("embed_dim: int = 768,", f"embed_dim: int = {d},", 1) for d in dims]
-    lens, whole = await edit_rounds(client, uri, vit.name, texts, ["VisionTransformer"], True)
+    lens, peak, whole = await edit_rounds(client, uri, vit.name, texts, ["VisionTransformer"], True)
     print(summary("edit of VisionTransformer's embed_dim -> its lens", lens, 1.0))
+    print(summary("  -> that lens with its step's peak", peak, None))
     print(summary("  -> the whole file's lenses (factories included)", whole, 10.0))
 
     hidden = "            hidden_features=int(dim * mlp_ratio),\n"
@@ -162,10 +177,11 @@ async def run(timm: Path, rounds: int, log: Path | None) -> None:
         source.replace(hidden, hidden.replace("mlp_ratio)", f"mlp_ratio) + {8 * (i + 1)}"), 1)
         for i in range(rounds)
     ]
-    lens, whole = await edit_rounds(
+    lens, peak, whole = await edit_rounds(
         client, uri, vit.name, texts, ["Block", "VisionTransformer"], True
     )
     print(summary("edit inside Block -> Block's and VisionTransformer's lenses", lens, 1.5))
+    print(summary("  -> those lenses with their step's peak", peak, None))
     print(summary("  -> the whole file's lenses (factories included)", whole, 10.0))
     await stop(client)
 
@@ -177,8 +193,9 @@ async def run(timm: Path, rounds: int, log: Path | None) -> None:
     texts = [
         gpt_source.replace("n_embd: int = 768", f"n_embd: int = {d}", 1) for d in GPT_DIMS[:rounds]
     ]
-    lens, _ = await edit_rounds(client, gpt_uri, gpt.name, texts, ["GPT"], False)
+    lens, peak, _ = await edit_rounds(client, gpt_uri, gpt.name, texts, ["GPT"], False)
     print(summary("nanoGPT model.py: edit of n_embd -> GPT's lens", lens, 1.0))
+    print(summary("  -> that lens with its step's peak", peak, None))
     await stop(client)
     shutil.rmtree(work, ignore_errors=True)
     if log is not None:

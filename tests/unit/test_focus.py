@@ -4,12 +4,15 @@ order of the jobs, and the document showing the first ones final, the others sta
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from paramlens.config import Settings
 from paramlens.engine.engine import Engine, FileReport, focus_classes
 from paramlens.lsp.documents import DocumentState
-from paramlens.worker.protocol import BuildJob, JobResult, ModelResult
+from paramlens.render import STEP_PENDING, render_model_lens
+from paramlens.worker.protocol import BuildJob, ForwardInfo, JobResult, ModelResult, StepMemory
 
 SOURCE = """from torch import nn
 
@@ -37,18 +40,37 @@ def net_small():
 """
 
 
+STEP = StepMemory(peak=123_456_789, phase="backward", module="fc", batch=1)
+
+
 class EchoWorker:
     """Answers each job at once with a model per class it names; keeps the jobs."""
 
     def __init__(self) -> None:
         self.jobs: list[BuildJob] = []
 
-    async def build(self, job: BuildJob) -> JobResult:
+    async def build(
+        self, job: BuildJob, on_staged: Callable[[ModelResult], None] | None = None
+    ) -> JobResult:
+        """A staged job's classes go to ``on_staged`` first as the worker's do: before their
+        step (parameters and shapes), then final."""
         self.jobs.append(job)
         models = tuple(
-            ModelResult(c.name, job.file, c.line, total_params=len(self.jobs), kind=c.kind)
+            ModelResult(
+                c.name,
+                job.file,
+                c.line,
+                total_params=len(self.jobs),
+                kind=c.kind,
+                forward=ForwardInfo("torch.randn(1, 8)", "", macs=64, step=STEP),
+            )
             for c in job.classes
         )
+        for model in models if job.staged and on_staged is not None else ():
+            assert model.forward is not None
+            on_staged(replace(model, forward=replace(model.forward, step=None, step_pending=True)))
+            await asyncio.sleep(0)
+            on_staged(model)
         return JobResult(models=models)
 
 
@@ -135,3 +157,35 @@ def test_the_first_models_are_final_and_the_others_stale_until_the_rest(tmp_path
     state.edit(text + "\n# more\n", 3)
     state.accept_partial(first, older)  # for the text before: not taken
     assert state.stale
+
+
+def test_the_edited_class_is_shown_before_its_step_and_then_with_it(tmp_path: Path) -> None:
+    """The focused job is staged: its class is shown as soon as its parameters and shapes
+    are known, the lens saying its peak is on the way (never the old sum in its place),
+    the other classes stale; then again with its peak. The other jobs are not staged."""
+    engine, worker, path = project(tmp_path)
+    shown: list[dict[str, tuple[str, bool]]] = []
+    state = DocumentState(path.as_uri(), str(path), SOURCE)
+
+    def partial(report: FileReport) -> None:
+        state.accept_partial(report, state.generation)
+        shown.append(
+            {m.name: (render_model_lens(m), state.model_stale(m)) for m, _ in state.models()}
+        )
+
+    async def run() -> None:
+        state.accept(await engine.analyze(str(path), tmp_path, {}), state.generation)
+        worker.jobs.clear()
+        text = SOURCE.replace("dim: int = 8", "dim: int = 16")
+        state.edit(text, 2)
+        edited = line_of("dim: int = 16", text)
+        await engine.analyze(str(path), tmp_path, {str(path): text}, partial, focus=[(edited,) * 2])
+
+    asyncio.run(run())
+    assert [j.staged for j in worker.jobs] == [True, False, False]
+    first, second = shown[0], shown[1]
+    assert first["Net"][0].endswith(STEP_PENDING) and not first["Net"][1]
+    assert "train ≈" not in first["Net"][0]
+    assert first["Other"][1] and first["Block"][1]  # stale until their job
+    assert "peak 117.7 MB" in second["Net"][0] and not second["Net"][1]
+    assert STEP_PENDING not in second["Net"][0]

@@ -221,9 +221,11 @@ class Engine:
         detail: bool = False,
         part: str = "all",
         names: Names = None,
+        staged: bool = False,
     ) -> BuildJob | None:
         """The job for ``path``: its classes and factories, or only ``part`` of them (and of
-        those, only ``names`` when given: a set, or ``("except", set)``)."""
+        those, only ``names`` when given: a set, or ``("except", set)``); ``staged``: each
+        class's result sent as it comes."""
         classes = workspace.models_in(path) if part != "factories" else []
         factories = workspace.factories_in(path) if part != "classes" else []
         if names is not None:
@@ -257,6 +259,7 @@ class Engine:
             training=training_for(settings),
             dims=tuple(sorted(settings.dims.items())),
             line_shapes=self.line_shapes,
+            staged=staged,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:
@@ -286,11 +289,13 @@ class Engine:
         part: str = "all",
         shapes: bool = True,
         names: Names = None,
+        on_staged: Callable[[ModelResult], None] | None = None,
     ) -> JobResult | None:
         """The result of ``path``'s job (``part`` of it, ``names`` of that; without
-        forward() unless ``shapes``), from the cache if nothing it depends on changed."""
+        forward() unless ``shapes``), from the cache if nothing it depends on changed.
+        ``on_staged`` takes each class's result as it comes (:meth:`WorkerClient.build`)."""
         key, job, python = await self._keyed_job(
-            path, workspace, texts, detail, part, shapes, names
+            path, workspace, texts, detail, part, shapes, names, on_staged is not None
         )
         if job is None:
             return None
@@ -300,7 +305,7 @@ class Engine:
 
         async def run(job: BuildJob = job) -> JobResult | None:
             self.jobs_run += 1
-            result = await self.worker_for(python).build(job)
+            result = await self.worker_for(python).build(job, on_staged)
             if _cacheable(result):
                 self.cache.put(key, result)
             return result
@@ -316,6 +321,7 @@ class Engine:
         part: str,
         shapes: bool = True,
         names: Names = None,
+        staged: bool = False,
     ) -> tuple[str, BuildJob | None, str]:
         """The job and its cache key, computed in a thread: the first job of a file in a big
         package looks for call sites across it (1.6 s in timm), which would hold up the
@@ -330,7 +336,7 @@ class Engine:
 
         def keyed() -> tuple[str, BuildJob | None]:
             with lock:
-                job = self.job_for(path, workspace, settings, texts, detail, part, names)
+                job = self.job_for(path, workspace, settings, texts, detail, part, names, staged)
                 return (self.cache_key(job, workspace, python) if job else ""), job
 
         key, job = await asyncio.to_thread(keyed)
@@ -485,8 +491,18 @@ class Engine:
         show: Callable[[JobResult | None], None],
     ) -> JobResult | None:
         """The focused classes, then the file's other classes, then its factories: each
-        shown as it comes (shapes included), the whole returned."""
-        first = await self.build(path, workspace, texts, detail, "classes", names=focused)
+        shown as it comes, the whole returned. A focused class is shown as soon as its
+        parameters and shapes are known, its training step's peak said to follow, then
+        again with it; the others keep their figures, stale, meanwhile."""
+        staged: dict[str, ModelResult] = {}
+
+        def show_staged(model: ModelResult) -> None:
+            staged[model.name] = model
+            show(JobResult(models=tuple(staged.values())))
+
+        first = await self.build(
+            path, workspace, texts, detail, "classes", names=focused, on_staged=show_staged
+        )
         show(first)
         rest = await self.build(
             path, workspace, texts, detail, "classes", names=("except", focused)
