@@ -36,6 +36,7 @@ from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
 from . import convert, notebooks
 from .documents import DocumentState, OpenDocuments, document_key
+from .idle import IdleCollector
 from .notebooks import NotebookState
 
 STATUS_NOTIFICATION = "paramlens/status"
@@ -130,6 +131,7 @@ class ParamlensServer(LanguageServer):
         self.died_on: set[str] = set()  # documents whose build the worker died in
         self.deaths: list[float] = []  # when workers died (a worker that keeps dying)
         self._rebuild: asyncio.TimerHandle | None = None
+        self.collector = IdleCollector()  # full garbage collections between analyses
 
     # -- settings ------------------------------------------------------------
 
@@ -285,7 +287,9 @@ class ParamlensServer(LanguageServer):
         previous = self.tasks.get(uri)
         if previous is not None and not previous.done():
             previous.cancel()  # the newest text wins; the worker drops the old job
+        self.collector.started()
         self.tasks[uri] = asyncio.create_task(self.analyze(uri))
+        self.tasks[uri].add_done_callback(lambda _: self.collector.finished())
 
     async def analyze(self, uri: str) -> None:
         # a file opened as the editor starts waits for the editor's settings (its inputs,
