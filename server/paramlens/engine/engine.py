@@ -163,6 +163,7 @@ class Engine:
         # none (the summary table), where tracing would double forward()'s time
         self.line_shapes = line_shapes
         self._built: set[str] = set()  # files built in this session: edits come focused
+        self._read: dict[str, Workspace] = {}  # the reading each file was last analysed in
 
     def adopt_worker(self, python: str, process: subprocess.Popen[bytes]) -> None:
         """The worker for ``python``, started already (by the command line, first thing)."""
@@ -358,6 +359,7 @@ class Engine:
         if self.eager_worker:
             self.start_worker(path, root)
         workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
+        self._read[path] = workspace
         report = await self.report(path, workspace, texts, on_partial=on_partial, focus=focus)
         self.save_scan()
         return report
@@ -476,6 +478,13 @@ class Engine:
                 self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
             return own
         return await self.build(path, workspace, texts, detail)
+
+    def imports(self, user: str, path: str) -> bool:
+        """Whether ``user`` imports ``path``, directly or not, as the workspace was when
+        ``user`` was last analysed: an edit of ``path`` changes ``user``'s figures (a config
+        class's default, a block)."""
+        workspace = self._read.get(user)
+        return workspace is not None and path in workspace.imported_files(user)
 
     def _has_built(self, path: str, workspace: Workspace) -> bool:
         """Whether ``path`` was built before in this session (edited, not opened)."""

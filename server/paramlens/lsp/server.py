@@ -265,15 +265,33 @@ class ParamlensServer(LanguageServer):
     # -- analysis --------------------------------------------------------------
 
     def edited(self, state: DocumentState) -> None:
-        """An open document's text changed: analysed again after the debounce."""
+        """An open document's text changed: analysed again after the debounce, and so are
+        the open documents that import it (their figures are built with its text: a
+        config class's default edited in ``configuration_llama.py`` changes the models of
+        ``modeling_llama.py``), shown stale meanwhile."""
         settings = self.settings_for(Path(state.path))
         if settings.analyze_on_change:
             self.schedule(state.uri, settings.debounce_ms / 1000)
+            self.schedule_users(state, settings.debounce_ms / 1000)
 
     def saved(self, uri: str) -> None:
         state = self.documents.get(uri)
         if state is not None and self.settings_for(Path(state.path)).analyze_on_save:
             self.schedule(state.uri)
+            self.schedule_users(state)
+
+    def schedule_users(self, state: DocumentState, delay_s: float = 0.0) -> None:
+        """The other open documents that import ``state``'s file: stale, analysed again."""
+        users = [
+            other
+            for other in self.documents.values()
+            if other is not state and self.engine.imports(other.path, state.path)
+        ]
+        for other in users:
+            other.stale = other.report is not None
+            self.schedule(other.uri, delay_s)
+        if users:
+            self.refresh_views()
 
     def schedule(self, uri: str, delay_s: float = 0.0) -> None:
         uri = document_key(uri)  # one task and one timer per document, however spelled
