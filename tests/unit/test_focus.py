@@ -4,12 +4,15 @@ order of the jobs, and the document showing the first ones final, the others sta
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from paramlens.config import Settings
-from paramlens.engine.engine import Engine, FileReport, focus_classes
+from paramlens.engine import engine as engine_module
+from paramlens.engine.engine import Engine, FileReport, factory_shares, focus_classes
 from paramlens.lsp.documents import DocumentState
 from paramlens.render import STEP_PENDING, render_model_lens
 from paramlens.worker.protocol import BuildJob, ForwardInfo, JobResult, ModelResult, StepMemory
@@ -189,3 +192,57 @@ def test_the_edited_class_is_shown_before_its_step_and_then_with_it(tmp_path: Pa
     assert first["Other"][1] and first["Block"][1]  # stale until their job
     assert "peak 117.7 MB" in second["Net"][0] and not second["Net"][1]
     assert STEP_PENDING not in second["Net"][0]
+
+
+def test_many_factories_are_built_in_two_shares_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of 41 factories on two cores with memory to spare: two jobs at once, each a
+    consecutive half, merged in the file's order; one job on one core or without memory."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(engine_module, "_available_mb", lambda: 16_000)
+    names = [f"net_{i}" for i in range(40)]
+    assert factory_shares(names, 2048) == [set(names[:20]), set(names[20:])]
+    assert factory_shares(names[:20], 2048) == [set(names[:20])]  # not worth a second import
+    assert factory_shares(names, 10_000) == [set(names)]  # one build's cap is all there is
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert factory_shares(names, 2048) == [set(names)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    source = SOURCE + "".join(
+        f"\n\ndef {n}():\n    return Net({i + 1})\n" for i, n in enumerate(names)
+    )
+    engine, worker, path = project(tmp_path)
+    path.write_text(source)
+    at_once = []
+
+    class Overlapping(EchoWorker):
+        running = 0
+
+        async def build(self, job: BuildJob, on_staged: object = None) -> JobResult:
+            self.running += 1
+            at_once.append(self.running)
+            await asyncio.sleep(0.05)
+            self.running -= 1
+            return await super().build(job)
+
+    worker = Overlapping()
+    engine.workers["echo"] = worker  # type: ignore[assignment]
+
+    async def run() -> FileReport:
+        await engine.analyze(str(path), tmp_path, {}, lambda r: None)
+        worker.jobs.clear()
+        text = source.replace("dim: int = 8", "dim: int = 16")
+        edited = line_of("dim: int = 16", text)
+        return await engine.analyze(
+            str(path), tmp_path, {str(path): text}, lambda r: None, focus=[(edited, edited)]
+        )
+
+    report = asyncio.run(run())
+    factory_jobs = [
+        [c.name for c in j.classes] for j in worker.jobs if j.classes[0].kind == "factory"
+    ]
+    everything = ["net_small", *names]  # the file's own factory first
+    assert factory_jobs == [everything[:21], everything[21:]]
+    assert max(at_once) == 2
+    assert [m.name for m in report.models if m.kind == "factory"] == everything
