@@ -1,6 +1,6 @@
 """Live editing inside a big package: an edit typed in timm's vision_transformer.py, warm server.
 
-    python -m bench.live_package [--timm DIR] [--rounds 5]
+    python -m bench.live_package [--timm DIR] [--rounds 5] [--transformers DIR] [--log FILE]
 
 ``--timm`` is the folder holding timm's ``timm/`` package (from its wheel: ``pip download
 timm==1.0.31 --no-deps`` and unzip; default /work/ab/src/timm). It is copied to a temporary
@@ -18,7 +18,11 @@ sends one edit as the editor would (didChange, never saved) and measures from it
   (status ``ready``, < 10 s);
 - ``Block`` edit: its MLP's hidden width changed, until the ``Block`` lens and the
   ``VisionTransformer`` lens both show new figures, not stale (< 1.5 s); then the whole file;
-- nanoGPT (fixtures/gpt/model.py): ``n_embd`` changed, until the ``GPT`` lens is new (< 1 s).
+- nanoGPT (fixtures/gpt/model.py): ``n_embd`` changed, until the ``GPT`` lens is new (< 1 s);
+- with ``--transformers DIR`` (the folder holding ``transformers/``, from its wheel),
+  ``LlamaConfig``'s ``hidden_size`` default edited in ``configuration_llama.py`` while
+  ``modeling_llama.py`` is open too, until its ``LlamaModel`` and ``LlamaForCausalLM``
+  lenses are new (< 1 s). ``--no-timm`` measures that alone.
 
 Each edit makes a text not seen before (no cache can answer). Medians over ``--rounds``.
 ``--log FILE`` writes the server's log during each edit, in ms from the edit, with the
@@ -117,20 +121,24 @@ async def edit_rounds(
     texts: list[str],
     watched: list[str],
     whole: bool,
+    shown: tuple[str, str] | None = None,
 ) -> tuple[list[float], list[float], list[float]]:
     """Seconds from each edit to new lenses of ``watched`` (their peak may still be on its
-    way), to their final lenses (the peak included), and to the file's analysis end."""
+    way), to their final lenses (the peak included), and to the file's analysis end. The
+    lenses and the analysis are those of the edited file, or of ``shown`` (another open
+    file's URI and name, that imports the edited one)."""
     lens_s, peak_s, whole_s = [], [], []
     version = 100
+    shown_uri, file_name = shown or (uri, file_name)
     for text in texts:
-        before = await titles(client, uri)
+        before = await titles(client, shown_uri)
         ready = client.ready.get(file_name, 0)
         version += 1
         started = time.perf_counter()
         change(client, uri, version, text)
-        await until_new(client, uri, watched, before, peak=False)
+        await until_new(client, shown_uri, watched, before, peak=False)
         lens_s.append(time.perf_counter() - started)
-        await until_new(client, uri, watched, before, peak=True)
+        await until_new(client, shown_uri, watched, before, peak=True)
         peak_s.append(time.perf_counter() - started)
         await until_ready(client, file_name, ready + 1)
         if whole:
@@ -147,6 +155,43 @@ def summary(label: str, values: list[float], target: float | None) -> str:
     shown = ", ".join(f"{v:.2f}" for v in values)
     goal = f" (target < {target:g} s)" if target else ""
     return f"{label}: median {statistics.median(values):.2f} s{goal}  [{shown}]"
+
+
+LLAMA_WIDTHS = [2048, 3072, 1024, 2560, 3584, 1536, 4608, 5120]  # divisible by 32 heads
+
+
+async def llama(transformers: Path, rounds: int) -> None:
+    """transformers' modeling_llama.py open beside configuration_llama.py, whose
+    ``LlamaConfig.hidden_size`` default is edited (never saved): until the lenses of
+    ``LlamaModel`` and ``LlamaForCausalLM`` (built from that config) are new."""
+    work = Path(tempfile.mkdtemp(prefix="paramlens-live-"))
+    shutil.copytree(transformers / "transformers", work / "ws/transformers")
+    folder = work / "ws/transformers/models/llama"
+    config, modeling = folder / "configuration_llama.py", folder / "modeling_llama.py"
+    source = config.read_text()
+    default = "    hidden_size: int = 4096\n"
+    assert default in source
+    client = await start(work / "ws")
+    started = time.perf_counter()
+    config_uri = open_doc(client, config)
+    modeling_uri = open_doc(client, modeling)
+    await until_ready(client, modeling.name, 1)
+    print(f"transformers modeling_llama.py opened: {time.perf_counter() - started:.1f} s")
+    texts = [
+        source.replace(default, default.replace("4096", str(w)), 1) for w in LLAMA_WIDTHS[:rounds]
+    ]
+    watched = ["LlamaModel", "LlamaForCausalLM"]
+    shown = (modeling_uri, modeling.name)
+    lens, peak, whole = await edit_rounds(
+        client, config_uri, config.name, texts, watched, True, shown
+    )
+    print(
+        summary("edit of LlamaConfig's hidden_size -> LlamaModel's, LlamaForCausalLM's", lens, 1.0)
+    )
+    print(summary("  -> those lenses with their step's peak", peak, None))
+    print(summary("  -> modeling_llama.py's whole analysis", whole, None))
+    await stop(client)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 async def run(timm: Path, rounds: int, log: Path | None) -> None:
@@ -208,8 +253,19 @@ def main() -> None:
     parser.add_argument("--timm", type=Path, default=Path("/work/ab/src/timm"))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--log", type=Path, help="write the server's log of each edit here")
+    parser.add_argument(
+        "--transformers",
+        type=Path,
+        help="the folder holding transformers/ (its wheel unzipped): measure its LLaMA too",
+    )
+    parser.add_argument("--no-timm", action="store_true", help="skip timm and nanoGPT")
     args = parser.parse_args()
-    asyncio.run(run(args.timm, args.rounds, args.log))
+    if not args.no_timm:
+        asyncio.run(run(args.timm, args.rounds, args.log))
+    if args.transformers is not None:
+        asyncio.run(llama(args.transformers, args.rounds))
+        if args.log is not None:
+            args.log.write_text("\n".join(TIMELINE) + "\n")
 
 
 if __name__ == "__main__":

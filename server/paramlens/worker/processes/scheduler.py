@@ -192,6 +192,7 @@ class Worker:
                 self.queue.pop(0)
                 refresh = None
                 if self.nested:
+                    zygote.import_module(job)  # so that an edit runs its own module alone
                     stale = zygote.bring_up_to_date(job)  # a save: its module runs again
                     plan = zygote.edit_plan(job) if not stale else None
                     if stale or isinstance(plan, str):
