@@ -43,6 +43,7 @@ class Client(LanguageClient):
         super().__init__("paramlens-bench", "1")
         settings = settings or {"timeout": 20}
         self.ready: dict[str, int] = {}
+        self.logs: list[tuple[float, str]] = []  # (perf_counter, message): the server's log
 
         @self.feature("paramlens/status")
         def status(params: Any) -> None:
@@ -59,7 +60,7 @@ class Client(LanguageClient):
 
         @self.feature(lsp.WINDOW_LOG_MESSAGE)
         def log(params: lsp.LogMessageParams) -> None:
-            return None
+            self.logs.append((time.perf_counter(), params.message))
 
         @self.feature(lsp.WORKSPACE_CONFIGURATION)
         def configuration(params: lsp.ConfigurationParams) -> list[Any]:

@@ -161,3 +161,36 @@ async def test_cancelled_analyses_never_show_a_server_error(client: LanguageClie
     await lens_titles(client, doc)
     await asyncio.sleep(0.5)
     assert [m.message for m in client.messages if m.type == lsp.MessageType.Error] == []
+
+
+async def test_an_edit_shows_in_the_open_files_that_import_it(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    """A config class's default edited in one file (transformers' configuration_llama.py)
+    changes the models of another open file that builds with it (modeling_llama.py): that
+    file is analysed again too, with the unsaved text, and shown stale meanwhile."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text("")
+    config = project / "config.py"
+    config.write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass\nclass Config:\n    width: int = 8\n"
+    )
+    model = project / "model.py"
+    model.write_text(
+        "from torch import nn\n\nfrom config import Config\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self, config: Config):\n"
+        "        super().__init__()\n        self.fc = nn.Linear(config.width, config.width)\n"
+    )
+    client.set_configuration({"paramlens": {"analyzeOnChange": True, "debounceMs": 50}})
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    config_doc, model_doc = open_file(client, config), open_file(client, model)
+
+    async def net_lens(params: str) -> str | None:
+        title = titles(await lenses(client, model_doc)).get(6, "")
+        return title if f"Net · {params} params" in title and "stale" not in title else None
+
+    await eventually(lambda: net_lens("72"))
+    edit(client, config_doc, 2, 5, "    width: int = 16\n", end_line=6)
+    await eventually(lambda: net_lens("272"), timeout=30)
+    assert config.read_text().endswith("width: int = 8\n")  # never saved

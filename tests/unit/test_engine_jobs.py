@@ -25,7 +25,7 @@ class StandInWorker:
         self.cancelled = 0
         self.release = asyncio.Event()
 
-    async def build(self, job: BuildJob) -> JobResult:
+    async def build(self, job: BuildJob, on_staged: object = None) -> JobResult:
         self.jobs.append(job)
         try:
             await self.release.wait()

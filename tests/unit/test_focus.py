@@ -4,12 +4,18 @@ order of the jobs, and the document showing the first ones final, the others sta
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from paramlens.config import Settings
-from paramlens.engine.engine import Engine, FileReport, focus_classes
+from paramlens.engine import engine as engine_module
+from paramlens.engine.engine import Engine, FileReport, factory_shares, focus_classes
 from paramlens.lsp.documents import DocumentState
-from paramlens.worker.protocol import BuildJob, JobResult, ModelResult
+from paramlens.render import STEP_PENDING, render_model_lens
+from paramlens.worker.protocol import BuildJob, ForwardInfo, JobResult, ModelResult, StepMemory
 
 SOURCE = """from torch import nn
 
@@ -37,18 +43,37 @@ def net_small():
 """
 
 
+STEP = StepMemory(peak=123_456_789, phase="backward", module="fc", batch=1)
+
+
 class EchoWorker:
     """Answers each job at once with a model per class it names; keeps the jobs."""
 
     def __init__(self) -> None:
         self.jobs: list[BuildJob] = []
 
-    async def build(self, job: BuildJob) -> JobResult:
+    async def build(
+        self, job: BuildJob, on_staged: Callable[[ModelResult], None] | None = None
+    ) -> JobResult:
+        """A staged job's classes go to ``on_staged`` first as the worker's do: before their
+        step (parameters and shapes), then final."""
         self.jobs.append(job)
         models = tuple(
-            ModelResult(c.name, job.file, c.line, total_params=len(self.jobs), kind=c.kind)
+            ModelResult(
+                c.name,
+                job.file,
+                c.line,
+                total_params=len(self.jobs),
+                kind=c.kind,
+                forward=ForwardInfo("torch.randn(1, 8)", "", macs=64, step=STEP),
+            )
             for c in job.classes
         )
+        for model in models if job.staged and on_staged is not None else ():
+            assert model.forward is not None
+            on_staged(replace(model, forward=replace(model.forward, step=None, step_pending=True)))
+            await asyncio.sleep(0)
+            on_staged(model)
         return JobResult(models=models)
 
 
@@ -135,3 +160,89 @@ def test_the_first_models_are_final_and_the_others_stale_until_the_rest(tmp_path
     state.edit(text + "\n# more\n", 3)
     state.accept_partial(first, older)  # for the text before: not taken
     assert state.stale
+
+
+def test_the_edited_class_is_shown_before_its_step_and_then_with_it(tmp_path: Path) -> None:
+    """The focused job is staged: its class is shown as soon as its parameters and shapes
+    are known, the lens saying its peak is on the way (never the old sum in its place),
+    the other classes stale; then again with its peak. The other jobs are not staged."""
+    engine, worker, path = project(tmp_path)
+    shown: list[dict[str, tuple[str, bool]]] = []
+    state = DocumentState(path.as_uri(), str(path), SOURCE)
+
+    def partial(report: FileReport) -> None:
+        state.accept_partial(report, state.generation)
+        shown.append(
+            {m.name: (render_model_lens(m), state.model_stale(m)) for m, _ in state.models()}
+        )
+
+    async def run() -> None:
+        state.accept(await engine.analyze(str(path), tmp_path, {}), state.generation)
+        worker.jobs.clear()
+        text = SOURCE.replace("dim: int = 8", "dim: int = 16")
+        state.edit(text, 2)
+        edited = line_of("dim: int = 16", text)
+        await engine.analyze(str(path), tmp_path, {str(path): text}, partial, focus=[(edited,) * 2])
+
+    asyncio.run(run())
+    assert [j.staged for j in worker.jobs] == [True, False, False]
+    first, second = shown[0], shown[1]
+    assert first["Net"][0].endswith(STEP_PENDING) and not first["Net"][1]
+    assert "train ≈" not in first["Net"][0]
+    assert first["Other"][1] and first["Block"][1]  # stale until their job
+    assert "peak 117.7 MB" in second["Net"][0] and not second["Net"][1]
+    assert STEP_PENDING not in second["Net"][0]
+
+
+def test_many_factories_are_built_in_two_shares_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of 41 factories on two cores with memory to spare: two jobs at once, each a
+    consecutive half, merged in the file's order; one job on one core or without memory."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(engine_module, "_available_mb", lambda: 16_000)
+    names = [f"net_{i}" for i in range(40)]
+    assert factory_shares(names, 2048) == [set(names[:20]), set(names[20:])]
+    assert factory_shares(names[:20], 2048) == [set(names[:20])]  # not worth a second import
+    assert factory_shares(names, 10_000) == [set(names)]  # one build's cap is all there is
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert factory_shares(names, 2048) == [set(names)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    source = SOURCE + "".join(
+        f"\n\ndef {n}():\n    return Net({i + 1})\n" for i, n in enumerate(names)
+    )
+    engine, worker, path = project(tmp_path)
+    path.write_text(source)
+    at_once = []
+
+    class Overlapping(EchoWorker):
+        running = 0
+
+        async def build(self, job: BuildJob, on_staged: object = None) -> JobResult:
+            self.running += 1
+            at_once.append(self.running)
+            await asyncio.sleep(0.05)
+            self.running -= 1
+            return await super().build(job)
+
+    worker = Overlapping()
+    engine.workers["echo"] = worker  # type: ignore[assignment]
+
+    async def run() -> FileReport:
+        await engine.analyze(str(path), tmp_path, {}, lambda r: None)
+        worker.jobs.clear()
+        text = source.replace("dim: int = 8", "dim: int = 16")
+        edited = line_of("dim: int = 16", text)
+        return await engine.analyze(
+            str(path), tmp_path, {str(path): text}, lambda r: None, focus=[(edited, edited)]
+        )
+
+    report = asyncio.run(run())
+    factory_jobs = [
+        [c.name for c in j.classes] for j in worker.jobs if j.classes[0].kind == "factory"
+    ]
+    everything = ["net_small", *names]  # the file's own factory first
+    assert factory_jobs == [everything[:21], everything[21:]]
+    assert max(at_once) == 2
+    assert [m.name for m in report.models if m.kind == "factory"] == everything

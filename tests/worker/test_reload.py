@@ -190,3 +190,30 @@ async def test_what_cannot_be_made_exact_is_imported_afresh_and_said(
     assert warm_figures == await cold_figures(monkeypatch, jobs)
     assert said(warm, "declined a job of zoo.vit"), warm.lines
     assert said(warm, "zoo.blocks.BLOCKS holds something made from zoo.vit.Block"), warm.lines
+
+
+async def test_a_lazy_package_runs_only_the_edited_config_again(
+    tmp_path: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package whose ``__init__`` imports none of its modules (transformers): the zygote
+    imports the edited job's module once, so that an unsaved edit of the config it imports
+    runs that config again alone, not the model's whole import in every job's child."""
+    shutil.copytree(FIXTURES / "lazypkg", tmp_path / "ws")
+    package = tmp_path / "ws"
+    config = package / "lazy" / "config.py"
+    nets = {"Net": "Net()"}
+    before = await warm.build(job(package, "lazy.model", nets, {}))  # the zygote: `lazy` only
+    jobs = [
+        job(
+            package,
+            "lazy.model",
+            nets,
+            {config: edit(config, "width: int = 32", f"width: int = {w}")},
+        )
+        for w in (48, 64)
+    ]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert warm_figures == await cold_figures(monkeypatch, jobs)
+    assert warm_figures[0] != figures(before) and warm_figures[0] != warm_figures[1]
+    assert said(warm, "ran lazy.config again in"), "\n".join(warm.lines)
+    assert not said(warm, "declined"), warm.lines

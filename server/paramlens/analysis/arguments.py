@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .literals import dotted_name, try_literal
 from .model import ClassInfo, FileInfo
-from .reading import qualify
+from .reading import qualify, source_lines, source_segment, syntax_tree
 
 # Methods that would load weights or reach the network: never a constructor.
 _LOADING_WORDS = ("pretrained", "load", "checkpoint", "download", "hub", "url", "file", "path")
@@ -55,24 +55,8 @@ class ScriptInstance:
     call: str  # the call's source text, ``Generator(ngpu)``
 
 
-_TREES: dict[tuple[str, str], ast.Module | None] = {}
-
-
-def _tree(info: FileInfo) -> ast.Module | None:
-    """``info``'s text parsed (kept for the last few file versions asked about)."""
-    key = (info.path, info.digest)
-    if key not in _TREES:
-        if len(_TREES) > 256:
-            _TREES.clear()
-        try:
-            _TREES[key] = None if info.syntax_error else ast.parse(info.text, info.path)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            _TREES[key] = None
-    return _TREES[key]
-
-
 def _class_node(info: FileInfo, cls: ClassInfo) -> ast.ClassDef | None:
-    tree = _tree(info)
+    tree = syntax_tree(info)
     if tree is None:
         return None
     for stmt in tree.body:
@@ -221,7 +205,7 @@ def field_sites(
 ) -> list[FieldSite]:
     """Places in ``info`` that set fields to literals on what ``owner.method()`` returned
     (``cls.method()`` or ``self.method()`` inside the class), one per function."""
-    tree = _tree(info)
+    tree = syntax_tree(info)
     if tree is None:
         return []
     found = []
@@ -292,13 +276,28 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _module_level(stmt.body)
 
 
+_SCRIPTS: dict[tuple[str, str], list[ScriptInstance]] = {}
+
+
 def script_instances(info: FileInfo) -> list[ScriptInstance]:
     """Models built at module level in ``info``: ``name = Cls(...)`` (``.to(device)`` and
-    the like aside), the statements the loader runs when it imports the file."""
-    tree = _tree(info)
+    the like aside), the statements the loader runs when it imports the file. Found once
+    per file text: a class's script is looked for in every file that names it (timm's
+    ``VisionTransformer``: 50 files, on every edit of any of them)."""
+    key = (info.path, info.digest)
+    if key not in _SCRIPTS:
+        if len(_SCRIPTS) > 4096:
+            _SCRIPTS.clear()
+        _SCRIPTS[key] = _script_instances(info)
+    return _SCRIPTS[key]
+
+
+def _script_instances(info: FileInfo) -> list[ScriptInstance]:
+    tree = syntax_tree(info)
     if tree is None:
         return []
     found = []
+    lines: list[str] | None = None
     for stmt in _module_level(tree.body):
         if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
             continue
@@ -307,8 +306,11 @@ def script_instances(info: FileInfo) -> list[ScriptInstance]:
         if not isinstance(target, ast.Name) or not isinstance(value, ast.Call):
             continue
         callee = qualify(info, value.func)
-        text = ast.get_source_segment(info.text, value)
-        if callee is None or text is None:
+        if callee is None:
+            continue
+        lines = lines if lines is not None else source_lines(info.text)
+        text = source_segment(lines, value)
+        if text is None:
             continue
         found.append(ScriptInstance(callee, info.path, info.module, stmt.lineno, target.id, text))
     return found

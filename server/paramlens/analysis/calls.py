@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from .literals import Budget, dotted_name, try_literal
 from .model import CallSite, FileInfo, ModelCall
-from .reading import qualify
+from .reading import qualify, syntax_tree
 
 
 def call_sites(info: FileInfo) -> list[CallSite]:
@@ -21,16 +21,8 @@ def call_sites(info: FileInfo) -> list[CallSite]:
     return info.found_call_sites
 
 
-def _parse(info: FileInfo) -> ast.Module | None:
-    """``info``'s text parsed again (the scan keeps no trees), or None if it does not parse."""
-    try:
-        return ast.parse(info.text, info.path)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-
-
 def _find_call_sites(info: FileInfo) -> list[CallSite]:
-    tree = _parse(info)
+    tree = syntax_tree(info)
     if tree is None:
         return []
     path = info.path
@@ -109,8 +101,11 @@ def model_calls(info: FileInfo) -> list[ModelCall]:
     return info.found_model_calls
 
 
+_LOOKED_AT = (ast.Assign, ast.Call)
+
+
 def _find_model_calls(info: FileInfo) -> list[ModelCall]:
-    tree = _parse(info)
+    tree = syntax_tree(info)
     if tree is None:
         return []
     scopes: list[ast.AST] = [tree]
@@ -122,7 +117,8 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
         assert isinstance(scope, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef))
         scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
         body = [st for st in scope.body if not isinstance(st, scoped)]  # each its own scope
-        nodes = [n for stmt in body for n in ast.walk(stmt)]
+        # the assignments and calls, in source order (the rest is never looked at)
+        nodes = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, _LOOKED_AT)]
         nodes.sort(key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)))
         for node in nodes:
             if isinstance(node, ast.Assign) and len(node.targets) == 1:

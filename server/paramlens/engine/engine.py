@@ -179,6 +179,7 @@ class Engine:
         # none (the summary table), where tracing would double forward()'s time
         self.line_shapes = line_shapes
         self._built: set[str] = set()  # files built in this session: edits come focused
+        self._read: dict[str, Workspace] = {}  # the reading each file was last analysed in
 
     def adopt_worker(self, python: str, process: subprocess.Popen[bytes]) -> None:
         """The worker for ``python``, started already (by the command line, first thing)."""
@@ -237,9 +238,11 @@ class Engine:
         detail: bool = False,
         part: str = "all",
         names: Names = None,
+        staged: bool = False,
     ) -> BuildJob | None:
         """The job for ``path``: its classes and factories, or only ``part`` of them (and of
-        those, only ``names`` when given: a set, or ``("except", set)``)."""
+        those, only ``names`` when given: a set, or ``("except", set)``); ``staged``: each
+        class's result sent as it comes."""
         classes = workspace.models_in(path) if part != "factories" else []
         factories = workspace.factories_in(path) if part != "classes" else []
         if names is not None:
@@ -273,6 +276,7 @@ class Engine:
             training=training_for(settings),
             dims=tuple(sorted(settings.dims.items())),
             line_shapes=self.line_shapes,
+            staged=staged,
         )
 
     def cache_key(self, job: BuildJob, workspace: Workspace, python: str) -> str:
@@ -302,11 +306,13 @@ class Engine:
         part: str = "all",
         shapes: bool = True,
         names: Names = None,
+        on_staged: Callable[[ModelResult], None] | None = None,
     ) -> JobResult | None:
         """The result of ``path``'s job (``part`` of it, ``names`` of that; without
-        forward() unless ``shapes``), from the cache if nothing it depends on changed."""
+        forward() unless ``shapes``), from the cache if nothing it depends on changed.
+        ``on_staged`` takes each class's result as it comes (:meth:`WorkerClient.build`)."""
         key, job, python = await self._keyed_job(
-            path, workspace, texts, detail, part, shapes, names
+            path, workspace, texts, detail, part, shapes, names, on_staged is not None
         )
         if job is None:
             return None
@@ -316,7 +322,7 @@ class Engine:
 
         async def run(job: BuildJob = job) -> JobResult | None:
             self.jobs_run += 1
-            result = await self.worker_for(python).build(job)
+            result = await self.worker_for(python).build(job, on_staged)
             if _cacheable(result):
                 self.cache.put(key, result)
             return result
@@ -332,6 +338,7 @@ class Engine:
         part: str,
         shapes: bool = True,
         names: Names = None,
+        staged: bool = False,
     ) -> tuple[str, BuildJob | None, str]:
         """The job and its cache key, computed in a thread: the first job of a file in a big
         package looks for call sites across it (1.6 s in timm), which would hold up the
@@ -346,7 +353,7 @@ class Engine:
 
         def keyed() -> tuple[str, BuildJob | None]:
             with lock:
-                job = self.job_for(path, workspace, settings, texts, detail, part, names)
+                job = self.job_for(path, workspace, settings, texts, detail, part, names, staged)
                 return (self.cache_key(job, workspace, python) if job else ""), job
 
         key, job = await asyncio.to_thread(keyed)
@@ -368,6 +375,7 @@ class Engine:
         if self.eager_worker:
             self.start_worker(path, root)
         workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
+        self._read[path] = workspace
         report = await self.report(path, workspace, texts, on_partial=on_partial, focus=focus)
         self.save_scan()
         return report
@@ -481,12 +489,19 @@ class Engine:
         if first_look and workspace.factories_in(path):
             first = await self.build(path, workspace, texts, detail, "classes")
             show(first)
-            rest = await self.build(path, workspace, texts, detail, "factories")
+            rest = await self._factories(path, workspace, texts, detail)
             own = _merged(first, rest)
             if own is not None and first is not None and rest is not None and _cacheable(own):
                 self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
             return own
         return await self.build(path, workspace, texts, detail)
+
+    def imports(self, user: str, path: str) -> bool:
+        """Whether ``user`` imports ``path``, directly or not, as the workspace was when
+        ``user`` was last analysed: an edit of ``path`` changes ``user``'s figures (a config
+        class's default, a block)."""
+        workspace = self._read.get(user)
+        return workspace is not None and path in workspace.imported_files(user)
 
     def _has_built(self, path: str, workspace: Workspace) -> bool:
         """Whether ``path`` was built before in this session (edited, not opened)."""
@@ -502,8 +517,18 @@ class Engine:
         show: Callable[[JobResult | None], None],
     ) -> JobResult | None:
         """The focused classes, then the file's other classes, then its factories: each
-        shown as it comes (shapes included), the whole returned."""
-        first = await self.build(path, workspace, texts, detail, "classes", names=focused)
+        shown as it comes, the whole returned. A focused class is shown as soon as its
+        parameters and shapes are known, its training step's peak said to follow, then
+        again with it; the others keep their figures, stale, meanwhile."""
+        staged: dict[str, ModelResult] = {}
+
+        def show_staged(model: ModelResult) -> None:
+            staged[model.name] = model
+            show(JobResult(models=tuple(staged.values())))
+
+        first = await self.build(
+            path, workspace, texts, detail, "classes", names=focused, on_staged=show_staged
+        )
         show(first)
         rest = await self.build(
             path, workspace, texts, detail, "classes", names=("except", focused)
@@ -511,9 +536,26 @@ class Engine:
         own = _merged(first, rest)
         if workspace.factories_in(path):
             show(own)
-            factories = await self.build(path, workspace, texts, detail, "factories")
+            factories = await self._factories(path, workspace, texts, detail)
             own = _merged(own, factories)
         return own
+
+    async def _factories(
+        self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool
+    ) -> JobResult | None:
+        """The file's factories, in shares built side by side (:func:`factory_shares`),
+        merged in the file's order: timm's vision_transformer.py has 163, 10 s in one job."""
+        names = [f.name for f in workspace.factories_in(path)]
+        shares = factory_shares(names, self.settings_for(Path(path)).memory_mb)
+        if len(shares) == 1:
+            return await self.build(path, workspace, texts, detail, "factories")
+        built = await asyncio.gather(
+            *(self.build(path, workspace, texts, detail, "factories", names=s) for s in shares)
+        )
+        merged = None
+        for result in built:
+            merged = _merged(merged, result)
+        return merged
 
     @staticmethod
     def _file_report(
@@ -714,6 +756,34 @@ def focus_classes(
         if c.name not in found and pattern.search("\n".join(lines[c.line : c.end_line])):
             found.add(c.name)
     return found
+
+
+MAX_SHARES = 2  # factory jobs of one file built side by side
+MIN_SHARE = 16  # factories a share is worth (each share imports the edited module again)
+
+
+def factory_shares(names: Sequence[str], memory_mb: int) -> list[set[str]]:
+    """A file's factories cut in consecutive shares to build side by side: one per core
+    (at most :data:`MAX_SHARES`), as many as the memory available holds at each build's
+    cap, and at least :data:`MIN_SHARE` factories each; otherwise all in one. Each share
+    keeps per-line figures for the kinds of block it meets first (a forward() more per
+    share and kind, for half the wall time of the whole)."""
+    count = min(MAX_SHARES, os.cpu_count() or 1, len(names) // MIN_SHARE or 1)
+    count = min(count, max(1, _available_mb() // max(memory_mb, 1)))
+    size = -(-len(names) // count)
+    return [set(names[i : i + size]) for i in range(0, len(names), size)] or [set()]
+
+
+def _available_mb() -> int:
+    """Memory available to new processes (Linux's estimate); 0 where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 MAX_DEPENDENTS = 3  # importers built to measure a file's classes that need arguments

@@ -19,11 +19,12 @@ import json
 import os
 import signal
 import subprocess
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from ..worker import protocol
-from ..worker.protocol import BuildJob, JobResult, WorkerInfo
+from ..worker.protocol import BuildJob, JobResult, ModelResult, WorkerInfo
 from .spawn import worker_command, worker_environment
 
 
@@ -140,6 +141,8 @@ class WorkerClient:
         self._pending: dict[int, asyncio.Future[JobResult]] = {}
         self._jobs: dict[int, BuildJob] = {}  # pending jobs, for the message if it dies
         self._building: dict[int, str] = {}  # pending job -> the class its child started
+        # pending staged job -> what takes each class's result before the job's end
+        self._staged: dict[int, Callable[[ModelResult], None]] = {}
         # jobs the worker has not answered yet (a result, or "cancelled"), by file: a
         # cancelled one may still be building until the worker has killed its child
         self.in_worker: dict[int, str] = {}
@@ -202,8 +205,12 @@ class WorkerClient:
             )
             return self.info
 
-    async def build(self, job: BuildJob) -> JobResult:
-        """Run one job; cancelling the awaiting task cancels the job in the worker."""
+    async def build(
+        self, job: BuildJob, on_staged: Callable[[ModelResult], None] | None = None
+    ) -> JobResult:
+        """Run one job; cancelling the awaiting task cancels the job in the worker. A
+        ``staged`` job's classes go to ``on_staged`` as they come (before their training
+        step, and once final), ahead of the job's result."""
         await self.start()
         await self._cancelled_builds_of(job.file)
         assert self._process is not None and self._process.stdin is not None
@@ -211,6 +218,8 @@ class WorkerClient:
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
         self._jobs[job_id] = job
+        if on_staged is not None and job.staged:
+            self._staged[job_id] = on_staged
         self._write({"type": "build", "id": job_id, "job": job})
         self.in_worker[job_id] = job.file
         self.log(f"job {job_id} sent: {os.path.basename(job.file)}, {len(job.classes)} to build")
@@ -229,6 +238,7 @@ class WorkerClient:
             self._pending.pop(job_id, None)
             self._jobs.pop(job_id, None)
             self._building.pop(job_id, None)
+            self._staged.pop(job_id, None)
 
     async def _cancelled_builds_of(self, file: str) -> None:
         """Wait until the worker has stopped the cancelled jobs of ``file`` (it kills their
@@ -273,6 +283,11 @@ class WorkerClient:
             future = self._pending.get(job_id)
             if message.get("type") == "building" and job_id in self._pending:
                 self._building[job_id] = str(message.get("name"))
+            if message.get("type") == "staged" and job_id in self._staged:
+                try:
+                    self._staged[job_id](protocol.model_result(message["result"]))
+                except Exception:  # what shows it must not stop the worker's messages
+                    self.log(f"a staged result of job {job_id}: {traceback.format_exc()}")
             if message.get("type") == "result" and future is not None and not future.done():
                 future.set_result(protocol.job_result(message["result"]))
             if message.get("type") in ("result", "cancelled"):

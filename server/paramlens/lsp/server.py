@@ -38,6 +38,7 @@ from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
 from . import convert, notebooks
 from .documents import DocumentState, OpenDocuments, document_key
+from .idle import IdleCollector
 from .notebooks import NotebookState
 
 STATUS_NOTIFICATION = "paramlens/status"
@@ -161,6 +162,7 @@ class ParamlensServer(LanguageServer):
         # the diagnostics last published on each pyproject.toml (by URI): settings problems
         self.settings_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
         self.not_python: set[str] = set()  # documents opened that are not analysed (by key)
+        self.collector = IdleCollector()  # full garbage collections between analyses
 
     # -- settings ------------------------------------------------------------
 
@@ -294,15 +296,33 @@ class ParamlensServer(LanguageServer):
     # -- analysis --------------------------------------------------------------
 
     def edited(self, state: DocumentState) -> None:
-        """An open document's text changed: analysed again after the debounce."""
+        """An open document's text changed: analysed again after the debounce, and so are
+        the open documents that import it (their figures are built with its text: a
+        config class's default edited in ``configuration_llama.py`` changes the models of
+        ``modeling_llama.py``), shown stale meanwhile."""
         settings = self.settings_for(Path(state.path))
         if settings.analyze_on_change:
             self.schedule(state.uri, settings.debounce_ms / 1000)
+            self.schedule_users(state, settings.debounce_ms / 1000)
 
     def saved(self, uri: str) -> None:
         state = self.documents.get(uri)
         if state is not None and self.settings_for(Path(state.path)).analyze_on_save:
             self.schedule(state.uri)
+            self.schedule_users(state)
+
+    def schedule_users(self, state: DocumentState, delay_s: float = 0.0) -> None:
+        """The other open documents that import ``state``'s file: stale, analysed again."""
+        users = [
+            other
+            for other in self.documents.values()
+            if other is not state and self.engine.imports(other.path, state.path)
+        ]
+        for other in users:
+            other.stale = other.report is not None
+            self.schedule(other.uri, delay_s)
+        if users:
+            self.refresh_views()
 
     def schedule(self, uri: str, delay_s: float = 0.0) -> None:
         uri = document_key(uri)  # one task and one timer per document, however spelled
@@ -316,7 +336,9 @@ class ParamlensServer(LanguageServer):
         previous = self.tasks.get(uri)
         if previous is not None and not previous.done():
             previous.cancel()  # the newest text wins; the worker drops the old job
+        self.collector.started()
         self.tasks[uri] = asyncio.create_task(self.analyze(uri))
+        self.tasks[uri].add_done_callback(lambda _: self.collector.finished())
 
     async def analyze(self, uri: str) -> None:
         # a file opened as the editor starts waits for the editor's settings (its inputs,

@@ -177,10 +177,15 @@ def training_text(model: ModelResult) -> str:
     return f"train ≈ {format_bytes(forward.train_bytes)} ({dtypes}, {optimizer})"
 
 
+STEP_PENDING = "peak…"  # a staged result: the training step's peak is on its way
+
+
 def memory_text(model: ModelResult) -> str:
     """The class line's training memory: the simulated step's peak (and fit, with a card),
-    else the old sum estimate (``train ≈ …``)."""
+    else the old sum estimate (``train ≈ …``); while the step runs, that it is coming."""
     forward = model.forward
+    if forward is not None and forward.step_pending and forward.error is None:
+        return STEP_PENDING
     if forward is not None and forward.step is not None and forward.error is None:
         return memory.step_lens(forward.step)
     return training_text(model)
@@ -843,7 +848,9 @@ def render_class_hover(model: ModelResult, models: Sequence[ModelResult] = ()) -
     ]
     if _ran_forward(model) and model.forward is not None:
         lines.append(f"- mult-adds: {model.forward.macs:,}")
-        if model.forward.step is not None:
+        if model.forward.step_pending:
+            lines.append("- training: the step's peak is being simulated")
+        elif model.forward.step is not None:
             lines.append(f"- training: {memory.step_lens(model.forward.step)} (below)")
         elif model.forward.train_bytes:
             lines.append(

@@ -110,6 +110,9 @@ class BuildJob:
     dims: tuple[tuple[str, int], ...] = ()  # values of named dimensions in shape annotations
     # the shapes forward()'s own lines assign (inlay hints, annotate): off where none is shown
     line_shapes: bool = True
+    # each class's result sent as soon as it is known ("staged"), before the job's end, and
+    # once before its training step too (ForwardInfo.step_pending): the edited class first
+    staged: bool = False
 
 
 # Why a model (or its forward()) has no figures; the server words and ranks them by kind.
@@ -296,6 +299,7 @@ class ForwardInfo:
     note: str = ""
     step: StepMemory | None = None  # the simulated training step (None: not run, or failed)
     step_error: str = ""  # why the step could not be simulated
+    step_pending: bool = False  # a staged result: the step is being simulated (no sum shown)
 
     def code_at_fault(self) -> bool:
         """forward() failed because of the user's code: with an input they gave, or with a

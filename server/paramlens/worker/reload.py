@@ -69,6 +69,9 @@ class Plan:
     # the result would differ from a fresh import
     entries: tuple[tuple[Any, Any], ...] = ()
     suspects: tuple[tuple[Any, Any, Any, str], ...] = ()
+    # packages' names bound to what a module run again defines under the same name, with
+    # no import statement to take them again (:func:`_exports`): (package, binding)
+    exports: tuple[tuple[str, Binding], ...] = ()
 
 
 class Modules:
@@ -147,6 +150,7 @@ def plan(edited: Iterable[str], modules: Modules) -> Plan | str:
             return f"{name} is a package's __init__"
     walk = _Walk(modules)
     checked = 0
+    exports: dict[tuple[str, str], Binding] = {}
     while checked < len(rerun):
         old = _OldObjects([sys.modules[n] for n in rerun], modules)
         checked = len(rerun)
@@ -154,6 +158,10 @@ def plan(edited: Iterable[str], modules: Modules) -> Plan | str:
             if name in rerun:
                 continue
             found = _made_from(name, old, modules, walk)
+            if found and hasattr(sys.modules[name], "__path__"):
+                taken = _exports(name, old)
+                found = _made_from(name, old, modules, walk, {b.target for b in taken})
+                exports.update({(name, b.target): b for b in taken})
             if found:
                 if hasattr(sys.modules[name], "__path__"):
                     return f"the package {name} (its __init__) holds what it defines: {found}"
@@ -163,7 +171,23 @@ def plan(edited: Iterable[str], modules: Modules) -> Plan | str:
                     return f"more than {MAX_RERUN} modules use what it defines"
     old = _OldObjects([sys.modules[n] for n in rerun], modules)
     entries, suspects = _table_entries(old, modules, set(rerun))
-    return Plan(_in_import_order(rerun, modules), tuple(why), entries, suspects)
+    held = tuple((package, b) for (package, _), b in exports.items())
+    return Plan(_in_import_order(rerun, modules), tuple(why), entries, suspects, held)
+
+
+def _exports(name: str, old: _OldObjects) -> list[Binding]:
+    """Package ``name``'s names bound to what a module run again defines under the same
+    name: a package that imports its modules lazily (transformers' ``_LazyModule``) keeps
+    each name once asked for (``LlamaConfig``), with no import statement to take it again.
+    A fresh import would give the new object: it is taken again by name (:func:`rerun`)."""
+    found = []
+    for key, value in list(sys.modules[name].__dict__.items()):
+        if key.startswith("__") or isinstance(value, _ATOMS):
+            continue
+        owner = old.owned.get(id(value))
+        if owner is not None and owner[1] == key:
+            found.append(Binding(owner[0], key, key))
+    return found
 
 
 def _table_entries(
@@ -184,7 +208,10 @@ def _table_entries(
             if id(value) in tables or not isinstance(value, (dict, list, set)):
                 continue
             tables.add(id(value))
-            pairs = list(value.items()) if isinstance(value, dict) else [(e, e) for e in value]
+            if isinstance(value, dict):
+                pairs = list(dict.items(value))
+            else:
+                pairs = [(e, e) for e in _stored(value)]
             for k, v in pairs:
                 if k in old or v in old:
                     entries.append((value, k))
@@ -272,12 +299,15 @@ class _OldObjects:
         return found
 
 
-def _made_from(name: str, old: _OldObjects, modules: Modules, walk: _Walk) -> str:
+def _made_from(
+    name: str, old: _OldObjects, modules: Modules, walk: _Walk, taken: Iterable[str] = ()
+) -> str:
     """Why module ``name`` holds something made from the old objects at import time ("" if
-    it does not). Its tables (dicts, lists, sets) are looked at once the edited modules ran
-    again (:func:`rerun`): running them again replaces much of what they registered."""
+    it does not), its names in ``taken`` aside (they are taken again). Its tables (dicts,
+    lists, sets) are looked at once the edited modules ran again (:func:`rerun`): running
+    them again replaces much of what they registered."""
     module = sys.modules[name]
-    imported = modules.imported_names(name)
+    imported = modules.imported_names(name) | set(taken)
     for key, value in list(module.__dict__.items()):
         if key in imported or key.startswith("__") or isinstance(value, _ATOMS):
             continue
@@ -336,10 +366,10 @@ class _Walk:
                 return ()
             attributes = [v for k, v in vars(item).items() if k != "__annotations__"]
             return (*item.__bases__, *attributes)
-        if isinstance(item, dict):
-            return (*item.keys(), *item.values())
+        if isinstance(item, dict):  # as stored: a subclass's own items() may run code
+            return (*dict.keys(item), *dict.values(item))
         if isinstance(item, (list, tuple, set, frozenset)):
-            return item
+            return _stored(item)
         if isinstance(item, functools.partial):
             return (item.func, item.args, item.keywords)
         if isinstance(item, (staticmethod, classmethod)):
@@ -351,6 +381,20 @@ class _Walk:
         if type(item).__module__ in self.ours and hasattr(item, "__dict__"):
             return (type(item), *vars(item).values())
         return ()
+
+
+def _stored(items: object) -> Iterable[Any]:
+    """What a list, tuple or set holds, as stored: a subclass's own ``__iter__`` may run
+    code (transformers' lazy tables import every model when asked for their contents)."""
+    if isinstance(items, list):
+        return list.__iter__(items)
+    if isinstance(items, tuple):
+        return tuple.__iter__(items)
+    if isinstance(items, set):
+        return set.__iter__(items)
+    if isinstance(items, frozenset):
+        return frozenset.__iter__(items)
+    return ()
 
 
 def _cell(cell: types.CellType) -> object:
@@ -374,7 +418,14 @@ def rerun(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], Any]) ->
         _run_modules(todo, modules, find_spec)
     old.ran_again = True
     ran = time.perf_counter()
-    rebound = _rebind(set(todo.modules), modules)
+    for package, binding in todo.exports:  # before their importers take them again
+        namespace = sys.modules[package].__dict__
+        for target, value in _values(binding):
+            if value is _MISSING:
+                namespace.pop(target, None)
+            else:
+                namespace[target] = value
+    rebound = _rebind(set(todo.modules), modules, {package for package, _ in todo.exports})
     _update_tables(old, todo)
     _check_tables(todo)
     timings["run"] = ran - started
@@ -427,11 +478,12 @@ def _run_modules(todo: Plan, modules: Modules, find_spec: Callable[[str, Any], A
         spec.loader.exec_module(module)
 
 
-def _rebind(changed: set[str], modules: Modules) -> list[str]:
+def _rebind(changed: set[str], modules: Modules, exporting: Iterable[str] = ()) -> list[str]:
     """Take each import binding from a changed module again, as its statement would; a
-    module whose bindings changed is changed for its own importers (re-exports)."""
+    module whose bindings changed is changed for its own importers (re-exports), and so is
+    a package in ``exporting`` (its names were taken again by name)."""
     rebound: list[str] = []
-    pending = set(changed)
+    pending = set(changed) | set(exporting)
     while pending:
         sources, pending = pending, set()
         for name in modules.names():

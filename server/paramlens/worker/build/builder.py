@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import time
 import types
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..forward.counters import ModuleCall
 from ..layers import qualtype
 from ..protocol import (
     EXAMPLE_SOURCE,
@@ -22,6 +24,7 @@ from ..protocol import (
     SOURCE_SCRIPT,
     ClassSpec,
     ErrorInfo,
+    ForwardInfo,
     ModelResult,
 )
 from .context import BuildContext
@@ -40,13 +43,16 @@ from .placement import (
 
 def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
-    parameter names are only a try: if the class refuses them, it needs real ones."""
-    result = _sourced(_build_class(spec, ctx), spec)
+    parameter names are only a try: if the class refuses them, it needs real ones.
+
+    With ``ctx.on_staged``, a class whose training step is simulated is also handed there
+    before the step, as it will be returned but with ``forward.step_pending``."""
+    result = _as_built(_build_class(spec, ctx, _stage(spec, ctx)), spec)
     for ctor, source, example in spec.candidates:  # the project's other ways, in order
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
         spec = dataclasses.replace(spec, ctor=ctor, ctor_source=source, example=example)
-        result = _sourced(_build_class(spec, ctx), spec)
+        result = _as_built(_build_class(spec, ctx, _stage(spec, ctx)), spec)
     if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
         if result.error is None or result.error.kind in FINAL_KINDS:
             return result
@@ -62,12 +68,10 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
-        result = _sourced(_build_class(dataclasses.replace(spec, ctor=alternative), ctx), spec)
+        wider = dataclasses.replace(spec, ctor=alternative)
+        result = _as_built(_build_class(wider, ctx, _stage(spec, ctx)), spec)
     if result.error is None:
-        note = f"built with example arguments guessed from parameter names: {result.ctor}"
-        if spec.ctor_source != EXAMPLE_SOURCE:
-            note = f"built from {spec.ctor_source}: {result.ctor}"
-        return dataclasses.replace(result, example=True, notes=(note, *result.notes))
+        return result
     if result.error.kind in FINAL_KINDS:
         return result
     message = (
@@ -78,13 +82,33 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     return dataclasses.replace(result, error=error)
 
 
-def _sourced(result: ModelResult, spec: ClassSpec) -> ModelResult:
-    """The result saying where its constructor's arguments came from."""
-    return dataclasses.replace(result, source_kind=spec.source_kind, source=spec.ctor_source)
+def _as_built(result: ModelResult, spec: ClassSpec) -> ModelResult:
+    """The result saying where its constructor's arguments came from; one built with some
+    example arguments says so too."""
+    result = dataclasses.replace(result, source_kind=spec.source_kind, source=spec.ctor_source)
+    if result.error is None and (spec.ctor_source == EXAMPLE_SOURCE or spec.example):
+        note = f"built with example arguments guessed from parameter names: {result.ctor}"
+        if spec.ctor_source != EXAMPLE_SOURCE:
+            note = f"built from {spec.ctor_source}: {result.ctor}"
+        return dataclasses.replace(result, example=True, notes=(note, *result.notes))
+    return result
 
 
-def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
-    """Construct ``spec`` from its expression on ``ctx.device`` (meta falls back to CPU).
+Stage = Callable[[ModelResult], None] | None
+
+
+def _stage(spec: ClassSpec, ctx: BuildContext) -> Stage:
+    """What a build of ``spec`` hands its result to before the training step, if anything:
+    ``ctx.on_staged``, with the result as :func:`build_class` would return it."""
+    on_staged = ctx.on_staged
+    if on_staged is None:
+        return None
+    return lambda result: on_staged(_as_built(result, spec))
+
+
+def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> ModelResult:
+    """Construct ``spec`` from its expression on ``ctx.device`` (meta falls back to CPU);
+    its result before the training step goes to ``stage``, if given.
 
     A factory made only of module classes already in ``ctx.detailed`` is measured by its
     totals only (a file of 100 ``vit_*`` factories needs per-line figures for each kind
@@ -115,8 +139,15 @@ def _build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     if detailed is not None:
         detailed |= kinds
     forward, calls = None, None
+
+    def before_step(info: ForwardInfo, calls: dict[int, list[ModuleCall]] | None) -> None:
+        if stage is not None:  # the step is what takes longest: the rest of it now
+            staged = measure(model, spec, file, ctx.recorder, detail, calls)
+            pending = dataclasses.replace(info, train_bytes=0, step_pending=True)
+            stage(dataclasses.replace(staged, forward=pending, device=used, notes=tuple(notes)))
+
     if detail and ctx.shapes:
-        forward, calls = forward_pass_within_budget(model, spec, ctx, used)
+        forward, calls = forward_pass_within_budget(model, spec, ctx, used, before_step)
     result = measure(model, spec, file, ctx.recorder, detail, calls)
     if forward is not None:
         result = dataclasses.replace(result, forward=forward)

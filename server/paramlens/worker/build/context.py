@@ -9,12 +9,12 @@ import dataclasses
 from collections.abc import Callable
 
 from ..forward.parents import ParentCalls
-from ..protocol import ErrorInfo, Training
+from ..protocol import ErrorInfo, ModelResult, Training
 from .errors import error_from_exception
 from .sites import SiteRecorder
 
 
-@dataclasses.dataclass(kw_only=True)  # twelve fields: built by name, never by position
+@dataclasses.dataclass(kw_only=True)  # thirteen fields: built by name, never by position
 class BuildContext:
     """What every class of one job is built with."""
 
@@ -32,6 +32,8 @@ class BuildContext:
     line_shapes: bool = True  # trace forward()'s lines for the shapes they assign
     # what blocks were called with inside this job's models (a block's forward() arguments)
     parents: ParentCalls = dataclasses.field(default_factory=ParentCalls)
+    # each class's result before its training step, as it will be but for the step
+    on_staged: Callable[[ModelResult], None] | None = None
 
     def error(self, exc: BaseException) -> ErrorInfo:
         return error_from_exception(exc, self.is_user_file, self.memory_mb)

@@ -12,7 +12,7 @@ import dataclasses
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -154,10 +154,15 @@ def _own_timeout(budget: float, started: float) -> bool:
 
 
 def forward_pass_within_budget(
-    model: nn.Module, spec: ClassSpec, ctx: BuildContext, device: str
+    model: nn.Module,
+    spec: ClassSpec,
+    ctx: BuildContext,
+    device: str,
+    before_step: Callable[[ForwardInfo, dict[int, list[ModuleCall]] | None], None] | None = None,
 ) -> tuple[ForwardInfo | None, dict[int, list[ModuleCall]] | None]:
     """forward() with an example input, on the device the model was built on (meta, then
-    the CPU if the code needs real values and the model fits); then the training step."""
+    the CPU if the code needs real values and the model fits); then the training step
+    (``before_step`` is told what forward() gave first)."""
     info, calls = _forward_within_budget(model, spec, ctx, device)
     if info is not None and info.error is None and ctx.training.step:
         if has_itimer() and signal.getitimer(signal.ITIMER_REAL)[0] <= OVERRUN_GRACE_S:
@@ -166,6 +171,8 @@ def forward_pass_within_budget(
             return dataclasses.replace(
                 info, note="; ".join(n for n in (info.note, why) if n)
             ), calls
+        if before_step is not None:
+            before_step(info, calls)
         info = _step_within_budget(model, info, spec, ctx)
     return info, calls
 

@@ -82,6 +82,9 @@ def run_child(
         training=job.training,
         dims=job.dims,
         line_shapes=job.line_shapes,
+        on_staged=(lambda result: emit(out_fd, {"type": "staged", "result": result}))
+        if job.staged
+        else None,
     )
 
     def build(spec: ClassSpec) -> None:

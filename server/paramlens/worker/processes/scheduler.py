@@ -197,6 +197,7 @@ class Worker:
                 self.queue.pop(0)
                 refresh = None
                 if self.nested:
+                    zygote.import_module(job)  # so that an edit runs its own module alone
                     stale = zygote.bring_up_to_date(job)  # a save: its module runs again
                     plan = zygote.edit_plan(job) if not stale else None
                     if stale or isinstance(plan, str):
@@ -284,6 +285,12 @@ class Worker:
             if name not in {spec.name for spec in job.classes}:
                 raise ValueError(f"building {name!r}, which its job did not ask for")
             self.send({"type": "building", "id": job_id, "name": name})
+        elif kind == "staged" and job.staged:
+            model = protocol.model_result(message["result"])
+            protocol.check_types(model)
+            if model.name not in {spec.name for spec in job.classes} or model.file != job.file:
+                raise ValueError(f"a staged result for {model.name}, which its job did not ask for")
+            self.send({"type": "staged", "id": job_id, "result": model})
         elif kind == "cancelled":
             del z.jobs[job_id]
             self.send({"type": "cancelled", "id": job_id})
@@ -403,21 +410,36 @@ class Worker:
             running.deadline = time.monotonic() + running.job.timeout_s + GRACE_S
             # the server names this class if the worker dies meanwhile (the OOM killer)
             self.send({"type": "building", "id": running.job_id, "name": running.current})
+        elif kind == "staged" and running.job.staged:
+            result = self._checked_model(running, message["result"])
+            if running.current != result.name:
+                raise ValueError(f"a staged result for {result.name}, not being built")
+            if result.forward is None or not result.forward.step_pending:
+                raise ValueError(f"a staged result for {result.name} with no step pending")
+            self.send({"type": "staged", "id": running.job_id, "result": result})
         elif kind == "model":
-            result = protocol.model_result(message["result"])
-            protocol.check_types(result)
+            result = self._checked_model(running, message["result"])
             spec = self._pending_spec(running, result.name)
-            if running.current not in (None, spec.name):
-                raise ValueError(f"a result for {spec.name} while building {running.current}")
-            if result.file != running.job.file:
-                raise ValueError(f"a result for {spec.name} in another file ({result.file})")
-            running.results[spec.name] = replace(result, line=spec.line, kind=spec.kind)
+            running.results[spec.name] = result
+            if running.job.staged:  # a class of the job is final: shown before the rest
+                self.send({"type": "staged", "id": running.job_id, "result": result})
             running.pending = [c for c in running.pending if c.name != spec.name]
             running.current = None
             if not running.pending:  # answer now: the child's exit (its PID and network
                 self._finish(running)  # namespaces torn down) takes another 130 ms
         else:
             raise ValueError(f"unknown message type {kind!r}")
+
+    def _checked_model(self, running: Running, message: Any) -> ModelResult:
+        """A class's result as the child sent it, checked, placed at its spec's line."""
+        result = protocol.model_result(message)
+        protocol.check_types(result)
+        spec = self._pending_spec(running, result.name)
+        if running.current not in (None, spec.name):
+            raise ValueError(f"a result for {spec.name} while building {running.current}")
+        if result.file != running.job.file:
+            raise ValueError(f"a result for {spec.name} in another file ({result.file})")
+        return replace(result, line=spec.line, kind=spec.kind)
 
     def _pending_spec(self, running: Running, name: object) -> ClassSpec:
         for spec in running.pending:

@@ -90,6 +90,17 @@ def import_parents(job: BuildJob) -> None:
         _report_imported(job)
 
 
+def import_module(job: BuildJob) -> None:
+    """In a zygote, before an edit's job: the job's module itself, from disk, once. A
+    package that imports its models lazily (transformers) left them to each child: every
+    job after an edit imported ``modeling_llama`` and what it imports again (seconds),
+    where the edited module (an unsaved ``configuration_llama``) could run again alone
+    (:func:`edit_plan`). Failures are left for the child to report."""
+    if job.overrides and job.module not in sys.modules:
+        _import_quietly(job.module, IMPORT_BUDGET_S)
+        _report_imported(job)
+
+
 def _import_quietly(name: str, budget_s: float) -> None:
     """Import ``name`` within ``budget_s``; its prints go to the log, never into the
     protocol; a failure is logged (the build children import what they need themselves)."""
@@ -146,7 +157,7 @@ def bring_up_to_date(job: BuildJob) -> str:
     started = time.monotonic()
     modules = imported.modules()
     names = reload.edited_modules(changed, modules)
-    todo = reload.plan(names, modules) if names and len(names) == len(changed) else None
+    todo = _plan(names, modules) if names and len(names) == len(changed) else None
     if not isinstance(todo, reload.Plan):
         imported.stale = f"{', '.join(changed)} changed ({todo or 'removed'})"
         return imported.stale
@@ -177,12 +188,21 @@ def edit_plan(job: BuildJob) -> Refresh | str | None:
         names = reload.edited_modules(overridden, modules)
         todo: reload.Plan | str = f"{', '.join(sorted(overridden))} was not imported as a module"
         if len(names) == len(overridden):
-            todo = reload.plan(names, modules)
+            todo = _plan(names, modules)
         imported.plans[overridden] = todo
         if isinstance(todo, reload.Plan):
             _log(f"an unsaved {', '.join(names)} runs again in each job's child", todo)
     found = imported.plans[overridden]
     return Refresh(found, imported.modules) if isinstance(found, reload.Plan) else found
+
+
+def _plan(names: list[str], modules: reload.Modules) -> reload.Plan | str:
+    """:func:`reload.plan`, whose failure is a reason to decline, never the zygote's end:
+    it looks into the package's objects, and their code may run (and raise)."""
+    try:
+        return reload.plan(names, modules)
+    except Exception as exc:
+        return f"looking for what {', '.join(names)} made failed: {exc!r}"[:500]
 
 
 def _log(message: str, todo: reload.Plan) -> None:
