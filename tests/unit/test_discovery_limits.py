@@ -112,3 +112,17 @@ def test_an_oversized_file_is_a_per_file_error_not_a_parse(tmp_path: Path) -> No
     assert info.syntax_error is not None
     assert "skips files over 1 MB (this one: 11.0 MB)" in info.syntax_error[0]
     assert info.words() == frozenset()
+
+
+def test_parsed_trees_kept_are_bounded_by_their_source(tmp_path: Path) -> None:
+    """Each keystroke in a big file makes a version; the trees kept for the versions asked
+    about last take at most ~1 MB of source between them (an AST is ~37x its text), and
+    the newest is kept: it is asked about next."""
+    from paramlens.analysis import reading
+
+    big = "x = [" + "1, " * 100_000 + "]\n"  # 300 KB of source
+    infos = [reading.read_file(tmp_path / "big.py", f"{big}y = {n}\n") for n in range(10)]
+    kept = [key for key in reading._TREES if key[0] == str(tmp_path / "big.py")]
+    assert kept and kept[-1] == (infos[-1].path, infos[-1].digest)
+    assert sum(size for _, size in reading._TREES.values()) <= reading._TREES_SOURCE
+    assert reading.syntax_tree(infos[-1]) is reading._TREES[kept[-1]][0]  # not parsed again

@@ -169,8 +169,11 @@ def _error_line(text: str, exc: SyntaxError) -> int:
     return exc.lineno or 1
 
 
-_TREES: OrderedDict[tuple[str, str], ast.Module | None] = OrderedDict()
+_TREES: OrderedDict[tuple[str, str], tuple[ast.Module | None, int]] = OrderedDict()
 _TREES_KEPT = 32  # the last file versions read or asked about (an edited file, its neighbours)
+# and at most this much source between them: a tree takes ~37 times its text (8.6 MB for the
+# 234 KB of timm's vision_transformer.py), and each keystroke makes a version
+_TREES_SOURCE = 1 << 20
 _TREES_LOCK = threading.Lock()  # the scan reads in one thread, jobs are made in another
 
 
@@ -183,23 +186,27 @@ def syntax_tree(info: FileInfo) -> ast.Module | None:
     with _TREES_LOCK:
         if key in _TREES:
             _TREES.move_to_end(key)
-            return _TREES[key]
+            return _TREES[key][0]
     tree = None
+    text = info.text
     if not info.syntax_error:
         try:
-            tree = ast.parse(info.text, info.path)
+            tree = ast.parse(text, info.path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             pass
-    _keep_tree(key, tree)
+    _keep_tree(key, tree, len(text))
     return tree
 
 
-def _keep_tree(key: tuple[str, str], tree: ast.Module | None) -> None:
+def _keep_tree(key: tuple[str, str], tree: ast.Module | None, size: int) -> None:
+    """Keep ``tree`` (of ``size`` characters of source), dropping the least recently used
+    beyond the count and the size kept; the newest is always kept."""
     with _TREES_LOCK:
-        _TREES[key] = tree
+        _TREES[key] = (tree, size)
         _TREES.move_to_end(key)
-        while len(_TREES) > _TREES_KEPT:
-            _TREES.popitem(last=False)
+        kept = sum(size for _, size in _TREES.values())
+        while len(_TREES) > 1 and (len(_TREES) > _TREES_KEPT or kept > _TREES_SOURCE):
+            kept -= _TREES.popitem(last=False)[1][1]
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
@@ -243,7 +250,7 @@ def read_file(path: Path, text: str) -> FileInfo:
     except (RecursionError, MemoryError) as exc:  # Python itself could not compile it either
         info.syntax_error = (f"{type(exc).__name__}: the file is too deeply nested to parse", 1)
         return info
-    _keep_tree((info.path, info.digest), tree)  # an edited file is asked about next
+    _keep_tree((info.path, info.digest), tree, len(text))  # an edited file is asked about next
     budget = Budget()
     is_package = path.stem == "__init__"
 
