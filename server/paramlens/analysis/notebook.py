@@ -101,6 +101,11 @@ class NotebookSource:
         cell = self.cells[low - 1]
         return cell if line < cell.first_line + cell.line_count else None
 
+    def shown_lines(self) -> list[str]:
+        """The module's lines as the notebook shows them: each code cell's as written
+        (magics, and the lines of cells left out, included), one per line of :attr:`text`."""
+        return [line for cell in self.written for line in split_lines(cell)]
+
     def module_line(self, cell: int, line: int) -> int:
         """The module line of 1-based ``line`` of cell number ``cell``."""
         return self.cells[cell - 1].first_line + line - 1

@@ -14,12 +14,14 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import attrs
 from lsprotocol import types as lsp
 
 from ..analysis.notebook import CellSpan, NotebookSource
 from ..engine.engine import FileReport
+from ..worker.protocol import InlineShape
 from .convert import SOURCE, lsp_range
 from .documents import DocumentState, LineMap, document_key
 
@@ -226,8 +228,9 @@ def with_broken_cells_kept(
 ) -> FileReport:
     """``new``, plus the models and layer figures ``old`` had in the cells now left out
     for not compiling (their classes are missing from ``new``): a cell being fixed keeps
-    its figures, shown stale, while the other cells get their new ones. Moved to the lines
-    they are on now (``lines`` maps ``old``'s); forward()'s line shapes are not kept."""
+    its figures, shown stale, while the other cells get their new ones: its classes' lenses,
+    its layers' figures and the shapes forward() gave its lines (inlay hints), moved to the
+    lines they are on now (``lines`` maps ``old``'s); a line edited since has none."""
     broken = notebook.broken_lines()
     if old is None or lines is None or not broken or new.syntax_error is not None:
         return new
@@ -238,6 +241,15 @@ def with_broken_cells_kept(
             return None
         return current
 
+    def shapes_now(shapes: tuple[InlineShape, ...]) -> tuple[InlineShape, ...]:
+        moved = []
+        for shape in shapes:
+            line = now(shape.line) if str(Path(shape.file)) == module_file else None
+            if line is not None:
+                moved.append(dataclasses.replace(shape, line=line))
+        return tuple(moved)
+
+    module_file = str(Path(new.path))
     names = {m.name for m in new.models}
     kept = []
     for model in old.models:
@@ -245,7 +257,7 @@ def with_broken_cells_kept(
         if line is not None and model.name not in names:
             forward = model.forward
             if forward is not None:
-                forward = dataclasses.replace(forward, lines=())
+                forward = dataclasses.replace(forward, lines=shapes_now(forward.lines))
             kept.append(dataclasses.replace(model, line=line, forward=forward))
     figures = dict(new.lines)
     for analysed, entry in old.lines.items():
