@@ -50,3 +50,15 @@ def python_prints(script: str) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
+
+
+def ipynb(*cells: str | tuple[str, str], outputs: list[object] | None = None) -> bytes:
+    """An nbformat 4 notebook of code cells (or ``(kind, source)`` cells)."""
+    items = []
+    for cell in cells:
+        kind, source = cell if isinstance(cell, tuple) else ("code", cell)
+        item: dict[str, object] = {"cell_type": kind, "metadata": {}, "source": source}
+        if kind == "code":
+            item.update(execution_count=None, outputs=outputs or [])
+        items.append(item)
+    return json.dumps({"cells": items, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()

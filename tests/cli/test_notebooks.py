@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, model, run_cli, summary_json
+from tests.conftest import FIXTURES, ipynb, model, run_cli, summary_json
 
 GOLDEN = Path(__file__).parent / "golden"
 MNIST = "fixtures/notebooks/mnist.ipynb"
@@ -123,3 +123,72 @@ def test_the_py_percent_format_is_plain_python(tmp_path: Path, target: str) -> N
     result = run_cli(target, str(tmp_path / "cells.py"))
     assert result.returncode == 0, result.stderr
     assert "10" in result.stdout and "In [" not in result.stdout
+
+
+# A `from __future__` import runs in a kernel wherever it is in a cell, and applies from
+# there on: Net's `-> Net` (a NameError without the flag) needs cell 2's import.
+FUTURE_LATER = [
+    "%load_ext autoreload\nimport torch\nfrom torch import nn\n",
+    "from dataclasses import dataclass\nfrom __future__ import annotations\n\n\n"
+    "@dataclass\nclass Config:\n    hidden: int = 32\n",
+    "class Net(nn.Module):\n"
+    "    def __init__(self, config: Config) -> None:\n"
+    "        super().__init__()\n"
+    "        self.fc = nn.Linear(8, config.hidden)\n"
+    "\n"
+    "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+    "        y = self.fc(x)\n"
+    "        return y\n"
+    "\n"
+    "    def copy(self) -> Net:\n"
+    "        return Net(Config())\n",
+    "model = Net(Config())\nout = model(torch.randn(2, 8))\n",
+]
+# the same import first in the first cell, after a magic line (IPython's syntax left out)
+FUTURE_FIRST = [
+    "%matplotlib inline\nfrom __future__ import annotations\nimport torch\nfrom torch import nn\n"
+    "from dataclasses import dataclass\n",
+    "@dataclass\nclass Config:\n    hidden: int = 32\n",
+    *FUTURE_LATER[2:],
+]
+
+
+@pytest.mark.parametrize("cells", [FUTURE_LATER, FUTURE_FIRST], ids=["later-cell", "first-cell"])
+def test_a_future_import_applies_from_its_cell_on_as_in_a_kernel(
+    tmp_path: Path, cells: list[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "nb.ipynb").write_bytes(ipynb(*cells))
+    result = run_cli("annotate", str(tmp_path / "nb.ipynb"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "left out" not in result.stdout
+    net_cell = result.stdout.split("# In [3]\n")[1].split("# In [4]")[0].splitlines()
+    assert net_cell[0].startswith("    # Net: 288 params · 288 trainable")  # above cell line 1
+    assert net_cell[1] == " 1  class Net(nn.Module):"
+    assert net_cell[4].startswith(" 4          self.fc = nn.Linear(8, config.hidden)")
+    assert net_cell[4].endswith("# Linear(8 -> 32) 288 → [2, 32]")
+    assert net_cell[7].endswith("# y: [2, 32]")
+
+
+def test_a_future_import_after_other_code_in_a_percent_file_fails_as_python_does(
+    tmp_path: Path,
+) -> None:
+    # `# %%` cells are plain Python: the file does not compile, and Python says where
+    (tmp_path / "pyproject.toml").write_text("")
+    cells = "".join(FUTURE_LATER[2:]).replace("Config())", "32)").replace("config.hidden", "32")
+    cells = cells.replace("config: Config", "hidden: int")
+    imports = "import torch\nfrom torch import nn\n\n"
+    late = f"# %%\n{imports}# %%\nfrom __future__ import annotations\n\n{cells}"
+    with pytest.raises(SyntaxError) as python:
+        compile(late, "cells.py", "exec")
+    (tmp_path / "cells.py").write_text(late)
+    result = run_cli("annotate", str(tmp_path / "cells.py"))
+    assert result.returncode == 1
+    assert python.value.lineno == 6
+    assert result.stderr.strip() == f"{tmp_path / 'cells.py'}:6: SyntaxError: {python.value.msg}"
+    # first in the file, after the first cell's marker: Python is content, and so are we
+    first = f"# %%\nfrom __future__ import annotations\n{imports}# %%\n{cells}"
+    (tmp_path / "cells.py").write_text(first)
+    result = run_cli("annotate", str(tmp_path / "cells.py"))
+    assert result.returncode == 0, result.stderr
+    assert "# Net: 288 params" in result.stdout

@@ -13,6 +13,7 @@ from paramlens.analysis.notebook import read_cells
 from paramlens.lsp.convert import STALE_NOTE
 from pytest_lsp import LanguageClient
 
+from tests.cli.test_notebooks import FUTURE_LATER
 from tests.conftest import FIXTURES
 from tests.lsp.conftest import eventually, inlay_hints, label, lens_titles, lenses, titles, uri
 
@@ -351,3 +352,17 @@ async def test_a_broken_cell_keeps_its_forward_hints_marked_stale_until_it_compi
 
     assert {at: label(h) for at, h in (await eventually(rebuilt)).items()} == good
     assert not client.diagnostics.get(net_cell)
+
+
+async def test_a_future_import_in_a_later_cell_keeps_its_cell_and_the_next_ones(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    notebook = open_notebook(client, tmp_path / "nb.ipynb", FUTURE_LATER)
+    net_cell = notebook.cell(3)
+    shown = await lens_titles(client, net_cell)
+    assert shown[1].startswith("Net · 288 params")  # needs cell 2's Config and its import
+    assert shown[4] == "Linear(8 -> 32) · 288 · → [2, 32]"
+    assert len(shown) == 2
+    assert label((await inlay_hints(client, net_cell))[(7, 9)]) == ": [2, 32]"
+    assert not client.diagnostics.get(notebook.cell(2))

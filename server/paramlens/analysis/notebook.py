@@ -8,7 +8,10 @@ line) becomes an empty line (``pass`` where indented, to keep the block); a cell
 magic runs another language (``%%bash``, ``%%writefile``, ``%%html``) is left out whole,
 its lines empty; a cell that does not compile is left out the same way, with its error
 kept for that cell, so the other cells still form a module (the file's syntax error would
-otherwise take every figure of the notebook). What the module *runs* is then decided as
+otherwise take every figure of the notebook). A ``from __future__`` import in a later cell
+(or after other code in its cell) stays where it is: a kernel compiles each statement with
+the future flags of those run before it, and so does the worker's loader, one top-level
+statement at a time; it applies from there on. What the module *runs* is then decided as
 for any ``.py`` file: the worker's loader keeps imports, definitions and declarations,
 and skips loops, ``with`` blocks and bare calls.
 
@@ -153,7 +156,10 @@ def _cell_code(text: str) -> tuple[list[str], tuple[str, int] | None]:
     source = "\n".join(code) + "\n"
     try:
         compile(source, "<cell>", "exec", dont_inherit=True)
-    except SyntaxError as exc:
+    except SyntaxError as error:
+        exc = _kernel_error(source) if "__future__" in source else error
+        if exc is None:
+            return code, None  # its `from __future__` import follows other code
         blank = [""] * len(lines)
         try:  # `await fetch()` at a cell's top level runs in IPython: a job, skipped
             compile(source, "<cell>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
@@ -165,6 +171,21 @@ def _cell_code(text: str) -> tuple[list[str], tuple[str, int] | None]:
     except (ValueError, RecursionError, MemoryError) as exc:  # a NUL byte, deep nesting
         return [""] * len(lines), (f"SyntaxError: {exc}", 1)
     return code, None
+
+
+def _kernel_error(source: str) -> SyntaxError | None:
+    """The error IPython gives the cell, which it compiles a statement at a time: a
+    ``from __future__`` import after other code, which a file may not have, is no error
+    in a cell (it applies from that statement on, in this cell and the next ones, as the
+    worker's loader runs it); an unknown feature is."""
+    try:
+        for stmt in ast.parse(source, "<cell>").body:
+            compile(ast.Module([stmt], []), "<cell>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return SyntaxError(str(exc))
+    return None
 
 
 def _without_magics(lines: list[str]) -> list[str] | None:
