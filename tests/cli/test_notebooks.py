@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ipynb, model, run_cli, summary_json
+from tests.conftest import FIXTURES, FUTURE_LATER, LENET_CELLS, ipynb, model, run_cli, summary_json
 
 GOLDEN = Path(__file__).parent / "golden"
 MNIST = "fixtures/notebooks/mnist.ipynb"
@@ -125,25 +125,6 @@ def test_the_py_percent_format_is_plain_python(tmp_path: Path, target: str) -> N
     assert "10" in result.stdout and "In [" not in result.stdout
 
 
-# A `from __future__` import runs in a kernel wherever it is in a cell, and applies from
-# there on: Net's `-> Net` (a NameError without the flag) needs cell 2's import.
-FUTURE_LATER = [
-    "%load_ext autoreload\nimport torch\nfrom torch import nn\n",
-    "from dataclasses import dataclass\nfrom __future__ import annotations\n\n\n"
-    "@dataclass\nclass Config:\n    hidden: int = 32\n",
-    "class Net(nn.Module):\n"
-    "    def __init__(self, config: Config) -> None:\n"
-    "        super().__init__()\n"
-    "        self.fc = nn.Linear(8, config.hidden)\n"
-    "\n"
-    "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
-    "        y = self.fc(x)\n"
-    "        return y\n"
-    "\n"
-    "    def copy(self) -> Net:\n"
-    "        return Net(Config())\n",
-    "model = Net(Config())\nout = model(torch.randn(2, 8))\n",
-]
 # the same import first in the first cell, after a magic line (IPython's syntax left out)
 FUTURE_FIRST = [
     "%matplotlib inline\nfrom __future__ import annotations\nimport torch\nfrom torch import nn\n"
@@ -192,3 +173,15 @@ def test_a_future_import_after_other_code_in_a_percent_file_fails_as_python_does
     result = run_cli("annotate", str(tmp_path / "cells.py"))
     assert result.returncode == 0, result.stderr
     assert "# Net: 288 params" in result.stdout
+
+
+def test_a_forward_failure_names_the_declarations_cell_line(tmp_path: Path) -> None:
+    # fc1 (line 7 of cell 2, the module's line 10) declares 256 inputs and receives 400
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "lenet.ipynb").write_bytes(ipynb(*LENET_CELLS))
+    result = run_cli("annotate", str(tmp_path / "lenet.ipynb"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"{tmp_path / 'lenet.ipynb'}:In[2]:13: LeNet: forward(): self.fc1 is Linear(256 -> 120)"
+        " but receives [1, 400]: in_features should be 400 (declared at In[2]:7)"
+    )

@@ -13,8 +13,7 @@ from paramlens.analysis.notebook import read_cells
 from paramlens.lsp.convert import STALE_NOTE
 from pytest_lsp import LanguageClient
 
-from tests.cli.test_notebooks import FUTURE_LATER
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, FUTURE_LATER, LENET_CELLS
 from tests.lsp.conftest import eventually, inlay_hints, label, lens_titles, lenses, titles, uri
 
 pytestmark = pytest.mark.timeout(180)
@@ -256,25 +255,6 @@ async def test_close_clears_the_cells_diagnostics_and_lenses(
     assert await lenses(client, notebook.cell(3)) == []
 
 
-LENET_CELLS = [
-    "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n",
-    "class LeNet(nn.Module):\n"
-    "    def __init__(self):\n"
-    "        super().__init__()\n"
-    "        self.conv1 = nn.Conv2d(3, 6, 5)\n"
-    "        self.pool = nn.MaxPool2d(2, 2)\n"
-    "        self.conv2 = nn.Conv2d(6, 16, 5)\n"
-    "        self.fc1 = nn.Linear(256, 120)\n"
-    "        self.fc2 = nn.Linear(120, 84)\n"
-    "\n"
-    "    def forward(self, x):\n"
-    "        x = self.pool(F.relu(self.conv1(x)))\n"
-    "        x = self.pool(F.relu(self.conv2(x)))\n"
-    "        return self.fc2(F.relu(self.fc1(x.flatten(1))))\n",
-    "model = LeNet()\nout = model(torch.randn(1, 3, 32, 32))\n",
-]
-
-
 async def test_the_quick_fix_edits_the_cell_that_declares_the_layer(
     client: LanguageClient, tmp_path: Path
 ) -> None:
@@ -288,6 +268,7 @@ async def test_the_quick_fix_edits_the_cell_that_declares_the_layer(
         return [d for d in found if "in_features" in d.message or "400" in d.message] or None
 
     diagnostics = await eventually(forward_failed)
+    assert diagnostics[0].message.endswith("(declared at In[2]:7)")  # not the module's line 10
     actions = await client.text_document_code_action_async(
         lsp.CodeActionParams(
             lsp.TextDocumentIdentifier(lenet_cell),

@@ -21,6 +21,7 @@ from lsprotocol import types as lsp
 
 from ..analysis.notebook import CellSpan, NotebookSource
 from ..engine.engine import FileReport
+from ..render import declared_in_cell
 from ..worker.protocol import InlineShape
 from .convert import SOURCE, lsp_range
 from .documents import DocumentState, LineMap, document_key
@@ -192,9 +193,12 @@ def cell_diagnostics(
     for diagnostic in diagnostics:
         uri, span = place(diagnostic.range.start.line)
         related = []
+        message = diagnostic.message
         for info in diagnostic.related_information or []:
             location = info.location
             if document_key(location.uri) in module_uris:
+                line = location.range.start.line + 1
+                message = declared_in_cell(message, line, notebook.source.locate(line))
                 to_uri, to_span = place(location.range.start.line)
                 location = lsp.Location(
                     uri=to_uri, range=_moved(location.range, 1 - to_span.first_line)
@@ -202,6 +206,7 @@ def cell_diagnostics(
             related.append(attrs.evolve(info, location=location))
         shown = attrs.evolve(
             diagnostic,
+            message=message,
             range=_moved(diagnostic.range, 1 - span.first_line)
             if _in_cell(diagnostic.range.start.line, span)
             else lsp.Range(start=lsp.Position(0, 0), end=lsp.Position(0, 0)),
