@@ -33,6 +33,14 @@ def run_cli(
     )
 
 
+def golden(name: str, actual: str) -> None:
+    """``actual`` equals tests/cli/golden/``name`` (PARAMLENS_UPDATE_GOLDEN=1 writes it)."""
+    path = REPO / "tests" / "cli" / "golden" / name
+    if os.environ.get("PARAMLENS_UPDATE_GOLDEN") == "1":
+        path.write_text(actual)
+    assert actual == path.read_text()
+
+
 def summary_json(target: str, *extra: str) -> dict:
     result = run_cli("summary", target, "--format", "json", *extra)
     assert result.stdout, result.stderr

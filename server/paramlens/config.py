@@ -329,6 +329,42 @@ def from_pyproject(start: Path, base: Settings | None = None) -> tuple[Settings,
     return settings, problems
 
 
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+
+
+def _bare(key: str) -> str:
+    """A TOML key as written, without its quotes and spaces: ``tool . "paramlens"`` ->
+    ``tool.paramlens``."""
+    return ".".join(part.strip().strip("\"'") for part in key.split("."))
+
+
+def key_line(path: Path, table: str, key: str) -> int | None:
+    """The 1-based line of ``key`` in ``[tool.paramlens.<table>]`` of the pyproject.toml at
+    ``path`` (also written ``<table> = { key = ... }`` or ``<table>.key = ...`` under
+    ``[tool.paramlens]``); None if it is not written there."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    spelled = f"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
+    in_table = re.compile(rf"^\s*{spelled}\s*=")
+    dotted = re.compile(rf"^\s*{re.escape(table)}\s*\.\s*{spelled}\s*=")
+    inline = re.compile(rf"^\s*{re.escape(table)}\s*=\s*{{.*(?:^|[{{,\s]){spelled}\s*=")
+    current = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            current = _bare(header.group(1))
+            continue
+        written = {
+            f"tool.paramlens.{table}": (in_table,),
+            "tool.paramlens": (dotted, inline),
+        }.get(current, ())
+        if any(pattern.match(line) for pattern in written):
+            return number
+    return None
+
+
 def cache_folder() -> Path | None:
     """Where results (and the workspace scan) persist: shared by the CLI and the server."""
     configured = os.environ.get("PARAMLENS_CACHE_DIR")

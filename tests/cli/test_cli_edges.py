@@ -568,3 +568,25 @@ def test_a_scan_cut_short_is_a_note_on_stderr(tmp_path: Path) -> None:
         "stopped; set max-files in [tool.paramlens] or add a pyproject.toml to mark the "
         "project\n"
     )
+
+
+def test_a_loose_file_inside_a_package_imports_it_as_the_project_would(tmp_path: Path) -> None:
+    """timm's models/ opened from a bare copy (no project marker anywhere above it): the
+    package's optional imports are the user's code too, with placeholders as in a project."""
+    for folder in ("pkg", "pkg/layers", "pkg/models"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+    (tmp_path / "pkg/layers/__init__.py").write_text("from .norm import Norm\n")
+    (tmp_path / "pkg/layers/norm.py").write_text(
+        "from paramlens_missing_dependency.ops import FrozenNorm  # optional, like torchvision\n"
+        "from torch import nn\n\n\nclass Norm(nn.LayerNorm):\n    pass\n"
+    )
+    (tmp_path / "pkg/models/net.py").write_text(
+        "from torch import nn\n\nfrom ..layers import Norm\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.norm = Norm(8)\n        self.fc = nn.Linear(8, 4)\n"
+    )
+    result = run_cli("summary", "pkg/models/net.py", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [net] = json.loads(result.stdout)["models"]
+    assert (net["name"], net["error"], net["total_params"]) == ("Net", None, 16 + 36)

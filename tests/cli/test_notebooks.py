@@ -5,23 +5,23 @@ Golden files in tests/cli/golden/ (PARAMLENS_UPDATE_GOLDEN=1 writes them again).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, FUTURE_LATER, LENET_CELLS, ipynb, model, run_cli, summary_json
+from tests.conftest import (
+    FIXTURES,
+    FUTURE_LATER,
+    LENET_CELLS,
+    golden,
+    ipynb,
+    model,
+    run_cli,
+    summary_json,
+)
 
-GOLDEN = Path(__file__).parent / "golden"
 MNIST = "fixtures/notebooks/mnist.ipynb"
-
-
-def golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("PARAMLENS_UPDATE_GOLDEN") == "1":
-        path.write_text(actual)
-    assert actual == path.read_text()
 
 
 def test_annotate_prints_each_code_cell_under_its_header() -> None:

@@ -5,6 +5,7 @@ saying where its arguments came from. Ground truth is plain torch in this proces
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -222,3 +223,44 @@ def test_a_hugging_face_config_json_beside_its_modeling_file(tmp_path: Path) -> 
     assert broken["error"]["kind"] == "syntax" and broken["error"]["line"] == 3
     assert broken["error"]["message"].startswith("JSON error at line 3")
     assert model(doc, "TinyForMaskedLM")["error"] is None
+
+
+AMBIGUOUS = FIXTURES / "ambiguous"
+
+
+def test_a_bare_class_name_that_several_classes_answer_to(tmp_path: Path) -> None:
+    """Item 5: ``MLP`` in [tool.paramlens.models] and .inputs, with an MLP of the project's
+    own and nanoGPT's: applied to neither (nanoGPT's used to get the other's arguments and
+    input), and said so at each key's line with the ``path::Class`` spelling that picks."""
+    result = run_cli("summary", str(AMBIGUOUS / "nanogpt/model.py"), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    gpt_mlp = model(json.loads(result.stdout), "MLP")
+    assert gpt_mlp["error"] is None, gpt_mlp["error"]
+    assert gpt_mlp["source_kind"] == "example" and gpt_mlp["ctor"] == "MLP(n_embd=32)"
+    assert gpt_mlp["forward"]["error"] is None  # not fed the other MLP's [2, 784]
+    names = "(mine.py::MLP, nanogpt/model.py::MLP)"
+    assert result.stderr.splitlines() == [
+        f'fixtures/ambiguous/pyproject.toml:{line}: warning: "MLP" in [tool.paramlens.{table}]'
+        f" names 2 classes {names} and is applied to none: to pick one, key it by"
+        ' "path.py::Class", e.g. "mine.py::MLP"'
+        for line, table in ((8, "models"), (11, "inputs"))
+    ]
+    own = model(summary_json(str(AMBIGUOUS / "mine.py")), "MLP")
+    assert own["source_kind"] == "example"  # nor the project's own
+    # a path::Class key picks one; the bare name then means the one left
+    workspace = tmp_path / "ws"
+    shutil.copytree(AMBIGUOUS, workspace)
+    pyproject = workspace / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'MLP = "MLP(hidden=64)"', 'MLP = "MLP(hidden=64)"\n"nanogpt/model.py::MLP" = "MLP(48)"'
+        )
+    )
+    picked = run_cli("summary", str(workspace), "--format", "json")
+    assert picked.returncode == 0, picked.stderr
+    assert "pyproject.toml:12: warning" in picked.stderr  # the inputs' MLP is still ambiguous
+    assert "[tool.paramlens.models]" not in picked.stderr
+    mlps = {m["file"]: m for m in json.loads(picked.stdout)["models"] if m["name"] == "MLP"}
+    mine, gpt = mlps[str(workspace / "mine.py")], mlps[str(workspace / "nanogpt/model.py")]
+    assert (mine["ctor"], mine["total_params"]) == ("MLP(hidden=64)", 784 * 64 + 64 + 64 * 10 + 10)
+    assert (gpt["ctor"], gpt["total_params"]) == ("MLP(48)", 2 * 48 * 4 * 48 + 4 * 48 + 48)

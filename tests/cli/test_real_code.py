@@ -23,7 +23,14 @@ def count(module: nn.Module) -> int:
 
 @pytest.fixture(scope="module")
 def zoo_package() -> Iterator[object]:
-    """The fixture package imported the plain way, for ground truth."""
+    """The fixture package imported the plain way, for ground truth (not another test's
+    ``models``: fixtures/recipe/frozen.py imports its own folder's ``models`` module)."""
+
+    def forget() -> None:
+        for name in [n for n in sys.modules if n == "models" or n.startswith("models.")]:
+            del sys.modules[name]
+
+    forget()
     sys.path.insert(0, str(FIXTURES / "zoo"))
     try:
         import models
@@ -31,8 +38,7 @@ def zoo_package() -> Iterator[object]:
         yield models
     finally:
         sys.path.remove(str(FIXTURES / "zoo"))
-        for name in [n for n in sys.modules if n == "models" or n.startswith("models.")]:
-            del sys.modules[name]
+        forget()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ arguments say where those came from (a config file, a script's line, a config me
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from lsprotocol import types as lsp
 from pytest_lsp import LanguageClient
 
 from tests.conftest import FIXTURES
-from tests.lsp.conftest import SERVER, eventually, initialize, lens_titles, open_file
+from tests.lsp.conftest import SERVER, eventually, initialize, lens_titles, open_file, uri
 from tests.lsp.test_lenses_and_hovers import hover
 
 REAL = FIXTURES / "realargs"
@@ -80,3 +81,69 @@ async def test_a_malformed_config_is_a_diagnostic_on_its_class(
     assert found.related_information is not None
     related = found.related_information[0].location
     assert related.uri == broken.resolve().as_uri() and related.range.start.line == 1
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def two_mlps(lsp_client: LanguageClient, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The editor opened on a copy of fixtures/ambiguous: two classes named MLP."""
+    lsp_client.workspace = tmp_path / "ws"  # type: ignore[attr-defined]
+    shutil.copytree(FIXTURES / "ambiguous", lsp_client.workspace)  # type: ignore[attr-defined]
+    await initialize(lsp_client, lsp_client.workspace)  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_bare_class_name_several_classes_answer_to_is_flagged_on_its_line(
+    two_mlps: LanguageClient,
+) -> None:
+    """Item 5: the warning is a diagnostic on the pyproject.toml line of each ambiguous key
+    (the file need not be open), the class is built as if the key were absent, and the
+    diagnostics go once the keys pick one class each."""
+    lsp_client = two_mlps
+    workspace: Path = lsp_client.workspace  # type: ignore[attr-defined]
+    doc = open_file(lsp_client, workspace / "nanogpt/model.py")
+    shown = await lens_titles(lsp_client, doc)
+    assert "with example arguments n_embd=32" in shown[6]
+    pyproject = uri(workspace / "pyproject.toml")
+
+    async def flagged() -> list[lsp.Diagnostic] | None:
+        return lsp_client.diagnostics.get(pyproject)
+
+    found = await eventually(flagged)
+    # the pyproject.toml opened too (as TOML: a client may send any file it edits): it is
+    # no Python file to analyse, and its diagnostics stay, on open and on close
+    toml = workspace / "pyproject.toml"
+    lsp_client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(pyproject, "toml", 1, toml.read_text()))
+    )
+    lsp_client.text_document_did_save(
+        lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(doc))
+    )
+    await lens_titles(lsp_client, doc)
+    await asyncio.sleep(1)
+    assert lsp_client.diagnostics.get(pyproject) == found
+    lsp_client.text_document_did_close(
+        lsp.DidCloseTextDocumentParams(lsp.TextDocumentIdentifier(pyproject))
+    )
+    await asyncio.sleep(0.5)
+    assert lsp_client.diagnostics.get(pyproject) == found
+    assert [(d.range.start.line + 1, d.severity, d.source) for d in found] == [
+        (8, lsp.DiagnosticSeverity.Warning, "paramlens"),
+        (11, lsp.DiagnosticSeverity.Warning, "paramlens"),
+    ]
+    assert found[0].message == (
+        '"MLP" in [tool.paramlens.models] names 2 classes (mine.py::MLP, nanogpt/model.py::MLP)'
+        ' and is applied to none: to pick one, key it by "path.py::Class", e.g. "mine.py::MLP"'
+    )
+    assert (found[0].range.start.character, found[0].range.end.character) == (0, 22)
+    assert not lsp_client.diagnostics.get(doc)  # not the other MLP's failure
+    text = (workspace / "pyproject.toml").read_text().replace("\nMLP =", '\n"mine.py::MLP" =')
+    (workspace / "pyproject.toml").write_text(text)
+    lsp_client.text_document_did_save(
+        lsp.DidSaveTextDocumentParams(lsp.TextDocumentIdentifier(doc))
+    )
+
+    async def cleared() -> bool:
+        return len(lsp_client.diagnostics.get(pyproject, "not published")) == 0
+
+    await eventually(cleared)

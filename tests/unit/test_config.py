@@ -49,3 +49,23 @@ def test_a_relative_python_is_relative_to_its_pyproject(tmp_path: Path) -> None:
     assert settings.python == str(tmp_path / ".venv/bin/python")
     (tmp_path / "pyproject.toml").write_text('[tool.paramlens]\npython = "python3"\n')
     assert config.from_pyproject(tmp_path)[0].python == "python3"  # a name on PATH stays one
+
+
+def test_key_line_finds_a_class_key_however_the_table_is_written(tmp_path: Path) -> None:
+    """Where a settings problem of a [tool.paramlens.models] or .inputs key is shown."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[project]\nname = "x"\nMLP = "not ours"\n\n'
+        "[tool.paramlens]\n"
+        'inputs = { "a.py::B" = "x", MLP = "torch.randn(1, 8)" }\n'
+        'models.Enc = "Enc(3)"\n\n'
+        "[ tool.paramlens.models ]   # a comment\n"
+        '"MLP" = "MLP(4)"\n'
+        "'Other' = \"Other()\"\n"
+    )
+    assert config.key_line(path, "models", "MLP") == 10
+    assert config.key_line(path, "models", "Other") == 11
+    assert config.key_line(path, "inputs", "MLP") == 6
+    assert config.key_line(path, "models", "Enc") == 7
+    assert config.key_line(path, "models", "B") is None
+    assert config.key_line(tmp_path / "missing.toml", "models", "MLP") is None

@@ -3,7 +3,7 @@
 import dataclasses
 
 from paramlens import render
-from paramlens.worker.protocol import LayerEntry, ModelResult, ParamInfo, TreeRow
+from paramlens.worker.protocol import LayerEntry, LineSize, ModelResult, ParamInfo, TreeRow
 
 
 def test_counts_are_exact_below_ten_million_then_abbreviated() -> None:
@@ -32,6 +32,25 @@ def test_layer_lens_titles() -> None:
     assert render.render_layer_lens(entry(1, 10, "Linear(1 -> 5)", "Linear"), stale=True).endswith(
         "(stale)"
     )
+
+
+def test_a_line_of_several_sizes_and_a_line_of_an_example_build() -> None:
+    sizes = tuple(
+        LineSize(f"Conv2d({c} -> {c}, 3x3)", n, c * c * 9) for c, n in ((8, 1), (16, 2), (32, 3))
+    )
+    total = sum(s.count * s.params for s in sizes)
+    mixed = dataclasses.replace(entry(6, total, "Conv2d", "Conv2d"), sizes=sizes)
+    assert render.render_layer_lens(mixed) == (
+        "Conv2d(8 -> 8, 3x3) · 576 | 2 x Conv2d(16 -> 16, 3x3) · 4,608 | +1 more size"
+    )
+    hover = render.render_line_hover(dataclasses.replace(mixed, model="Net"), None)
+    assert hover.startswith(f"**6 x Conv2d**: {total:,} parameters (6 instances of 3 sizes)")
+    assert "| `Conv2d(32 -> 32, 3x3)` | 3 | 9,216 |" in hover
+    assert "Measured inside Net." in hover
+    example = dataclasses.replace(entry(1, 12, "Linear(3 -> 3)", "Linear"), example=True)
+    assert render.render_layer_lens(example) == "Linear(3 -> 3) · 12 · example sizes"
+    relu = LayerEntry("/w/m.py", 9, "ReLU", 1, 0, (), "ReLU", example=True)
+    assert render.render_layer_lens(relu) == "ReLU · example sizes"
 
 
 def mlp() -> ModelResult:

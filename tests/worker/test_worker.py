@@ -320,3 +320,34 @@ def test_a_crash_caught_entering_a_function_is_reported_at_its_call(tmp_path: Pa
     the_job = job(model, ("Loop", 1))
     running = Running(1, the_job, list(the_job.classes), 0, -1, str(tmp_path), time.monotonic(), 1)
     assert hung_line(running) == (str(model), 3)
+
+
+async def test_a_killed_workers_scratch_folder_is_swept_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 (the OOM killer) leaves the worker's folder; the next worker removes it."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    worker = WorkerClient(sys.executable)
+
+    def folders() -> list[str]:
+        return sorted(p.name for p in tmp_path.glob("paramlens-worker-*"))
+
+    assert (await worker.build(job(SEED, ("CNN", 24)))).models[0].total_params == 1_199_882
+    [killed] = folders()
+    assert worker._process is not None
+    worker._process.kill()
+    await worker._process.wait()
+    for _ in range(200):  # the client sees its pipes close
+        if worker.state is State.EXITED:
+            break
+        await asyncio.sleep(0.05)
+    assert folders() == [killed]
+    await worker.build(job(SEED, ("CNN", 24)))  # a new worker
+    [running] = folders()
+    assert running != killed
+    other = WorkerClient(sys.executable)  # another editor's worker: it keeps the live one
+    await other.start()
+    assert len(folders()) == 2 and running in folders()
+    await other.stop()
+    await worker.stop()
+    assert folders() == []

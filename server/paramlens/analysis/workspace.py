@@ -168,6 +168,7 @@ class Workspace:
         self.module_classes = self._find_module_classes()
         self._direct: dict[str, frozenset[str]] = {}  # path -> files it imports directly
         self._importers: dict[str, list[str]] | None = None
+        self._models_by_name: dict[str, list[ClassInfo]] | None = None
 
     def resolve(self, qualname: str) -> str:
         """Follow re-exports (``from .layers import Block`` in ``__init__``) to a definition."""
@@ -209,6 +210,19 @@ class Workspace:
             and resolved.partition(".")[0] not in self._packages
             and self.libraries.is_module(resolved)
         )
+
+    def models_named(self, name: str) -> list[ClassInfo]:
+        """The model classes called ``name`` in any file (an ``MLP`` of one's own and
+        nanoGPT's), by path."""
+        if self._models_by_name is None:
+            by_name: dict[str, list[ClassInfo]] = {}
+            for qualname in sorted(self.module_classes):
+                cls = self.classes[qualname]
+                by_name.setdefault(cls.name, []).append(cls)
+            for found in by_name.values():
+                found.sort(key=lambda c: (c.file, c.line))
+            self._models_by_name = by_name
+        return self._models_by_name.get(name, [])
 
     def models_in(self, path: str) -> list[ClassInfo]:
         info = self.files.get(path)

@@ -140,6 +140,10 @@ def _print_problems(problems: Sequence[str], reports: Sequence[FileReport]) -> N
     widen it): the figures may lack what the unread files would have told."""
     for problem in problems:
         print(f"paramlens: {problem}", file=sys.stderr)
+    # a folder's files share one pyproject.toml: each of its problems said once
+    for found in dict.fromkeys(p for r in reports for p in r.settings_problems):
+        where = f"{_relative(found.file)}:{found.line}" if found.file else "paramlens"
+        print(f"{where}: warning: {found.message}", file=sys.stderr)
     for cut_short in dict.fromkeys(r.cut_short for r in reports if r.cut_short):
         print(f"paramlens: note: {cut_short}", file=sys.stderr)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
@@ -17,7 +19,7 @@ from ..analysis.notebook import is_notebook, load_notebook
 from ..analysis.reading import relative_path
 from ..analysis.source import SourceError
 from ..analysis.workspace import Workspace
-from ..config import Settings
+from ..config import Settings, find_pyproject, key_line
 from ..worker import protocol
 from ..worker.protocol import CALL_SITE_INPUT, EXAMPLE_SOURCE, ClassSpec
 from .real_args import config_method_spec, script_spec
@@ -88,22 +90,104 @@ def _config_class(
     return None
 
 
+def _path_key(cls: ClassInfo, workspace: Workspace) -> str:
+    return f"{relative_path(cls.file, workspace.root)}::{cls.name}"
+
+
+def _unpicked(name: str, table: Mapping[str, str], workspace: Workspace) -> list[ClassInfo]:
+    """The model classes called ``name`` that no ``path::Class`` key of ``table`` picks:
+    those a bare ``name`` key may mean."""
+    return [c for c in workspace.models_named(name) if _path_key(c, workspace) not in table]
+
+
+def settings_key(cls: ClassInfo, table: Mapping[str, str], workspace: Workspace) -> str | None:
+    """The key of ``[tool.paramlens.models]`` (or ``.inputs``) that names ``cls``: its
+    ``path::Class``, else its bare name if that can mean only ``cls`` (no other model class
+    of the workspace has that name, or a ``path::Class`` key picks each other one). A bare
+    name that could mean several applies to none of them: see :func:`ambiguous_keys`."""
+    own = _path_key(cls, workspace)
+    if own in table:
+        return own
+    if cls.name in table and [c.qualname for c in _unpicked(cls.name, table, workspace)] == [
+        cls.qualname
+    ]:
+        return cls.name
+    return None
+
+
+@dataclass(frozen=True)
+class AmbiguousKey:
+    """A bare class name in ``[tool.paramlens.<table>]`` that names several model classes
+    of the workspace, and so is applied to none of them."""
+
+    table: str  # "models" or "inputs"
+    key: str
+    classes: tuple[str, ...]  # each as a path::Class key picks it
+
+    def message(self) -> str:
+        listed = ", ".join(self.classes)
+        return (
+            f'"{self.key}" in [tool.paramlens.{self.table}] names {len(self.classes)} '
+            f"classes ({listed}) and is applied to none: to pick one, key it by "
+            f'"path.py::Class", e.g. "{self.classes[0]}"'
+        )
+
+
+def ambiguous_keys(settings: Settings, workspace: Workspace) -> list[AmbiguousKey]:
+    """The bare class names in ``models`` and ``inputs`` that several classes answer to."""
+    found = []
+    for table, entries in (("models", settings.models), ("inputs", settings.inputs)):
+        for key in entries:
+            if "::" in key or key == "*":
+                continue
+            classes = _unpicked(key, entries, workspace)
+            if len(classes) > 1:
+                found.append(
+                    AmbiguousKey(table, key, tuple(_path_key(c, workspace) for c in classes))
+                )
+    return found
+
+
+@dataclass(frozen=True)
+class SettingsProblem:
+    """A setting that is not applied as written, at its line of pyproject.toml (``file``
+    and ``line`` None: it came from the editor's settings)."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+
+def settings_problems(
+    path: Path, settings: Settings, workspace: Workspace
+) -> tuple[SettingsProblem, ...]:
+    """What is wrong with the settings ``path`` is analysed with, given its workspace: bare
+    class names that several classes answer to, each at its pyproject.toml line."""
+    found = ambiguous_keys(settings, workspace)
+    pyproject = find_pyproject(path) if found else None
+    problems = []
+    for ambiguous in found:
+        line = None if pyproject is None else key_line(pyproject, ambiguous.table, ambiguous.key)
+        file = str(pyproject) if line is not None else None
+        problems.append(SettingsProblem(ambiguous.message(), file, line))
+    return tuple(problems)
+
+
 def _ref(cls: ClassInfo) -> tuple[str, str]:
     return cls.name, cls.qualname
 
 
 def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> ClassSpec:
     """How to build ``cls``: the first of pyproject entry, defaults, config class, call site."""
-    rel = relative_path(cls.file, workspace.root)
-    for key in (f"{rel}::{cls.name}", cls.name):
-        if key in settings.models:
-            return ClassSpec(
-                cls.name,
-                cls.line,
-                settings.models[key],
-                "pyproject.toml",
-                source_kind=protocol.SOURCE_PYPROJECT,
-            )
+    key = settings_key(cls, settings.models, workspace)
+    if key is not None:
+        return ClassSpec(
+            cls.name,
+            cls.line,
+            settings.models[key],
+            "pyproject.toml",
+            source_kind=protocol.SOURCE_PYPROJECT,
+        )
     params = workspace.init_params(cls) or ()
     required = [p for p in params if p.required]
     if not required:
@@ -227,11 +311,10 @@ def with_input(
 ) -> ClassSpec:
     """``spec`` with forward()'s example input from ``[tool.paramlens.inputs]`` (or the
     editor's setting, or the CLI's --input), if one is given for the class."""
-    rel = relative_path(cls.file, workspace.root)
-    for key in ("*", f"{rel}::{cls.name}", cls.name):  # "*": the command line's --input
-        if key in settings.inputs:
-            source = "command line" if key == "*" else "pyproject.toml"
-            return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
+    key = "*" if "*" in settings.inputs else settings_key(cls, settings.inputs, workspace)
+    if key is not None:  # "*": the command line's --input
+        source = "command line" if key == "*" else "pyproject.toml"
+        return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
     for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
         where = f"{CALL_SITE_INPUT} {site(call.file, call.line, workspace)}"
         return dataclasses.replace(spec, input=call.input, input_source=where)

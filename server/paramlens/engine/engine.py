@@ -39,7 +39,13 @@ from ..config import Settings
 from ..worker import protocol
 from ..worker.protocol import BuildJob, ErrorInfo, JobResult, LayerEntry, ModelResult
 from .cache import ResultCache, ScanStore, dump, load
-from .constructors import constructor, factory_spec, with_input
+from .constructors import (
+    SettingsProblem,
+    constructor,
+    factory_spec,
+    settings_problems,
+    with_input,
+)
 from .lines import lines_of, with_instances, without_figures
 from .real_args import config_failures, config_specs
 from .spawn import library_paths, worker_python
@@ -59,6 +65,8 @@ class FileReport:
     complete: bool = True  # False if a timeout or a crash cut a result short: not saved
     shapes_pending: bool = False  # a first look: parameters, forward()'s shapes to follow
     cut_short: str | None = None  # the workspace scan stopped early: why, and how to widen it
+    # settings not applied as written (a bare class name several classes answer to)
+    settings_problems: tuple[SettingsProblem, ...] = ()
 
 
 class _InFlight:
@@ -118,6 +126,14 @@ def import_roots(module_root: str, workspace_root: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys([module_root, str(workspace_root)]))
 
 
+def job_workspace(module: str, module_root: str, root: Path) -> str:
+    """What the worker treats as the user's code: the workspace, or, for a file inside a
+    package that reaches above it (a loose file of timm/models/, no project marker), that
+    whole package: its optional imports get placeholders there as in a project."""
+    package = Path(module_root) / module.partition(".")[0]
+    return str(package if "." in module and root.is_relative_to(package) else root)
+
+
 def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
     """A job with no class, for the worker to get ready for those of ``path``: what
     :meth:`Engine.job_for` will send, as far as it can be known before the scan."""
@@ -126,7 +142,7 @@ def prepare_job(path: Path, root: Path, settings: Settings) -> BuildJob:
         file=str(path),
         module=module,
         sys_path=import_roots(str(module_root), root),
-        workspace=str(root),
+        workspace=job_workspace(module, str(module_root), root),
         classes=(),
         memory_mb=settings.memory_mb,
         device=settings.device,
@@ -237,7 +253,7 @@ class Engine:
             file=path,
             module=info.module,
             sys_path=import_roots(info.root, workspace.root),
-            workspace=str(workspace.root),
+            workspace=job_workspace(info.module, info.root, workspace.root),
             classes=(
                 *(
                     with_input(constructor(c, workspace, settings), c, workspace, settings)
@@ -443,7 +459,8 @@ class Engine:
         complete = not failed and all(_cacheable(r) for r in results)
         if own is not None:
             self._built.add(path)
-        return dataclasses.replace(report, complete=complete)
+        problems = settings_problems(Path(path), self.settings_for(Path(path)), workspace)
+        return dataclasses.replace(report, complete=complete, settings_problems=problems)
 
     async def _whole(
         self,
@@ -524,8 +541,8 @@ class Engine:
     def answer_key(self, root: Path, target: Path, detail: bool, loose: bool = False) -> str | None:
         """What the answer for one file depends on, found without reading any file: the
         size and mtime of every Python file the scan would read (as the scan store keys
-        them), the settings, the interpreter and paramlens itself. None without a cache
-        folder."""
+        them) and of the pyproject.toml (its lines are in the answer), the settings, the
+        interpreter and paramlens itself. None without a cache folder."""
         if self._scan_store is None:
             return None
         settings = self.settings_for(target)
@@ -536,6 +553,8 @@ class Engine:
         )
         limits = self.scan_limits(root, self.settings_for(root), loose)
         listed, _ = list_python_files(root, limits)
+        pyproject = config.find_pyproject(target)  # its lines, where settings problems are
+        listed += [pyproject] if pyproject is not None else []
         if target.is_file() and target not in listed:  # read whatever the limits say
             listed.append(target)
         for path in listed:

@@ -58,19 +58,23 @@ def with_instances(
 
 
 def lines_of(path: str, models: list[ModelResult], workspace: Workspace) -> dict[int, LayerEntry]:
-    """Figures per line of ``path``: from the model whose class encloses the line, else the
-    first model (the file's own come first) that has it."""
+    """Figures per line of ``path``, each from one build: one with real arguments before
+    one with example arguments (``Residual(channels=3)``, which no code of the user's makes,
+    never paints a line that ``TinyResNet()`` reached); among those, the model whose class
+    encloses the line, else the first model (the file's own come first) that has it. Each
+    entry says which model measured it, and whether that was an example build."""
     spans = {c.name: (c.line, c.end_line) for c in workspace.models_in(path)}
-    lines: dict[int, LayerEntry] = {}
-    preferred: set[int] = set()
+    chosen: dict[int, tuple[tuple[bool, bool], LayerEntry, ModelResult]] = {}
     for model in models:
         span = spans.get(model.name) if model.file == path else None
         for entry in model.layers:
             if entry.file != path:
                 continue
             inside = span is not None and span[0] <= entry.line <= span[1]
-            if entry.line not in lines or (inside and entry.line not in preferred):
-                lines[entry.line] = entry
-                if inside:
-                    preferred.add(entry.line)
-    return dict(sorted(lines.items()))
+            rank = (not model.example, inside)
+            if entry.line not in chosen or rank > chosen[entry.line][0]:
+                chosen[entry.line] = (rank, entry, model)
+    return {
+        line: dataclasses.replace(entry, model=model.name, example=model.example)
+        for line, (_, entry, model) in sorted(chosen.items())
+    }

@@ -12,6 +12,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 
 from .. import render
+from ..engine.constructors import SettingsProblem
 from ..worker.protocol import ErrorInfo, ErrorKind, ForwardInfo, LayerEntry, ModelResult
 from . import fixes
 from .documents import DocumentState
@@ -186,6 +187,24 @@ def lsp_diagnostics(state: DocumentState) -> list[lsp.Diagnostic]:
             seen.add((diagnostic.range.start.line, diagnostic.message))
             diagnostics.append(diagnostic)
     return diagnostics
+
+
+def lsp_settings_diagnostics(
+    problems: Sequence[SettingsProblem], text: str
+) -> list[lsp.Diagnostic]:
+    """Settings not applied as written, at their lines of the pyproject.toml ``text``."""
+    lines = text.splitlines()
+    return [
+        lsp.Diagnostic(
+            range=lsp_range(p.line, lines[p.line - 1] if p.line <= len(lines) else ""),
+            message=p.message,
+            severity=lsp.DiagnosticSeverity.Warning,
+            source=SOURCE,
+            code="settings",
+        )
+        for p in problems
+        if p.line is not None
+    ]
 
 
 def _forward_diagnostic(

@@ -17,6 +17,7 @@ import logging
 import re
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -31,6 +32,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from .. import __version__, config, render
 from ..analysis.notebook import CellSpan, notebook_source
 from ..config import Root, Settings, find_root, too_wide
+from ..engine.constructors import SettingsProblem
 from ..engine.engine import Engine, FileReport
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
@@ -45,6 +47,15 @@ SETTINGS_WAIT_S = 2.0
 def uri_to_path(uri: str) -> str | None:
     parsed = urlparse(uri)
     return unquote(parsed.path) if parsed.scheme == "file" else None
+
+
+PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")
+
+
+def is_python(document: lsp.TextDocumentItem) -> bool:
+    """A document to analyse: Python by its language, or by its file name."""
+    path = uri_to_path(document.uri) or ""
+    return document.language_id == "python" or path.endswith(PYTHON_SUFFIXES)
 
 
 _ANSWERED = object()  # a request already answered (or a notification dropped) while parsed
@@ -79,6 +90,23 @@ class ParamlensProtocol(LanguageServerProtocol):
     def handle_message(self, message: Any) -> None:
         if message is not _ANSWERED:
             super().handle_message(message)
+
+    def _execute_handler(
+        self,
+        msg_id: str | int,
+        handler: Callable[..., Any],
+        callback: Callable[[Future[Any]], None],
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """pygls's, without its leak: pygls 2.1 files the future of every notification run
+        by a generator, coroutine or thread (didOpen, didChange, didSave...) in
+        ``_request_futures`` under a fresh id and never takes it out: 1 KB per keystroke."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if callback == self._check_handler_result:  # a notification's: no answer pops it
+            future = self._request_futures.get(msg_id)
+            if future is not None:
+                future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
@@ -130,6 +158,9 @@ class ParamlensServer(LanguageServer):
         self.died_on: set[str] = set()  # documents whose build the worker died in
         self.deaths: list[float] = []  # when workers died (a worker that keeps dying)
         self._rebuild: asyncio.TimerHandle | None = None
+        # the diagnostics last published on each pyproject.toml (by URI): settings problems
+        self.settings_diagnostics: dict[str, list[lsp.Diagnostic]] = {}
+        self.not_python: set[str] = set()  # documents opened that are not analysed (by key)
 
     # -- settings ------------------------------------------------------------
 
@@ -343,6 +374,7 @@ class ParamlensServer(LanguageServer):
         report = self.keep_broken_cells(state, report)
         state.accept(report, generation)
         self.publish(state)
+        self.publish_settings(state.path, report)
         models = len([m for m in report.models if m.error is None])
         self.status("ready", models=models, model=Path(state.path).name)
         self.refresh_views()
@@ -420,6 +452,28 @@ class ParamlensServer(LanguageServer):
         )
         self.text_document_publish_diagnostics(params)
 
+    def publish_settings(self, path: str, report: FileReport) -> None:
+        """The settings problems of the analysis of ``path`` on their pyproject.toml lines
+        (cleared there once fixed); one from the editor's settings, as a message."""
+        pyproject = config.find_pyproject(Path(path))
+        by_file: dict[str, list[SettingsProblem]] = {str(pyproject): []} if pyproject else {}
+        for problem in report.settings_problems:
+            if problem.file is None:
+                self.warn_once(f"paramlens settings: {problem.message}")
+            else:
+                by_file.setdefault(problem.file, []).append(problem)
+        for file, problems in by_file.items():
+            source = self.source_of(file)
+            if source is None:
+                continue
+            uri, text, _ = source
+            diagnostics = convert.lsp_settings_diagnostics(problems, text)
+            if self.settings_diagnostics.get(uri, []) != diagnostics:
+                self.settings_diagnostics[uri] = diagnostics
+                self.text_document_publish_diagnostics(
+                    lsp.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+                )
+
     def refresh_views(self) -> None:
         """Ask the editor to fetch lenses and inlay hints again: results arrived."""
         caps = self.client_capabilities
@@ -457,6 +511,7 @@ class ParamlensServer(LanguageServer):
 
     def end_progress(self, token: str) -> None:
         self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="ready"))
+        self.work_done_progress.tokens.pop(token, None)  # pygls 2.1 keeps them all
 
     def stop(self) -> None:
         """Cancel all work and stop the workers, without waiting (clients time shutdown out)."""
@@ -520,6 +575,12 @@ def on_open(ls: ParamlensServer, params: lsp.DidOpenTextDocumentParams) -> None:
     if ls.cell_of(document.uri) is not None:  # an open notebook's cell: synced with it
         logger.info("ignored textDocument/didOpen of %s, a cell of an open notebook", document.uri)
         return
+    if not is_python(document):
+        # a client that sends every file (pyproject.toml, whose settings problems are
+        # published on its lines): nothing to analyse, and its diagnostics are not ours
+        logger.info("ignored textDocument/didOpen of %s, not Python", document.uri)
+        ls.not_python.add(document_key(document.uri))
+        return
     ls.open_document(document.uri, document.text, document.version)
     ls.schedule(document.uri)
 
@@ -544,6 +605,9 @@ def on_save(ls: ParamlensServer, params: lsp.DidSaveTextDocumentParams) -> None:
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def on_close(ls: ParamlensServer, params: lsp.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
+    if document_key(uri) in ls.not_python:
+        ls.not_python.discard(document_key(uri))
+        return  # no diagnostics of ours to clear (a pyproject.toml's settings problems stay)
     ls.close_document(uri)
     ls.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 

@@ -18,7 +18,7 @@ from typing import Any
 from ..analysis.notebook import NotebookSource, split_lines
 from ..analysis.reading import relative_path
 from ..worker import protocol
-from ..worker.protocol import Call, ForwardInfo, Instance, LayerEntry, ModelResult
+from ..worker.protocol import Call, ForwardInfo, Instance, LayerEntry, LineSize, ModelResult
 from . import memory
 from .formatting import (
     EXACT_BELOW,
@@ -127,14 +127,41 @@ def calls_text(calls: Sequence[Call]) -> str:
     return "→ " + " | ".join(shown) + more
 
 
-def layer_figures(entry: LayerEntry) -> str:
+EXAMPLE_SIZES = "example sizes"
+
+
+def _size_label(size: LineSize) -> str:
+    return f"{size.count} x {size.describe}" if size.count > 1 else size.describe
+
+
+def _parameter_text(entry: LayerEntry, sep: str) -> str:
+    """``Linear(784 -> 512) · 401,920``; instances of several sizes each with theirs
+    (``Conv2d(3 -> 16, 3x3) · 432 | 2 x Conv2d(16 -> 16, 3x3) · 4,608 | +2 more sizes``),
+    with the marks (frozen, tied) after."""
+    if not entry.sizes:
+        text = layer_label(entry)
+        return (
+            _with_marks(f"{text}{sep}{format_count(entry.params)}", entry) if entry.params else text
+        )
+    shown = [
+        f"{_size_label(size)}{sep}{format_count(size.count * size.params)}"
+        for size in entry.sizes[:2]
+    ]
+    more = len(entry.sizes) - 2
+    text = " | ".join(shown) + (
+        f" | +{more} more size{'s' if more > 1 else ''}" if more > 0 else ""
+    )
+    return _with_marks(text, entry) if entry.params else text
+
+
+def layer_figures(entry: LayerEntry, sep: str = SEP) -> str:
     """``Linear(784 -> 512) · 401,920 · → [1, 512]``; a layer without parameters shows its
-    output alone: ``ReLU · → [1, 512]``."""
-    shapes = calls_text(entry.calls)
-    if not entry.params and shapes:
-        return f"{layer_label(entry)}{SEP}{shapes}"
-    text = _with_marks(f"{layer_label(entry)}{SEP}{format_count(entry.params)}", entry)
-    return f"{text}{SEP}{shapes}" if shapes else text
+    output alone: ``ReLU · → [1, 512]``. Figures from an example build (no build with real
+    arguments reached the line) say so: ``· example sizes``."""
+    text = _parameter_text(entry, sep)
+    if entry.calls:
+        text += f"{sep}{calls_text(entry.calls)}"
+    return f"{text}{SEP}{EXAMPLE_SIZES}" if entry.example else text
 
 
 def has_figures(entry: LayerEntry) -> bool:
@@ -425,11 +452,7 @@ class _Annotator:
             out.append(f"{'':>{len(label)}}  {indent}# {render_totals(model, self.models)}")
         entry = self.lines.get(number)
         if entry is not None and has_figures(entry):
-            figures = layer_label(entry)
-            if entry.params:
-                figures = _with_marks(f"{figures} {format_count(entry.params)}", entry)
-            if entry.calls:
-                figures += f" {calls_text(entry.calls)}"
+            figures = layer_figures(entry, " ")
             # at least two spaces before the figures, as PEP 8 asks of inline comments
             padded = text.ljust(width) if len(text) + 2 <= width else f"{text.rstrip()}  "
             out.append(f"{label}  {padded}# {figures}")
@@ -705,17 +728,31 @@ def render_summary_markdown(
 def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int = 40) -> str:
     """Markdown: the line's parameters (exact), instances, and share of the model."""
     title = f"**{layer_label(entry)}**: {entry.params:,} parameters"
-    if entry.count > 1:
+    if entry.sizes:
+        title += f" ({entry.count} instances of {len(entry.sizes)} sizes)"
+    elif entry.count > 1:
         title += f" ({entry.count} instances, {entry.params // entry.count:,} each)"
     lines = [title, ""]
     marks = layer_marks(entry, exact=True)
     if marks:
         lines += [f"*{'; '.join(marks)}*", ""]
-    if model is not None and model.error is None:
+    if entry.example:
+        lines += [
+            f"*{EXAMPLE_SIZES}: measured in {entry.model} built with example arguments; "
+            "no model built with real arguments reaches this line*",
+            "",
+        ]
+    if model is not None and model.error is None and entry.model in ("", model.name):
         lines += [
             f"{share(entry.params, model.total_params)} of {model.name} ({model.total_params:,})",
             "",
         ]
+    elif entry.model and not entry.example:
+        lines += [f"Measured inside {entry.model}.", ""]
+    if entry.sizes:
+        lines += ["| size | instances | params each |", "|---|--:|--:|"]
+        lines += [f"| `{s.describe}` | {s.count} | {s.params:,} |" for s in entry.sizes]
+        lines.append("")
     if entry.parameters:
         lines += ["| name | shape | numel | trainable | dtype |", "|---|---|--:|---|---|"]
         for p in entry.parameters[:limit]:

@@ -150,6 +150,16 @@ class ParamInfo:
 
 
 @dataclass(frozen=True)
+class LineSize:
+    """Instances of one size among those a source line created (a helper called with
+    several widths): their common description, how many, and the parameters of one."""
+
+    describe: str  # "Conv2d(16 -> 16, 3x3)"
+    count: int
+    params: int
+
+
+@dataclass(frozen=True)
 class LayerEntry:
     """What one source line created: modules and/or parameters."""
 
@@ -167,6 +177,13 @@ class LayerEntry:
     shared: int = 0
     tied: tuple[tuple[str, int], ...] = ()
     calls: tuple[Call, ...] = ()  # forward() with an example input: distinct shapes
+    # the instances by size, in the order built, when they are not all of one size
+    sizes: tuple[LineSize, ...] = ()
+    # Set by the server when lines are merged from several builds: the model whose build
+    # measured the line, and whether that build used example arguments (no build with
+    # real arguments reached the line).
+    model: str = ""
+    example: bool = False
 
 
 @dataclass(frozen=True)
@@ -525,6 +542,7 @@ def layer_entry(d: dict[str, Any]) -> LayerEntry:
             "parameters": tuple(param_info(p) for p in d["parameters"]),
             "tied": tuple((f, n) for f, n in d.get("tied", ())),
             "calls": tuple(Call(**c) for c in d.get("calls", ())),
+            "sizes": tuple(LineSize(**x) for x in d.get("sizes", ())),
         }
     )
 

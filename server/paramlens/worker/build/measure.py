@@ -15,8 +15,17 @@ import torch
 from torch import nn
 
 from ..forward.counters import ModuleCall
-from ..layers import describe_all, qualtype
-from ..protocol import Call, ClassSpec, LayerEntry, ModelResult, ParamInfo, Part, TreeRow
+from ..layers import describe, describe_all, qualtype
+from ..protocol import (
+    Call,
+    ClassSpec,
+    LayerEntry,
+    LineSize,
+    ModelResult,
+    ParamInfo,
+    Part,
+    TreeRow,
+)
 from .sites import Site, SiteRecorder
 
 _CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
@@ -105,6 +114,20 @@ def _calls_of(modules: list[nn.Module], calls: Mapping[int, list[ModuleCall]]) -
             entry[1] += call.macs
             entry[2] += call.saved
     return tuple(Call(i, o, n, macs, saved) for (i, o), (n, macs, saved) in merged.items())
+
+
+def _sizes(modules: list[nn.Module]) -> tuple[LineSize, ...]:
+    """The modules by (description, parameters of one), in the order built; () when they
+    are all of one size (the line's own figures say it all)."""
+    if len(modules) < 2:
+        return ()
+    groups: dict[tuple[str, int], int] = {}
+    for module in modules:
+        key = (describe(module), sum(p.numel() for p in module.parameters()))
+        groups[key] = groups.get(key, 0) + 1
+    if len(groups) < 2:
+        return ()
+    return tuple(LineSize(text, count, params) for (text, params), count in groups.items())
 
 
 def _layers(
@@ -197,6 +220,7 @@ def _line_entry(
         trainable=sum(p.numel() for p in params if p.requires_grad),
         nbytes=sum(_nbytes(p) for p in params),
         calls=_calls_of(shown, calls),
+        sizes=_sizes(shown),
     )
 
 

@@ -34,7 +34,7 @@ from ..loader import is_workspace_file
 from ..protocol import BuildJob, ClassSpec, ErrorInfo, JobResult, ModelResult, exception_line
 from ..sandbox import worker_fork
 from ..wire import emit, read_messages
-from . import child, zygote, zygotes
+from . import child, scratch, zygote, zygotes
 from .child import GRACE_S, HANG_FILE, importing_step
 
 
@@ -90,7 +90,10 @@ class Worker:
         self.running: dict[int, Running] = {}  # by fd
         self.stdin_buffer = bytearray()
         self.done = False
-        self.scratch_root = tempfile.mkdtemp(prefix="paramlens-", dir=scratch_root)
+        if nested:  # inside its worker's folder, which the worker removes
+            self.scratch_root, self.scratch_lock = tempfile.mkdtemp(dir=scratch_root), None
+        else:
+            self.scratch_root, self.scratch_lock = scratch.make(scratch_root)
         # A zygote runs a nested Worker: its jobs fork from it, never from another zygote.
         self.use_zygotes = use_fork and not nested and os.environ.get("PARAMLENS_NO_ZYGOTE") != "1"
         self.nested = nested
@@ -114,6 +117,8 @@ class Worker:
             for z in self.zygotes.values():
                 z.kill()
             shutil.rmtree(self.scratch_root, ignore_errors=True)
+            if self.scratch_lock is not None:
+                os.close(self.scratch_lock)
 
     def _zygote_jobs(self) -> int:
         return sum(len(z.jobs) for z in self.zygotes.values())

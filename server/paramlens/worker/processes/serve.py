@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         notes=() if use_fork else ("no fork: each job starts a fresh interpreter",),
         startup_ms=round((time.perf_counter() - started) * 1000, 2),
     )
+    worker = Worker(use_fork, max(1, min(4, os.cpu_count() or 1)))  # its scratch folder too
     emit(1, {"type": "ready", "info": info})
-    max_children = max(1, min(4, os.cpu_count() or 1))
-    Worker(use_fork, max_children).run()
+    worker.run()
     # Skip the interpreter's teardown: with torch loaded it takes most of a second, and the
     # server (or the CLI) is waiting for us. Everything we own is already cleaned up.
     os._exit(0)

@@ -1,0 +1,56 @@
+"""Issue 20 item 6: a line shows what builds with real arguments made there, by size; an
+example build (``Residual(channels=3)``, which no code of the user's makes) shows only
+where nothing real reached the line, and says so. Golden file in tests/cli/golden/
+(PARAMLENS_UPDATE_GOLDEN=1 writes it again); ground truth is plain torch in this process."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+
+from torch import nn
+
+from tests.conftest import FIXTURES, golden, model, run_cli, summary_json
+
+RESNET = FIXTURES / "resnet_lines/model.py"
+
+
+def test_annotate_paints_lines_with_the_real_builds_sizes() -> None:
+    result = run_cli("annotate", str(RESNET))
+    assert result.returncode == 0, result.stderr
+    golden("resnet_lines.annotate.txt", result.stdout)
+    lines = {int(row[:2]): row for row in result.stdout.splitlines() if row[:2].strip().isdigit()}
+    # the helper's lines: every size TinyResNet() made there, not Residual(channels=3)'s
+    assert "# Conv2d(3 -> 16, 3x3) 432 | 2 x Conv2d(16 -> 16, 3x3) 4,608 | +2 more" in lines[11]
+    assert "Conv2d(3 -> 3, 3x3)" not in result.stdout
+    # inside Residual: its four instances in TinyResNet, by size (1 of 4,672, 3 of 18,560)
+    assert lines[19].endswith("# ModuleList 4,672 | 3 x ModuleList 55,680")
+    # a class no model uses: its example build, said on its line
+    assert lines[45].endswith("# Linear(3 -> 3) 12 → [1, 3] · example sizes")
+    assert sum("example sizes" in row for row in lines.values()) == 1
+
+
+def test_the_sizes_of_a_line_are_torchs() -> None:
+    spec = importlib.util.spec_from_file_location("resnet_lines_model", RESNET)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    convs = Counter(
+        (f"Conv2d({m.in_channels} -> {m.out_channels}, 3x3)", m.weight.numel())
+        for m in module.TinyResNet().modules()
+        if isinstance(m, nn.Conv2d)
+    )
+    doc = summary_json(str(RESNET), "--no-shapes")
+    entry = next(e for e in model(doc, "TinyResNet")["layers"] if e["line"] == 11)
+    sizes = {(s["describe"], s["params"]): s["count"] for s in entry["sizes"]}
+    assert (
+        sizes
+        == dict(convs)
+        == {
+            ("Conv2d(3 -> 16, 3x3)", 432): 1,
+            ("Conv2d(16 -> 16, 3x3)", 2_304): 2,
+            ("Conv2d(16 -> 32, 3x3)", 4_608): 1,
+            ("Conv2d(32 -> 32, 3x3)", 9_216): 6,
+        }
+    )
+    assert entry["params"] == sum(params * count for (_, params), count in sizes.items())

@@ -1,0 +1,37 @@
+"""Issue 20 item 6 in the editor: the lenses and hovers of lines show what builds with real
+arguments made there, by size; an example build only where nothing real reached a line,
+saying so."""
+
+from __future__ import annotations
+
+import pytest
+from pytest_lsp import LanguageClient
+
+from tests.conftest import FIXTURES
+from tests.lsp.conftest import lens_titles, open_file
+from tests.lsp.test_lenses_and_hovers import hover
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def test_line_lenses_and_hovers_show_the_real_builds(client: LanguageClient) -> None:
+    doc = open_file(client, FIXTURES / "resnet_lines/model.py")
+    shown = await lens_titles(client, doc)
+    assert shown[16] == "Residual · 4,672 each · 1 in TinyResNet · 1 other size"
+    # the helper's line and Residual's: TinyResNet's instances, not Residual(channels=3)'s
+    assert shown[11] == (
+        "Conv2d(3 -> 16, 3x3) · 432 | 2 x Conv2d(16 -> 16, 3x3) · 4,608 | +2 more sizes"
+        " · → [1, 16, 224, 224] \N{MULTIPLICATION SIGN}3 | [1, 32, 224, 224] \N{MULTIPLICATION SIGN}7"
+    )
+    assert shown[19] == "ModuleList · 4,672 | 3 x ModuleList · 55,680"
+    # a class no model uses: its example build, and the line says so
+    assert shown[45] == "Linear(3 -> 3) · 12 · → [1, 3] · example sizes"
+    assert [line for line, title in shown.items() if "example sizes" in title] == [45]
+    text = await hover(client, doc, 11)
+    assert text.startswith("**10 x Conv2d**: 64,944 parameters (10 instances of 4 sizes)")
+    assert "Measured inside TinyResNet." in text
+    assert "| `Conv2d(32 -> 32, 3x3)` | 6 | 9,216 |" in text
+    text = await hover(client, doc, 19)
+    assert "of Residual" not in text  # no share of the example build's total
+    text = await hover(client, doc, 45)
+    assert "*example sizes: measured in Gate built with example arguments;" in text
