@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -106,7 +107,11 @@ class ParamlensProtocol(LanguageServerProtocol):
         if callback == self._check_handler_result:  # a notification's: no answer pops it
             future = self._request_futures.get(msg_id)
             if future is not None:
-                future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
+                # on the loop's next turn: pygls's shutdown cancels the pending futures while
+                # it walks the dict, and a generator's future runs its callbacks right there
+                loop = asyncio.get_running_loop()
+                forget = functools.partial(self._request_futures.pop, msg_id, None)
+                future.add_done_callback(lambda _: loop.call_soon_threadsafe(forget))
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
