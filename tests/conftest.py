@@ -58,3 +58,56 @@ def python_prints(script: str) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
+
+
+def ipynb(*cells: str | tuple[str, str], outputs: list[object] | None = None) -> bytes:
+    """An nbformat 4 notebook of code cells (or ``(kind, source)`` cells)."""
+    items = []
+    for cell in cells:
+        kind, source = cell if isinstance(cell, tuple) else ("code", cell)
+        item: dict[str, object] = {"cell_type": kind, "metadata": {}, "source": source}
+        if kind == "code":
+            item.update(execution_count=None, outputs=outputs or [])
+        items.append(item)
+    return json.dumps({"cells": items, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+
+
+# notebooks shared by the CLI and LSP tests, as code cells
+
+LENET_CELLS = [
+    "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n",
+    "class LeNet(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.conv1 = nn.Conv2d(3, 6, 5)\n"
+    "        self.pool = nn.MaxPool2d(2, 2)\n"
+    "        self.conv2 = nn.Conv2d(6, 16, 5)\n"
+    "        self.fc1 = nn.Linear(256, 120)\n"
+    "        self.fc2 = nn.Linear(120, 84)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        x = self.pool(F.relu(self.conv1(x)))\n"
+    "        x = self.pool(F.relu(self.conv2(x)))\n"
+    "        return self.fc2(F.relu(self.fc1(x.flatten(1))))\n",
+    "model = LeNet()\nout = model(torch.randn(1, 3, 32, 32))\n",
+]
+
+# A `from __future__` import runs in a kernel wherever it is in a cell, and applies from
+# there on: Net's `-> Net` (a NameError without the flag) needs cell 2's import.
+FUTURE_LATER = [
+    "%load_ext autoreload\nimport torch\nfrom torch import nn\n",
+    "from dataclasses import dataclass\nfrom __future__ import annotations\n\n\n"
+    "@dataclass\nclass Config:\n    hidden: int = 32\n",
+    "class Net(nn.Module):\n"
+    "    def __init__(self, config: Config) -> None:\n"
+    "        super().__init__()\n"
+    "        self.fc = nn.Linear(8, config.hidden)\n"
+    "\n"
+    "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+    "        y = self.fc(x)\n"
+    "        return y\n"
+    "\n"
+    "    def copy(self) -> Net:\n"
+    "        return Net(Config())\n",
+    "model = Net(Config())\nout = model(torch.randn(2, 8))\n",
+]

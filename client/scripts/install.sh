@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything the client's tests need, skipping work already done:
 # Debian packages (chromium, code-server's native build deps, ripgrep), the
-# client's npm dependencies (npm ci), and code-server 4.100.3 in a cache dir.
+# client's npm dependencies (npm ci), code-server 4.100.3 in a cache dir, and
+# JupyterLab with jupyterlab-lsp (pinned) in a venv beside it.
 #
 # Usage: client/scripts/install.sh     (from anywhere; idempotent)
-# Env:   PARAMLENS_E2E_HOME  cache dir for code-server (default /opt/paramlens-e2e)
+# Env:   PARAMLENS_E2E_HOME  cache dir for code-server and JupyterLab (default /opt/paramlens-e2e)
 set -euo pipefail
 
 CLIENT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,4 +91,20 @@ else
   log "code-server install took $(( $(now) - t0 ))s"
 fi
 echo "$CS_DIR/out/node/entry.js" >"$E2E_HOME/code-server-entry"
+
+# --- JupyterLab with jupyterlab-lsp (test/e2e/jupyterlab.ts), in a venv of its own ---
+JUPYTERLAB_PINS=(jupyterlab==4.6.6 jupyter-lsp==2.3.1 jupyterlab-lsp==5.3.0)
+JL_PREFIX="$E2E_HOME/jupyterlab-4.6.6"
+if [ -f "$JL_PREFIX/.installed" ] && [ "$(cat "$JL_PREFIX/.installed")" = "${JUPYTERLAB_PINS[*]}" ]; then
+  log "JupyterLab already installed in $JL_PREFIX"
+else
+  log "installing ${JUPYTERLAB_PINS[*]} into $JL_PREFIX"
+  t0=$(now)
+  rm -rf "$JL_PREFIX"
+  python3 -m venv "$JL_PREFIX"
+  "$JL_PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check "${JUPYTERLAB_PINS[@]}"
+  echo "${JUPYTERLAB_PINS[*]}" >"$JL_PREFIX/.installed"
+  log "JupyterLab install took $(( $(now) - t0 ))s"
+fi
+echo "$JL_PREFIX/bin" >"$E2E_HOME/jupyterlab-bin"
 log "done"

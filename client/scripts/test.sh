@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The client's whole test suite: typecheck, unit tests, .vsix packaging and
-# its contents, and the end-to-end test in code-server + chromium.
+# its contents, and the end-to-end tests in code-server and JupyterLab + chromium.
 # Run client/scripts/install.sh first (CI does).
 #
 # Usage: client/scripts/test.sh [--no-e2e]
@@ -30,4 +30,5 @@ stage "packaging test" npm run --silent test:package
 if [ "${1:-}" != "--no-e2e" ]; then
   stage "end-to-end test (code-server)" node out/test/e2e/run.js --no-package
   stage "end-to-end test (code-server, Restricted Mode)" node out/test/e2e/run.js --no-package --restricted
+  stage "end-to-end test (JupyterLab, jupyterlab-lsp)" node out/test/e2e/jupyterlab.js
 fi

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, golden, model, run_cli, summary_json
+from tests.conftest import (
+    FIXTURES,
+    FUTURE_LATER,
+    LENET_CELLS,
+    golden,
+    ipynb,
+    model,
+    run_cli,
+    summary_json,
+)
 
 MNIST = "fixtures/notebooks/mnist.ipynb"
 
@@ -114,3 +123,65 @@ def test_the_py_percent_format_is_plain_python(tmp_path: Path, target: str) -> N
     result = run_cli(target, str(tmp_path / "cells.py"))
     assert result.returncode == 0, result.stderr
     assert "10" in result.stdout and "In [" not in result.stdout
+
+
+# the same import first in the first cell, after a magic line (IPython's syntax left out)
+FUTURE_FIRST = [
+    "%matplotlib inline\nfrom __future__ import annotations\nimport torch\nfrom torch import nn\n"
+    "from dataclasses import dataclass\n",
+    "@dataclass\nclass Config:\n    hidden: int = 32\n",
+    *FUTURE_LATER[2:],
+]
+
+
+@pytest.mark.parametrize("cells", [FUTURE_LATER, FUTURE_FIRST], ids=["later-cell", "first-cell"])
+def test_a_future_import_applies_from_its_cell_on_as_in_a_kernel(
+    tmp_path: Path, cells: list[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "nb.ipynb").write_bytes(ipynb(*cells))
+    result = run_cli("annotate", str(tmp_path / "nb.ipynb"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "left out" not in result.stdout
+    net_cell = result.stdout.split("# In [3]\n")[1].split("# In [4]")[0].splitlines()
+    assert net_cell[0].startswith("    # Net: 288 params · 288 trainable")  # above cell line 1
+    assert net_cell[1] == " 1  class Net(nn.Module):"
+    assert net_cell[4].startswith(" 4          self.fc = nn.Linear(8, config.hidden)")
+    assert net_cell[4].endswith("# Linear(8 -> 32) 288 → [2, 32]")
+    assert net_cell[7].endswith("# y: [2, 32]")
+
+
+def test_a_future_import_after_other_code_in_a_percent_file_fails_as_python_does(
+    tmp_path: Path,
+) -> None:
+    # `# %%` cells are plain Python: the file does not compile, and Python says where
+    (tmp_path / "pyproject.toml").write_text("")
+    cells = "".join(FUTURE_LATER[2:]).replace("Config())", "32)").replace("config.hidden", "32")
+    cells = cells.replace("config: Config", "hidden: int")
+    imports = "import torch\nfrom torch import nn\n\n"
+    late = f"# %%\n{imports}# %%\nfrom __future__ import annotations\n\n{cells}"
+    with pytest.raises(SyntaxError) as python:
+        compile(late, "cells.py", "exec")
+    (tmp_path / "cells.py").write_text(late)
+    result = run_cli("annotate", str(tmp_path / "cells.py"))
+    assert result.returncode == 1
+    assert python.value.lineno == 6
+    assert result.stderr.strip() == f"{tmp_path / 'cells.py'}:6: SyntaxError: {python.value.msg}"
+    # first in the file, after the first cell's marker: Python is content, and so are we
+    first = f"# %%\nfrom __future__ import annotations\n{imports}# %%\n{cells}"
+    (tmp_path / "cells.py").write_text(first)
+    result = run_cli("annotate", str(tmp_path / "cells.py"))
+    assert result.returncode == 0, result.stderr
+    assert "# Net: 288 params" in result.stdout
+
+
+def test_a_forward_failure_names_the_declarations_cell_line(tmp_path: Path) -> None:
+    # fc1 (line 7 of cell 2, the module's line 10) declares 256 inputs and receives 400
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "lenet.ipynb").write_bytes(ipynb(*LENET_CELLS))
+    result = run_cli("annotate", str(tmp_path / "lenet.ipynb"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"{tmp_path / 'lenet.ipynb'}:In[2]:13: LeNet: forward(): self.fc1 is Linear(256 -> 120)"
+        " but receives [1, 400]: in_features should be 400 (declared at In[2]:7)"
+    )

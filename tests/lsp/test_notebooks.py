@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from lsprotocol import types as lsp
 from paramlens.analysis.notebook import read_cells
+from paramlens.lsp.convert import STALE_NOTE
 from pytest_lsp import LanguageClient
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, FUTURE_LATER, LENET_CELLS
 from tests.lsp.conftest import eventually, inlay_hints, label, lens_titles, lenses, titles, uri
 
 pytestmark = pytest.mark.timeout(180)
@@ -254,25 +255,6 @@ async def test_close_clears_the_cells_diagnostics_and_lenses(
     assert await lenses(client, notebook.cell(3)) == []
 
 
-LENET_CELLS = [
-    "import torch\nfrom torch import nn\nimport torch.nn.functional as F\n",
-    "class LeNet(nn.Module):\n"
-    "    def __init__(self):\n"
-    "        super().__init__()\n"
-    "        self.conv1 = nn.Conv2d(3, 6, 5)\n"
-    "        self.pool = nn.MaxPool2d(2, 2)\n"
-    "        self.conv2 = nn.Conv2d(6, 16, 5)\n"
-    "        self.fc1 = nn.Linear(256, 120)\n"
-    "        self.fc2 = nn.Linear(120, 84)\n"
-    "\n"
-    "    def forward(self, x):\n"
-    "        x = self.pool(F.relu(self.conv1(x)))\n"
-    "        x = self.pool(F.relu(self.conv2(x)))\n"
-    "        return self.fc2(F.relu(self.fc1(x.flatten(1))))\n",
-    "model = LeNet()\nout = model(torch.randn(1, 3, 32, 32))\n",
-]
-
-
 async def test_the_quick_fix_edits_the_cell_that_declares_the_layer(
     client: LanguageClient, tmp_path: Path
 ) -> None:
@@ -286,6 +268,7 @@ async def test_the_quick_fix_edits_the_cell_that_declares_the_layer(
         return [d for d in found if "in_features" in d.message or "400" in d.message] or None
 
     diagnostics = await eventually(forward_failed)
+    assert diagnostics[0].message.endswith("(declared at In[2]:7)")  # not the module's line 10
     actions = await client.text_document_code_action_async(
         lsp.CodeActionParams(
             lsp.TextDocumentIdentifier(lenet_cell),
@@ -303,3 +286,64 @@ async def test_the_quick_fix_edits_the_cell_that_declares_the_layer(
     assert line == "        self.fc1 = nn.Linear(256, 120)"
     assert line[edit.range.start.character : edit.range.end.character] == "256"
     assert all(d.range.start.line < 13 for d in action.diagnostics or ())  # the cell's lines
+
+
+async def test_a_broken_cell_keeps_its_forward_hints_marked_stale_until_it_compiles(
+    client: LanguageClient, mnist: Path
+) -> None:
+    # analysed as the user types: every edit below is a notebookDocument/didChange alone
+    client.set_configuration({"paramlens": {"analyzeOnChange": True, "debounceMs": 50}})
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    notebook = open_notebook(client, mnist)
+    net_cell, mlp_cell = notebook.cell(3), notebook.cell(4)
+    await lens_titles(client, net_cell)
+    good = {at: label(h) for at, h in (await inlay_hints(client, net_cell)).items()}
+    assert good == {(10, 9): ": [64, 784]", (11, 9): ": [64, 128]", (12, 14): ": [64, 10]"}
+    mlp_hints = {at: label(h) for at, h in (await inlay_hints(client, mlp_cell)).items()}
+
+    notebook.edit(net_cell, 4, "        self.fc1 = nn.Linear(28 * 28, config.hidden\n", end_line=5)
+    notebook.edit(mlp_cell, 6, "            nn.Linear(hidden, 20),\n", end_line=7)
+
+    async def mlp_rebuilt() -> dict[int, str] | None:  # the analysis of the broken text
+        shown = await lens_titles(client, mlp_cell)
+        return shown if "206,100 params" in shown[1] else None
+
+    await eventually(mlp_rebuilt)
+    assert [d.code for d in client.diagnostics.get(net_cell, [])] == ["syntax"]
+    stale = await inlay_hints(client, net_cell)
+    assert {at: label(h) for at, h in stale.items()} == good  # forward()'s, on their lines
+    assert all(STALE_NOTE in str(h.tooltip) for h in stale.values())
+    fresh = await inlay_hints(client, mlp_cell)  # the cell that compiles: its new figures
+    assert {at: label(h) for at, h in fresh.items()} == {
+        at: shape.replace("10]", "20]") for at, shape in mlp_hints.items()
+    }
+    assert not any(STALE_NOTE in str(h.tooltip) for h in fresh.values())
+
+    # a line edited while the cell is still broken loses its hint, as a file's line does
+    notebook.edit(net_cell, 9, "        z = self.flatten(x)\n", end_line=10)
+    after = {at: label(h) for at, h in (await inlay_hints(client, net_cell)).items()}
+    assert after == {at: shape for at, shape in good.items() if at[0] != 10}
+
+    notebook.edit(net_cell, 9, "        x = self.flatten(x)\n", end_line=10)
+    notebook.edit(net_cell, 4, "        self.fc1 = nn.Linear(28 * 28, config.hidden)\n", end_line=5)
+
+    async def rebuilt() -> dict[tuple[int, int], lsp.InlayHint] | None:
+        shown = await inlay_hints(client, net_cell)
+        return shown if not any(STALE_NOTE in str(h.tooltip) for h in shown.values()) else None
+
+    assert {at: label(h) for at, h in (await eventually(rebuilt)).items()} == good
+    assert not client.diagnostics.get(net_cell)
+
+
+async def test_a_future_import_in_a_later_cell_keeps_its_cell_and_the_next_ones(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    notebook = open_notebook(client, tmp_path / "nb.ipynb", FUTURE_LATER)
+    net_cell = notebook.cell(3)
+    shown = await lens_titles(client, net_cell)
+    assert shown[1].startswith("Net · 288 params")  # needs cell 2's Config and its import
+    assert shown[4] == "Linear(8 -> 32) · 288 · → [2, 32]"
+    assert len(shown) == 2
+    assert label((await inlay_hints(client, net_cell))[(7, 9)]) == ": [2, 32]"
+    assert not client.diagnostics.get(notebook.cell(2))

@@ -9,6 +9,7 @@ import pytest
 from paramlens.worker.loader import (
     ModuleRunner,
     UnavailableNameError,
+    code_objects,
     definitions_only,
     split_top_level,
 )
@@ -178,6 +179,39 @@ def test_future_annotations_apply_to_every_statement() -> None:
     )
     assert not isinstance(namespace["f"], type(None))
     assert getattr(namespace["f"], "__annotations__", {})["x"] == "DefinedLater"
+
+
+LATE_FUTURE = (  # a notebook's module: the import in a later cell
+    "class Before:\n"
+    "    def copy(self) -> Undefined1: ...\n"
+    "from __future__ import annotations\n"
+    "class After:\n"
+    "    def copy(self) -> Undefined2: ...\n"
+)
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split", "whole"])
+def test_a_future_import_after_other_code_applies_from_there_on(
+    split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as a kernel runs a notebook, statement by statement: an annotation above the import
+    # is evaluated (NameError), one below is kept as text
+    if not split:
+        monkeypatch.setattr("paramlens.worker.loader.split_top_level", lambda source, path: None)
+    runner = ModuleRunner()
+    namespace = run(LATE_FUTURE, runner)
+    assert namespace["After"].copy.__annotations__ == {"return": "Undefined2"}
+    assert [(f.line, f.message) for f in runner.failures] == [
+        (1, "NameError: name 'Undefined1' is not defined")
+    ]
+
+
+def test_the_code_of_a_module_with_a_late_future_import_is_found(tmp_path: Path) -> None:
+    # Python does not compile it whole; a notebook's statements compile one at a time
+    path = tmp_path / "nb.ipynb"
+    path.write_text(LATE_FUTURE)
+    names = {code.co_name for code, _ in code_objects(str(path))}
+    assert {"Before", "After", "copy"} <= names
 
 
 @pytest.fixture

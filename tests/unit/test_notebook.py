@@ -22,19 +22,7 @@ from paramlens.analysis.notebook import (
 from paramlens.analysis.reading import module_name, read_file
 from paramlens.analysis.workspace import scan
 
-from tests.conftest import FIXTURES
-
-
-def ipynb(*cells: str | tuple[str, str], outputs: list[object] | None = None) -> bytes:
-    """An nbformat 4 notebook of code cells (or ``(kind, source)`` cells)."""
-    items = []
-    for cell in cells:
-        kind, source = cell if isinstance(cell, tuple) else ("code", cell)
-        item: dict[str, object] = {"cell_type": kind, "metadata": {}, "source": source}
-        if kind == "code":
-            item.update(execution_count=None, outputs=outputs or [])
-        items.append(item)
-    return json.dumps({"cells": items, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+from tests.conftest import FIXTURES, ipynb
 
 
 def test_code_cells_in_order_form_one_module_with_a_line_for_each_cell_line() -> None:
@@ -195,3 +183,25 @@ def test_the_fixture_notebooks_form_modules_without_errors() -> None:
         notebook = load_notebook(path)
         assert notebook.errors == (), path
         compile(notebook.text, str(path), "exec")
+
+
+def test_a_future_import_after_other_code_keeps_its_cell_as_a_kernel_does() -> None:
+    # IPython compiles a cell's statements one at a time: Python's rule for files (the
+    # import first) does not hold in a cell; an unknown feature is still an error there
+    notebook = notebook_source(
+        [
+            "import torch\n",
+            "import math\nfrom __future__ import annotations\nX: Later = 1\n",
+            "import os\n\nfrom __future__ import braces\n",
+            "from __future__ import annotations\nclass Broken(:\n",
+        ]
+    )
+    assert notebook.text.splitlines()[1:4] == [
+        "import math",
+        "from __future__ import annotations",
+        "X: Later = 1",
+    ]
+    assert [(e.cell, e.line, e.message) for e in notebook.errors] == [
+        (3, 3, "SyntaxError: not a chance"),
+        (4, 2, "SyntaxError: invalid syntax"),
+    ]

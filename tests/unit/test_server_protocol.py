@@ -39,3 +39,26 @@ async def test_handled_notifications_leave_nothing_behind() -> None:
     await asyncio.sleep(0)
     assert server.protocol._request_futures == {}
     assert not [m for m in sent if "Error in server" in str(m)]
+
+
+async def test_shutdown_with_a_notification_pending_answers() -> None:
+    """pygls's shutdown cancels the pending futures while it walks them, and cancelling a
+    generator's future runs its callbacks there and then: the one that dropped it from the
+    dict made the walk fail ("dictionary changed size during iteration", an error answer
+    to shutdown; the LSP tests saw it now and then)."""
+    server, sent = _server()
+    _message(server, "initialize", {"capabilities": {}, "processId": None}, id=1)
+    protocol = server.protocol
+
+    async def never() -> None:
+        await asyncio.Event().wait()
+
+    def notification() -> Any:  # as pygls runs didOpen: a generator yielding to a coroutine
+        yield never, (), None
+
+    protocol._execute_handler("pending", notification, protocol._check_handler_result)
+    _message(server, "shutdown", None, id=2)
+    await asyncio.sleep(0)
+    [answer] = [m for m in sent if getattr(m, "id", None) == 2]
+    assert getattr(answer, "error", None) is None
+    assert "pending" not in protocol._request_futures  # the cancelled one dropped too

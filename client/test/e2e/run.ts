@@ -28,11 +28,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as http from "node:http";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { chromium, type BrowserContext, type Locator, type Page } from "playwright-core";
+import { type BrowserContext, type Locator, type Page } from "playwright-core";
+import { freePort, httpOk, killProcessGroup, launchChromium, reporter, runToEnd } from "./harness";
 
 const clientDir = path.resolve(__dirname, "..", "..", "..");
 const repoDir = path.resolve(clientDir, "..");
@@ -53,9 +52,8 @@ const TOTAL_TIMEOUT_MS = 8 * 60_000;
 const LENS_TIMEOUT_MS = 120_000; // server start + first torch import + build
 const UI_TIMEOUT_MS = 30_000;
 
-const started = Date.now();
-const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)}s`;
-const log = (msg: string): void => console.log(`[e2e ${elapsed()}] ${msg}`);
+const report = reporter("e2e");
+const { log, step } = report;
 
 class StepError extends Error {}
 
@@ -66,17 +64,6 @@ let codeServerLog = "";
 let userDataDir = "";
 let folder = ""; // the copy of sourceFolder that code-server opens
 
-async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  log(`${name}…`);
-  try {
-    const value = await fn();
-    log(`${name}: ok`);
-    return value;
-  } catch (e) {
-    throw new StepError(`step "${name}" failed: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
 function codeServerEntry(): string {
   const pointer = path.join(e2eHome, "code-server-entry");
   const entry = fs.existsSync(pointer) ? fs.readFileSync(pointer, "utf8").trim() : "";
@@ -84,31 +71,6 @@ function codeServerEntry(): string {
     throw new StepError(`code-server not installed in ${e2eHome}: run client/scripts/install.sh first`);
   }
   return entry;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function httpOk(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 2000 }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 500) < 400);
-    });
-    req.on("error", () => resolve(false));
-    req.on("timeout", () => {
-      req.destroy();
-      resolve(false);
-    });
-  });
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -130,26 +92,7 @@ function pythonForServer(): string {
 }
 
 function killServer(): void {
-  const child = serverProcess;
-  if (!child?.pid) return;
-  for (const signal of ["SIGTERM", "SIGKILL"] as const) {
-    try {
-      process.kill(-child.pid, signal); // the whole process group: code-server, extension host, our server
-    } catch {
-      return; // already gone
-    }
-    if (signal === "SIGTERM") {
-      const until = Date.now() + 3000;
-      while (Date.now() < until) {
-        try {
-          process.kill(-child.pid, 0);
-        } catch {
-          return;
-        }
-        execFileSync("sleep", ["0.1"]);
-      }
-    }
-  }
+  killProcessGroup(serverProcess); // code-server, the extension host, our server
 }
 
 /** Text of the lines Monaco renders in the editor that contains `locator`. */
@@ -337,22 +280,7 @@ async function main(): Promise<void> {
   });
 
   const page = await step("start chromium and load the workbench", async () => {
-    context = await chromium.launchPersistentContext(path.join(tmpRoot, "chromium"), {
-      executablePath: chromiumPath,
-      headless: true,
-      viewport: { width: 1440, height: 900 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      timeout: 60_000,
-    });
+    context = await launchChromium(chromiumPath, path.join(tmpRoot, "chromium"));
     context.setDefaultTimeout(UI_TIMEOUT_MS);
     const p = context.pages()[0] ?? (await context.newPage());
     await p.goto(`${url}/?folder=${encodeURIComponent(folder)}`, { timeout: 60_000 });
@@ -582,24 +510,4 @@ async function cleanup(failed: boolean): Promise<void> {
   else if (tmpRoot) console.error(`profile and logs kept in ${tmpRoot}`);
 }
 
-const watchdog = setTimeout(() => {
-  console.error(`[e2e ${elapsed()}] FAILED: the whole run took longer than ${TOTAL_TIMEOUT_MS / 1000}s`);
-  void cleanup(true).finally(() => process.exit(1));
-}, TOTAL_TIMEOUT_MS);
-
-main().then(
-  async () => {
-    clearTimeout(watchdog);
-    await cleanup(false);
-    log("PASSED");
-    console.log("1 passed, 0 failed");
-    process.exit(0);
-  },
-  async (e: unknown) => {
-    clearTimeout(watchdog);
-    console.error(`[e2e ${elapsed()}] FAILED: ${e instanceof Error ? e.message : String(e)}`);
-    await cleanup(true);
-    console.log("0 passed, 1 failed");
-    process.exit(1);
-  },
-);
+runToEnd(report, TOTAL_TIMEOUT_MS, main, cleanup);

@@ -8,7 +8,10 @@ line) becomes an empty line (``pass`` where indented, to keep the block); a cell
 magic runs another language (``%%bash``, ``%%writefile``, ``%%html``) is left out whole,
 its lines empty; a cell that does not compile is left out the same way, with its error
 kept for that cell, so the other cells still form a module (the file's syntax error would
-otherwise take every figure of the notebook). What the module *runs* is then decided as
+otherwise take every figure of the notebook). A ``from __future__`` import in a later cell
+(or after other code in its cell) stays where it is: a kernel compiles each statement with
+the future flags of those run before it, and so does the worker's loader, one top-level
+statement at a time; it applies from there on. What the module *runs* is then decided as
 for any ``.py`` file: the worker's loader keeps imports, definitions and declarations,
 and skips loops, ``with`` blocks and bare calls.
 
@@ -101,6 +104,11 @@ class NotebookSource:
         cell = self.cells[low - 1]
         return cell if line < cell.first_line + cell.line_count else None
 
+    def shown_lines(self) -> list[str]:
+        """The module's lines as the notebook shows them: each code cell's as written
+        (magics, and the lines of cells left out, included), one per line of :attr:`text`."""
+        return [line for cell in self.written for line in split_lines(cell)]
+
     def module_line(self, cell: int, line: int) -> int:
         """The module line of 1-based ``line`` of cell number ``cell``."""
         return self.cells[cell - 1].first_line + line - 1
@@ -148,7 +156,10 @@ def _cell_code(text: str) -> tuple[list[str], tuple[str, int] | None]:
     source = "\n".join(code) + "\n"
     try:
         compile(source, "<cell>", "exec", dont_inherit=True)
-    except SyntaxError as exc:
+    except SyntaxError as error:
+        exc = _kernel_error(source) if "__future__" in source else error
+        if exc is None:
+            return code, None  # its `from __future__` import follows other code
         blank = [""] * len(lines)
         try:  # `await fetch()` at a cell's top level runs in IPython: a job, skipped
             compile(source, "<cell>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
@@ -160,6 +171,21 @@ def _cell_code(text: str) -> tuple[list[str], tuple[str, int] | None]:
     except (ValueError, RecursionError, MemoryError) as exc:  # a NUL byte, deep nesting
         return [""] * len(lines), (f"SyntaxError: {exc}", 1)
     return code, None
+
+
+def _kernel_error(source: str) -> SyntaxError | None:
+    """The error IPython gives the cell, which it compiles a statement at a time: a
+    ``from __future__`` import after other code, which a file may not have, is no error
+    in a cell (it applies from that statement on, in this cell and the next ones, as the
+    worker's loader runs it); an unknown feature is."""
+    try:
+        for stmt in ast.parse(source, "<cell>").body:
+            compile(ast.Module([stmt], []), "<cell>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return SyntaxError(str(exc))
+    return None
 
 
 def _without_magics(lines: list[str]) -> list[str] | None:

@@ -232,6 +232,27 @@ def source_segment(lines: list[str], node: ast.expr) -> str | None:
     return "".join([head, *lines[first + 1 : last], tail])
 
 
+FUTURE_TOO_LATE = "SyntaxError: from __future__ imports must occur at the beginning of the file"
+
+
+def misplaced_future(tree: ast.Module) -> int | None:
+    """The line of a module-level ``from __future__`` import that follows other code: a
+    ``SyntaxError`` when Python compiles the file (:func:`ast.parse` does not say so). A
+    notebook runs such an import where it is, from that statement on
+    (:mod:`.notebook`)."""
+    body = tree.body
+    first = 0
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        first = int(isinstance(body[0].value.value, str))  # the docstring
+    while first < len(body) and _is_future(body[first]):
+        first += 1
+    return next((stmt.lineno for stmt in body[first:] if _is_future(stmt)), None)
+
+
+def _is_future(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__" and not stmt.level
+
+
 def read_file(path: Path, text: str) -> FileInfo:
     module, root = module_name(path)
     info = FileInfo(str(path), module, str(root), source=text)
@@ -249,6 +270,10 @@ def read_file(path: Path, text: str) -> FileInfo:
         return info
     except (RecursionError, MemoryError) as exc:  # Python itself could not compile it either
         info.syntax_error = (f"{type(exc).__name__}: the file is too deeply nested to parse", 1)
+        return info
+    late_future = None if is_notebook(path) else misplaced_future(tree)
+    if late_future is not None:  # a `# %%` cell's import too: plain Python rules
+        info.syntax_error = (FUTURE_TOO_LATE, late_future)
         return info
     _keep_tree((info.path, info.digest), tree, len(text))  # an edited file is asked about next
     budget = Budget()

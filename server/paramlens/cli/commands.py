@@ -110,9 +110,11 @@ def _report_errors(
             # with an input the user gave, a failure; with a guess, a note
             where = _where(model, forward.error, cells)
             label = "note: " if forward.guessed else ""
-            print(
-                f"{where}: {label}{model.name}: forward(): {forward.error.message}", file=sys.stderr
-            )
+            message = forward.error.message
+            if forward.declared is not None:
+                declared = forward.declared[1]
+                message = render.declared_in_cell(message, declared, cells(*forward.declared))
+            print(f"{where}: {label}{model.name}: forward(): {message}", file=sys.stderr)
             code = code if forward.guessed else EXIT_BUILD_ERROR
         if model.error is None:
             continue

@@ -87,7 +87,9 @@ class ScanStore:
     sites are kept with it once computed. Our own cache folder, our own dataclasses.
     """
 
-    FORMAT = 5  # FileInfo's and ClassInfo's fields (5: found_call_sites, found_model_calls)
+    # FileInfo's and ClassInfo's fields (5: found_call_sites, found_model_calls), or what
+    # they hold (6: a .py file's late `from __future__` import is its syntax error)
+    FORMAT = 6
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -102,7 +102,9 @@ class DocumentState:
     stale: bool = False
     latest: FileReport | None = None  # the newest analysis, good or not
     generation: int = 0  # bumps on every edit: results for older text are stale
-    text_lines: list[str] = field(default_factory=list)  # ``text`` split once, for ranges
+    # ``text`` split once, for ranges: its lines as the editor shows them (a notebook's
+    # module shows its cells as written: magics, and the lines of a cell left out)
+    text_lines: list[str] = field(default_factory=list)
     analysed_lines: list[str] = field(default_factory=list)  # the text ``report`` came from
     # After an edit, the classes at the edit are rebuilt first (:meth:`accept_partial`):
     # until the rest follows, the others keep their last figures, shown stale.
@@ -112,10 +114,12 @@ class DocumentState:
     stale_lines: set[int] = field(default_factory=set)  # their lines (current text)
 
     def __post_init__(self) -> None:
-        self.text_lines = self.text.splitlines()
+        self.text_lines = self.text_lines or self.text.splitlines()
 
-    def edit(self, text: str, version: int | None) -> None:
-        text_lines = text.splitlines()
+    def edit(self, text: str, version: int | None, shown: list[str] | None = None) -> None:
+        """The document's new text; ``shown``, its lines as the editor shows them when
+        they are not ``text``'s own (a notebook's)."""
+        text_lines = text.splitlines() if shown is None else shown
         if self.lines is not None:
             self.lines.update(text, text_lines)
         if text != self.text:

@@ -14,12 +14,15 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import attrs
 from lsprotocol import types as lsp
 
 from ..analysis.notebook import CellSpan, NotebookSource
 from ..engine.engine import FileReport
+from ..render import declared_in_cell
+from ..worker.protocol import InlineShape
 from .convert import SOURCE, lsp_range
 from .documents import DocumentState, LineMap, document_key
 
@@ -190,9 +193,12 @@ def cell_diagnostics(
     for diagnostic in diagnostics:
         uri, span = place(diagnostic.range.start.line)
         related = []
+        message = diagnostic.message
         for info in diagnostic.related_information or []:
             location = info.location
             if document_key(location.uri) in module_uris:
+                line = location.range.start.line + 1
+                message = declared_in_cell(message, line, notebook.source.locate(line))
                 to_uri, to_span = place(location.range.start.line)
                 location = lsp.Location(
                     uri=to_uri, range=_moved(location.range, 1 - to_span.first_line)
@@ -200,6 +206,7 @@ def cell_diagnostics(
             related.append(attrs.evolve(info, location=location))
         shown = attrs.evolve(
             diagnostic,
+            message=message,
             range=_moved(diagnostic.range, 1 - span.first_line)
             if _in_cell(diagnostic.range.start.line, span)
             else lsp.Range(start=lsp.Position(0, 0), end=lsp.Position(0, 0)),
@@ -226,8 +233,9 @@ def with_broken_cells_kept(
 ) -> FileReport:
     """``new``, plus the models and layer figures ``old`` had in the cells now left out
     for not compiling (their classes are missing from ``new``): a cell being fixed keeps
-    its figures, shown stale, while the other cells get their new ones. Moved to the lines
-    they are on now (``lines`` maps ``old``'s); forward()'s line shapes are not kept."""
+    its figures, shown stale, while the other cells get their new ones: its classes' lenses,
+    its layers' figures and the shapes forward() gave its lines (inlay hints), moved to the
+    lines they are on now (``lines`` maps ``old``'s); a line edited since has none."""
     broken = notebook.broken_lines()
     if old is None or lines is None or not broken or new.syntax_error is not None:
         return new
@@ -238,6 +246,15 @@ def with_broken_cells_kept(
             return None
         return current
 
+    def shapes_now(shapes: tuple[InlineShape, ...]) -> tuple[InlineShape, ...]:
+        moved = []
+        for shape in shapes:
+            line = now(shape.line) if str(Path(shape.file)) == module_file else None
+            if line is not None:
+                moved.append(dataclasses.replace(shape, line=line))
+        return tuple(moved)
+
+    module_file = str(Path(new.path))
     names = {m.name for m in new.models}
     kept = []
     for model in old.models:
@@ -245,7 +262,7 @@ def with_broken_cells_kept(
         if line is not None and model.name not in names:
             forward = model.forward
             if forward is not None:
-                forward = dataclasses.replace(forward, lines=())
+                forward = dataclasses.replace(forward, lines=shapes_now(forward.lines))
             kept.append(dataclasses.replace(model, line=line, forward=forward))
     figures = dict(new.lines)
     for analysed, entry in old.lines.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import itertools
 import logging
 import re
@@ -107,7 +108,11 @@ class ParamlensProtocol(LanguageServerProtocol):
         if callback == self._check_handler_result:  # a notification's: no answer pops it
             future = self._request_futures.get(msg_id)
             if future is not None:
-                future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
+                # on the loop's next turn: pygls's shutdown cancels the pending futures while
+                # it walks the dict, and a generator's future runs its callbacks right there
+                loop = asyncio.get_running_loop()
+                forget = functools.partial(self._request_futures.pop, msg_id, None)
+                future.add_done_callback(lambda _: loop.call_soon_threadsafe(forget))
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams) -> Any:
@@ -225,14 +230,19 @@ class ParamlensServer(LanguageServer):
         return find_root(Path(path))  # outside every folder: analysed on its own
 
     def open_document(
-        self, uri: str, text: str, version: int | None, suffix: str = ".py"
+        self,
+        uri: str,
+        text: str,
+        version: int | None,
+        suffix: str = ".py",
+        shown: list[str] | None = None,
     ) -> DocumentState:
         path = uri_to_path(uri)
         if path is None:  # untitled buffer: give it a name in the first folder
             folder = next(iter(self.folder_paths()), Path.cwd())
             name = re.sub(r"\W", "_", uri.rpartition(":")[2].rpartition("/")[2]) or "untitled"
             path = str(folder / f"{name}_{next(self._untitled)}{suffix}")
-        state = DocumentState(uri, path, text, version)
+        state = DocumentState(uri, path, text, version, text_lines=shown or [])
         self.documents[uri] = state
         return state
 
@@ -258,10 +268,10 @@ class ParamlensServer(LanguageServer):
             self.notebooks[document_key(uri)] = notebook
             for cell in document.cells:  # a cell opened as a file before: the notebook's now
                 self.documents.pop(cell.document, None)
-            self.open_document(uri, source.text, version, ".ipynb")
+            self.open_document(uri, source.text, version, ".ipynb", source.shown_lines())
         else:
             notebook.cells, notebook.source = cells, source
-            self.documents[uri].edit(source.text, version)
+            self.documents[uri].edit(source.text, version, source.shown_lines())
         return notebook
 
     def cell_of(self, uri: str) -> tuple[DocumentState, NotebookState, CellSpan] | None:

@@ -68,6 +68,15 @@ def render_location(file: str, line: int, name: str, cells: CellLocator = no_cel
     return f"{name}:{line}" if where is None else f"{name}:In[{where[0]}]:{where[1]}"
 
 
+def declared_in_cell(message: str, line: int, where: tuple[int, int] | None) -> str:
+    """A forward() failure's message with its ``(declared at line N)``, when line ``line``
+    is in a notebook (``where``: its cell and line there), said as the cell's line
+    (``In[2]:7``): the module's line numbers mean nothing to the notebook's reader."""
+    if where is None:
+        return message
+    return message.replace(f"(declared at line {line})", f"(declared at In[{where[0]}]:{where[1]})")
+
+
 class Format(enum.Enum):
     TABLE = "table"
     MARKDOWN = "markdown"

@@ -466,7 +466,6 @@ class ModuleRunner:
         self, tree: ast.Module, path: str, namespace: dict[str, Any], flags: int = 0
     ) -> None:
         tree, _ = definitions_only(tree)
-        flags |= future_flags(tree.body)
         self._run_body(tree.body, path, namespace, flags)
 
     def _run_body(
@@ -478,6 +477,8 @@ class ModuleRunner:
         top: bool = True,
     ) -> None:
         for stmt in body:
+            if top:  # from a `from __future__` import on (a notebook's may follow other code)
+                flags |= future_flags([stmt])
             if top and isinstance(stmt, (ast.Import, ast.ImportFrom, ast.If, ast.Try)):
                 found = _imports_in(functools.partial(ast.Module, [stmt], []))
                 self.imports.setdefault(path, []).append(functools.partial(list, found))
@@ -573,18 +574,39 @@ class ModuleRunner:
 def code_objects(filename: str) -> tuple[tuple[types.CodeType, bool], ...]:
     """Every code object compiled from a file's text (as linecache has it: an unsaved
     buffer's), each with whether it lies in an ``__init__``; none if it does not compile."""
+    source = "".join(linecache.getlines(filename))
     try:
-        module = compile("".join(linecache.getlines(filename)), filename, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+        modules = [compile(source, filename, "exec", dont_inherit=True)]
+    except SyntaxError:  # a notebook's `from __future__` import in a later cell?
+        modules = _statement_codes(source, filename)
+    except ValueError:
         return ()
     found: list[tuple[types.CodeType, bool]] = []
-    pending = [(module, False)]
+    pending = [(module, False) for module in modules]
     while pending:
         code, in_init = pending.pop()
         in_init = in_init or code.co_name == "__init__"
         found.append((code, in_init))
         pending.extend((c, in_init) for c in code.co_consts if isinstance(c, types.CodeType))
     return tuple(found)
+
+
+def _statement_codes(source: str, filename: str) -> list[types.CodeType]:
+    """Each top-level statement compiled with the future flags of those before it, as a
+    notebook runs (:mod:`paramlens.analysis.notebook`); none if the source does not parse."""
+    try:
+        tree = ast.parse(source, filename)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    codes, flags = [], 0
+    for stmt in tree.body:
+        flags |= future_flags([stmt])
+        try:
+            module = ast.Module([stmt], [])
+            codes.append(compile(module, filename, "exec", flags=flags, dont_inherit=True))
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+    return codes
 
 
 def has_itimer() -> bool:
