@@ -4,6 +4,7 @@ untitled notebook, and close."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -319,8 +320,16 @@ async def test_a_broken_cell_keeps_its_forward_hints_marked_stale_until_it_compi
     }
     assert not any(STALE_NOTE in str(h.tooltip) for h in fresh.values())
 
-    # a line edited while the cell is still broken loses its hint, as a file's line does
+    # a line edited while the cell is still broken loses its hint, as a file's line does:
+    # at once, and still once the analysis of that text (which keeps the cell's figures) is in
+    def readies() -> int:
+        return sum(s.state == "ready" for s in client.status)  # type: ignore[attr-defined]
+
+    analysed = readies()
     notebook.edit(net_cell, 9, "        z = self.flatten(x)\n", end_line=10)
+    after = {at: label(h) for at, h in (await inlay_hints(client, net_cell)).items()}
+    assert after == {at: shape for at, shape in good.items() if at[0] != 10}
+    await eventually(lambda: asyncio.sleep(0, result=readies() > analysed))
     after = {at: label(h) for at, h in (await inlay_hints(client, net_cell)).items()}
     assert after == {at: shape for at, shape in good.items() if at[0] != 10}
 

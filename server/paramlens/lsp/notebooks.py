@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,13 +229,18 @@ def cell_diagnostics(
 
 
 def with_broken_cells_kept(
-    new: FileReport, old: FileReport | None, lines: LineMap | None, notebook: NotebookState
+    new: FileReport,
+    old: FileReport | None,
+    lines: LineMap | None,
+    notebook: NotebookState,
+    unchanged: Callable[[int], int | None],
 ) -> FileReport:
     """``new``, plus the models and layer figures ``old`` had in the cells now left out
     for not compiling (their classes are missing from ``new``): a cell being fixed keeps
     its figures, shown stale, while the other cells get their new ones: its classes' lenses,
     its layers' figures and the shapes forward() gave its lines (inlay hints), moved to the
-    lines they are on now (``lines`` maps ``old``'s); a line edited since has none."""
+    lines they are on now (``lines`` maps ``old``'s); a line edited since has no shapes
+    (``unchanged``: where an analysed line is now if its text is the same, else None)."""
     broken = notebook.broken_lines()
     if old is None or lines is None or not broken or new.syntax_error is not None:
         return new
@@ -250,7 +255,7 @@ def with_broken_cells_kept(
         moved = []
         for shape in shapes:
             line = now(shape.line) if str(Path(shape.file)) == module_file else None
-            if line is not None:
+            if line is not None and unchanged(shape.line) == line:
                 moved.append(dataclasses.replace(shape, line=line))
         return tuple(moved)
 

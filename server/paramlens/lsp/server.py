@@ -458,7 +458,9 @@ class ParamlensServer(LanguageServer):
         notebook = self.notebooks.get(document_key(state.uri))
         if notebook is None:
             return report
-        return notebooks.with_broken_cells_kept(report, state.report, state.lines, notebook)
+        return notebooks.with_broken_cells_kept(
+            report, state.report, state.lines, notebook, state.unchanged_line
+        )
 
     def publish(self, state: DocumentState) -> None:
         notebook = self.notebooks.get(document_key(state.uri))
