@@ -59,24 +59,24 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
         if spec.source_kind != SOURCE_SCRIPT or not spec.missing_args:
             return result
         # a script's model that could not be built: the class still needs its arguments
-        message = (
-            f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
-            f"(the model built at {spec.ctor_source} failed: {result.error.message})"
-        )
-        error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
-        return dataclasses.replace(result, error=error)
+        return _needs_args(result, spec, ctx, f"the model built at {spec.ctor_source}")
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
         wider = dataclasses.replace(spec, ctor=alternative)
         result = _as_built(_build_class(wider, ctx, _stage(spec, ctx)), spec)
-    if result.error is None:
+    if result.error is None or result.error.kind in FINAL_KINDS:
         return result
-    if result.error.kind in FINAL_KINDS:
-        return result
+    return _needs_args(result, spec, ctx, "example arguments")
+
+
+def _needs_args(result: ModelResult, spec: ClassSpec, ctx: BuildContext, tried: str) -> ModelResult:
+    """``result``'s error as what the user must give: the class's missing arguments, and
+    why what was ``tried`` failed."""
+    assert result.error is not None
     message = (
         f"{spec.name} needs constructor arguments: {', '.join(spec.missing_args)} "
-        f"(example arguments failed: {result.error.message})"
+        f"({tried} failed: {result.error.message})"
     )
     error = ErrorInfo(message, ctx.file, spec.line, "needs-args", spec.fix_hint)
     return dataclasses.replace(result, error=error)
