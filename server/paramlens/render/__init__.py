@@ -297,6 +297,8 @@ def arguments_text(model: ModelResult) -> str:
         return f"as built at {model.source}"
     if kind == protocol.SOURCE_CONFIG_FILE:
         return f"from {model.source}"
+    if kind == protocol.SOURCE_DOC:
+        return f"as in the example at {model.source}"
     if model.example:
         return f"with example arguments {_example_args(model)}"
     return ""
@@ -821,7 +823,12 @@ def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[
 
 
 _REAL_SOURCES = frozenset(
-    {protocol.SOURCE_CONFIG_METHOD, protocol.SOURCE_SCRIPT, protocol.SOURCE_CONFIG_FILE}
+    {
+        protocol.SOURCE_CONFIG_METHOD,
+        protocol.SOURCE_SCRIPT,
+        protocol.SOURCE_CONFIG_FILE,
+        protocol.SOURCE_DOC,
+    }
 )
 
 
