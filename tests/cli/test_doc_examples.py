@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,3 +89,23 @@ def test_annotate_says_which_example_built_each_class() -> None:
         result = run_cli("annotate", str(DOCEX / "tinynet" / f"{name}.py"))
         assert result.returncode == 0, result.stderr
         golden(f"docex_{name}.annotate.txt", result.stdout)
+
+
+def test_a_readme_example_never_asks_for_weights(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.paramlens]\n")
+    (tmp_path / "pk").mkdir()
+    (tmp_path / "pk" / "__init__.py").write_text(
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, dim, pretrained=False):\n"
+        "        super().__init__()\n"
+        "        if pretrained:\n"
+        "            raise RuntimeError('downloading weights')\n"
+        "        self.fc = nn.Linear(dim, dim)\n"
+    )
+    (tmp_path / "README.md").write_text(
+        "# pk\n\n```python\nfrom pk import Net\nnet = Net(dim=7, pretrained=True)\n```\n"
+    )
+    net = model(summary_json(str(tmp_path)), "Net")
+    assert (net["source"], net["ctor"]) == ("README.md:5", "Net(dim=7, pretrained=False)")
+    assert net["total_params"] == 56

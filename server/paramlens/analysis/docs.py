@@ -27,6 +27,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from .configs import Target
+from .example_args import NO_WEIGHTS
 from .literals import Budget, dotted_name, try_literal
 from .model import FileInfo, Ref
 from .reading import read_imports, syntax_tree
@@ -36,6 +37,7 @@ MAX_DOC_FILES = 200  # Markdown files one workspace offers at most
 MAX_DOC_BYTES = 512 * 1024  # a README is small: larger Markdown is generated or data
 MAX_BLOCK_CHARS = 20_000  # one code block or docstring example set
 DOC_FOLDERS = frozenset({"docs", "doc"})
+_NO_WEIGHTS = {k: {"False": False, "None": None}[v] for k, v in NO_WEIGHTS.items()}
 _PYTHON_INFO = frozenset({"", "python", "py", "python3", "py3", "pycon", "ipython", "ipython3"})
 
 
@@ -195,6 +197,8 @@ class _Block:
             raise _NotBuilt
         args = tuple(self.value(a) for a in call.args)
         kwargs = tuple((k.arg, self.value(k.value)) for k in call.keywords if k.arg)
+        # never download weights: the README's ``pretrained=True`` is built without them
+        kwargs = tuple((k, _NO_WEIGHTS.get(k, v) if v else v) for k, v in kwargs)
         return Target(resolved, args, kwargs)
 
     def read(self, chunk: _Chunk) -> None:
