@@ -27,6 +27,7 @@ def tinynet() -> Iterator[object]:
     """The fixture's package imported the plain way."""
     sys.path.insert(0, str(DOCEX))
     try:
+        import tinynet.distill
         import tinynet.mixer
         import tinynet.vision
 
@@ -39,6 +40,7 @@ def tinynet() -> Iterator[object]:
 
 def test_classes_built_only_in_the_readme_and_a_docstring(tinynet: object) -> None:
     from tinynet import Stack, Wrapper
+    from tinynet.distill import DistillablePatchNet
     from tinynet.mixer import Mixer, MixerConfig
     from tinynet.vision import PatchNet
 
@@ -55,6 +57,15 @@ def test_classes_built_only_in_the_readme_and_a_docstring(tinynet: object) -> No
                 count(Wrapper(num_tokens=100, max_len=16, layers=Stack(dim=32, depth=3))),
             ),
             "Stack": ("README.md:31", count(Stack(dim=32, depth=3))),
+            # a constructor that passes *args, **kwargs on: its defaults build nothing
+            "DistillablePatchNet": (
+                "README.md:48",
+                count(
+                    DistillablePatchNet(
+                        image_size=32, patch_size=16, dim=48, depth=1, num_classes=10
+                    )
+                ),
+            ),
             # a docstring's example, its config bound to a name first
             "Mixer": (
                 "tinynet/mixer.py:17 (docstring)",

@@ -194,12 +194,17 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         # never download weights: DeepLabV3(encoder_weights=None), FCN(pretrained=False)
         names = {p.name for p in params}
         args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
+        # a constructor that passes *args, **kwargs on (vit-pytorch's DistillableViT(ViT))
+        # has no defaults to build with: then the documentation's examples
+        documented, doc_refs = doc_constructors(cls, workspace)
         return ClassSpec(
             cls.name,
             cls.line,
             f"{cls.name}({args})",
             "default arguments",
+            refs=doc_refs,
             source_kind=protocol.SOURCE_DEFAULTS,
+            candidates=tuple((c, w, False, protocol.SOURCE_DOC) for c, w in documented),
         )
     configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
     if all(configs.values()):
