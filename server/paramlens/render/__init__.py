@@ -290,7 +290,7 @@ def _example_args(model: ModelResult) -> str:
 def arguments_text(model: ModelResult) -> str:
     """Where the arguments of a model's figures came from, when that is not the plain
     reading of its code: example sizes, a config method, a script's line, a config file, a
-    call with literal arguments."""
+    call with literal arguments, a documentation example."""
     kind = model.source_kind
     if kind == protocol.SOURCE_CONFIG_METHOD:
         return f"from {model.source}"
@@ -300,6 +300,8 @@ def arguments_text(model: ModelResult) -> str:
         return f"as called at {model.source}"
     if kind == protocol.SOURCE_CONFIG_FILE:
         return f"from {model.source}"
+    if kind == protocol.SOURCE_DOC:
+        return f"as in the example at {model.source}"
     if model.example:
         return f"with example arguments {_example_args(model)}"
     return ""
@@ -845,6 +847,7 @@ _REAL_SOURCES = frozenset(
         protocol.SOURCE_SCRIPT,
         protocol.SOURCE_CONFIG_FILE,
         protocol.SOURCE_CALL_SITE,
+        protocol.SOURCE_DOC,
     }
 )
 
