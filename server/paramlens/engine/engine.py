@@ -496,6 +496,40 @@ class Engine:
             return own
         return await self.build(path, workspace, texts, detail)
 
+    def prepare_edit(self, path: str, texts: Mapping[str, str]) -> None:
+        """An edit of ``path``, built before in this session, whose analysis waits for the
+        debounce: send its texts to the worker at once, so that a zygote that imported its
+        package runs its modules again meanwhile (``prepare-edit``,
+        :func:`paramlens.worker.processes.zygote.prepare_main`). Its texts as its jobs will
+        carry them (:meth:`job_for`), as far as the last reading of the workspace tells: a
+        job with other texts is built the usual way."""
+        workspace = self._read.get(path)
+        info = workspace.files.get(path) if workspace is not None else None
+        if workspace is None or info is None or path not in self._built:
+            return
+        settings = self.settings_for(Path(path))
+        worker = self.workers.get(self.python_for(workspace.root, settings))
+        if worker is None or worker.state is not State.RUNNING or "." not in info.module:
+            return
+        imported = [path, *sorted(workspace.imported_files(path))]
+        overrides = tuple(
+            (p, text) for p in imported if (text := _override(p, texts, workspace)) is not None
+        )
+        if not overrides:
+            return
+        job = BuildJob(
+            file=path,
+            module=info.module,
+            sys_path=import_roots(info.root, workspace.root),
+            workspace=job_workspace(info.module, info.root, workspace.root),
+            classes=(),
+            overrides=overrides,
+            timeout_s=settings.timeout,
+            memory_mb=settings.memory_mb,
+            device=settings.device,
+        )
+        worker.prepare_edit(job)
+
     def imports(self, user: str, path: str) -> bool:
         """Whether ``user`` imports ``path``, directly or not, as the workspace was when
         ``user`` was last analysed: an edit of ``path`` changes ``user``'s figures (a config

@@ -312,6 +312,8 @@ class ParamlensServer(LanguageServer):
         ``modeling_llama.py``), shown stale meanwhile."""
         settings = self.settings_for(Path(state.path))
         if settings.analyze_on_change:
+            texts = {s.path: s.text for s in self.documents.values()}
+            self.engine.prepare_edit(state.path, texts)  # its modules run during the debounce
             self.schedule(state.uri, settings.debounce_ms / 1000)
             self.schedule_users(state, settings.debounce_ms / 1000)
 
