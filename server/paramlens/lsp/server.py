@@ -313,7 +313,8 @@ class ParamlensServer(LanguageServer):
         settings = self.settings_for(Path(state.path))
         if settings.analyze_on_change:
             texts = {s.path: s.text for s in self.documents.values()}
-            self.engine.prepare_edit(state.path, texts)  # its modules run during the debounce
+            root = self.root_for(state.path)
+            self.engine.edited(state.path, root.path, texts, root.loose)  # during the debounce
             self.schedule(state.uri, settings.debounce_ms / 1000)
             self.schedule_users(state, settings.debounce_ms / 1000)
 
