@@ -262,3 +262,29 @@ async def test_an_edit_prepared_during_the_debounce_gives_the_figures_of_a_fresh
     assert warm_figures == await cold_figures(monkeypatch, jobs)
     assert stale == warm_figures[0]
     assert not said(warm, "declined"), warm.lines
+
+
+async def test_an_edit_whose_preparation_fails_is_built_the_usual_way(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text that cannot run (typed halfway): the prepared process ends, and that text's
+    job is built as without it, its error the same as a fresh import's."""
+    zoo = package / "zoo"
+    await warm.build(job(package, "zoo.vit", VIT, {}))
+    broken = {zoo / "vit.py": edit(zoo / "vit.py", "dim: int = 64", "dim: int = (64")}
+    before = sum("preparing for an edit failed" in line for line in warm.lines)
+    warm.prepare_edit(dataclasses.replace(job(package, "zoo.vit", {}, broken), timeout_s=60))
+    for _ in range(600):
+        if sum("preparing for an edit failed" in line for line in warm.lines) > before:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("\n".join(warm.lines))
+    jobs = [job(package, "zoo.vit", {"ViT": "ViT()"}, broken)]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert forked_from_prepared(warm) == 0, warm.lines
+    [[cold]] = await cold_figures(monkeypatch, jobs)
+    [[warm_vit]] = warm_figures
+    # the traceback's frames differ (a module run again, not imported): the error does not
+    assert warm_vit["error"].pop("traceback") and cold["error"].pop("traceback")
+    assert warm_vit == cold and warm_vit["error"]["kind"] == "import"

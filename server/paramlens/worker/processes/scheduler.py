@@ -127,7 +127,10 @@ class Worker:
 
     def selector_step(self) -> None:
         now = time.monotonic()
-        wait = min((r.deadline - now for r in self.running.values()), default=None)
+        deadlines = [r.deadline for r in self.running.values()]
+        if self.prepared is not None and self.prepared.files is None:
+            deadlines.append(self.prepared.ready_by)
+        wait = min((d - now for d in deadlines), default=None)
         events = self.selector.select(None if wait is None else max(wait, 0.0))
         for key, _ in events:
             if key.fd == 0:
@@ -141,6 +144,11 @@ class Worker:
             if now >= running.deadline and not running.timed_out:
                 running.timed_out = True
                 self._kill(running)
+        prepared = self.prepared
+        if prepared is not None and prepared.files is None and now >= prepared.ready_by:
+            # stuck running the edit's modules (its alarm ignored): its jobs take the usual
+            # way, where their child's deadline stops them and says where
+            self._zygote_ended(prepared, answer=True)
 
     def _read_stdin(self) -> None:
         chunk = os.read(0, 1 << 16)
@@ -281,6 +289,7 @@ class Worker:
         serve = functools.partial(serve_nested, self.max_children, self.scratch_root)
         z = zygotes.spawn(key, functools.partial(zygote.prepare_main, job, todo, serve))
         z.prepared_for, z.generation = job.overrides, zygote.generation()
+        z.ready_by = time.monotonic() + job.timeout_s + GRACE_S
         self.zygotes[z.from_fd] = z
         self.selector.register(z.from_fd, selectors.EVENT_READ, None)
         self.prepared = z

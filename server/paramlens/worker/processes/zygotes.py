@@ -54,6 +54,7 @@ class Zygote:
     # generation of its zygote's imports it was forked at
     prepared_for: tuple[tuple[str, str], ...] | None = None
     generation: int = 0
+    ready_by: float = 0.0  # killed if not ready by then (monotonic), its jobs built without it
 
     def send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a dead zygote: its EOF is handled by the worker
