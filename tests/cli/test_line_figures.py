@@ -54,3 +54,30 @@ def test_the_sizes_of_a_line_are_torchs() -> None:
         }
     )
     assert entry["params"] == sum(params * count for (_, params), count in sizes.items())
+
+
+TWO_MODELS = FIXTURES / "resnet_lines/two_models.py"
+
+
+def test_a_line_built_by_two_models_shows_both_sizes() -> None:
+    spec = importlib.util.spec_from_file_location("two_models", TWO_MODELS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # the up-projections (line 11) as plain torch builds the two models
+    ups = Counter(
+        f"Linear({m.in_features} -> {m.out_features}) {m.weight.numel() + m.bias.numel():,}"
+        for net in (module.WideNet(), module.SmallNet())
+        for m in net.modules()
+        if isinstance(m, nn.Linear) and m.out_features > m.in_features
+    )
+    assert ups == {"Linear(128 -> 512) 66,048": 1, "Linear(32 -> 64) 2,112": 2}
+    result = run_cli("annotate", str(TWO_MODELS))
+    assert result.returncode == 0, result.stderr
+    lines = {int(row[:2]): row for row in result.stdout.splitlines() if row[:2].strip().isdigit()}
+    # MLPBlock's own build (arguments from WideNet's call) first, then SmallNet's two
+    # blocks of another size: 2 x 2,112
+    assert lines[11].endswith(
+        "# Linear(128 -> 512) 66,048 | 2 x Linear(32 -> 64) 4,224 → [1, 512] | [1, 64] \N{MULTIPLICATION SIGN}2"
+    )
+    assert "example sizes" not in result.stdout

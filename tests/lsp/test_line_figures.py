@@ -35,3 +35,18 @@ async def test_line_lenses_and_hovers_show_the_real_builds(client: LanguageClien
     assert "of Residual" not in text  # no share of the example build's total
     text = await hover(client, doc, 45)
     assert "*example sizes: measured in Gate built with example arguments;" in text
+
+
+async def test_a_line_two_models_build_shows_both_sizes_and_says_where(
+    client: LanguageClient,
+) -> None:
+    doc = open_file(client, FIXTURES / "resnet_lines/two_models.py")
+    shown = await lens_titles(client, doc)
+    assert shown[12] == (
+        "Linear(512 -> 128) · 65,664 | 2 x Linear(64 -> 32) · 4,160"
+        " · → [1, 128] | [1, 32] \N{MULTIPLICATION SIGN}2"
+    )
+    text = await hover(client, doc, 12)
+    assert text.startswith("**Linear**: 2 sizes, as built in MLPBlock, SmallNet")
+    assert "| `Linear(512 -> 128)` | 1 | 65,664 | MLPBlock |" in text
+    assert "| `Linear(64 -> 32)` | 2 | 2,080 | SmallNet |" in text

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 from typing import Any
 
-from paramlens.lsp.idle import IdleCollector
+import pytest
+from paramlens.lsp.idle import IdleCollector, malloc_trim
 
 
 def full_collections(during: Any) -> int:
@@ -73,3 +76,38 @@ def test_a_server_that_never_rests_still_collects() -> None:
             collector.close()
 
     assert asyncio.run(run()) == 2
+
+
+RELEASE_CHECK = """
+import asyncio, re
+from paramlens.lsp.idle import IdleCollector
+
+def rss_mb():
+    text = open("/proc/self/status").read()
+    return int(re.search(r"VmRSS:\\s+(\\d+) kB", text).group(1)) / 1024
+
+async def main():
+    collector = IdleCollector(delay_s=0.01)
+    collector.started()
+    blocks = [bytes(2000) for _ in range(100_000)]  # 200 MB from malloc, not pymalloc
+    last = bytes(2000)  # after them: the heap's top stays in use, so free() cannot shrink it
+    del blocks
+    before = rss_mb()
+    collector.finished()
+    await asyncio.sleep(0.2)
+    collector.close()
+    print(round(before), round(rss_mb()), collector.collections, len(last))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(malloc_trim() is None, reason="glibc's malloc_trim only")
+def test_memory_freed_before_a_pause_goes_back_to_the_system() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", RELEASE_CHECK], capture_output=True, text=True, check=True
+    ).stdout
+    before, after, collections, _ = map(int, out.split())
+    assert collections == 1
+    assert before > 150  # glibc kept the 200 MB freed below the heap's top
+    assert after < before - 150, (before, after)

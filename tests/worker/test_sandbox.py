@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 import time
@@ -226,3 +227,20 @@ def test_the_socket_filter_is_a_valid_program() -> None:
         program = sandbox._seccomp_program(machine)
         assert program is not None and len(program) % 8 == 0
     assert sandbox._seccomp_program("mips") is None
+
+
+def test_the_namespace_parent_ends_as_its_build_did_with_sigchld_ignored() -> None:
+    """Code a zygote imported may ignore SIGCHLD (the kernel then reaps children itself):
+    the PID namespace's parent must still learn how its build ended, not exit 70."""
+    from paramlens.worker import sandbox
+
+    pid = os.fork()
+    if pid == 0:  # the job's child: SIGCHLD ignored, then the namespace's fork
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            sandbox._become_init()
+            os._exit(7)  # the build (the namespace's first process) ends with 7
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7

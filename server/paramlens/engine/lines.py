@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 
 from ..analysis.workspace import Workspace
-from ..worker.protocol import Instance, LayerEntry, ModelResult
+from ..worker.protocol import Instance, LayerEntry, LineSize, ModelResult
 
 
 def _contents(model: ModelResult) -> Iterator[tuple[str, int, int]]:
@@ -57,24 +57,64 @@ def with_instances(
     )
 
 
+def _sizes(entry: LayerEntry, model: str) -> tuple[LineSize, ...]:
+    """The line's instances by size, each naming the model whose build made it."""
+    if entry.sizes:
+        return tuple(dataclasses.replace(size, model=model) for size in entry.sizes)
+    each = entry.params // entry.count if entry.count else entry.params
+    return (LineSize(entry.describe or entry.type, entry.count, each, model),)
+
+
+def _with_other_builds(
+    entry: LayerEntry, model: ModelResult, others: Sequence[tuple[LayerEntry, ModelResult]]
+) -> LayerEntry:
+    """``entry`` as ``model`` built it, with the sizes (and calls) that other builds with
+    real arguments made on the same line and ``model``'s did not: a block that ``Small``
+    builds with ``dim=8`` and ``Big`` with ``dim=64`` shows both sizes on its lines."""
+    sizes = list(_sizes(entry, model.name))
+    calls = list(entry.calls)
+    seen = {(s.describe, s.params) for s in sizes}
+    merged: list[str] = []
+    for other, built in others:
+        new = [s for s in _sizes(other, built.name) if (s.describe, s.params) not in seen]
+        if not new:
+            continue
+        sizes += new
+        seen |= {(s.describe, s.params) for s in new}
+        calls += [
+            c
+            for c in other.calls
+            if (c.inputs, c.output) not in {(k.inputs, k.output) for k in calls}
+        ]
+        merged.append(built.name)
+    if not merged:
+        return entry
+    return dataclasses.replace(
+        entry, sizes=tuple(sizes), calls=tuple(calls), merged_from=tuple(merged)
+    )
+
+
 def lines_of(path: str, models: list[ModelResult], workspace: Workspace) -> dict[int, LayerEntry]:
-    """Figures per line of ``path``, each from one build: one with real arguments before
-    one with example arguments (``Residual(channels=3)``, which no code of the user's makes,
-    never paints a line that ``TinyResNet()`` reached); among those, the model whose class
-    encloses the line, else the first model (the file's own come first) that has it. Each
-    entry says which model measured it, and whether that was an example build."""
+    """Figures per line of ``path``, from the builds that reached it: one with real arguments
+    before one with example arguments (``Residual(channels=3)``, which no code of the user's
+    makes, never paints a line that ``TinyResNet()`` reached); among those, the model whose
+    class encloses the line, else the first model (the file's own come first) that has it,
+    with the sizes the other real builds made there added. Each entry says which model
+    measured it, and whether that was an example build."""
     spans = {c.name: (c.line, c.end_line) for c in workspace.models_in(path)}
-    chosen: dict[int, tuple[tuple[bool, bool], LayerEntry, ModelResult]] = {}
+    reached: dict[int, list[tuple[tuple[bool, bool], LayerEntry, ModelResult]]] = {}
     for model in models:
         span = spans.get(model.name) if model.file == path else None
         for entry in model.layers:
             if entry.file != path:
                 continue
             inside = span is not None and span[0] <= entry.line <= span[1]
-            rank = (not model.example, inside)
-            if entry.line not in chosen or rank > chosen[entry.line][0]:
-                chosen[entry.line] = (rank, entry, model)
-    return {
-        line: dataclasses.replace(entry, model=model.name, example=model.example)
-        for line, (_, entry, model) in sorted(chosen.items())
-    }
+            reached.setdefault(entry.line, []).append(((not model.example, inside), entry, model))
+    chosen: dict[int, LayerEntry] = {}
+    for line, builds in sorted(reached.items()):
+        _, entry, model = max(builds, key=lambda b: b[0])  # the first of the best
+        if not model.example:
+            others = [(e, m) for _, e, m in builds if m is not model and not m.example]
+            entry = _with_other_builds(entry, model, others)
+        chosen[line] = dataclasses.replace(entry, model=model.name, example=model.example)
+    return chosen

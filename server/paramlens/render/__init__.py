@@ -733,7 +733,10 @@ def render_summary_markdown(
 def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int = 40) -> str:
     """Markdown: the line's parameters (exact), instances, and share of the model."""
     title = f"**{layer_label(entry)}**: {entry.params:,} parameters"
-    if entry.sizes:
+    if entry.merged_from:  # sizes from several models: no one total
+        builds = ", ".join((entry.model, *entry.merged_from))
+        title = f"**{entry.type}**: {len(entry.sizes)} sizes, as built in {builds}"
+    elif entry.sizes:
         title += f" ({entry.count} instances of {len(entry.sizes)} sizes)"
     elif entry.count > 1:
         title += f" ({entry.count} instances, {entry.params // entry.count:,} each)"
@@ -754,7 +757,11 @@ def render_line_hover(entry: LayerEntry, model: ModelResult | None, limit: int =
         ]
     elif entry.model and not entry.example:
         lines += [f"Measured inside {entry.model}.", ""]
-    if entry.sizes:
+    if entry.merged_from:
+        lines += ["| size | instances | params each | built in |", "|---|--:|--:|---|"]
+        lines += [f"| `{s.describe}` | {s.count} | {s.params:,} | {s.model} |" for s in entry.sizes]
+        lines += ["", f"Parameters as built in {entry.model}:", ""]
+    elif entry.sizes:
         lines += ["| size | instances | params each |", "|---|--:|--:|"]
         lines += [f"| `{s.describe}` | {s.count} | {s.params:,} |" for s in entry.sizes]
         lines.append("")

@@ -160,6 +160,9 @@ class LineSize:
     describe: str  # "Conv2d(16 -> 16, 3x3)"
     count: int
     params: int
+    # set by the server when a line's sizes come from several builds: the model whose
+    # build made this size (the first that did)
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,9 @@ class LayerEntry:
     # real arguments reached the line).
     model: str = ""
     example: bool = False
+    # the other models (real arguments) whose builds made sizes of this line that
+    # ``model``'s did not: their sizes are in ``sizes``, each naming its model
+    merged_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -547,6 +553,7 @@ def layer_entry(d: dict[str, Any]) -> LayerEntry:
             "tied": tuple((f, n) for f, n in d.get("tied", ())),
             "calls": tuple(Call(**c) for c in d.get("calls", ())),
             "sizes": tuple(LineSize(**x) for x in d.get("sizes", ())),
+            "merged_from": tuple(d.get("merged_from", ())),
         }
     )
 

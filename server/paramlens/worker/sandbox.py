@@ -147,6 +147,9 @@ def _become_init() -> str:
     start threads.)
     """
     alive_r, alive_w = os.pipe()  # the child sees EOF if we die before it is set up
+    # SIGCHLD ignored (by code the zygote imported) would let the kernel reap the child
+    # for us, and waitpid would find no child: the build's outcome lost
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     with worker_fork():  # a zygote's child still has the zygote's audit hook
         pid = os.fork()
     if pid == 0:
@@ -159,17 +162,27 @@ def _become_init() -> str:
         os.close(alive_r)
         return ""
     close_descriptors((alive_w,))
-    while True:  # blocks in waitpid: no busy wait
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            _real_exit(70)
-    if os.WIFSIGNALED(status):
+    try:  # blocks in waitpid: no busy wait
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        _lost("the build process's status was lost (no child to wait for)")
+    if os.WIFSIGNALED(status):  # end as the child did: killed by the same signal
         number = os.WTERMSIG(status)
         signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {number})
         os.kill(os.getpid(), number)
-    _real_exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
+        _lost(f"the build process was killed by signal {number}, which could not be passed on")
+    if not os.WIFEXITED(status):
+        _lost(f"the build process ended with wait status {status}")
+    _real_exit(os.WEXITSTATUS(status))
+
+
+def _lost(why: str) -> NoReturn:
+    """End the namespace's parent when it cannot end as its child did, saying why on
+    stderr (the worker's log); exit code 70 (EX_SOFTWARE)."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"paramlens: {why}\n".encode())
+    _real_exit(70)
 
 
 def close_descriptors(keep: tuple[int, ...]) -> None:
