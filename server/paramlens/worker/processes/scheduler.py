@@ -207,7 +207,9 @@ class Worker:
             if z is not None:
                 self.queue.pop(0)
                 self._send_to(z, job_id, job)
-            elif self.nested and (self.prepared or len(self.running) < self.max_children):
+            elif self.nested and (
+                self.prepared is not None or len(self.running) < self.max_children
+            ):
                 self.queue.pop(0)
                 todo = zygote.before_fork(job)
                 if isinstance(todo, zygote.Decline):

@@ -250,7 +250,7 @@ def prepare_main(job: BuildJob, refresh: Refresh, serve: Callable[[], None]) -> 
     started = time.monotonic()
     runner = install_workspace(job, dict(job.overrides))
     try:
-        with _budget(job.timeout_s), _output_to_log():
+        with _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb), _output_to_log():
             child.run_again(refresh, runner)
     except BaseException as exc:
         print(
