@@ -116,9 +116,9 @@ async def test_factories_and_building_blocks_on_real_shaped_code(client: Languag
     shown = await eventually(with_factories)
     assert shown[55].startswith("ResNet18 → ResNet · 676,682 params · 676,682 trainable")
     assert shown[63].startswith("resnet_tiny → ResNet · 307,274 params")
-    assert (
-        shown[34]
-        == "ResNet · 676,682 params · 676,682 trainable · 2.6 MB · 3 factory configurations"
+    assert shown[34] == (
+        "ResNet · 676,682 params · 676,682 trainable · 2.6 MB"
+        " · as called at zoo/models/resnet.py:56 · 3 factory configurations"
     )
     # BasicBlock needs arguments: its lens shows what its instances weigh, not a complaint
     assert shown[12] == "BasicBlock · 73,984 each · 2 in ResNet · 2 other sizes · in 3 more models"

@@ -50,3 +50,7 @@ async def test_a_line_two_models_build_shows_both_sizes_and_says_where(
     assert text.startswith("**Linear**: 2 sizes, as built in MLPBlock, SmallNet")
     assert "| `Linear(512 -> 128)` | 1 | 65,664 | MLPBlock |" in text
     assert "| `Linear(64 -> 32)` | 2 | 2,080 | SmallNet |" in text
+    # the block's own figures say where its arguments came from (issue 20, item 7)
+    text = await hover(client, doc, 8)
+    assert "Built with `MLPBlock(128, 512)`, as called at resnet_lines/two_models.py:30." in text
+    assert "as called at resnet_lines/two_models.py:30" in shown[8]

@@ -289,12 +289,15 @@ def _example_args(model: ModelResult) -> str:
 
 def arguments_text(model: ModelResult) -> str:
     """Where the arguments of a model's figures came from, when that is not the plain
-    reading of its code: example sizes, a config method, a script's line, a config file."""
+    reading of its code: example sizes, a config method, a script's line, a config file, a
+    call with literal arguments."""
     kind = model.source_kind
     if kind == protocol.SOURCE_CONFIG_METHOD:
         return f"from {model.source}"
     if kind == protocol.SOURCE_SCRIPT:
         return f"as built at {model.source}"
+    if kind == protocol.SOURCE_CALL_SITE:  # a block's arguments, from a call of it
+        return f"as called at {model.source}"
     if kind == protocol.SOURCE_CONFIG_FILE:
         return f"from {model.source}"
     if model.example:
@@ -828,7 +831,12 @@ def _measured_tables(model: ModelResult, models: Sequence[ModelResult]) -> list[
 
 
 _REAL_SOURCES = frozenset(
-    {protocol.SOURCE_CONFIG_METHOD, protocol.SOURCE_SCRIPT, protocol.SOURCE_CONFIG_FILE}
+    {
+        protocol.SOURCE_CONFIG_METHOD,
+        protocol.SOURCE_SCRIPT,
+        protocol.SOURCE_CONFIG_FILE,
+        protocol.SOURCE_CALL_SITE,
+    }
 )
 
 
