@@ -256,6 +256,9 @@ async def test_an_edit_prepared_during_the_debounce_gives_the_figures_of_a_fresh
     await prepared(warm, older, package)
     stale = figures(await warm.build(jobs[0]))  # the older text's process is not used
     assert forked_from_prepared(warm) == 0, warm.lines
+    for width in (44, 52):  # typed on: each newer text replaces the one being prepared
+        typed = {zoo / "vit.py": edit(zoo / "vit.py", "dim: int = 64", f"dim: int = {width}")}
+        warm.prepare_edit(dataclasses.replace(job(package, "zoo.vit", {}, typed), timeout_s=60))
     await prepared(warm, newer, package)
     warm_figures = [figures(await warm.build(j)) for j in jobs]
     assert forked_from_prepared(warm) == len(jobs), warm.lines
