@@ -6,7 +6,9 @@ Steps, each cached under the corpus folder (``--corpus``, default ``/work/corpus
 
 1. fetch: ``pip download --no-deps`` the pinned wheels below and unpack each into
    ``src/<name>/`` (licence copied from its .dist-info to ``src/<name>/``), with a
-   ``pyproject.toml`` holding only ``[tool.paramlens]`` so that folder is the workspace root;
+   ``pyproject.toml`` holding only ``[tool.paramlens]`` so that folder is the workspace root,
+   and the project's published README (the long description in ``.dist-info/METADATA``,
+   when it is Markdown) as ``src/<name>/README.md``, where a checkout has it;
 2. an interpreter for the builds, ``.venv``: torch, torchvision and the packages' runtime
    dependencies (pinned in ``VENV_PINS``), but none of the corpus packages themselves;
 3. the ground truth, in plain torch, without paramlens: ``bench/corpus_truth.py`` run with
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import email
 import json
 import os
 import re
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import REPO, measure
+from bench.real_args import classify
 
 
 @dataclass(frozen=True)
@@ -117,11 +121,26 @@ TRUTH_SCRIPT = REPO / "bench" / "corpus_truth.py"
 # ---------------------------------------------------------------------------- fetch
 
 
+def write_readme(folder: Path) -> None:
+    """The README a checkout has, from the wheel's metadata: the long description (the
+    body after the headers, or an old-style ``Description`` header), if it is Markdown."""
+    readme = folder / "README.md"
+    if readme.exists():
+        return
+    for metadata in folder.glob("*.dist-info/METADATA"):
+        message = email.message_from_string(metadata.read_text(encoding="utf-8"))
+        kind = message.get("Description-Content-Type", "text/markdown")
+        body = message.get_payload() or message.get("Description", "")
+        if isinstance(body, str) and body.strip() and kind.startswith("text/markdown"):
+            readme.write_text(body, encoding="utf-8")
+
+
 def fetch(corpus: Path, package: Package) -> Path:
     """Download and unpack one wheel (once); returns ``src/<name>``."""
     folder = corpus / "src" / package.name
     marker = folder / ".unpacked"
     if marker.exists() and marker.read_text() == package.pin:
+        write_readme(folder)
         return folder
     wheels = corpus / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -161,6 +180,7 @@ def fetch(corpus: Path, package: Package) -> Path:
             if licence.is_file():
                 shutil.copy(licence, folder / licence.name)
     (folder / "pyproject.toml").write_text("[tool.paramlens]\n")
+    write_readme(folder)
     marker.write_text(package.pin)
     return folder
 
@@ -340,6 +360,8 @@ class Row:
     factories_truth: int = 0
     factories_built: int = 0
     extra: list[str] = field(default_factory=list)  # built by paramlens, not by the truth
+    example_only: list[str] = field(default_factory=list)  # figures from example sizes only
+    kinds: Counter[str] = field(default_factory=Counter)  # classes by where their figures came from
 
 
 def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple[Row, list[dict]]:
@@ -388,6 +410,19 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
                             f"{qual} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
                         )
                     break
+    row.kinds = classify(pl["models"])
+    row.example_only = sorted(
+        qualify(root, m["file"], m["name"])
+        for m in pl["models"]
+        if m.get("kind", "class") == "class"
+        and classify([m])["example"]
+        and m["model_class"]
+        not in {
+            c["model_class"]
+            for c in pl["models"]
+            if c.get("kind") in ("factory", "config") and c.get("error") is None
+        }
+    )
     row.built = len(built & set(classes))
     row.extra = sorted(q for q in built if q in classes and not classes[q]["reachable"])
     row.figures = len(figures & set(classes))
@@ -451,6 +486,7 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
             setattr(total, field_name, getattr(total, field_name) + getattr(row, field_name))
         total.wrong += row.wrong
         total.missed += row.missed
+        total.kinds += row.kinds
         total.cold += row.cold
         total.warm = None if total.warm is None or row.warm is None else total.warm + row.warm
     print("-" * len(header))
@@ -463,6 +499,16 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
             f"reachable classes built by paramlens: {total.built}/{total.reachable}"
             if total.reachable
             else ""
+        )
+    if total.pl_classes:
+        example = total.kinds["example"]
+        print(
+            f"classes with figures from example arguments only: {example}/{total.pl_classes}"
+            f" = {100 * example / total.pl_classes:.1f}% of class results; from real arguments:"
+            f" {total.kinds['real']}, by source: "
+            + ", ".join(
+                f"{k[6:]} {v}" for k, v in sorted(total.kinds.items()) if k.startswith("real: ")
+            )
         )
     print(
         "\nfound = nn.Module classes (truth's ast scan); pl = class results paramlens reported; reach = buildable in plain torch;"
@@ -478,6 +524,10 @@ def print_report(rows: list[Row], failures: list[dict], show: int) -> None:
         if row.extra:
             print(
                 f"\n{row.name}: built by paramlens but not reachable per the truth ({len(row.extra)}): {', '.join(row.extra[:show])}"
+            )
+        if row.example_only:
+            print(
+                f"\n{row.name}: figures from example arguments only ({len(row.example_only)}): {', '.join(row.example_only[:show])}"
             )
         if row.missed:
             print(f"\n{row.name}: reachable but not built ({len(row.missed)})")

@@ -19,7 +19,11 @@ How:
   parameters all have defaults, decorated with ``register_model`` or annotated to return a
   module class of the package, called with ``pretrained=False``/``weights=None``, keyed
   ``factory:<name>``; (d) a call site in the measured files whose arguments are literals,
-  module constants or names of classes/functions (of the package or of torch);
+  module constants or names of classes/functions (of the package or of torch); (e) a call
+  in the documentation (the ``README.md`` beside the package, read from ```` ```python ````
+  fences, and ``>>>`` examples in the measured files' docstrings), evaluated after the
+  block's own imports, with the names the block bound earlier written in (keyed by the
+  expression with those names replaced);
 - each build runs in a forked child (one at a time) under ``torch.device("meta")``, retried
   on the CPU with at most ``--cpu-mb`` of heap if meta fails, killed after ``--timeout``
   seconds; the count is ``sum(p.numel() for p in model.parameters())``.
@@ -30,10 +34,13 @@ from __future__ import annotations
 import argparse
 import ast
 import builtins
+import copy
+import doctest
 import importlib
 import inspect
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -442,6 +449,97 @@ def is_factory_candidate(node: ast.FunctionDef) -> bool:
     return decorated or node.returns is not None
 
 
+_FENCE = re.compile(
+    r"^(```|~~~)[ \t]*(python|py|python3|pycon)?[ \t]*\n(.*?)^\1[ \t]*$", re.M | re.S
+)
+
+
+def doc_blocks(root: Path, files: list[Path]) -> list[tuple[str, list[str], str | None]]:
+    """(where, statements' sources, the docstring's module or None) per documentation block."""
+    blocks: list[tuple[str, list[str], str | None]] = []
+    readme = root / "README.md"
+    if readme.is_file():
+        for match in _FENCE.finditer(readme.read_text(errors="replace")):
+            code = match.group(3)
+            if ">>>" in code:
+                sources = [e.source for e in doctest.DocTestParser().get_examples(code)]
+            else:
+                sources = [code]
+            blocks.append((f"README.md@{match.start()}", sources, None))
+    for path in files:
+        rel = path.relative_to(root).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        text = path.read_text(errors="replace")
+        if ">>>" not in text:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            doc = (
+                ast.get_docstring(node, clean=False)
+                if isinstance(
+                    node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                )
+                else None
+            )
+            if doc and ">>>" in doc:
+                try:
+                    examples = doctest.DocTestParser().get_examples(doc)
+                except ValueError:
+                    continue
+                blocks.append(
+                    (
+                        f"{path}:{getattr(node, 'lineno', 1)}",
+                        [e.source for e in examples],
+                        ".".join(parts),
+                    )
+                )
+    return blocks
+
+
+class _Inline(ast.NodeTransformer):
+    def __init__(self, bound: dict[str, ast.expr]) -> None:
+        self.bound = bound
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id in self.bound:
+            return copy.deepcopy(self.bound[node.id])
+        return node
+
+
+def doc_calls(
+    block: list[str], namespace: dict[str, object], found: set[str]
+) -> typing.Iterator[tuple[str, ast.Call]]:
+    """(class, call with the block's bound names written in) for calls of found classes."""
+    bound: dict[str, ast.expr] = {}
+    for source in block:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                try:
+                    exec(compile(ast.Module([stmt], []), "<doc>", "exec"), namespace)
+                except Exception:
+                    pass
+                continue
+            for node in ast.walk(stmt):
+                if not isinstance(node, ast.Call):
+                    continue
+                try:
+                    callee = eval(compile(ast.Expression(node.func), "<doc>", "eval"), namespace)
+                except Exception:
+                    continue
+                qual = f"{getattr(callee, '__module__', '')}.{getattr(callee, '__qualname__', '')}"
+                if inspect.isclass(callee) and qual in found:
+                    yield qual, _Inline(bound).visit(copy.deepcopy(node))
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
+                bound[stmt.targets[0].id] = _Inline(bound).visit(copy.deepcopy(stmt.value))
+
+
 def _decorated_by_registry(node: ast.FunctionDef) -> bool:
     return any("register_model" in ast.unparse(d) for d in node.decorator_list)
 
@@ -604,6 +702,21 @@ def main() -> None:
                 owner = loaded.get(target.rpartition(".")[0])
                 scope = {**namespace, func.id: getattr(owner, target.rpartition(".")[2], None)}
             plans.append((target, text, lambda code=code, ns=scope: eval(code, ns)))
+
+    # documentation examples: the README's code blocks and the docstrings' >>> examples
+    for where, block, module_name in doc_blocks(root, files):
+        module = loaded.get(module_name) if module_name is not None else None
+        if module_name is not None and module is None:
+            continue
+        namespace = dict(vars(module)) if module is not None else {"__name__": "__doc__"}
+        for target, call in doc_calls(block, namespace, set(found)):
+            text = ast.unparse(call)
+            seen = per_class.setdefault(target, set())
+            if text in seen or len(seen) >= MAX_CALL_SITES:
+                continue
+            seen.add(text)
+            code = compile(ast.Expression(call), where, "eval")
+            plans.append((target, text, lambda code=code, ns=namespace: eval(code, ns)))
 
     # factories
     factory_plans: list[tuple[str, typing.Callable[[], object]]] = []

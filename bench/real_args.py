@@ -8,7 +8,7 @@ checkout's interpreter measures that checkout, e.g. ``/work/main/.venv/bin/pytho
 came from:
 
 - real: built with arguments the project gives (defaults, a config class or method, a
-  call site, a script's line, pyproject.toml), or measured as instances inside such a
+  call site, a script's line, an example in its documentation, pyproject.toml), or measured as instances inside such a
   model, or listed with configuration files (``kind`` ``"config"``) or factories;
 - example: figures only from example sizes guessed from parameter names;
 - none: no figures.

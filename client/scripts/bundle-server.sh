@@ -20,6 +20,9 @@ pip_target() {
 pip_target pygls==2.1.1 lsprotocol==2025.0.0 cattrs==26.2.1 attrs==26.1.0 typing_extensions==4.15.0
 # paramlens reads pyproject.toml with tomllib, which Python 3.10 lacks.
 pip_target tomli==2.2.1
+# Hydra/LightningCLI YAML (PyYAML: without its C extension for another platform or Python,
+# it falls back to its pure-Python parser) and README code blocks (markdown-it-py, mdurl).
+pip_target PyYAML==6.0.4 markdown-it-py==4.3.0 mdurl==0.1.2
 # Our own package, built from the repo root (a non-editable install).
 if [ ! -f "$REPO_DIR/pyproject.toml" ]; then
   echo "bundle-server: $REPO_DIR/pyproject.toml not found" >&2

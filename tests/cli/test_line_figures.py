@@ -27,7 +27,9 @@ def test_annotate_paints_lines_with_the_real_builds_sizes() -> None:
     assert lines[19].endswith("# ModuleList 4,672 | 3 x ModuleList 55,680")
     # a class no model uses: its example build, said on its line
     assert lines[45].endswith("# Linear(3 -> 3) 12 → [1, 3] · example sizes")
-    assert sum("example sizes" in row for row in lines.values()) == 1
+    # and the shapes its forward() gave, which only that build ran
+    assert lines[48].endswith("# return: [1, 3] · example sizes")
+    assert [n for n, row in lines.items() if "example sizes" in row] == [45, 48]
 
 
 def test_the_sizes_of_a_line_are_torchs() -> None:

@@ -38,6 +38,12 @@ async def initialize(
     def on_status(params: Any) -> None:
         client.status.append(params)  # type: ignore[attr-defined]
 
+    client.registered = []  # type: ignore[attr-defined]
+
+    @client.feature(lsp.CLIENT_REGISTER_CAPABILITY)
+    def on_register(params: lsp.RegistrationParams) -> None:  # VS Code answers it
+        client.registered.append(params)  # type: ignore[attr-defined]
+
     @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
     def on_refresh(params: None) -> None:
         client.lens_refreshes += 1  # type: ignore[attr-defined]

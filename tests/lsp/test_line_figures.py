@@ -8,7 +8,7 @@ import pytest
 from pytest_lsp import LanguageClient
 
 from tests.conftest import FIXTURES
-from tests.lsp.conftest import lens_titles, open_file
+from tests.lsp.conftest import inlay_hints, label, lens_titles, open_file
 from tests.lsp.test_lenses_and_hovers import hover
 
 pytestmark = pytest.mark.timeout(120)
@@ -35,6 +35,11 @@ async def test_line_lenses_and_hovers_show_the_real_builds(client: LanguageClien
     assert "of Residual" not in text  # no share of the example build's total
     text = await hover(client, doc, 45)
     assert "*example sizes: measured in Gate built with example arguments;" in text
+    # the shape forward() gave in Gate: only its example build ran it, and the hint says so
+    [hint] = [h for (line, _), h in (await inlay_hints(client, doc, 48, 49)).items() if line == 48]
+    assert label(hint) == ": [1, 3]"
+    assert isinstance(hint.tooltip, str)
+    assert hint.tooltip.startswith("Gate(channels=3) (example sizes) with torch.randn(1, 3)")
 
 
 async def test_a_line_two_models_build_shows_both_sizes_and_says_where(

@@ -22,7 +22,7 @@ from ..analysis.workspace import Workspace
 from ..config import Settings, find_pyproject, key_line
 from ..worker import protocol
 from ..worker.protocol import CALL_SITE_INPUT, EXAMPLE_SOURCE, ClassSpec
-from .real_args import config_method_spec, script_spec
+from .real_args import config_method_spec, doc_constructors, script_spec
 
 CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
 CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
@@ -194,12 +194,17 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         # never download weights: DeepLabV3(encoder_weights=None), FCN(pretrained=False)
         names = {p.name for p in params}
         args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
+        # a constructor that passes *args, **kwargs on (vit-pytorch's DistillableViT(ViT))
+        # has no defaults to build with: then the documentation's examples
+        documented, doc_refs = doc_constructors(cls, workspace)
         return ClassSpec(
             cls.name,
             cls.line,
             f"{cls.name}({args})",
             "default arguments",
+            refs=doc_refs,
             source_kind=protocol.SOURCE_DEFAULTS,
+            candidates=tuple((c, w, False, protocol.SOURCE_DOC) for c, w in documented),
         )
     configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
     if all(configs.values()):
@@ -234,17 +239,29 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
                 source_kind=protocol.SOURCE_CALL_SITE,
             )
     fallback = _examples(cls, workspace, required, configs)
+    # a script's model, then the documentation's examples, then example sizes: the first
+    # that builds (each one that fails says why in the result's notes)
+    chain: list[tuple[str, str, bool, str]] = []
     script = script_spec(cls, workspace)
-    if script is None:
+    if script is not None and script.ctor is not None:
+        chain.append((script.ctor, script.ctor_source, False, protocol.SOURCE_SCRIPT))
+    documented, doc_refs = doc_constructors(cls, workspace)
+    chain += [(c, where, False, protocol.SOURCE_DOC) for c, where in documented]
+    if not chain:
         return fallback
-    # the script's model first; if its statement fails, the examples (or the note)
-    examples = [(c, EXAMPLE_SOURCE, True) for c in (fallback.ctor, *fallback.alternatives) if c]
-    return dataclasses.replace(
-        script,
+    kind = protocol.SOURCE_EXAMPLE
+    chain += [(c, EXAMPLE_SOURCE, True, kind) for c in (fallback.ctor, *fallback.alternatives) if c]
+    (ctor, source, _, kind), *rest = chain
+    return ClassSpec(
+        cls.name,
+        cls.line,
+        ctor,
+        source,
         missing_args=fallback.missing_args,
         fix_hint=fallback.fix_hint,
-        refs=fallback.refs,
-        candidates=tuple(examples),
+        refs=tuple(sorted(dict([*fallback.refs, *doc_refs]).items())),
+        source_kind=kind,
+        candidates=tuple(rest),
     )
 
 

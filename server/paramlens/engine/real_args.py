@@ -21,6 +21,7 @@ from ..analysis.arguments import (
     script_instances,
 )
 from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, config_root, read_configs
+from ..analysis.docs import DocExample, doc_examples, refs_of
 from ..analysis.example_args import example_value
 from ..analysis.model import ClassInfo, InitParam
 from ..analysis.reading import relative_path
@@ -84,7 +85,7 @@ def config_method_spec(
     # as the places that set its open fields do, else its own defaults, else as another
     # place that sets its fields does (minGPT's default model_type "gpt" names no size:
     # projects/chargpt sets "gpt-mini")
-    candidates: list[tuple[str, str, bool]] = []
+    candidates: list[tuple[str, str, bool, str]] = []
     sites = _sites(workspace, cls, method)[:MAX_SITES]
     opened = set(method.open_fields)
     setting = [s for s in sites if opened & dict(s.values).keys()]
@@ -107,9 +108,9 @@ def config_method_spec(
         if examples:
             source += f", example {', '.join(f'{f}={v}' for f, v in examples)}"
         ctor = f"{cls.name}({param.name}={config})"
-        if all(c != ctor for c, _, _ in candidates):
-            candidates.append((ctor, source, bool(examples)))
-    (ctor, source, example), *rest = candidates
+        if all(c[0] != ctor for c in candidates):
+            candidates.append((ctor, source, bool(examples), kind))
+    (ctor, source, example, _), *rest = candidates
     return ClassSpec(
         cls.name,
         cls.line,
@@ -185,7 +186,55 @@ def expression(value: object, names: _Names) -> str:
         return "{" + ", ".join(f"{k!r}: {expression(v, names)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(expression(v, names) for v in value) + "]"
+    if isinstance(value, tuple):
+        items = [expression(v, names) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
     return repr(value)
+
+
+# -- documentation examples ------------------------------------------------------------
+
+_DOCS: weakref.WeakKeyDictionary[Workspace, dict[str, list[DocExample]]] = (
+    weakref.WeakKeyDictionary()
+)
+MAX_DOC_CANDIDATES = 4  # a class's doc examples tried, the first by file order
+
+
+def workspace_docs(workspace: Workspace) -> dict[str, list[DocExample]]:
+    """The workspace's doc examples by the class they build (read once per scan)."""
+    known = _DOCS.get(workspace)
+    if known is None:
+        known = {}
+        for example in doc_examples(workspace):
+            known.setdefault(example.build.target, []).append(example)
+        _DOCS[workspace] = known
+    return known
+
+
+def doc_place(example: DocExample, root: Path) -> str:
+    """``README.md:123``, ``vit_pytorch/cait.py:40 (docstring)``."""
+    where = f"{relative_path(example.file, root)}:{example.line}"
+    return f"{where} (docstring)" if example.docstring else where
+
+
+def doc_constructors(
+    cls: ClassInfo, workspace: Workspace
+) -> tuple[list[tuple[str, str]], tuple[tuple[str, str], ...]]:
+    """``cls`` as the project's documentation builds it: (expression, where) for each
+    distinct doc example, first by file order, and the names the expressions use."""
+    names = _Names((cls.qualname, cls.name))
+    refs: dict[str, str] = {}
+    found: list[tuple[str, str]] = []
+    for example in workspace_docs(workspace).get(cls.qualname, []):
+        ctor = expression(example.build, names)
+        if any(c == ctor for c, _ in found):
+            continue
+        found.append((ctor, doc_place(example, workspace.root)))
+        refs.update((r.local, r.target) for r in refs_of(example.build))
+        if len(found) >= MAX_DOC_CANDIDATES:
+            break
+    refs.update(names.refs)
+    return found, tuple(sorted(refs.items()))
 
 
 def _config_class(build: ConfigBuild, workspace: Workspace, path: str) -> ClassInfo | None:

@@ -324,6 +324,23 @@ class ParamlensServer(LanguageServer):
             self.schedule(state.uri)
             self.schedule_users(state)
 
+    def files_changed(self, paths: list[str]) -> None:
+        """Files changed on disk, not through an open document (a README's example, a
+        config, a block a ``git checkout`` replaced): the open documents of the workspaces
+        holding them are analysed again, once, after the debounce; stale meanwhile."""
+        opened = {state.path for state in self.documents.values()}
+        changed = [Path(p) for p in paths if p not in opened]
+        affected = [
+            state
+            for state in self.documents.values()
+            if any(p.is_relative_to(self.root_for(state.path).path) for p in changed)
+        ]
+        for state in affected:
+            state.stale = state.report is not None
+            self.schedule(state.uri, self.settings_for(Path(state.path)).debounce_ms / 1000)
+        if affected:
+            self.refresh_views()
+
     def schedule_users(self, state: DocumentState, delay_s: float = 0.0) -> None:
         """The other open documents that import ``state``'s file: stale, analysed again."""
         users = [
@@ -592,6 +609,40 @@ async def on_initialized(ls: ParamlensServer, params: lsp.InitializedParams) -> 
         # picks a file; a folder never seen waits for a file with a model in it
         if ls.engine.analysed_before(folder):
             ls.engine.start_worker(str(folder), folder)
+    await watch_files(ls)
+
+
+WATCHED = "**/*.{py,md,yaml,yml,json,toml}"  # code, READMEs, configs, pyproject.toml
+REGISTER_WAIT_S = 10.0
+
+
+async def watch_files(ls: ParamlensServer) -> None:
+    """Ask the editor to tell us of files changed on disk, if it can."""
+    workspace = ls.client_capabilities.workspace
+    watched = workspace.did_change_watched_files if workspace else None
+    if not (watched and watched.dynamic_registration):
+        return
+    options = lsp.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[lsp.FileSystemWatcher(glob_pattern=WATCHED)]
+    )
+    registration = lsp.Registration(
+        id="paramlens-watched-files",
+        method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=options,
+    )
+    try:
+        await asyncio.wait_for(
+            ls.client_register_capability_async(lsp.RegistrationParams([registration])),
+            REGISTER_WAIT_S,
+        )
+    except Exception as exc:  # an editor that refuses: figures refresh on the next edit
+        ls.log(f"watching files: the editor refused ({exc})")
+
+
+@server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def on_watched_files(ls: ParamlensServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+    paths = (uri_to_path(change.uri) for change in params.changes)
+    ls.files_changed([p for p in paths if p])
 
 
 @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)

@@ -290,7 +290,7 @@ def _example_args(model: ModelResult) -> str:
 def arguments_text(model: ModelResult) -> str:
     """Where the arguments of a model's figures came from, when that is not the plain
     reading of its code: example sizes, a config method, a script's line, a config file, a
-    call with literal arguments."""
+    call with literal arguments, a documentation example."""
     kind = model.source_kind
     if kind == protocol.SOURCE_CONFIG_METHOD:
         return f"from {model.source}"
@@ -300,6 +300,8 @@ def arguments_text(model: ModelResult) -> str:
         return f"as called at {model.source}"
     if kind == protocol.SOURCE_CONFIG_FILE:
         return f"from {model.source}"
+    if kind == protocol.SOURCE_DOC:
+        return f"as in the example at {model.source}"
     if model.example:
         return f"with example arguments {_example_args(model)}"
     return ""
@@ -478,6 +480,7 @@ class InlineShapes:
 
     shapes: list[str]
     sources: list[str]  # "CNN with torch.randn(1, 1, 28, 28) (guessed from ...)"
+    example: bool = False  # from a build with example arguments (no real build ran it)
 
 
 def inline_shapes_at(
@@ -494,14 +497,15 @@ def inline_shapes_at(
         if forward is None:
             continue
         rank = (model.example, forward.guessed, forward.error is not None, -model.total_params)
-        source = f"{model.name} with {forward.input} ({forward.input_source})"
+        built = f"{model.ctor} ({EXAMPLE_SIZES})" if model.example else model.name
+        source = f"{built} with {forward.input} ({forward.input_source})"
         for shape in forward.lines:
             if shape.file != file:
                 continue
             key = (shape.line, shape.column, shape.name)
             best = found.get(key)
             if best is None or rank < best[0]:
-                found[key] = best = (rank, InlineShapes([], []))
+                found[key] = best = (rank, InlineShapes([], [], model.example))
             if rank == best[0]:
                 seen = best[1]
                 seen.shapes += [s for s in shape.shapes if s not in seen.shapes]
@@ -511,13 +515,20 @@ def inline_shapes_at(
 
 
 def inline_shapes(models: Iterable[ModelResult]) -> dict[int, str]:
-    """Line -> ``x: [1, 64, 12, 12]`` for the lines of forward() in the models' own file."""
+    """Line -> ``x: [1, 64, 12, 12]`` for the lines of forward() in the models' own file;
+    shapes only a build with example arguments gave end with ``· example sizes``."""
     models = list(models)
     by_line: dict[int, list[str]] = {}
+    example: set[int] = set()
     for file in dict.fromkeys(m.file for m in models):
         for (line, _, name), seen in sorted(inline_shapes_at(models, file).items()):
             by_line.setdefault(line, []).append(f"{name}: {' | '.join(seen.shapes)}")
-    return {line: ", ".join(names) for line, names in by_line.items()}
+            if seen.example:
+                example.add(line)
+    return {
+        line: ", ".join(names) + (f"{SEP}{EXAMPLE_SIZES}" if line in example else "")
+        for line, names in by_line.items()
+    }
 
 
 # -- summary table --------------------------------------------------------------
@@ -836,6 +847,7 @@ _REAL_SOURCES = frozenset(
         protocol.SOURCE_SCRIPT,
         protocol.SOURCE_CONFIG_FILE,
         protocol.SOURCE_CALL_SITE,
+        protocol.SOURCE_DOC,
     }
 )
 

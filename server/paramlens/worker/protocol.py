@@ -39,6 +39,7 @@ SOURCE_CALL_SITE = "call site"  # a call with literal arguments (file:line)
 SOURCE_CONFIG_METHOD = "config method"  # GPT.get_default_config(), Model.from_config()
 SOURCE_SCRIPT = "script"  # a model a script builds at module level (file:line)
 SOURCE_CONFIG_FILE = "config file"  # a Hydra / LightningCLI YAML or a config.json (path:line)
+SOURCE_DOC = "doc example"  # a README code block or a docstring's >>> example (path:line)
 SOURCE_EXAMPLE = "example"  # example sizes guessed from parameter names
 SOURCE_FACTORY = "factory"  # a model factory function called with no arguments
 
@@ -67,8 +68,9 @@ class ClassSpec:
     source_kind: str = ""
     example: bool = False
     # further constructors to try, in order, if ``ctor`` fails: (expression, where its
-    # arguments came from, whether some are examples); the result says which one built it
-    candidates: tuple[tuple[str, str, bool], ...] = ()
+    # arguments came from, whether some are examples, their kind: SOURCE_*); the result
+    # says which one built it
+    candidates: tuple[tuple[str, str, bool, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -503,7 +505,7 @@ def class_spec(d: dict[str, Any]) -> ClassSpec:
             "missing_args": tuple(d.get("missing_args", ())),
             "refs": tuple((n, t) for n, t in d.get("refs", ())),
             "alternatives": tuple(d.get("alternatives", ())),
-            "candidates": tuple((c, s, e) for c, s, e in d.get("candidates", ())),
+            "candidates": tuple((c, s, e, k) for c, s, e, k in d.get("candidates", ())),
         }
     )
 

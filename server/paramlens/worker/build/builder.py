@@ -21,6 +21,7 @@ from ..layers import qualtype
 from ..protocol import (
     EXAMPLE_SOURCE,
     FINAL_KINDS,
+    SOURCE_DOC,
     SOURCE_SCRIPT,
     ClassSpec,
     ErrorInfo,
@@ -47,19 +48,33 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
 
     With ``ctx.on_staged``, a class whose training step is simulated is also handed there
     before the step, as it will be returned but with ``forward.step_pending``."""
+    failed: list[str] = []  # the script's or documentation's ways that failed, and why
+    result = _build_tried(spec, ctx, failed)
+    if failed and result.error is None:
+        result = dataclasses.replace(result, notes=(*failed, *result.notes))
+    return result
+
+
+def _build_tried(spec: ClassSpec, ctx: BuildContext, failed: list[str]) -> ModelResult:
+    """:func:`build_class` without the notes of the ways that failed (put in ``failed``)."""
     result = _as_built(_build_class(spec, ctx, _stage(spec, ctx)), spec)
-    for ctor, source, example in spec.candidates:  # the project's other ways, in order
+    for ctor, source, example, kind in spec.candidates:  # the project's other ways, in order
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
-        spec = dataclasses.replace(spec, ctor=ctor, ctor_source=source, example=example)
+        if spec.source_kind in (SOURCE_SCRIPT, SOURCE_DOC):
+            failed.append(f"{_tried(spec)} failed: {result.error.message}")
+        spec = dataclasses.replace(
+            spec, ctor=ctor, ctor_source=source, example=example, source_kind=kind
+        )
         result = _as_built(_build_class(spec, ctx, _stage(spec, ctx)), spec)
     if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
         if result.error is None or result.error.kind in FINAL_KINDS:
             return result
-        if spec.source_kind != SOURCE_SCRIPT or not spec.missing_args:
+        if spec.source_kind not in (SOURCE_SCRIPT, SOURCE_DOC) or not spec.missing_args:
             return result
-        # a script's model that could not be built: the class still needs its arguments
-        return _needs_args(result, spec, ctx, f"the model built at {spec.ctor_source}")
+        # a script's model or a documented example that could not be built: the class
+        # still needs its arguments
+        return _needs_args(result, spec, ctx, _tried(spec))
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
@@ -68,6 +83,15 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     if result.error is None or result.error.kind in FINAL_KINDS:
         return result
     return _needs_args(result, spec, ctx, "example arguments")
+
+
+def _tried(spec: ClassSpec) -> str:
+    """What a build of ``spec`` tried, for a note or a message."""
+    if spec.source_kind == SOURCE_SCRIPT:
+        return f"the model built at {spec.ctor_source}"
+    if spec.source_kind == SOURCE_DOC:
+        return f"the example at {spec.ctor_source}"
+    return f"{spec.ctor} ({spec.ctor_source})"
 
 
 def _needs_args(result: ModelResult, spec: ClassSpec, ctx: BuildContext, tried: str) -> ModelResult:

@@ -1,0 +1,350 @@
+"""Documentation examples as constructors: calls of workspace classes in the project's own
+documentation, read and never run. The fenced Python blocks of its Markdown files (every
+``README.md``, and the ``*.md`` under a ``docs/`` folder), read with markdown-it-py (the
+CommonMark parser), and the ``>>>`` examples of its docstrings, read with the standard
+library's :class:`doctest.DocTestParser`.
+
+A call counts when its callee resolves to a workspace class, through the block's imports
+(``from vit_pytorch.cait import CaiT``) or, in a docstring, through its module, and its
+arguments are literals, names the block bound to literals or to such calls
+(``configuration = LlamaConfig()`` then ``LlamaModel(configuration)``), or such calls
+nested (``TransformerWrapper(..., attn_layers=Decoder(dim=512, depth=12))``). Each is a
+:class:`~.configs.Target` tree the engine writes as a constructor expression.
+
+Imports markdown-it-py, :mod:`.configs`, :mod:`.literals`, :mod:`.model`, :mod:`.reading`
+and :mod:`.workspace`."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from .configs import Target
+from .example_args import NO_WEIGHTS
+from .literals import Budget, dotted_name, try_literal
+from .model import FileInfo, Ref
+from .reading import read_imports, syntax_tree
+from .workspace import SKIP_DIRS, Workspace
+
+MAX_DOC_FILES = 200  # Markdown files one workspace offers at most
+MAX_DOC_BYTES = 512 * 1024  # a README is small: larger Markdown is generated or data
+MAX_BLOCK_CHARS = 20_000  # one code block or docstring example set
+DOC_FOLDERS = frozenset({"docs", "doc"})
+_NO_WEIGHTS = {k: {"False": False, "None": None}[v] for k, v in NO_WEIGHTS.items()}
+_PYTHON_INFO = frozenset({"", "python", "py", "python3", "py3", "pycon", "ipython", "ipython3"})
+
+
+@dataclass(frozen=True)
+class DocExample:
+    """A call of a workspace class in the documentation: ``CaiT(image_size=256, ...)``."""
+
+    file: str  # the Markdown or Python file (absolute)
+    line: int  # of the call, 1-based
+    build: Target  # the class (resolved) and its arguments: literals, Refs, Targets
+    docstring: bool  # a ``>>>`` example of a docstring, not a Markdown block
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Python source read from documentation, with the file line of its first line."""
+
+    text: str
+    line: int
+
+
+# -- finding the blocks -----------------------------------------------------------------
+
+
+def markdown_files(root: Path) -> list[str]:
+    """Every README.md of the workspace and the Markdown under its ``docs/`` folders, in
+    a stable order (bounded; the folders a scan skips are skipped)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        in_docs = any(part in DOC_FOLDERS for part in Path(dirpath).relative_to(root).parts)
+        for name in sorted(filenames):
+            lowered = name.lower()
+            if lowered.endswith((".md", ".markdown")) and (
+                in_docs or lowered.startswith("readme.")
+            ):
+                found.append(os.path.join(dirpath, name))
+                if len(found) >= MAX_DOC_FILES:
+                    return found
+    return found
+
+
+def _doctest_chunks(text: str, first_line: int) -> list[_Chunk]:
+    """The ``>>>`` examples of ``text`` (a docstring or a ``pycon`` block), each with its
+    file line; none when the text is not a well-formed doctest."""
+    try:
+        examples = doctest.DocTestParser().get_examples(text)
+    except ValueError:  # inconsistent indentation of an example
+        return []
+    return [_Chunk(e.source, first_line + e.lineno) for e in examples]
+
+
+def markdown_chunks(text: str) -> list[list[_Chunk]]:
+    """The Python blocks of a Markdown text, each as its chunks (one for a plain block,
+    one per example for a ``>>>`` block)."""
+    blocks = []
+    for token in MarkdownIt("commonmark").parse(text):
+        if token.type not in ("fence", "code_block") or token.map is None:
+            continue
+        language = token.info.strip().split(" ")[0].lower() if token.type == "fence" else ""
+        if language not in _PYTHON_INFO or len(token.content) > MAX_BLOCK_CHARS:
+            continue
+        first = token.map[0] + (2 if token.type == "fence" else 1)  # its first content line
+        if ">>> " in token.content:
+            blocks.append(_doctest_chunks(token.content, first))
+        else:
+            blocks.append([_Chunk(token.content, first)])
+    return blocks
+
+
+def docstring_chunks(info: FileInfo) -> list[list[_Chunk]]:
+    """The ``>>>`` examples of each docstring of ``info`` (module, classes, functions)."""
+    tree = syntax_tree(info)
+    if tree is None:
+        return []
+    blocks = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        first = node.body[0] if node.body else None
+        if not isinstance(first, ast.Expr) or not isinstance(first.value, ast.Constant):
+            continue
+        text = first.value.value
+        if isinstance(text, str) and ">>>" in text and len(text) <= MAX_BLOCK_CHARS:
+            chunks = _doctest_chunks(text, first.lineno)
+            if chunks:
+                blocks.append(chunks)
+    blocks.sort(key=lambda b: b[0].line)
+    return blocks
+
+
+# -- reading a block --------------------------------------------------------------------
+
+
+class _NotBuilt(Exception):
+    pass
+
+
+class _Block:
+    """One block read top to bottom: what its imports and assignments bind, and the calls
+    of workspace classes it makes."""
+
+    def __init__(
+        self,
+        file: str,
+        scope: dict[str, str],
+        module: str | None,
+        is_class: Callable[[str], str | None],
+        docstring: bool,
+    ) -> None:
+        self.file = file
+        self.scope = scope  # local name -> qualified name (imports, the docstring's module)
+        self.module = module  # a docstring's module: its other names resolve there
+        self.is_class = is_class  # qualified name -> the workspace class it is, or None
+        self.docstring = docstring
+        self.values: dict[str, object] = {}  # names bound to literals or Targets
+        self.found: list[DocExample] = []
+        self.budget = Budget(20_000)
+
+    def qualified(self, node: ast.expr) -> str | None:
+        dotted = dotted_name(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        base = self.scope.get(head)
+        if base is None and self.module is not None:
+            base = f"{self.module}.{head}"
+        if base is None:
+            return None
+        return f"{base}.{rest}" if rest else base
+
+    def value(self, node: ast.expr) -> object:
+        """A value of the constructor expression: a literal, a Ref, a Target."""
+        if isinstance(node, ast.Name) and node.id in self.values:
+            return self.values[node.id]
+        if isinstance(node, ast.Call):
+            return self.target(node)
+        if isinstance(node, (ast.Tuple, ast.List)) and any(
+            isinstance(e, (ast.Call, ast.Name)) for e in node.elts
+        ):
+            items = [self.value(e) for e in node.elts]
+            return tuple(items) if isinstance(node, ast.Tuple) else items
+        constants = {k: v for k, v in self.values.items() if not isinstance(v, Target)}
+        ok, value = try_literal(node, constants, self.scope, self.budget)
+        if not ok:
+            raise _NotBuilt
+        return value
+
+    def target(self, call: ast.Call) -> Target:
+        callee = self.qualified(call.func)
+        resolved = self.is_class(callee) if callee is not None else None
+        if resolved is None:
+            raise _NotBuilt
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            raise _NotBuilt
+        if any(k.arg is None for k in call.keywords):
+            raise _NotBuilt
+        args = tuple(self.value(a) for a in call.args)
+        kwargs = tuple((k.arg, self.value(k.value)) for k in call.keywords if k.arg)
+        # never download weights: the README's ``pretrained=True`` is built without them
+        kwargs = tuple((k, _NO_WEIGHTS.get(k, v) if v else v) for k, v in kwargs)
+        return Target(resolved, args, kwargs)
+
+    def read(self, chunk: _Chunk) -> None:
+        try:
+            tree = ast.parse(chunk.text)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return  # prose in a code block, a shell line, a stale fragment
+        offset = chunk.line - 1
+        for stmt in tree.body:
+            self.statement(stmt, offset)
+
+    def statement(self, stmt: ast.stmt, offset: int) -> None:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            relative = isinstance(stmt, ast.ImportFrom) and stmt.level > 0
+            if relative and self.module is None:  # only in a docstring, from its module
+                return
+            # read as the scan reads a module's imports, into the block's own names
+            info = FileInfo(self.file, self.module or "", "", symbols=self.scope)
+            read_imports([stmt], info, Path(self.file).name == "__init__.py")
+            return
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call) and self.is_class(self.qualified(node.func) or ""):
+                try:
+                    build = self.target(node)
+                except (_NotBuilt, RecursionError):
+                    continue
+                self.found.append(
+                    DocExample(self.file, node.lineno + offset, build, self.docstring)
+                )
+        value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+        targets = (
+            stmt.targets
+            if isinstance(stmt, ast.Assign)
+            else [stmt.target]
+            if isinstance(stmt, ast.AnnAssign)
+            else []
+        )
+        for target in targets:
+            if not isinstance(target, ast.Name):
+                continue
+            self.values.pop(target.id, None)
+            if value is not None and len(targets) == 1:
+                try:
+                    self.values[target.id] = self.value(value)
+                except (_NotBuilt, RecursionError):
+                    pass
+
+
+def _read_blocks(
+    file: str,
+    blocks: list[list[_Chunk]],
+    scope: dict[str, str],
+    module: str | None,
+    is_class: Callable[[str], str | None],
+) -> list[DocExample]:
+    """Every doc example of one file's blocks. A Markdown file's imports carry over to its
+    later blocks (a README imports once and goes on); what blocks bind does not."""
+    found: list[DocExample] = []
+    imports = dict(scope)
+    for chunks in blocks:
+        block = _Block(file, dict(imports), module, is_class, module is not None)
+        for chunk in chunks:
+            block.read(chunk)
+        if module is None:
+            imports.update(block.scope)
+        found += block.found
+    return found
+
+
+# -- the workspace's examples -----------------------------------------------------------
+
+_MARKDOWN: dict[tuple[str, int, int], list[list[_Chunk]]] = {}
+_DOCSTRINGS: dict[tuple[str, str], list[list[_Chunk]]] = {}
+_LOCK = threading.Lock()
+
+
+def _markdown_blocks(path: str) -> list[list[_Chunk]]:
+    """A Markdown file's Python blocks, read once per version of the file on disk."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return []
+    if stat.st_size > MAX_DOC_BYTES:
+        return []
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    with _LOCK:
+        known = _MARKDOWN.get(key)
+    if known is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        known = markdown_chunks(text)
+        with _LOCK:
+            if len(_MARKDOWN) > 1024:
+                _MARKDOWN.clear()
+            _MARKDOWN[key] = known
+    return known
+
+
+def _docstring_blocks(info: FileInfo) -> list[list[_Chunk]]:
+    """A Python file's docstring examples, read once per file text."""
+    key = (info.path, info.digest)
+    with _LOCK:
+        known = _DOCSTRINGS.get(key)
+    if known is None:
+        known = docstring_chunks(info) if ">>>" in info.text else []
+        with _LOCK:
+            if len(_DOCSTRINGS) > 8192:
+                _DOCSTRINGS.clear()
+            _DOCSTRINGS[key] = known
+    return known
+
+
+def doc_examples(workspace: Workspace) -> Iterator[DocExample]:
+    """Every doc example of the workspace, file by file in path order (Markdown and
+    docstrings alike), each file's in line order."""
+
+    def is_class(qualname: str) -> str | None:
+        resolved = workspace.resolve(qualname)
+        return resolved if resolved in workspace.classes else None
+
+    markdown = {path: None for path in markdown_files(workspace.root)}
+    files = sorted([*markdown, *workspace.files], key=lambda p: Path(p).as_posix())
+    for path in files:
+        if path in markdown:
+            blocks = _markdown_blocks(path)
+            yield from _read_blocks(path, blocks, {}, None, is_class)
+            continue
+        info = workspace.files[path]
+        if info.path.endswith(".py"):
+            blocks = _docstring_blocks(info)
+            if blocks:
+                yield from _read_blocks(path, blocks, dict(info.symbols), info.module, is_class)
+
+
+def refs_of(value: object) -> Iterator[Ref]:
+    """The Refs inside a doc example's value (its literals name ``nn.GELU``)."""
+    if isinstance(value, Ref):
+        yield value
+    elif isinstance(value, Target):
+        for item in (*value.args, *(v for _, v in value.kwargs)):
+            yield from refs_of(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from refs_of(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from refs_of(item)
