@@ -194,3 +194,56 @@ async def test_an_edit_shows_in_the_open_files_that_import_it(
     edit(client, config_doc, 2, 5, "    width: int = 16\n", end_line=6)
     await eventually(lambda: net_lens("272"), timeout=30)
     assert config.read_text().endswith("width: int = 8\n")  # never saved
+
+
+async def test_an_edit_in_a_package_is_run_during_its_debounce(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    """In a package the worker's zygote imported, an edit's module runs again as soon as
+    it is typed (a prepared process), and its analysis, after the debounce, builds from
+    that process: the lens shows the edited width."""
+    shutil.copytree(FIXTURES / "livepkg", tmp_path / "ws")
+    (tmp_path / "ws" / "pyproject.toml").write_text("")
+    vit = tmp_path / "ws" / "zoo" / "vit.py"
+    client.set_configuration({"paramlens": {"analyzeOnChange": True, "debounceMs": 300}})
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    document = open_file(client, vit)
+    line = next(
+        i for i, t in enumerate(vit.read_text().splitlines(), 1) if t.startswith("class ViT(")
+    )
+
+    async def vit_lens() -> str | None:
+        title = titles(await lenses(client, document)).get(line, "")
+        return title if "ViT ·" in title and "stale" not in title and "…" not in title else None
+
+    before = await eventually(vit_lens)
+
+    async def analysed() -> bool | None:  # its factories too: the file was built, not opened
+        ready = [s for s in client.status if s.state == "ready"]  # type: ignore[attr-defined]
+        return bool(ready) or None
+
+    await eventually(analysed)
+    index = (
+        vit.read_text()
+        .splitlines()
+        .index(
+            "    def __init__(self, dim: int = 64, depth: int = 2, patch: int = 8, classes: int = 10):"
+        )
+    )
+    edit(
+        client,
+        document,
+        2,
+        index,
+        "    def __init__(self, dim: int = 40, depth: int = 2, patch: int = 8, classes: int = 10):\n",
+        end_line=index + 1,
+    )
+
+    async def new_lens() -> str | None:
+        title = await vit_lens()
+        return title if title is not None and title != before else None
+
+    await eventually(new_lens, timeout=60)
+    logged = [m.message for m in client.log_messages]
+    assert any("prepared for the edit" in m for m in logged), logged
+    assert any("forks from the process prepared for its text" in m for m in logged), logged

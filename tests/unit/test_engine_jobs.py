@@ -4,12 +4,14 @@ cancelled only once nobody waits for it (a stand-in worker: no torch, no subproc
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from paramlens.config import Settings
 from paramlens.engine.engine import Engine
+from paramlens.engine.worker_client import State
 from paramlens.worker.protocol import BuildJob, JobResult
 
 from tests.conftest import FIXTURES
@@ -105,3 +107,42 @@ def test_an_open_buffer_equal_to_its_file_is_no_override(tmp_path: Path) -> None
     edited = {str(path): SEED.read_text().replace("512", "256")}
     job = engine.job_for(str(path), engine.scan(tmp_path, edited), Settings(), edited)
     assert job is not None and job.overrides == ((str(path), edited[str(path)]),)
+
+
+class PreparedWorker(StandInWorker):
+    """A running stand-in that keeps the edits' texts it is sent ahead of their jobs."""
+
+    state = State.RUNNING
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release.set()
+        self.prepared: list[BuildJob] = []
+
+    def prepare_edit(self, job: BuildJob) -> None:
+        self.prepared.append(job)
+
+
+async def test_an_edit_is_read_and_sent_to_the_worker_during_its_debounce(
+    tmp_path: Path,
+) -> None:
+    """On the edit itself (before the debounce ends): the worker gets its texts exactly as
+    the edit's job will carry them, and the workspace is read with the new text, the
+    file's call sites found, so that the analysis after the debounce finds them ready."""
+    shutil.copytree(FIXTURES / "livepkg", tmp_path / "ws")
+    root = tmp_path / "ws"
+    path = str(root / "zoo" / "vit.py")
+    engine = Engine(lambda _: Settings(python="stand-in"))
+    worker = PreparedWorker()
+    engine.workers["stand-in"] = worker  # type: ignore[assignment]
+    await engine.analyze(path, root, {})
+    text = Path(path).read_text().replace("dim: int = 64", "dim: int = 40")
+    engine.edited(path, root, {path: text})
+    [prepared] = worker.prepared
+    assert prepared.module == "zoo.vit" and prepared.overrides == ((path, text),)
+    await until(lambda: engine._scan_cache[path][1] == text, "the new text read ahead")
+    await until(lambda: engine._scan_cache[path][2].found_call_sites is not None, "call sites")
+    await engine.analyze(path, root, {path: text})
+    assert worker.jobs[-1].overrides == prepared.overrides
+    assert worker.jobs[-1].sys_path == prepared.sys_path
+    assert worker.jobs[-1].workspace == prepared.workspace

@@ -10,6 +10,8 @@ through the module object, and re-exports from the package's ``__init__``.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import shutil
 import sys
@@ -217,3 +219,75 @@ async def test_a_lazy_package_runs_only_the_edited_config_again(
     assert warm_figures[0] != figures(before) and warm_figures[0] != warm_figures[1]
     assert said(warm, "ran lazy.config again in"), "\n".join(warm.lines)
     assert not said(warm, "declined"), warm.lines
+
+
+async def prepared(client: Logged, texts: dict[Path, str], package: Path) -> None:
+    """Send an edit's texts ahead of its jobs, as the server does on didChange, and wait
+    until the zygote's process prepared for them has run them."""
+    before = sum("prepared for the edit" in line for line in client.lines)
+    client.prepare_edit(dataclasses.replace(job(package, "zoo.vit", {}, texts), timeout_s=60))
+    for _ in range(600):
+        if sum("prepared for the edit" in line for line in client.lines) > before:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("\n".join(client.lines))
+
+
+def forked_from_prepared(client: Logged) -> int:
+    return sum("forks from the process prepared for its text" in line for line in client.lines)
+
+
+async def test_an_edit_prepared_during_the_debounce_gives_the_figures_of_a_fresh_import(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edit's modules run again in a process forked from the zygote as soon as its text
+    is sent; its jobs' children fork from that process. A preparation of an older text is
+    never used for a newer one's jobs."""
+    zoo = package / "zoo"
+    await warm.build(job(package, "zoo.vit", VIT, {}))  # the zygote imports zoo
+    older = {zoo / "vit.py": edit(zoo / "vit.py", "dim: int = 64", "dim: int = 48")}
+    vit = edit(zoo / "vit.py", "dim: int = 64", "dim: int = 40")
+    newer = {zoo / "vit.py": vit.replace("ViT(dim=32, **kwargs)", "ViT(dim=24, **kwargs)")}
+    jobs = [
+        job(package, "zoo.vit", VIT, newer),
+        job(package, "zoo.hybrid", HYBRID, newer),  # the registry's vit_tiny, vit.Block
+        job(package, "zoo.distilled", DISTILLED, newer),  # a subclass of the edited ViT
+    ]
+    await prepared(warm, older, package)
+    stale = figures(await warm.build(jobs[0]))  # the older text's process is not used
+    assert forked_from_prepared(warm) == 0, warm.lines
+    for width in (44, 52):  # typed on: each newer text replaces the one being prepared
+        typed = {zoo / "vit.py": edit(zoo / "vit.py", "dim: int = 64", f"dim: int = {width}")}
+        warm.prepare_edit(dataclasses.replace(job(package, "zoo.vit", {}, typed), timeout_s=60))
+    await prepared(warm, newer, package)
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert forked_from_prepared(warm) == len(jobs), warm.lines
+    assert warm_figures == await cold_figures(monkeypatch, jobs)
+    assert stale == warm_figures[0]
+    assert not said(warm, "declined"), warm.lines
+
+
+async def test_an_edit_whose_preparation_fails_is_built_the_usual_way(
+    package: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text that cannot run (typed halfway): the prepared process ends, and that text's
+    job is built as without it, its error the same as a fresh import's."""
+    zoo = package / "zoo"
+    await warm.build(job(package, "zoo.vit", VIT, {}))
+    broken = {zoo / "vit.py": edit(zoo / "vit.py", "dim: int = 64", "dim: int = (64")}
+    before = sum("preparing for an edit failed" in line for line in warm.lines)
+    warm.prepare_edit(dataclasses.replace(job(package, "zoo.vit", {}, broken), timeout_s=60))
+    for _ in range(600):
+        if sum("preparing for an edit failed" in line for line in warm.lines) > before:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("\n".join(warm.lines))
+    jobs = [job(package, "zoo.vit", {"ViT": "ViT()"}, broken)]
+    warm_figures = [figures(await warm.build(j)) for j in jobs]
+    assert forked_from_prepared(warm) == 0, warm.lines
+    [[cold]] = await cold_figures(monkeypatch, jobs)
+    [[warm_vit]] = warm_figures
+    # the traceback's frames differ (a module run again, not imported): the error does not
+    assert warm_vit["error"].pop("traceback") and cold["error"].pop("traceback")
+    assert warm_vit == cold and warm_vit["error"]["kind"] == "import"

@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -244,3 +245,20 @@ def test_the_namespace_parent_ends_as_its_build_did_with_sigchld_ignored() -> No
             os._exit(99)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 7
+
+
+def test_a_memory_cap_held_for_a_while_then_lifted() -> None:
+    # a zygote's prepared process runs an edit's modules under its jobs' cap, as their
+    # children would, then forks those children with its own cap back
+    code = (
+        "from paramlens.worker.sandbox import memory_capped\n"
+        "with memory_capped(64):\n"
+        "    try:\n"
+        "        bytearray(512 * 2**20)\n"
+        "        print('allocated')\n"
+        "    except MemoryError:\n"
+        "        print('capped')\n"
+        "print(len(bytearray(512 * 2**20)) // 2**20)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["capped", "512"], out

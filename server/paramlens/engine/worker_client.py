@@ -260,6 +260,13 @@ class WorkerClient:
         the job's package) while the server is still reading the workspace."""
         await self.start(send_first={"type": "prepare", "job": job})
 
+    def prepare_edit(self, job: BuildJob) -> None:
+        """Let a running worker's zygote run an edit's modules again before its jobs come
+        (``job``: its module and unsaved texts, no class)."""
+        if self.state is State.RUNNING:
+            with contextlib.suppress(Exception):  # a dead worker: the next build says so
+                self._write({"type": "prepare-edit", "job": job})
+
     def _write(self, message: dict[str, Any]) -> None:
         assert self._process is not None and self._process.stdin is not None
         self._process.stdin.write((protocol.dumps(message) + "\n").encode())

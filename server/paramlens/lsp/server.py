@@ -312,6 +312,9 @@ class ParamlensServer(LanguageServer):
         ``modeling_llama.py``), shown stale meanwhile."""
         settings = self.settings_for(Path(state.path))
         if settings.analyze_on_change:
+            texts = {s.path: s.text for s in self.documents.values()}
+            root = self.root_for(state.path)
+            self.engine.edited(state.path, root.path, texts, root.loose)  # during the debounce
             self.schedule(state.uri, settings.debounce_ms / 1000)
             self.schedule_users(state, settings.debounce_ms / 1000)
 

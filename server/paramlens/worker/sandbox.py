@@ -461,6 +461,31 @@ def _exit(status: int) -> NoReturn:
     raise PermissionError(f"os._exit({status}) is blocked {BLOCKED}")
 
 
+@contextlib.contextmanager
+def memory_capped(memory_mb: int) -> Iterator[None]:
+    """A build's memory cap for a while, as :func:`enter` sets it (RLIMIT_AS, the soft
+    limit: ``memory_mb`` above what the process maps now), then the one before: a zygote's
+    prepared process runs an edit's modules under its jobs' cap, as their children would."""
+    import resource
+
+    baseline = _current_address_space()
+    limits = resource.getrlimit(resource.RLIMIT_AS)
+    soft, hard = limits
+    cap = baseline + memory_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    capped = False
+    if baseline and sys.platform != "darwin" and (soft == resource.RLIM_INFINITY or cap < soft):
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+            capped = True
+    try:
+        yield
+    finally:
+        if capped:
+            resource.setrlimit(resource.RLIMIT_AS, limits)
+
+
 def exit_now(code: int) -> NoReturn:
     """End this process at once (the real ``os._exit``), and our PID namespace with it."""
     _real_exit(code)

@@ -50,12 +50,17 @@ def run_child(
     def is_user_file(filename: str) -> bool:
         return loader.is_workspace_file(filename, workspace) or filename in overrides
 
-    runner = install_workspace(job, overrides)
+    prepared = PREPARED if PREPARED is not None and PREPARED.overrides == job.overrides else None
+    if prepared is not None:  # forked from a process that ran this job's texts already
+        runner = prepared.runner
+        sys.argv = [job.file]
+    else:
+        runner = install_workspace(job, overrides)
     deadline = _Deadline(job, runner, hang_file)
     try:
         with deadline.running(None):
             if refresh is not None:
-                _run_again(refresh, runner)
+                run_again(refresh, runner)
             module = importlib.import_module(job.module)
     except reload.Unsafe as exc:
         emit(out_fd, {"type": "declined", "reason": str(exc)})
@@ -133,7 +138,21 @@ class Refresh:
     modules: Callable[[ModuleRunner], reload.Modules]
 
 
-def _run_again(refresh: Refresh, runner: ModuleRunner) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    """In a process prepared for an edit (:func:`.zygote.prepare_main`): the unsaved texts
+    whose modules it ran again, as a job's child would have, and the runner that ran them.
+    Its jobs' children, forked from it, build at once: a job with exactly these texts only
+    (:func:`.zygote.before_fork` routes no other job to it)."""
+
+    overrides: tuple[tuple[str, str], ...]
+    runner: ModuleRunner
+
+
+PREPARED: Prepared | None = None
+
+
+def run_again(refresh: Refresh, runner: ModuleRunner) -> None:
     """Run the plan's modules again from this job's texts, in place of the zygote's."""
     finder = sys.meta_path[0]  # this job's own: it serves the unsaved buffers
     if not isinstance(finder, loader.WorkspaceFinder):

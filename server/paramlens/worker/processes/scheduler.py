@@ -99,6 +99,8 @@ class Worker:
         self.nested = nested
         self.zygotes: dict[int, zygotes.Zygote] = {}  # by the fd we read from
         self.direct: set[int] = set()  # jobs a dead zygote left: built without one
+        # a zygote's process prepared for an edit's text (:func:`.zygote.prepare_main`)
+        self.prepared: zygotes.Zygote | None = None
 
     # stdout is the protocol channel of the parent
     def send(self, message: dict[str, Any]) -> None:
@@ -125,7 +127,10 @@ class Worker:
 
     def selector_step(self) -> None:
         now = time.monotonic()
-        wait = min((r.deadline - now for r in self.running.values()), default=None)
+        deadlines = [r.deadline for r in self.running.values()]
+        if self.prepared is not None and self.prepared.files is None:
+            deadlines.append(self.prepared.ready_by)
+        wait = min((d - now for d in deadlines), default=None)
         events = self.selector.select(None if wait is None else max(wait, 0.0))
         for key, _ in events:
             if key.fd == 0:
@@ -139,6 +144,11 @@ class Worker:
             if now >= running.deadline and not running.timed_out:
                 running.timed_out = True
                 self._kill(running)
+        prepared = self.prepared
+        if prepared is not None and prepared.files is None and now >= prepared.ready_by:
+            # stuck running the edit's modules (its alarm ignored): its jobs take the usual
+            # way, where their child's deadline stops them and says where
+            self._zygote_ended(prepared, answer=True)
 
     def _read_stdin(self) -> None:
         chunk = os.read(0, 1 << 16)
@@ -176,6 +186,12 @@ class Worker:
                 zygote.import_parents(job)
             elif (ready := self._zygote_for(job)) is not None:
                 ready.send(message)
+        elif kind == "prepare-edit":  # an edit's text: its jobs follow after the debounce
+            job = protocol.build_job(message["job"])
+            if self.nested:
+                self._prepare_edit(job)
+            elif (taker := self._zygote_running(job)) is not None:
+                taker.send(message)
         elif kind == "shutdown":
             self.done = True
             self.queue.clear()
@@ -190,25 +206,38 @@ class Worker:
             z = self._zygote_for(job) if job_id not in self.direct else None
             if z is not None:
                 self.queue.pop(0)
-                z.jobs[job_id] = job
-                z.last_used = time.monotonic()
-                z.send({"type": "build", "id": job_id, "job": job})
-            elif len(self.running) < self.max_children:
+                self._send_to(z, job_id, job)
+            elif self.nested and (
+                self.prepared is not None or len(self.running) < self.max_children
+            ):
                 self.queue.pop(0)
-                refresh = None
-                if self.nested:
-                    zygote.import_module(job)  # so that an edit runs its own module alone
-                    stale = zygote.bring_up_to_date(job)  # a save: its module runs again
-                    plan = zygote.edit_plan(job) if not stale else None
-                    if stale or isinstance(plan, str):
-                        self._decline(job_id, stale or str(plan), retire=bool(stale))
-                        continue
-                    refresh = plan
-                    # siblings in the same subpackage import it once
-                    zygote.import_parents(job)
-                self._start(job_id, job, list(job.classes), {}, refresh)
+                todo = zygote.before_fork(job)
+                if isinstance(todo, zygote.Decline):
+                    self._decline(job_id, todo.reason, todo.retire)
+                    continue
+                prepared = self._prepared_for(job) if job_id not in self.direct else None
+                if prepared is not None:  # its module ran already, in the prepared process
+                    print(
+                        f"paramlens zygote: a job of {job.module} forks from the process "
+                        "prepared for its text",
+                        file=sys.stderr,
+                    )
+                    self._send_to(prepared, job_id, job)
+                elif len(self.running) < self.max_children:
+                    self._start(job_id, job, list(job.classes), {}, todo)
+                else:
+                    self.queue.insert(0, (job_id, job))
+                    break
+            elif not self.nested and len(self.running) < self.max_children:
+                self.queue.pop(0)
+                self._start(job_id, job, list(job.classes), {})
             else:
                 break
+
+    def _send_to(self, z: zygotes.Zygote, job_id: int, job: BuildJob) -> None:
+        z.jobs[job_id] = job
+        z.last_used = time.monotonic()
+        z.send({"type": "build", "id": job_id, "job": job})
 
     def _decline(self, job_id: int, reason: str, retire: bool) -> None:
         """A zygote's: this job is built without it (and it is retired, if ``retire``)."""
@@ -240,6 +269,48 @@ class Worker:
         self.zygotes[z.from_fd] = z
         self.selector.register(z.from_fd, selectors.EVENT_READ, None)
         return z
+
+    def _zygote_running(self, job: BuildJob) -> zygotes.Zygote | None:
+        """The zygote that would take ``job``, if one runs (none is started for it)."""
+        key = zygotes.zygote_key(job) if self.use_zygotes else None
+        return next((z for z in self.zygotes.values() if z.key == key and not z.retired), None)
+
+    # -- a zygote's prepared process: an edit's modules run again during the debounce
+
+    def _prepare_edit(self, job: BuildJob) -> None:
+        """In a zygote: fork a process that runs the modules of an edit's text again now
+        (:func:`.zygote.prepare_main`); the jobs of that text fork their children from it.
+        One at a time: a newer text replaces it (killed, or retired if it has jobs)."""
+        key = zygotes.zygote_key(job)
+        if key is None or (self.prepared and self.prepared.prepared_for == job.overrides):
+            return
+        self._drop_prepared()
+        todo = zygote.before_fork(job)
+        if not isinstance(todo, child.Refresh):  # nothing to run again, or not exactly
+            return
+        serve = functools.partial(serve_nested, self.max_children, self.scratch_root)
+        z = zygotes.spawn(key, functools.partial(zygote.prepare_main, job, todo, serve))
+        z.prepared_for, z.generation = job.overrides, zygote.generation()
+        z.ready_by = time.monotonic() + job.timeout_s + GRACE_S
+        self.zygotes[z.from_fd] = z
+        self.selector.register(z.from_fd, selectors.EVENT_READ, None)
+        self.prepared = z
+
+    def _prepared_for(self, job: BuildJob) -> zygotes.Zygote | None:
+        """The prepared process, if it ran exactly ``job``'s texts and this zygote's imports
+        are as they were when it was forked (else it is behind them: dropped)."""
+        z = self.prepared
+        if z is not None and z.generation != zygote.generation():
+            self._drop_prepared()
+            return None
+        return z if z is not None and z.prepared_for == job.overrides else None
+
+    def _drop_prepared(self) -> None:
+        z, self.prepared = self.prepared, None
+        if z is not None and z.jobs:
+            z.retire()  # it finishes them (the server cancels what a newer edit made stale)
+        elif z is not None:
+            self._zygote_ended(z, answer=False)
 
     def _read_zygote(self, z: zygotes.Zygote) -> None:
         try:
@@ -313,6 +384,8 @@ class Worker:
         if z.to_fd >= 0:
             os.close(z.to_fd)
         del self.zygotes[z.from_fd]
+        if self.prepared is z:
+            self.prepared = None
         z.kill()
         with contextlib.suppress(OSError):
             os.waitpid(z.pid, 0)

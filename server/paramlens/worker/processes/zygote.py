@@ -11,7 +11,15 @@ An edit of one of the package's modules does not cost that import again
 (:mod:`..reload`): a saved file is run again in the zygote itself before its next job
 (:func:`bring_up_to_date`), and an unsaved buffer in the job's child (:func:`edit_plan`).
 When that cannot be made exact, the job is declined, saying why, and the worker builds it
-without this zygote (retiring it if its own imports are stale). Standard library + torch only.
+without this zygote (retiring it if its own imports are stale).
+
+An unsaved buffer's modules can also run again before its jobs come: the server sends
+each edit's text at once (``prepare-edit``), its jobs only after its debounce. The zygote
+then forks a *prepared* process (:func:`prepare_main`) that runs them again as a job's
+child would, and serves the jobs of exactly that text: their children fork from it,
+their module already run. One at a time: a newer text replaces it; a job of any other
+text, or one that comes after the zygote's own imports changed, takes the usual way.
+Standard library + torch only.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from .. import reload, sandbox
 from ..loader import ModuleRunner, WorkspaceFinder, is_workspace_file
 from ..protocol import BuildJob
 from ..wire import emit
+from . import child
 from .child import Refresh, install_workspace
 from .startup import frozen_when_imported
 
@@ -47,6 +56,7 @@ class Imported:
     files: dict[str, int] = field(default_factory=dict)  # realpath -> mtime_ns
     plans: dict[frozenset[str], reload.Plan | str] = field(default_factory=dict)
     stale: str = ""  # why it can no longer build (its files changed, not run again)
+    generation: int = 0  # bumped whenever what it imported changes: a prepared fork is behind
     newer: ModuleRunner | None = None
     _modules: reload.Modules | None = None
 
@@ -127,6 +137,7 @@ def _report_imported(job: BuildJob) -> None:
     workspace = os.path.normcase(os.path.realpath(job.workspace))
     files = imported_files(workspace)
     if IMPORTED is not None:
+        IMPORTED.generation += 1
         IMPORTED.files = files
         IMPORTED.plans.clear()
         IMPORTED._modules = None  # what it ran again may import modules new to it
@@ -194,6 +205,65 @@ def edit_plan(job: BuildJob) -> Refresh | str | None:
             _log(f"an unsaved {', '.join(names)} runs again in each job's child", todo)
     found = imported.plans[overridden]
     return Refresh(found, imported.modules) if isinstance(found, reload.Plan) else found
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Why this zygote cannot build a job; ``retire``: nor any other (its imports are stale)."""
+
+    reason: str
+    retire: bool = False
+
+
+def before_fork(job: BuildJob) -> Refresh | Decline | None:
+    """A zygote's steps before forking a job's child: its module imported, a save run
+    again, the edit's plan, its parent packages imported. What the child runs again (None:
+    nothing), or why the job is declined. In a prepared process, nothing: it ran its
+    job's text already (or the job is not its text's, and declined)."""
+    if child.PREPARED is not None:
+        if child.PREPARED.overrides == job.overrides:
+            return None
+        return Decline("the process prepared for another text of its files")
+    import_module(job)  # so that an edit runs its own module alone
+    stale = bring_up_to_date(job)  # a save: its module runs again
+    if stale:
+        return Decline(stale, retire=True)
+    plan = edit_plan(job)
+    if isinstance(plan, str):
+        return Decline(plan)
+    import_parents(job)  # siblings in the same subpackage import it once
+    return plan
+
+
+def generation() -> int:
+    """Which state of its imports this zygote is in (:attr:`Imported.generation`)."""
+    return IMPORTED.generation if IMPORTED is not None else 0
+
+
+def prepare_main(job: BuildJob, refresh: Refresh, serve: Callable[[], None]) -> None:
+    """A prepared process, forked from its zygote for an edit's text (``job``: its module
+    and unsaved texts, no class): run the edited modules again as a job's child does
+    (:func:`.child.run_child`), then ``serve()`` the jobs of that text, their children
+    forked from here. If running them fails, it ends: its jobs take the usual way, and
+    their children say why."""
+    sandbox.close_descriptors((0, 1, 2))  # not the zygote's pipes to its other processes
+    started = time.monotonic()
+    runner = install_workspace(job, dict(job.overrides))
+    try:
+        with _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb), _output_to_log():
+            child.run_again(refresh, runner)
+    except BaseException as exc:
+        print(
+            f"paramlens zygote: preparing for an edit failed ({exc!r}); its jobs run "
+            f"{', '.join(refresh.plan.modules)} again themselves",
+            file=sys.stderr,
+        )
+        return
+    child.PREPARED = child.Prepared(job.overrides, runner)
+    elapsed = time.monotonic() - started
+    print(f"paramlens zygote: prepared for the edit in {elapsed:.2f} s", file=sys.stderr)
+    emit(1, {"type": "zygote-ready", "files": {}})
+    serve()
 
 
 def _plan(names: list[str], modules: reload.Modules) -> reload.Plan | str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import BuildJob
+from ..sandbox import exit_now, worker_fork
 from ..wire import emit
 
 MAX_ZYGOTES = 4
@@ -49,6 +50,11 @@ class Zygote:
     jobs: dict[int, BuildJob] = field(default_factory=dict)  # in flight
     retired: bool = False
     last_used: float = field(default_factory=time.monotonic)
+    # a prepared process (:func:`.zygote.prepare_main`): the unsaved texts it ran, and the
+    # generation of its zygote's imports it was forked at
+    prepared_for: tuple[tuple[str, str], ...] | None = None
+    generation: int = 0
+    ready_by: float = 0.0  # killed if not ready by then (monotonic), its jobs built without it
 
     def send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a dead zygote: its EOF is handled by the worker
@@ -76,10 +82,12 @@ class Zygote:
 
 def spawn(key: ZygoteKey, body: Callable[[], None]) -> Zygote:
     """Fork a zygote for ``key`` that runs ``body`` (:func:`.zygote.main`, which starts
-    importing at once) with the pipes as its stdin and stdout."""
+    importing at once; or, forked from a zygote, :func:`.zygote.prepare_main`) with the
+    pipes as its stdin and stdout."""
     to_read, to_write = os.pipe()
     from_read, from_write = os.pipe()
-    pid = os.fork()
+    with worker_fork():  # a zygote's audit hook lets its own loop fork
+        pid = os.fork()
     if pid == 0:
         code = 0
         try:
@@ -94,7 +102,7 @@ def spawn(key: ZygoteKey, body: Callable[[], None]) -> Zygote:
             traceback.print_exc()
             code = 70
         finally:
-            os._exit(code)
+            exit_now(code)  # the real os._exit: a zygote's sandbox replaced it
     os.close(to_read)
     os.close(from_write)
     return Zygote(key, pid, to_write, from_read)
