@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paramlens.engine.cache import ResultCache
-from paramlens.worker.protocol import JobResult
+from paramlens.engine.cache import ResultCache, rows
+from paramlens.worker.protocol import JobResult, LayerEntry, ModelResult
 
 
 def result(n: int) -> JobResult:
@@ -32,3 +32,22 @@ def test_without_a_folder_an_evicted_result_is_gone() -> None:
     for n in range(3):
         cache.put(f"k{n}", result(n))
     assert cache.get("k0") is None and cache.get("k2") == result(2)
+
+
+def big(n: int, lines: int) -> JobResult:
+    """A result whose one model has ``lines`` layer lines (a big file's, by rows)."""
+    entry = LayerEntry("f.py", 1, "Linear", 1, 10, ())
+    model = ModelResult("M", "f.py", 1, layers=(entry,) * lines)
+    return JobResult(models=(model,), notes=(f"result {n}",))
+
+
+def test_memory_is_bounded_by_what_the_results_hold_not_only_their_count() -> None:
+    assert rows(big(0, 99)) == 100  # the model and its lines
+    cache = ResultCache(limit=64, row_limit=250)
+    for n in range(4):
+        cache.put(f"k{n}", big(n, 99))
+    assert list(cache.memory) == ["k2", "k3"]  # two of 100 rows fit in 250, not three
+    cache.put("huge", big(9, 999))  # over the bound alone: kept, as the newest always is
+    assert list(cache.memory) == ["huge"]
+    cache.put("small", result(5))  # the next one pushes it out
+    assert list(cache.memory) == ["small"]

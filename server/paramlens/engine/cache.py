@@ -43,6 +43,22 @@ def dump(path: Path, tag: object, value: object) -> bool:
 
 
 MEMORY_RESULTS = 64  # results kept in memory, the most recently used; the folder keeps all
+# ... and no more rows than this between them (see :func:`rows`): a result of timm's
+# vision_transformer.py (169 models, 1.5 MB pickled) is about 10,800 rows
+MEMORY_ROWS = 100_000
+
+
+def rows(result: JobResult) -> int:
+    """What a result holds, roughly in proportion to its memory: its models, their module
+    trees, layer lines and parameters, and the shapes forward() gave their lines."""
+    return sum(
+        1
+        + len(m.tree)
+        + len(m.layers)
+        + sum(len(e.parameters) for e in m.layers)
+        + (len(m.forward.lines) if m.forward is not None else 0)
+        for m in result.models
+    )
 
 
 @dataclass
@@ -50,12 +66,16 @@ class ResultCache:
     """Job results by key: the most recent in memory, all of them in the cache folder.
 
     Every edit of a file is a new key: an unbounded memory would keep every version of
-    every file a session ever built (an editing session's server grew without end).
+    every file a session ever built (an editing session's server grew without end). The
+    memory is bounded by count and by :func:`rows` (64 small results are nothing, 64 of a
+    big package's files are hundreds of MB); the newest result is always kept.
     """
 
     memory: OrderedDict[str, JobResult] = field(default_factory=OrderedDict)
     folder: Path | None = None
     limit: int = MEMORY_RESULTS
+    row_limit: int = MEMORY_ROWS
+    _rows: dict[str, int] = field(default_factory=dict)
 
     def get(self, key: str) -> JobResult | None:
         if key in self.memory:
@@ -76,8 +96,12 @@ class ResultCache:
     def _keep(self, key: str, result: JobResult) -> None:
         self.memory[key] = result
         self.memory.move_to_end(key)
-        while len(self.memory) > self.limit:
-            self.memory.popitem(last=False)
+        self._rows[key] = rows(result)
+        while len(self.memory) > 1 and (
+            len(self.memory) > self.limit or sum(self._rows.values()) > self.row_limit
+        ):
+            old, _ = self.memory.popitem(last=False)
+            del self._rows[old]
 
 
 class ScanStore:
