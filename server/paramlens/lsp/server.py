@@ -330,10 +330,11 @@ class ParamlensServer(LanguageServer):
         holding them are analysed again, once, after the debounce; stale meanwhile."""
         opened = {state.path for state in self.documents.values()}
         changed = [Path(p) for p in paths if p not in opened]
+        roots = {state.uri: self.root_for(state.path).path for state in self.documents.values()}
         affected = [
             state
             for state in self.documents.values()
-            if any(p.is_relative_to(self.root_for(state.path).path) for p in changed)
+            if any(p.is_relative_to(roots[state.uri]) for p in changed)
         ]
         for state in affected:
             state.stale = state.report is not None
