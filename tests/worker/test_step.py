@@ -23,10 +23,17 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from paramlens.worker.forward.step import CUDA_CONTEXT, simulate_step
+from paramlens.worker.forward import step
+from paramlens.worker.forward.step import (
+    CUDA_CONTEXT,
+    make_optimizer,
+    multi_tensor_works,
+    simulate_step,
+)
 from paramlens.worker.protocol import StepMemory, Training
 from torch import nn
 
+from bench import step_reference
 from bench.step_reference import Measured, has_memtracker, measure_step, memtracker_step
 
 Inputs = Callable[[], tuple[tuple[Any, ...], dict[str, Any]]]
@@ -148,6 +155,46 @@ def test_each_optimizer_matches_the_cpu_to_the_byte(optimizer: str) -> None:
     params = sum(p.numel() * 4 for p in tiny_mlp().parameters())
     states = {"adamw": 2, "adam": 2, "sgd-momentum": 1, "sgd": 0}[optimizer]
     assert estimate.optimizer_state == states * params
+
+
+def test_a_torch_without_foreach_on_meta_simulates_the_for_loop_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch 2.1 has no meta kernel for ``_foreach_div_`` of a list of scalars (AdamW's
+    foreach step fails on meta there): the simulation runs the for-loop step instead, says
+    so, and matches that step on the CPU to the byte."""
+    real = torch._foreach_div_
+
+    def no_meta_kernel(tensors: list[torch.Tensor], *args: Any, **kwargs: Any) -> Any:
+        if any(t.device.type == "meta" for t in tensors):
+            raise NotImplementedError("Could not run 'aten::_foreach_div_.ScalarList' on Meta")
+        return real(tensors, *args, **kwargs)
+
+    def for_loop(name: str, params: list[nn.Parameter]) -> torch.optim.Optimizer | None:
+        return make_optimizer(name, list(params), foreach=False)
+
+    monkeypatch.setattr(torch, "_foreach_div_", no_meta_kernel)
+    monkeypatch.setattr(step_reference, "optimizer_for", for_loop)
+    multi_tensor_works.cache_clear()
+    try:
+        estimate, measured, host = on_meta_and_cpu(tiny_mlp, randn(4, 64), Training("adamw"))
+    finally:
+        multi_tensor_works.cache_clear()
+    assert not estimate.foreach
+    assert_exact(estimate, measured, host)
+
+
+def test_a_torch_whose_storages_have_no_lasting_object_says_the_step_needs_torch_2_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch 2.1 makes a new Python object at each ``untyped_storage()``: the storages
+    cannot be followed (weak references to them crash its garbage collector), so the step
+    is not simulated, and the reason names the version that can."""
+    monkeypatch.setattr(step, "storages_are_tracked", lambda: False)
+    with torch.device("meta"):
+        model = tiny_mlp()
+    with pytest.raises(step.StepError, match=r"needs torch 2\.2 or later \(this is 2\."):
+        simulate_step(model, randn(4, 64), Training("adamw"))
 
 
 def test_optimizer_none_is_forward_and_backward_only() -> None:

@@ -121,7 +121,10 @@ def optimizer_text(step: StepMemory) -> str:
     name = OPTIMIZER_NAMES.get(step.optimizer, "no optimizer")
     if step.optimizer in ("", "none"):
         return "no optimizer"
-    return f"{name} ({'foreach, as on CUDA' if step.foreach else 'for-loop'})"
+    if step.foreach:
+        return f"{name} (foreach, as on CUDA)"
+    # torch before 2.2 has no meta kernels for some foreach ops (see step.multi_tensor_works)
+    return f"{name} (for-loop: this torch cannot run foreach on meta; CUDA's may peak higher)"
 
 
 _OTHER_PRECISION = {"fp32": "bf16", "bf16": "bf16-pure", "fp16": "bf16", "bf16-pure": "fp32"}

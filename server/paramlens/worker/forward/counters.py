@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -74,9 +75,7 @@ class MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def __init__(self, calls: Calls) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        from torch.utils.flop_counter import flop_registry
-
-        self.registry: Mapping[Any, Callable[..., int]] = flop_registry
+        self.registry = flop_formulas()
         self.calls = calls
         self.flops = 0
         self.by_module: dict[int, int] = {}
@@ -108,6 +107,44 @@ class MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.flops += flops
         for module_id in {id(module) for module, _, _, _ in self.calls.stack}:
             self.by_module[module_id] = self.by_module.get(module_id, 0) + flops
+
+
+def flop_formulas() -> Mapping[Any, Callable[..., int]]:
+    """torch's FLOP formulas by op packet, each called with the op's arguments and
+    ``out_val=`` its output, on every torch since 2.1: torch 2.1 keeps formulas of shapes
+    (``out_shape=``) in ``flop_mapping``; 2.2 has ``flop_registry`` with the output as
+    ``out=``; later ones as ``out_val=``."""
+    from torch.utils import flop_counter
+
+    names = vars(flop_counter)
+    registry: Mapping[Any, Callable[..., int]] | None = names.get("flop_registry")
+    if registry is None:  # torch 2.1: adapted as torch 2.2's ``shape_wrapper`` does
+        return {packet: _of_shapes(f) for packet, f in names["flop_mapping"].items()}
+    wrapped = flop_counter.shape_wrapper(lambda: 0)  # type: ignore[no-untyped-call]
+    if "out" in inspect.signature(wrapped, follow_wrapped=False).parameters:  # torch 2.2
+        return {packet: _out_renamed(f) for packet, f in registry.items()}
+    return registry
+
+
+def _of_shapes(formula: Callable[..., int]) -> Callable[..., int]:
+    from torch.utils._pytree import tree_map
+
+    def on_values(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        args, kwargs, out_shape = tree_map(_shape, (args, kwargs, out_val))
+        return formula(*args, out_shape=out_shape, **kwargs)
+
+    return on_values
+
+
+def _shape(value: Any) -> Any:
+    return value.shape if isinstance(value, torch.Tensor) else value
+
+
+def _out_renamed(formula: Callable[..., int]) -> Callable[..., int]:
+    def with_out(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        return formula(*args, out=out_val, **kwargs)
+
+    return with_out
 
 
 @contextlib.contextmanager

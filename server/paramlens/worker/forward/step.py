@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,7 @@ from .memory import AUTOCAST_DTYPES
 from .meta_autocast import meta_autocast
 from .progress import Progress, flat_tensors, plain
 from .sharding import FSDP, bucket_bytes, fake_group, local, rank_share, shard
-from .storages import Storages
+from .storages import Storages, storages_are_tracked
 from .variants import checkpointing, copied, in_dtype, on_fake_cpu, tensors
 
 CUDA_CONTEXT = 512 << 20  # what the CUDA context takes of a card, outside torch's allocator
@@ -60,6 +61,11 @@ def simulate_step(
     A model on meta is simulated on meta (on fake CPU tensors under autocast); a model on
     the CPU on fake CPU tensors, unless ``real``: then the step really runs, on the CPU
     (what the simulation is checked against)."""
+    if not storages_are_tracked():
+        raise StepError(
+            f"needs torch 2.2 or later (this is {torch.__version__}): its storages have no"
+            " lasting Python object, through which the step's memory is followed"
+        )
     first = _one_step(model, make_input, training, loss_scope, real)
     return _fitted(model, make_input, training, loss_scope, first, deadline, real)
 
@@ -125,13 +131,14 @@ def _one_step(
         args, kwargs, batch = _at_batch(args, kwargs, training.batch)
         if training.precision == "bf16-pure":
             args, kwargs = tree_map(_bf16, (args, kwargs))
+        foreach = multi_tensor_works(training.optimizer, device)  # before the counting
         where = Progress(model)
         storages = stack.enter_context(Storages(device, where.now))
         storages.on_change = where.changed
         stack.enter_context(where.hooks())
         attention = stack.enter_context(attention_as(training.attention))
         ranked = dataclasses.replace(training, gpus=ranks)
-        foreach = _run(model, (args, kwargs), ranked, loss_scope, storages, where, device)
+        foreach = _run(model, (args, kwargs), ranked, loss_scope, storages, where, device, foreach)
         peak = storages.peak
         workspace = training.workspace_bytes if storages.matmul else 0
         kinds = peak.by_kind
@@ -170,6 +177,7 @@ def _run(
     storages: Storages,
     where: Progress,
     device: str,
+    foreach: bool,
 ) -> bool:
     """The step, counted; whether its optimizer ran ``foreach``."""
     for p in model.parameters():
@@ -191,7 +199,7 @@ def _run(
         storages.reclassify(buckets, "gradients")
         if training.strategy == "zero1":
             stepped = rank_share(trainable, training.gpus)
-    optimizer = make_optimizer(training.optimizer, stepped)
+    optimizer = make_optimizer(training.optimizer, stepped, foreach)
     if optimizer is not None:  # the state a training loop has after its first step
         storages.kind_of_new = "optimizer_state"
         where.phase = "warm-up"
@@ -314,17 +322,35 @@ def _first_state(optimizer: torch.optim.Optimizer, name: str, params: list[torch
             optimizer.state[p] = {"momentum_buffer": torch.zeros_like(p)}
 
 
-def make_optimizer(name: str, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
+def make_optimizer(
+    name: str, params: list[torch.Tensor], foreach: bool = True
+) -> torch.optim.Optimizer | None:
     """The optimizer as CUDA runs it by default: its ``foreach`` implementation."""
     if name == "none":
         return None
     if name == "sgd":
-        return torch.optim.SGD(params, lr=1e-3, foreach=True)
+        return torch.optim.SGD(params, lr=1e-3, foreach=foreach)
     if name == "sgd-momentum":
-        return torch.optim.SGD(params, lr=1e-3, momentum=0.9, foreach=True)
+        return torch.optim.SGD(params, lr=1e-3, momentum=0.9, foreach=foreach)
     if name == "adam":
-        return torch.optim.Adam(params, lr=1e-3, foreach=True)
-    return torch.optim.AdamW(params, lr=1e-3, foreach=True)
+        return torch.optim.Adam(params, lr=1e-3, foreach=foreach)
+    return torch.optim.AdamW(params, lr=1e-3, foreach=foreach)
+
+
+@functools.cache
+def multi_tensor_works(name: str, device: str) -> bool:
+    """Whether this torch runs the optimizer's multi-tensor (``foreach``) step on
+    ``device``. torch 2.1 has no meta kernel for some of its ops (``_foreach_div_`` of a
+    list of scalars): its step then runs the for-loop implementation, and says so."""
+    p = torch.zeros(2, device=device, requires_grad=True)
+    p.grad = torch.zeros_like(p)
+    optimizer = make_optimizer(name, [p])
+    try:
+        if optimizer is not None:
+            optimizer.step()
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _at_batch(

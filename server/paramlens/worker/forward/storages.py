@@ -68,6 +68,15 @@ class Snapshot:
     module: str = ""
 
 
+def storages_are_tracked() -> bool:
+    """Whether a storage keeps one Python object while it lives (torch 2.2 and later):
+    :class:`Storages` watches each storage's end through a weak reference to it. torch 2.1
+    makes a new object at each ``untyped_storage()``, which dies at once, and the weak
+    references then crash its garbage collector; asked without making one."""
+    tensor = torch.empty(1, device="meta")
+    return tensor.untyped_storage() is tensor.untyped_storage()
+
+
 class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Counts the live storages on ``device`` (a device type: "meta", "cpu") by kind.
 
