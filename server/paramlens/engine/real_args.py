@@ -523,7 +523,7 @@ def _json_fits(
 ) -> list[tuple[ClassInfo, JsonFile, dict[str, object]]]:
     """(class, file, keyword arguments) for the JSON objects that fit a model class of
     ``path``, at most :data:`MAX_JSON_CONFIGS` a class: those that set something (a
-    key, a flag) no file taken before did, the plainest first."""
+    key, a flag) no file taken before did, the most usual first; then other sizes."""
     classes = [c for c in workspace.models_in(path) if workspace.init_params(c)]
     files = [f for f in workspace_json(workspace) if f.data is not None] if classes else []
     found = []
@@ -544,14 +544,11 @@ def _json_fits(
                 usual[switch] = usual.get(switch, 0) + 1
         fitting.sort(key=lambda f: (-sum(usual[s] for s in f[4]) / max(len(f[4]), 1), f[1]))
         covered: set[Switch] = set()
-        taken = 0
+        new, same = [], []  # then, to the cap, other sizes of what was taken
         for _, _, file, kwargs, sets in fitting:
-            if sets - covered:
-                covered |= sets
-                found.append((cls, file, kwargs))
-                taken += 1
-                if taken >= MAX_JSON_CONFIGS:
-                    break
+            (new if sets - covered else same).append((cls, file, kwargs))
+            covered |= sets
+        found += [*new, *same][:MAX_JSON_CONFIGS]
     return found
 
 

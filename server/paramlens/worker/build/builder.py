@@ -160,7 +160,9 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
     kinds = {qualtype(m) for m in model.modules()}
     detailed = ctx.detailed
     detail = detailed is None or spec.kind == "class" or not kinds <= detailed
-    if detailed is not None:
+    # an example build's blocks are not measured for real: a configuration that builds
+    # them with real arguments still gives their lines (``Gate`` in the README's example)
+    if detailed is not None and not (spec.ctor_source == EXAMPLE_SOURCE or spec.example):
         detailed |= kinds
     forward, calls = None, None
 
