@@ -544,7 +544,9 @@ def _json_fits(
                 usual[switch] = usual.get(switch, 0) + 1
         fitting.sort(key=lambda f: (-sum(usual[s] for s in f[4]) / max(len(f[4]), 1), f[1]))
         covered: set[Switch] = set()
-        new, same = [], []  # then, to the cap, other sizes of what was taken
+        Fit = tuple[ClassInfo, JsonFile, dict[str, object]]
+        new: list[Fit] = []
+        same: list[Fit] = []  # then, to the cap, other sizes of what was taken
         for _, _, file, kwargs, sets in fitting:
             (new if sets - covered else same).append((cls, file, kwargs))
             covered |= sets
