@@ -366,6 +366,19 @@ class Row:
     kinds: Counter[str] = field(default_factory=Counter)  # classes by where their figures came from
 
 
+def compare_ctor(row: Row, model: dict, configs: dict, label: str) -> None:
+    """Count ``model``'s total against the truth's build of the same expression, if any."""
+    ctor = normal_ctor(model.get("ctor") or "")
+    for key, value in configs.items():
+        if not key.startswith("factory:") and normal_ctor(key) == ctor:
+            row.compared += 1
+            if value["params"] != model.get("total_params"):
+                row.wrong.append(
+                    f"{label} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
+                )
+            return
+
+
 def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple[Row, list[dict]]:
     classes = truth_report["classes"]
     factories = truth_report["factories"]
@@ -388,15 +401,7 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
             target = model.get("model_class") or ""
             if error is None and target in classes:
                 figures.add(target)
-                ctor = normal_ctor(model.get("ctor") or "")
-                for key, value in classes[target]["configs"].items():
-                    if not key.startswith("factory:") and normal_ctor(key) == ctor:
-                        row.compared += 1
-                        if value["params"] != model.get("total_params"):
-                            row.wrong.append(
-                                f"{model['name']} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
-                            )
-                        break
+                compare_ctor(row, model, classes[target]["configs"], model["name"])
             continue
         if kind == "factory":
             if error is None:
@@ -416,16 +421,7 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
         if error is None:
             built.add(qual)
             figures.add(qual)
-            configs = classes.get(qual, {}).get("configs", {})
-            ctor = normal_ctor(model.get("ctor") or "")
-            for key, value in configs.items():
-                if not key.startswith("factory:") and normal_ctor(key) == ctor:
-                    row.compared += 1
-                    if value["params"] != model.get("total_params"):
-                        row.wrong.append(
-                            f"{qual} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
-                        )
-                    break
+            compare_ctor(row, model, classes.get(qual, {}).get("configs", {}), qual)
     row.kinds = classify(pl["models"])
     row.example_only = sorted(
         qualify(root, m["file"], m["name"])
