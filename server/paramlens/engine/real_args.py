@@ -477,7 +477,7 @@ def has_doc_configs(path: str, workspace: Workspace) -> bool:
     docs = workspace_docs(workspace)
     return any(
         len([e for e in docs.get(c.qualname, []) if not e.nested]) > 1
-        or (not workspace.init_params(c) and docs.get(c.qualname))
+        or (not any(p.required for p in workspace.init_params(c) or ()) and docs.get(c.qualname))
         for c in workspace.models_in(path)
     )
 
