@@ -103,15 +103,7 @@ def test_rest_literal_blocks_with_their_lines() -> None:
 
 
 def test_rest_blocks_of_docstrings_with_their_file_lines() -> None:
-    text = (
-        "class Net:\n"
-        '    """A net.\n'
-        "\n"
-        "    Examples::\n"
-        "\n"
-        "        net = Net(dim=4)\n"
-        '    """\n'
-    )
+    text = 'class Net:\n    """A net.\n\n    Examples::\n\n        net = Net(dim=4)\n    """\n'
     info = FileInfo("/w/m.py", "m", "/w", source=text)
     [chunks] = docstring_chunks(info)
     assert [(c.line, c.text) for c in chunks] == [(6, "net = Net(dim=4)\n")]
