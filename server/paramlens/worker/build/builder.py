@@ -172,7 +172,11 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
             pending = dataclasses.replace(info, train_bytes=0, step_pending=True)
             stage(dataclasses.replace(staged, forward=pending, device=used, notes=tuple(notes)))
 
-    if detail and ctx.shapes:
+    # a documentation example built as a configuration is there for the blocks it switches
+    # on: their parameters and lines; its forward() would cost the most of opening the file
+    # (x-transformers: 44 of them), for shapes no lens shows
+    doc_config = spec.kind == "config" and spec.source_kind == SOURCE_DOC
+    if detail and ctx.shapes and not doc_config:
         forward, calls = forward_pass_within_budget(model, spec, ctx, used, before_step)
     result = measure(model, spec, file, ctx.recorder, detail, calls)
     if forward is not None:
