@@ -1,6 +1,6 @@
 """Benchmark paramlens against real model code we did not write: how many classes get figures.
 
-    python -m bench.corpus [--corpus /work/corpus] [--packages timm,vit-pytorch] [--json OUT]
+    python -m bench.corpus [--corpus /work/corpus] [--packages timm,vit-pytorch] [--json OUT] [--out DIR]
 
 Steps, each cached under the corpus folder (``--corpus``, default ``/work/corpus``):
 
@@ -208,8 +208,9 @@ def truth(
     only: tuple[str, ...],
     refresh: bool,
     timeout: float,
+    out_dir: Path | None = None,
 ) -> dict:
-    out = corpus / "truth" / f"{package.name}.json"
+    out = (out_dir or corpus) / "truth" / f"{package.name}.json"
     if out.exists() and not refresh:
         cached = json.loads(out.read_text())
         if tuple(cached.get("only", ())) == only:
@@ -251,6 +252,7 @@ def run_paramlens(
     only: tuple[str, ...],
     warm: bool = True,
     shapes: bool = True,
+    out_dir: Path | None = None,
 ) -> dict:
     """Cold (empty cache) then warm (the cache the cold run filled); outputs merged over targets."""
     base = corpus / "src" / package.name / package.pkgdir
@@ -310,7 +312,7 @@ def run_paramlens(
         "seconds": seconds,
         "returncodes": codes,
     }
-    out = corpus / "paramlens" / f"{package.name}.json"
+    out = (out_dir or corpus) / "paramlens" / f"{package.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return result
@@ -364,6 +366,19 @@ class Row:
     kinds: Counter[str] = field(default_factory=Counter)  # classes by where their figures came from
 
 
+def compare_ctor(row: Row, model: dict, configs: dict, label: str) -> None:
+    """Count ``model``'s total against the truth's build of the same expression, if any."""
+    ctor = normal_ctor(model.get("ctor") or "")
+    for key, value in configs.items():
+        if not key.startswith("factory:") and normal_ctor(key) == ctor:
+            row.compared += 1
+            if value["params"] != model.get("total_params"):
+                row.wrong.append(
+                    f"{label} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
+                )
+            return
+
+
 def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple[Row, list[dict]]:
     classes = truth_report["classes"]
     factories = truth_report["factories"]
@@ -382,6 +397,12 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
             continue
         kind = model.get("kind", "class")
         error = model.get("error")
+        if kind == "config":  # a config file or a documentation example of a class
+            target = model.get("model_class") or ""
+            if error is None and target in classes:
+                figures.add(target)
+                compare_ctor(row, model, classes[target]["configs"], model["name"])
+            continue
         if kind == "factory":
             if error is None:
                 row.factories_built += 1
@@ -400,16 +421,7 @@ def compare(package: Package, root: Path, truth_report: dict, pl: dict) -> tuple
         if error is None:
             built.add(qual)
             figures.add(qual)
-            configs = classes.get(qual, {}).get("configs", {})
-            ctor = normal_ctor(model.get("ctor") or "")
-            for key, value in configs.items():
-                if not key.startswith("factory:") and normal_ctor(key) == ctor:
-                    row.compared += 1
-                    if value["params"] != model.get("total_params"):
-                        row.wrong.append(
-                            f"{qual} {ctor}: {model.get('total_params'):,} vs {value['params']:,}"
-                        )
-                    break
+            compare_ctor(row, model, classes.get(qual, {}).get("configs", {}), qual)
     row.kinds = classify(pl["models"])
     row.example_only = sorted(
         qualify(root, m["file"], m["name"])
@@ -577,6 +589,11 @@ def main() -> None:
         "--no-shapes", action="store_true", help="parameters only: paramlens --no-shapes"
     )
     parser.add_argument("--json", type=Path, help="save the numbers there")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for this run's truth/ and paramlens/ outputs (default: the corpus's own)",
+    )
     args = parser.parse_args()
     wanted = [p for p in args.packages.split(",") if p]
     unknown = set(wanted) - {p.name for p in PACKAGES}
@@ -596,16 +613,24 @@ def main() -> None:
         if args.full and package.name in SUBSETS:
             only = ()
         print(f"{package.name}: truth", file=sys.stderr)
-        truth_report = truth(corpus, python, package, only, args.refresh_truth, args.truth_timeout)
+        truth_report = truth(
+            corpus, python, package, only, args.refresh_truth, args.truth_timeout, args.out
+        )
         if args.truth_only:
             continue
-        saved = corpus / "paramlens" / f"{package.name}.json"
+        saved = (args.out or corpus) / "paramlens" / f"{package.name}.json"
         if args.reuse and saved.exists():
             pl = json.loads(saved.read_text())
         else:
             print(f"{package.name}: paramlens", file=sys.stderr)
             pl = run_paramlens(
-                corpus, python, package, only, warm=not args.no_warm, shapes=not args.no_shapes
+                corpus,
+                python,
+                package,
+                only,
+                warm=not args.no_warm,
+                shapes=not args.no_shapes,
+                out_dir=args.out,
             )
         row, failed = compare(package, corpus / "src" / package.name, truth_report, pl)
         rows.append(row)

@@ -23,7 +23,13 @@ How:
   in the documentation (the ``README.md`` beside the package, read from ```` ```python ````
   fences, and ``>>>`` examples in the measured files' docstrings), evaluated after the
   block's own imports, with the names the block bound earlier written in (keyed by the
-  expression with those names replaced);
+  expression with those names replaced); every example, up to ``MAX_DOC_EXAMPLES`` per
+  class; reST literal blocks too (``README.rst``, and the ``Examples::`` /
+  ``.. code-block:: python`` blocks of the docstrings);
+- (f) a JSON file of the package (``model_configs/ViT-B-32.json``) whose object gives every
+  required parameter of a class and whose every key is a parameter (top-level boolean
+  keys that are not, the loader's switches like ``custom_text``, left out): the class
+  called with those keys, keyed ``Cls(k=v, ...)``;
 - each build runs in a forked child (one at a time) under ``torch.device("meta")``, retried
   on the CPU with at most ``--cpu-mb`` of heap if meta fails, killed after ``--timeout``
   seconds; the count is ``sum(p.numel() for p in model.parameters())``.
@@ -61,6 +67,7 @@ import torch
 from torch import nn
 
 MAX_CALL_SITES = 8  # per class
+MAX_DOC_EXAMPLES = 64  # per class: a README may show one class in 47 configurations
 
 
 # ------------------------------------------------------------------------- ast scan
@@ -454,9 +461,42 @@ _FENCE = re.compile(
 )
 
 
+def rst_literal_blocks(text: str) -> list[str]:
+    """The literal blocks of reST text (its own reading, not paramlens's): after a line
+    ending in ``::`` that is not a directive, or a ``code-block``/``code``/``sourcecode``/
+    ``testcode`` directive for Python, the lines indented deeper than that line."""
+    out = []
+    lines = text.expandtabs().split("\n")
+    for i, line in enumerate(lines):
+        head = line.strip()
+        code = re.match(r"\.\. (code-block|code|sourcecode|testcode)::\s*(\w*)\s*$", head)
+        if code:
+            if code.group(2).lower() not in ("", "python", "py", "python3", "pycon"):
+                continue
+        elif not head.endswith("::") or re.match(r"\.\. [\w:-]+::", head):
+            continue
+        depth = len(line) - len(line.lstrip())
+        body = []
+        for later in lines[i + 1 :]:
+            if later.strip() and len(later) - len(later.lstrip()) <= depth:
+                break
+            body.append(later)
+        while body and (not body[0].strip() or body[0].strip().startswith(":")):
+            body.pop(0)
+        pad = min((len(b) - len(b.lstrip()) for b in body if b.strip()), default=0)
+        block = "\n".join(b[pad:] for b in body).strip()
+        if block and ">>>" not in block:
+            out.append(block + "\n")
+    return out
+
+
 def doc_blocks(root: Path, files: list[Path]) -> list[tuple[str, list[str], str | None]]:
     """(where, statements' sources, the docstring's module or None) per documentation block."""
     blocks: list[tuple[str, list[str], str | None]] = []
+    readme_rst = root / "README.rst"
+    if readme_rst.is_file():
+        for n, code in enumerate(rst_literal_blocks(readme_rst.read_text(errors="replace"))):
+            blocks.append((f"README.rst#{n}", [code], None))
     readme = root / "README.md"
     if readme.is_file():
         for match in _FENCE.finditer(readme.read_text(errors="replace")):
@@ -470,7 +510,7 @@ def doc_blocks(root: Path, files: list[Path]) -> list[tuple[str, list[str], str 
         rel = path.relative_to(root).with_suffix("")
         parts = [p for p in rel.parts if p != "__init__"]
         text = path.read_text(errors="replace")
-        if ">>>" not in text:
+        if ">>>" not in text and "::" not in text:
             continue
         for node in ast.walk(ast.parse(text)):
             doc = (
@@ -480,6 +520,10 @@ def doc_blocks(root: Path, files: list[Path]) -> list[tuple[str, list[str], str 
                 )
                 else None
             )
+            if doc and "::" in doc:
+                for n, code in enumerate(rst_literal_blocks(doc)):
+                    where = f"{path}:{getattr(node, 'lineno', 1)}#{n}"
+                    blocks.append((where, [code], ".".join(parts)))
             if doc and ">>>" in doc:
                 try:
                     examples = doctest.DocTestParser().get_examples(doc)
@@ -538,6 +582,39 @@ def doc_calls(
                 and isinstance(stmt.targets[0], ast.Name)
             ):
                 bound[stmt.targets[0].id] = _Inline(bound).visit(copy.deepcopy(stmt.value))
+
+
+def json_configs(
+    root: Path, found: dict[str, dict[str, object]], loaded: dict[str, object]
+) -> typing.Iterator[tuple[str, str, dict[str, object]]]:
+    """(class, key, keyword arguments) for each JSON object of the package that fits a
+    found class's signature (see the module's docstring, (f))."""
+    signatures = {}
+    for qual in found:
+        mod_name, _, cls_name = qual.rpartition(".")
+        cls = getattr(loaded.get(mod_name), cls_name, None)
+        sig = _signature(cls) if inspect.isclass(cls) else None
+        if sig is not None and _required(sig):
+            named = {
+                n
+                for n, p in sig.parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            }
+            signatures[qual] = (cls_name, {p.name for p in _required(sig)}, named)
+    for path in sorted(root.rglob("*.json")):
+        if ".dist-info" in str(path) or path.stat().st_size > 1 << 20:
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        for qual, (cls_name, required, named) in signatures.items():
+            kwargs = {k: v for k, v in data.items() if k in named or not isinstance(v, bool)}
+            if required <= kwargs.keys() and kwargs.keys() <= named:
+                text = f"{cls_name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+                yield qual, text, kwargs
 
 
 def _decorated_by_registry(node: ast.FunctionDef) -> bool:
@@ -712,11 +789,17 @@ def main() -> None:
         for target, call in doc_calls(block, namespace, set(found)):
             text = ast.unparse(call)
             seen = per_class.setdefault(target, set())
-            if text in seen or len(seen) >= MAX_CALL_SITES:
+            if text in seen or len(seen) >= MAX_CALL_SITES + MAX_DOC_EXAMPLES:
                 continue
             seen.add(text)
             code = compile(ast.Expression(call), where, "eval")
             plans.append((target, text, lambda code=code, ns=namespace: eval(code, ns)))
+
+    # JSON config files whose keys fit a class's constructor
+    for target, text, kwargs in json_configs(root, found, loaded):
+        mod_name, _, cls_name = target.rpartition(".")
+        cls = getattr(loaded[mod_name], cls_name)
+        plans.append((target, text, lambda cls=cls, kwargs=kwargs: cls(**kwargs)))
 
     # factories
     factory_plans: list[tuple[str, typing.Callable[[], object]]] = []

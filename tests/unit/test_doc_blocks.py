@@ -3,7 +3,7 @@ and the file line of each statement, from fences, ``>>>`` sessions and docstring
 
 from __future__ import annotations
 
-from paramlens.analysis.docs import docstring_chunks, markdown_chunks
+from paramlens.analysis.docs import docstring_chunks, markdown_chunks, rst_chunks
 from paramlens.analysis.model import FileInfo
 
 MARKDOWN = """# pkg
@@ -59,3 +59,51 @@ def test_docstring_examples_with_their_lines() -> None:
     info = FileInfo("/w/m.py", "m", "/w", source=text)
     [chunks] = docstring_chunks(info)
     assert [(c.line, c.text) for c in chunks] == [(4, "net = Net(dim=4)\n"), (5, "net(\n    x)\n")]
+
+
+RST = """Usage
+=====
+
+A net, as follows::
+
+    net = Net(dim=4)
+
+    net.eval()
+
+Not code: a directive's content.
+
+.. note::
+
+    Net(dim=99) is mentioned here.
+
+.. code-block:: python
+   :caption: a wider one
+
+   wide = Net(
+       dim=8,
+   )
+
+.. code-block:: bash
+
+   pip install net
+
+A session is left to doctest::
+
+    >>> Net(dim=16)
+"""
+
+
+def test_rest_literal_blocks_with_their_lines() -> None:
+    blocks = rst_chunks(RST, 1)
+    found = [[(c.line, c.text) for c in chunks] for chunks in blocks]
+    assert found == [
+        [(6, "net = Net(dim=4)\n\nnet.eval()\n")],
+        [(19, "wide = Net(\n    dim=8,\n)\n")],
+    ]
+
+
+def test_rest_blocks_of_docstrings_with_their_file_lines() -> None:
+    text = 'class Net:\n    """A net.\n\n    Examples::\n\n        net = Net(dim=4)\n    """\n'
+    info = FileInfo("/w/m.py", "m", "/w", source=text)
+    [chunks] = docstring_chunks(info)
+    assert [(c.line, c.text) for c in chunks] == [(6, "net = Net(dim=4)\n")]

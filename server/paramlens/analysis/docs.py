@@ -1,8 +1,10 @@
 """Documentation examples as constructors: calls of workspace classes in the project's own
 documentation, read and never run. The fenced Python blocks of its Markdown files (every
 ``README.md``, and the ``*.md`` under a ``docs/`` folder), read with markdown-it-py (the
-CommonMark parser), and the ``>>>`` examples of its docstrings, read with the standard
-library's :class:`doctest.DocTestParser`.
+CommonMark parser); the literal blocks of its reStructuredText (every ``README.rst``, the
+``*.rst`` under a ``docs/`` folder, and its docstrings: ``Examples::`` and
+``.. code-block:: python``), read by :func:`rst_chunks`; and the ``>>>`` examples of its
+docstrings, read with the standard library's :class:`doctest.DocTestParser`.
 
 A call counts when its callee resolves to a workspace class, through the block's imports
 (``from vit_pytorch.cait import CaiT``) or, in a docstring, through its module, and its
@@ -19,6 +21,8 @@ from __future__ import annotations
 import ast
 import doctest
 import os
+import re
+import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +52,8 @@ class DocExample:
     file: str  # the Markdown or Python file (absolute)
     line: int  # of the call, 1-based
     build: Target  # the class (resolved) and its arguments: literals, Refs, Targets
-    docstring: bool  # a ``>>>`` example of a docstring, not a Markdown block
+    docstring: bool  # an example in a docstring, not in a Markdown or reST file
+    nested: bool = False  # an argument of another example's call (``attn_layers=Decoder(...)``)
 
 
 @dataclass(frozen=True)
@@ -62,18 +67,20 @@ class _Chunk:
 # -- finding the blocks -----------------------------------------------------------------
 
 
+_DOC_SUFFIXES = (".md", ".markdown", ".rst")
+
+
 def markdown_files(root: Path) -> list[str]:
-    """Every README.md of the workspace and the Markdown under its ``docs/`` folders, in
-    a stable order (bounded; the folders a scan skips are skipped)."""
+    """Every README (``.md`` or ``.rst``) of the workspace and the Markdown and reST under
+    its ``docs/`` folders, in a stable order (bounded; the folders a scan skips are
+    skipped)."""
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         in_docs = any(part in DOC_FOLDERS for part in Path(dirpath).relative_to(root).parts)
         for name in sorted(filenames):
             lowered = name.lower()
-            if lowered.endswith((".md", ".markdown")) and (
-                in_docs or lowered.startswith("readme.")
-            ):
+            if lowered.endswith(_DOC_SUFFIXES) and (in_docs or lowered.startswith("readme.")):
                 found.append(os.path.join(dirpath, name))
                 if len(found) >= MAX_DOC_FILES:
                     return found
@@ -108,15 +115,72 @@ def markdown_chunks(text: str) -> list[list[_Chunk]]:
     return blocks
 
 
-def docstring_chunks(info: FileInfo) -> list[list[_Chunk]]:
-    """The ``>>>`` examples of each docstring of ``info`` (module, classes, functions)."""
-    tree = syntax_tree(info)
-    if tree is None:
-        return []
-    blocks = []
-    for node in ast.walk(tree):
-        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+# a directive whose content is code: docutils' ``code`` (``code-block``, ``sourcecode``) and
+# Sphinx's ``testcode``, with the language as its argument
+_CODE_DIRECTIVE = re.compile(r"\.\.[ \t]+(code-block|code|sourcecode|testcode)::[ \t]*(\S*)")
+_OTHER_DIRECTIVE = re.compile(r"\.\.[ \t]+[\w:-]+::")
+RST_LITERAL = re.compile(r"::[ \t]*$|\.\.[ \t]+(code-block|code|sourcecode|testcode)::", re.M)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def rst_chunks(text: str, first_line: int) -> list[list[_Chunk]]:
+    """The Python literal blocks of reStructuredText (a ``README.rst``, or a Python file's
+    docstrings, read in its source), each with the file line of its first line: the
+    indented block after a paragraph that ends with ``::`` (``Examples::``, ``as follows:
+    ::``), and the content of a ``code-block``/``code``/``sourcecode``/``testcode``
+    directive whose language is Python or not given. The reST rule: the block is the
+    lines after a blank line that are indented more than the line that opened it, up to
+    the first that is not. A block that is a ``>>>`` session is left to
+    :func:`_doctest_chunks`; a block in another language (a shell line, YAML) does not
+    parse as Python and is skipped when read."""
+    lines = text.splitlines()
+    blocks: list[list[_Chunk]] = []
+    counted, at, after = 0, 0, 0  # the line at text offset ``at``; the first line unread
+    for match in RST_LITERAL.finditer(text):
+        counted += text.count("\n", at, match.start())
+        at = match.start()
+        number = counted
+        if number < after or number >= len(lines):
+            continue  # inside the block just read
+        line = lines[number].rstrip()
+        stripped = line.lstrip()
+        directive = _CODE_DIRECTIVE.match(stripped)
+        if directive is None and (
+            not stripped.endswith("::") or _OTHER_DIRECTIVE.match(stripped) is not None
+        ):
+            continue  # ``.. note::``: a directive's content is not a literal block
+        if directive is not None and directive.group(2).lower() not in _PYTHON_INFO:
             continue
+        base = _indent(line)
+        number += 1
+        if directive is not None:  # its options (``:linenos:``) come before the content
+            while number < len(lines) and lines[number].strip().startswith(":"):
+                number += 1
+        start = number
+        while number < len(lines) and (not lines[number].strip() or _indent(lines[number]) > base):
+            number += 1
+        after = number
+        body = lines[start:number]
+        while body and not body[0].strip():  # the blank line that opens it
+            body.pop(0)
+            start += 1
+        code = textwrap.dedent("\n".join(body)).strip("\n")
+        if code and ">>>" not in code and len(code) <= MAX_BLOCK_CHARS:
+            blocks.append([_Chunk(code + "\n", first_line + start)])
+    return blocks
+
+
+def docstring_chunks(info: FileInfo) -> list[list[_Chunk]]:
+    """The examples of each docstring of ``info`` (module, classes, functions): the reST
+    literal blocks of its source (:func:`rst_chunks`: outside a string, a line ending in
+    ``::`` is not Python), and the ``>>>`` examples of each docstring."""
+    blocks = rst_chunks(info.text, 1) if RST_LITERAL.search(info.text) else []
+    tree = syntax_tree(info) if ">>>" in info.text else None
+    owners: list[_DocOwner] = [tree, *_docstring_owners(tree.body)] if tree is not None else []
+    for node in owners:
         first = node.body[0] if node.body else None
         if not isinstance(first, ast.Expr) or not isinstance(first.value, ast.Constant):
             continue
@@ -127,6 +191,23 @@ def docstring_chunks(info: FileInfo) -> list[list[_Chunk]]:
                 blocks.append(chunks)
     blocks.sort(key=lambda b: b[0].line)
     return blocks
+
+
+_DocOwner = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _docstring_owners(body: list[ast.stmt]) -> Iterator[_DocOwner]:
+    """The classes and functions of ``body``, nested ones too (statements only: no
+    expression holds a docstring)."""
+    for stmt in body:
+        if isinstance(stmt, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield stmt
+        for field in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, field, None)
+            if isinstance(inner, list):
+                yield from _docstring_owners(inner)
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _docstring_owners(handler.body)
 
 
 # -- reading a block --------------------------------------------------------------------
@@ -219,15 +300,17 @@ class _Block:
             info = FileInfo(self.file, self.module or "", "", symbols=self.scope)
             read_imports([stmt], info, Path(self.file).name == "__init__.py")
             return
-        for node in ast.walk(stmt):
+        inside: set[int] = set()  # calls in the arguments of a call found before
+        for node in ast.walk(stmt):  # breadth first: an outer call before its arguments
             if isinstance(node, ast.Call) and self.is_class(self.qualified(node.func) or ""):
                 try:
                     build = self.target(node)
                 except (_NotBuilt, RecursionError):
                     continue
-                self.found.append(
-                    DocExample(self.file, node.lineno + offset, build, self.docstring)
-                )
+                line = node.lineno + offset
+                nested = id(node) in inside
+                self.found.append(DocExample(self.file, line, build, self.docstring, nested))
+                inside.update(id(n) for n in ast.walk(node) if n is not node)
         value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
         targets = (
             stmt.targets
@@ -291,7 +374,7 @@ def _markdown_blocks(path: str) -> list[list[_Chunk]]:
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
-        known = markdown_chunks(text)
+        known = rst_chunks(text, 1) if path.lower().endswith(".rst") else markdown_chunks(text)
         with _LOCK:
             if len(_MARKDOWN) > 1024:
                 _MARKDOWN.clear()
@@ -305,7 +388,8 @@ def _docstring_blocks(info: FileInfo) -> list[list[_Chunk]]:
     with _LOCK:
         known = _DOCSTRINGS.get(key)
     if known is None:
-        known = docstring_chunks(info) if ">>>" in info.text else []
+        wanted = ">>>" in info.text or RST_LITERAL.search(info.text) is not None
+        known = docstring_chunks(info) if wanted else []
         with _LOCK:
             if len(_DOCSTRINGS) > 8192:
                 _DOCSTRINGS.clear()

@@ -47,7 +47,13 @@ from .constructors import (
     with_input,
 )
 from .lines import lines_of, with_instances, without_figures
-from .real_args import config_failures, config_specs
+from .real_args import (
+    config_failures,
+    config_specs,
+    doc_config_specs,
+    has_doc_configs,
+    without_failed_docs,
+)
 from .spawn import library_paths, worker_python
 from .worker_client import State, WorkerClient
 
@@ -244,15 +250,31 @@ class Engine:
         names: Names = None,
         staged: bool = False,
     ) -> BuildJob | None:
-        """The job for ``path``: its classes and factories, or only ``part`` of them (and of
-        those, only ``names`` when given: a set, or ``("except", set)``); ``staged``: each
-        class's result sent as it comes."""
-        classes = workspace.models_in(path) if part != "factories" else []
-        factories = workspace.factories_in(path) if part != "classes" else []
+        """The job for ``path``: its classes, factories and configurations, or only
+        ``part`` of them: ``"classes"`` (with their config files), ``"factories"``,
+        ``"docs"`` (the documentation's other examples of its classes: built after the
+        rest in the editor); of those, only ``names`` when given: a set, or ``("except",
+        set)``; ``staged``: each class's result sent as it comes."""
+        classes = workspace.models_in(path) if part in ("all", "classes") else []
+        factories = workspace.factories_in(path) if part in ("all", "factories") else []
         if names is not None:
             classes = [c for c in classes if _named(c.name, names)]
             factories = [f for f in factories if _named(f.name, names)]
-        if not classes and not factories:
+        built = [
+            with_input(constructor(c, workspace, settings), c, workspace, settings) for c in classes
+        ]
+        specs = [
+            *built,
+            *(factory_spec(f) for f in factories),
+            *(config_specs(path, workspace) if part in ("all", "classes") else ()),
+        ]
+        if part in ("all", "docs"):  # the documentation's other examples of its classes
+            own = workspace.models_in(path)
+            if len(built) != len(own):  # what the classes are built from is not built again
+                built = [constructor(c, workspace, settings) for c in own]
+            ctors = {c.qualname: spec.ctor or "" for c, spec in zip(own, built)}
+            specs += doc_config_specs(path, workspace, ctors)
+        if not specs:
             return None
         info = workspace.files[path]
         imported = [path, *sorted(workspace.imported_files(path))]
@@ -261,14 +283,7 @@ class Engine:
             module=info.module,
             sys_path=import_roots(info.root, workspace.root),
             workspace=job_workspace(info.module, info.root, workspace.root),
-            classes=(
-                *(
-                    with_input(constructor(c, workspace, settings), c, workspace, settings)
-                    for c in classes
-                ),
-                *(factory_spec(f) for f in factories),
-                *(config_specs(path, workspace) if part != "factories" else ()),
-            ),
+            classes=tuple(specs),
             overrides=tuple(
                 (p, text) for p in imported if (text := _override(p, texts, workspace)) is not None
             ),
@@ -491,10 +506,10 @@ class Engine:
             # forward() takes longer than building: parameters first
             quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
             show(quick, shapes_pending=True)
-        if first_look and workspace.factories_in(path):
+        if first_look and self._has_later(path, workspace):
             first = await self.build(path, workspace, texts, detail, "classes")
             show(first)
-            rest = await self._factories(path, workspace, texts, detail)
+            rest = await self._later(path, workspace, texts, detail)
             own = _merged(first, rest)
             if own is not None and first is not None and rest is not None and _cacheable(own):
                 self.cache.put(whole_key, own)  # what the CLI, or the next session, asks for
@@ -620,24 +635,34 @@ class Engine:
             path, workspace, texts, detail, "classes", names=("except", focused)
         )
         own = _merged(first, rest)
-        if workspace.factories_in(path):
+        if self._has_later(path, workspace):
             show(own)
-            factories = await self._factories(path, workspace, texts, detail)
-            own = _merged(own, factories)
+            later = await self._later(path, workspace, texts, detail)
+            own = _merged(own, later)
         return own
 
-    async def _factories(
+    @staticmethod
+    def _has_later(path: str, workspace: Workspace) -> bool:
+        """Whether ``path`` has builds that come after its classes in the editor."""
+        return bool(workspace.factories_in(path)) or has_doc_configs(path, workspace)
+
+    async def _later(
         self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool
     ) -> JobResult | None:
-        """The file's factories, in shares built side by side (:func:`factory_shares`),
-        merged in the file's order: timm's vision_transformer.py has 163, 10 s in one job."""
+        """What comes after the file's classes: its factories, in shares built side by side
+        (:func:`factory_shares`; timm's vision_transformer.py has 163, 10 s in one job), and
+        its documentation's other examples (x-transformers' README: 50), merged in that
+        order."""
         names = [f.name for f in workspace.factories_in(path)]
-        shares = factory_shares(names, self.settings_for(Path(path)).memory_mb)
-        if len(shares) == 1:
-            return await self.build(path, workspace, texts, detail, "factories")
-        built = await asyncio.gather(
-            *(self.build(path, workspace, texts, detail, "factories", names=s) for s in shares)
-        )
+        shares = factory_shares(names, self.settings_for(Path(path)).memory_mb) if names else []
+        whole = len(shares) == 1  # one job: the same as the whole file's factories
+        builds = [
+            self.build(path, workspace, texts, detail, "factories", names=None if whole else s)
+            for s in shares
+        ]
+        if has_doc_configs(path, workspace):
+            builds.append(self.build(path, workspace, texts, detail, "docs"))
+        built = await asyncio.gather(*builds)
         merged = None
         for result in built:
             merged = _merged(merged, result)
@@ -653,7 +678,8 @@ class Engine:
     ) -> FileReport:
         everything = [m for r in results for m in r.models]
         models = tuple(
-            with_instances(m, qualnames, everything) for m in (own.models if own else ())
+            with_instances(m, qualnames, everything)
+            for m in without_failed_docs(own.models if own else ())
         )
         if qualnames:  # configs that could not be read, at their own lines
             models += tuple(config_failures(path, workspace))

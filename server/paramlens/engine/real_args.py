@@ -7,7 +7,9 @@ Imports :mod:`paramlens.analysis` and the worker's protocol."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from ..analysis.arguments import (
 from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, config_root, read_configs
 from ..analysis.docs import DocExample, doc_examples, refs_of
 from ..analysis.example_args import example_value
+from ..analysis.json_configs import JsonFile, fitting_kwargs, json_files, read_json
 from ..analysis.model import ClassInfo, InitParam
 from ..analysis.reading import relative_path
 from ..analysis.workspace import Workspace
@@ -247,7 +250,7 @@ def _config_class(build: ConfigBuild, workspace: Workspace, path: str) -> ClassI
 
 def config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
     """Every config that builds a model class of ``path``, as a constructor of its own."""
-    specs = hf_config_specs(path, workspace)
+    specs = hf_config_specs(path, workspace) + json_config_specs(path, workspace)
     for build in workspace_configs(workspace).builds:
         cls = _config_class(build, workspace, path)
         if cls is None or build.build is None:
@@ -289,6 +292,7 @@ def config_failures(path: str, workspace: Workspace) -> list[ModelResult]:
         if fields is None:
             line = int(problem.split("line ")[1].split(":")[0]) if "line " in problem else 1
             failed.append((name, cls, file, line, problem))
+    failed += _json_failures(path, workspace)
     return [
         ModelResult(
             name,
@@ -385,3 +389,211 @@ def hf_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
             )
         )
     return specs
+
+
+# -- more configurations: every documentation example, JSON config files -----------------
+
+MAX_DOC_CONFIGS = 48  # documentation examples built as configurations of one file's classes
+MAX_JSON_CONFIGS = 8  # JSON config files built as configurations of one class
+
+Switch = tuple[str, str, object]
+
+
+def switches(value: object, owner: str = "", path: str = "") -> set[Switch]:
+    """What a constructor expression sets, as (class, argument path, the value when it is
+    a flag): ``Decoder(dim=512, use_scalenorm=True)`` sets (``…Decoder``, ``dim``, ``*``)
+    and (``…Decoder``, ``use_scalenorm``, True); a JSON config's nested keys count by
+    their path (``vision_cfg.timm_model_name``). Sizes count by name only: 512 or 1024
+    wide builds the same blocks, a flag may build others."""
+    found: set[Switch] = set()
+    if isinstance(value, Target):
+        items = [*((str(i), a) for i, a in enumerate(value.args)), *value.kwargs]
+        for name, item in items:
+            found |= switches(item, value.target, name)
+        return found
+    if path:
+        found.add((owner, path, value if isinstance(value, bool) or value is None else "*"))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found |= switches(item, owner, f"{path}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            found |= switches(item, owner, f"{path}[]")
+    return found
+
+
+def doc_config_specs(path: str, workspace: Workspace, built: dict[str, str]) -> list[ClassSpec]:
+    """The documentation's examples of ``path``'s model classes beyond the one each class
+    is built from (``built``: its constructor expression, by qualified name), as
+    configurations of their own: x-transformers' README shows ``TransformerWrapper`` 47
+    times, each switching on other blocks (``use_scalenorm = True``,
+    ``dynamic_pos_bias = True``), which only those builds make. Bounded: an example is
+    built only if it sets something (a flag, an argument) that no example built before
+    did (in file order, the classes' own first), at most :data:`MAX_DOC_CONFIGS` per file;
+    an example nested in another's call is built inside it."""
+    classes = {c.qualname: c for c in workspace.models_in(path)}
+    docs = workspace_docs(workspace)
+    examples = [e for q in classes for e in docs.get(q, []) if not e.nested]
+    examples.sort(key=lambda e: (Path(e.file).as_posix(), e.line))
+    rendered = []
+    covered: set[Switch] = set()
+    for example in examples:
+        cls = classes[example.build.target]
+        names = _Names((cls.qualname, cls.name))
+        ctor = expression(example.build, names)
+        rendered.append((example, cls, ctor, names))
+        if built.get(cls.qualname) == ctor:
+            covered |= switches(example.build)
+    seen = set(built.values())
+    specs: list[ClassSpec] = []
+    for example, cls, ctor, names in rendered:
+        sets = switches(example.build)
+        if ctor in seen or not sets - covered:
+            continue
+        seen.add(ctor)
+        covered |= sets
+        refs = dict((r.local, r.target) for r in refs_of(example.build))
+        refs.update(names.refs)
+        where = doc_place(example, workspace.root)
+        specs.append(
+            ClassSpec(
+                where,
+                cls.line,
+                ctor,
+                where,
+                kind="config",
+                refs=tuple(sorted(refs.items())),
+                source_kind=protocol.SOURCE_DOC,
+            )
+        )
+        if len(specs) >= MAX_DOC_CONFIGS:
+            break
+    return specs
+
+
+def has_doc_configs(path: str, workspace: Workspace) -> bool:
+    """Whether ``path``'s classes have documentation examples that may be configurations
+    (:func:`doc_config_specs`): its later builds."""
+    docs = workspace_docs(workspace)
+    return any(
+        len([e for e in docs.get(c.qualname, []) if not e.nested]) > 1
+        or (not any(p.required for p in workspace.init_params(c) or ()) and docs.get(c.qualname))
+        for c in workspace.models_in(path)
+    )
+
+
+def without_failed_docs(models: Sequence[ModelResult]) -> tuple[ModelResult, ...]:
+    """``models`` with the documentation examples that failed to build as notes of their
+    class, not as errors: a stale README example is the README's (the class still says
+    why, in its notes)."""
+    failed: dict[int, list[str]] = {}  # by the line of the class (a config's line)
+    kept = []
+    for m in models:
+        if m.kind == "config" and m.source_kind == protocol.SOURCE_DOC and m.error is not None:
+            failed.setdefault(m.line, []).append(
+                f"the example at {m.source} failed: {m.error.message}"
+            )
+        else:
+            kept.append(m)
+    if not failed:
+        return tuple(models)
+    return tuple(
+        dataclasses.replace(m, notes=(*m.notes, *failed.pop(m.line, ())))
+        if m.kind == "class" and m.line in failed
+        else m
+        for m in kept
+    )
+
+
+_JSON: weakref.WeakKeyDictionary[Workspace, list[JsonFile]] = weakref.WeakKeyDictionary()
+
+
+def workspace_json(workspace: Workspace) -> list[JsonFile]:
+    """The workspace's JSON objects and the JSON files that do not parse (read once per
+    scan of the workspace; each file once per version on disk)."""
+    known = _JSON.get(workspace)
+    if known is None:
+        read = (read_json(p) for p in json_files(workspace.root))
+        known = _JSON[workspace] = [f for f in read if f is not None]
+    return known
+
+
+def _json_fits(
+    path: str, workspace: Workspace
+) -> list[tuple[ClassInfo, JsonFile, dict[str, object]]]:
+    """(class, file, keyword arguments) for the JSON objects that fit a model class of
+    ``path``, at most :data:`MAX_JSON_CONFIGS` a class: those that set something (a
+    key, a flag) no file taken before did, the most usual first; then other sizes."""
+    classes = [c for c in workspace.models_in(path) if workspace.init_params(c)]
+    files = [f for f in workspace_json(workspace) if f.data is not None] if classes else []
+    found = []
+    for cls in classes:
+        params = workspace.init_params(cls) or ()
+        fitting = []
+        for file in files:
+            assert file.data is not None
+            kwargs = fitting_kwargs(file.data, params)
+            if kwargs is not None:
+                sets = switches(Target(cls.qualname, (), tuple(kwargs.items())))
+                fitting.append((len(sets), file.path, file, kwargs, sets))
+        # the most usual first (ViT-B-32.json: the keys most files set), then those that
+        # set something new
+        usual: dict[Switch, int] = {}
+        for *_, sets in fitting:
+            for switch in sets:
+                usual[switch] = usual.get(switch, 0) + 1
+        fitting.sort(key=lambda f: (-sum(usual[s] for s in f[4]) / max(len(f[4]), 1), f[1]))
+        covered: set[Switch] = set()
+        Fit = tuple[ClassInfo, JsonFile, dict[str, object]]
+        new: list[Fit] = []
+        same: list[Fit] = []  # then, to the cap, other sizes of what was taken
+        for _, _, file, kwargs, sets in fitting:
+            (new if sets - covered else same).append((cls, file, kwargs))
+            covered |= sets
+        found += [*new, *same][:MAX_JSON_CONFIGS]
+    return found
+
+
+def json_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
+    """The JSON files that configure ``path``'s model classes, as constructors of their
+    own (:mod:`paramlens.analysis.json_configs`), named by their path."""
+    specs = []
+    fits = _json_fits(path, workspace)
+    classes_of: dict[str, int] = {}
+    for _, file, _ in fits:
+        classes_of[file.path] = classes_of.get(file.path, 0) + 1
+    for cls, file, kwargs in fits:
+        name = relative_path(file.path, workspace.root)
+        where = f"{name}:1"
+        if classes_of[file.path] > 1:  # one file, several classes it fits
+            name = f"{name} ({cls.name})"
+        names = _Names((cls.qualname, cls.name))
+        ctor = expression(Target(cls.qualname, (), tuple(kwargs.items())), names)
+        specs.append(
+            ClassSpec(
+                name,
+                cls.line,
+                ctor,
+                where,
+                kind="config",
+                source_kind=protocol.SOURCE_CONFIG_FILE,
+            )
+        )
+    return specs
+
+
+def _json_failures(path: str, workspace: Workspace) -> list[tuple[str, ClassInfo, str, int, str]]:
+    """The JSON files that do not parse in a folder whose other JSON files configure a
+    model class of ``path``: an error of that class's configurations, at the file's line."""
+    folders: dict[str, list[ClassInfo]] = {}
+    for cls, file, _ in _json_fits(path, workspace):
+        listed = folders.setdefault(os.path.dirname(file.path), [])
+        if cls not in listed:
+            listed.append(cls)
+    failed = []
+    for file in workspace_json(workspace):
+        if file.data is None and os.path.dirname(file.path) in folders:
+            name = relative_path(file.path, workspace.root)
+            for cls in folders[os.path.dirname(file.path)]:
+                failed.append((name, cls, file.path, file.line, file.error))
+    return failed

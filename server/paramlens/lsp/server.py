@@ -613,7 +613,7 @@ async def on_initialized(ls: ParamlensServer, params: lsp.InitializedParams) -> 
     await watch_files(ls)
 
 
-WATCHED = "**/*.{py,md,yaml,yml,json,toml}"  # code, READMEs, configs, pyproject.toml
+WATCHED = "**/*.{py,md,rst,yaml,yml,json,toml}"  # code, READMEs, configs, pyproject.toml
 REGISTER_WAIT_S = 10.0
 
 

@@ -160,7 +160,9 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
     kinds = {qualtype(m) for m in model.modules()}
     detailed = ctx.detailed
     detail = detailed is None or spec.kind == "class" or not kinds <= detailed
-    if detailed is not None:
+    # an example build's blocks are not measured for real: a configuration that builds
+    # them with real arguments still gives their lines (``Gate`` in the README's example)
+    if detailed is not None and not (spec.ctor_source == EXAMPLE_SOURCE or spec.example):
         detailed |= kinds
     forward, calls = None, None
 
@@ -170,7 +172,11 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
             pending = dataclasses.replace(info, train_bytes=0, step_pending=True)
             stage(dataclasses.replace(staged, forward=pending, device=used, notes=tuple(notes)))
 
-    if detail and ctx.shapes:
+    # a documentation example built as a configuration is there for the blocks it switches
+    # on: their parameters and lines; its forward() would cost the most of opening the file
+    # (x-transformers: 44 of them), for shapes no lens shows
+    doc_config = spec.kind == "config" and spec.source_kind == SOURCE_DOC
+    if detail and ctx.shapes and not doc_config:
         forward, calls = forward_pass_within_budget(model, spec, ctx, used, before_step)
     result = measure(model, spec, file, ctx.recorder, detail, calls)
     if forward is not None:
