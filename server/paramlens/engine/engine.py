@@ -364,13 +364,22 @@ class Engine:
         )
         if job is None:
             return None
+        return await self._build_job(key, job, python, on_staged)
+
+    async def _build_job(
+        self,
+        key: str,
+        job: BuildJob,
+        python: str,
+        on_staged: Callable[[ModelResult], None] | None = None,
+    ) -> JobResult | None:
+        """:meth:`build`, its job made: the cache's result, or the worker's (joined, if the
+        same job is being built)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached
 
-        async def run(
-            stage: Callable[[ModelResult], None], job: BuildJob = job
-        ) -> JobResult | None:
+        async def run(stage: Callable[[ModelResult], None]) -> JobResult | None:
             self.jobs_run += 1
             result = await self.worker_for(python).build(job, stage if job.staged else None)
             if _cacheable(result):
@@ -580,47 +589,62 @@ class Engine:
                 self._ahead[path] = asyncio.ensure_future(self._read_ahead(path))
 
     async def _read_ahead(self, path: str) -> None:
-        """Read the workspace with the newest text of ``path`` and make its whole job (the
-        file's call sites, parsed once per text, are kept with the text's reading): the
-        analysis after the debounce then finds them ready. One at a time per file, the
-        newest text next; a failure is left for the analysis to meet. The focused classes
-        of a text still the newest once read are built (:meth:`_build_early`), half the
-        debounce after its edit: not each keystroke's text while typing on."""
+        """Read the workspace with the newest text of ``path``; make the job of its classes
+        at the edit and build it (:meth:`_build_early`), then make the file's whole job
+        (its call sites, parsed once per text, are kept with the text's reading): the
+        analysis after the debounce finds them ready. One at a time per file, the newest
+        text next (an older one is not built, nor its whole job made); a failure is left
+        for the analysis to meet."""
         while path in self._ahead_next:
             ahead = self._ahead_next.pop(path)
             try:
-                workspace, focused = await asyncio.to_thread(self._read_for_job, path, ahead)
+                workspace, early = await asyncio.to_thread(self._read_for_job, path, ahead)
             except Exception:
                 continue
-            if focused and path not in self._ahead_next:
-                self._build_early(path, workspace, ahead, focused)
+            if path in self._ahead_next:
+                continue  # typed on meanwhile
+            if early is not None:
+                self._build_early(path, ahead, *early)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._whole_job, path, workspace, ahead)
 
-    def _read_for_job(self, path: str, ahead: _Ahead) -> tuple[Workspace, set[str]]:
-        """The workspace read with ``ahead``'s texts, the file's whole job made, and the
-        classes at its focus (:func:`focus_classes`)."""
+    def _read_for_job(
+        self, path: str, ahead: _Ahead
+    ) -> tuple[Workspace, tuple[str, BuildJob, str] | None]:
+        """The workspace read with ``ahead``'s texts, and the job the analysis will build
+        first (its key, the job, the interpreter): the classes at the edit
+        (:func:`focus_classes`), staged, as :meth:`_focused_first` asks for them."""
         workspace = self.scan(
             ahead.root, ahead.texts, ahead.python, limits=ahead.limits, include=(path,)
         )
+        focused = focus_classes(path, workspace, ahead.texts, ahead.focus)
+        if not focused:
+            return workspace, None
+        python = self.python_for(workspace.root, ahead.settings)
+        with self._job_locks.setdefault(workspace.root, threading.Lock()):
+            job = self.job_for(
+                path, workspace, ahead.settings, ahead.texts, False, "classes", focused, True
+            )
+            if job is None:
+                return workspace, None
+            return workspace, (self.cache_key(job, workspace, python), job, python)
+
+    def _whole_job(self, path: str, workspace: Workspace, ahead: _Ahead) -> None:
         with self._job_locks.setdefault(workspace.root, threading.Lock()):
             self.job_for(path, workspace, ahead.settings, ahead.texts)
-        return workspace, focus_classes(path, workspace, ahead.texts, ahead.focus)
 
-    def _build_early(
-        self, path: str, workspace: Workspace, ahead: _Ahead, focused: set[str]
-    ) -> None:
-        """Build the focused classes of an edit's text during its debounce, once the typing
-        pauses (at ``ahead.build_at``): the job :meth:`_focused_first` will ask for first,
-        its classes staged as they come. The analysis after the debounce joins it (the
-        same job: the same key, the same text), or finds its result in the cache. A
-        result is only ever shown through the job of the text it was built from: a newer
-        text's analysis asks for another job, and the newer edit cancelled this one, or
-        its wait (:meth:`edited`)."""
+    def _build_early(self, path: str, ahead: _Ahead, key: str, job: BuildJob, python: str) -> None:
+        """Build the classes at an edit during its debounce, once the typing pauses (at
+        ``ahead.build_at``): the job :meth:`_focused_first` will ask for first, its classes
+        staged as they come. The analysis after the debounce joins it (the same job: the
+        same key, the same text), or finds its result in the cache. A result is only ever
+        shown through the job of the text it was built from: a newer text's analysis asks
+        for another job, and the newer edit cancelled this one, or its wait
+        (:meth:`edited`)."""
 
         async def build() -> JobResult | None:
             await asyncio.sleep(ahead.build_at - asyncio.get_running_loop().time())
-            return await self.build(
-                path, workspace, ahead.texts, False, "classes", names=focused, on_staged=_ignore
-            )
+            return await self._build_job(key, job, python, on_staged=_ignore)
 
         task = asyncio.ensure_future(build())
         # its failure is met again, and shown, by the analysis that joins or repeats it
