@@ -22,7 +22,9 @@ sends one edit as the editor would (didChange, never saved) and measures from it
 - with ``--transformers DIR`` (the folder holding ``transformers/``, from its wheel),
   ``LlamaConfig``'s ``hidden_size`` default edited in ``configuration_llama.py`` while
   ``modeling_llama.py`` is open too, until its ``LlamaModel`` and ``LlamaForCausalLM``
-  lenses are new (< 1 s). ``--no-timm`` measures that alone.
+  lenses are new (< 1 s). ``--no-timm`` measures that alone. ``--transformers-venv DIR``: a
+  virtual environment with transformers' requirements (``huggingface_hub``, ``safetensors``,
+  ``tokenizers``...) and torch, for the worker: without them every LLaMA class is an error.
 
 Each edit makes a text not seen before (no cache can answer). Medians over ``--rounds``.
 ``--log FILE`` writes the server's log during each edit, in ms from the edit, with the
@@ -160,12 +162,16 @@ def summary(label: str, values: list[float], target: float | None) -> str:
 LLAMA_WIDTHS = [2048, 3072, 1024, 2560, 3584, 1536, 4608, 5120]  # divisible by 32 heads
 
 
-async def llama(transformers: Path, rounds: int) -> None:
+async def llama(transformers: Path, rounds: int, venv: Path | None) -> None:
     """transformers' modeling_llama.py open beside configuration_llama.py, whose
     ``LlamaConfig.hidden_size`` default is edited (never saved): until the lenses of
-    ``LlamaModel`` and ``LlamaForCausalLM`` (built from that config) are new."""
+    ``LlamaModel`` and ``LlamaForCausalLM`` (built from that config) are new, with figures
+    (an interpreter without transformers' requirements gives them errors: ``venv``, one
+    that has them, becomes the workspace's ``.venv``)."""
     work = Path(tempfile.mkdtemp(prefix="paramlens-live-"))
     shutil.copytree(transformers / "transformers", work / "ws/transformers")
+    if venv is not None:
+        (work / "ws/.venv").symlink_to(venv.resolve())
     folder = work / "ws/transformers/models/llama"
     config, modeling = folder / "configuration_llama.py", folder / "modeling_llama.py"
     source = config.read_text()
@@ -177,6 +183,9 @@ async def llama(transformers: Path, rounds: int) -> None:
     modeling_uri = open_doc(client, modeling)
     await until_ready(client, modeling.name, 1)
     print(f"transformers modeling_llama.py opened: {time.perf_counter() - started:.1f} s")
+    before = await titles(client, modeling_uri)
+    for name in ("LlamaModel", "LlamaForCausalLM"):
+        print(f"  {before.get(name)}")  # figures, not an error: the interpreter has its needs
     texts = [
         source.replace(default, default.replace("4096", str(w)), 1) for w in LLAMA_WIDTHS[:rounds]
     ]
@@ -258,12 +267,18 @@ def main() -> None:
         type=Path,
         help="the folder holding transformers/ (its wheel unzipped): measure its LLaMA too",
     )
+    parser.add_argument(
+        "--transformers-venv",
+        type=Path,
+        help="a virtual environment with torch and transformers' requirements (huggingface_hub,"
+        " safetensors, tokenizers...): the worker's interpreter for LLaMA",
+    )
     parser.add_argument("--no-timm", action="store_true", help="skip timm and nanoGPT")
     args = parser.parse_args()
     if not args.no_timm:
         asyncio.run(run(args.timm, args.rounds, args.log))
     if args.transformers is not None:
-        asyncio.run(llama(args.transformers, args.rounds))
+        asyncio.run(llama(args.transformers, args.rounds, args.transformers_venv))
         if args.log is not None:
             args.log.write_text("\n".join(TIMELINE) + "\n")
 

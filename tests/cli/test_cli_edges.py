@@ -632,3 +632,32 @@ def test_a_loose_file_inside_a_package_imports_it_as_the_project_would(tmp_path:
     assert result.returncode == 0, result.stderr
     [net] = json.loads(result.stdout)["models"]
     assert (net["name"], net["error"], net["total_params"]) == ("Net", None, 16 + 36)
+
+
+def test_a_class_whose_base_failed_to_define_says_why_not_that_its_build_crashed(
+    tmp_path: Path,
+) -> None:
+    """transformers without huggingface_hub: ``PreTrainedModel``'s statement fails, and
+    so does every model class built on it. Each says which statement failed and why (the
+    loader's placeholder), and the file's other classes are built."""
+    base = (
+        "from torch import nn\n\nfrom not_installed_lib import Mixin\n\n\n"
+        "class Base(nn.Module, Mixin):\n    pass\n"
+    )
+    models = NET.replace("class Net(nn.Module)", "class Net(Base)").replace(
+        "from torch import nn\n", "from torch import nn\n\nfrom .base import Base\n"
+    )
+    models += "\n\nclass Other(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    models += "        self.fc = nn.Linear(2, 2)\n"
+    root = workspace(
+        tmp_path, {"pkg/__init__.py": "", "pkg/base.py": base, "pkg/models.py": models}
+    )
+    result = run_cli("summary", str(root / "pkg/models.py"), "--format", "json")
+    document = json.loads(result.stdout.splitlines()[0])
+    models = {m["name"]: m for m in document["models"]}
+    assert models["Other"]["total_params"] == 6
+    message = models["Net"]["error"]["message"]
+    assert message.startswith("UnavailableNameError: Net is unavailable: the statement at "), (
+        message
+    )
+    assert "Base is unavailable" in message and "ended unexpectedly" not in result.stdout

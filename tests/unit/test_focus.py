@@ -4,15 +4,19 @@ order of the jobs, and the document showing the first ones final, the others sta
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from paramlens.config import Settings
 from paramlens.engine import engine as engine_module
 from paramlens.engine.engine import Engine, FileReport, factory_shares, focus_classes
+from paramlens.engine.worker_client import State
 from paramlens.lsp.documents import DocumentState
 from paramlens.render import STEP_PENDING, render_model_lens
 from paramlens.worker.protocol import BuildJob, ForwardInfo, JobResult, ModelResult, StepMemory
@@ -246,3 +250,164 @@ def test_many_factories_are_built_in_two_shares_side_by_side(
     assert factory_jobs == [everything[:21], everything[21:]]
     assert max(at_once) == 2
     assert [m.name for m in report.models if m.kind == "factory"] == everything
+
+
+class HeldWorker:
+    """A running worker that stages each class of a staged job at once (before its step),
+    then holds every job until released. Its figures say which text built them: the
+    ``dim`` default of the job's text of the file."""
+
+    state = State.RUNNING
+
+    def __init__(self) -> None:
+        self.jobs: list[BuildJob] = []
+        self.cancelled: list[BuildJob] = []
+        self.release = asyncio.Event()
+
+    def prepare_edit(self, job: BuildJob) -> None:
+        pass
+
+    async def build(
+        self, job: BuildJob, on_staged: Callable[[ModelResult], None] | None = None
+    ) -> JobResult:
+        self.jobs.append(job)
+        models = tuple(
+            ModelResult(c.name, job.file, c.line, total_params=width_of(job), kind=c.kind)
+            for c in job.classes
+        )
+        for model in models if job.staged and on_staged is not None else ():
+            forward = ForwardInfo("torch.randn(1, 8)", "", step_pending=True)
+            on_staged(replace(model, forward=forward))
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(job)
+            raise
+        return JobResult(models=models)
+
+
+def width_of(job: BuildJob) -> int:
+    text = dict(job.overrides).get(job.file, SOURCE)
+    return int(re.findall(r"dim: int = (\d+)", text)[0])
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    for _ in range(3000):  # a job's key is computed in a thread: up to 30 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"after 30 s, still not: {what}")
+
+
+def held_project(tmp_path: Path) -> tuple[Engine, HeldWorker, Path]:
+    engine, _, path = project(tmp_path)
+    worker = HeldWorker()
+    engine.workers["echo"] = worker  # type: ignore[assignment]
+    return engine, worker, path
+
+
+async def analysed_once(engine: Engine, worker: HeldWorker, path: Path) -> None:
+    """The file analysed (built: its next edits come focused); the worker holding jobs."""
+    worker.release.set()
+    await engine.analyze(str(path), path.parent, {}, lambda r: None)
+    worker.release.clear()
+    worker.jobs.clear()
+
+
+def analysis(
+    engine: Engine, path: Path, text: str, focus: list[tuple[int, int]], shown: list[Any]
+) -> asyncio.Future[FileReport]:
+    """The analysis after the debounce, each model shown kept as (name -> width)."""
+    return asyncio.ensure_future(
+        engine.analyze(
+            str(path),
+            path.parent,
+            {str(path): text},
+            lambda r: shown.append({m.name: m.total_params for m in r.models}),
+            focus=focus,
+        )
+    )
+
+
+def test_the_edited_class_is_built_during_the_debounce_and_its_analysis_joins_it(
+    tmp_path: Path,
+) -> None:
+    """On the edit itself, once its text is read, the class at the edit is built (the job
+    the analysis asks for first). The analysis after the debounce joins that build: it
+    shows what was staged before it came, and sends no second job for it."""
+    engine, worker, path = held_project(tmp_path)
+    shown: list[dict[str, int]] = []
+
+    async def run() -> None:
+        await analysed_once(engine, worker, path)
+        text = SOURCE.replace("dim: int = 8", "dim: int = 16")
+        focus = [(line_of("dim: int = 16", text),) * 2]
+        engine.edited(str(path), tmp_path, {str(path): text}, focus=focus)
+        await until(lambda: worker.jobs, "the edited class's job, during the debounce")
+        [early] = worker.jobs
+        assert [c.name for c in early.classes] == ["Net"] and early.staged
+        running = analysis(engine, path, text, focus, shown)
+        await until(lambda: shown, "the class staged before the analysis came, shown")
+        assert shown == [{"Net": 16}] and len(worker.jobs) == 1
+        worker.release.set()
+        report = await running
+        assert {m.name: m.total_params for m in report.models}["Net"] == 16
+
+    asyncio.run(run())
+    assert [[c.name for c in job.classes] for job in worker.jobs] == [
+        ["Net"],
+        ["Block", "Other"],
+        ["net_small"],
+    ]
+
+
+def test_a_newer_edit_stops_the_older_texts_build_whose_figures_are_never_shown(
+    tmp_path: Path,
+) -> None:
+    """Typed on before the build of the class at the edit is done: that build is
+    cancelled, the newer text's is started, and only the newer text's figures are shown."""
+    engine, worker, path = held_project(tmp_path)
+    shown: list[dict[str, int]] = []
+
+    async def run() -> None:
+        await analysed_once(engine, worker, path)
+        older = SOURCE.replace("dim: int = 8", "dim: int = 16")
+        newer = SOURCE.replace("dim: int = 8", "dim: int = 24")
+        focus = [(line_of("dim: int = 16", older),) * 2]
+        engine.edited(str(path), tmp_path, {str(path): older}, focus=focus)
+        await until(lambda: worker.jobs, "the older text's class being built")
+        engine.edited(str(path), tmp_path, {str(path): newer}, focus=focus)
+        await until(lambda: worker.cancelled, "the older text's build stopped")
+        await until(lambda: len(worker.jobs) == 2, "the newer text's class being built")
+        assert [width_of(j) for j in worker.cancelled] == [16]
+        assert [width_of(j) for j in worker.jobs] == [16, 24]
+        running = analysis(engine, path, newer, focus, shown)
+        await until(lambda: shown, "the newer text's class shown")
+        worker.release.set()
+        await running
+
+    asyncio.run(run())
+    assert shown and all(set(figures.values()) == {24} for figures in shown), shown
+    assert [width_of(j) for j in worker.jobs] == [16, 24, 24, 24]
+
+
+def test_while_typing_on_no_keystrokes_text_is_built(tmp_path: Path) -> None:
+    """The class at the edit is built only once the typing pauses (half the debounce, here
+    3 s): an edit typed on before that costs its text's reading, never a build."""
+    engine, worker, path = held_project(tmp_path)
+    engine.settings_for = lambda _: Settings(python="echo", debounce_ms=6000)
+
+    async def run() -> None:
+        worker.release.set()
+        await engine.analyze(str(path), tmp_path, {}, lambda r: None)
+        worker.jobs.clear()
+        focus = [(line_of("dim: int = 8"),) * 2]
+        for width in (1, 16):
+            text = SOURCE.replace("dim: int = 8", f"dim: int = {width}")
+            engine.edited(str(path), tmp_path, {str(path): text}, focus=focus)
+            read = functools.partial(lambda t: engine._scan_cache[str(path)][1] == t, text)
+            await until(read, "the text read ahead")
+        await until(lambda: worker.jobs, "the newest text's class built once the typing paused")
+
+    asyncio.run(run())
+    assert [width_of(j) for j in worker.jobs] == [16] and not worker.cancelled

@@ -70,3 +70,62 @@ def test_segments_are_the_parsers(newline: str) -> None:
     assert len(nodes) > 20
     for node in nodes:
         assert source_segment(lines, node) == ast.get_source_segment(text, node)
+
+
+SCOPES = """import torch
+from torch import nn
+from torch import randn as noise
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+
+def make():
+    return Net()
+
+
+def check():
+    def inner():
+        x = noise(2, 8)
+        net = Net()
+        return net(x)
+
+    return Net()(torch.zeros(3, 8)), inner
+
+
+if torch.cuda.is_available() or True:
+
+    def guarded():
+        m = Net()
+        return m(torch.ones(1, 8))
+"""
+
+
+def test_model_calls_are_looked_for_only_in_scopes_that_make_a_tensor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call of a model with literal tensors, in any scope (a nested function, one under
+    an ``if``, a tensor function imported under another name); a scope that makes no
+    tensor is not walked (timm's vision_transformer.py: 209 of its 216)."""
+    (tmp_path / "model.py").write_text(SCOPES)
+    info = scan(tmp_path).files[str(tmp_path / "model.py")]
+    walked: list[int] = []
+    walk = ast.walk
+
+    def counted(node: ast.AST):  # type: ignore[no-untyped-def]
+        walked.append(getattr(node, "lineno", 0))
+        return walk(node)
+
+    monkeypatch.setattr(ast, "walk", counted)
+    found = calls.model_calls(info)
+    assert [(m.line, m.input) for m in found] == [
+        (29, "torch.ones(1, 8)"),  # the module's statements, the ``if`` included
+        (22, "torch.zeros(3, 8)"),
+        (20, "torch.randn(2, 8)"),
+        (29, "torch.ones(1, 8)"),  # its own scope
+    ]
+    make = SCOPES.splitlines().index("def make():") + 1
+    assert make + 1 not in walked  # its body makes no tensor

@@ -6,6 +6,8 @@ tensors (forward()'s example input). Imports :mod:`.model`, :mod:`.literals` and
 from __future__ import annotations
 
 import ast
+import re
+from collections import deque
 from collections.abc import Mapping
 
 from .literals import Budget, dotted_name, try_literal
@@ -50,6 +52,9 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
 _TENSOR_FACTORIES = frozenset(
     {"randn", "rand", "zeros", "ones", "empty", "randint", "full", "arange", "randn_like"}
 )
+
+
+_QUALIFIED_FACTORIES = frozenset(f"torch.{name}" for name in _TENSOR_FACTORIES)
 
 
 _MODEL_METHODS = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
@@ -104,17 +109,44 @@ def model_calls(info: FileInfo) -> list[ModelCall]:
 _LOOKED_AT = (ast.Assign, ast.Call)
 
 
+def _functions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions of ``tree`` in :func:`ast.walk`'s order, found through statements
+    only (no expression holds a ``def``): a tenth of the nodes of a model file."""
+    found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    queue: deque[ast.AST] = deque([tree])
+    while queue:
+        node = queue.popleft()
+        for _, value in ast.iter_fields(node):
+            for child in value if isinstance(value, list) else ():
+                if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+                    queue.append(child)
+                    if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        found.append(child)
+    return found
+
+
 def _find_model_calls(info: FileInfo) -> list[ModelCall]:
     tree = syntax_tree(info)
     if tree is None:
         return []
-    scopes: list[ast.AST] = [tree]
-    scopes += [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    scopes: list[ast.Module | ast.FunctionDef | ast.AsyncFunctionDef] = [tree, *_functions(tree)]
+    lines = info.text.splitlines()
+    # A model call needs a tensor made in its scope: a call whose name is a torch factory's
+    # or an alias of one. Scopes whose text names none are not walked (timm's
+    # vision_transformer.py: 7 of its 216, the module included; its focused job after an edit
+    # took 0.33-0.47 s, now 0.12-0.16 s, at load 10).
+    aliases = {n for n, target in info.symbols.items() if target in _QUALIFIED_FACTORIES}
+    factories = re.compile(r"\b(?:" + "|".join(sorted(_TENSOR_FACTORIES | aliases)) + r")\b")
     found: list[ModelCall] = []
     for scope in scopes:
+        if isinstance(scope, ast.Module):
+            text = info.text
+        else:
+            text = "\n".join(lines[scope.lineno - 1 : scope.end_lineno])
+        if not factories.search(text):
+            continue
         models: dict[str, str] = {}  # local name -> qualified name of the class it holds
         tensors: dict[str, str] = {}  # local name -> the tensor expression it holds
-        assert isinstance(scope, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef))
         scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
         body = [st for st in scope.body if not isinstance(st, scoped)]  # each its own scope
         # the assignments and calls, in source order (the rest is never looked at)

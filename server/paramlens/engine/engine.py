@@ -78,29 +78,71 @@ class FileReport:
 class _InFlight:
     """Jobs being built, by key: a second request for one joins it instead of building it
     again (a folder summary asks for a file's job itself and again as another file's
-    dependent). A job is cancelled when every request for it has been."""
+    dependent; an edit's analysis joins the build of its class started during the
+    debounce). A joiner of a staged job gets the classes staged so far, then the rest as
+    they come. A job is cancelled when every request for it has been."""
+
+    @dataclass
+    class _Job:
+        future: asyncio.Future[JobResult | None] = dataclasses.field(init=False)
+        waiting: int = 0
+        staged: list[ModelResult] = dataclasses.field(default_factory=list)
+        listeners: list[Callable[[ModelResult], None]] = dataclasses.field(default_factory=list)
+
+        def stage(self, model: ModelResult) -> None:
+            self.staged.append(model)
+            for listener in list(self.listeners):
+                listener(model)
 
     def __init__(self) -> None:
-        self._jobs: dict[str, tuple[asyncio.Future[JobResult | None], list[int]]] = {}
+        self._jobs: dict[str, _InFlight._Job] = {}
 
     def waiting(self) -> int:
         """Requests waiting for a job, all jobs together."""
-        return sum(waiting[0] for _, waiting in self._jobs.values())
+        return sum(job.waiting for job in self._jobs.values())
 
     async def join(
-        self, key: str, start: Callable[[], Awaitable[JobResult | None]]
+        self,
+        key: str,
+        start: Callable[[Callable[[ModelResult], None]], Awaitable[JobResult | None]],
+        on_staged: Callable[[ModelResult], None] | None = None,
     ) -> JobResult | None:
-        if key not in self._jobs:
-            self._jobs[key] = (asyncio.ensure_future(start()), [0])
-        job, waiting = self._jobs[key]
-        waiting[0] += 1
+        """``start(stage)`` builds the job, handing each staged class to ``stage``."""
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._jobs[key] = _InFlight._Job()
+            job.future = asyncio.ensure_future(start(job.stage))
+        if on_staged is not None:
+            for model in job.staged:  # what came before this request joined
+                on_staged(model)
+            job.listeners.append(on_staged)
+        job.waiting += 1
         try:
-            return await asyncio.shield(job)
+            return await asyncio.shield(job.future)
         finally:
-            waiting[0] -= 1
-            if not waiting[0]:
+            job.waiting -= 1
+            if on_staged is not None:
+                job.listeners.remove(on_staged)
+            if not job.waiting:
                 del self._jobs[key]
-                job.cancel()  # a no-op once it is done
+                job.future.cancel()  # a no-op once it is done
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """An edit's text to read ahead of its analysis (:meth:`Engine.edited`)."""
+
+    root: Path
+    texts: dict[str, str]
+    python: str
+    limits: ScanLimits
+    settings: Settings  # the edited file's
+    focus: tuple[tuple[int, int], ...]
+    build_at: float  # the event loop's time: its focused classes are not built before
+
+
+def _ignore(model: ModelResult) -> None:
+    """A staged class nobody shows yet (an analysis joining its job shows it)."""
 
 
 def training_for(settings: Settings) -> protocol.Training:
@@ -189,7 +231,9 @@ class Engine:
         # reading ahead during an edit's debounce (:meth:`edited`), by file: the task, and
         # the newest text's arguments it takes next
         self._ahead: dict[str, asyncio.Future[None]] = {}
-        self._ahead_next: dict[str, tuple[Path, dict[str, str], str, ScanLimits, Settings]] = {}
+        self._ahead_next: dict[str, _Ahead] = {}
+        # the focused classes of an edit built during its debounce (:meth:`_build_early`)
+        self._early: dict[str, asyncio.Future[JobResult | None]] = {}
 
     def adopt_worker(self, python: str, process: subprocess.Popen[bytes]) -> None:
         """The worker for ``python``, started already (by the command line, first thing)."""
@@ -335,18 +379,29 @@ class Engine:
         )
         if job is None:
             return None
+        return await self._build_job(key, job, python, on_staged)
+
+    async def _build_job(
+        self,
+        key: str,
+        job: BuildJob,
+        python: str,
+        on_staged: Callable[[ModelResult], None] | None = None,
+    ) -> JobResult | None:
+        """:meth:`build`, its job made: the cache's result, or the worker's (joined, if the
+        same job is being built)."""
         cached = self.cache.get(key)
         if cached is not None:
             return cached
 
-        async def run(job: BuildJob = job) -> JobResult | None:
+        async def run(stage: Callable[[ModelResult], None]) -> JobResult | None:
             self.jobs_run += 1
-            result = await self.worker_for(python).build(job, on_staged)
+            result = await self.worker_for(python).build(job, stage if job.staged else None)
             if _cacheable(result):
                 self.cache.put(key, result)
             return result
 
-        return await self._in_flight.join(key, run)
+        return await self._in_flight.join(key, run, on_staged)
 
     async def _keyed_job(
         self,
@@ -516,44 +571,100 @@ class Engine:
             return own
         return await self.build(path, workspace, texts, detail)
 
-    def edited(self, path: str, root: Path, texts: Mapping[str, str], loose: bool = False) -> None:
-        """An edit of ``path`` (``texts``: the open documents' texts) whose analysis waits for
-        the editor's debounce: what that analysis will do first is started now, in the
+    def edited(
+        self,
+        path: str,
+        root: Path,
+        texts: Mapping[str, str],
+        loose: bool = False,
+        focus: Sequence[tuple[int, int]] = (),
+    ) -> None:
+        """An edit of ``path`` (``texts``: the open documents' texts; ``focus``: the line
+        ranges where the user edits, as for :meth:`report`) whose analysis waits for the
+        editor's debounce: what that analysis will do first is started now, in the
         background. The worker runs the edited module again (:meth:`_prepare_edit`), and
         the workspace is read again with the new text, its jobs' call sites included
-        (:meth:`_read_ahead`): 0.2-0.4 s in timm's vision_transformer.py."""
+        (:meth:`_read_ahead`: 0.2-0.4 s in timm's vision_transformer.py); then the classes
+        at ``focus`` are built (:meth:`_build_early`). A newer edit stops that build."""
         self._prepare_edit(path, dict(texts))
+        early = self._early.pop(path, None)
+        if early is not None:
+            early.cancel()  # an older text's: the worker stops it
         if path in self._built:
             settings = self.settings_for(root)  # here, on the loop: it may warn the user
             limits = self.scan_limits(root, settings, loose)
             python = self.python_for(root, settings)
             file_settings = self.settings_for(Path(path))
-            self._ahead_next[path] = (root, dict(texts), python, limits, file_settings)
+            # built once the typing pauses: half the debounce after the edit, or the reading
+            build_at = asyncio.get_running_loop().time() + file_settings.debounce_ms / 2000
+            ahead = _Ahead(root, dict(texts), python, limits, file_settings, tuple(focus), build_at)
+            self._ahead_next[path] = ahead
             running = self._ahead.get(path)
             if running is None or running.done():
                 self._ahead[path] = asyncio.ensure_future(self._read_ahead(path))
 
     async def _read_ahead(self, path: str) -> None:
-        """Read the workspace with the newest text of ``path`` and make its whole job (the
-        file's call sites, parsed once per text, are kept with the text's reading): the
-        analysis after the debounce then finds them ready. One at a time per file, the
-        newest text next; a failure is left for the analysis to meet."""
+        """Read the workspace with the newest text of ``path``; make the job of its classes
+        at the edit and build it (:meth:`_build_early`), then make the file's whole job
+        (its call sites, parsed once per text, are kept with the text's reading): the
+        analysis after the debounce finds them ready. One at a time per file, the newest
+        text next (an older one is not built, nor its whole job made); a failure is left
+        for the analysis to meet."""
         while path in self._ahead_next:
+            ahead = self._ahead_next.pop(path)
+            try:
+                workspace, early = await asyncio.to_thread(self._read_for_job, path, ahead)
+            except Exception:
+                continue
+            if path in self._ahead_next:
+                continue  # typed on meanwhile
+            if early is not None:
+                self._build_early(path, ahead, *early)
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._read_for_job, path, *self._ahead_next.pop(path))
+                await asyncio.to_thread(self._whole_job, path, workspace, ahead)
 
     def _read_for_job(
-        self,
-        path: str,
-        root: Path,
-        texts: dict[str, str],
-        python: str,
-        limits: ScanLimits,
-        settings: Settings,
-    ) -> None:
-        workspace = self.scan(root, texts, python, limits=limits, include=(path,))
+        self, path: str, ahead: _Ahead
+    ) -> tuple[Workspace, tuple[str, BuildJob, str] | None]:
+        """The workspace read with ``ahead``'s texts, and the job the analysis will build
+        first (its key, the job, the interpreter): the classes at the edit
+        (:func:`focus_classes`), staged, as :meth:`_focused_first` asks for them."""
+        workspace = self.scan(
+            ahead.root, ahead.texts, ahead.python, limits=ahead.limits, include=(path,)
+        )
+        focused = focus_classes(path, workspace, ahead.texts, ahead.focus)
+        if not focused:
+            return workspace, None
+        python = self.python_for(workspace.root, ahead.settings)
         with self._job_locks.setdefault(workspace.root, threading.Lock()):
-            self.job_for(path, workspace, settings, texts)
+            job = self.job_for(
+                path, workspace, ahead.settings, ahead.texts, False, "classes", focused, True
+            )
+            if job is None:
+                return workspace, None
+            return workspace, (self.cache_key(job, workspace, python), job, python)
+
+    def _whole_job(self, path: str, workspace: Workspace, ahead: _Ahead) -> None:
+        with self._job_locks.setdefault(workspace.root, threading.Lock()):
+            self.job_for(path, workspace, ahead.settings, ahead.texts)
+
+    def _build_early(self, path: str, ahead: _Ahead, key: str, job: BuildJob, python: str) -> None:
+        """Build the classes at an edit during its debounce, once the typing pauses (at
+        ``ahead.build_at``): the job :meth:`_focused_first` will ask for first, its classes
+        staged as they come. The analysis after the debounce joins it (the same job: the
+        same key, the same text), or finds its result in the cache. A result is only ever
+        shown through the job of the text it was built from: a newer text's analysis asks
+        for another job, and the newer edit cancelled this one, or its wait
+        (:meth:`edited`)."""
+
+        async def build() -> JobResult | None:
+            await asyncio.sleep(ahead.build_at - asyncio.get_running_loop().time())
+            return await self._build_job(key, job, python, on_staged=_ignore)
+
+        task = asyncio.ensure_future(build())
+        # its failure is met again, and shown, by the analysis that joins or repeats it
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._early[path] = task
 
     async def _read_ahead_done(self, path: str) -> None:
         """Wait for the reading ahead of ``path`` (:meth:`edited`), if one is under way:
@@ -762,6 +873,8 @@ class Engine:
 
     def terminate(self) -> None:
         self._ahead_next.clear()
+        for early in self._early.values():
+            early.cancel()
         for task in self._starting:
             task.cancel()
         for worker in self.workers.values():
@@ -769,6 +882,8 @@ class Engine:
 
     async def close(self) -> None:
         self._ahead_next.clear()
+        for early in self._early.values():
+            early.cancel()
         for task in self._starting:  # a worker still starting (no job came) is stopped
             task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):

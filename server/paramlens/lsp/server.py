@@ -314,7 +314,8 @@ class ParamlensServer(LanguageServer):
         if settings.analyze_on_change:
             texts = {s.path: s.text for s in self.documents.values()}
             root = self.root_for(state.path)
-            self.engine.edited(state.path, root.path, texts, root.loose)  # during the debounce
+            # during the debounce: the edited module run again, the text read, its class built
+            self.engine.edited(state.path, root.path, texts, root.loose, state.focus())
             self.schedule(state.uri, settings.debounce_ms / 1000)
             self.schedule_users(state, settings.debounce_ms / 1000)
 

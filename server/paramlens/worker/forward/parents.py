@@ -26,11 +26,13 @@ PARENT_CALL = "as passed by"
 
 
 def several_required(cls: object) -> bool:
-    """Does ``cls`` (a module class) take two or more required arguments in forward()?"""
-    forward = getattr(cls, "forward", None)
-    if not isinstance(cls, type) or not issubclass(cls, nn.Module) or forward is None:
+    """Does ``cls`` (a module class) take two or more required arguments in forward()?
+    Anything else is asked nothing: a class whose definition failed is the loader's
+    placeholder, whose every attribute raises why (its build says so)."""
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         return False
-    if forward is nn.Module.forward:
+    forward = getattr(cls, "forward", None)
+    if forward is None or forward is nn.Module.forward:
         return False
     try:
         parameters = list(inspect.signature(forward).parameters.values())[1:]  # self
