@@ -335,6 +335,14 @@ class Worker:
         if kind == "zygote-ready":
             z.files = {str(p): int(m) for p, m in message["files"].items()}
             return
+        if kind == "zygote-failed":  # a prepared process could not run its text: it ends
+            if self.prepared is z:
+                self.prepared = None  # no job forks from it from now on
+            for job_id, job in z.jobs.items():  # those it has take the usual way
+                self.direct.add(job_id)
+                self.queue.insert(0, (job_id, job))
+            z.jobs.clear()
+            return
         job_id = message["id"]
         job = z.jobs[job_id]  # KeyError: not one of its jobs
         if kind == "declined":

@@ -253,6 +253,9 @@ def prepare_main(job: BuildJob, refresh: Refresh, serve: Callable[[], None]) -> 
         with _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb), _output_to_log():
             child.run_again(refresh, runner)
     except BaseException as exc:
+        # said to the zygote first: a job of this text that comes after the log line below
+        # never forks from here (it would be sent back when this process ends)
+        emit(1, {"type": "zygote-failed"})
         print(
             f"paramlens zygote: preparing for an edit failed ({exc!r}); its jobs run "
             f"{', '.join(refresh.plan.modules)} again themselves",
