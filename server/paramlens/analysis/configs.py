@@ -15,10 +15,12 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from .workspace import SKIP_DIRS
+
+if TYPE_CHECKING:  # imported where a file is parsed: a warm run parses none
+    import yaml
 
 MAX_CONFIG_FILES = 2_000  # YAML files one workspace offers at most
 MAX_CONFIG_BYTES = 256 * 1024  # a model's config is small: larger YAML is data
@@ -79,6 +81,8 @@ class ConfigProblem(Exception):
 
 
 def _value(node: yaml.Node, file: str, loader: yaml.SafeLoader) -> Value:
+    import yaml
+
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         items: dict[str, Value] = {}
@@ -128,6 +132,8 @@ def _parse(path: str, text: str) -> YamlFile:
         return YamlFile(path)
     header = "\n".join(text.split("\n", 3)[:3])
     read = YamlFile(path, package_global="@package _global_" in header)
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -19,7 +19,6 @@ and :mod:`.workspace`."""
 from __future__ import annotations
 
 import ast
-import doctest
 import os
 import re
 import textwrap
@@ -27,8 +26,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from markdown_it import MarkdownIt
 
 from .configs import Target
 from .example_args import NO_WEIGHTS
@@ -91,6 +88,8 @@ def _doctest_chunks(text: str, first_line: int) -> list[_Chunk]:
     """The ``>>>`` examples of ``text`` (a docstring or a ``pycon`` block), each with its
     file line; none when the text is not a well-formed doctest."""
     try:
+        import doctest  # here: a warm run reads no documentation
+
         examples = doctest.DocTestParser().get_examples(text)
     except ValueError:  # inconsistent indentation of an example
         return []
@@ -100,6 +99,8 @@ def _doctest_chunks(text: str, first_line: int) -> list[_Chunk]:
 def markdown_chunks(text: str) -> list[list[_Chunk]]:
     """The Python blocks of a Markdown text, each as its chunks (one for a plain block,
     one per example for a ``>>>`` block)."""
+    from markdown_it import MarkdownIt  # here: a warm run reads no documentation
+
     blocks = []
     for token in MarkdownIt("commonmark").parse(text):
         if token.type not in ("fence", "code_block") or token.map is None:
