@@ -251,8 +251,10 @@ def run_paramlens(
     only: tuple[str, ...],
     warm: bool = True,
     shapes: bool = True,
+    out_dir: Path | None = None,
 ) -> dict:
-    """Cold (empty cache) then warm (the cache the cold run filled); outputs merged over targets."""
+    """Cold (empty cache) then warm (the cache the cold run filled); outputs merged over
+    targets, kept in ``out_dir`` (default: the corpus's ``paramlens/``)."""
     base = corpus / "src" / package.name / package.pkgdir
     targets = [base / sub for sub in only] if only else [base]
     paramlens = Path(sys.executable).parent / "paramlens"
@@ -310,7 +312,7 @@ def run_paramlens(
         "seconds": seconds,
         "returncodes": codes,
     }
-    out = corpus / "paramlens" / f"{package.name}.json"
+    out = (out_dir or corpus / "paramlens") / f"{package.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     return result
@@ -577,6 +579,12 @@ def main() -> None:
         "--no-shapes", action="store_true", help="parameters only: paramlens --no-shapes"
     )
     parser.add_argument("--json", type=Path, help="save the numbers there")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder of the paramlens outputs, written or (--reuse) read"
+        " (default: paramlens/ in the corpus; one per checkout measured side by side)",
+    )
     args = parser.parse_args()
     wanted = [p for p in args.packages.split(",") if p]
     unknown = set(wanted) - {p.name for p in PACKAGES}
@@ -599,13 +607,19 @@ def main() -> None:
         truth_report = truth(corpus, python, package, only, args.refresh_truth, args.truth_timeout)
         if args.truth_only:
             continue
-        saved = corpus / "paramlens" / f"{package.name}.json"
+        saved = (args.out or corpus / "paramlens") / f"{package.name}.json"
         if args.reuse and saved.exists():
             pl = json.loads(saved.read_text())
         else:
             print(f"{package.name}: paramlens", file=sys.stderr)
             pl = run_paramlens(
-                corpus, python, package, only, warm=not args.no_warm, shapes=not args.no_shapes
+                corpus,
+                python,
+                package,
+                only,
+                warm=not args.no_warm,
+                shapes=not args.no_shapes,
+                out_dir=args.out,
             )
         row, failed = compare(package, corpus / "src" / package.name, truth_report, pl)
         rows.append(row)
