@@ -6,6 +6,7 @@ Ground truth comes from plain torch in this process, never from paramlens.
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -236,3 +237,25 @@ def test_package_data_read_at_import_with_pkgutil(tmp_path: Path) -> None:
     net = model(summary_json(str(package / "net.py")), "Net")
     assert net["error"] is None, net["error"]
     assert net["total_params"] == 24 * 2 + 2
+
+
+def test_layers_imported_through_a_re_exporting_package_get_their_models_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``from netpkg.layers import GluMlp`` imports ``layers/__init__.py``, not ``mlp.py``:
+    the models that build the layer that way measure it all the same (timm's layers)."""
+    monkeypatch.syspath_prepend(str(FIXTURES / "reexport"))
+    from netpkg.layers import GluMlp, ScaleNorm  # type: ignore[import-not-found]
+
+    env = {"PARAMLENS_CACHE_DIR": str(tmp_path / "cache")}
+    layers = FIXTURES / "reexport/netpkg/layers"
+    result = run_cli("summary", str(layers / "mlp.py"), "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    glu = model(json.loads(result.stdout), "GluMlp")
+    assert glu["example"] is True  # alone, it needs its sizes: the instances are the news
+    assert sorted((i["model"], i["count"], i["params"]) for i in glu["instances"]) == [
+        ("GluHead", 1, count(GluMlp(16, 16))),
+        ("MixerNet", 2, count(GluMlp(48, 4 * 48))),
+    ]
+    annotated = run_cli("annotate", str(layers / "norm.py"), env=env)
+    assert f"# ScaleNorm · {count(ScaleNorm(48))} each · 1 in MixerNet" in annotated.stdout

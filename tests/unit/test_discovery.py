@@ -273,6 +273,38 @@ def test_only_the_importers_that_use_most_missing_classes_are_built(tmp_path: Pa
     assert dependents_to_build(str(tmp_path / "blocks.py"), workspace, set(), True) == []
 
 
+def test_users_through_a_re_exporting_package_are_built_the_cheapest_first(
+    tmp_path: Path,
+) -> None:
+    from paramlens.engine.engine import dependents_to_build
+
+    def models(uses: str, count: int) -> str:
+        classes = "".join(f"class M{i}(nn.Module): pass\n" for i in range(count))
+        return f"from torch import nn\nfrom pkg.layers import {uses}\n{classes}"
+
+    write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/layers/__init__.py": "from .blocks import Block, Norm, Gate\n",
+            "pkg/layers/blocks.py": "from torch import nn\n"
+            + "".join(f"class {c}(nn.Module): pass\n" for c in ("Block", "Norm", "Gate")),
+            "pkg/models/__init__.py": "",
+            "pkg/models/big.py": models("Block, Norm", 12),
+            "pkg/models/big2.py": models("Block, Norm", 12),
+            "pkg/models/small.py": models("Block, Norm", 4),  # as many names, fewer models
+            "pkg/models/gate.py": models("Gate", 4),  # the name the others leave out
+            "pkg/models/other.py": models("Block", 1),
+        },
+    )
+    workspace = scan(tmp_path)
+    blocks = str(tmp_path / "pkg/layers/blocks.py")
+    assert workspace.importers(blocks) == [str(tmp_path / "pkg/layers/__init__.py")]
+    assert len(workspace.users(blocks)) == 6  # the package's __init__ and five models
+    chosen = dependents_to_build(blocks, workspace, {"Block", "Norm", "Gate"}, True)
+    assert [Path(p).name for p in chosen] == ["small.py", "big.py", "gate.py"]
+
+
 def test_a_buffer_equal_to_the_persisted_file_is_not_parsed_again(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text("class A:\n    pass\n")

@@ -168,6 +168,7 @@ class Workspace:
         self.module_classes = self._find_module_classes()
         self._direct: dict[str, frozenset[str]] = {}  # path -> files it imports directly
         self._importers: dict[str, list[str]] | None = None
+        self._users: dict[str, list[str]] | None = None
         self._models_by_name: dict[str, list[ClassInfo]] | None = None
 
     def resolve(self, qualname: str) -> str:
@@ -292,6 +293,32 @@ class Workspace:
                         importers.setdefault(target, []).append(p)
             self._importers = importers
         return self._importers.get(path, [])
+
+    def users(self, path: str) -> list[str]:
+        """Workspace files that import ``path`` directly or take one of its classes from a
+        module that re-exports it: timm's models write ``from timm.layers import SwiGLU``,
+        which imports ``timm/layers/__init__.py`` (``from .mlp import SwiGLU``), not
+        ``timm/layers/mlp.py``. By path."""
+        if self._users is None:  # filled, then published: a thread may be reading it
+            users: dict[str, set[str]] = {}
+            for p in sorted(self.files):
+                for target in self._classes_taken(p):
+                    users.setdefault(target, set()).add(p)
+            self._users = {t: sorted(found) for t, found in users.items()}
+        direct = self.importers(path)
+        return sorted({*direct, *self._users.get(path, ())})
+
+    def _classes_taken(self, path: str) -> set[str]:
+        """The files whose classes ``path`` imports by name, re-exports followed; its own
+        and those of files it imports directly are left to :meth:`importers`."""
+        info = self.files[path]
+        direct = self._direct_imports(path)
+        found: set[str] = set()
+        for qualname in info.symbols.values():
+            cls = self.classes.get(self.resolve(qualname))
+            if cls is not None and cls.file != path and cls.file not in direct:
+                found.add(cls.file)
+        return found
 
     def _direct_imports(self, path: str) -> frozenset[str]:
         known = self._direct.get(path)

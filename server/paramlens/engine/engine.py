@@ -1016,22 +1016,45 @@ def _available_mb() -> int:
 
 
 MAX_DEPENDENTS = 3  # importers built to measure a file's classes that need arguments
+# their models and factories, all told, beyond the first importer's: opening timm's
+# mlp.py builds mlp_mixer.py (21) and convnext.py (35), not maxxvit.py (72) too
+MAX_DEPENDENT_MODELS = 64
 
 
 def dependents_to_build(
     path: str, workspace: Workspace, missing: set[str], built_own: bool
 ) -> list[str]:
-    """The importers of ``path`` worth building to measure its classes still without
-    figures: those that mention most of them, a few at most (LLaMA's blocks are imported
-    by dozens of transformers models). A file with nothing of its own to build takes its
-    line figures from any importer with models."""
+    """The users of ``path`` (its importers, and the files that take its classes through a
+    package that re-exports them: :meth:`Workspace.users`) worth building to measure its
+    classes still without figures, a few at most (LLaMA's blocks are imported by dozens of
+    transformers models, timm's layers by a hundred models), with few models between them
+    (:data:`MAX_DEPENDENT_MODELS`). Picked one at a time: the file that names most of the
+    classes not yet named by a file picked before, then most of them all, then the one
+    with fewer models and factories to build (for timm's ``Attention`` and
+    ``AttentionRope``: ``deepseek_vit.py``, 7, before ``eva.py``, 69, which names both
+    too). A file with nothing of its own to build takes its line figures from any direct
+    importer with models. In the order of how many classes each names."""
     used = {
-        p: len(missing & workspace.files[p].words())
-        for p in workspace.importers(path)
+        p: missing & workspace.files[p].words()
+        for p in workspace.users(path)
         if workspace.models_in(p) or workspace.factories_in(p)
     }
-    ranked = sorted((p for p in used if used[p] or not built_own), key=lambda p: -used[p])
-    return ranked[:MAX_DEPENDENTS]
+    if not built_own:
+        direct = set(workspace.importers(path))
+        used = {p: names for p, names in used.items() if p in direct}
+    cost = {p: len(workspace.models_in(p)) + len(workspace.factories_in(p)) for p in used}
+    left, spent = set(missing), 0
+    candidates = [p for p in used if used[p] or not built_own]
+    chosen: list[str] = []
+    while candidates and len(chosen) < MAX_DEPENDENTS:
+        best = max(candidates, key=lambda p: (len(used[p] & left), len(used[p]), -cost[p]))
+        candidates.remove(best)
+        if chosen and spent + cost[best] > MAX_DEPENDENT_MODELS:
+            continue
+        chosen.append(best)
+        left -= used[best]
+        spent += cost[best]
+    return sorted(chosen, key=lambda p: -len(used[p]))
 
 
 def _merged(first: JobResult | None, rest: JobResult | None) -> JobResult | None:
