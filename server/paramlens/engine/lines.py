@@ -23,8 +23,9 @@ def _contents(model: ModelResult) -> Iterator[tuple[str, int, int]]:
 
 def without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str]) -> set[str]:
     """Names of the classes that neither built nor appear inside a model built here."""
-    measured = {m.model_class for m in models if m.error is None and not m.example}
-    measured |= {qualtype for m in models for qualtype, _, _ in _contents(m)}
+    real = [m for m in models if m.error is None and not m.example]
+    measured = {m.model_class for m in real}
+    measured |= {qualtype for m in real for qualtype, _, _ in _contents(m)}
     return {
         m.name
         for m in models
@@ -37,13 +38,17 @@ def without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str])
 def with_instances(
     model: ModelResult, qualnames: Mapping[str, str], built: Sequence[ModelResult]
 ) -> ModelResult:
-    """A class result with its qualified name and the instances measured in other models."""
+    """A class result with its qualified name and the instances measured in other models
+    built with real arguments (inside ``ViT(dim=32, ...)``, example sizes, an ``Attention``
+    is no more real than its own example build)."""
     qualname = qualnames.get(model.name)
     if model.kind != "class" or qualname is None:
         return model
     groups: dict[tuple[str, str, int], int] = {}
     for other in built:
-        if other.error is not None or (other.kind == "class" and other.model_class == qualname):
+        if other.error is not None or other.example:
+            continue
+        if other.kind == "class" and other.model_class == qualname:
             continue
         for qualtype, params, count in _contents(other):
             if qualtype == qualname:
