@@ -5,18 +5,19 @@ torch's own formulas, and the counts must not change."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import torch
-from paramlens.worker.forward.counters import Calls, MultiplyAdds
+from paramlens.worker.forward.counters import Calls, MultiplyAdds, flop_formulas
 from torch import nn
 from torch.utils import flop_counter
 from torch.utils._pytree import tree_map
 
 
 def multiply_adds() -> int:
+    flop_formulas.cache_clear()  # this torch's layout, or the one a test rebuilt
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)).to("meta")
     with MultiplyAdds(Calls()) as counter:
         model(torch.randn(2, 3, 8, 8, device="meta"))
@@ -43,6 +44,12 @@ def torch_2_2_wrapper(f: Callable[..., int]) -> Callable[..., int]:
 
 # conv: 8 x 3 x 3 x 3 weights at 2 x 6 x 6 places; linear: 288 x 10 at 2 rows
 EXPECTED = 8 * 27 * 2 * 36 + 288 * 10 * 2
+
+
+@pytest.fixture(autouse=True)
+def this_torchs_formulas_after() -> Iterator[None]:
+    yield
+    flop_formulas.cache_clear()
 
 
 def test_this_torch() -> None:

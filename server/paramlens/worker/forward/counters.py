@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -109,6 +110,7 @@ class MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self.by_module[module_id] = self.by_module.get(module_id, 0) + flops
 
 
+@functools.cache  # one lookup per build child, not one per forward() attempt
 def flop_formulas() -> Mapping[Any, Callable[..., int]]:
     """torch's FLOP formulas by op packet, each called with the op's arguments and
     ``out_val=`` its output, on every torch since 2.1: torch 2.1 keeps formulas of shapes
@@ -119,25 +121,22 @@ def flop_formulas() -> Mapping[Any, Callable[..., int]]:
     names = vars(flop_counter)
     registry: Mapping[Any, Callable[..., int]] | None = names.get("flop_registry")
     if registry is None:  # torch 2.1: adapted as torch 2.2's ``shape_wrapper`` does
-        return {packet: _of_shapes(f) for packet, f in names["flop_mapping"].items()}
+        shapes = names["get_shape"]
+        return {packet: _of_shapes(f, shapes) for packet, f in names["flop_mapping"].items()}
     wrapped = flop_counter.shape_wrapper(lambda: 0)  # type: ignore[no-untyped-call]
     if "out" in inspect.signature(wrapped, follow_wrapped=False).parameters:  # torch 2.2
         return {packet: _out_renamed(f) for packet, f in registry.items()}
     return registry
 
 
-def _of_shapes(formula: Callable[..., int]) -> Callable[..., int]:
+def _of_shapes(formula: Callable[..., int], shape: Callable[[Any], Any]) -> Callable[..., int]:
     from torch.utils._pytree import tree_map
 
     def on_values(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
-        args, kwargs, out_shape = tree_map(_shape, (args, kwargs, out_val))
+        args, kwargs, out_shape = tree_map(shape, (args, kwargs, out_val))
         return formula(*args, out_shape=out_shape, **kwargs)
 
     return on_values
-
-
-def _shape(value: Any) -> Any:
-    return value.shape if isinstance(value, torch.Tensor) else value
 
 
 def _out_renamed(formula: Callable[..., int]) -> Callable[..., int]:
