@@ -398,6 +398,57 @@ def _docstring_blocks(info: FileInfo) -> list[list[_Chunk]]:
     return known
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One file's examples as read in some workspace, and the class lookups the reading
+    made (qualified name -> its answer): still right in another reading of the workspace
+    that answers them alike."""
+
+    blocks: list[list[_Chunk]]  # what was read (the same object while the text is)
+    scope: dict[str, str]
+    module: str | None
+    examples: list[DocExample]
+    lookups: dict[str, str | None]
+
+
+_READ: dict[str, _Read] = {}  # by file
+
+
+def _examples_of(
+    path: str,
+    blocks: list[list[_Chunk]],
+    scope: dict[str, str],
+    module: str | None,
+    is_class: Callable[[str], str | None],
+) -> list[DocExample]:
+    """:func:`_read_blocks`, kept per file while its text and the answers to its class
+    lookups stay the same: an edit anywhere in a big package reads the workspace again,
+    and reading every docstring example again took 0.9 s of each of transformers' jobs
+    (14,600 statements in 1,200 files)."""
+    with _LOCK:
+        known = _READ.get(path)
+    if (
+        known is not None
+        and known.blocks is blocks
+        and (known.scope, known.module) == (scope, module)
+        and all(is_class(q) == answer for q, answer in known.lookups.items())
+    ):
+        return known.examples
+    lookups: dict[str, str | None] = {}
+
+    def looked_up(qualname: str) -> str | None:
+        if qualname not in lookups:
+            lookups[qualname] = is_class(qualname)
+        return lookups[qualname]
+
+    examples = _read_blocks(path, blocks, scope, module, looked_up)
+    with _LOCK:
+        if len(_READ) > 8192:
+            _READ.clear()
+        _READ[path] = _Read(blocks, scope, module, examples, lookups)
+    return examples
+
+
 def doc_examples(workspace: Workspace) -> Iterator[DocExample]:
     """Every doc example of the workspace, file by file in path order (Markdown and
     docstrings alike), each file's in line order."""
@@ -411,13 +462,13 @@ def doc_examples(workspace: Workspace) -> Iterator[DocExample]:
     for path in files:
         if path in markdown:
             blocks = _markdown_blocks(path)
-            yield from _read_blocks(path, blocks, {}, None, is_class)
+            yield from _examples_of(path, blocks, {}, None, is_class)
             continue
         info = workspace.files[path]
         if info.path.endswith(".py"):
             blocks = _docstring_blocks(info)
             if blocks:
-                yield from _read_blocks(path, blocks, dict(info.symbols), info.module, is_class)
+                yield from _examples_of(path, blocks, dict(info.symbols), info.module, is_class)
 
 
 def refs_of(value: object) -> Iterator[Ref]:
