@@ -411,3 +411,78 @@ def test_while_typing_on_no_keystrokes_text_is_built(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert [width_of(j) for j in worker.jobs] == [16] and not worker.cancelled
+
+
+IMPORTER = """from torch import nn
+
+from widths import WIDTH
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int = WIDTH):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.Sequential(Block(), Block())
+"""
+
+
+def test_a_file_whose_import_was_edited_stages_all_its_classes(tmp_path: Path) -> None:
+    """``LlamaConfig``'s default edited in ``configuration_llama.py``: the open
+    ``modeling_llama.py`` is analysed again with no edit of its own to focus on. It was
+    built before, its old figures stay (stale): one staged job of all its classes, each
+    shown as it comes, not a parameters-only pass first and the shapes in a second job."""
+    engine, worker, path = project(tmp_path)
+    path.write_text(IMPORTER)
+    widths = tmp_path / "widths.py"
+    widths.write_text("WIDTH = 8\n")
+    shown: list[list[str]] = []
+
+    async def run() -> None:
+        await engine.analyze(str(path), tmp_path, {}, lambda r: None)
+        worker.jobs.clear()
+        texts = {str(widths): "WIDTH = 16\n"}
+        await engine.analyze(
+            str(path), tmp_path, texts, lambda r: shown.append([m.name for m in r.models])
+        )
+
+    asyncio.run(run())
+    [job] = worker.jobs
+    assert [c.name for c in job.classes] == ["Block", "Net"]
+    assert job.staged and job.shapes
+    assert job.overrides == ((str(widths), "WIDTH = 16\n"),)
+    assert shown[0] == ["Block"]  # Net's figures stay, stale, until it comes
+
+
+def test_a_file_without_models_takes_its_line_figures_from_its_open_importer(
+    tmp_path: Path,
+) -> None:
+    """``configuration_llama.py`` edited, ``modeling_llama.py`` open: the edited file has
+    no model of its own, its line figures come from an importer's build. It takes the
+    open importer's, once that one's own analysis has built it (found in the cache), not
+    other importers' builds racing it on the cores."""
+    engine, worker, path = held_project(tmp_path)
+    path.write_text(IMPORTER)
+    widths = tmp_path / "widths.py"
+    widths.write_text("WIDTH = 8\n")
+    other = tmp_path / "other.py"
+    other.write_text(IMPORTER.replace("class Net", "class Wide"))
+
+    async def run() -> None:
+        await analysed_once(engine, worker, path)
+        texts = {str(widths): "WIDTH = 16\n", str(path): IMPORTER}
+        importer = asyncio.ensure_future(engine.analyze(str(path), tmp_path, texts, lambda r: None))
+        edited = asyncio.ensure_future(engine.analyze(str(widths), tmp_path, texts, lambda r: None))
+        await until(lambda: worker.jobs, "the open importer's job")
+        await asyncio.sleep(0.1)  # the edited file's analysis has had time to send a job
+        assert [job.file for job in worker.jobs] == [str(path)]
+        worker.release.set()
+        await importer
+        await edited
+
+    asyncio.run(run())
+    assert [job.file for job in worker.jobs] == [str(path)]  # the second request: cached

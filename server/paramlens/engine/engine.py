@@ -25,7 +25,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,6 +234,8 @@ class Engine:
         self._ahead_next: dict[str, _Ahead] = {}
         # the focused classes of an edit built during its debounce (:meth:`_build_early`)
         self._early: dict[str, asyncio.Future[JobResult | None]] = {}
+        # the builds of files with models of their own under way (:meth:`report`)
+        self._own_builds: set[asyncio.Future[None]] = set()
 
     def adopt_worker(self, python: str, process: subprocess.Popen[bytes]) -> None:
         """The worker for ``python``, started already (by the command line, first thing)."""
@@ -510,28 +512,25 @@ class Engine:
                 report = self._file_report(path, workspace, result, [result], qualnames)
                 on_partial(dataclasses.replace(report, shapes_pending=shapes_pending))
 
-        # a first look in the editor at a file not built before: what is quick comes first
-        whole_key, whole_job = "", None
-        if on_partial is not None and qualnames:
-            whole_key, whole_job, _ = await self._keyed_job(path, workspace, texts, detail, "all")
-        first_look = whole_job is not None and self.cache.get(whole_key) is None
-        focused = focus_classes(path, workspace, texts, focus) if on_partial is not None else set()
-        if first_look and focused and self._has_built(path, workspace):
-            own = await self._focused_first(path, workspace, texts, detail, focused, show)
-            if own is not None and _cacheable(own):
-                self.cache.put(whole_key, own)
-        else:
-            quick_first = whole_job is not None and whole_job.shapes
-            own = await self._whole(
-                path, workspace, texts, detail, show, first_look, whole_key, quick_first
-            )
+        own_built = asyncio.get_running_loop().create_future()
+        if qualnames:
+            self._own_builds.add(own_built)
+        try:
+            editor = on_partial is not None
+            own = await self._own(path, workspace, texts, detail, editor, focus, show)
+        finally:
+            self._own_builds.discard(own_built)
+            own_built.set_result(None)
         results = [own] if own else []
         failed = False
         missing = without_figures(own.models if own else (), qualnames)
         if missing or not own:
+            if not qualnames:
+                await self._own_builds_done()
             # one at a time, as the file's own jobs: a file whose users hang until their
             # timeout holds one build slot, not all of them (another file's job waits then)
-            for dependent in dependents_to_build(path, workspace, missing, own is not None):
+            dependents = dependents_to_build(path, workspace, missing, own is not None, texts)
+            for dependent in dependents:
                 try:
                     built = await self.build(dependent, workspace, texts)
                 except Exception:
@@ -544,6 +543,46 @@ class Engine:
             self._built.add(path)
         problems = settings_problems(Path(path), self.settings_for(Path(path)), workspace)
         return dataclasses.replace(report, complete=complete, settings_problems=problems)
+
+    async def _own_builds_done(self) -> None:
+        """Wait until no file with models of its own is being built: a file without any
+        (``configuration_llama.py``) takes its line figures from its importers' builds,
+        the open one's if it is open, and finds that one cached then instead of racing it
+        (an edit of ``LlamaConfig`` built three other importers beside ``modeling_llama.py``
+        on the two cores)."""
+        while self._own_builds:
+            await asyncio.wait(set(self._own_builds))
+
+    async def _own(
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        detail: bool,
+        editor: bool,
+        focus: Sequence[tuple[int, int]],
+        show: Callable[..., None],
+    ) -> JobResult | None:
+        """The build of ``path``'s own models (:meth:`report`); ``editor``: shown as they
+        come (``show``), the classes at ``focus`` first."""
+        # a first look in the editor at a file not built before: what is quick comes first
+        whole_key, whole_job = "", None
+        if editor and workspace.models_in(path):
+            whole_key, whole_job, _ = await self._keyed_job(path, workspace, texts, detail, "all")
+        first_look = whole_job is not None and self.cache.get(whole_key) is None
+        focused = focus_classes(path, workspace, texts, focus) if editor else set()
+        if first_look and self._has_built(path, workspace):
+            # built before (edited, or a file it imports was): its figures stay, stale,
+            # until each class's new ones come; no parameters-only pass first
+            own = await self._focused_first(path, workspace, texts, detail, focused, show)
+            if own is not None and _cacheable(own):
+                self.cache.put(whole_key, own)
+        else:
+            quick_first = whole_job is not None and whole_job.shapes
+            own = await self._whole(
+                path, workspace, texts, detail, show, first_look, whole_key, quick_first
+            )
+        return own
 
     async def _whole(
         self,
@@ -731,7 +770,10 @@ class Engine:
         """The focused classes, then the file's other classes, then its factories: each
         shown as it comes, the whole returned. A focused class is shown as soon as its
         parameters and shapes are known, its training step's peak said to follow, then
-        again with it; the others keep their figures, stale, meanwhile."""
+        again with it; the others keep their figures, stale, meanwhile. With no focus (a
+        file analysed again because a file it imports was edited: ``LlamaConfig``'s default
+        in ``configuration_llama.py`` changes every class of ``modeling_llama.py``), all
+        its classes are staged, in the file's order."""
         staged: dict[str, ModelResult] = {}
 
         def show_staged(model: ModelResult) -> None:
@@ -739,13 +781,15 @@ class Engine:
             show(JobResult(models=tuple(staged.values())))
 
         first = await self.build(
-            path, workspace, texts, detail, "classes", names=focused, on_staged=show_staged
+            path, workspace, texts, detail, "classes", names=focused or None, on_staged=show_staged
         )
         show(first)
-        rest = await self.build(
-            path, workspace, texts, detail, "classes", names=("except", focused)
-        )
-        own = _merged(first, rest)
+        own = first
+        if focused:
+            rest = await self.build(
+                path, workspace, texts, detail, "classes", names=("except", focused)
+            )
+            own = _merged(first, rest)
         if self._has_later(path, workspace):
             show(own)
             later = await self._later(path, workspace, texts, detail)
@@ -1022,7 +1066,11 @@ MAX_DEPENDENT_MODELS = 64
 
 
 def dependents_to_build(
-    path: str, workspace: Workspace, missing: set[str], built_own: bool
+    path: str,
+    workspace: Workspace,
+    missing: set[str],
+    built_own: bool,
+    opened: Collection[str] = (),
 ) -> list[str]:
     """The users of ``path`` (its importers, and the files that take its classes through a
     package that re-exports them: :meth:`Workspace.users`) worth building to measure its
@@ -1033,7 +1081,9 @@ def dependents_to_build(
     with fewer models and factories to build (for timm's ``Attention`` and
     ``AttentionRope``: ``deepseek_vit.py``, 7, before ``eva.py``, 69, which names both
     too). A file with nothing of its own to build takes its line figures from any direct
-    importer with models. In the order of how many classes each names."""
+    importer with models, or only from those ``opened`` in the editor if there are (the
+    user's, built for their own lenses: ``modeling_llama.py`` for ``configuration_llama.py``).
+    In the order of how many classes each names."""
     used = {
         p: missing & workspace.files[p].words()
         for p in workspace.users(path)
@@ -1042,6 +1092,8 @@ def dependents_to_build(
     if not built_own:
         direct = set(workspace.importers(path))
         used = {p: names for p, names in used.items() if p in direct}
+        if used.keys() & set(opened):
+            used = {p: names for p, names in used.items() if p in opened}
     cost = {p: len(workspace.models_in(p)) + len(workspace.factories_in(p)) for p in used}
     left, spent = set(missing), 0
     candidates = [p for p in used if used[p] or not built_own]
