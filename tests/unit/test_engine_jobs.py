@@ -146,3 +146,35 @@ async def test_an_edit_is_read_and_sent_to_the_worker_during_its_debounce(
     assert worker.jobs[-1].overrides == prepared.overrides
     assert worker.jobs[-1].sys_path == prepared.sys_path
     assert worker.jobs[-1].workspace == prepared.workspace
+
+
+async def test_an_edit_of_a_file_without_models_is_prepared_for_its_open_importer(
+    tmp_path: Path,
+) -> None:
+    """``configuration_llama.py`` has no model of its own; ``modeling_llama.py``, open and
+    built, imports it. An edit of the first is sent to the worker at once too: the zygote
+    looks at what the edited module made, and runs it again, during the debounce, not when
+    the importer's job comes."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (pkg / "__init__.py").write_text("")
+    widths, models = pkg / "widths.py", pkg / "models.py"
+    widths.write_text("WIDTH = 8\n")
+    models.write_text(
+        "from torch import nn\n\nfrom .widths import WIDTH\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(WIDTH, WIDTH)\n"
+    )
+    engine = Engine(lambda _: Settings(python="stand-in"))
+    worker = PreparedWorker()
+    engine.workers["stand-in"] = worker  # type: ignore[assignment]
+    opened = {str(widths): "WIDTH = 8\n", str(models): models.read_text()}
+    await engine.analyze(str(widths), tmp_path, opened)
+    engine.edited(str(widths), tmp_path, {**opened, str(widths): "WIDTH = 16\n"})
+    assert worker.prepared == []  # its importer was not built yet: nothing to prepare
+    await engine.analyze(str(models), tmp_path, opened)
+    engine.edited(str(widths), tmp_path, {**opened, str(widths): "WIDTH = 16\n"})
+    [prepared] = worker.prepared
+    assert prepared.module == "pkg.widths"
+    assert prepared.overrides == ((str(widths), "WIDTH = 16\n"),)

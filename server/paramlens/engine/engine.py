@@ -717,12 +717,17 @@ class Engine:
         """Send an edit's texts to the worker at once, for a zygote that imported its
         package to run its modules again during the debounce (``prepare-edit``,
         :func:`paramlens.worker.processes.zygote.prepare_main`); only for a file built
-        before in this session. Its texts as its jobs will carry them (:meth:`job_for`), as
-        far as the last reading of the workspace tells: a job with other texts is built the
-        usual way."""
+        before in this session, or imported by an open file that was
+        (``configuration_llama.py``, which has no model, for ``modeling_llama.py``: the
+        zygote's first look at what its ``LlamaConfig`` made took 2.7 s of the first edit).
+        Its texts as its jobs will carry them (:meth:`job_for`), as far as the last reading
+        of the workspace tells: a job with other texts is built the usual way."""
         workspace = self._read.get(path)
         info = workspace.files.get(path) if workspace is not None else None
-        if workspace is None or info is None or path not in self._built:
+        if workspace is None or info is None:
+            return
+        built = path in self._built
+        if not built and not any(u in self._built and self.imports(u, path) for u in texts):
             return
         settings = self.settings_for(Path(path))
         worker = self.workers.get(self.python_for(workspace.root, settings))
