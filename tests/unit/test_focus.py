@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 from paramlens.config import Settings
 from paramlens.engine import engine as engine_module
-from paramlens.engine.engine import Engine, FileReport, factory_shares, focus_classes
+from paramlens.engine.engine import (
+    Engine,
+    FileReport,
+    class_shares,
+    factory_shares,
+    focus_classes,
+)
 from paramlens.engine.worker_client import State
 from paramlens.lsp.documents import DocumentState
 from paramlens.render import STEP_PENDING, render_model_lens
@@ -486,3 +492,48 @@ def test_a_file_without_models_takes_its_line_figures_from_its_open_importer(
 
     asyncio.run(run())
     assert [job.file for job in worker.jobs] == [str(path)]  # the second request: cached
+
+
+def test_slow_classes_of_a_file_whose_import_was_edited_are_built_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On two cores, classes whose last build took more than a second in all (LLaMA-7B's
+    forward() on meta, about 1 s a model) come in two staged jobs at once, dealt in turn
+    in the file's order, the result merged in that order; quick ones in one job."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(engine_module, "_available_mb", lambda: 16_000)
+    names = ["Norm", "Mlp", "Model", "ForCausalLM", "ForClassification"]
+    slow = {n: 900.0 for n in names}
+    assert class_shares(names, slow, 2048) == [
+        {"Norm", "Model", "ForClassification"},
+        {"Mlp", "ForCausalLM"},
+    ]
+    assert class_shares(names, {n: 100.0 for n in names}, 2048) == [set(names)]
+    assert class_shares(names, slow, 10_000) == [set(names)]  # one build's cap is all there is
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert class_shares(names, slow, 2048) == [set(names)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+
+    class Slow(EchoWorker):
+        async def build(
+            self, job: BuildJob, on_staged: Callable[[ModelResult], None] | None = None
+        ) -> JobResult:
+            result = await super().build(job, on_staged)
+            return JobResult(models=tuple(replace(m, build_ms=700.0) for m in result.models))
+
+    engine, _, path = project(tmp_path)
+    worker = Slow()
+    engine.workers["echo"] = worker  # type: ignore[assignment]
+    path.write_text(IMPORTER)
+    (tmp_path / "widths.py").write_text("WIDTH = 8\n")
+
+    async def run() -> FileReport:
+        await engine.analyze(str(path), tmp_path, {}, lambda r: None)
+        worker.jobs.clear()
+        texts = {str(tmp_path / "widths.py"): "WIDTH = 16\n"}
+        return await engine.analyze(str(path), tmp_path, texts, lambda r: None)
+
+    report = asyncio.run(run())
+    assert sorted([c.name for c in job.classes] for job in worker.jobs) == [["Block"], ["Net"]]
+    assert all(job.staged for job in worker.jobs)
+    assert [m.name for m in report.models] == ["Block", "Net"]

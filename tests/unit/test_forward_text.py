@@ -86,3 +86,57 @@ def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> 
         (4, "y", ("[2, 8]",)),
         (5, "return", ("[2, 4]",)),
     ]
+
+
+def test_a_traced_function_is_parsed_alone_not_its_whole_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """forward() passes through a few functions of big files (transformers'
+    modeling_utils.py: thousands of lines); each job's child parsed each whole file, a
+    quarter of LLaMA-7B's forward() on meta. A function's own lines are parsed, and its
+    figures stand at the file's lines and columns (a decorated method, indented)."""
+    import ast
+    import importlib.util
+
+    from paramlens.worker.forward import line_shapes
+    from paramlens.worker.forward.line_shapes import LineShapes
+
+    filler = "".join(f"def unused_{i}(a):\n    b = a + {i}\n    return b\n\n\n" for i in range(300))
+    source = tmp_path / "big_model.py"
+    source.write_text(
+        "import functools\n\nimport torch\n\n\n" + filler + "class Net:\n"
+        "    @functools.lru_cache(None)\n"
+        "    def scale(self):\n"
+        "        return 2\n\n"
+        "    @staticmethod\n"
+        "    def forward(x):\n"
+        "        y, z = x * 2, x.sum(0)\n"
+        "        w: torch.Tensor = y.t()\n"
+        "        return w\n"
+    )
+    spec = importlib.util.spec_from_file_location("big_model", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parsed: list[int] = []
+    parse = ast.parse
+
+    def counted(text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        parsed.append(len(str(text).splitlines()))
+        return parse(text, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counted)
+    for name in ("_targets", "_file_targets"):  # parsed before by another test: again
+        cached = getattr(line_shapes, name, None)
+        if cached is not None:
+            cached.cache_clear()
+    shapes = LineShapes(lambda f: f == str(source))
+    with shapes.tracing():
+        module.Net.forward(torch.empty(3, 4, device="meta"))
+    lines = source.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines, 1) if "y, z = x * 2" in line)
+    assert [(s.line - at, s.column, s.name, s.shapes) for s in shapes.result()] == [
+        (0, lines[at - 1].index("y,") + 1, "y", ("[3, 4]",)),
+        (0, lines[at - 1].index("z =") + 1, "z", ("[4]",)),
+        (1, lines[at].index("w:") + 1, "w", ("[4, 3]",)),
+        (2, len("        return"), "return", ("[4, 3]",)),
+    ]
+    assert parsed and max(parsed) < 10  # forward()'s lines, not the file's 1,500

@@ -227,6 +227,7 @@ class Engine:
         # none (the summary table), where tracing would double forward()'s time
         self.line_shapes = line_shapes
         self._built: set[str] = set()  # files built in this session: edits come focused
+        self._last_ms: dict[str, dict[str, float]] = {}  # their classes' last build, by name
         self._read: dict[str, Workspace] = {}  # the reading each file was last analysed in
         # reading ahead during an edit's debounce (:meth:`edited`), by file: the task, and
         # the newest text's arguments it takes next
@@ -541,6 +542,7 @@ class Engine:
         complete = not failed and all(_cacheable(r) for r in results)
         if own is not None:
             self._built.add(path)
+            self._last_ms[path] = {m.name: m.build_ms for m in own.models if m.kind == "class"}
         problems = settings_problems(Path(path), self.settings_for(Path(path)), workspace)
         return dataclasses.replace(report, complete=complete, settings_problems=problems)
 
@@ -785,9 +787,12 @@ class Engine:
             staged[model.name] = model
             show(JobResult(models=tuple(staged.values())))
 
-        first = await self.build(
-            path, workspace, texts, detail, "classes", names=focused or None, on_staged=show_staged
-        )
+        if focused:
+            first = await self.build(
+                path, workspace, texts, detail, "classes", names=focused, on_staged=show_staged
+            )
+        else:
+            first = await self._classes_side_by_side(path, workspace, texts, detail, show_staged)
         show(first)
         own = first
         if focused:
@@ -800,6 +805,32 @@ class Engine:
             later = await self._later(path, workspace, texts, detail)
             own = _merged(own, later)
         return own
+
+    async def _classes_side_by_side(
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        detail: bool,
+        on_staged: Callable[[ModelResult], None],
+    ) -> JobResult | None:
+        """All the classes of ``path``, staged, in shares built side by side
+        (:func:`class_shares`), merged in the file's order."""
+        names = [c.name for c in workspace.models_in(path)]
+        memory_mb = self.settings_for(Path(path)).memory_mb
+        shares = class_shares(names, self._last_ms.get(path, {}), memory_mb)
+        builds = [
+            self.build(path, workspace, texts, detail, "classes", names=share, on_staged=on_staged)
+            for share in (shares if len(shares) > 1 else [None])
+        ]
+        merged = None
+        for result in await asyncio.gather(*builds):
+            merged = _merged(merged, result)
+        if merged is None or len(shares) == 1:
+            return merged
+        order = {name: i for i, name in enumerate(names)}
+        models = sorted(merged.models, key=lambda m: order.get(m.name, len(order)))
+        return dataclasses.replace(merged, models=tuple(models))
 
     @staticmethod
     def _has_later(path: str, workspace: Workspace) -> bool:
@@ -1050,6 +1081,25 @@ def factory_shares(names: Sequence[str], memory_mb: int) -> list[set[str]]:
     count = min(count, max(1, _available_mb() // max(memory_mb, 1)))
     size = -(-len(names) // count)
     return [set(names[i : i + size]) for i in range(0, len(names), size)] or [set()]
+
+
+SIDE_BY_SIDE_MS = 1000  # a file's classes whose last build took longer: two shares
+
+
+def class_shares(
+    names: Sequence[str], last_ms: Mapping[str, float], memory_mb: int
+) -> list[set[str]]:
+    """A file's classes in shares to build side by side, one per core (at most
+    :data:`MAX_SHARES`, as many as the memory available holds at each build's cap), when
+    their last build took longer than :data:`SIDE_BY_SIDE_MS` (``last_ms``: each class's,
+    by name); otherwise all in one. Dealt in turn in the file's order: neighbours, often
+    alike in cost (``LlamaModel``, then ``LlamaForCausalLM``, each LLaMA-7B's forward()
+    on meta), go to different cores, and each share's first classes come early."""
+    count = min(MAX_SHARES, os.cpu_count() or 1, len(names))
+    count = min(count, max(1, _available_mb() // max(memory_mb, 1)))
+    if count < 2 or sum(last_ms.get(n, 0.0) for n in names) < SIDE_BY_SIDE_MS:
+        return [set(names)]
+    return [set(names[i::count]) for i in range(count)]
 
 
 def _available_mb() -> int:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import inspect
 import linecache
 import sys
+import textwrap
+import tokenize
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,17 +27,14 @@ from .counters import shape_text
 _MAX_INLINE = 4  # distinct shapes kept per line
 
 
-@functools.cache  # a job's files do not change while it runs (each job is a fresh process)
-def _targets(filename: str) -> dict[int, list[tuple[str, int]]]:
+Targets = dict[int, list[tuple[str, int]]]  # line -> (name, column after it)
+
+
+def _found_targets(tree: ast.AST, line_offset: int = 0, column_offset: int = 0) -> Targets:
     """Line -> the names its statement assigns, each with the column after it (``return``
-    lines get the name ``return``). Parsed once per file and job: parsing a big model
-    file costs as much as a whole forward() on meta."""
-    source = "".join(linecache.getlines(filename))
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return {}
-    found: dict[int, list[tuple[str, int]]] = {}
+    lines get the name ``return``), in a tree parsed from a file's lines shifted by
+    ``line_offset`` and dedented by ``column_offset``."""
+    found: Targets = {}
 
     def names(target: ast.expr) -> Iterator[ast.Name]:
         if isinstance(target, ast.Name):
@@ -44,19 +44,54 @@ def _targets(filename: str) -> dict[int, list[tuple[str, int]]]:
                 yield from names(element)
 
     for node in ast.walk(tree):
+        line = node.lineno + line_offset if isinstance(node, ast.stmt) else 0
         if isinstance(node, ast.Assign):
             targets = [n for t in node.targets for n in names(t)]
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
             targets = list(names(node.target))
         elif isinstance(node, ast.Return) and node.value is not None:
-            found.setdefault(node.lineno, []).append(("return", node.col_offset + len("return")))
+            column = node.col_offset + column_offset + len("return")
+            found.setdefault(line, []).append(("return", column))
             continue
         else:
             continue
         for name in targets:
             if name.end_col_offset is not None:
-                found.setdefault(node.lineno, []).append((name.id, name.end_col_offset))
+                found.setdefault(line, []).append((name.id, name.end_col_offset + column_offset))
     return found
+
+
+@functools.cache  # a job's files do not change while it runs (each job is a fresh process)
+def _file_targets(filename: str) -> Targets:
+    """:func:`_found_targets` of a whole file, parsed once per job."""
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return {}
+    return _found_targets(tree)
+
+
+@functools.cache
+def _targets(code: types.CodeType) -> Targets:
+    """:func:`_found_targets` of the function of ``code``: its own lines parsed, not its
+    whole file. forward() passes through a few functions of big files (transformers'
+    modeling_utils.py, generic.py: thousands of lines each), and a job's child parsed each
+    whole file again, a quarter of LLaMA-7B's forward() on meta. The whole file where the
+    function's lines cannot be read alone (a module's or class's body, a lambda)."""
+    lines = linecache.getlines(code.co_filename)
+    first = code.co_firstlineno
+    if code.co_name.startswith("<") or not 0 < first <= len(lines):
+        return _file_targets(code.co_filename)
+    try:
+        block = inspect.getblock(lines[first - 1 :])
+        source = "".join(block)
+        indent = len(source) - len(source.lstrip(" \t"))
+        tree = ast.parse(textwrap.dedent(source))
+    except (SyntaxError, ValueError, IndentationError, tokenize.TokenError):
+        return _file_targets(code.co_filename)
+    if source[:indent].strip(" ") or "\t" in source[:indent]:
+        return _file_targets(code.co_filename)  # tabs: columns are not dedented alike
+    return _found_targets(tree, first - 1, indent)
 
 
 class LineShapes:
@@ -71,7 +106,7 @@ class LineShapes:
 
     def _record(self, frame: types.FrameType, line: int, value_of: Callable[[str], object]) -> None:
         filename = frame.f_code.co_filename
-        for name, column in _targets(filename).get(line, ()):
+        for name, column in _targets(frame.f_code).get(line, ()):
             value = value_of(name)
             if not isinstance(value, (torch.Tensor, tuple, list)):
                 continue
@@ -96,7 +131,7 @@ class LineShapes:
         if (
             previous is not None
             and event in ("line", "return")
-            and previous in _targets(frame.f_code.co_filename)
+            and previous in _targets(frame.f_code)
         ):
             local_vars = frame.f_locals  # a snapshot: costly, so only after an assignment
             self._record(frame, previous, local_vars.get)
