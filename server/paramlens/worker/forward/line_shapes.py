@@ -71,13 +71,19 @@ def _file_targets(filename: str) -> Targets:
     return _found_targets(tree)
 
 
+_EXPRESSIONS = frozenset({"<lambda>", "<genexpr>", "<listcomp>", "<setcomp>", "<dictcomp>"})
+
+
 @functools.cache
 def _targets(code: types.CodeType) -> Targets:
     """:func:`_found_targets` of the function of ``code``: its own lines parsed, not its
     whole file. forward() passes through a few functions of big files (transformers'
     modeling_utils.py, generic.py: thousands of lines each), and a job's child parsed each
     whole file again, a quarter of LLaMA-7B's forward() on meta. The whole file where the
-    function's lines cannot be read alone (a module's or class's body, a lambda)."""
+    function's lines cannot be read alone (a module's body, a function whose lines do not
+    parse by themselves)."""
+    if code.co_name in _EXPRESSIONS:
+        return {}  # a lambda's or comprehension's frame runs no statement
     lines = linecache.getlines(code.co_filename)
     first = code.co_firstlineno
     if code.co_name.startswith("<") or not 0 < first <= len(lines):
