@@ -222,11 +222,14 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     method = config_method_spec(cls, workspace, required)
     if method is not None:
         return method
-    for call in workspace.call_sites(cls.qualname):
+    calls = workspace.call_sites(cls.qualname)
+    # literal calls first, then calls with local values (a test's first parametrize case)
+    for call in sorted(calls, key=lambda c: bool(c.note)):
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if all(p.name in named for p in required):
             parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
             where = site(call.file, call.line, workspace)
+            where += f" ({call.note})" if call.note else ""
             values = [*call.args, *(v for _, v in call.kwargs)]
             found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
             ctor = f"{cls.name}({', '.join(parts)})"
