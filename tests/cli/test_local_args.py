@@ -1,7 +1,8 @@
 """Calls whose arguments are local values as the constructors of the classes they build
 (issue 20): a test's first ``parametrize`` case, a unittest's first
 ``parameterized.expand`` case, a dict spread into the call, a ``__main__`` block's local
-names and loop values. The source names the test file's line. Ground truth is plain torch
+names and loop values. The source names the test file's line; a call that fails to build
+(a test of a bad argument) gives way to the next one. Ground truth is plain torch
 in this process; golden file in tests/cli/golden/ (PARAMLENS_UPDATE_GOLDEN=1 writes it)."""
 
 from __future__ import annotations
@@ -60,13 +61,13 @@ def blocks() -> object:
         (
             "Mixer",
             "Mixer(tokens=16, dim=48, depth=2)",
-            "tinyvit/blocks.py:71",
+            "tinyvit/blocks.py:73",
             lambda b: b.Mixer(tokens=16, dim=48, depth=2),
         ),
         (
             "Gate",
             "Gate(48, groups=2, heads=4)",
-            "tinyvit/blocks.py:73 (first loop value)",
+            "tinyvit/blocks.py:75 (first loop value)",
             lambda b: b.Gate(48, groups=2, heads=4),
         ),
     ],
@@ -79,6 +80,14 @@ def test_local_values_build_the_class(
     assert found["source_kind"] == "call site"
     assert found["example"] is False and found["error"] is None
     assert found["total_params"] == count(build(blocks))  # type: ignore[operator]
+
+
+def test_a_call_that_fails_gives_way_to_the_next(doc: dict) -> None:
+    # the test's literal call comes first and raises (as the test expects): the next call
+    gate = model(doc, "Gate")
+    assert gate["notes"] == [
+        "the call at tests/test_blocks.py:36 failed: ValueError: dim 10 does not split into 3 groups"
+    ]
 
 
 def test_a_rebound_name_is_not_guessed(doc: dict) -> None:

@@ -122,6 +122,8 @@ def test_the_first_parameterized_expand_case_and_a_spread_dict(tmp_path: Path) -
         "@pytest.mark.parametrize('dim', [1, 2])\ndef test_f(dim):\n    dim = dim * 2\n"
         "    Net(dim)\n",  # a parameter rebound
         "def f():\n    d = {'a': 1}\n    Net(**d, a=2)\n",  # the same keyword twice
+        "def test_f():\n    for dim in (0, -1):\n        with pytest.raises(ValueError):\n"
+        "            Net(dim)\n",  # meant to fail
     ],
 )
 def test_a_name_that_could_hold_another_value_is_no_call_site(tmp_path: Path, body: str) -> None:

@@ -274,6 +274,18 @@ def _first_case(
 _NONE = object()
 
 
+_RAISES = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
+
+
+def _raises(stmt: ast.With | ast.AsyncWith) -> bool:
+    """``with pytest.raises(ValueError):``, ``with self.assertRaises(...):``."""
+    return any(
+        isinstance(item.context_expr, ast.Call)
+        and (dotted_name(item.context_expr.func) or "").rpartition(".")[2] in _RAISES
+        for item in stmt.items
+    )
+
+
 def _is_param(node: ast.expr) -> bool:
     """``pytest.param(1, 2, id="small")``: a case with its marks."""
     return isinstance(node, ast.Call) and (dotted_name(node.func) or "").endswith("param")
@@ -395,6 +407,8 @@ class _Walker:
             items = value if isinstance(value, list) else [value]
             if isinstance(stmt, (ast.For, ast.AsyncFor)) and name == "body":
                 self.block(stmt.body, self.loop(stmt, env, scope), scope)
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)) and name == "body" and _raises(stmt):
+                self.block(stmt.body, {}, scope)  # a call meant to fail is no constructor
             elif items and isinstance(items[0], ast.stmt):
                 self.block(items, env, scope)
             elif items and isinstance(items[0], (ast.excepthandler, ast.match_case)):
