@@ -8,7 +8,12 @@ from textwrap import dedent
 
 import pytest
 from paramlens.analysis.calls import call_sites
-from paramlens.analysis.local_values import EXPAND_NOTE, LOOP_NOTE, PARAMETRIZE_NOTE
+from paramlens.analysis.local_values import (
+    EXPAND_NOTE,
+    LOOP_NOTE,
+    MAX_LOCALS,
+    PARAMETRIZE_NOTE,
+)
 from paramlens.analysis.reading import read_file
 
 
@@ -141,3 +146,9 @@ def test_literal_calls_come_before_calls_with_local_values(tmp_path: Path) -> No
         """,
     )
     assert [(line, note) for line, _, _, note in found] == [(5, ""), (4, "")]
+
+
+def test_a_block_holds_a_bounded_number_of_local_values(tmp_path: Path) -> None:
+    # generated code: 1,000 names each assigned then used; only the first MAX_LOCALS are held
+    body = "def f():\n" + "".join(f"    a{i} = {i}\n    Net(a{i})\n" for i in range(1000))
+    assert len(sites(tmp_path, body)) == MAX_LOCALS

@@ -80,6 +80,12 @@ class ScopedCall:
     hidden: frozenset[str]  # names its scope binds: module constants of that name are not seen
 
 
+MAX_LOCALS = 200  # local values one block holds (generated code could bind thousands)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -101,12 +107,15 @@ class _Scope:
         self.body = body
         self.walker = walker
         self._counts: dict[str, int] | None = None
+        self._bound: frozenset[str] | None = None
         self._once: frozenset[str] | None = None
 
     @property
     def bound(self) -> frozenset[str]:
         """Every name the scope binds (its own statements, not nested scopes')."""
-        return frozenset(self.counts())
+        if self._bound is None:
+            self._bound = frozenset(self.counts())
+        return self._bound
 
     @property
     def once(self) -> frozenset[str]:
@@ -425,8 +434,7 @@ class _Walker:
     def mentions(self, stmt: ast.stmt, env: Env) -> bool:
         """Whether ``stmt``'s text may use one of ``env``'s names (a search of its lines
         spares walking the expressions of most statements)."""
-        text = self.text_of(stmt)
-        return any(name in text for name in env)
+        return any(word in env for word in _WORD.findall(self.text_of(stmt)))
 
     def loop(self, stmt: ast.For | ast.AsyncFor, env: Env, scope: _Scope) -> Env:
         """``env`` with the loop variables bound to the first item of a literal sequence."""
@@ -465,7 +473,8 @@ class _Walker:
             return
         names = _names(target)
         # the value first (most assignments are of no literal), then whether the scope lets it be
-        if not names or not try_literal(value_node, Visible(env, self.constants, frozenset()))[0]:
+        unhidden = Visible(env, self.constants, frozenset())
+        if not names or not try_literal(value_node, unhidden, None, self.budget)[0]:
             return
         if any(n not in scope.once for n in names):
             return
@@ -475,6 +484,8 @@ class _Walker:
             return
         note = "; ".join(sorted(notes(value_node, env)))
         inner: Env = {}
+        if len(env) >= MAX_LOCALS:
+            return
         if _unpack(target, value, note, inner) and all(
             self.keeps(n, v.value, scope) for n, v in inner.items()
         ):
@@ -487,7 +498,9 @@ class _Walker:
         while stack:
             item, seen = stack.pop()
             if isinstance(item, ast.Call) and id(item) in self.wanted and seen:
-                self.found.append(ScopedCall(item, dict(seen), scope.hidden))  # as it is here
+                names = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
+                used = {n: seen[n] for n in names if n in seen}
+                self.found.append(ScopedCall(item, used, scope.hidden))  # as they are here
             if isinstance(item, _INNER) and seen:
                 if isinstance(item, ast.Lambda):
                     own = {a.arg for a in ast.walk(item.args) if isinstance(a, ast.arg)}
