@@ -90,6 +90,15 @@ def test_a_call_that_fails_gives_way_to_the_next(doc: dict) -> None:
     ]
 
 
+def test_a_call_never_downloads_weights(doc: dict) -> None:
+    backbone = model(doc, "Backbone")  # pretrained=True by default: False is added
+    assert (backbone["ctor"], backbone["source"]) == (
+        "Backbone(8, pretrained=False)",
+        "tests/test_backbone.py:8 (first parametrize case)",
+    )
+    assert backbone["error"] is None and backbone["total_params"] == 3 * 8 * 9 + 8
+
+
 def test_a_rebound_name_is_not_guessed(doc: dict) -> None:
     pool = model(doc, "Pool")  # size = 8; size *= 2; Pool(size): no call site
     assert (pool["source_kind"], pool["example"]) == ("example", True)

@@ -268,7 +268,11 @@ def _call_site_ctors(
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if not all(p.name in named for p in required):
             continue
+        open_weights = {p.name for p in params if p.name in NO_WEIGHTS} - named
         parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
+        # never download weights: a test's EfficientNetBN(...) whose `pretrained` is True
+        # by default gets pretrained=False (one that asks for them is left as it is)
+        parts += [f"{p.name}={NO_WEIGHTS[p.name]}" for p in params if p.name in open_weights]
         ctor = f"{cls.name}({', '.join(parts)})"
         if ctor in found:
             continue
