@@ -109,6 +109,33 @@ def test_the_first_parameterized_expand_case_and_a_spread_dict(tmp_path: Path) -
     ]
 
 
+def test_a_case_read_value_by_value(tmp_path: Path) -> None:
+    # MONAI: the network's parameters are literal, another value of the case is not
+    found = sites(
+        tmp_path,
+        """
+        from parameterized import parameterized
+        from ordering import OrderingType
+
+        TEST_CASE_0 = [{"channels": (8, 8)}, {"ordering_type": OrderingType.RASTER.value}]
+        CASES_2D = [TEST_CASE_0]
+        CASES = CASES_2D + [[{"channels": (4, 4)}, {}]]
+        if OrderingType:
+            OTHER = [[{"channels": (2, 2)}, {}]]
+
+        @parameterized.expand(CASES)
+        def test_shape(params, ordering):
+            Net(**params)
+            Net(**ordering)
+
+        @parameterized.expand(OTHER)
+        def test_other(params, ordering):
+            Net(**params)  # OTHER is assigned in a branch: not read
+        """,
+    )
+    assert found == [(13, (), (("channels", (8, 8)),), EXPAND_NOTE)]
+
+
 @pytest.mark.parametrize(
     "body",
     [

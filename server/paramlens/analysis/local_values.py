@@ -319,6 +319,7 @@ class _Walker:
         self.tree = tree
         self._shared: frozenset[str] | None = None
         self.found: list[ScopedCall] = []
+        self._assigned: dict[str, ast.expr | None] | None = None
         # `param = pytest.mark.parametrize` (x-transformers' tests)
         self.parametrize = {"parametrize"} | {
             t.id
@@ -376,24 +377,59 @@ class _Walker:
                     names = [str(n) for n in spec]
                 else:
                     continue
-                case = _first_case(decorator.args[1], visible, self.budget, len(names) == 1)
-                if case is _NONE:
-                    continue
-                if len(names) == 1:
-                    found[names[0]] = Local(case, PARAMETRIZE_NOTE)
-                elif isinstance(case, (list, tuple)) and len(case) == len(names):
-                    found.update((n, Local(v, PARAMETRIZE_NOTE)) for n, v in zip(names, case))
+                values = self.first_case(decorator.args[1], len(names) == 1)
+                if values is not None and len(values) == len(names):
+                    found.update(
+                        (n, Local(v, PARAMETRIZE_NOTE))
+                        for n, v in zip(names, values)
+                        if v is not _NONE
+                    )
             elif last == "expand" and callee.startswith("parameterized"):
-                case = _first_case(decorator.args[0], visible, self.budget)
-                if case is _NONE:
-                    continue
+                values = self.first_case(decorator.args[0], False)
                 params = positional[1:] if positional[:1] in (["self"], ["cls"]) else positional
-                values = case if isinstance(case, (list, tuple)) else (case,)
-                if len(values) > len(params):
-                    continue
-                found.update((n, Local(v, EXPAND_NOTE)) for n, v in zip(params, values))
+                if values is not None and len(values) <= len(params):
+                    found.update(
+                        (n, Local(v, EXPAND_NOTE)) for n, v in zip(params, values) if v is not _NONE
+                    )
             env.update((n, v) for n, v in found.items() if self.keeps(n, v.value, scope))
         return env
+
+    def first_case(self, node: ast.expr, single: bool) -> list[object] | None:
+        """The values of a test's first case, each read on its own (``_NONE`` where one is
+        not literal: MONAI's cases hold an ``OrderingType.RASTER_SCAN.value`` beside the
+        network's literal parameters); ``single``: the case is one value, not a tuple.
+        Module-level names of cases (``CASES = [TEST_CASE_0, ...]``, ``A + B``) are followed
+        to their assignments; None when there is no first case to read."""
+        cases = self.assignment(node)
+        if isinstance(cases, ast.BinOp) and isinstance(cases.op, ast.Add):
+            cases = self.assignment(cases.left)  # CASES_2D + CASES_3D
+        if not isinstance(cases, (ast.List, ast.Tuple)) or not cases.elts:
+            return None
+        first = self.assignment(cases.elts[0])
+        if isinstance(first, ast.Starred) or first is None:
+            return None
+        if _is_param(first):
+            assert isinstance(first, ast.Call)
+            elements = list(first.args)
+        elif single:
+            elements = [first]
+        elif isinstance(first, (ast.List, ast.Tuple)):
+            elements = list(first.elts)
+        else:
+            elements = [first]  # parameterized.expand: a single value for the first parameter
+        if (single and len(elements) != 1) or any(isinstance(e, ast.Starred) for e in elements):
+            return None
+        visible = Visible({}, self.constants, frozenset())
+        values = [try_literal(e, visible, None, self.budget) for e in elements]
+        return [v if ok else _NONE for ok, v in values]
+
+    def assignment(self, node: ast.expr) -> ast.expr | None:
+        """``node``, or the expression a module-level name was assigned once, at the top."""
+        if not isinstance(node, ast.Name):
+            return node
+        if self._assigned is None:
+            self._assigned = _module_assignments(self.tree)
+        return self._assigned.get(node.id)
 
     def keeps(self, name: str, value: object, scope: _Scope) -> bool:
         return name in scope.once and not (isinstance(value, _MUTABLE) and scope.changes(name))
@@ -509,6 +545,30 @@ class _Walker:
                     own = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
                 seen = {k: v for k, v in seen.items() if k not in own}
             stack.extend((child, seen) for child in ast.iter_child_nodes(item))
+
+
+def _module_assignments(tree: ast.Module) -> dict[str, ast.expr | None]:
+    """Module-level names and the expression each was assigned, None for a name assigned
+    more than once or otherwise (in an ``if``, a loop, by augmenting, unpacking): the
+    module's statements and the blocks they hold, not functions or classes."""
+    assigned: dict[str, ast.expr | None] = {}
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, _SCOPES):
+            continue
+        plain = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+        for node in ast.walk(stmt) if not plain else ():
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                assigned[node.id] = None
+        if isinstance(stmt, ast.Assign) and plain:
+            for name in _names(stmt.targets[0]) or ():
+                once = name not in assigned and isinstance(stmt.targets[0], ast.Name)
+                assigned[name] = stmt.value if once else None
+        for _, value in ast.iter_fields(stmt):
+            if isinstance(value, list):
+                stack += [v for v in value if isinstance(v, ast.stmt)]
+    return assigned
 
 
 def notes(node: ast.AST, env: Env) -> set[str]:
