@@ -1,7 +1,8 @@
 """Call sites in one file, found on demand (the scan keeps no syntax trees): calls of a
-class with literal arguments (how to construct it) and calls of a model with literal
-tensors (forward()'s example input). Imports :mod:`.model`, :mod:`.literals` and
-:mod:`.reading`."""
+class with literal arguments (how to construct it), also where the arguments are local
+values (a loop's, a parametrized test's: :mod:`.local_values`), and calls of a model with
+literal tensors (forward()'s example input). Imports :mod:`.model`, :mod:`.literals`,
+:mod:`.local_values` and :mod:`.reading`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from collections import deque
 from collections.abc import Mapping
 
 from .literals import Budget, dotted_name, try_literal
+from .local_values import Visible, notes, scoped_calls
 from .model import CallSite, FileInfo, ModelCall
 from .reading import qualify, syntax_tree
 
 
 def call_sites(info: FileInfo) -> list[CallSite]:
     """Calls in ``info`` whose arguments are literals, module constants or names of classes
-    and functions (parsed once per file text, then kept)."""
+    and functions, then those whose arguments are such once local values are known
+    (parsed once per file text, then kept)."""
     if info.found_call_sites is None:
         info.found_call_sites = _find_call_sites(info)
     return info.found_call_sites
@@ -32,11 +35,15 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
     budget = Budget()
 
     found: list[CallSite] = []
+    unresolved: dict[int, ast.Call] = {}  # calls with local values, perhaps (by id)
     for call in ast.walk(tree):
         if not isinstance(call, ast.Call):
             continue
         callee = qualify(info, call.func)
-        if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
+        if callee is None:
+            continue
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            unresolved[id(call)] = call
             continue
         values = [try_literal(a, info.constants, refs, budget) for a in call.args]
         kwvalues = [
@@ -46,7 +53,55 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
             kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
             args = tuple(v for _, v in values)
             found.append(CallSite(callee, path, call.lineno, args, kwargs))
+        else:
+            unresolved[id(call)] = call
+    if unresolved:  # after the plain ones: a literal call is the better example
+        found += _with_local_values(info, tree, unresolved, budget)
     return found
+
+
+def _with_local_values(
+    info: FileInfo, tree: ast.Module, unresolved: dict[int, ast.Call], budget: Budget
+) -> list[CallSite]:
+    """The calls of ``unresolved`` whose arguments are literal once their scopes' local
+    values are known (see :mod:`.local_values`), ``**kwargs`` and ``*args`` spread."""
+    found: list[CallSite] = []
+    for scoped in scoped_calls(tree, unresolved, info.constants, budget, info.text):
+        call, env = scoped.call, scoped.env
+        if not env:
+            continue
+        constants = Visible(env, info.constants, scoped.hidden)
+        refs = Visible({}, info.symbols, scoped.hidden)
+        args: list[object] = []
+        kwargs: dict[str, object] = {}
+        for arg in call.args:
+            spread = isinstance(arg, ast.Starred)
+            node = arg.value if isinstance(arg, ast.Starred) else arg
+            ok, value = try_literal(node, constants, refs, budget)
+            if not ok or (spread and not isinstance(value, (list, tuple))):
+                break
+            args += list(value) if spread else [value]  # type: ignore[call-overload]
+        else:
+            for keyword in call.keywords:
+                ok, value = try_literal(keyword.value, constants, refs, budget)
+                items = _keywords(value) if keyword.arg is None else [(keyword.arg, value)]
+                if not ok or items is None or any(k in kwargs for k, _ in items):
+                    break
+                kwargs.update(items)
+            else:
+                note = "; ".join(sorted(notes(call, env)))
+                callee = qualify(info, call.func) or ""
+                found.append(
+                    CallSite(callee, info.path, call.lineno, tuple(args), (*kwargs.items(),), note)
+                )
+    return found
+
+
+def _keywords(value: object) -> list[tuple[str, object]] | None:
+    """``**value``'s keywords: a dict with string keys, else None."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        return None
+    return list(value.items())
 
 
 _TENSOR_FACTORIES = frozenset(

@@ -66,6 +66,9 @@ class CallSite:
     line: int
     args: tuple[object, ...]  # literal values and Refs
     kwargs: tuple[tuple[str, object], ...]
+    # how local values in the arguments were chosen, if they were one of several (the first
+    # loop value, parametrize case): "" when every argument is the one value it can be
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,9 @@ class ScanStore:
     """
 
     # FileInfo's and ClassInfo's fields (5: found_call_sites, found_model_calls), or what
-    # they hold (6: a .py file's late `from __future__` import is its syntax error)
-    FORMAT = 6
+    # they hold (6: a .py file's late `from __future__` import is its syntax error; 7: call
+    # sites with local values, CallSite.note)
+    FORMAT = 7
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,31 +222,20 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     method = config_method_spec(cls, workspace, required)
     if method is not None:
         return method
-    for call in workspace.call_sites(cls.qualname):
-        named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
-        if all(p.name in named for p in required):
-            parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
-            where = site(call.file, call.line, workspace)
-            values = [*call.args, *(v for _, v in call.kwargs)]
-            found_refs = {(r.local, r.target) for v in values for r in refs_in(v)}
-            ctor = f"{cls.name}({', '.join(parts)})"
-            return ClassSpec(
-                cls.name,
-                cls.line,
-                ctor,
-                where,
-                refs=tuple(sorted(found_refs)),
-                source_kind=protocol.SOURCE_CALL_SITE,
-            )
     fallback = _examples(cls, workspace, required, configs)
-    # a script's model, then the documentation's examples, then example sizes: the first
-    # that builds (each one that fails says why in the result's notes)
-    chain: list[tuple[str, str, bool, str]] = []
-    script = script_spec(cls, workspace)
-    if script is not None and script.ctor is not None:
-        chain.append((script.ctor, script.ctor_source, False, protocol.SOURCE_SCRIPT))
-    documented, doc_refs = doc_constructors(cls, workspace)
-    chain += [(c, where, False, protocol.SOURCE_DOC) for c, where in documented]
+    # calls of the class (the next if one does not build: a test of a bad argument), else a
+    # script's model, then the documentation's examples; then example sizes: the first that
+    # builds (each one that fails says why in the result's notes)
+    sites = _call_site_ctors(cls, workspace, params, required)
+    chain = [(c, where, False, protocol.SOURCE_CALL_SITE) for c, where, _ in sites]
+    imports = dict([*fallback.refs, *(r for _, _, found in sites for r in found)])
+    if not chain:
+        script = script_spec(cls, workspace)
+        if script is not None and script.ctor is not None:
+            chain.append((script.ctor, script.ctor_source, False, protocol.SOURCE_SCRIPT))
+        documented, doc_refs = doc_constructors(cls, workspace)
+        chain += [(c, where, False, protocol.SOURCE_DOC) for c, where in documented]
+        imports.update(doc_refs)
     if not chain:
         return fallback
     kind = protocol.SOURCE_EXAMPLE
@@ -259,10 +248,42 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         source,
         missing_args=fallback.missing_args,
         fix_hint=fallback.fix_hint,
-        refs=tuple(sorted(dict([*fallback.refs, *doc_refs]).items())),
+        refs=tuple(sorted(imports.items())),
         source_kind=kind,
         candidates=tuple(rest),
     )
+
+
+MAX_CALL_SITES = 3  # calls of a class tried in turn as its constructor
+
+
+def _call_site_ctors(
+    cls: ClassInfo, workspace: Workspace, params: Sequence[InitParam], required: list[InitParam]
+) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """The first distinct calls of ``cls`` that give all its required parameters, as
+    (constructor, where, refs): calls with literal arguments first, then those with local
+    values (a test's first parametrize case)."""
+    found: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {}
+    for call in sorted(workspace.call_sites(cls.qualname), key=lambda c: bool(c.note)):
+        named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
+        if not all(p.name in named for p in required):
+            continue
+        open_weights = {p.name for p in params if p.name in NO_WEIGHTS} - named
+        parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
+        # never download weights: a test's EfficientNetBN(...) whose `pretrained` is True
+        # by default gets pretrained=False (one that asks for them is left as it is)
+        parts += [f"{p.name}={NO_WEIGHTS[p.name]}" for p in params if p.name in open_weights]
+        ctor = f"{cls.name}({', '.join(parts)})"
+        if ctor in found:
+            continue
+        where = site(call.file, call.line, workspace)
+        where += f" ({call.note})" if call.note else ""
+        values = [*call.args, *(v for _, v in call.kwargs)]
+        refs = tuple(sorted({(r.local, r.target) for v in values for r in refs_in(v)}))
+        found[ctor] = (ctor, where, refs)
+        if len(found) == MAX_CALL_SITES:
+            break
+    return list(found.values())
 
 
 def _examples(

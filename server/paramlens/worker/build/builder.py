@@ -21,6 +21,7 @@ from ..layers import qualtype
 from ..protocol import (
     EXAMPLE_SOURCE,
     FINAL_KINDS,
+    SOURCE_CALL_SITE,
     SOURCE_DOC,
     SOURCE_SCRIPT,
     ClassSpec,
@@ -41,6 +42,9 @@ from .placement import (
     namespace_for,
 )
 
+# ways of the project's own that are tried in turn, each failure a note of the result
+_PROJECT_WAYS = (SOURCE_SCRIPT, SOURCE_CALL_SITE, SOURCE_DOC)
+
 
 def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
     """Construct ``spec`` (see :func:`_build_class`). Example arguments guessed from
@@ -48,7 +52,7 @@ def build_class(spec: ClassSpec, ctx: BuildContext) -> ModelResult:
 
     With ``ctx.on_staged``, a class whose training step is simulated is also handed there
     before the step, as it will be returned but with ``forward.step_pending``."""
-    failed: list[str] = []  # the script's or documentation's ways that failed, and why
+    failed: list[str] = []  # the script's, calls' or documentation's ways that failed, and why
     result = _build_tried(spec, ctx, failed)
     if failed and result.error is None:
         result = dataclasses.replace(result, notes=(*failed, *result.notes))
@@ -61,7 +65,7 @@ def _build_tried(spec: ClassSpec, ctx: BuildContext, failed: list[str]) -> Model
     for ctor, source, example, kind in spec.candidates:  # the project's other ways, in order
         if result.error is None or result.error.kind in FINAL_KINDS:
             break
-        if spec.source_kind in (SOURCE_SCRIPT, SOURCE_DOC):
+        if spec.source_kind in _PROJECT_WAYS:
             failed.append(f"{_tried(spec)} failed: {result.error.message}")
         spec = dataclasses.replace(
             spec, ctor=ctor, ctor_source=source, example=example, source_kind=kind
@@ -70,10 +74,10 @@ def _build_tried(spec: ClassSpec, ctx: BuildContext, failed: list[str]) -> Model
     if spec.ctor_source != EXAMPLE_SOURCE and not spec.example:
         if result.error is None or result.error.kind in FINAL_KINDS:
             return result
-        if spec.source_kind not in (SOURCE_SCRIPT, SOURCE_DOC) or not spec.missing_args:
+        if spec.source_kind not in _PROJECT_WAYS or not spec.missing_args:
             return result
-        # a script's model or a documented example that could not be built: the class
-        # still needs its arguments
+        # a script's model, a call or a documented example that could not be built: the
+        # class still needs its arguments
         return _needs_args(result, spec, ctx, _tried(spec))
     for alternative in spec.alternatives:  # wider values, if the class refused the small ones
         if result.error is None or result.error.kind in FINAL_KINDS:
@@ -91,6 +95,8 @@ def _tried(spec: ClassSpec) -> str:
         return f"the model built at {spec.ctor_source}"
     if spec.source_kind == SOURCE_DOC:
         return f"the example at {spec.ctor_source}"
+    if spec.source_kind == SOURCE_CALL_SITE:
+        return f"the call at {spec.ctor_source}"
     return f"{spec.ctor} ({spec.ctor_source})"
 
 

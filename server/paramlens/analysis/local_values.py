@@ -1,0 +1,595 @@
+"""The values local names hold at a call, read statically (never run), so that calls
+whose arguments are local values are call sites too: in a function or an
+``if __name__ == "__main__":`` block, a name assigned a literal before the call
+(``dim = 64``), a loop variable over a literal sequence (its first item:
+``for dims in [2, 3]:``), a test's parameters from ``@pytest.mark.parametrize`` or
+``@parameterized.expand(CASES)`` (the first case), and a literal dict spread into the call
+(``Net(**args_dict)``).
+
+Conservative: a name bound more than once in its scope (assigned twice, augmented, also a
+loop variable, deleted, declared global or nonlocal anywhere), a list or dict whose
+contents may change (``args["x"] = 1``, ``args.update(...)``), and a name bound where the
+call may not see it (in a branch the call is not in) have no value. Only the scopes that
+hold one of the calls asked about are read. Imports :mod:`.literals` only."""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .literals import Budget, dotted_name, try_literal
+
+LOOP_NOTE = "first loop value"
+
+
+PARAMETRIZE_NOTE = "first parametrize case"
+
+
+EXPAND_NOTE = "first parameterized case"
+
+
+@dataclass(frozen=True)
+class Local:
+    value: object
+    note: str  # how the value was chosen when it is one of several: LOOP_NOTE...; "" if not
+
+
+Env = dict[str, Local]
+
+
+_V = TypeVar("_V")
+
+
+class Visible(Mapping[str, _V]):
+    """The names an expression of a scope may use: its local values over the module's
+    names (constants or imports), less the module's names that the scope rebinds."""
+
+    def __init__(self, env: Env, module: Mapping[str, _V], hidden: frozenset[str]) -> None:
+        self.env = env
+        self.module = module
+        self.hidden = hidden
+
+    def __getitem__(self, name: str) -> _V:
+        if name in self.env:
+            return self.env[name].value  # type: ignore[return-value]  # env is {} for refs
+        if name in self.hidden:
+            raise KeyError(name)
+        return self.module[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.env or (name not in self.hidden and name in self.module)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.env
+        yield from (n for n in self.module if n not in self.hidden and n not in self.env)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+@dataclass(frozen=True)
+class ScopedCall:
+    """A call asked about, with the local values its scope gives it."""
+
+    call: ast.Call
+    env: Env
+    hidden: frozenset[str]  # names its scope binds: module constants of that name are not seen
+
+
+MAX_LOCALS = 200  # local values one block holds (generated code could bind thousands)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+_INNER = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+_MUTABLE = (list, dict)
+
+
+_TARGETS = (ast.Tuple, ast.List, ast.Starred)  # a, (b, *c) = ...
+
+
+class _Scope:
+    """What a scope binds, read on first use: most scopes (a model's ``__init__``) bind no
+    literal value and are never read."""
+
+    def __init__(self, node: ast.AST, body: list[ast.stmt], walker: _Walker) -> None:
+        self.node = node
+        self.body = body
+        self.walker = walker
+        self._counts: dict[str, int] | None = None
+        self._bound: frozenset[str] | None = None
+        self._once: frozenset[str] | None = None
+
+    @property
+    def bound(self) -> frozenset[str]:
+        """Every name the scope binds (its own statements, not nested scopes')."""
+        if self._bound is None:
+            self._bound = frozenset(self.counts())
+        return self._bound
+
+    @property
+    def once(self) -> frozenset[str]:
+        """Of which: bound exactly once, never declared global or nonlocal."""
+        if self._once is None:
+            shared = self.walker.shared()
+            self._once = frozenset(
+                n for n, c in self.counts().items() if c == 1 and n not in shared
+            )
+        return self._once
+
+    def changes(self, name: str) -> bool:
+        """Whether the contents of ``name`` may change: ``x.update(...)`` (any attribute),
+        ``x[k] = v``, ``x[k] += v``, ``del x[k]``; asked only about a list or dict, and read
+        from the scope's text (a mention in a comment or a string counts too)."""
+        text = self.walker.text_of(self.node)
+        for mention in re.finditer(rf"\b{re.escape(name)}\b\s*", text):
+            end = mention.end()
+            if text.startswith(".", end) or _STORED.match(text, end):
+                return True
+            if text[max(0, mention.start() - 12) : mention.start()].rstrip().endswith("del"):
+                return True
+        return False
+
+    @property
+    def hidden(self) -> frozenset[str]:
+        """The module's names this scope's own bindings hide (a module hides none of its
+        own: its constants are its top-level literal assignments)."""
+        return frozenset() if isinstance(self.node, ast.Module) else self.bound
+
+    def counts(self) -> dict[str, int]:
+        if self._counts is None:
+            self._counts = _bindings(self.node, self.body, self.walker.walrus)
+        return self._counts
+
+
+def _bindings(node: ast.AST, body: list[ast.stmt], walrus: bool) -> dict[str, int]:
+    """How often each name is bound in a scope: through its statements' targets, and
+    its expressions too only where ``:=`` may bind one (``walrus``)."""
+    counts: dict[str, int] = {}
+
+    def bind(name: str | None) -> None:
+        if name:
+            counts[name] = counts.get(name, 0) + 1
+
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        a = node.args
+        for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+            bind(arg.arg if arg else None)
+    stack: list[ast.AST] = list(body)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _SCOPES):
+            bind(item.name)  # its body is its own scope (its decorators are not looked at)
+            continue
+        if isinstance(item, ast.Name):
+            if not isinstance(item.ctx, ast.Load):
+                bind(item.id)
+            continue
+        if isinstance(item, ast.alias):
+            bind(item.asname or item.name.partition(".")[0])
+        elif isinstance(item, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+            bind(item.name)
+        elif isinstance(item, ast.MatchMapping):
+            bind(item.rest)
+        elif isinstance(item, ast.comprehension):  # its variables are its own
+            stack += [item.iter, *item.ifs]
+            continue
+        if (
+            walrus
+            or not isinstance(item, ast.expr)
+            or isinstance(item, (ast.Tuple, ast.List, ast.Starred))
+        ):
+            stack.extend(ast.iter_child_nodes(item))
+    return counts
+
+
+def _declared(tree: ast.Module) -> frozenset[str]:
+    """Names declared global or nonlocal anywhere: another scope may rebind them. (Read
+    through statements only: no expression holds one.)"""
+    found: set[str] = set()
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            found.update(node.names)
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                stack += [v for v in value if isinstance(v, _BLOCK_ITEMS)]
+    return frozenset(found)
+
+
+_BLOCK_ITEMS = (ast.stmt, ast.excepthandler, ast.match_case)
+
+
+_STORED = re.compile(r"\[[^\n]*?\]\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)")  # x[k] = v, x[k] += v
+
+
+def _declares(text: str) -> bool:
+    """Whether ``text`` may hold a ``global`` or ``nonlocal`` statement: the word then a
+    space, at the start of a line or after ``;`` or ``:`` (a comment's "global pool" is not).
+    Found with ``str.find``: a regular expression takes milliseconds on a large file."""
+    for word in ("global", "nonlocal"):
+        at = text.find(word)
+        while at >= 0:
+            if text[at + len(word) : at + len(word) + 1] in (" ", "\t"):
+                before = text[text.rfind("\n", 0, at) + 1 : at].rstrip()
+                if not before or before.endswith((";", ":")):
+                    return True
+            at = text.find(word, at + 1)
+    return False
+
+
+def _names(target: ast.expr) -> list[str] | None:
+    """``a`` or ``a, b`` (nested tuples too); None for anything else (``x.y``, ``*rest``)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        found: list[str] = []
+        for element in target.elts:
+            inner = _names(element)
+            if inner is None:
+                return None
+            found += inner
+        return found
+    return None
+
+
+def _unpack(target: ast.expr, value: object, note: str, into: Env) -> bool:
+    """Bind ``target`` (a name or a tuple of names) to ``value``; False if it does not fit."""
+    if isinstance(target, ast.Name):
+        into[target.id] = Local(value, note)
+        return True
+    if not isinstance(target, (ast.Tuple, ast.List)) or not isinstance(value, (tuple, list)):
+        return False
+    if len(target.elts) != len(value):
+        return False
+    return all(_unpack(t, v, note, into) for t, v in zip(target.elts, value))
+
+
+def _first_case(
+    node: ast.expr, visible: Mapping[str, object], budget: Budget, single: bool = False
+) -> object:
+    """The first case of a literal list of cases; a ``pytest.param(1, 2)`` case gives
+    ``(1, 2)`` (``pytest.param(1)`` of a ``single`` name: ``1``). ``_NONE`` when there is
+    none or it is not literal."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        if not node.elts:
+            return _NONE
+        first = node.elts[0]
+        if _is_param(first):
+            assert isinstance(first, ast.Call)
+            values = [try_literal(a, visible, None, budget) for a in first.args]
+            if not all(ok for ok, _ in values):
+                return _NONE
+            return values[0][1] if single and len(values) == 1 else tuple(v for _, v in values)
+        ok, value = try_literal(first, visible, None, budget)
+        return value if ok else _NONE
+    ok, value = try_literal(node, visible, None, budget)
+    if ok and isinstance(value, (list, tuple)) and value:
+        return value[0]
+    return _NONE
+
+
+_NONE = object()
+
+
+_RAISES = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
+
+
+def _raises(stmt: ast.With | ast.AsyncWith) -> bool:
+    """``with pytest.raises(ValueError):``, ``with self.assertRaises(...):``."""
+    return any(
+        isinstance(item.context_expr, ast.Call)
+        and (dotted_name(item.context_expr.func) or "").rpartition(".")[2] in _RAISES
+        for item in stmt.items
+    )
+
+
+def _is_param(node: ast.expr) -> bool:
+    """``pytest.param(1, 2, id="small")``: a case with its marks."""
+    return isinstance(node, ast.Call) and (dotted_name(node.func) or "").endswith("param")
+
+
+class _Walker:
+    def __init__(
+        self,
+        tree: ast.Module,
+        wanted: Mapping[int, ast.Call],
+        constants: Mapping[str, object],
+        budget: Budget,
+        text: str,
+    ) -> None:
+        self.text = text
+        self.walrus = ":=" in text
+        self._lines: list[str] | None = None
+        self.wanted = wanted
+        self.lines = sorted(c.lineno for c in wanted.values())
+        self.constants = constants
+        self.budget = budget
+        self.tree = tree
+        self._shared: frozenset[str] | None = None
+        self.found: list[ScopedCall] = []
+        self._assigned: dict[str, ast.expr | None] | None = None
+        # `param = pytest.mark.parametrize` (x-transformers' tests)
+        self.parametrize = {"parametrize"} | {
+            t.id
+            for stmt in tree.body
+            if isinstance(stmt, ast.Assign)
+            and (dotted_name(stmt.value) or "").endswith("mark.parametrize")
+            for t in stmt.targets
+            if isinstance(t, ast.Name)
+        }
+
+    def holds_wanted(self, node: ast.AST) -> bool:
+        start = getattr(node, "lineno", 0)
+        end = getattr(node, "end_lineno", None) or start
+        at = bisect.bisect_left(self.lines, start)
+        return at < len(self.lines) and self.lines[at] <= end
+
+    def shared(self) -> frozenset[str]:
+        if self._shared is None:
+            self._shared = _declared(self.tree) if _declares(self.text) else frozenset()
+        return self._shared
+
+    def text_of(self, node: ast.AST) -> str:
+        if isinstance(node, ast.Module):
+            return self.text
+        if self._lines is None:
+            self._lines = self.text.splitlines()
+        start, end = getattr(node, "lineno", 1), getattr(node, "end_lineno", None)
+        return "\n".join(self._lines[start - 1 : end])
+
+    def scope(self, node: ast.AST, body: list[ast.stmt], env: Env) -> None:
+        scope = _Scope(node, body, self)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            env = self.parameters(node, scope)
+        self.block(body, env, scope)
+
+    def parameters(self, function: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> Env:
+        """A test's parameters, from its parametrize / parameterized.expand decorators."""
+        env: Env = {}
+        visible = Visible({}, self.constants, frozenset())
+        a = function.args
+        positional = [p.arg for p in [*a.posonlyargs, *a.args]]
+        for decorator in function.decorator_list:
+            if not isinstance(decorator, ast.Call) or not decorator.args:
+                continue
+            callee = dotted_name(decorator.func) or ""
+            last = callee.rpartition(".")[2]
+            found: Env = {}
+            if last in self.parametrize or callee in self.parametrize:
+                if any(k.arg == "indirect" for k in decorator.keywords) or len(decorator.args) < 2:
+                    continue  # indirect: the values go to fixtures, not to the test
+                _, spec = try_literal(decorator.args[0], visible, None, self.budget)
+                if isinstance(spec, str):
+                    names = [n.strip() for n in spec.split(",") if n.strip()]
+                elif isinstance(spec, (list, tuple)) and all(isinstance(n, str) for n in spec):
+                    names = [str(n) for n in spec]
+                else:
+                    continue
+                values = self.first_case(decorator.args[1], len(names) == 1)
+                if values is not None and len(values) == len(names):
+                    found.update(
+                        (n, Local(v, PARAMETRIZE_NOTE))
+                        for n, v in zip(names, values)
+                        if v is not _NONE
+                    )
+            elif last == "expand" and callee.startswith("parameterized"):
+                values = self.first_case(decorator.args[0], False)
+                params = positional[1:] if positional[:1] in (["self"], ["cls"]) else positional
+                if values is not None and len(values) <= len(params):
+                    found.update(
+                        (n, Local(v, EXPAND_NOTE)) for n, v in zip(params, values) if v is not _NONE
+                    )
+            env.update((n, v) for n, v in found.items() if self.keeps(n, v.value, scope))
+        return env
+
+    def first_case(self, node: ast.expr, single: bool) -> list[object] | None:
+        """The values of a test's first case, each read on its own (``_NONE`` where one is
+        not literal: MONAI's cases hold an ``OrderingType.RASTER_SCAN.value`` beside the
+        network's literal parameters); ``single``: the case is one value, not a tuple.
+        Module-level names of cases (``CASES = [TEST_CASE_0, ...]``, ``A + B``) are followed
+        to their assignments; None when there is no first case to read."""
+        cases = self.assignment(node)
+        if isinstance(cases, ast.BinOp) and isinstance(cases.op, ast.Add):
+            cases = self.assignment(cases.left)  # CASES_2D + CASES_3D
+        if not isinstance(cases, (ast.List, ast.Tuple)) or not cases.elts:
+            return None
+        first = self.assignment(cases.elts[0])
+        if isinstance(first, ast.Starred) or first is None:
+            return None
+        if _is_param(first):
+            assert isinstance(first, ast.Call)
+            elements = list(first.args)
+        elif single:
+            elements = [first]
+        elif isinstance(first, (ast.List, ast.Tuple)):
+            elements = list(first.elts)
+        else:
+            elements = [first]  # parameterized.expand: a single value for the first parameter
+        if (single and len(elements) != 1) or any(isinstance(e, ast.Starred) for e in elements):
+            return None
+        visible = Visible({}, self.constants, frozenset())
+        values = [try_literal(e, visible, None, self.budget) for e in elements]
+        return [v if ok else _NONE for ok, v in values]
+
+    def assignment(self, node: ast.expr) -> ast.expr | None:
+        """``node``, or the expression a module-level name was assigned once, at the top."""
+        if not isinstance(node, ast.Name):
+            return node
+        if self._assigned is None:
+            self._assigned = _module_assignments(self.tree)
+        return self._assigned.get(node.id)
+
+    def keeps(self, name: str, value: object, scope: _Scope) -> bool:
+        return name in scope.once and not (isinstance(value, _MUTABLE) and scope.changes(name))
+
+    def block(self, stmts: list[ast.stmt], env: Env, scope: _Scope) -> None:
+        env = dict(env)  # what this block binds is seen by the rest of it, not after it
+        for stmt in stmts:
+            if isinstance(stmt, _SCOPES):
+                if self.holds_wanted(stmt):
+                    self.scope(stmt, stmt.body, {})
+                continue
+            if self.holds_wanted(stmt):
+                self.statement(stmt, env, scope)
+            if stmts is not self.tree.body:  # the module's own: its constants
+                self.bind(stmt, env, scope)
+
+    def statement(self, stmt: ast.stmt, env: Env, scope: _Scope) -> None:
+        """The calls in ``stmt`` and in the blocks it holds."""
+        for name, value in ast.iter_fields(stmt):
+            items = value if isinstance(value, list) else [value]
+            if isinstance(stmt, (ast.For, ast.AsyncFor)) and name == "body":
+                self.block(stmt.body, self.loop(stmt, env, scope), scope)
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)) and name == "body" and _raises(stmt):
+                self.block(stmt.body, {}, scope)  # a call meant to fail is no constructor
+            elif items and isinstance(items[0], ast.stmt):
+                self.block(items, env, scope)
+            elif items and isinstance(items[0], (ast.excepthandler, ast.match_case)):
+                for handler in items:
+                    self.block(handler.body, env, scope)
+                    for node in (getattr(handler, "type", None), getattr(handler, "guard", None)):
+                        if node is not None and env:
+                            self.calls(node, env, scope)
+            elif env and self.mentions(stmt, env):  # else no call here is one to add
+                for item in items:
+                    if isinstance(item, (ast.expr, ast.withitem)):
+                        self.calls(item, env, scope)
+
+    def mentions(self, stmt: ast.stmt, env: Env) -> bool:
+        """Whether ``stmt``'s text may use one of ``env``'s names (a search of its lines
+        spares walking the expressions of most statements)."""
+        return any(word in env for word in _WORD.findall(self.text_of(stmt)))
+
+    def loop(self, stmt: ast.For | ast.AsyncFor, env: Env, scope: _Scope) -> Env:
+        """``env`` with the loop variables bound to the first item of a literal sequence."""
+        names = _names(stmt.target)
+        # the value first (most loops are over no literal), then whether the scope lets it be
+        if not names or self.first_item(stmt.iter, env, frozenset()) is _NONE:
+            return env
+        if any(n not in scope.once for n in names) or "range" in scope.bound:
+            return env
+        first = self.first_item(stmt.iter, env, scope.hidden)
+        inner = dict(env)
+        if first is _NONE or not _unpack(stmt.target, first, LOOP_NOTE, inner):
+            return env
+        if any(not self.keeps(n, inner[n].value, scope) for n in names):
+            return env
+        return inner
+
+    def first_item(self, it: ast.expr, env: Env, hidden: frozenset[str]) -> object:
+        """The first item of a literal sequence or ``range(...)``; else ``_NONE``."""
+        visible = Visible(env, self.constants, hidden)
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)):
+            return _first_case(it, visible, self.budget)
+        if it.func.id != "range" or it.keywords or not 1 <= len(it.args) <= 3:
+            return _NONE
+        values = [try_literal(a, visible, None, self.budget) for a in it.args]
+        bounds = [v for ok, v in values if ok and isinstance(v, int)]
+        return next(iter(range(*bounds)), _NONE) if len(bounds) == len(values) else _NONE
+
+    def bind(self, stmt: ast.stmt, env: Env, scope: _Scope) -> None:
+        """After ``name = <literal>``, ``name`` holds it (tuples unpacked)."""
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target, value_node = stmt.targets[0], stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            target, value_node = stmt.target, stmt.value
+        else:
+            return
+        names = _names(target)
+        # the value first (most assignments are of no literal), then whether the scope lets it be
+        unhidden = Visible(env, self.constants, frozenset())
+        if not names or not try_literal(value_node, unhidden, None, self.budget)[0]:
+            return
+        if any(n not in scope.once for n in names):
+            return
+        visible = Visible(env, self.constants, scope.hidden)
+        ok, value = try_literal(value_node, visible, None, self.budget)
+        if not ok:
+            return
+        note = "; ".join(sorted(notes(value_node, env)))
+        inner: Env = {}
+        if len(env) >= MAX_LOCALS:
+            return
+        if _unpack(target, value, note, inner) and all(
+            self.keeps(n, v.value, scope) for n, v in inner.items()
+        ):
+            env.update(inner)
+
+    def calls(self, node: ast.AST, env: Env, scope: _Scope) -> None:
+        """The calls asked about inside ``node``; a lambda's or comprehension's own names
+        hide the scope's."""
+        stack: list[tuple[ast.AST, Env]] = [(node, env)]
+        while stack:
+            item, seen = stack.pop()
+            if isinstance(item, ast.Call) and id(item) in self.wanted and seen:
+                names = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
+                used = {n: seen[n] for n in names if n in seen}
+                self.found.append(ScopedCall(item, used, scope.hidden))  # as they are here
+            if isinstance(item, _INNER) and seen:
+                if isinstance(item, ast.Lambda):
+                    own = {a.arg for a in ast.walk(item.args) if isinstance(a, ast.arg)}
+                else:  # its loop variables
+                    targets = [g.target for g in item.generators]
+                    own = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+                seen = {k: v for k, v in seen.items() if k not in own}
+            stack.extend((child, seen) for child in ast.iter_child_nodes(item))
+
+
+def _module_assignments(tree: ast.Module) -> dict[str, ast.expr | None]:
+    """Module-level names and the expression each was assigned, None for a name assigned
+    more than once or otherwise (in an ``if``, a loop, by augmenting, unpacking): the
+    module's statements and the blocks they hold, not functions or classes."""
+    assigned: dict[str, ast.expr | None] = {}
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, _SCOPES):
+            continue
+        plain = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+        for node in ast.walk(stmt) if not plain else ():
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                assigned[node.id] = None
+        if isinstance(stmt, ast.Assign) and plain:
+            for name in _names(stmt.targets[0]) or ():
+                once = name not in assigned and isinstance(stmt.targets[0], ast.Name)
+                assigned[name] = stmt.value if once else None
+        for _, value in ast.iter_fields(stmt):
+            if isinstance(value, list):
+                stack += [v for v in value if isinstance(v, ast.stmt)]
+    return assigned
+
+
+def notes(node: ast.AST, env: Env) -> set[str]:
+    """How the local values that ``node`` uses were chosen (LOOP_NOTE...), if they were."""
+    return {
+        env[n.id].note
+        for n in ast.walk(node)
+        if isinstance(n, ast.Name) and n.id in env and env[n.id].note
+    }
+
+
+def scoped_calls(
+    tree: ast.Module,
+    wanted: Mapping[int, ast.Call],
+    constants: Mapping[str, object],
+    budget: Budget,
+    text: str,
+) -> list[ScopedCall]:
+    """The calls of ``wanted`` (by ``id``) with their scopes' local values, in source
+    order, reading only the scopes that hold one of them. ``text`` is the tree's source:
+    a search of it spares most walks of the tree (no ``:=``, no ``global``...)."""
+    walker = _Walker(tree, wanted, constants, budget, text)
+    walker.scope(tree, tree.body, {})
+    return sorted(walker.found, key=lambda s: (s.call.lineno, s.call.col_offset))

@@ -1,0 +1,181 @@
+"""Call sites whose arguments are local values (issue 20): each pattern read statically,
+and the conservative cases where a name could hold another value (no call site)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from paramlens.analysis.calls import call_sites
+from paramlens.analysis.local_values import (
+    EXPAND_NOTE,
+    LOOP_NOTE,
+    MAX_LOCALS,
+    PARAMETRIZE_NOTE,
+)
+from paramlens.analysis.reading import read_file
+
+
+def sites(tmp_path: Path, body: str) -> list[tuple[int, tuple, tuple, str]]:
+    """The call sites of ``Net`` in a module made of ``body``: (line, args, kwargs, note)."""
+    path = tmp_path / "test_mod.py"
+    text = "import pytest\nfrom torch import nn\n\nclass Net(nn.Module):\n    pass\n" + dedent(body)
+    path.write_text(text)
+    info = read_file(path, text)
+    return [
+        (s.line - 5, s.args, s.kwargs, s.note)  # lines of ``body``
+        for s in call_sites(info)
+        if s.target == "test_mod.Net"
+    ]
+
+
+def test_a_name_assigned_a_literal_before_the_call(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        def build():
+            dim = 64
+            hidden: int = dim * 4
+            a, (b, c) = 1, (2, 3)
+            return Net(dim, hidden=hidden), Net(a, b, c)
+        """,
+    )
+    assert found == [(6, (64,), (("hidden", 256),), ""), (6, (1, 2, 3), (), "")]
+
+
+def test_the_first_loop_value(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        if __name__ == "__main__":
+            for groups, heads in ((1, 1), (2, 4)):
+                Net(image_size=32, groups=groups, heads=heads)
+            for dims in [2, 3]:
+                shape = (3, 1) + (92,) * dims
+                Net(dims, shape)
+            for depth in range(2, 5):
+                Net(depth)
+        """,
+    )
+    assert found == [
+        (4, (), (("image_size", 32), ("groups", 1), ("heads", 1)), LOOP_NOTE),
+        (7, (2, (3, 1, 92, 92)), (), LOOP_NOTE),
+        (9, (2,), (), LOOP_NOTE),
+    ]
+
+
+def test_the_first_parametrize_case(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        param = pytest.mark.parametrize
+
+        @pytest.mark.parametrize("a,b", [(1, 2), (3, 4)])
+        @pytest.mark.parametrize(["c"], [pytest.param(5, id="five"), 6])
+        @param("depth", (7, 8))
+        def test_net(a, b, c, depth):
+            Net(a, b, c=c, depth=depth)
+        """,
+    )
+    assert found == [(8, (1, 2), (("c", 5), ("depth", 7)), PARAMETRIZE_NOTE)]
+
+
+def test_the_first_parameterized_expand_case_and_a_spread_dict(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        import unittest
+        from parameterized import parameterized
+
+        TEST_CASE_0 = [{"spatial_dims": 2, "channels": (4, 8)}, (1, 1, 8, 8)]
+        TEST_CASE_1 = [{"spatial_dims": 3, "channels": (4, 8)}, (1, 1, 8, 8, 8)]
+        CASES = [TEST_CASE_0, TEST_CASE_1]
+
+        class TestNet(unittest.TestCase):
+            @parameterized.expand(CASES)
+            def test_shape(self, input_param, input_shape):
+                net = Net(**input_param)
+
+            def test_kernel(self):
+                args_dict = {"spatial_dims": 2, "channels": (4, 8)}
+                sizes = (1, 2)
+                Net(*sizes, **args_dict, kernel_size=5)
+        """,
+    )
+    assert found == [
+        (12, (), (("spatial_dims", 2), ("channels", (4, 8))), EXPAND_NOTE),
+        (17, (1, 2), (("spatial_dims", 2), ("channels", (4, 8)), ("kernel_size", 5)), ""),
+    ]
+
+
+def test_a_case_read_value_by_value(tmp_path: Path) -> None:
+    # MONAI: the network's parameters are literal, another value of the case is not
+    found = sites(
+        tmp_path,
+        """
+        from parameterized import parameterized
+        from ordering import OrderingType
+
+        TEST_CASE_0 = [{"channels": (8, 8)}, {"ordering_type": OrderingType.RASTER.value}]
+        CASES_2D = [TEST_CASE_0]
+        CASES = CASES_2D + [[{"channels": (4, 4)}, {}]]
+        if OrderingType:
+            OTHER = [[{"channels": (2, 2)}, {}]]
+
+        @parameterized.expand(CASES)
+        def test_shape(params, ordering):
+            Net(**params)
+            Net(**ordering)
+
+        @parameterized.expand(OTHER)
+        def test_other(params, ordering):
+            Net(**params)  # OTHER is assigned in a branch: not read
+        """,
+    )
+    assert found == [(13, (), (("channels", (8, 8)),), EXPAND_NOTE)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "def f():\n    dim = 4\n    dim = 8\n    Net(dim)\n",  # assigned twice
+        "def f():\n    dim = 4\n    dim += 4\n    Net(dim)\n",  # augmented
+        "def f(x):\n    if x:\n        dim = 4\n    Net(dim)\n",  # in a branch
+        "def f():\n    for dim in (1, 2):\n        pass\n    Net(dim)\n",  # after its loop
+        "def f():\n    Net(dim)\n    dim = 4\n",  # before its assignment
+        "def f():\n    d = {'a': 1}\n    d['a'] = 2\n    Net(**d)\n",  # changed in place
+        "def f():\n    d = {'a': 1}\n    d.update(a=2)\n    Net(**d)\n",
+        "def f():\n    dim = 4\n    def g():\n        nonlocal dim\n        dim = 5\n    Net(dim)\n",
+        "def f():\n    dim = 4\n    return [Net(dim) for dim in g()]\n",  # its own loop name
+        "def f(dim=4):\n    Net(dim)\n",  # a parameter: any value
+        "def f(x):\n    for dim in x:\n        Net(dim)\n",  # not a literal sequence
+        "@pytest.mark.parametrize('dim', [1], indirect=True)\ndef test_f(dim):\n    Net(dim)\n",
+        "@pytest.mark.parametrize('dim', [1, 2])\ndef test_f(dim):\n    dim = dim * 2\n"
+        "    Net(dim)\n",  # a parameter rebound
+        "def f():\n    d = {'a': 1}\n    Net(**d, a=2)\n",  # the same keyword twice
+        "def test_f():\n    for dim in (0, -1):\n        with pytest.raises(ValueError):\n"
+        "            Net(dim)\n",  # meant to fail
+    ],
+)
+def test_a_name_that_could_hold_another_value_is_no_call_site(tmp_path: Path, body: str) -> None:
+    assert sites(tmp_path, body) == []
+
+
+def test_literal_calls_come_before_calls_with_local_values(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        def f():
+            dim = 4
+            Net(dim)
+        Net(8)
+        """,
+    )
+    assert [(line, note) for line, _, _, note in found] == [(5, ""), (4, "")]
+
+
+def test_a_block_holds_a_bounded_number_of_local_values(tmp_path: Path) -> None:
+    # generated code: 1,000 names each assigned then used; only the first MAX_LOCALS are held
+    body = "def f():\n" + "".join(f"    a{i} = {i}\n    Net(a{i})\n" for i in range(1000))
+    assert len(sites(tmp_path, body)) == MAX_LOCALS
