@@ -537,3 +537,44 @@ def test_slow_classes_of_a_file_whose_import_was_edited_are_built_side_by_side(
     assert sorted([c.name for c in job.classes] for job in worker.jobs) == [["Block"], ["Net"]]
     assert all(job.staged for job in worker.jobs)
     assert [m.name for m in report.models] == ["Block", "Net"]
+
+
+def test_an_open_importer_is_built_during_the_debounce_of_its_imports_edit(
+    tmp_path: Path,
+) -> None:
+    """``LlamaConfig``'s default edited, ``modeling_llama.py`` open: on the edit itself,
+    once its text is read, the importer's classes are built (the staged job its own
+    analysis asks for first); that analysis, after the debounce, joins the build and
+    sends no second job. A newer edit cancels the older text's build."""
+    engine, worker, path = held_project(tmp_path)
+    path.write_text(IMPORTER)
+    widths = str(tmp_path / "widths.py")
+    (tmp_path / "widths.py").write_text("WIDTH = 8\n")
+    shown: list[list[str]] = []
+
+    async def run() -> None:
+        await analysed_once(engine, worker, path)
+        texts = {widths: "WIDTH = 16\n", str(path): IMPORTER}
+        engine.edited(widths, tmp_path, texts, others={str(path): []})
+        await until(lambda: worker.jobs, "the importer's job, during the debounce")
+        [early] = worker.jobs
+        assert [c.name for c in early.classes] == ["Block", "Net"] and early.staged
+        assert early.overrides == ((widths, "WIDTH = 16\n"),)
+        newer = {**texts, widths: "WIDTH = 32\n"}
+        engine.edited(widths, tmp_path, newer, others={str(path): []})
+        await until(lambda: len(worker.jobs) == 2, "the newer text's job")
+        await until(lambda: worker.cancelled, "the older text's job cancelled")
+        assert worker.cancelled == [early]
+        running = asyncio.ensure_future(
+            engine.analyze(
+                str(path), tmp_path, newer, lambda r: shown.append([m.name for m in r.models])
+            )
+        )
+        await until(lambda: shown, "the classes staged before the analysis came, shown")
+        assert len(worker.jobs) == 2
+        worker.release.set()
+        await running
+
+    asyncio.run(run())
+    assert len(worker.jobs) == 2
+    assert worker.jobs[1].overrides == ((widths, "WIDTH = 32\n"),)

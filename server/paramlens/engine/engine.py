@@ -139,6 +139,8 @@ class _Ahead:
     settings: Settings  # the edited file's
     focus: tuple[tuple[int, int], ...]
     build_at: float  # the event loop's time: its focused classes are not built before
+    # the open files built before that import the edited one: each one's settings, focus
+    users: tuple[tuple[str, Settings, tuple[tuple[int, int], ...]], ...] = ()
 
 
 def _ignore(model: ModelResult) -> None:
@@ -233,8 +235,9 @@ class Engine:
         # the newest text's arguments it takes next
         self._ahead: dict[str, asyncio.Future[None]] = {}
         self._ahead_next: dict[str, _Ahead] = {}
-        # the focused classes of an edit built during its debounce (:meth:`_build_early`)
-        self._early: dict[str, asyncio.Future[JobResult | None]] = {}
+        # the jobs an edit's analyses will ask for first, built during its debounce
+        # (:meth:`_build_early`)
+        self._early: list[asyncio.Future[JobResult | None]] = []
         # the builds of files with models of their own under way (:meth:`report`)
         self._own_builds: set[asyncio.Future[None]] = set()
 
@@ -619,38 +622,48 @@ class Engine:
         texts: Mapping[str, str],
         loose: bool = False,
         focus: Sequence[tuple[int, int]] = (),
+        others: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     ) -> None:
         """An edit of ``path`` (``texts``: the open documents' texts; ``focus``: the line
-        ranges where the user edits, as for :meth:`report`) whose analysis waits for the
-        editor's debounce: what that analysis will do first is started now, in the
-        background. The worker runs the edited module again (:meth:`_prepare_edit`), and
-        the workspace is read again with the new text, its jobs' call sites included
-        (:meth:`_read_ahead`: 0.2-0.4 s in timm's vision_transformer.py); then the classes
-        at ``focus`` are built (:meth:`_build_early`). A newer edit stops that build."""
+        ranges where the user edits, as for :meth:`report`; ``others``: the other open
+        documents' focus) whose analysis waits for the editor's debounce: what that
+        analysis, and those of the open files that import ``path``, will do first is
+        started now, in the background. The worker runs the edited module again
+        (:meth:`_prepare_edit`), and the workspace is read again with the new text, its
+        jobs' call sites included (:meth:`_read_ahead`: 0.2-0.4 s in timm's
+        vision_transformer.py); then the classes at ``focus`` are built, and those of the
+        importers (:meth:`_build_early`). A newer edit stops those builds."""
         self._prepare_edit(path, dict(texts))
-        early = self._early.pop(path, None)
-        if early is not None:
+        for early in self._early:
             early.cancel()  # an older text's: the worker stops it
-        if path in self._built:
+        self._early.clear()
+        users = tuple(
+            (user, self.settings_for(Path(user)), tuple(where))
+            for user, where in (others or {}).items()
+            if user != path and user in self._built and self.imports(user, path)
+        )
+        if path in self._built or users:
             settings = self.settings_for(root)  # here, on the loop: it may warn the user
             limits = self.scan_limits(root, settings, loose)
             python = self.python_for(root, settings)
             file_settings = self.settings_for(Path(path))
             # built once the typing pauses: half the debounce after the edit, or the reading
             build_at = asyncio.get_running_loop().time() + file_settings.debounce_ms / 2000
-            ahead = _Ahead(root, dict(texts), python, limits, file_settings, tuple(focus), build_at)
+            ahead = _Ahead(
+                root, dict(texts), python, limits, file_settings, tuple(focus), build_at, users
+            )
             self._ahead_next[path] = ahead
             running = self._ahead.get(path)
             if running is None or running.done():
                 self._ahead[path] = asyncio.ensure_future(self._read_ahead(path))
 
     async def _read_ahead(self, path: str) -> None:
-        """Read the workspace with the newest text of ``path``; make the job of its classes
-        at the edit and build it (:meth:`_build_early`), then make the file's whole job
-        (its call sites, parsed once per text, are kept with the text's reading): the
-        analysis after the debounce finds them ready. One at a time per file, the newest
-        text next (an older one is not built, nor its whole job made); a failure is left
-        for the analysis to meet."""
+        """Read the workspace with the newest text of ``path``; make the jobs of its classes
+        at the edit, and of its open importers' classes, and build them
+        (:meth:`_build_early`), then make the file's whole job (its call sites, parsed once
+        per text, are kept with the text's reading): the analyses after the debounce find
+        them ready. One at a time per file, the newest text next (an older one is not
+        built, nor its whole job made); a failure is left for the analysis to meet."""
         while path in self._ahead_next:
             ahead = self._ahead_next.pop(path)
             try:
@@ -659,53 +672,71 @@ class Engine:
                 continue
             if path in self._ahead_next:
                 continue  # typed on meanwhile
-            if early is not None:
-                self._build_early(path, ahead, *early)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self._whole_job, path, workspace, ahead)
+            for key, job, python in early:
+                self._build_early(ahead.build_at, key, job, python)
+            if path in self._built:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._whole_job, path, workspace, ahead)
 
     def _read_for_job(
         self, path: str, ahead: _Ahead
-    ) -> tuple[Workspace, tuple[str, BuildJob, str] | None]:
-        """The workspace read with ``ahead``'s texts, and the job the analysis will build
-        first (its key, the job, the interpreter): the classes at the edit
-        (:func:`focus_classes`), staged, as :meth:`_focused_first` asks for them."""
+    ) -> tuple[Workspace, list[tuple[str, BuildJob, str]]]:
+        """The workspace read with ``ahead``'s texts, and the jobs the analyses will build
+        first (each one's key, the job, the interpreter): the classes at the edit
+        (:func:`focus_classes`), then the open importers' classes at their focus, or all
+        of them, staged, as :meth:`_focused_first` asks for them."""
         workspace = self.scan(
             ahead.root, ahead.texts, ahead.python, limits=ahead.limits, include=(path,)
         )
+        jobs = []
         focused = focus_classes(path, workspace, ahead.texts, ahead.focus)
-        if not focused:
-            return workspace, None
-        python = self.python_for(workspace.root, ahead.settings)
+        if focused and path in self._built:
+            jobs += self._staged_jobs(path, workspace, ahead.texts, ahead.settings, focused)
+        for user, settings, focus in ahead.users:
+            if user in workspace.files:
+                focused = focus_classes(user, workspace, ahead.texts, focus)
+                jobs += self._staged_jobs(user, workspace, ahead.texts, settings, focused)
+        return workspace, jobs
+
+    def _staged_jobs(
+        self,
+        path: str,
+        workspace: Workspace,
+        texts: Mapping[str, str],
+        settings: Settings,
+        focused: set[str],
+    ) -> list[tuple[str, BuildJob, str]]:
+        """The jobs of :meth:`_classes_side_by_side`, with their keys and interpreter."""
+        python = self.python_for(workspace.root, settings)
+        found = []
         with self._job_locks.setdefault(workspace.root, threading.Lock()):
-            job = self.job_for(
-                path, workspace, ahead.settings, ahead.texts, False, "classes", focused, True
-            )
-            if job is None:
-                return workspace, None
-            return workspace, (self.cache_key(job, workspace, python), job, python)
+            for share in self._shares(path, workspace, focused):
+                job = self.job_for(path, workspace, settings, texts, False, "classes", share, True)
+                if job is not None:
+                    found.append((self.cache_key(job, workspace, python), job, python))
+        return found
 
     def _whole_job(self, path: str, workspace: Workspace, ahead: _Ahead) -> None:
         with self._job_locks.setdefault(workspace.root, threading.Lock()):
             self.job_for(path, workspace, ahead.settings, ahead.texts)
 
-    def _build_early(self, path: str, ahead: _Ahead, key: str, job: BuildJob, python: str) -> None:
-        """Build the classes at an edit during its debounce, once the typing pauses (at
-        ``ahead.build_at``): the job :meth:`_focused_first` will ask for first, its classes
-        staged as they come. The analysis after the debounce joins it (the same job: the
-        same key, the same text), or finds its result in the cache. A result is only ever
-        shown through the job of the text it was built from: a newer text's analysis asks
-        for another job, and the newer edit cancelled this one, or its wait
+    def _build_early(self, build_at: float, key: str, job: BuildJob, python: str) -> None:
+        """Build a job an edit's analysis will ask for first during its debounce, once the
+        typing pauses (at ``build_at``), its classes staged as they come
+        (:meth:`_focused_first`). The analysis after the debounce joins it (the same job:
+        the same key, the same text), or finds its result in the cache. A result is only
+        ever shown through the job of the text it was built from: a newer text's analysis
+        asks for another job, and the newer edit cancelled this one, or its wait
         (:meth:`edited`)."""
 
         async def build() -> JobResult | None:
-            await asyncio.sleep(ahead.build_at - asyncio.get_running_loop().time())
+            await asyncio.sleep(build_at - asyncio.get_running_loop().time())
             return await self._build_job(key, job, python, on_staged=_ignore)
 
         task = asyncio.ensure_future(build())
         # its failure is met again, and shown, by the analysis that joins or repeats it
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self._early[path] = task
+        self._early.append(task)
 
     async def _read_ahead_done(self, path: str) -> None:
         """Wait for the reading ahead of ``path`` (:meth:`edited`), if one is under way:
@@ -787,12 +818,9 @@ class Engine:
             staged[model.name] = model
             show(JobResult(models=tuple(staged.values())))
 
-        if focused:
-            first = await self.build(
-                path, workspace, texts, detail, "classes", names=focused, on_staged=show_staged
-            )
-        else:
-            first = await self._classes_side_by_side(path, workspace, texts, detail, show_staged)
+        first = await self._classes_side_by_side(
+            path, workspace, texts, detail, focused, show_staged
+        )
         show(first)
         own = first
         if focused:
@@ -812,25 +840,32 @@ class Engine:
         workspace: Workspace,
         texts: Mapping[str, str],
         detail: bool,
+        focused: set[str],
         on_staged: Callable[[ModelResult], None],
     ) -> JobResult | None:
-        """All the classes of ``path``, staged, in shares built side by side
-        (:func:`class_shares`), merged in the file's order."""
-        names = [c.name for c in workspace.models_in(path)]
-        memory_mb = self.settings_for(Path(path)).memory_mb
-        shares = class_shares(names, self._last_ms.get(path, {}), memory_mb)
+        """The ``focused`` classes of ``path`` (none: all of them), staged, in shares built
+        side by side (:meth:`_shares`), merged in the file's order."""
+        shares = self._shares(path, workspace, focused)
         builds = [
-            self.build(path, workspace, texts, detail, "classes", names=share, on_staged=on_staged)
-            for share in (shares if len(shares) > 1 else [None])
+            self.build(path, workspace, texts, detail, "classes", names=s, on_staged=on_staged)
+            for s in shares
         ]
         merged = None
         for result in await asyncio.gather(*builds):
             merged = _merged(merged, result)
         if merged is None or len(shares) == 1:
             return merged
-        order = {name: i for i, name in enumerate(names)}
+        order = {c.name: i for i, c in enumerate(workspace.models_in(path))}
         models = sorted(merged.models, key=lambda m: order.get(m.name, len(order)))
         return dataclasses.replace(merged, models=tuple(models))
+
+    def _shares(self, path: str, workspace: Workspace, focused: set[str]) -> list[Names]:
+        """The ``focused`` classes of ``path`` (none: all), as :func:`class_shares` deals
+        them by their last build's time: the names of each job."""
+        names = [c.name for c in workspace.models_in(path) if not focused or c.name in focused]
+        memory_mb = self.settings_for(Path(path)).memory_mb
+        shares = class_shares(names, self._last_ms.get(path, {}), memory_mb)
+        return list(shares) if len(shares) > 1 else [focused or None]
 
     @staticmethod
     def _has_later(path: str, workspace: Workspace) -> bool:
@@ -953,7 +988,7 @@ class Engine:
 
     def terminate(self) -> None:
         self._ahead_next.clear()
-        for early in self._early.values():
+        for early in self._early:
             early.cancel()
         for task in self._starting:
             task.cancel()
@@ -962,7 +997,7 @@ class Engine:
 
     async def close(self) -> None:
         self._ahead_next.clear()
-        for early in self._early.values():
+        for early in self._early:
             early.cancel()
         for task in self._starting:  # a worker still starting (no job came) is stopped
             task.cancel()

@@ -314,8 +314,10 @@ class ParamlensServer(LanguageServer):
         if settings.analyze_on_change:
             texts = {s.path: s.text for s in self.documents.values()}
             root = self.root_for(state.path)
-            # during the debounce: the edited module run again, the text read, its class built
-            self.engine.edited(state.path, root.path, texts, root.loose, state.focus())
+            # during the debounce: the edited module run again, the text read, its class
+            # built, and the classes of the open files that import it
+            others = {s.path: s.focus() for s in self.documents.values() if s is not state}
+            self.engine.edited(state.path, root.path, texts, root.loose, state.focus(), others)
             self.schedule(state.uri, settings.debounce_ms / 1000)
             self.schedule_users(state, settings.debounce_ms / 1000)
 
