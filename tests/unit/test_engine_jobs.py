@@ -152,9 +152,10 @@ async def test_an_edit_of_a_file_without_models_is_prepared_for_its_open_importe
     tmp_path: Path,
 ) -> None:
     """``configuration_llama.py`` has no model of its own; ``modeling_llama.py``, open and
-    built, imports it. An edit of the first is sent to the worker at once too: the zygote
-    looks at what the edited module made, and runs it again, during the debounce, not when
-    the importer's job comes."""
+    built, imports it. An edit of the first is sent to the worker at once too, as the
+    importer's jobs will carry it: the zygote imports the importer's module, looks at what
+    the edited module made, and runs both again during the debounce, not when the
+    importer's job comes."""
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (tmp_path / "pyproject.toml").write_text("")
@@ -175,6 +176,6 @@ async def test_an_edit_of_a_file_without_models_is_prepared_for_its_open_importe
     assert worker.prepared == []  # its importer was not built yet: nothing to prepare
     await engine.analyze(str(models), tmp_path, opened)
     engine.edited(str(widths), tmp_path, {**opened, str(widths): "WIDTH = 16\n"})
-    [prepared] = worker.prepared
-    assert prepared.module == "pkg.widths"
+    [prepared] = worker.prepared  # as the importer's jobs will come: its module imported
+    assert prepared.module == "pkg.models" and prepared.file == str(models)
     assert prepared.overrides == ((str(widths), "WIDTH = 16\n"),)

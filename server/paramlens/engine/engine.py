@@ -753,27 +753,34 @@ class Engine:
         before in this session, or imported by an open file that was
         (``configuration_llama.py``, which has no model, for ``modeling_llama.py``: the
         zygote's first look at what its ``LlamaConfig`` made took 2.7 s of the first edit).
-        Its texts as its jobs will carry them (:meth:`job_for`), as far as the last reading
-        of the workspace tells: a job with other texts is built the usual way."""
+        The second is prepared as its importer's jobs will come: the zygote imports the
+        importer's module first, so that it runs again too. The texts as those jobs will
+        carry them (:meth:`job_for`), as far as the last reading of the workspace tells: a
+        job with other texts is built the usual way."""
         workspace = self._read.get(path)
-        info = workspace.files.get(path) if workspace is not None else None
-        if workspace is None or info is None:
+        if workspace is None or path not in workspace.files:
             return
-        built = path in self._built
-        if not built and not any(u in self._built and self.imports(u, path) for u in texts):
-            return
-        settings = self.settings_for(Path(path))
+        target = path
+        if path not in self._built:
+            users = [u for u in texts if u in self._built and self.imports(u, path)]
+            if not users:
+                return
+            target = users[0]
+        info = workspace.files.get(target)
+        settings = self.settings_for(Path(target))
         worker = self.workers.get(self.python_for(workspace.root, settings))
-        if worker is None or worker.state is not State.RUNNING or "." not in info.module:
+        if worker is None or worker.state is not State.RUNNING:
             return
-        imported = [path, *sorted(workspace.imported_files(path))]
+        if info is None or "." not in info.module:
+            return
+        imported = [target, *sorted(workspace.imported_files(target))]
         overrides = tuple(
             (p, text) for p in imported if (text := _override(p, texts, workspace)) is not None
         )
         if not overrides:
             return
         job = BuildJob(
-            file=path,
+            file=target,
             module=info.module,
             sys_path=import_roots(info.root, workspace.root),
             workspace=job_workspace(info.module, info.root, workspace.root),
