@@ -1,8 +1,9 @@
 """Call sites in one file, found on demand (the scan keeps no syntax trees): calls of a
-class with literal arguments (how to construct it), also where the arguments are local
-values (a loop's, a parametrized test's: :mod:`.local_values`), and calls of a model with
-literal tensors (forward()'s example input). Imports :mod:`.model`, :mod:`.literals`,
-:mod:`.local_values` and :mod:`.reading`."""
+class with literal arguments (how to construct it), calls of classes among them read the
+same way (``attn_layers=Decoder(dim=512)``: a :class:`~.model.Target`), also where the
+arguments are local values (a loop's, a parametrized test's: :mod:`.local_values`), and
+calls of a model with literal tensors (forward()'s example input). Imports :mod:`.model`,
+:mod:`.literals`, :mod:`.local_values` and :mod:`.reading`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from collections import deque
 from collections.abc import Mapping
 
-from .literals import Budget, dotted_name, try_literal
+from .literals import Budget, NotBuilt, built_value, dotted_name, try_literal
 from .local_values import Visible, notes, scoped_calls
 from .model import CallSite, FileInfo, ModelCall
 from .reading import qualify, syntax_tree
@@ -45,9 +46,9 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
         if any(isinstance(a, ast.Starred) for a in call.args):
             unresolved[id(call)] = call
             continue
-        values = [try_literal(a, info.constants, refs, budget) for a in call.args]
+        values = [_argument(a, info, info.constants, refs, budget) for a in call.args]
         kwvalues = [
-            (k.arg, try_literal(k.value, info.constants, refs, budget)) for k in call.keywords
+            (k.arg, _argument(k.value, info, info.constants, refs, budget)) for k in call.keywords
         ]
         if all(ok for ok, _ in values) and all(k and ok for k, (ok, _) in kwvalues):
             kwargs = tuple((k, v) for k, (_, v) in kwvalues if k)
@@ -77,13 +78,13 @@ def _with_local_values(
         for arg in call.args:
             spread = isinstance(arg, ast.Starred)
             node = arg.value if isinstance(arg, ast.Starred) else arg
-            ok, value = try_literal(node, constants, refs, budget)
+            ok, value = _argument(node, info, constants, refs, budget)
             if not ok or (spread and not isinstance(value, (list, tuple))):
                 break
             args += list(value) if spread else [value]  # type: ignore[call-overload]
         else:
             for keyword in call.keywords:
-                ok, value = try_literal(keyword.value, constants, refs, budget)
+                ok, value = _argument(keyword.value, info, constants, refs, budget)
                 items = _keywords(value) if keyword.arg is None else [(keyword.arg, value)]
                 if not ok or items is None or any(k in kwargs for k, _ in items):
                     break
@@ -95,6 +96,35 @@ def _with_local_values(
                     CallSite(callee, info.path, call.lineno, tuple(args), (*kwargs.items(),), note)
                 )
     return found
+
+
+def _argument(
+    node: ast.expr,
+    info: FileInfo,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str],
+    budget: Budget,
+) -> tuple[bool, object]:
+    """An argument's value: a literal, or a call of a class whose arguments are such
+    (``TransformerWrapper(..., attn_layers=Decoder(dim=512, depth=6))``) as a Target of its
+    qualified callee (the engine keeps it only if that is a workspace class or a
+    ``torch.nn`` one). A callee is a class by its name's case (``Decoder``, not ``int``);
+    a name the scope binds (not in ``refs``) is none."""
+    if not isinstance(node, (ast.Call, ast.Tuple, ast.List)):
+        return try_literal(node, constants, refs, budget)
+
+    def literal_of(item: ast.expr) -> tuple[bool, object]:
+        return try_literal(item, constants, refs, budget)
+
+    def callee_of(func: ast.expr) -> str | None:
+        head = (dotted_name(func) or "").partition(".")[0]
+        name = qualify(info, func) if head in refs else None
+        return name if name and name.rpartition(".")[2][:1].isupper() else None
+
+    try:
+        return True, built_value(node, literal_of, callee_of)
+    except (NotBuilt, RecursionError):
+        return False, None
 
 
 def _keywords(value: object) -> list[tuple[str, object]] | None:
