@@ -146,7 +146,7 @@ def test_a_call_that_fails_gives_way_to_the_next(doc: dict) -> None:
     # the test's literal call comes first and raises (as the test expects): the next call
     gate = model(doc, "Gate")
     assert gate["notes"] == [
-        "the call at tests/test_blocks.py:36 failed: ValueError: dim 10 does not split into 3 groups"
+        "the call at tests/test_blocks.py:41 failed: ValueError: dim 10 does not split into 3 groups"
     ]
 
 

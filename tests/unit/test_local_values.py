@@ -296,3 +296,18 @@ def test_the_first_value_of_a_comprehension(tmp_path: Path) -> None:
         (3, (1,), (), LOOP_NOTE),
         (4, (3, 7), (), LOOP_NOTE),
     ]
+
+
+def test_a_literal_call_meant_to_fail_is_no_call_site(tmp_path: Path) -> None:
+    # MONAI's AutoencoderKL: three literal calls in `with self.assertRaises(...)` used to
+    # take the three tries before the test's first parameterized case
+    found = sites(
+        tmp_path,
+        """
+        def test_bad():
+            with pytest.raises(ValueError):
+                Net(3, groups=5)
+            Net(4)
+        """,
+    )
+    assert found == [(5, (4,), (), "")]

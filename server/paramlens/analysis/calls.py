@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from .literals import Budget, NotBuilt, built_value, dotted_name, try_literal
-from .local_values import Visible, notes, scoped_calls
+from .local_values import Visible, notes, raises, scoped_calls
 from .model import CallSite, FileInfo, ModelCall
 from .reading import qualify, syntax_tree
 
@@ -37,8 +37,11 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
 
     found: list[CallSite] = []
     unresolved: dict[int, ast.Call] = {}  # calls with local values, perhaps (by id)
-    for call in ast.walk(tree):
-        if not isinstance(call, ast.Call):
+    failing: set[int] = set()  # calls meant to fail: in `with pytest.raises(...)`
+    for call in ast.walk(tree):  # breadth first: a `with` before the calls in it
+        if isinstance(call, (ast.With, ast.AsyncWith)) and raises(call):
+            failing.update(id(n) for s in call.body for n in ast.walk(s))
+        if not isinstance(call, ast.Call) or id(call) in failing:
             continue
         callee = qualify(info, call.func)
         if callee is None:

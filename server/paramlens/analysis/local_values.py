@@ -289,7 +289,7 @@ _NONE = object()
 _RAISES = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
 
 
-def _raises(stmt: ast.With | ast.AsyncWith) -> bool:
+def raises(stmt: ast.With | ast.AsyncWith) -> bool:
     """``with pytest.raises(ValueError):``, ``with self.assertRaises(...):``."""
     return any(
         isinstance(item.context_expr, ast.Call)
@@ -471,7 +471,7 @@ class _Walker:
             items = value if isinstance(value, list) else [value]
             if isinstance(stmt, (ast.For, ast.AsyncFor)) and name == "body":
                 self.block(stmt.body, self.loop(stmt, env, scope), scope)
-            elif isinstance(stmt, (ast.With, ast.AsyncWith)) and name == "body" and _raises(stmt):
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)) and name == "body" and raises(stmt):
                 self.block(stmt.body, {}, scope)  # a call meant to fail is no constructor
             elif items and isinstance(items[0], ast.stmt):
                 self.block(items, env, scope)
