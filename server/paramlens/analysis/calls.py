@@ -37,10 +37,8 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
 
     found: list[CallSite] = []
     unresolved: dict[int, ast.Call] = {}  # calls with local values, perhaps (by id)
-    failing: set[int] = set()  # calls meant to fail: in `with pytest.raises(...)`
-    for call in ast.walk(tree):  # breadth first: a `with` before the calls in it
-        if isinstance(call, (ast.With, ast.AsyncWith)) and raises(call):
-            failing.update(id(n) for s in call.body for n in ast.walk(s))
+    failing = _meant_to_fail(tree) if "aises(" in info.text else set()
+    for call in ast.walk(tree):
         if not isinstance(call, ast.Call) or id(call) in failing:
             continue
         callee = qualify(info, call.func)
@@ -61,6 +59,22 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
             unresolved[id(call)] = call
     if unresolved:  # after the plain ones: a literal call is the better example
         found += _with_local_values(info, tree, unresolved, budget)
+    return found
+
+
+def _meant_to_fail(tree: ast.Module) -> set[int]:
+    """The calls in ``with pytest.raises(...)`` / ``self.assertRaises(...)`` blocks (by
+    ``id``), found through statements only: no expression holds a ``with``."""
+    found: set[int] = set()
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.With, ast.AsyncWith)) and raises(node):
+            found.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+            continue
+        for _, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                stack += [v for v in value if isinstance(v, (ast.stmt, ast.excepthandler))]
     return found
 
 
@@ -113,21 +127,33 @@ def _argument(
     qualified callee (the engine keeps it only if that is a workspace class or a
     ``torch.nn`` one). A callee is a class by its name's case (``Decoder``, not ``int``);
     a name the scope binds (not in ``refs``) is none."""
-    if not isinstance(node, (ast.Call, ast.Tuple, ast.List)):
+    if isinstance(node, ast.Call):
+        if _class_called(node.func, info, refs) is None:
+            return False, None  # most are: self.norm(x), torch.cat(...)
+    elif not isinstance(node, (ast.Tuple, ast.List)) or not any(
+        isinstance(e, ast.Call) for e in node.elts
+    ):
         return try_literal(node, constants, refs, budget)
 
     def literal_of(item: ast.expr) -> tuple[bool, object]:
         return try_literal(item, constants, refs, budget)
 
     def callee_of(func: ast.expr) -> str | None:
-        head = (dotted_name(func) or "").partition(".")[0]
-        name = qualify(info, func) if head in refs else None
-        return name if name and name.rpartition(".")[2][:1].isupper() else None
+        return _class_called(func, info, refs)
 
     try:
         return True, built_value(node, literal_of, callee_of)
     except (NotBuilt, RecursionError):
         return False, None
+
+
+def _class_called(func: ast.expr, info: FileInfo, refs: Mapping[str, str]) -> str | None:
+    """The qualified name of a call's callee if it may be a class: a module-level name
+    (or an attribute of one) whose last part is capitalised."""
+    dotted = dotted_name(func)
+    if dotted is None or not dotted.rpartition(".")[2][:1].isupper():
+        return None
+    return qualify(info, func) if dotted.partition(".")[0] in refs else None
 
 
 def _keywords(value: object) -> list[tuple[str, object]] | None:

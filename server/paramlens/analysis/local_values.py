@@ -315,6 +315,7 @@ class _Walker:
         self.text = text
         self.walrus = ":=" in text
         self._lines: list[str] | None = None
+        self._for_lines: list[int] | None = None  # the numbers of lines with "for "
         self.wanted = wanted
         self.lines = sorted(c.lineno for c in wanted.values())
         self.constants = constants
@@ -487,8 +488,14 @@ class _Walker:
                         self.calls(item, env, scope)
 
     def comprehends(self, stmt: ast.stmt) -> bool:
-        """Whether ``stmt`` may hold a comprehension (its text has `` for ``)."""
-        return " for " in self.text_of(stmt)
+        """Whether ``stmt`` may hold a comprehension: one of its lines has ``for ``."""
+        if self._for_lines is None:
+            self._for_lines = [
+                n for n, line in enumerate(self.text.splitlines(), 1) if "for " in line
+            ]
+        at = bisect.bisect_left(self._for_lines, stmt.lineno)
+        end = stmt.end_lineno or stmt.lineno
+        return at < len(self._for_lines) and self._for_lines[at] <= end
 
     def comprehension(self, node: _Comprehension, env: Env, scope: _Scope) -> Env:
         """The names a comprehension's calls see: ``env`` less its loop variables, each
