@@ -504,10 +504,13 @@ class _Walker:
         targets = [g.target for g in node.generators]
         own = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
         inner = {k: v for k, v in env.items() if k not in own}
-        if "range" in scope.bound:
-            return inner
         for generator in node.generators:
             if generator.ifs or generator.is_async or not _names(generator.target):
+                break
+            # the value first (most loops are over no literal), then what the scope hides
+            if self.first_item(generator.iter, inner, frozenset()) is _NONE:
+                break
+            if "range" in scope.bound:
                 break
             first = self.first_item(generator.iter, inner, scope.hidden)
             bound: Env = {}
@@ -591,6 +594,8 @@ class _Walker:
                 seen = {k: v for k, v in seen.items() if k not in own}
             elif isinstance(item, _COMPREHENSIONS):
                 seen = self.comprehension(item, seen, scope)
+                if not seen:  # over no literal: a comprehension inside it is not read either
+                    continue
             stack.extend((child, seen) for child in ast.iter_child_nodes(item))
 
 
