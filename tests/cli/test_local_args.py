@@ -1,12 +1,14 @@
 """Calls whose arguments are local values as the constructors of the classes they build
 (issue 20): a test's first ``parametrize`` case, a unittest's first
-``parameterized.expand`` case, a dict spread into the call, a ``__main__`` block's local
-names and loop values. The source names the test file's line; a call that fails to build
+``parameterized.expand`` case (also cases chosen under ``if has_fast:``), a dict spread into
+the call, a ``__main__`` block's local names and loop values, a comprehension's first
+value, and calls of classes as arguments (``Wrapper(layers=Encoder(dim=32, depth=2))``). The source names the test file's line; a call that fails to build
 (a test of a bad argument) gives way to the next one. Ground truth is plain torch
 in this process; golden file in tests/cli/golden/ (PARAMLENS_UPDATE_GOLDEN=1 writes it)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import pytest
@@ -26,15 +28,23 @@ def doc() -> dict:
     return summary_json(str(LOCAL), "--no-shapes")
 
 
-@pytest.fixture(scope="module")
-def blocks() -> object:
+def fixture_module(name: str) -> object:
+    """``tinyvit.<name>`` of the fixture, imported here: the ground truth."""
     sys.path.insert(0, str(LOCAL))
     try:
-        from tinyvit import blocks
-
-        return blocks
+        return importlib.import_module(f"tinyvit.{name}")
     finally:
         sys.path.remove(str(LOCAL))
+
+
+@pytest.fixture(scope="module")
+def blocks() -> object:
+    return fixture_module("blocks")
+
+
+@pytest.fixture(scope="module")
+def wrapper() -> object:
+    return fixture_module("wrapper")
 
 
 @pytest.mark.parametrize(
@@ -82,11 +92,61 @@ def test_local_values_build_the_class(
     assert found["total_params"] == count(build(blocks))  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    ("name", "ctor", "source", "build"),
+    [
+        (
+            "Wrapper",  # the inner call's class passed by name to the worker
+            "Wrapper(num_tokens=256, layers=Encoder(dim=32, depth=2))",
+            "tests/test_wrapper.py:24",
+            lambda w: w.Wrapper(num_tokens=256, layers=w.Encoder(dim=32, depth=2)),
+        ),
+        (
+            "Encoder",  # the inner call is a call site of its own
+            "Encoder(dim=32, depth=2)",
+            "tests/test_wrapper.py:24",
+            lambda w: w.Encoder(dim=32, depth=2),
+        ),
+        (
+            "Stack",
+            "Stack([Linear(8, 16), GELU(), Linear(16, 4)])",
+            "tests/test_wrapper.py:29",
+            lambda w: w.Stack([nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4)]),
+        ),
+        (
+            "Tower",
+            "Tower(6)",
+            "tests/test_wrapper.py:34 (first loop value)",
+            lambda w: w.Tower(6),
+        ),
+        (
+            "Router",  # if has_fast: PLAIN_CASES + FAST_CASES, else: PLAIN_CASES
+            "Router(experts=4, dim=12)",
+            "tests/test_wrapper.py:46 (first parameterized case)",
+            lambda w: w.Router(experts=4, dim=12),
+        ),
+    ],
+)
+def test_nested_calls_comprehensions_and_cases_under_an_if(
+    doc: dict, wrapper: object, name: str, ctor: str, source: str, build: object
+) -> None:
+    found = model(doc, name)
+    assert (found["ctor"], found["source"]) == (ctor, source)
+    assert found["source_kind"] == "call site"
+    assert found["example"] is False and found["error"] is None
+    assert found["total_params"] == count(build(wrapper))  # type: ignore[operator]
+
+
+def test_a_function_result_as_an_argument_is_no_call_site(doc: dict) -> None:
+    chain = model(doc, "Chain")  # Chain(make_layers(5)): example sizes, not the test's call
+    assert (chain["source_kind"], chain["ctor"]) == ("example", "Chain(layers=2)")
+
+
 def test_a_call_that_fails_gives_way_to_the_next(doc: dict) -> None:
     # the test's literal call comes first and raises (as the test expects): the next call
     gate = model(doc, "Gate")
     assert gate["notes"] == [
-        "the call at tests/test_blocks.py:36 failed: ValueError: dim 10 does not split into 3 groups"
+        "the call at tests/test_blocks.py:41 failed: ValueError: dim 10 does not split into 3 groups"
     ]
 
 
@@ -108,3 +168,9 @@ def test_annotate_names_the_test_line() -> None:
     result = run_cli("annotate", str(LOCAL / "tinyvit" / "blocks.py"), "--no-shapes")
     assert result.returncode == 0, result.stderr
     golden("localargs_blocks.annotate.txt", result.stdout)
+
+
+def test_annotate_names_the_line_of_the_nested_call() -> None:
+    result = run_cli("annotate", str(LOCAL / "tinyvit" / "wrapper.py"), "--no-shapes")
+    assert result.returncode == 0, result.stderr
+    golden("localargs_wrapper.annotate.txt", result.stdout)

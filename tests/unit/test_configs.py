@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from paramlens.analysis.configs import (
     ConfigProblem,
-    Target,
     Value,
     read_configs,
     read_yaml,
     resolve,
 )
+from paramlens.analysis.model import Target
 
 
 def write(root: Path, files: dict[str, str]) -> None:

@@ -14,6 +14,7 @@ from paramlens.analysis.local_values import (
     MAX_LOCALS,
     PARAMETRIZE_NOTE,
 )
+from paramlens.analysis.model import Target
 from paramlens.analysis.reading import read_file
 
 
@@ -122,6 +123,8 @@ def test_a_case_read_value_by_value(tmp_path: Path) -> None:
         CASES = CASES_2D + [[{"channels": (4, 4)}, {}]]
         if OrderingType:
             OTHER = [[{"channels": (2, 2)}, {}]]
+        else:
+            OTHER = [[{"channels": (3, 3)}, {}]]
 
         @parameterized.expand(CASES)
         def test_shape(params, ordering):
@@ -130,10 +133,10 @@ def test_a_case_read_value_by_value(tmp_path: Path) -> None:
 
         @parameterized.expand(OTHER)
         def test_other(params, ordering):
-            Net(**params)  # OTHER is assigned in a branch: not read
+            Net(**params)  # OTHER's branches disagree on the first case: not read
         """,
     )
-    assert found == [(13, (), (("channels", (8, 8)),), EXPAND_NOTE)]
+    assert found == [(15, (), (("channels", (8, 8)),), EXPAND_NOTE)]
 
 
 @pytest.mark.parametrize(
@@ -179,3 +182,132 @@ def test_a_block_holds_a_bounded_number_of_local_values(tmp_path: Path) -> None:
     # generated code: 1,000 names each assigned then used; only the first MAX_LOCALS are held
     body = "def f():\n" + "".join(f"    a{i} = {i}\n    Net(a{i})\n" for i in range(1000))
     assert len(sites(tmp_path, body)) == MAX_LOCALS
+
+
+def test_a_call_of_a_class_as_an_argument(tmp_path: Path) -> None:
+    # the outer call is a call site, the inner one a Target with its arguments read the
+    # same way (literals, local values, further calls); the inner call is one of its own
+    found = sites(
+        tmp_path,
+        """
+        def test_nested():
+            heads = 8
+            Net(num_tokens=256, layers=Net(dim=512, heads=heads), act=nn.GELU())
+            Net([nn.Linear(4, 4), nn.ReLU()])
+        """,
+    )
+    inner = Target("test_mod.Net", (), (("dim", 512), ("heads", 8)))
+    gelu = Target("torch.nn.GELU", (), ())
+    stack = [Target("torch.nn.Linear", (4, 4), ()), Target("torch.nn.ReLU", (), ())]
+    assert found == [  # literal calls first, then those with local values
+        (5, (stack,), (), ""),
+        (4, (), (("num_tokens", 256), ("layers", inner), ("act", gelu)), ""),
+        (4, (), (("dim", 512), ("heads", 8)), ""),
+    ]
+
+
+def test_a_nested_call_that_is_not_read(tmp_path: Path) -> None:
+    # a function's result, a name the test binds, a call of a lowercase name, a spread,
+    # an argument that is no literal: no call site of the outer call
+    found = sites(
+        tmp_path,
+        """
+        def make():
+            return nn.Linear(2, 2)
+
+        def test_refused(x):
+            Layer = nn.Linear
+            Net(layers=make())
+            Net(layers=Layer(2, 2))
+            Net(size=int(3))
+            Net(layers=nn.Sequential(*[]))
+            Net(layers=nn.Linear(x, 2))
+        """,
+    )
+    assert found == []
+
+
+def test_cases_assigned_under_an_if_of_a_name(tmp_path: Path) -> None:
+    # MONAI: `if has_einops: CASES = A + B` `else: CASES = A` (the same first case either
+    # way), and a name assigned only under such an `if`; not a name also assigned
+    # elsewhere, branches whose first cases differ, nor an `if` of another test
+    found = sites(
+        tmp_path,
+        """
+        from parameterized import parameterized
+
+        has_einops = True
+        PLAIN = [[{"dim": 8}], [{"dim": 9}]]
+        WITH_EINOPS = [[{"dim": 16}]]
+        if has_einops:
+            CASES = PLAIN + WITH_EINOPS
+            ONLY = [[{"dim": 4}]]
+            TWICE = [[{"dim": 5}]]
+            SPLIT = WITH_EINOPS + PLAIN
+        else:
+            CASES = PLAIN
+            SPLIT = PLAIN
+        TWICE = [[{"dim": 6}]]
+        if has_einops > 0:
+            OTHER = [[{"dim": 7}]]
+
+        @parameterized.expand(CASES)
+        def test_cases(params):
+            Net(**params)
+
+        @parameterized.expand(ONLY)
+        def test_only(params):
+            Net(**params)
+
+        @parameterized.expand(TWICE)
+        def test_twice(params):
+            Net(**params)
+
+        @parameterized.expand(SPLIT)
+        def test_split(params):
+            Net(**params)
+
+        @parameterized.expand(OTHER)
+        def test_other(params):
+            Net(**params)
+        """,
+    )
+    assert found == [
+        (21, (), (("dim", 8),), EXPAND_NOTE),
+        (25, (), (("dim", 4),), EXPAND_NOTE),
+    ]
+
+
+def test_the_first_value_of_a_comprehension(tmp_path: Path) -> None:
+    # a literal sequence or range (nested loops too), as for a `for` loop; not a loop that
+    # filters, one over something not literal, nor a name the comprehension rebinds
+    found = sites(
+        tmp_path,
+        """
+        def test_nets(sizes):
+            nets = [Net(d) for d in (1, 2)]
+            pairs = {(w, h): Net(w, h) for w in range(3, 5) for h in [7, 8]}
+            kept = [Net(d) for d in (1, 2) if d > 1]
+            given = [Net(d) for d in sizes]
+            inner = [Net(d, e) for d in (4, 5) for e in sizes]
+        """,
+    )
+    assert found == [
+        (3, (1,), (), LOOP_NOTE),
+        (4, (3, 7), (), LOOP_NOTE),
+    ]
+
+
+def test_a_literal_call_meant_to_fail_is_no_call_site(tmp_path: Path) -> None:
+    # MONAI's AutoencoderKL: three literal calls in `with self.assertRaises(...)` used to
+    # take the three tries before the test's first parameterized case
+    found = sites(
+        tmp_path,
+        """
+        def test_bad():
+            with pytest.raises(ValueError):
+                Net(3, groups=5)
+            Net(4)
+        """,
+    )
+    assert found == [(5, (4,), (), "")]

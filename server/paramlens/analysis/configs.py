@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .model import Target
 from .workspace import SKIP_DIRS
 
 if TYPE_CHECKING:  # imported where a file is parsed: a warm run parses none
@@ -37,16 +38,6 @@ class Value:
     value: object  # a scalar, dict[str, Value] or list[Value]
     file: str
     line: int  # 1-based
-
-
-@dataclass(frozen=True)
-class Target:
-    """A class to build, with its arguments: ``_target_`` / ``class_path`` and the rest."""
-
-    target: str  # dotted path of the class or function
-    args: tuple[object, ...]  # plain values and Targets
-    kwargs: tuple[tuple[str, object], ...]
-    partial: bool = False  # ``_partial_: true``: functools.partial of the target
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ arguments are literals, names the block bound to literals or to such calls
 nested (``TransformerWrapper(..., attn_layers=Decoder(dim=512, depth=12))``). Each is a
 :class:`~.configs.Target` tree the engine writes as a constructor expression.
 
-Imports markdown-it-py, :mod:`.configs`, :mod:`.literals`, :mod:`.model`, :mod:`.reading`
+Imports markdown-it-py, :mod:`.literals`, :mod:`.model`, :mod:`.reading`
 and :mod:`.workspace`."""
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .configs import Target
-from .example_args import NO_WEIGHTS
-from .literals import Budget, dotted_name, try_literal
-from .model import FileInfo, Ref
+from .literals import Budget, NotBuilt, built_call, built_value, dotted_name, try_literal
+from .model import FileInfo, Target
 from .reading import read_imports, syntax_tree
 from .workspace import SKIP_DIRS, Workspace
 
@@ -38,7 +36,6 @@ MAX_DOC_FILES = 200  # Markdown files one workspace offers at most
 MAX_DOC_BYTES = 512 * 1024  # a README is small: larger Markdown is generated or data
 MAX_BLOCK_CHARS = 20_000  # one code block or docstring example set
 DOC_FOLDERS = frozenset({"docs", "doc"})
-_NO_WEIGHTS = {k: {"False": False, "None": None}[v] for k, v in NO_WEIGHTS.items()}
 _PYTHON_INFO = frozenset({"", "python", "py", "python3", "py3", "pycon", "ipython", "ipython3"})
 
 
@@ -214,10 +211,6 @@ def _docstring_owners(body: list[ast.stmt]) -> Iterator[_DocOwner]:
 # -- reading a block --------------------------------------------------------------------
 
 
-class _NotBuilt(Exception):
-    pass
-
-
 class _Block:
     """One block read top to bottom: what its imports and assignments bind, and the calls
     of workspace classes it makes."""
@@ -251,37 +244,23 @@ class _Block:
             return None
         return f"{base}.{rest}" if rest else base
 
+    def literal(self, node: ast.expr) -> tuple[bool, object]:
+        """A literal, or a name the block bound to a value or a call."""
+        if isinstance(node, ast.Name) and node.id in self.values:
+            return True, self.values[node.id]
+        constants = {k: v for k, v in self.values.items() if not isinstance(v, Target)}
+        return try_literal(node, constants, self.scope, self.budget)
+
+    def callee(self, func: ast.expr) -> str | None:
+        callee = self.qualified(func)
+        return self.is_class(callee) if callee is not None else None
+
     def value(self, node: ast.expr) -> object:
         """A value of the constructor expression: a literal, a Ref, a Target."""
-        if isinstance(node, ast.Name) and node.id in self.values:
-            return self.values[node.id]
-        if isinstance(node, ast.Call):
-            return self.target(node)
-        if isinstance(node, (ast.Tuple, ast.List)) and any(
-            isinstance(e, (ast.Call, ast.Name)) for e in node.elts
-        ):
-            items = [self.value(e) for e in node.elts]
-            return tuple(items) if isinstance(node, ast.Tuple) else items
-        constants = {k: v for k, v in self.values.items() if not isinstance(v, Target)}
-        ok, value = try_literal(node, constants, self.scope, self.budget)
-        if not ok:
-            raise _NotBuilt
-        return value
+        return built_value(node, self.literal, self.callee)
 
     def target(self, call: ast.Call) -> Target:
-        callee = self.qualified(call.func)
-        resolved = self.is_class(callee) if callee is not None else None
-        if resolved is None:
-            raise _NotBuilt
-        if any(isinstance(a, ast.Starred) for a in call.args):
-            raise _NotBuilt
-        if any(k.arg is None for k in call.keywords):
-            raise _NotBuilt
-        args = tuple(self.value(a) for a in call.args)
-        kwargs = tuple((k.arg, self.value(k.value)) for k in call.keywords if k.arg)
-        # never download weights: the README's ``pretrained=True`` is built without them
-        kwargs = tuple((k, _NO_WEIGHTS.get(k, v) if v else v) for k, v in kwargs)
-        return Target(resolved, args, kwargs)
+        return built_call(call, self.literal, self.callee)
 
     def read(self, chunk: _Chunk) -> None:
         try:
@@ -306,7 +285,7 @@ class _Block:
             if isinstance(node, ast.Call) and self.is_class(self.qualified(node.func) or ""):
                 try:
                     build = self.target(node)
-                except (_NotBuilt, RecursionError):
+                except (NotBuilt, RecursionError):
                     continue
                 line = node.lineno + offset
                 nested = id(node) in inside
@@ -327,7 +306,7 @@ class _Block:
             if value is not None and len(targets) == 1:
                 try:
                     self.values[target.id] = self.value(value)
-                except (_NotBuilt, RecursionError):
+                except (NotBuilt, RecursionError):
                     pass
 
 
@@ -469,18 +448,3 @@ def doc_examples(workspace: Workspace) -> Iterator[DocExample]:
             blocks = _docstring_blocks(info)
             if blocks:
                 yield from _examples_of(path, blocks, dict(info.symbols), info.module, is_class)
-
-
-def refs_of(value: object) -> Iterator[Ref]:
-    """The Refs inside a doc example's value (its literals name ``nn.GELU``)."""
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, Target):
-        for item in (*value.args, *(v for _, v in value.kwargs)):
-            yield from refs_of(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from refs_of(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from refs_of(item)

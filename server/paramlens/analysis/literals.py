@@ -5,15 +5,18 @@ Folding runs in the server process on any file of the workspace, so every step i
 bounded: a hostile or generated file (a 5,000-term sum, ``[0] * 2**40``, towers of
 powers) costs at most a few thousand steps and gives up, never a MemoryError, a
 RecursionError or seconds of CPU. Model dimensions are far inside these limits.
-Imports :mod:`.model` only.
+Calls of classes as arguments (``attn_layers=Decoder(dim=512, depth=6)``) are read too,
+as :class:`~.model.Target` trees (:func:`built_value`), by documentation examples and call
+sites alike. Imports :mod:`.model` and :mod:`.example_args` only.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
-from .model import Ref
+from .example_args import NO_WEIGHTS
+from .model import Ref, Target
 
 MAX_DEPTH = 50  # nesting of one expression
 
@@ -162,15 +165,67 @@ def try_literal(
 
 
 def refs_in(value: object) -> Iterator[Ref]:
-    """Every :class:`Ref` inside a literal value."""
+    """Every :class:`Ref` inside a value: a literal, a :class:`Target` (its arguments)."""
     if isinstance(value, Ref):
         yield value
+    elif isinstance(value, Target):
+        for item in (*value.args, *(v for _, v in value.kwargs)):
+            yield from refs_in(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from refs_in(item)
     elif isinstance(value, dict):
         for item in value.values():
             yield from refs_in(item)
+
+
+class NotBuilt(Exception):
+    """An argument that is neither a literal nor a call of a class read the same way."""
+
+
+_NO_WEIGHTS = {k: {"False": False, "None": None}[v] for k, v in NO_WEIGHTS.items()}
+
+
+Literal = Callable[[ast.expr], tuple[bool, object]]  # try_literal with its names bound
+Callee = Callable[[ast.expr], "str | None"]  # a call's callee as the class it is, or None
+
+
+def built_value(node: ast.expr, literal_of: Literal, callee_of: Callee, depth: int = 0) -> object:
+    """A constructor's argument: a literal (``literal_of``), a call of a class (one that
+    ``callee_of`` names) as a :class:`Target` whose arguments are read the same way, or a
+    tuple or list of such. Raises :class:`NotBuilt` for anything else."""
+    if depth > MAX_DEPTH:
+        raise NotBuilt
+    if isinstance(node, ast.Call):
+        return built_call(node, literal_of, callee_of, depth + 1)
+    if isinstance(node, (ast.Tuple, ast.List)) and any(
+        isinstance(e, (ast.Call, ast.Name)) for e in node.elts
+    ):
+        if len(node.elts) > MAX_ITEMS:
+            raise NotBuilt
+        items = [built_value(e, literal_of, callee_of, depth + 1) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    ok, value = literal_of(node)
+    if not ok:
+        raise NotBuilt
+    return value
+
+
+def built_call(call: ast.Call, literal_of: Literal, callee_of: Callee, depth: int = 0) -> Target:
+    """``Decoder(dim=512, depth=6)`` as a :class:`Target` (see :func:`built_value`); a
+    ``*args`` or ``**kwargs`` in it is not read. Never asks for weights: ``pretrained=True``
+    is built as ``pretrained=False``."""
+    callee = callee_of(call.func)
+    if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
+        raise NotBuilt
+    if any(k.arg is None for k in call.keywords):
+        raise NotBuilt
+    args = tuple(built_value(a, literal_of, callee_of, depth) for a in call.args)
+    kwargs = tuple(
+        (k.arg, built_value(k.value, literal_of, callee_of, depth)) for k in call.keywords if k.arg
+    )
+    kwargs = tuple((k, _NO_WEIGHTS.get(k, v) if v else v) for k, v in kwargs)
+    return Target(callee, args, kwargs)
 
 
 def dotted_name(node: ast.expr) -> str | None:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .literals import Budget, dotted_name, try_literal
+from .literals import MAX_DEPTH, Budget, dotted_name, try_literal
 
 LOOP_NOTE = "first loop value"
 
@@ -89,7 +89,10 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-_INNER = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+_Comprehension = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
 
 
 _MUTABLE = (list, dict)
@@ -286,7 +289,7 @@ _NONE = object()
 _RAISES = frozenset({"raises", "assertRaises", "assertRaisesRegex"})
 
 
-def _raises(stmt: ast.With | ast.AsyncWith) -> bool:
+def raises(stmt: ast.With | ast.AsyncWith) -> bool:
     """``with pytest.raises(ValueError):``, ``with self.assertRaises(...):``."""
     return any(
         isinstance(item.context_expr, ast.Call)
@@ -312,6 +315,7 @@ class _Walker:
         self.text = text
         self.walrus = ":=" in text
         self._lines: list[str] | None = None
+        self._for_lines: list[int] | None = None  # the numbers of lines with "for "
         self.wanted = wanted
         self.lines = sorted(c.lineno for c in wanted.values())
         self.constants = constants
@@ -319,7 +323,7 @@ class _Walker:
         self.tree = tree
         self._shared: frozenset[str] | None = None
         self.found: list[ScopedCall] = []
-        self._assigned: dict[str, ast.expr | None] | None = None
+        self._assigned: dict[str, list[ast.expr] | None] | None = None
         # `param = pytest.mark.parametrize` (x-transformers' tests)
         self.parametrize = {"parametrize"} | {
             t.id
@@ -400,12 +404,9 @@ class _Walker:
         network's literal parameters); ``single``: the case is one value, not a tuple.
         Module-level names of cases (``CASES = [TEST_CASE_0, ...]``, ``A + B``) are followed
         to their assignments; None when there is no first case to read."""
-        cases = self.assignment(node)
-        if isinstance(cases, ast.BinOp) and isinstance(cases.op, ast.Add):
-            cases = self.assignment(cases.left)  # CASES_2D + CASES_3D
-        if not isinstance(cases, (ast.List, ast.Tuple)) or not cases.elts:
-            return None
-        first = self.assignment(cases.elts[0])
+        first = self.first_element(node)
+        options = self.alternatives(first) if first is not None else []
+        first = options[0] if len(options) == 1 else None  # TEST_CASE_0 = [...]
         if isinstance(first, ast.Starred) or first is None:
             return None
         if _is_param(first):
@@ -423,13 +424,32 @@ class _Walker:
         values = [try_literal(e, visible, None, self.budget) for e in elements]
         return [v if ok else _NONE for ok, v in values]
 
-    def assignment(self, node: ast.expr) -> ast.expr | None:
-        """``node``, or the expression a module-level name was assigned once, at the top."""
+    def first_element(self, node: ast.expr, depth: int = 0) -> ast.expr | None:
+        """The first element of a list of cases: ``node``, or what a module-level name was
+        assigned (each branch's of an ``if has_einops:`` ... ``else:``, which must give the
+        same first element), through ``A + B``; None if not known."""
+        found: list[ast.expr] = []
+        for cases in self.alternatives(node) if depth < MAX_DEPTH else []:
+            first: ast.expr | None = None
+            if isinstance(cases, ast.BinOp) and isinstance(cases.op, ast.Add):
+                first = self.first_element(cases.left, depth + 1)  # CASES_2D + CASES_3D
+            elif isinstance(cases, ast.Name):
+                first = self.first_element(cases, depth + 1)  # else: CASES = CASES_2D
+            elif isinstance(cases, (ast.List, ast.Tuple)) and cases.elts:
+                first = cases.elts[0]
+            if first is None:
+                return None
+            found.append(first)
+        return found[0] if found and all(f is found[0] for f in found) else None
+
+    def alternatives(self, node: ast.expr) -> list[ast.expr]:
+        """``node``, or the expressions a module-level name may have been assigned (see
+        :func:`_module_assignments`); none if it is not known."""
         if not isinstance(node, ast.Name):
-            return node
+            return [node]
         if self._assigned is None:
-            self._assigned = _module_assignments(self.tree)
-        return self._assigned.get(node.id)
+            self._assigned = _module_assignments(self.tree.body)
+        return self._assigned.get(node.id) or []
 
     def keeps(self, name: str, value: object, scope: _Scope) -> bool:
         return name in scope.once and not (isinstance(value, _MUTABLE) and scope.changes(name))
@@ -452,7 +472,7 @@ class _Walker:
             items = value if isinstance(value, list) else [value]
             if isinstance(stmt, (ast.For, ast.AsyncFor)) and name == "body":
                 self.block(stmt.body, self.loop(stmt, env, scope), scope)
-            elif isinstance(stmt, (ast.With, ast.AsyncWith)) and name == "body" and _raises(stmt):
+            elif isinstance(stmt, (ast.With, ast.AsyncWith)) and name == "body" and raises(stmt):
                 self.block(stmt.body, {}, scope)  # a call meant to fail is no constructor
             elif items and isinstance(items[0], ast.stmt):
                 self.block(items, env, scope)
@@ -462,10 +482,42 @@ class _Walker:
                     for node in (getattr(handler, "type", None), getattr(handler, "guard", None)):
                         if node is not None and env:
                             self.calls(node, env, scope)
-            elif env and self.mentions(stmt, env):  # else no call here is one to add
-                for item in items:
+            elif (env and self.mentions(stmt, env)) or self.comprehends(stmt):
+                for item in items:  # else no call here is one to add
                     if isinstance(item, (ast.expr, ast.withitem)):
                         self.calls(item, env, scope)
+
+    def comprehends(self, stmt: ast.stmt) -> bool:
+        """Whether ``stmt`` may hold a comprehension: one of its lines has ``for ``."""
+        if self._for_lines is None:
+            self._for_lines = [
+                n for n, line in enumerate(self.text.splitlines(), 1) if "for " in line
+            ]
+        at = bisect.bisect_left(self._for_lines, stmt.lineno)
+        end = stmt.end_lineno or stmt.lineno
+        return at < len(self._for_lines) and self._for_lines[at] <= end
+
+    def comprehension(self, node: _Comprehension, env: Env, scope: _Scope) -> Env:
+        """The names a comprehension's calls see: ``env`` less its loop variables, each
+        loop over a literal sequence or ``range(...)`` bound to its first item
+        (``[Net(d) for d in (1, 2)]``) until one that is not, or that filters (``if``)."""
+        targets = [g.target for g in node.generators]
+        own = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        inner = {k: v for k, v in env.items() if k not in own}
+        for generator in node.generators:
+            if generator.ifs or generator.is_async or not _names(generator.target):
+                break
+            # the value first (most loops are over no literal), then what the scope hides
+            if self.first_item(generator.iter, inner, frozenset()) is _NONE:
+                break
+            if "range" in scope.bound:
+                break
+            first = self.first_item(generator.iter, inner, scope.hidden)
+            bound: Env = {}
+            if first is _NONE or not _unpack(generator.target, first, LOOP_NOTE, bound):
+                break
+            inner.update(bound)
+        return inner
 
     def mentions(self, stmt: ast.stmt, env: Env) -> bool:
         """Whether ``stmt``'s text may use one of ``env``'s names (a search of its lines
@@ -537,25 +589,37 @@ class _Walker:
                 names = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
                 used = {n: seen[n] for n in names if n in seen}
                 self.found.append(ScopedCall(item, used, scope.hidden))  # as they are here
-            if isinstance(item, _INNER) and seen:
-                if isinstance(item, ast.Lambda):
-                    own = {a.arg for a in ast.walk(item.args) if isinstance(a, ast.arg)}
-                else:  # its loop variables
-                    targets = [g.target for g in item.generators]
-                    own = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if isinstance(item, ast.Lambda) and seen:
+                own = {a.arg for a in ast.walk(item.args) if isinstance(a, ast.arg)}
                 seen = {k: v for k, v in seen.items() if k not in own}
+            elif isinstance(item, _COMPREHENSIONS):
+                seen = self.comprehension(item, seen, scope)
+                if not seen:  # over no literal: a comprehension inside it is not read either
+                    continue
             stack.extend((child, seen) for child in ast.iter_child_nodes(item))
 
 
-def _module_assignments(tree: ast.Module) -> dict[str, ast.expr | None]:
-    """Module-level names and the expression each was assigned, None for a name assigned
-    more than once or otherwise (in an ``if``, a loop, by augmenting, unpacking): the
-    module's statements and the blocks they hold, not functions or classes."""
-    assigned: dict[str, ast.expr | None] = {}
-    stack: list[ast.stmt] = list(tree.body)
+def _module_assignments(stmts: list[ast.stmt]) -> dict[str, list[ast.expr] | None]:
+    """Module-level names and the expression each was assigned: one, or one per branch of
+    a module-level ``if`` whose test is a name (``if has_einops:`` ... ``else:``); None for
+    a name assigned more than once or otherwise (in another ``if``, a loop, by augmenting,
+    unpacking). The module's statements and the blocks they hold, not functions or
+    classes."""
+    assigned: dict[str, list[ast.expr] | None] = {}
+
+    def add(name: str, value: list[ast.expr] | None) -> None:
+        assigned[name] = None if name in assigned else value
+
+    stack: list[ast.stmt] = list(stmts)
     while stack:
         stmt = stack.pop()
         if isinstance(stmt, _SCOPES):
+            continue
+        if isinstance(stmt, ast.If) and isinstance(stmt.test, ast.Name):
+            body, orelse = _module_assignments(stmt.body), _module_assignments(stmt.orelse)
+            for name in sorted(body.keys() | orelse.keys()):
+                one, other = body.get(name, []), orelse.get(name, [])
+                add(name, None if one is None or other is None else [*one, *other])
             continue
         plain = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
         for node in ast.walk(stmt) if not plain else ():
@@ -563,8 +627,7 @@ def _module_assignments(tree: ast.Module) -> dict[str, ast.expr | None]:
                 assigned[node.id] = None
         if isinstance(stmt, ast.Assign) and plain:
             for name in _names(stmt.targets[0]) or ():
-                once = name not in assigned and isinstance(stmt.targets[0], ast.Name)
-                assigned[name] = stmt.value if once else None
+                add(name, [stmt.value] if isinstance(stmt.targets[0], ast.Name) else None)
         for _, value in ast.iter_fields(stmt):
             if isinstance(value, list):
                 stack += [v for v in value if isinstance(v, ast.stmt)]

@@ -60,6 +60,17 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A class to build, with its arguments: a config's ``_target_`` / ``class_path`` and the
+    rest, or a call of a class in code (``attn_layers=Decoder(dim=512, depth=6)``)."""
+
+    target: str  # dotted path of the class or function
+    args: tuple[object, ...]  # plain values and Targets
+    kwargs: tuple[tuple[str, object], ...]
+    partial: bool = False  # ``_partial_: true``: functools.partial of the target
+
+
+@dataclass(frozen=True)
 class CallSite:
     target: str  # qualified name of the callee
     file: str

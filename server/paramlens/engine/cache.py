@@ -113,8 +113,9 @@ class ScanStore:
 
     # FileInfo's and ClassInfo's fields (5: found_call_sites, found_model_calls), or what
     # they hold (6: a .py file's late `from __future__` import is its syntax error; 7: call
-    # sites with local values, CallSite.note)
-    FORMAT = 7
+    # sites with local values, CallSite.note; 8: calls of classes as call-site arguments,
+    # Target, and cases and comprehensions read further)
+    FORMAT = 8
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

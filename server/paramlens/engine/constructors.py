@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
 from ..analysis.literals import refs_in
-from ..analysis.model import ClassInfo, FactoryInfo, InitParam
+from ..analysis.model import ClassInfo, FactoryInfo, InitParam, Target
 from ..analysis.notebook import is_notebook, load_notebook
 from ..analysis.reading import relative_path
 from ..analysis.source import SourceError
@@ -22,7 +23,7 @@ from ..analysis.workspace import Workspace
 from ..config import Settings, find_pyproject, key_line
 from ..worker import protocol
 from ..worker.protocol import CALL_SITE_INPUT, EXAMPLE_SOURCE, ClassSpec
-from .real_args import config_method_spec, doc_constructors, script_spec
+from .real_args import Names, config_method_spec, doc_constructors, expression, script_spec
 
 CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
 CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
@@ -268,8 +269,14 @@ def _call_site_ctors(
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if not all(p.name in named for p in required):
             continue
+        args = [_classes_resolved(a, workspace) for a in call.args]
+        kwargs = [(k, _classes_resolved(v, workspace)) for k, v in call.kwargs]
+        if _REFUSED in args or any(v is _REFUSED for _, v in kwargs):
+            continue  # a nested call of something else than a class (a function's result)
+        names = Names((cls.qualname, cls.name))
         open_weights = {p.name for p in params if p.name in NO_WEIGHTS} - named
-        parts = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
+        parts = [expression(a, names) for a in args]
+        parts += [f"{k}={expression(v, names)}" for k, v in kwargs]
         # never download weights: a test's EfficientNetBN(...) whose `pretrained` is True
         # by default gets pretrained=False (one that asks for them is left as it is)
         parts += [f"{p.name}={NO_WEIGHTS[p.name]}" for p in params if p.name in open_weights]
@@ -278,12 +285,42 @@ def _call_site_ctors(
             continue
         where = site(call.file, call.line, workspace)
         where += f" ({call.note})" if call.note else ""
-        values = [*call.args, *(v for _, v in call.kwargs)]
-        refs = tuple(sorted({(r.local, r.target) for v in values for r in refs_in(v)}))
-        found[ctor] = (ctor, where, refs)
+        values = [*args, *(v for _, v in kwargs)]
+        used = {(r.local, r.target) for v in values for r in refs_in(v)} | {*names.refs.items()}
+        found[ctor] = (ctor, where, tuple(sorted(used)))
         if len(found) == MAX_CALL_SITES:
             break
     return list(found.values())
+
+
+_REFUSED = object()
+
+
+# a class of torch.nn (``nn.Linear``, ``torch.nn.modules.conv.Conv2d``), by its name's case
+_TORCH_NN = re.compile(r"torch\.nn\.(?:[a-z_][a-z0-9_]*\.)*[A-Z]\w*")
+
+
+def _classes_resolved(value: object, workspace: Workspace) -> object:
+    """A call site's argument with each nested call's class resolved to where it is
+    defined (``attn_layers=Decoder(...)``), or ``_REFUSED`` if one calls something other
+    than a workspace class or a ``torch.nn`` one."""
+    if isinstance(value, Target):
+        target = workspace.resolve(value.target)
+        if target not in workspace.classes and not _TORCH_NN.fullmatch(target):
+            return _REFUSED
+        args = tuple(_classes_resolved(a, workspace) for a in value.args)
+        kwargs = tuple((k, _classes_resolved(v, workspace)) for k, v in value.kwargs)
+        if _REFUSED in args or any(v is _REFUSED for _, v in kwargs):
+            return _REFUSED
+        return Target(target, args, kwargs)
+    if isinstance(value, (list, tuple)) and any(
+        isinstance(v, (Target, list, tuple)) for v in value
+    ):
+        items = [_classes_resolved(v, workspace) for v in value]
+        if _REFUSED in items:
+            return _REFUSED
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
 
 
 def _examples(

@@ -22,11 +22,12 @@ from ..analysis.arguments import (
     field_sites,
     script_instances,
 )
-from ..analysis.configs import ConfigBuild, Target, WorkspaceConfigs, config_root, read_configs
-from ..analysis.docs import DocExample, doc_examples, refs_of
+from ..analysis.configs import ConfigBuild, WorkspaceConfigs, config_root, read_configs
+from ..analysis.docs import DocExample, doc_examples
 from ..analysis.example_args import example_value
 from ..analysis.json_configs import JsonFile, fitting_kwargs, json_files, read_json
-from ..analysis.model import ClassInfo, InitParam
+from ..analysis.literals import refs_in
+from ..analysis.model import ClassInfo, InitParam, Target
 from ..analysis.reading import relative_path
 from ..analysis.workspace import Workspace
 from ..worker import protocol
@@ -156,7 +157,7 @@ def workspace_configs(workspace: Workspace) -> WorkspaceConfigs:
     return known
 
 
-class _Names:
+class Names:
     """Names a constructor expression gives the targets it builds: their last part,
     numbered when two differ (``Adam``, ``SimpleDenseNet``)."""
 
@@ -176,7 +177,7 @@ class _Names:
         return alias
 
 
-def expression(value: object, names: _Names) -> str:
+def expression(value: object, names: Names) -> str:
     """Python source for a config value: targets as calls, the rest as literals."""
     if isinstance(value, Target):
         parts = [expression(a, names) for a in value.args]
@@ -225,7 +226,7 @@ def doc_constructors(
 ) -> tuple[list[tuple[str, str]], tuple[tuple[str, str], ...]]:
     """``cls`` as the project's documentation builds it: (expression, where) for each
     distinct doc example, first by file order, and the names the expressions use."""
-    names = _Names((cls.qualname, cls.name))
+    names = Names((cls.qualname, cls.name))
     refs: dict[str, str] = {}
     found: list[tuple[str, str]] = []
     for example in workspace_docs(workspace).get(cls.qualname, []):
@@ -233,7 +234,7 @@ def doc_constructors(
         if any(c == ctor for c, _ in found):
             continue
         found.append((ctor, doc_place(example, workspace.root)))
-        refs.update((r.local, r.target) for r in refs_of(example.build))
+        refs.update((r.local, r.target) for r in refs_in(example.build))
         if len(found) >= MAX_DOC_CANDIDATES:
             break
     refs.update(names.refs)
@@ -255,7 +256,7 @@ def config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
         cls = _config_class(build, workspace, path)
         if cls is None or build.build is None:
             continue
-        names = _Names((cls.qualname, cls.name))
+        names = Names((cls.qualname, cls.name))
         ctor = expression(build.build, names)
         where = f"{relative_path(build.file, workspace.root)}:{build.line}"
         specs.append(
@@ -439,7 +440,7 @@ def doc_config_specs(path: str, workspace: Workspace, built: dict[str, str]) -> 
     covered: set[Switch] = set()
     for example in examples:
         cls = classes[example.build.target]
-        names = _Names((cls.qualname, cls.name))
+        names = Names((cls.qualname, cls.name))
         ctor = expression(example.build, names)
         rendered.append((example, cls, ctor, names))
         if built.get(cls.qualname) == ctor:
@@ -452,7 +453,7 @@ def doc_config_specs(path: str, workspace: Workspace, built: dict[str, str]) -> 
             continue
         seen.add(ctor)
         covered |= sets
-        refs = dict((r.local, r.target) for r in refs_of(example.build))
+        refs = dict((r.local, r.target) for r in refs_in(example.build))
         refs.update(names.refs)
         where = doc_place(example, workspace.root)
         specs.append(
@@ -567,7 +568,7 @@ def json_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
         where = f"{name}:1"
         if classes_of[file.path] > 1:  # one file, several classes it fits
             name = f"{name} ({cls.name})"
-        names = _Names((cls.qualname, cls.name))
+        names = Names((cls.qualname, cls.name))
         ctor = expression(Target(cls.qualname, (), tuple(kwargs.items())), names)
         specs.append(
             ClassSpec(
