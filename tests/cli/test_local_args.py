@@ -144,10 +144,26 @@ def test_a_function_result_as_an_argument_is_no_call_site(doc: dict) -> None:
 
 def test_a_call_that_fails_gives_way_to_the_next(doc: dict) -> None:
     # the test's literal call comes first and raises (as the test expects): the next call
-    gate = model(doc, "Gate")
-    assert gate["notes"] == [
-        "the call at tests/test_blocks.py:41 failed: ValueError: dim 10 does not split into 3 groups"
+    pool = model(doc, "HeadPool")
+    assert pool["notes"] == [
+        "the call at tests/test_pool.py:9 failed: ValueError: dim 10 does not split into 3 heads"
     ]
+    assert (pool["ctor"], pool["source"]) == (
+        "HeadPool(12, heads=4)",
+        "tests/test_pool.py:16 (first parametrize case)",
+    )
+    assert pool["total_params"] == count(fixture_module("pool").HeadPool(12, heads=4))  # type: ignore[attr-defined]
+
+
+def test_calls_in_the_projects_code_come_before_its_tests(doc: dict) -> None:
+    # Pooler(32) in tinyvit/pool.py, Pooler(4) in tests/test_pool.py (a size to test with,
+    # the first call by path): the project's own call is taken
+    pooler = model(doc, "Pooler")
+    line = 1 + (LOCAL / "tinyvit/pool.py").read_text().splitlines().index(
+        "    return Pooler(32)  # the project's own size"
+    )
+    assert (pooler["ctor"], pooler["source"]) == ("Pooler(32)", f"tinyvit/pool.py:{line}")
+    assert pooler["source_kind"] == "call site" and pooler["error"] is None
 
 
 def test_a_call_never_downloads_weights(doc: dict) -> None:

@@ -481,8 +481,9 @@ def test_a_file_without_models_takes_its_line_figures_from_its_open_importer(
     async def run() -> None:
         await analysed_once(engine, worker, path)
         texts = {str(widths): "WIDTH = 16\n", str(path): IMPORTER}
-        importer = asyncio.ensure_future(engine.analyze(str(path), tmp_path, texts, lambda r: None))
+        # the edited file's analysis first: it must not run ahead of the importer's
         edited = asyncio.ensure_future(engine.analyze(str(widths), tmp_path, texts, lambda r: None))
+        importer = asyncio.ensure_future(engine.analyze(str(path), tmp_path, texts, lambda r: None))
         await until(lambda: worker.jobs, "the open importer's job")
         await asyncio.sleep(0.1)  # the edited file's analysis has had time to send a job
         assert [job.file for job in worker.jobs] == [str(path)]

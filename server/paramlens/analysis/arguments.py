@@ -276,6 +276,26 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _module_level(stmt.body)
 
 
+_MAIN_BLOCKS: dict[tuple[str, str], list[tuple[int, int]]] = {}
+
+
+def main_blocks(info: FileInfo) -> list[tuple[int, int]]:
+    """The first and last lines of each top-level ``if __name__ == "__main__":`` block of
+    ``info`` (a module's demo, smoke test or script body), found once per file text."""
+    key = (info.path, info.digest)
+    if key not in _MAIN_BLOCKS:
+        if len(_MAIN_BLOCKS) > 4096:
+            _MAIN_BLOCKS.clear()
+        tree = syntax_tree(info)
+        _MAIN_BLOCKS[key] = [
+            (stmt.lineno, stmt.end_lineno or stmt.lineno)
+            for stmt in (tree.body if tree is not None else [])
+            if isinstance(stmt, ast.If)
+            and "__name__" in {n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)}
+        ]
+    return _MAIN_BLOCKS[key]
+
+
 _SCRIPTS: dict[tuple[str, str], list[ScriptInstance]] = {}
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..analysis.arguments import main_blocks
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
 from ..analysis.literals import refs_in
 from ..analysis.model import ClassInfo, FactoryInfo, InitParam, Target
@@ -224,12 +225,16 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     if method is not None:
         return method
     fallback = _examples(cls, workspace, required, configs)
-    # calls of the class (the next if one does not build: a test of a bad argument), else a
-    # script's model, then the documentation's examples; then example sizes: the first that
-    # builds (each one that fails says why in the result's notes)
+    # calls of the class in the project's code (the next if one does not build), else a
+    # script's model, then the documentation's examples, then calls in its tests and demos
+    # (sizes chosen to try the code, often tiny: x-transformers' TransformerWrapper in a
+    # test, against the 19M-parameter one of its training script); then example
+    # sizes: the first that builds (each one that fails says why in the result's notes)
     sites = _call_site_ctors(cls, workspace, params, required)
-    chain = [(c, where, False, protocol.SOURCE_CALL_SITE) for c, where, _ in sites]
-    imports = dict([*fallback.refs, *(r for _, _, found in sites for r in found)])
+    code = [(c, w, False, protocol.SOURCE_CALL_SITE) for c, w, _, test in sites if not test]
+    tests = [(c, w, False, protocol.SOURCE_CALL_SITE) for c, w, _, test in sites if test]
+    imports = dict([*fallback.refs, *(r for _, _, found, _ in sites for r in found)])
+    chain = code
     if not chain:
         script = script_spec(cls, workspace)
         if script is not None and script.ctor is not None:
@@ -237,6 +242,7 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         documented, doc_refs = doc_constructors(cls, workspace)
         chain += [(c, where, False, protocol.SOURCE_DOC) for c, where in documented]
         imports.update(doc_refs)
+    chain += tests
     if not chain:
         return fallback
     kind = protocol.SOURCE_EXAMPLE
@@ -258,14 +264,40 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
 MAX_CALL_SITES = 3  # calls of a class tried in turn as its constructor
 
 
+def is_test_or_demo(path: str, line: int, workspace: Workspace) -> bool:
+    """Whether a call at ``path``:``line`` is in the project's tests (a file under a
+    ``tests``/``test`` folder of the workspace, or named like pytest's test modules:
+    ``test_*.py``, ``*_test.py``, ``conftest.py``) or in a module's
+    ``if __name__ == "__main__":`` block (its demo or smoke test): sizes chosen to try the
+    code, often tiny."""
+    file = Path(path)
+    root = workspace.root
+    parts = file.relative_to(root).parts if file.is_relative_to(root) else (file.name,)
+    name = parts[-1] if parts else ""
+    if (
+        any(p in ("tests", "test") for p in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+    ):
+        return True
+    info = workspace.files.get(path)
+    return info is not None and any(a <= line <= b for a, b in main_blocks(info))
+
+
 def _call_site_ctors(
     cls: ClassInfo, workspace: Workspace, params: Sequence[InitParam], required: list[InitParam]
-) -> list[tuple[str, str, tuple[tuple[str, str], ...]]]:
+) -> list[tuple[str, str, tuple[tuple[str, str], ...], bool]]:
     """The first distinct calls of ``cls`` that give all its required parameters, as
-    (constructor, where, refs): calls with literal arguments first, then those with local
-    values (a test's first parametrize case)."""
-    found: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {}
-    for call in sorted(workspace.call_sites(cls.qualname), key=lambda c: bool(c.note)):
+    (constructor, where, refs, in a test or demo): calls in the project's code first, then
+    in its tests and ``__main__`` blocks (:func:`is_test_or_demo`); of each, calls with
+    literal arguments first, then those with local values (a test's first parametrize
+    case)."""
+    found: dict[str, tuple[str, str, tuple[tuple[str, str], ...], bool]] = {}
+    calls = workspace.call_sites(cls.qualname)
+    for call in sorted(
+        calls, key=lambda c: (is_test_or_demo(c.file, c.line, workspace), bool(c.note))
+    ):
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if not all(p.name in named for p in required):
             continue
@@ -287,7 +319,12 @@ def _call_site_ctors(
         where += f" ({call.note})" if call.note else ""
         values = [*args, *(v for _, v in kwargs)]
         used = {(r.local, r.target) for v in values for r in refs_in(v)} | {*names.refs.items()}
-        found[ctor] = (ctor, where, tuple(sorted(used)))
+        found[ctor] = (
+            ctor,
+            where,
+            tuple(sorted(used)),
+            is_test_or_demo(call.file, call.line, workspace),
+        )
         if len(found) == MAX_CALL_SITES:
             break
     return list(found.values())

@@ -454,12 +454,30 @@ class Engine:
         texts = dict(texts or {})
         if self.eager_worker:
             self.start_worker(path, root)
-        await self._read_ahead_done(path)
-        workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
-        self._read[path] = workspace
-        report = await self.report(path, workspace, texts, on_partial=on_partial, focus=focus)
+        # until its own models are built (or it is found to have none), a file without any
+        # waits for it (:meth:`_own_builds_done`): an edit's analyses start together
+        own_built = self._own_build_started()
+        try:
+            await self._read_ahead_done(path)
+            workspace = await self.read_workspace(root, texts, loose=loose, include=(path,))
+            self._read[path] = workspace
+            report = await self.report(
+                path, workspace, texts, on_partial=on_partial, focus=focus, own_built=own_built
+            )
+        finally:
+            self._own_build_done(own_built)
         self.save_scan()
         return report
+
+    def _own_build_started(self) -> asyncio.Future[None]:
+        own_built = asyncio.get_running_loop().create_future()
+        self._own_builds.add(own_built)
+        return own_built
+
+    def _own_build_done(self, own_built: asyncio.Future[None]) -> None:
+        self._own_builds.discard(own_built)
+        if not own_built.done():
+            own_built.set_result(None)
 
     async def read_workspace(
         self,
@@ -490,6 +508,7 @@ class Engine:
         detail: bool = False,
         on_partial: Callable[[FileReport], None] | None = None,
         focus: Sequence[tuple[int, int]] = (),
+        own_built: asyncio.Future[None] | None = None,
     ) -> FileReport:
         """Build the models of ``path`` (and of the files that use them) in ``workspace``.
 
@@ -516,15 +535,14 @@ class Engine:
                 report = self._file_report(path, workspace, result, [result], qualnames)
                 on_partial(dataclasses.replace(report, shapes_pending=shapes_pending))
 
-        own_built = asyncio.get_running_loop().create_future()
-        if qualnames:
-            self._own_builds.add(own_built)
+        own_built = own_built or self._own_build_started()
+        if not qualnames:
+            self._own_build_done(own_built)
         try:
             editor = on_partial is not None
             own = await self._own(path, workspace, texts, detail, editor, focus, show)
         finally:
-            self._own_builds.discard(own_built)
-            own_built.set_result(None)
+            self._own_build_done(own_built)
         results = [own] if own else []
         failed = False
         missing = without_figures(own.models if own else (), qualnames)
