@@ -536,8 +536,6 @@ class Engine:
                 on_partial(dataclasses.replace(report, shapes_pending=shapes_pending))
 
         own_built = own_built or self._own_build_started()
-        if not qualnames:
-            self._own_build_done(own_built)
         try:
             editor = on_partial is not None
             own = await self._own(path, workspace, texts, detail, editor, focus, show)
@@ -651,15 +649,14 @@ class Engine:
         jobs' call sites included (:meth:`_read_ahead`: 0.2-0.4 s in timm's
         vision_transformer.py); then the classes at ``focus`` are built, and those of the
         importers (:meth:`_build_early`). A newer edit stops those builds."""
-        self._prepare_edit(path, dict(texts))
+        # the open files built before that import it (one look per edit: it walks imports)
+        importers = [u for u in texts if u != path and u in self._built and self.imports(u, path)]
+        self._prepare_edit(path, dict(texts), importers)
         for early in self._early:
             early.cancel()  # an older text's: the worker stops it
         self._early.clear()
-        users = tuple(
-            (user, self.settings_for(Path(user)), tuple(where))
-            for user, where in (others or {}).items()
-            if user != path and user in self._built and self.imports(user, path)
-        )
+        where = others or {}
+        users = tuple((u, self.settings_for(Path(u)), tuple(where.get(u, ()))) for u in importers)
         if path in self._built or users:
             settings = self.settings_for(root)  # here, on the loop: it may warn the user
             limits = self.scan_limits(root, settings, loose)
@@ -764,12 +761,12 @@ class Engine:
             with contextlib.suppress(Exception):
                 await asyncio.shield(running)
 
-    def _prepare_edit(self, path: str, texts: Mapping[str, str]) -> None:
+    def _prepare_edit(self, path: str, texts: Mapping[str, str], importers: Sequence[str]) -> None:
         """Send an edit's texts to the worker at once, for a zygote that imported its
         package to run its modules again during the debounce (``prepare-edit``,
         :func:`paramlens.worker.processes.zygote.prepare_main`); only for a file built
-        before in this session, or imported by an open file that was
-        (``configuration_llama.py``, which has no model, for ``modeling_llama.py``: the
+        before in this session, or imported by an open file that was (``importers``:
+        ``configuration_llama.py``, which has no model, for ``modeling_llama.py``: the
         zygote's first look at what its ``LlamaConfig`` made took 2.7 s of the first edit).
         The second is prepared as its importer's jobs will come: the zygote imports the
         importer's module first, so that it runs again too. The texts as those jobs will
@@ -778,12 +775,9 @@ class Engine:
         workspace = self._read.get(path)
         if workspace is None or path not in workspace.files:
             return
-        target = path
-        if path not in self._built:
-            users = [u for u in texts if u in self._built and self.imports(u, path)]
-            if not users:
-                return
-            target = users[0]
+        target = path if path in self._built else next(iter(importers), None)
+        if target is None:
+            return
         info = workspace.files.get(target)
         settings = self.settings_for(Path(target))
         worker = self.workers.get(self.python_for(workspace.root, settings))
@@ -1137,8 +1131,7 @@ def factory_shares(names: Sequence[str], memory_mb: int) -> list[set[str]]:
     cap, and at least :data:`MIN_SHARE` factories each; otherwise all in one. Each share
     keeps per-line figures for the kinds of block it meets first (a forward() more per
     share and kind, for half the wall time of the whole)."""
-    count = min(MAX_SHARES, os.cpu_count() or 1, len(names) // MIN_SHARE or 1)
-    count = min(count, max(1, _available_mb() // max(memory_mb, 1)))
+    count = _side_by_side(len(names) // MIN_SHARE or 1, memory_mb)
     size = -(-len(names) // count)
     return [set(names[i : i + size]) for i in range(0, len(names), size)] or [set()]
 
@@ -1155,11 +1148,17 @@ def class_shares(
     by name); otherwise all in one. Dealt in turn in the file's order: neighbours, often
     alike in cost (``LlamaModel``, then ``LlamaForCausalLM``, each LLaMA-7B's forward()
     on meta), go to different cores, and each share's first classes come early."""
-    count = min(MAX_SHARES, os.cpu_count() or 1, len(names))
-    count = min(count, max(1, _available_mb() // max(memory_mb, 1)))
+    count = _side_by_side(len(names), memory_mb)
     if count < 2 or sum(last_ms.get(n, 0.0) for n in names) < SIDE_BY_SIDE_MS:
         return [set(names)]
     return [set(names[i::count]) for i in range(count)]
+
+
+def _side_by_side(most: int, memory_mb: int) -> int:
+    """How many jobs of ``memory_mb`` each to build side by side: one per core, at most
+    :data:`MAX_SHARES` and ``most``, as many as the memory available holds."""
+    count = min(MAX_SHARES, os.cpu_count() or 1, most)
+    return max(1, min(count, _available_mb() // max(memory_mb, 1)))
 
 
 def _available_mb() -> int:
