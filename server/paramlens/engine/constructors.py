@@ -294,10 +294,10 @@ def _call_site_ctors(
     literal arguments first, then those with local values (a test's first parametrize
     case)."""
     found: dict[str, tuple[str, str, tuple[tuple[str, str], ...], bool]] = {}
-    calls = workspace.call_sites(cls.qualname)
-    for call in sorted(
-        calls, key=lambda c: (is_test_or_demo(c.file, c.line, workspace), bool(c.note))
-    ):
+    calls = [
+        (is_test_or_demo(c.file, c.line, workspace), c) for c in workspace.call_sites(cls.qualname)
+    ]
+    for test, call in sorted(calls, key=lambda tc: (tc[0], bool(tc[1].note))):
         named = {k for k, _ in call.kwargs} | {p.name for p in params[: len(call.args)]}
         if not all(p.name in named for p in required):
             continue
@@ -319,12 +319,7 @@ def _call_site_ctors(
         where += f" ({call.note})" if call.note else ""
         values = [*args, *(v for _, v in kwargs)]
         used = {(r.local, r.target) for v in values for r in refs_in(v)} | {*names.refs.items()}
-        found[ctor] = (
-            ctor,
-            where,
-            tuple(sorted(used)),
-            is_test_or_demo(call.file, call.line, workspace),
-        )
+        found[ctor] = (ctor, where, tuple(sorted(used)), test)
         if len(found) == MAX_CALL_SITES:
             break
     return list(found.values())
