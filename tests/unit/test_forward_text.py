@@ -1,5 +1,8 @@
 """Words and shapes the worker's forward() pass reports."""
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from paramlens.cli import input_expression
 from paramlens.worker.forward.counters import shape_text
@@ -35,10 +38,21 @@ def test_input_flags_as_torchinfo_takes_input_size() -> None:
     assert input_expression(["torch.zeros(2, 2)"], "float32") == "torch.zeros(2, 2)"
 
 
+def _imported(source: Path) -> Any:
+    """The module of the file ``source``, imported under its own name (not kept in
+    ``sys.modules``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(source.stem, source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> None:
     # a tracer is called on every Python call, and on meta torch's kernels are Python:
     # tracing stays off inside each op, and the user's lines still get their shapes
-    import importlib.util
     import sys
 
     from paramlens.worker.forward.line_shapes import LineShapes
@@ -50,10 +64,7 @@ def test_line_tracing_sees_the_users_frames_and_not_torchs_kernels(tmp_path) -> 
         "    y = F.layer_norm(x, (8,))\n"
         "    return F.linear(y, w)\n"
     )
-    spec = importlib.util.spec_from_file_location("user_model", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _imported(source)
     x, w = torch.empty(2, 8, device="meta"), torch.empty(4, 8, device="meta")
 
     def frames_seen(shapes: LineShapes, untraced_ops: bool) -> set[str]:
@@ -94,7 +105,6 @@ def test_a_traced_function_is_parsed_alone_not_its_whole_file(tmp_path, monkeypa
     quarter of LLaMA-7B's forward() on meta. A function's own lines are parsed, and its
     figures stand at the file's lines and columns (a decorated method, indented)."""
     import ast
-    import importlib.util
 
     from paramlens.worker.forward import line_shapes
     from paramlens.worker.forward.line_shapes import LineShapes
@@ -112,10 +122,7 @@ def test_a_traced_function_is_parsed_alone_not_its_whole_file(tmp_path, monkeypa
         "        w: torch.Tensor = y.t()\n"
         "        return w * sum(1 for _ in range(1))\n"
     )
-    spec = importlib.util.spec_from_file_location("big_model", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _imported(source)
     parsed: list[int] = []
     parse = ast.parse
 

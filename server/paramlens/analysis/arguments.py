@@ -267,13 +267,17 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     for stmt in body:
         yield stmt
         if isinstance(stmt, ast.If):
-            names = {n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)}
-            if "__name__" in names:
+            if _name_guard(stmt):
                 continue
             yield from _module_level(stmt.body)
             yield from _module_level(stmt.orelse)
         elif isinstance(stmt, ast.Try):
             yield from _module_level(stmt.body)
+
+
+def _name_guard(stmt: ast.If) -> bool:
+    """An ``if __name__ == "__main__":`` (its test names ``__name__``)."""
+    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(stmt.test))
 
 
 _MAIN_BLOCKS: dict[tuple[str, str], list[tuple[int, int]]] = {}
@@ -290,8 +294,7 @@ def main_blocks(info: FileInfo) -> list[tuple[int, int]]:
         _MAIN_BLOCKS[key] = [
             (stmt.lineno, stmt.end_lineno or stmt.lineno)
             for stmt in (tree.body if tree is not None else [])
-            if isinstance(stmt, ast.If)
-            and "__name__" in {n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name)}
+            if isinstance(stmt, ast.If) and _name_guard(stmt)
         ]
     return _MAIN_BLOCKS[key]
 
