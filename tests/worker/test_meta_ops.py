@@ -3,11 +3,16 @@ tensors as running them, only for what cannot alias, and the same training-step 
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 import torch
-from paramlens.worker.forward import storages
+from paramlens.worker.forward import meta_ops
+from paramlens.worker.forward.context import ForwardContext
 from paramlens.worker.forward.meta_ops import MetaOps
+from paramlens.worker.forward.run import run_forward
 from paramlens.worker.forward.step import simulate_step
-from paramlens.worker.protocol import Training
+from paramlens.worker.protocol import ErrorInfo, Training
 from torch import nn
 
 aten = torch.ops.aten
@@ -59,25 +64,74 @@ def deep(device: str = "meta") -> nn.Module:
         return nn.Sequential(*blocks, nn.Linear(64, 10))
 
 
-def test_the_step_gives_the_same_figures_answered_or_run(monkeypatch: object) -> None:
+class RunAlways(MetaOps):
+    def run(self, func, args, kwargs):  # type: ignore[no-untyped-def]
+        return func(*args, **kwargs)
+
+
+def test_the_step_gives_the_same_figures_answered_or_run(monkeypatch: pytest.MonkeyPatch) -> None:
     make = lambda: ((torch.randn(8, 32, 64),), {})  # noqa: E731
+    monkeypatch.setattr(meta_ops, "META_OPS", MetaOps())
     answered = simulate_step(deep(), make, Training())
-    assert storages.META_OPS.hits > 0  # the six blocks asked the same questions
-
-    class RunAlways(MetaOps):
-        def run(self, func, args, kwargs):  # type: ignore[no-untyped-def]
-            return func(*args, **kwargs)
-
-    saved = storages.META_OPS
-    storages.META_OPS = RunAlways()
-    try:
-        run = simulate_step(deep(), make, Training())
-    finally:
-        storages.META_OPS = saved
+    assert meta_ops.META_OPS.hits > 0  # the six blocks asked the same questions
+    monkeypatch.setattr(meta_ops, "META_OPS", RunAlways())
+    run = simulate_step(deep(), make, Training())
     assert answered == run
     real = simulate_step(deep("cpu"), make, Training(), real=True)
     steps = len(list(deep().parameters()))  # Adam's step counters, 4 B each: host-side on a GPU
     assert real.peak - answered.peak == 4 * steps
+
+
+class Attending(nn.Module):
+    """A transformer block's ops: norms, projections, a view to heads, attention, in place."""
+
+    def __init__(self, dim: int = 64, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.norm(x)).view(b, t, 3, self.heads, -1).unbind(2)
+        y = nn.functional.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )
+        y = self.out(y.transpose(1, 2).reshape(b, t, d))
+        y += x
+        return y
+
+
+def forward_of(model: nn.Module) -> tuple[object, object]:
+    ctx = ForwardContext(
+        namespace={"torch": torch},
+        device="meta",
+        is_user_file=lambda f: f == __file__,
+        error_from=lambda exc: ErrorInfo(repr(exc)),
+        names={id(m): n for n, m in model.named_modules() if n},
+        site=lambda m: None,
+        dims={},
+    )
+    info, calls = run_forward(model, "torch.randn(2, 16, 64)", "given", ctx)
+    return info, {ctx.names.get(k): [dataclasses.asdict(c) for c in v] for k, v in calls.items()}
+
+
+def test_forward_gives_the_same_figures_answered_or_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """forward()'s shapes, multiply-adds and saved bytes, module by module and line by line,
+    with the blocks' repeated questions answered (each block run: repeats off)."""
+    monkeypatch.setenv("PARAMLENS_NO_REPEATS", "1")
+    with torch.device("meta"):
+        model = nn.Sequential(*[Attending() for _ in range(4)], deep())
+    monkeypatch.setattr(meta_ops, "META_OPS", MetaOps())
+    answered = forward_of(model)
+    assert meta_ops.META_OPS.hits > 20  # blocks 2-4 and 2-6 of the two kinds: answered
+    monkeypatch.setattr(meta_ops, "META_OPS", RunAlways())
+    run = forward_of(model)
+    assert answered == run
+    info = answered[0]
+    assert info.error is None and info.output_shape == "[2, 16, 10]"  # type: ignore[attr-defined]
+    assert info.macs > 0 and info.activation_bytes > 0  # type: ignore[attr-defined]
 
 
 class Nested(nn.Module):

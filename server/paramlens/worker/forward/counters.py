@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from . import meta_ops
+
 
 @dataclasses.dataclass
 class ModuleCall:
@@ -96,7 +98,7 @@ class MultiplyAdds(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
                 return decomposed
-        out = func(*args, **kwargs)
+        out = meta_ops.META_OPS.run(func, args, kwargs)
         if self.created is not None:
             self.created.append(out)
         if formula is not None:

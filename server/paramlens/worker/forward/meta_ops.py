@@ -63,6 +63,10 @@ class MetaOps:
         return tree_unflatten(made, spec)
 
 
+# shared by every forward() and step of the process: a file's classes, a batch search
+META_OPS = MetaOps()
+
+
 @functools.cache
 def cacheable(func: Any) -> bool:
     """Mutates nothing and aliases nothing, by its schema (looked up once per operator)."""

@@ -25,7 +25,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .meta_ops import MetaOps
+from . import meta_ops
 
 KINDS = (
     "parameters",
@@ -189,7 +189,7 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
             # a DTensor's op: let it run its shards' ops, which come back here
             return NotImplemented
         if self.device == "meta":
-            out = META_OPS.run(func, args, kwargs or {})
+            out = meta_ops.META_OPS.run(func, args, kwargs or {})
         else:
             out = func(*args, **(kwargs or {}))
         if func.overloadpacket in _MATMULS:
@@ -224,8 +224,6 @@ class Storages(TorchDispatchMode):  # type: ignore[no-untyped-call]
         super().__exit__(*exc)  # type: ignore[no-untyped-call]
         torch.UntypedStorage.resize_ = self._resize  # type: ignore[method-assign]
 
-
-META_OPS = MetaOps()  # shared by every step of the process: a file's classes, a batch search
 
 _MATMULS = {
     torch.ops.aten.mm,
