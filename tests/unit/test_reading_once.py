@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
 from paramlens.analysis import calls, docs
+from paramlens.analysis import workspace as workspace_module
 from paramlens.analysis.arguments import script_instances
 from paramlens.analysis.reading import source_lines, source_segment
-from paramlens.analysis.workspace import scan
+from paramlens.analysis.workspace import Workspace, scan
+from paramlens.config import Settings
+from paramlens.engine.engine import Engine
 
 SOURCE = """import torch
 from torch import nn
@@ -193,3 +198,31 @@ def test_doc_examples_are_read_again_only_when_what_they_name_changes(
     # Block renamed: the example naming it builds nothing now
     assert targets({other: OTHER.replace("class Block", "class Brick")}) == ["pkg.net.Net"]
     assert read == ["net.py", "net.py"]
+
+
+def test_two_files_opened_together_read_the_workspace_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their analyses scan side by side: the files are read once, and both workspaces hold
+    the same readings (call sites parsed for the one are there for the other: transformers'
+    first edit after opening two files parsed them all again)."""
+    for number in range(30):
+        (tmp_path / f"layer{number}.py").write_text(SOURCE.replace("Net", f"Net{number}"))
+    opened = {str(tmp_path / "layer0.py"): SOURCE, str(tmp_path / "layer1.py"): SOURCE}
+    read: list[str] = []
+    original = workspace_module.read_file
+
+    def slow(path: Path, text: str) -> object:
+        read.append(str(path))
+        time.sleep(0.002)  # the two scans overlap
+        return original(path, text)
+
+    monkeypatch.setattr(workspace_module, "read_file", slow)
+    engine = Engine(lambda _: Settings(python="stand-in"))
+
+    async def both() -> list[Workspace]:
+        return await asyncio.gather(*(engine.read_workspace(tmp_path, opened) for _ in "ab"))
+
+    first, second = asyncio.run(both())
+    assert sorted(read) == sorted(set(read)) and len(read) == 30
+    assert all(second.files[p] is info for p, info in first.files.items())

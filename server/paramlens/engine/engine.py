@@ -213,6 +213,7 @@ class Engine:
         self.workers: dict[str, WorkerClient] = {}
         self.cache = ResultCache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
+        self._scan_locks: dict[Path, threading.Lock] = {}
         self.libraries: dict[str, Libraries] = {}  # by interpreter
         self._scan_store = ScanStore(cache_folder) if cache_folder is not None else None
         self._loaded_roots: dict[Path, bool] = {}  # root -> loose
@@ -267,17 +268,22 @@ class Engine:
         interpreter whose installed libraries count, and ``limits``, how much to read (by
         default the root's settings: give them when not on the event loop, as reading the
         settings may warn the user)."""
-        if self._scan_store is not None and root not in self._loaded_roots:
-            self._loaded_roots[root] = loose
-            for path, entry in self._scan_store.load(root).items():
-                self._scan_cache.setdefault(path, entry)
-        if python is None or limits is None:
-            settings = self.settings_for(root)
-            python = python or self.python_for(root, settings)
-            limits = limits or self.scan_limits(root, settings, loose)
-        if python not in self.libraries:  # asked only if a base is not the workspace's
-            self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
-        return scan(root, texts, self._scan_cache, self.libraries[python], limits, include)
+        # one scan of a root at a time: two files opened together each read the whole of a
+        # cold workspace otherwise, and the cache kept the second's reading of each file,
+        # not the one whose call sites the first file's job had parsed (transformers: the
+        # first edit after opening parsed them all again, 2.5 s before its jobs left)
+        with self._scan_locks.setdefault(root, threading.Lock()):
+            if self._scan_store is not None and root not in self._loaded_roots:
+                self._loaded_roots[root] = loose
+                for path, entry in self._scan_store.load(root).items():
+                    self._scan_cache.setdefault(path, entry)
+            if python is None or limits is None:
+                settings = self.settings_for(root)
+                python = python or self.python_for(root, settings)
+                limits = limits or self.scan_limits(root, settings, loose)
+            if python not in self.libraries:  # asked only if a base is not the workspace's
+                self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
+            return scan(root, texts, self._scan_cache, self.libraries[python], limits, include)
 
     @staticmethod
     def scan_limits(root: Path, settings: Settings, loose: bool) -> ScanLimits:
