@@ -221,6 +221,31 @@ async def test_a_lazy_package_runs_only_the_edited_config_again(
     assert not said(warm, "declined"), warm.lines
 
 
+async def test_a_module_opened_is_imported_once_the_zygote_is_idle(
+    tmp_path: Path, warm: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file opened, not edited: once its job is built, the idle zygote imports its module
+    (the first edit of the config it imports then runs the config alone again), and the
+    edit's figures stay those of a fresh import."""
+    shutil.copytree(FIXTURES / "lazypkg", tmp_path / "ws")
+    package = tmp_path / "ws"
+    config = package / "lazy" / "config.py"
+    nets = {"Net": "Net()"}
+    await warm.build(job(package, "lazy.model", nets, {}))
+    for _ in range(600):
+        if said(warm, "paramlens zygote: imported lazy.model"):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("\n".join(warm.lines))
+    edited = job(
+        package, "lazy.model", nets, {config: edit(config, "width: int = 32", "width: int = 48")}
+    )
+    assert figures(await warm.build(edited)) == (await cold_figures(monkeypatch, [edited]))[0]
+    assert said(warm, "ran lazy.config again in"), "\n".join(warm.lines)
+    assert not said(warm, "declined"), warm.lines
+
+
 async def prepared(client: Logged, texts: dict[Path, str], package: Path) -> None:
     """Send an edit's texts ahead of its jobs, as the server does on didChange, and wait
     until the zygote's process prepared for them has run them."""

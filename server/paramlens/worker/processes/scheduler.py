@@ -112,6 +112,8 @@ class Worker:
         try:
             while not self.done or self.running or self._zygote_jobs():
                 self._dispatch()
+                if self.nested and not self.queue and not self.running and zygote.import_ahead():
+                    continue  # a zygote with nothing to do imported an opened file's module
                 self.selector_step()
         finally:
             for running in list(self.running.values()):
@@ -225,6 +227,7 @@ class Worker:
                     self._send_to(prepared, job_id, job)
                 elif len(self.running) < self.max_children:
                     self._start(job_id, job, list(job.classes), {}, todo)
+                    zygote.import_later(job)
                 else:
                     self.queue.insert(0, (job_id, job))
                     break

@@ -111,6 +111,40 @@ def import_module(job: BuildJob) -> None:
         _report_imported(job)
 
 
+_AHEAD: list[BuildJob] = []  # jobs whose module this zygote imports once it is idle
+
+
+def import_later(job: BuildJob) -> None:
+    """After forking the child of a job whose module this zygote has not imported (a file
+    opened, not edited): import it once the zygote is idle (:func:`import_ahead`). The
+    first edit of a file it imports (``configuration_llama``) then runs only the edited
+    modules again; it imported ``modeling_llama`` first, 0.9 s of that edit."""
+    if (
+        IMPORTED is not None
+        and child.PREPARED is None
+        and not job.overrides
+        and job.module not in sys.modules
+        and all(j.module != job.module for j in _AHEAD)
+    ):
+        _AHEAD.append(job)
+
+
+def import_ahead() -> bool:
+    """Import the first module :func:`import_later` left, if any is still not imported
+    (within the job's own time: a module that takes longer is left to each child);
+    whether one was."""
+    while _AHEAD:
+        job = _AHEAD.pop(0)
+        if job.module not in sys.modules:
+            started = time.monotonic()
+            _import_quietly(job.module, min(IMPORT_BUDGET_S, job.timeout_s))
+            elapsed = time.monotonic() - started
+            print(f"paramlens zygote: imported {job.module} ({elapsed:.2f} s)", file=sys.stderr)
+            _report_imported(job)
+            return True
+    return False
+
+
 def _import_quietly(name: str, budget_s: float) -> None:
     """Import ``name`` within ``budget_s``; its prints go to the log, never into the
     protocol; a failure is logged (the build children import what they need themselves)."""
