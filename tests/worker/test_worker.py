@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -274,7 +275,8 @@ def test_a_job_is_answered_when_its_last_model_arrives_not_when_its_child_exits(
             assert sent == []  # one class is still to come
     [answer] = sent
     assert answer["type"] == "result" and answer["id"] == 7
-    assert [m.name for m in answer["result"].models] == ["NeuralNetwork", "CNN"]  # type: ignore[attr-defined]
+    answered = protocol.job_result(json.loads(protocol.dumps(answer["result"])))
+    assert [m.name for m in answered.models] == ["NeuralNetwork", "CNN"]
 
 
 async def test_the_prepare_message_reaches_a_worker_before_it_is_ready(tmp_path: Path) -> None:
