@@ -226,3 +226,23 @@ def test_two_files_opened_together_read_the_workspace_once(
     first, second = asyncio.run(both())
     assert sorted(read) == sorted(set(read)) and len(read) == 30
     assert all(second.files[p] is info for p, info in first.files.items())
+
+
+def test_a_workspace_read_the_same_again_is_the_same_workspace(tmp_path: Path) -> None:
+    """An edit's scans (at the edit, then each open file's analysis) give the workspace
+    read before when every file reads the same, with what it worked out on demand; any
+    file read anew (a buffer's text, a file changed on disk) gives a new one."""
+    model = tmp_path / "model.py"
+    model.write_text(SOURCE)
+    (tmp_path / "other.py").write_text(SOURCE.replace("Net", "Other"))
+    engine = Engine(lambda _: Settings(python="stand-in"))
+    first = engine.scan(tmp_path, {str(model): SOURCE})
+    assert engine.scan(tmp_path, {str(model): SOURCE}) is first
+    edited = engine.scan(tmp_path, {str(model): SOURCE.replace("width=16", "width=32")})
+    assert (
+        edited is not first
+        and edited.files[str(tmp_path / "other.py")] is first.files[str(tmp_path / "other.py")]
+    )
+    (tmp_path / "other.py").write_text(SOURCE.replace("Net", "Changed"))
+    changed = engine.scan(tmp_path, {str(model): SOURCE.replace("width=16", "width=32")})
+    assert changed is not edited and any(c.name == "Changed" for c in changed.classes.values())

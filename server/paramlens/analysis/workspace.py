@@ -370,6 +370,7 @@ def scan(
     libraries: LibraryModels | None = None,
     limits: ScanLimits | None = None,
     include: Iterable[str] = (),
+    previous: Workspace | None = None,
 ) -> Workspace:
     """Read the Python files under ``root``; ``texts`` overrides the disk (unsaved buffers).
 
@@ -377,6 +378,7 @@ def scan(
     ``libraries``, classes built on an installed library's models are models too. Within
     ``limits`` (files, time): the open buffers and the files of ``include`` (the one asked
     about) first, whatever the limits; the workspace says if the rest was cut short.
+    ``previous``, a workspace read before: returned again if every file read the same.
     """
     texts = texts or {}
     cache = {} if cache is None else cache
@@ -430,7 +432,31 @@ def scan(
         cache[path] = (key, text, info)
         infos.append(info)
     infos.sort(key=lambda info: info.path)  # the order they were always read in
+    if _same_reading(previous, root, infos, libraries, cut_short):
+        assert previous is not None
+        return previous
     return Workspace(root, infos, libraries, cut_short)
+
+
+def _same_reading(
+    previous: Workspace | None,
+    root: Path,
+    infos: list[FileInfo],
+    libraries: LibraryModels | None,
+    cut_short: str | None,
+) -> bool:
+    """``previous`` holds exactly these readings: its answers stand, those it worked out
+    on demand included (importers, users, models by name). An edit's scans (at the edit,
+    then each open file's analysis) built the same 2,900-file transformers workspace and
+    its lookups again, 0.1 s of CPU each, while the edit's builds needed the cores."""
+    return (
+        previous is not None
+        and previous.root == root
+        and previous.libraries is libraries
+        and previous.cut_short == cut_short
+        and len(previous.files) == len(infos)
+        and all(previous.files.get(info.path) is info for info in infos)
+    )
 
 
 def _module_and_root(path: Path) -> tuple[str, str]:

@@ -214,6 +214,7 @@ class Engine:
         self.cache = ResultCache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
         self._scan_locks: dict[Path, threading.Lock] = {}
+        self._last_scan: dict[tuple[Path, bool], Workspace] = {}  # by root, recursive
         self.libraries: dict[str, Libraries] = {}  # by interpreter
         self._scan_store = ScanStore(cache_folder) if cache_folder is not None else None
         self._loaded_roots: dict[Path, bool] = {}  # root -> loose
@@ -283,7 +284,12 @@ class Engine:
                 limits = limits or self.scan_limits(root, settings, loose)
             if python not in self.libraries:  # asked only if a base is not the workspace's
                 self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
-            return scan(root, texts, self._scan_cache, self.libraries[python], limits, include)
+            libraries = self.libraries[python]
+            key = (root, limits.recursive)
+            previous = self._last_scan.get(key)
+            workspace = scan(root, texts, self._scan_cache, libraries, limits, include, previous)
+            self._last_scan[key] = workspace
+            return workspace
 
     @staticmethod
     def scan_limits(root: Path, settings: Settings, loose: bool) -> ScanLimits:
