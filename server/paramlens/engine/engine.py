@@ -52,6 +52,7 @@ from .real_args import (
     config_specs,
     doc_config_specs,
     has_doc_configs,
+    read_again,
     without_failed_docs,
 )
 from .spawn import library_paths, worker_python
@@ -288,6 +289,8 @@ class Engine:
             key = (root, limits.recursive)
             previous = self._last_scan.get(key)
             workspace = scan(root, texts, self._scan_cache, libraries, limits, include, previous)
+            if workspace is previous:
+                read_again(workspace)  # its configs and documentation, not its Python files
             self._last_scan[key] = workspace
             return workspace
 

@@ -509,6 +509,14 @@ def without_failed_docs(models: Sequence[ModelResult]) -> tuple[ModelResult, ...
 _JSON: weakref.WeakKeyDictionary[Workspace, list[JsonFile]] = weakref.WeakKeyDictionary()
 
 
+def read_again(workspace: Workspace) -> None:
+    """Forget what was read beside ``workspace``'s Python files (configs, documentation,
+    JSON): a scan that found its Python files the same gives the same workspace again,
+    and its other files are read again as for a new one."""
+    for readings in (_CONFIGS, _DOCS, _JSON):
+        readings.pop(workspace, None)
+
+
 def workspace_json(workspace: Workspace) -> list[JsonFile]:
     """The workspace's JSON objects and the JSON files that do not parse (read once per
     scan of the workspace; each file once per version on disk)."""
