@@ -184,26 +184,31 @@ class Workspace:
         return qualname
 
     def _find_module_classes(self) -> set[str]:
+        """The classes with a module base: torch's modules, an installed library's models
+        (:meth:`_is_library_module`), or a workspace class found to be a module, followed
+        from base to subclass once (every scan of transformers' 15,000 classes)."""
         found: set[str] = set()
-        changed = True
-        while changed:
-            changed = False
-            for cls in self.classes.values():
-                if cls.qualname in found:
-                    continue
-                if any(self._is_module_base(b, found) for b in cls.bases):
+        subclasses: dict[str, list[str]] = {}
+        for cls in self.classes.values():
+            for base in cls.bases:
+                if is_torch_module(base):
                     found.add(cls.qualname)
-                    changed = True
+                    continue
+                resolved = self.resolve(base)
+                if resolved in self.classes:
+                    subclasses.setdefault(resolved, []).append(cls.qualname)
+                elif self._is_library_module(resolved):
+                    found.add(cls.qualname)
+        pending = list(found)
+        while pending:
+            for subclass in subclasses.get(pending.pop(), ()):
+                if subclass not in found:
+                    found.add(subclass)
+                    pending.append(subclass)
         return found
 
-    def _is_module_base(self, base: str, found: set[str]) -> bool:
-        """torch's modules, workspace classes found to be modules, and the installed
-        libraries' models (when the workspace is not that library itself)."""
-        if is_torch_module(base):
-            return True
-        resolved = self.resolve(base)
-        if resolved in self.classes:
-            return resolved in found
+    def _is_library_module(self, resolved: str) -> bool:
+        """An installed library's model (when the workspace is not that library itself)."""
         if resolved in LIBRARY_MODULES:
             return True
         return (
