@@ -390,9 +390,13 @@ class Worker:
             raise ValueError(f"unknown message type {kind!r}")
 
     def _relayed(self, message: Any) -> ModelResult | dict[str, Any]:
-        """A model's result from a zygote (or, in a zygote, from its prepared process):
-        checked whole by the worker; sent on as it came by a zygote (see
-        :meth:`_checked_model`)."""
+        """A model's result from a child or a zygote, checked whole by the worker.
+
+        In a zygote (``nested``), it stays the JSON it came as, checked by the callers for
+        what the zygote relies on: the worker checks all of it when the zygote sends it on
+        (a zygote runs the user's code, so its own checks would stand for nothing), and
+        decoding and encoding the whole of it at each hop cost 10 ms a message for
+        LLaMA-7B's result (330 KB), a second of the CPU that an edit's builds share."""
         if self.nested:
             if not isinstance(message, dict):
                 raise TypeError("a result that is not an object")
@@ -539,20 +543,9 @@ class Worker:
             raise ValueError(f"unknown message type {kind!r}")
 
     def _checked_model(self, running: Running, message: Any) -> ModelResult | dict[str, Any]:
-        """A class's result as the child sent it, checked, placed at its spec's line.
-
-        In a zygote (``nested``), it stays the child's JSON, checked for what the zygote
-        relies on: the worker checks all of it when the zygote sends it on (a zygote runs
-        the user's code, so its own checks would stand for nothing), and decoding and
-        encoding the whole of it at each hop cost 10 ms a message for LLaMA-7B's result
-        (330 KB), a second of the CPU that an edit's builds share."""
-        if self.nested:
-            if not isinstance(message, dict):
-                raise TypeError("a result that is not an object")
-            result: ModelResult | dict[str, Any] = message
-        else:
-            result = protocol.model_result(message)
-            protocol.check_types(result)
+        """A class's result as the child sent it (:meth:`_relayed`), checked for its job,
+        placed at its spec's line."""
+        result = self._relayed(message)
         name, file = _field(result, "name"), _field(result, "file")
         spec = self._pending_spec(running, name)
         if running.current not in (None, spec.name):
