@@ -246,3 +246,32 @@ def test_a_workspace_read_the_same_again_is_the_same_workspace(tmp_path: Path) -
     (tmp_path / "other.py").write_text(SOURCE.replace("Net", "Changed"))
     changed = engine.scan(tmp_path, {str(model): SOURCE.replace("width=16", "width=32")})
     assert changed is not edited and any(c.name == "Changed" for c in changed.classes.values())
+
+
+def test_a_job_is_made_once_per_workspace_and_text(tmp_path: Path) -> None:
+    """The jobs an edit's reading made are those its analyses ask for again (the same
+    workspace, texts and arguments); another text of an open file makes another job, and
+    so does a change of the files read beside the Python ones (a README's example)."""
+    model = tmp_path / "model.py"
+    model.write_text(SOURCE)
+    engine = Engine(lambda _: Settings(python="stand-in"))
+    settings = Settings(python="stand-in")
+
+    def job_of(workspace: Workspace, texts: dict[str, str]) -> object:
+        return engine.job_for(
+            str(model), workspace, settings, texts, False, "classes", {"Net"}, True
+        )
+
+    edited = {str(model): SOURCE.replace("width=16", "width=32")}
+    workspace = engine.scan(tmp_path, edited)
+    job = engine.job_for(str(model), workspace, settings, edited, False, "classes", {"Net"}, True)
+    assert job is not None and job.staged and [c.name for c in job.classes] == ["Net"]
+    assert job_of(engine.scan(tmp_path, edited), edited) is job
+    assert engine.job_for(str(model), workspace, settings, edited) is not job  # other arguments
+    other = {str(model): SOURCE.replace("width=16", "width=48")}
+    newer = engine.scan(tmp_path, other)
+    made = job_of(newer, other)
+    assert made != job
+    (tmp_path / "README.md").write_text("```python\nNet(width=64)\n```\n")
+    assert engine.scan(tmp_path, other) is newer  # its Python files read the same
+    assert job_of(newer, other) is not made  # the README is read again: the job made again

@@ -25,7 +25,8 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from .real_args import (
     doc_config_specs,
     has_doc_configs,
     read_again,
+    readings_stamp,
     without_failed_docs,
 )
 from .spawn import library_paths, worker_python
@@ -215,7 +217,13 @@ class Engine:
         self.cache = ResultCache(folder=cache_folder)
         self._scan_cache: ScanCache = {}
         self._scan_locks: dict[Path, threading.Lock] = {}
-        self._last_scan: dict[tuple[Path, bool], Workspace] = {}  # by root, recursive
+        # the last workspace read of each project root, given again by a scan that reads
+        # every Python file the same, with its lookups; and the stamp of its other files
+        # (configs, docs: :func:`readings_stamp`), whose readings stand while it does
+        self._last_scan: dict[Path, tuple[Workspace, Hashable]] = {}
+        # jobs made from a workspace (an edit's reading makes those its analyses ask for)
+        self._jobs_made: weakref.WeakKeyDictionary[Workspace, dict[Hashable, BuildJob | None]]
+        self._jobs_made = weakref.WeakKeyDictionary()
         self.libraries: dict[str, Libraries] = {}  # by interpreter
         self._scan_store = ScanStore(cache_folder) if cache_folder is not None else None
         self._loaded_roots: dict[Path, bool] = {}  # root -> loose
@@ -286,12 +294,19 @@ class Engine:
             if python not in self.libraries:  # asked only if a base is not the workspace's
                 self.libraries[python] = Libraries(lambda: library_paths(python, self.log))
             libraries = self.libraries[python]
-            key = (root, limits.recursive)
-            previous = self._last_scan.get(key)
+            if not limits.recursive:  # a loose folder ("/", the home folder): read anew
+                return scan(root, texts, self._scan_cache, libraries, limits, include)
+            previous, stamp = self._last_scan.get(root, (None, ()))
             workspace = scan(root, texts, self._scan_cache, libraries, limits, include, previous)
-            if workspace is previous:
-                read_again(workspace)  # its configs and documentation, not its Python files
-            self._last_scan[key] = workspace
+            if workspace is previous:  # its other files may have changed (a README, a YAML)
+                now = readings_stamp(root)
+                if now != stamp:
+                    read_again(workspace)
+                    self._jobs_made.pop(workspace, None)
+                    stamp = now
+            else:
+                stamp = readings_stamp(root)
+            self._last_scan[root] = (workspace, stamp)
             return workspace
 
     @staticmethod
@@ -319,7 +334,34 @@ class Engine:
         ``part`` of them: ``"classes"`` (with their config files), ``"factories"``,
         ``"docs"`` (the documentation's other examples of its classes: built after the
         rest in the editor); of those, only ``names`` when given: a set, or ``("except",
-        set)``; ``staged``: each class's result sent as it comes."""
+        set)``; ``staged``: each class's result sent as it comes. Made once per workspace
+        and arguments: an edit's reading makes the jobs its analyses ask for again."""
+        unsaved = tuple(p for p, text in sorted(texts.items()) if _unsaved(p, text))
+        named: Hashable = None
+        if isinstance(names, set):
+            named = frozenset(names)
+        elif isinstance(names, tuple):
+            named = (names[0], frozenset(names[1]))
+        texts_key = tuple((p, hash(t)) for p, t in sorted(texts.items()))
+        key = (path, repr(settings), texts_key, unsaved, detail, part, named, staged)
+        made = self._jobs_made.setdefault(workspace, {})
+        if key not in made:
+            made[key] = self._make_job(
+                path, workspace, settings, texts, detail, part, names, staged
+            )
+        return made[key]
+
+    def _make_job(
+        self,
+        path: str,
+        workspace: Workspace,
+        settings: Settings,
+        texts: Mapping[str, str],
+        detail: bool,
+        part: str,
+        names: Names,
+        staged: bool,
+    ) -> BuildJob | None:
         classes = workspace.models_in(path) if part in ("all", "classes") else []
         factories = workspace.factories_in(path) if part in ("all", "factories") else []
         if names is not None:
