@@ -8,6 +8,7 @@ keys and for building the models that use a class). Imports the other modules of
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -84,6 +85,27 @@ def iter_python_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
 
 
 MAX_FILES = 5_000  # Python files one scan reads (config's max-files)
+
+
+# the files read beside the Python ones: documentation (docs.py), model configs (configs.py)
+# and JSON (json_configs.py)
+OTHER_SUFFIXES = (".md", ".markdown", ".rst", ".yaml", ".yml", ".json")
+
+
+def other_files_stamp(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every documentation, config and JSON file under ``root`` (the folders a scan skips
+    skipped; the first :data:`MAX_FILES`), with its mtime and size, in one walk: while
+    this is the same, what was read from them stands."""
+    stamps: list[tuple[str, int, int]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            if name.lower().endswith(OTHER_SUFFIXES) and len(stamps) < MAX_FILES:
+                path = os.path.join(dirpath, name)
+                with contextlib.suppress(OSError):
+                    stat = os.stat(path)
+                    stamps.append((path, stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
 
 
 SCAN_SECONDS = 60.0  # wall-clock time one scan spends listing and reading them

@@ -35,7 +35,14 @@ from ..analysis.libraries import Libraries
 from ..analysis.notebook import is_notebook
 from ..analysis.reading import module_name
 from ..analysis.source import SourceError, read_source
-from ..analysis.workspace import ScanCache, ScanLimits, Workspace, list_python_files, scan
+from ..analysis.workspace import (
+    ScanCache,
+    ScanLimits,
+    Workspace,
+    list_python_files,
+    other_files_stamp,
+    scan,
+)
 from ..config import Settings
 from ..worker import protocol
 from ..worker.protocol import BuildJob, ErrorInfo, JobResult, LayerEntry, ModelResult
@@ -54,7 +61,6 @@ from .real_args import (
     doc_config_specs,
     has_doc_configs,
     read_again,
-    readings_stamp,
     without_failed_docs,
 )
 from .spawn import library_paths, worker_python
@@ -219,7 +225,7 @@ class Engine:
         self._scan_locks: dict[Path, threading.Lock] = {}
         # the last workspace read of each project root, given again by a scan that reads
         # every Python file the same, with its lookups; and the stamp of its other files
-        # (configs, docs: :func:`readings_stamp`), whose readings stand while it does
+        # (configs, docs: :func:`other_files_stamp`), whose readings stand while it does
         self._last_scan: dict[Path, tuple[Workspace, Hashable]] = {}
         # jobs made from a workspace (an edit's reading makes those its analyses ask for)
         self._jobs_made: weakref.WeakKeyDictionary[Workspace, dict[Hashable, BuildJob | None]]
@@ -299,13 +305,13 @@ class Engine:
             previous, stamp = self._last_scan.get(root, (None, ()))
             workspace = scan(root, texts, self._scan_cache, libraries, limits, include, previous)
             if workspace is previous:  # its other files may have changed (a README, a YAML)
-                now = readings_stamp(root)
+                now = other_files_stamp(root)
                 if now != stamp:
                     read_again(workspace)
                     self._jobs_made.pop(workspace, None)
                     stamp = now
             else:
-                stamp = readings_stamp(root)
+                stamp = other_files_stamp(root)
             self._last_scan[root] = (workspace, stamp)
             return workspace
 

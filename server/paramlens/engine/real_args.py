@@ -7,7 +7,6 @@ Imports :mod:`paramlens.analysis` and the worker's protocol."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -23,14 +22,8 @@ from ..analysis.arguments import (
     field_sites,
     script_instances,
 )
-from ..analysis.configs import (
-    ConfigBuild,
-    WorkspaceConfigs,
-    config_files,
-    config_root,
-    read_configs,
-)
-from ..analysis.docs import DocExample, doc_examples, markdown_files
+from ..analysis.configs import ConfigBuild, WorkspaceConfigs, config_root, read_configs
+from ..analysis.docs import DocExample, doc_examples
 from ..analysis.example_args import example_value
 from ..analysis.json_configs import JsonFile, fitting_kwargs, json_files, read_json
 from ..analysis.literals import refs_in
@@ -514,17 +507,6 @@ def without_failed_docs(models: Sequence[ModelResult]) -> tuple[ModelResult, ...
 
 
 _JSON: weakref.WeakKeyDictionary[Workspace, list[JsonFile]] = weakref.WeakKeyDictionary()
-
-
-def readings_stamp(root: Path) -> tuple[tuple[str, int, int], ...]:
-    """The files a workspace's configs, documentation and JSON are read from, each with its
-    mtime and size: while these are the same, those readings stand."""
-    stamps = []
-    for path in [*config_files(root), *markdown_files(root), *json_files(root)]:
-        with contextlib.suppress(OSError):
-            stat = os.stat(path)
-            stamps.append((path, stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
 
 
 def read_again(workspace: Workspace) -> None:
