@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .model import Target
-from .workspace import SKIP_DIRS
+from .workspace import walk_folders
 
 if TYPE_CHECKING:  # imported where a file is parsed: a warm run parses none
     import yaml
@@ -148,9 +148,8 @@ def _parse(path: str, text: str) -> YamlFile:
 def config_files(root: Path) -> list[str]:
     """The YAML files of a workspace that may build models (bounded, in a stable order)."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        for name in sorted(filenames):
+    for dirpath, filenames in walk_folders(root):
+        for name in filenames:
             if name.endswith((".yaml", ".yml")):
                 found.append(os.path.join(dirpath, name))
                 if len(found) >= MAX_CONFIG_FILES:

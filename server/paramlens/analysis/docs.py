@@ -30,7 +30,7 @@ from pathlib import Path
 from .literals import Budget, NotBuilt, built_call, built_value, dotted_name, try_literal
 from .model import FileInfo, Target
 from .reading import read_imports, syntax_tree
-from .workspace import SKIP_DIRS, Workspace
+from .workspace import Workspace, walk_folders
 
 MAX_DOC_FILES = 200  # Markdown files one workspace offers at most
 MAX_DOC_BYTES = 512 * 1024  # a README is small: larger Markdown is generated or data
@@ -69,10 +69,9 @@ def markdown_files(root: Path) -> list[str]:
     its ``docs/`` folders, in a stable order (bounded; the folders a scan skips are
     skipped)."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+    for dirpath, filenames in walk_folders(root):
         in_docs = any(part in DOC_FOLDERS for part in Path(dirpath).relative_to(root).parts)
-        for name in sorted(filenames):
+        for name in filenames:
             lowered = name.lower()
             if lowered.endswith(_DOC_SUFFIXES) and (in_docs or lowered.startswith("readme.")):
                 found.append(os.path.join(dirpath, name))

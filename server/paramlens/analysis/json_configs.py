@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .model import InitParam
-from .workspace import SKIP_DIRS
+from .workspace import walk_folders
 
 MAX_JSON_FILES = 2_000  # JSON files one workspace offers at most
 MAX_JSON_BYTES = 256 * 1024  # a model's config is small: larger JSON is data
@@ -38,10 +38,9 @@ def json_files(root: Path) -> list[str]:
     order): not a Hugging Face ``config.json`` beside its ``modeling_*.py``, which builds
     through its config class instead."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+    for dirpath, filenames in walk_folders(root):
         hub = "config.json" in filenames and any(n.startswith("modeling_") for n in filenames)
-        for name in sorted(filenames):
+        for name in filenames:
             if name.endswith(".json") and not (hub and name == "config.json"):
                 found.append(os.path.join(dirpath, name))
                 if len(found) >= MAX_JSON_FILES:

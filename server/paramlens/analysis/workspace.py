@@ -69,17 +69,24 @@ LIBRARY_MODULES = frozenset(
 _C = TypeVar("_C", "CallSite", "ModelCall")
 
 
-def iter_python_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
-    """The Python files of ``folder`` (notebooks too), in a stable order: with its
-    subfolders' (but not the usual environment and build folders, nor hidden ones such as
-    ``.ipynb_checkpoints``), or (``recursive`` False) its own only."""
-    for dirpath, dirnames, filenames in os.walk(folder):
+def walk_folders(root: Path, recursive: bool = True) -> Iterator[tuple[str, list[str]]]:
+    """``root`` and its subfolders, each with its file names, in a stable order: not the
+    usual environment and build folders, nor hidden ones such as ``.ipynb_checkpoints``;
+    (``recursive`` False) ``root`` alone."""
+    for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = (
             sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
             if recursive
             else []
         )
-        for name in sorted(filenames):
+        yield dirpath, sorted(filenames)
+
+
+def iter_python_files(folder: Path, recursive: bool = True) -> Iterator[Path]:
+    """The Python files of ``folder`` (notebooks too), in a stable order
+    (:func:`walk_folders`)."""
+    for dirpath, filenames in walk_folders(folder, recursive):
+        for name in filenames:
             if name.endswith((".py", NOTEBOOK_SUFFIX)):
                 yield Path(dirpath) / name
 
@@ -97,9 +104,8 @@ def other_files_stamp(root: Path) -> tuple[tuple[str, int, int], ...]:
     skipped; the first :data:`MAX_FILES`), with its mtime and size, in one walk: while
     this is the same, what was read from them stands."""
     stamps: list[tuple[str, int, int]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
-        for name in sorted(filenames):
+    for dirpath, filenames in walk_folders(root):
+        for name in filenames:
             if name.lower().endswith(OTHER_SUFFIXES) and len(stamps) < MAX_FILES:
                 path = os.path.join(dirpath, name)
                 with contextlib.suppress(OSError):
