@@ -259,12 +259,10 @@ def _unpack(target: ast.expr, value: object, note: str, into: Env) -> bool:
     return all(_unpack(t, v, note, into) for t, v in zip(target.elts, value))
 
 
-def _first_case(
-    node: ast.expr, visible: Mapping[str, object], budget: Budget, single: bool = False
-) -> object:
-    """The first case of a literal list of cases; a ``pytest.param(1, 2)`` case gives
-    ``(1, 2)`` (``pytest.param(1)`` of a ``single`` name: ``1``). ``_NONE`` when there is
-    none or it is not literal."""
+def _first_case(node: ast.expr, visible: Mapping[str, object], budget: Budget) -> object:
+    """The first case of a literal list of cases (a loop's first value); a
+    ``pytest.param(1, 2)`` case gives ``(1, 2)``. ``_NONE`` when there is none or it is
+    not literal."""
     if isinstance(node, (ast.List, ast.Tuple)):
         if not node.elts:
             return _NONE
@@ -274,7 +272,7 @@ def _first_case(
             values = [try_literal(a, visible, None, budget) for a in first.args]
             if not all(ok for ok, _ in values):
                 return _NONE
-            return values[0][1] if single and len(values) == 1 else tuple(v for _, v in values)
+            return tuple(v for _, v in values)
         ok, value = try_literal(first, visible, None, budget)
         return value if ok else _NONE
     ok, value = try_literal(node, visible, None, budget)

@@ -171,15 +171,14 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
     if detailed is not None and not (spec.ctor_source == EXAMPLE_SOURCE or spec.example):
         detailed |= kinds
     forward, calls = None, None
-    measured: list[ModelResult] = []  # what the stage measured: the step changes none of it
+    measured: ModelResult | None = None  # what the stage measured: the step changes none of it
 
     def before_step(info: ForwardInfo, calls: dict[int, list[ModuleCall]] | None) -> None:
+        nonlocal measured
         if stage is not None:  # the step is what takes longest: the rest of it now
-            measured.append(measure(model, spec, file, ctx.recorder, detail, calls))
+            measured = measure(model, spec, file, ctx.recorder, detail, calls)
             pending = dataclasses.replace(info, train_bytes=0, step_pending=True)
-            stage(
-                dataclasses.replace(measured[0], forward=pending, device=used, notes=tuple(notes))
-            )
+            stage(dataclasses.replace(measured, forward=pending, device=used, notes=tuple(notes)))
 
     # a documentation example built as a configuration is there for the blocks it switches
     # on: their parameters and lines; its forward() would cost the most of opening the file
@@ -187,7 +186,7 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
     doc_config = spec.kind == "config" and spec.source_kind == SOURCE_DOC
     if detail and ctx.shapes and not doc_config:
         forward, calls = forward_pass_within_budget(model, spec, ctx, used, before_step)
-    result = measured[0] if measured else measure(model, spec, file, ctx.recorder, detail, calls)
+    result = measured or measure(model, spec, file, ctx.recorder, detail, calls)
     if forward is not None:
         result = dataclasses.replace(result, forward=forward)
     if not detail:

@@ -26,8 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import BOOTSTRAP, protocol
 from ..loader import is_workspace_file
@@ -369,7 +370,7 @@ class Worker:
                 raise ValueError(f"building {name!r}, which its job did not ask for")
             self.send({"type": "building", "id": job_id, "name": name})
         elif kind == "staged" and job.staged:
-            model = self._relayed(message["result"])
+            model = self._relayed(message["result"], protocol.model_result)
             name, file = _field(model, "name"), _field(model, "file")
             if name not in {spec.name for spec in job.classes} or file != job.file:
                 raise ValueError(f"a staged result for {name}, which its job did not ask for")
@@ -378,7 +379,7 @@ class Worker:
             del z.jobs[job_id]
             self.send({"type": "cancelled", "id": job_id})
         elif kind == "result":
-            result = self._relayed_job(message["result"])
+            result = self._relayed(message["result"], protocol.job_result)
             asked = {spec.name for spec in job.classes}
             for model in _field(result, "models"):
                 name, file = _field(model, "name"), _field(model, "file")
@@ -389,29 +390,21 @@ class Worker:
         else:
             raise ValueError(f"unknown message type {kind!r}")
 
-    def _relayed(self, message: Any) -> ModelResult | dict[str, Any]:
-        """A model's result from a child or a zygote, checked whole by the worker.
+    def _relayed(self, message: Any, parse: Callable[[dict[str, Any]], _R]) -> _R | dict[str, Any]:
+        """A result (a model's or a job's, as ``parse`` reads it) from a child or a zygote,
+        parsed and checked whole by the worker.
 
-        In a zygote (``nested``), it stays the JSON it came as, checked by the callers for
-        what the zygote relies on: the worker checks all of it when the zygote sends it on
-        (a zygote runs the user's code, so its own checks would stand for nothing), and
-        decoding and encoding the whole of it at each hop cost 10 ms a message for
-        LLaMA-7B's result (330 KB), a second of the CPU that an edit's builds share."""
+        In a zygote (``nested``), it stays the JSON object it came as, checked by the
+        callers for what the zygote relies on: the worker checks all of it when the zygote
+        sends it on (a zygote runs the user's code, so its own checks would stand for
+        nothing), and decoding and encoding the whole of it at each hop cost 10 ms a
+        message for LLaMA-7B's result (330 KB), a second of the CPU that an edit's builds
+        share."""
+        if not isinstance(message, dict):
+            raise TypeError("a result that is not an object")
         if self.nested:
-            if not isinstance(message, dict):
-                raise TypeError("a result that is not an object")
             return message
-        model = protocol.model_result(message)
-        protocol.check_types(model)
-        return model
-
-    def _relayed_job(self, message: Any) -> JobResult | dict[str, Any]:
-        """A job's result from a zygote, as :meth:`_relayed` takes a model's."""
-        if self.nested:
-            if not isinstance(message, dict) or not isinstance(message.get("models"), list):
-                raise TypeError("a job's result that is not an object with models")
-            return message
-        result = protocol.job_result(message)
+        result = parse(message)
         protocol.check_types(result)
         return result
 
@@ -545,7 +538,7 @@ class Worker:
     def _checked_model(self, running: Running, message: Any) -> ModelResult | dict[str, Any]:
         """A class's result as the child sent it (:meth:`_relayed`), checked for its job,
         placed at its spec's line."""
-        result = self._relayed(message)
+        result = self._relayed(message, protocol.model_result)
         name, file = _field(result, "name"), _field(result, "file")
         spec = self._pending_spec(running, name)
         if running.current not in (None, spec.name):
@@ -664,6 +657,9 @@ class Worker:
         # its models as they are kept: dataclasses, or a zygote's JSON objects
         sent = {**protocol.json_default(result), "models": models}
         self.send({"type": "result", "id": running.job_id, "result": sent})
+
+
+_R = TypeVar("_R")
 
 
 def _field(value: Any, name: str) -> Any:
