@@ -304,15 +304,11 @@ class Engine:
                 return scan(root, texts, self._scan_cache, libraries, limits, include)
             previous, stamp = self._last_scan.get(root, (None, ()))
             workspace = scan(root, texts, self._scan_cache, libraries, limits, include, previous)
-            if workspace is previous:  # its other files may have changed (a README, a YAML)
-                now = other_files_stamp(root)
-                if now != stamp:
-                    read_again(workspace)
-                    self._jobs_made.pop(workspace, None)
-                    stamp = now
-            else:
-                stamp = other_files_stamp(root)
-            self._last_scan[root] = (workspace, stamp)
+            now = other_files_stamp(root)
+            if workspace is previous and now != stamp:  # a README, a YAML changed
+                read_again(workspace)
+                self._jobs_made.pop(workspace, None)
+            self._last_scan[root] = (workspace, now)
             return workspace
 
     @staticmethod
@@ -341,15 +337,16 @@ class Engine:
         ``"docs"`` (the documentation's other examples of its classes: built after the
         rest in the editor); of those, only ``names`` when given: a set, or ``("except",
         set)``; ``staged``: each class's result sent as it comes. Made once per workspace
-        and arguments: an edit's reading makes the jobs its analyses ask for again."""
+        and arguments: an edit's reading makes the jobs its analyses ask for again. (The
+        workspace holds the open files' texts already; which of them are unsaved is the
+        disk's to say.)"""
         unsaved = tuple(p for p, text in sorted(texts.items()) if _unsaved(p, text))
         named: Hashable = None
         if isinstance(names, set):
             named = frozenset(names)
         elif isinstance(names, tuple):
             named = (names[0], frozenset(names[1]))
-        texts_key = tuple((p, hash(t)) for p, t in sorted(texts.items()))
-        key = (path, repr(settings), texts_key, unsaved, detail, part, named, staged)
+        key = (path, repr(settings), unsaved, detail, part, named, staged)
         made = self._jobs_made.setdefault(workspace, {})
         if key not in made:
             made[key] = self._make_job(
