@@ -15,6 +15,8 @@ from paramlens.worker.forward.step import simulate_step
 from paramlens.worker.protocol import ErrorInfo, Training
 from torch import nn
 
+from tests.worker.test_step import Block  # a transformer block: norms, attention, views
+
 aten = torch.ops.aten
 
 
@@ -82,27 +84,6 @@ def test_the_step_gives_the_same_figures_answered_or_run(monkeypatch: pytest.Mon
     assert real.peak - answered.peak == 4 * steps
 
 
-class Attending(nn.Module):
-    """A transformer block's ops: norms, projections, a view to heads, attention, in place."""
-
-    def __init__(self, dim: int = 64, heads: int = 4) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.norm(x)).view(b, t, 3, self.heads, -1).unbind(2)
-        y = nn.functional.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
-        )
-        y = self.out(y.transpose(1, 2).reshape(b, t, d))
-        y += x
-        return y
-
-
 def forward_of(model: nn.Module) -> tuple[object, object]:
     ctx = ForwardContext(
         namespace={"torch": torch},
@@ -122,7 +103,7 @@ def test_forward_gives_the_same_figures_answered_or_run(monkeypatch: pytest.Monk
     with the blocks' repeated questions answered (each block run: repeats off)."""
     monkeypatch.setenv("PARAMLENS_NO_REPEATS", "1")
     with torch.device("meta"):
-        model = nn.Sequential(*[Attending() for _ in range(4)], deep())
+        model = nn.Sequential(*[Block(64, 4) for _ in range(4)], deep())
     monkeypatch.setattr(meta_ops, "META_OPS", MetaOps())
     answered = forward_of(model)
     assert meta_ops.META_OPS.hits > 20  # blocks 2-4 and 2-6 of the two kinds: answered
