@@ -85,11 +85,17 @@ def wrapper() -> object:
 def test_local_values_build_the_class(
     doc: dict, blocks: object, name: str, ctor: str, source: str, build: object
 ) -> None:
+    built_from_call_site(doc, name, ctor, source, count(build(blocks)))  # type: ignore[operator]
+
+
+def built_from_call_site(doc: dict, name: str, ctor: str, source: str, params: int) -> None:
+    """``name`` built from the call site at ``source`` as ``ctor``, with ``params``
+    parameters (plain torch's count of the same expression)."""
     found = model(doc, name)
     assert (found["ctor"], found["source"]) == (ctor, source)
     assert found["source_kind"] == "call site"
     assert found["example"] is False and found["error"] is None
-    assert found["total_params"] == count(build(blocks))  # type: ignore[operator]
+    assert found["total_params"] == params
 
 
 @pytest.mark.parametrize(
@@ -130,11 +136,7 @@ def test_local_values_build_the_class(
 def test_nested_calls_comprehensions_and_cases_under_an_if(
     doc: dict, wrapper: object, name: str, ctor: str, source: str, build: object
 ) -> None:
-    found = model(doc, name)
-    assert (found["ctor"], found["source"]) == (ctor, source)
-    assert found["source_kind"] == "call site"
-    assert found["example"] is False and found["error"] is None
-    assert found["total_params"] == count(build(wrapper))  # type: ignore[operator]
+    built_from_call_site(doc, name, ctor, source, count(build(wrapper)))  # type: ignore[operator]
 
 
 def test_a_function_result_as_an_argument_is_no_call_site(doc: dict) -> None:
