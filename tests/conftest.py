@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -49,6 +55,24 @@ def summary_json(target: str, *extra: str) -> dict:
 
 def model(doc: dict, name: str) -> dict:
     return next(m for m in doc["models"] if m["name"] == name)
+
+
+def count(module: nn.Module) -> int:
+    """The parameters of ``module`` as torch counts them: the ground truth."""
+    return sum(p.numel() for p in module.parameters())
+
+
+@contextlib.contextmanager
+def plain_package(folder: Path, package: str) -> Iterator[None]:
+    """``package``, a fixture's under ``folder``, imported the plain way while inside (the
+    ground truth), then forgotten."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+            del sys.modules[name]
 
 
 def python_prints(script: str) -> list[str]:

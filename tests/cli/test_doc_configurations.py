@@ -9,37 +9,26 @@ Golden files in tests/cli/golden/ (PARAMLENS_UPDATE_GOLDEN=1 writes them)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 
 import pytest
 import torch
-from torch import nn
 
-from tests.conftest import FIXTURES, golden, model, run_cli, summary_json
+from tests.conftest import FIXTURES, count, golden, model, plain_package, run_cli, summary_json
 
 DOCEX2 = FIXTURES / "docex2"
 CONFIGS = DOCEX2 / "towers" / "model_configs"
 
 
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 @pytest.fixture
 def towers() -> Iterator[object]:
     """The fixture's package imported the plain way."""
-    sys.path.insert(0, str(DOCEX2))
-    try:
+    with plain_package(DOCEX2, "towers"):
         import towers
         import towers.clip
         import towers.unet
 
         yield towers
-    finally:
-        sys.path.remove(str(DOCEX2))
-        for name in [n for n in sys.modules if n == "towers" or n.startswith("towers.")]:
-            del sys.modules[name]
 
 
 def test_a_later_readme_example_is_a_configuration_and_measures_its_blocks(

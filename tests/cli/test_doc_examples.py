@@ -5,37 +5,26 @@ this process. Golden file in tests/cli/golden/ (PARAMLENS_UPDATE_GOLDEN=1 writes
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from tests.conftest import FIXTURES, golden, model, run_cli, summary_json
+from tests.conftest import FIXTURES, count, golden, model, plain_package, run_cli, summary_json
 
 DOCEX = FIXTURES / "docex"
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.fixture
 def tinynet() -> Iterator[object]:
     """The fixture's package imported the plain way."""
-    sys.path.insert(0, str(DOCEX))
-    try:
+    with plain_package(DOCEX, "tinynet"):
         import tinynet.distill
         import tinynet.mixer
         import tinynet.vision
 
         yield tinynet
-    finally:
-        sys.path.remove(str(DOCEX))
-        for name in [n for n in sys.modules if n == "tinynet" or n.startswith("tinynet.")]:
-            del sys.modules[name]
 
 
 def test_classes_built_only_in_the_readme_and_a_docstring(tinynet: object) -> None:

@@ -14,13 +14,9 @@ import sys
 import pytest
 from torch import nn
 
-from tests.conftest import FIXTURES, golden, model, run_cli, summary_json
+from tests.conftest import FIXTURES, count, golden, model, run_cli, summary_json
 
 LOCAL = FIXTURES / "localargs"
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.fixture(scope="module")

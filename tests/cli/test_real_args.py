@@ -14,13 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import FIXTURES, model, run_cli, summary_json
+from tests.conftest import FIXTURES, count, model, run_cli, summary_json
 
 REAL = FIXTURES / "realargs"
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def plain(relative: str) -> object:

@@ -13,13 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from torch import nn
 
-from tests.conftest import FIXTURES, model, run_cli, summary_json
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from tests.conftest import FIXTURES, count, model, run_cli, summary_json
 
 
 @pytest.fixture(scope="module")

@@ -401,3 +401,35 @@ def test_a_workspace_that_is_the_library_is_not_read_from_site_packages(tmp_path
     libraries = Libraries(lambda: asked.append(1) or [str(site)])
     assert scan(root, libraries=libraries).module_classes == set()
     assert asked == []
+
+
+def test_a_function_that_returns_the_model_it_assigned_is_a_factory(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "nets.py": (
+                "from torch import nn\n"
+                "class Net(nn.Module):\n"
+                "    def __init__(self, head, dim=8): ...\n"
+                "class Head(nn.Module):\n"
+                "    def __init__(self, dim): ...\n"
+                "def net_small(dim: int = 48):\n"  # MONAI's vista3d132
+                '    """A small one."""\n'
+                "    head = Head(dim)\n"
+                "    model = Net(head=head, dim=dim)\n"
+                "    return model\n"
+                "def main():\n"  # a script's: trains what it returns
+                "    model = Net(Head(8))\n"
+                "    for _ in range(10):\n"
+                "        model.train()\n"
+                "    return model\n"
+                "def assigned_twice():\n"
+                "    model = Net(Head(8))\n"
+                "    model = model.half()\n"
+                "    return model\n"
+            ),
+        },
+    )
+    workspace = scan(tmp_path)
+    factories = workspace.factories_in(str(tmp_path / "nets.py"))
+    assert [(f.name, f.returns) for f in factories] == [("net_small", ("nets.Net",))]

@@ -311,3 +311,25 @@ def test_a_literal_call_meant_to_fail_is_no_call_site(tmp_path: Path) -> None:
         """,
     )
     assert found == [(5, (4,), (), "")]
+
+
+def test_a_conditional_a_negation_and_a_dict_call_of_known_values(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        @pytest.mark.parametrize("has_mem", [True, False])
+        def test_net(has_mem):
+            Net(mem=1 if has_mem else 0, plain=not has_mem, kw=dict(learned=has_mem, n=2))
+
+        def test_unknown(flag):
+            Net(mem=1 if flag else 0)
+        """,
+    )
+    # the conditional's test known (the first case): its branch; an unknown one: no call site
+    kwargs = (("mem", 1), ("plain", False), ("kw", {"learned": True, "n": 2}))
+    assert found == [(4, (), kwargs, PARAMETRIZE_NOTE)]
+
+
+@pytest.mark.parametrize("binding", ["from helpers import dict", "def dict(**kw):\n    return kw"])
+def test_a_dict_call_of_a_module_that_binds_dict_is_not_read(tmp_path: Path, binding: str) -> None:
+    assert sites(tmp_path, f"{binding}\n\nNet(kw=dict(a=1))\n") == []

@@ -128,8 +128,8 @@ def _argument(
     ``torch.nn`` one). A callee is a class by its name's case (``Decoder``, not ``int``);
     a name the scope binds (not in ``refs``) is none."""
     if isinstance(node, ast.Call):
-        if _class_called(node.func, info, refs) is None:
-            return False, None  # most are: self.norm(x), torch.cat(...)
+        if _class_called(node.func, info, refs) is None:  # dict(learned=True) is a literal;
+            return try_literal(node, constants, refs, budget)  # most are not: self.norm(x)
     elif not isinstance(node, (ast.Tuple, ast.List)) or not any(
         isinstance(e, ast.Call) for e in node.elts
     ):

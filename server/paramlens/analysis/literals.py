@@ -126,6 +126,19 @@ def literal(
             raise _NotLiteral
         values = [literal(e, constants, refs, budget, depth) for e in node.elts]
         return tuple(values) if isinstance(node, ast.Tuple) else values
+    if isinstance(node, ast.IfExp):  # `1 if has_mem else 0`, `has_mem` a known value
+        test = literal(node.test, constants, None, budget, depth)
+        if isinstance(test, (bool, int, float, str, type(None))):
+            return literal(node.body if test else node.orelse, constants, refs, budget, depth)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        operand = literal(node.operand, constants, None, budget, depth)
+        if isinstance(operand, (bool, int, float, str, type(None))):
+            return not operand
+    if _is_dict_call(node, constants, refs):  # dict(learned = True)
+        assert isinstance(node, ast.Call)
+        if len(node.keywords) > MAX_ITEMS:
+            raise _NotLiteral
+        return {k.arg: literal(k.value, constants, refs, budget, depth) for k in node.keywords}
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         value = literal(node.operand, constants, None, budget, depth)
         if isinstance(value, (int, float)):
@@ -150,6 +163,21 @@ def literal(
         except TypeError as exc:  # an unhashable key
             raise _NotLiteral from exc
     raise _NotLiteral
+
+
+def _is_dict_call(
+    node: ast.expr, constants: Mapping[str, object], refs: Mapping[str, str] | None
+) -> bool:
+    """``dict(a=1, b=2)``, with the builtin ``dict`` (no module name hides it)."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "dict"
+        and "dict" not in constants
+        and "dict" not in (refs or {})
+        and not node.args
+        and all(k.arg is not None for k in node.keywords)
+    )
 
 
 def try_literal(
@@ -197,7 +225,8 @@ def built_value(node: ast.expr, literal_of: Literal, callee_of: Callee, depth: i
     if depth > MAX_DEPTH:
         raise NotBuilt
     if isinstance(node, ast.Call):
-        return built_call(node, literal_of, callee_of, depth + 1)
+        ok, value = literal_of(node)  # dict(learned = True)
+        return value if ok else built_call(node, literal_of, callee_of, depth + 1)
     if isinstance(node, (ast.Tuple, ast.List)) and any(
         isinstance(e, (ast.Call, ast.Name)) for e in node.elts
     ):

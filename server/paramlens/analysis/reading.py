@@ -357,11 +357,41 @@ def _factory(info: FileInfo, fn: ast.FunctionDef) -> FactoryInfo | None:
     for node in _statements(fn.body):
         if isinstance(node, ast.Return) and isinstance(node.value, ast.Call):
             returns.append(node.value.func)
+    returns += _returned_instance(fn)
     qualified = tuple(q for q in (qualify(info, r) for r in returns) if q)
     if not registered and not qualified:
         return None
     params = tuple(p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs])
     return FactoryInfo(fn.name, fn.lineno, params, registered, qualified)
+
+
+_NOT_SIMPLE = (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+
+
+def _returned_instance(fn: ast.FunctionDef) -> list[ast.expr]:
+    """The callee of ``model = VISTA3D(...)`` in a function that ends ``return model``
+    (MONAI's ``vista3d132()``): a name its body assigns once, at its top level, and
+    returns, in a body of assignments and ifs (no loops, ``with`` or ``try``: not a
+    script's ``main()`` that trains the model it returns)."""
+    last = fn.body[-1] if fn.body else None
+    if not isinstance(last, ast.Return) or not isinstance(last.value, ast.Name):
+        return []
+    if any(isinstance(node, _NOT_SIMPLE) for node in _statements(fn.body)):
+        return []
+    name = last.value.id
+    assigned = [
+        node
+        for node in ast.walk(fn)
+        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load)
+    ]
+    calls = [
+        stmt.value
+        for stmt in fn.body
+        if isinstance(stmt, ast.Assign)
+        and [t for t in stmt.targets if isinstance(t, ast.Name) and t.id == name]
+        and isinstance(stmt.value, ast.Call)
+    ]
+    return [calls[0].func] if len(assigned) == 1 and len(calls) == 1 else []
 
 
 def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:

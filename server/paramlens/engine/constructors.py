@@ -24,7 +24,16 @@ from ..analysis.workspace import Workspace
 from ..config import Settings, find_pyproject, key_line
 from ..worker import protocol
 from ..worker.protocol import CALL_SITE_INPUT, EXAMPLE_SOURCE, ClassSpec
-from .real_args import Names, config_method_spec, doc_constructors, expression, script_spec
+from .real_args import (
+    Configuration,
+    Names,
+    config_method_spec,
+    configuration_specs,
+    doc_configurations,
+    doc_constructors,
+    expression,
+    script_spec,
+)
 
 CONFIG_PARAM_NAMES = frozenset({"config", "cfg", "conf", "args", "params", "hparams", "hp", "opts"})
 CONFIG_SUFFIXES = ("config", "cfg", "args", "params", "hparams", "options", "settings")
@@ -230,10 +239,10 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
     # (sizes chosen to try the code, often tiny: x-transformers' TransformerWrapper in a
     # test, against the 19M-parameter one of its training script); then example
     # sizes: the first that builds (each one that fails says why in the result's notes)
-    sites = _call_site_ctors(cls, workspace, params, required)
-    code = [(c, w, False, protocol.SOURCE_CALL_SITE) for c, w, _, test in sites if not test]
-    tests = [(c, w, False, protocol.SOURCE_CALL_SITE) for c, w, _, test in sites if test]
-    imports = dict([*fallback.refs, *(r for _, _, found, _ in sites for r in found)])
+    sites = _calls(cls, workspace, params, required)
+    code = [(c.ctor, c.where, False, protocol.SOURCE_CALL_SITE) for c in sites if not c.test]
+    tests = [(c.ctor, c.where, False, protocol.SOURCE_CALL_SITE) for c in sites if c.test]
+    imports = dict([*fallback.refs, *(r for c in sites for r in c.refs)])
     chain = code
     if not chain:
         script = script_spec(cls, workspace)
@@ -285,15 +294,29 @@ def is_test_or_demo(path: str, line: int, workspace: Workspace) -> bool:
     return info is not None and any(a <= line <= b for a, b in main_blocks(info))
 
 
-def _call_site_ctors(
-    cls: ClassInfo, workspace: Workspace, params: Sequence[InitParam], required: list[InitParam]
-) -> list[tuple[str, str, tuple[tuple[str, str], ...], bool]]:
-    """The first distinct calls of ``cls`` that give all its required parameters, as
-    (constructor, where, refs, in a test or demo): calls in the project's code first, then
-    in its tests and ``__main__`` blocks (:func:`is_test_or_demo`); of each, calls with
-    literal arguments first, then those with local values (a test's first parametrize
-    case)."""
-    found: dict[str, tuple[str, str, tuple[tuple[str, str], ...], bool]] = {}
+@dataclass(frozen=True)
+class _Call:
+    """A call of a class that gives all its required parameters, as a constructor."""
+
+    ctor: str
+    where: str
+    refs: tuple[tuple[str, str], ...]
+    test: bool  # in a test or demo: :func:`is_test_or_demo`
+    build: Target  # the call, its classes resolved
+
+
+def _calls(
+    cls: ClassInfo,
+    workspace: Workspace,
+    params: Sequence[InitParam],
+    required: Sequence[InitParam],
+    limit: int | None = MAX_CALL_SITES,
+) -> list[_Call]:
+    """The first distinct calls of ``cls`` (``limit`` of them) that give all its required
+    parameters: calls in the project's code first, then in its tests and ``__main__``
+    blocks (:func:`is_test_or_demo`); of each, calls with literal arguments first, then
+    those with local values (a test's first parametrize case)."""
+    found: dict[str, _Call] = {}
     calls = [
         (is_test_or_demo(c.file, c.line, workspace), c) for c in workspace.call_sites(cls.qualname)
     ]
@@ -319,10 +342,37 @@ def _call_site_ctors(
         where += f" ({call.note})" if call.note else ""
         values = [*args, *(v for _, v in kwargs)]
         used = {(r.local, r.target) for v in values for r in refs_in(v)} | {*names.refs.items()}
-        found[ctor] = (ctor, where, tuple(sorted(used)), test)
-        if len(found) == MAX_CALL_SITES:
+        build = Target(cls.qualname, tuple(args), tuple(kwargs))
+        found[ctor] = _Call(ctor, where, tuple(sorted(used)), test, build)
+        if len(found) == limit:
             break
     return list(found.values())
+
+
+# how a class is built when the calls of it were looked at: they are its configurations too
+_FROM_CALLS = frozenset({protocol.SOURCE_CALL_SITE, protocol.SOURCE_SCRIPT, protocol.SOURCE_DOC})
+
+
+def more_configurations(
+    path: str, workspace: Workspace, built: Mapping[str, ClassSpec]
+) -> list[ClassSpec]:
+    """The other ways the project builds ``path``'s model classes (``built``: how each is
+    built, by qualified name), as configurations of their own: the documentation's
+    examples, then the calls in its code and tests of the classes built from such calls
+    (:func:`~paramlens.engine.real_args.configuration_specs`)."""
+    found = doc_configurations(path, workspace)
+    for cls in workspace.models_in(path):
+        spec = built.get(cls.qualname)
+        if spec is None or spec.source_kind not in _FROM_CALLS:
+            continue
+        params = workspace.init_params(cls) or ()
+        required = [p for p in params if p.required]
+        kind = protocol.SOURCE_CALL_SITE
+        found += [
+            Configuration(cls, c.build, c.ctor, c.where, c.refs, kind)
+            for c in _calls(cls, workspace, params, required, limit=None)
+        ]
+    return configuration_specs(found, {q: spec.ctor or "" for q, spec in built.items()})
 
 
 _REFUSED = object()

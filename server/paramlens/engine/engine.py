@@ -51,6 +51,7 @@ from .constructors import (
     SettingsProblem,
     constructor,
     factory_spec,
+    more_configurations,
     settings_problems,
     with_input,
 )
@@ -58,10 +59,8 @@ from .lines import lines_of, with_instances, without_figures
 from .real_args import (
     config_failures,
     config_specs,
-    doc_config_specs,
-    has_doc_configs,
     read_again,
-    without_failed_docs,
+    without_failed_configurations,
 )
 from .spawn import library_paths, worker_python
 from .worker_client import State, WorkerClient
@@ -334,12 +333,12 @@ class Engine:
     ) -> BuildJob | None:
         """The job for ``path``: its classes, factories and configurations, or only
         ``part`` of them: ``"classes"`` (with their config files), ``"factories"``,
-        ``"docs"`` (the documentation's other examples of its classes: built after the
-        rest in the editor); of those, only ``names`` when given: a set, or ``("except",
-        set)``; ``staged``: each class's result sent as it comes. Made once per workspace
-        and arguments: an edit's reading makes the jobs its analyses ask for again. (The
-        workspace holds the open files' texts already; which of them are unsaved is the
-        disk's to say.)"""
+        ``"configs"`` (the other ways the project builds its classes: documentation
+        examples, calls; built after the rest in the editor); of those, only ``names``
+        when given: a set, or ``("except", set)``; ``staged``: each class's result sent as
+        it comes. Made once per workspace and arguments: an edit's reading makes the jobs
+        its analyses ask for again. (The workspace holds the open files' texts already;
+        which of them are unsaved is the disk's to say.)"""
         unsaved = tuple(p for p, text in sorted(texts.items()) if _unsaved(p, text))
         named: Hashable = None
         if isinstance(names, set):
@@ -378,12 +377,13 @@ class Engine:
             *(factory_spec(f) for f in factories),
             *(config_specs(path, workspace) if part in ("all", "classes") else ()),
         ]
-        if part in ("all", "docs"):  # the documentation's other examples of its classes
+        if part in ("all", "configs"):  # the project's other ways to build its classes
             own = workspace.models_in(path)
             if len(built) != len(own):  # what the classes are built from is not built again
                 built = [constructor(c, workspace, settings) for c in own]
-            ctors = {c.qualname: spec.ctor or "" for c, spec in zip(own, built)}
-            specs += doc_config_specs(path, workspace, ctors)
+            specs += more_configurations(
+                path, workspace, {c.qualname: spec for c, spec in zip(own, built)}
+            )
         if not specs:
             return None
         info = workspace.files[path]
@@ -681,7 +681,7 @@ class Engine:
             # forward() takes longer than building: parameters first
             quick = await self.build(path, workspace, texts, detail, "classes", shapes=False)
             show(quick, shapes_pending=True)
-        if first_look and self._has_later(path, workspace):
+        if first_look and await self._has_later(path, workspace, texts, detail):
             first = await self.build(path, workspace, texts, detail, "classes")
             show(first)
             rest = await self._later(path, workspace, texts, detail)
@@ -907,7 +907,7 @@ class Engine:
                 path, workspace, texts, detail, "classes", names=("except", focused)
             )
             own = _merged(first, rest)
-        if self._has_later(path, workspace):
+        if await self._has_later(path, workspace, texts, detail):
             show(own)
             later = await self._later(path, workspace, texts, detail)
             own = _merged(own, later)
@@ -946,18 +946,23 @@ class Engine:
         shares = class_shares(names, self._last_ms.get(path, {}), memory_mb)
         return list(shares) if len(shares) > 1 else [focused or None]
 
-    @staticmethod
-    def _has_later(path: str, workspace: Workspace) -> bool:
-        """Whether ``path`` has builds that come after its classes in the editor."""
-        return bool(workspace.factories_in(path)) or has_doc_configs(path, workspace)
+    async def _has_later(
+        self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool
+    ) -> bool:
+        """Whether ``path`` has builds that come after its classes in the editor: factories,
+        or other configurations of its classes."""
+        if workspace.factories_in(path):
+            return True
+        _, configs, _ = await self._keyed_job(path, workspace, texts, detail, "configs")
+        return configs is not None
 
     async def _later(
         self, path: str, workspace: Workspace, texts: Mapping[str, str], detail: bool
     ) -> JobResult | None:
         """What comes after the file's classes: its factories, in shares built side by side
         (:func:`factory_shares`; timm's vision_transformer.py has 163, 10 s in one job), and
-        its documentation's other examples (x-transformers' README: 50), merged in that
-        order."""
+        the other ways the project builds its classes (x-transformers: 44 examples of its
+        README, 32 calls in its tests), merged in that order."""
         names = [f.name for f in workspace.factories_in(path)]
         shares = factory_shares(names, self.settings_for(Path(path)).memory_mb) if names else []
         whole = len(shares) == 1  # one job: the same as the whole file's factories
@@ -965,8 +970,7 @@ class Engine:
             self.build(path, workspace, texts, detail, "factories", names=None if whole else s)
             for s in shares
         ]
-        if has_doc_configs(path, workspace):
-            builds.append(self.build(path, workspace, texts, detail, "docs"))
+        builds.append(self.build(path, workspace, texts, detail, "configs"))
         built = await asyncio.gather(*builds)
         merged = None
         for result in built:
@@ -984,7 +988,7 @@ class Engine:
         everything = [m for r in results for m in r.models]
         models = tuple(
             with_instances(m, qualnames, everything)
-            for m in without_failed_docs(own.models if own else ())
+            for m in without_failed_configurations(own.models if own else ())
         )
         if qualnames:  # configs that could not be read, at their own lines
             models += tuple(config_failures(path, workspace))

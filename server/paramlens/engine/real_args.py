@@ -11,7 +11,8 @@ import dataclasses
 import json
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..analysis.arguments import (
@@ -395,6 +396,7 @@ def hf_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
 # -- more configurations: every documentation example, JSON config files -----------------
 
 MAX_DOC_CONFIGS = 48  # documentation examples built as configurations of one file's classes
+MAX_CALL_CONFIGS = 32  # calls in the project's code and tests, the same
 MAX_JSON_CONFIGS = 8  # JSON config files built as configurations of one class
 
 Switch = tuple[str, str, object]
@@ -423,76 +425,96 @@ def switches(value: object, owner: str = "", path: str = "") -> set[Switch]:
     return found
 
 
-def doc_config_specs(path: str, workspace: Workspace, built: dict[str, str]) -> list[ClassSpec]:
-    """The documentation's examples of ``path``'s model classes beyond the one each class
-    is built from (``built``: its constructor expression, by qualified name), as
-    configurations of their own: x-transformers' README shows ``TransformerWrapper`` 47
-    times, each switching on other blocks (``use_scalenorm = True``,
-    ``dynamic_pos_bias = True``), which only those builds make. Bounded: an example is
-    built only if it sets something (a flag, an argument) that no example built before
-    did (in file order, the classes' own first), at most :data:`MAX_DOC_CONFIGS` per file;
-    an example nested in another's call is built inside it."""
+@dataclass(frozen=True)
+class Configuration:
+    """A way the project builds a model class besides the one the class is built from: a
+    documentation example, or a call in its code or tests (:func:`configuration_specs`)."""
+
+    cls: ClassInfo
+    build: Target  # the call, its classes resolved: what it sets (:func:`switches`)
+    ctor: str
+    where: str  # README.md:18, tests/test_blocks.py:40
+    refs: tuple[tuple[str, str], ...]
+    source_kind: str
+
+
+def doc_configurations(path: str, workspace: Workspace) -> list[Configuration]:
+    """The documentation's examples of ``path``'s model classes, in file order (paths,
+    then lines), those nested in another example's call left out (built inside it)."""
     classes = {c.qualname: c for c in workspace.models_in(path)}
     docs = workspace_docs(workspace)
     examples = [e for q in classes for e in docs.get(q, []) if not e.nested]
     examples.sort(key=lambda e: (Path(e.file).as_posix(), e.line))
-    rendered = []
-    covered: set[Switch] = set()
+    found = []
     for example in examples:
         cls = classes[example.build.target]
         names = Names((cls.qualname, cls.name))
         ctor = expression(example.build, names)
-        rendered.append((example, cls, ctor, names))
-        if built.get(cls.qualname) == ctor:
-            covered |= switches(example.build)
-    seen = set(built.values())
-    specs: list[ClassSpec] = []
-    for example, cls, ctor, names in rendered:
-        sets = switches(example.build)
-        if ctor in seen or not sets - covered:
-            continue
-        seen.add(ctor)
-        covered |= sets
         refs = dict((r.local, r.target) for r in refs_in(example.build))
         refs.update(names.refs)
         where = doc_place(example, workspace.root)
+        refs_ = tuple(sorted(refs.items()))
+        found.append(Configuration(cls, example.build, ctor, where, refs_, protocol.SOURCE_DOC))
+    return found
+
+
+# configurations built per file, by where they come from
+MAX_CONFIGS = {protocol.SOURCE_DOC: MAX_DOC_CONFIGS, protocol.SOURCE_CALL_SITE: MAX_CALL_CONFIGS}
+
+
+def configuration_specs(
+    configurations: Sequence[Configuration], built: Mapping[str, str]
+) -> list[ClassSpec]:
+    """The ``configurations`` of a file's model classes beyond the one each class is built
+    from (``built``: its constructor expression, by qualified name), as constructors of
+    their own: x-transformers' README shows ``TransformerWrapper`` 47 times and its tests
+    call it 150 times, each switching on other blocks (``use_scalenorm = True``,
+    ``use_dynamic_tanh = True``), which only those builds make. Bounded: one is built only
+    if it sets something (a flag, an argument) that none built before did (in the order
+    given), at most :data:`MAX_CONFIGS` of each kind per file."""
+    covered: set[Switch] = set()
+    for configuration in configurations:
+        if built.get(configuration.cls.qualname) == configuration.ctor:
+            covered |= switches(configuration.build)
+    seen = set(built.values())
+    taken: dict[str, int] = {}
+    specs: list[ClassSpec] = []
+    for configuration in configurations:
+        kind = configuration.source_kind
+        sets = switches(configuration.build)
+        full = taken.get(kind, 0) >= MAX_CONFIGS[kind]
+        if configuration.ctor in seen or not sets - covered or full:
+            continue
+        seen.add(configuration.ctor)
+        covered |= sets
+        taken[kind] = taken.get(kind, 0) + 1
         specs.append(
             ClassSpec(
-                where,
-                cls.line,
-                ctor,
-                where,
+                configuration.where,
+                configuration.cls.line,
+                configuration.ctor,
+                configuration.where,
                 kind="config",
-                refs=tuple(sorted(refs.items())),
-                source_kind=protocol.SOURCE_DOC,
+                refs=configuration.refs,
+                source_kind=kind,
             )
         )
-        if len(specs) >= MAX_DOC_CONFIGS:
-            break
     return specs
 
 
-def has_doc_configs(path: str, workspace: Workspace) -> bool:
-    """Whether ``path``'s classes have documentation examples that may be configurations
-    (:func:`doc_config_specs`): its later builds."""
-    docs = workspace_docs(workspace)
-    return any(
-        len([e for e in docs.get(c.qualname, []) if not e.nested]) > 1
-        or (not any(p.required for p in workspace.init_params(c) or ()) and docs.get(c.qualname))
-        for c in workspace.models_in(path)
-    )
+_FAILED = {protocol.SOURCE_DOC: "the example at", protocol.SOURCE_CALL_SITE: "the call at"}
 
 
-def without_failed_docs(models: Sequence[ModelResult]) -> tuple[ModelResult, ...]:
-    """``models`` with the documentation examples that failed to build as notes of their
-    class, not as errors: a stale README example is the README's (the class still says
-    why, in its notes)."""
+def without_failed_configurations(models: Sequence[ModelResult]) -> tuple[ModelResult, ...]:
+    """``models`` with the documentation examples and calls built as configurations that
+    failed as notes of their class, not as errors: a stale README example is the README's,
+    a test's call may try a bad argument (the class still says why, in its notes)."""
     failed: dict[int, list[str]] = {}  # by the line of the class (a config's line)
     kept = []
     for m in models:
-        if m.kind == "config" and m.source_kind == protocol.SOURCE_DOC and m.error is not None:
+        if m.kind == "config" and m.source_kind in _FAILED and m.error is not None:
             failed.setdefault(m.line, []).append(
-                f"the example at {m.source} failed: {m.error.message}"
+                f"{_FAILED[m.source_kind]} {m.source} failed: {m.error.message}"
             )
         else:
             kept.append(m)

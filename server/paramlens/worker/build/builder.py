@@ -180,11 +180,11 @@ def _build_class(spec: ClassSpec, ctx: BuildContext, stage: Stage = None) -> Mod
             pending = dataclasses.replace(info, train_bytes=0, step_pending=True)
             stage(dataclasses.replace(measured, forward=pending, device=used, notes=tuple(notes)))
 
-    # a documentation example built as a configuration is there for the blocks it switches
-    # on: their parameters and lines; its forward() would cost the most of opening the file
-    # (x-transformers: 44 of them), for shapes no lens shows
-    doc_config = spec.kind == "config" and spec.source_kind == SOURCE_DOC
-    if detail and ctx.shapes and not doc_config:
+    # a documentation example or a call built as a configuration is there for the blocks it
+    # switches on: their parameters and lines; its forward() would cost the most of opening
+    # the file (x-transformers: 44 examples, 32 calls), for shapes no lens shows
+    switching = spec.kind == "config" and spec.source_kind in (SOURCE_DOC, SOURCE_CALL_SITE)
+    if detail and ctx.shapes and not switching:
         forward, calls = forward_pass_within_budget(model, spec, ctx, used, before_step)
     result = measured or measure(model, spec, file, ctx.recorder, detail, calls)
     if forward is not None:
