@@ -333,3 +333,67 @@ def test_a_conditional_a_negation_and_a_dict_call_of_known_values(tmp_path: Path
 @pytest.mark.parametrize("binding", ["from helpers import dict", "def dict(**kw):\n    return kw"])
 def test_a_dict_call_of_a_module_that_binds_dict_is_not_read(tmp_path: Path, binding: str) -> None:
     assert sites(tmp_path, f"{binding}\n\nNet(kw=dict(a=1))\n") == []
+
+
+def test_cases_made_by_a_comprehension_a_slice_or_an_item_of_module_cases(tmp_path: Path) -> None:
+    found = sites(
+        tmp_path,
+        """
+        import unittest
+        from parameterized import parameterized
+
+        UP = [
+            [{"dims": dims, "mode": "bilinear" if dims == 2 else "trilinear"}]
+            for dims in [2, 3]
+        ]
+        EXTRACT = [
+            [{"dims": dims, "act": act}] for dims, act in zip(range(2, 4), ["relu", None])
+        ]
+        CASES = [[{"dims": 1, "r": 3}, (7, 4)], [{"dims": 3, "r": 2}, (1, 4)]]
+
+        class TestNet(unittest.TestCase):
+            @parameterized.expand(UP)
+            def test_up(self, param):
+                Net(**param)
+
+            @parameterized.expand(EXTRACT)
+            def test_extract(self, param):
+                Net(**param)
+
+            @parameterized.expand(CASES[:1])
+            def test_slice(self, param, shape):
+                Net(**param)
+
+            def test_script(self):
+                param, shape = CASES[1]
+                Net(**param, small=param["r"] < 3, last=shape[-1])
+        """,
+    )
+    assert found == [
+        (17, (), (("dims", 2), ("mode", "bilinear")), EXPAND_NOTE),
+        (21, (), (("dims", 2), ("act", "relu")), EXPAND_NOTE),
+        (25, (), (("dims", 1), ("r", 3)), EXPAND_NOTE),
+        (29, (), (("dims", 3), ("r", 2), ("small", True), ("last", 4)), ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    "cases",
+    [
+        "[[{'d': d}] for d in range(10**9)]",  # too many items
+        "[[{'d': (a, b)}] for a in range(200) for b in range(200)]",  # too many, nested
+        "[[{'d': d}] for d in unknown]",  # over what is not literal
+        "[[{'d': d}] for d in range(0, 9, 0)]",  # a zero step
+    ],
+)
+def test_comprehensions_beyond_the_bounds_are_no_cases(tmp_path: Path, cases: str) -> None:
+    body = f"""
+    from parameterized import parameterized
+
+    CASES = {cases}
+
+    @parameterized.expand(CASES)
+    def test_net(param):
+        Net(**param)
+    """
+    assert sites(tmp_path, body) == []

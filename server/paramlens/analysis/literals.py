@@ -13,7 +13,10 @@ sites alike. Imports :mod:`.model` and :mod:`.example_args` only.
 from __future__ import annotations
 
 import ast
+import operator
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from .example_args import NO_WEIGHTS
 from .model import Ref, Target
@@ -134,7 +137,13 @@ def literal(
         operand = literal(node.operand, constants, None, budget, depth)
         if isinstance(operand, (bool, int, float, str, type(None))):
             return not operand
-    if _is_dict_call(node, constants, refs):  # dict(learned = True)
+    if isinstance(node, ast.Compare):  # `spatial_dims == 2`, `act in ("relu", "gelu")`
+        return _compare(node, constants, budget, depth)
+    if isinstance(node, ast.Subscript):  # TEST_CASES[0], TEST_CASES[:1]
+        return _subscript(node, constants, refs, budget, depth)
+    if isinstance(node, ast.ListComp):  # [{"dims": d, "channels": 2} for d in [2, 3]]
+        return _list_comprehension(node, constants, refs, budget, depth)
+    if _is_builtin_call(node, "dict", constants, refs):  # dict(learned = True)
         assert isinstance(node, ast.Call)
         if len(node.keywords) > MAX_ITEMS:
             raise _NotLiteral
@@ -165,19 +174,161 @@ def literal(
     raise _NotLiteral
 
 
-def _is_dict_call(
-    node: ast.expr, constants: Mapping[str, object], refs: Mapping[str, str] | None
+def _is_builtin_call(
+    node: ast.expr, name: str, constants: Mapping[str, object], refs: Mapping[str, str] | None
 ) -> bool:
-    """``dict(a=1, b=2)``, with the builtin ``dict`` (no module name hides it)."""
-    return (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "dict"
-        and "dict" not in constants
-        and "dict" not in (refs or {})
-        and not node.args
-        and all(k.arg is not None for k in node.keywords)
-    )
+    """A call of the builtin ``name`` (no module name hides it): ``dict(a=1, b=2)`` (only
+    keywords), ``range(2, 5)`` and ``zip(a, b)`` (no keywords)."""
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        return False
+    if node.func.id != name or name in constants or name in (refs or {}):
+        return False
+    if any(isinstance(a, ast.Starred) for a in node.args):
+        return False
+    if name == "dict":
+        return not node.args and all(k.arg is not None for k in node.keywords)
+    return not node.keywords
+
+
+_PLAIN = (bool, int, float, str, bytes, type(None))
+_COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], object]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+
+
+def _compare(
+    node: ast.Compare, constants: Mapping[str, object], budget: Budget, depth: int
+) -> bool:
+    """A comparison of plain values (``in`` a literal sequence); ``is`` only with None."""
+    left = literal(node.left, constants, None, budget, depth)
+    for op, right_node in zip(node.ops, node.comparators):
+        right = literal(right_node, constants, None, budget, depth)
+        if isinstance(op, (ast.Is, ast.IsNot)) and (left is None or right is None):
+            holds = (left is right) == isinstance(op, ast.Is)
+        elif type(op) in _COMPARISONS and isinstance(left, _PLAIN):
+            if isinstance(op, (ast.In, ast.NotIn)) != (not isinstance(right, _PLAIN)):
+                raise _NotLiteral  # `in` a sequence; the others between plain values
+            try:
+                holds = bool(_COMPARISONS[type(op)](left, right))
+            except TypeError as exc:  # "a" < 1
+                raise _NotLiteral from exc
+        else:
+            raise _NotLiteral
+        if not holds:
+            return False
+        left = right
+    return True
+
+
+def _subscript(
+    node: ast.Subscript,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None,
+    budget: Budget,
+    depth: int,
+) -> object:
+    """An item or a slice of a literal sequence, or a dict's value."""
+    value = literal(node.value, constants, refs, budget, depth)
+    if not isinstance(value, (list, tuple, dict, str)):
+        raise _NotLiteral
+    index: object
+    if isinstance(node.slice, ast.Slice):
+        parts = [
+            literal(p, constants, None, budget, depth) if p is not None else None
+            for p in (node.slice.lower, node.slice.upper, node.slice.step)
+        ]
+        if not all(p is None or isinstance(p, int) for p in parts) or parts[2] == 0:
+            raise _NotLiteral
+        index = slice(*parts)
+    else:
+        index = literal(node.slice, constants, None, budget, depth)
+        if not isinstance(index, (int, str)) or isinstance(index, bool):
+            raise _NotLiteral
+    try:
+        return value[index]  # type: ignore[index]
+    except (IndexError, KeyError, TypeError) as exc:
+        raise _NotLiteral from exc
+
+
+def _iterated(
+    node: ast.expr,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None,
+    budget: Budget,
+    depth: int,
+) -> list[object]:
+    """The items a comprehension goes over: a literal sequence, ``range(...)`` or ``zip``
+    of such (bounded by :data:`MAX_ITEMS`)."""
+    if _is_builtin_call(node, "range", constants, refs):
+        assert isinstance(node, ast.Call)
+        bounds = [literal(a, constants, None, budget, depth) for a in node.args]
+        ints = [b for b in bounds if type(b) is int]
+        if not 1 <= len(ints) == len(bounds) <= 3:
+            raise _NotLiteral
+        try:
+            items = range(*ints)
+        except ValueError as exc:  # a zero step
+            raise _NotLiteral from exc
+        if len(items) > MAX_ITEMS:
+            raise _NotLiteral
+        return list(items)
+    if _is_builtin_call(node, "zip", constants, refs):
+        assert isinstance(node, ast.Call)
+        return list(zip(*(_iterated(a, constants, refs, budget, depth) for a in node.args)))
+    value = literal(node, constants, refs, budget, depth)
+    if not isinstance(value, (list, tuple, str)):
+        raise _NotLiteral
+    return list(value)
+
+
+def _bind(target: ast.expr, value: object, into: dict[str, object]) -> None:
+    """A comprehension's target bound to one item (tuples unpacked)."""
+    if isinstance(target, ast.Name):
+        into[target.id] = value
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(target.elts):
+            raise _NotLiteral
+        for inner, item in zip(target.elts, value):
+            _bind(inner, item, into)
+    else:
+        raise _NotLiteral
+
+
+def _list_comprehension(
+    node: ast.ListComp,
+    constants: Mapping[str, object],
+    refs: Mapping[str, str] | None,
+    budget: Budget,
+    depth: int,
+) -> list[object]:
+    """A list comprehension over literal sequences, each item folded as a literal."""
+    found: list[object] = []
+
+    def walk(generators: list[ast.comprehension], names: Mapping[str, object]) -> None:
+        if not generators:
+            found.append(literal(node.elt, names, refs, budget, depth))
+            if len(found) > MAX_ITEMS:
+                raise _NotLiteral
+            return
+        generator, rest = generators[0], generators[1:]
+        if generator.is_async:
+            raise _NotLiteral
+        for item in _iterated(generator.iter, names, refs, budget, depth):
+            bound: dict[str, object] = {}
+            _bind(generator.target, item, bound)
+            inner = ChainMap(bound, names)  # type: ignore[arg-type]
+            if all(literal(test, inner, None, budget, depth) for test in generator.ifs):
+                walk(rest, inner)
+
+    walk(node.generators, constants)
+    return found
 
 
 def try_literal(

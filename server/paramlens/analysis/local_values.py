@@ -435,10 +435,26 @@ class _Walker:
                 first = self.first_element(cases, depth + 1)  # else: CASES = CASES_2D
             elif isinstance(cases, (ast.List, ast.Tuple)) and cases.elts:
                 first = cases.elts[0]
+            elif isinstance(cases, (ast.ListComp, ast.Subscript)):
+                first = self.first_folded(cases)  # [... for dims in [2, 3]], CASES[:1]
             if first is None:
                 return None
             found.append(first)
         return found[0] if found and all(f is found[0] for f in found) else None
+
+    def first_folded(self, cases: ast.expr) -> ast.expr | None:
+        """The first of a list of cases that folds to a literal (a comprehension over a
+        literal sequence, a slice of module-level cases), as the expression of its value."""
+        visible = Visible({}, self.constants, frozenset())
+        ok, value = try_literal(cases, visible, None, self.budget)
+        if not ok or not isinstance(value, (list, tuple)) or not value:
+            return None
+        try:
+            node = ast.parse(repr(value[0]), mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        ok, again = try_literal(node, {}, None, self.budget)
+        return node if ok and again == value[0] else None  # inf, nan: no expression
 
     def alternatives(self, node: ast.expr) -> list[ast.expr]:
         """``node``, or the expressions a module-level name may have been assigned (see
