@@ -303,6 +303,8 @@ class _Call:
     refs: tuple[tuple[str, str], ...]
     test: bool  # in a test or demo: :func:`is_test_or_demo`
     build: Target  # the call, its classes resolved
+    file: str
+    line: int
 
 
 def _calls(
@@ -343,7 +345,7 @@ def _calls(
         values = [*args, *(v for _, v in kwargs)]
         used = {(r.local, r.target) for v in values for r in refs_in(v)} | {*names.refs.items()}
         build = Target(cls.qualname, tuple(args), tuple(kwargs))
-        found[ctor] = _Call(ctor, where, tuple(sorted(used)), test, build)
+        found[ctor] = _Call(ctor, where, tuple(sorted(used)), test, build, call.file, call.line)
         if len(found) == limit:
             break
     return list(found.values())
@@ -360,7 +362,7 @@ def more_configurations(
     built, by qualified name), as configurations of their own: the documentation's
     examples, then the calls in its code and tests of the classes built from such calls
     (:func:`~paramlens.engine.real_args.configuration_specs`)."""
-    found = doc_configurations(path, workspace)
+    calls: list[tuple[bool, str, int, Configuration]] = []
     for cls in workspace.models_in(path):
         spec = built.get(cls.qualname)
         if spec is None or spec.source_kind not in _FROM_CALLS:
@@ -368,10 +370,14 @@ def more_configurations(
         params = workspace.init_params(cls) or ()
         required = [p for p in params if p.required]
         kind = protocol.SOURCE_CALL_SITE
-        found += [
-            Configuration(cls, c.build, c.ctor, c.where, c.refs, kind)
+        calls += [
+            (c.test, c.file, c.line, Configuration(cls, c.build, c.ctor, c.where, c.refs, kind))
             for c in _calls(cls, workspace, params, required, limit=None)
         ]
+    # in the order of the code, then the tests: a call comes before those nested in it
+    # (``TransformerWrapper(attn_pool=True, attn_layers=Decoder(...))``), which it builds
+    calls.sort(key=lambda c: c[:3])
+    found = doc_configurations(path, workspace) + [c[3] for c in calls]
     return configuration_specs(found, {q: spec.ctor or "" for q, spec in built.items()})
 
 

@@ -962,7 +962,7 @@ class Engine:
         """What comes after the file's classes: its factories, in shares built side by side
         (:func:`factory_shares`; timm's vision_transformer.py has 163, 10 s in one job), and
         the other ways the project builds its classes (x-transformers: 44 examples of its
-        README, 32 calls in its tests), merged in that order."""
+        README, 43 calls in its tests), merged in that order."""
         names = [f.name for f in workspace.factories_in(path)]
         shares = factory_shares(names, self.settings_for(Path(path)).memory_mb) if names else []
         whole = len(shares) == 1  # one job: the same as the whole file's factories

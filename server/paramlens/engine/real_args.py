@@ -396,7 +396,7 @@ def hf_config_specs(path: str, workspace: Workspace) -> list[ClassSpec]:
 # -- more configurations: every documentation example, JSON config files -----------------
 
 MAX_DOC_CONFIGS = 48  # documentation examples built as configurations of one file's classes
-MAX_CALL_CONFIGS = 32  # calls in the project's code and tests, the same
+MAX_CALL_CONFIGS = 48  # calls in the project's code and tests, the same
 MAX_JSON_CONFIGS = 8  # JSON config files built as configurations of one class
 
 Switch = tuple[str, str, object]
@@ -468,7 +468,7 @@ def configuration_specs(
     """The ``configurations`` of a file's model classes beyond the one each class is built
     from (``built``: its constructor expression, by qualified name), as constructors of
     their own: x-transformers' README shows ``TransformerWrapper`` 47 times and its tests
-    call it 150 times, each switching on other blocks (``use_scalenorm = True``,
+    call it 60 times, each switching on other blocks (``use_scalenorm = True``,
     ``use_dynamic_tanh = True``), which only those builds make. Bounded: one is built only
     if it sets something (a flag, an argument) that none built before did (in the order
     given), at most :data:`MAX_CONFIGS` of each kind per file."""
