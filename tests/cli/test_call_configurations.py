@@ -1,5 +1,5 @@
 """Issue 20, the project's calls as configurations: a class built from a call in the
-project's code (``Stack(dim=64, depth=4)`` in ``stacks/train.py``) also gets, as
+project's code (``Stack(dim=64, depth=4)`` in ``train_stack.py``) also gets, as
 configurations of its own, the other calls of it in the code and tests that switch on
 something no earlier one did (``use_gate=True``, ``scale_norm=True``); the blocks only
 those build (``Gate``, ``ScaleNorm``) are measured inside them. A call that only changes a
@@ -35,7 +35,7 @@ def test_calls_that_switch_something_on_are_configurations(stacks: object) -> No
     doc = summary_json(str(STACK), "--no-shapes")
     stack = model(doc, "Stack")
     # the call in the project's code builds the class; the tests' calls come after it
-    assert (stack["source"], stack["ctor"]) == ("stacks/train.py:7", "Stack(dim=64, depth=4)")
+    assert (stack["source"], stack["ctor"]) == ("train_stack.py:7", "Stack(dim=64, depth=4)")
     configs = {m["name"]: m for m in doc["models"] if m["kind"] == "config"}
     # test_plain's and test_wider_gated's calls only change sizes; test_heads_must_divide_dim's
     # is meant to fail; test_heads's fails (a note below)
@@ -72,3 +72,12 @@ def test_annotate_lists_the_calls_and_measures_their_blocks() -> None:
     result = run_cli("annotate", str(STACK), "--no-shapes")
     assert result.returncode == 0, result.stderr
     golden("callconfigs_stack.annotate.txt", result.stdout + result.stderr)
+
+
+def test_the_input_is_a_call_of_the_model_the_class_is_built_as() -> None:
+    # Stack is built as train_stack.py:7 builds it (dim=64); the test's call of its own
+    # Stack(dim=8) with an input of 8 features (found first) is no input for it
+    stack = model(summary_json(str(STACK)), "Stack")
+    assert (stack["error"], stack["forward"]["error"]) == (None, None)
+    assert stack["forward"]["input_source"] == "called at train_stack.py:9"
+    assert stack["forward"]["output_shape"] == "[2, 64]"

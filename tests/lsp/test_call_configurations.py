@@ -33,7 +33,7 @@ async def test_calls_in_tests_that_switch_blocks_on_are_on_the_lenses(
 
     shown = await eventually(configured)
     assert shown[23].startswith("Stack · 16,768 params")
-    assert "· as called at stacks/train.py:7 ·" in shown[23]
+    assert "· as called at train_stack.py:7 ·" in shown[23]
     assert shown[23].endswith("· tests/test_stack.py:12 304 · tests/test_stack.py:22 73")
     assert shown[5] == "Gate · 72 each · 2 in tests/test_stack.py:12"
     assert shown[14] == "ScaleNorm · 1 each · 1 in tests/test_stack.py:22"

@@ -259,7 +259,7 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
             text = "\n".join(lines[scope.lineno - 1 : scope.end_lineno])
         if not factories.search(text):
             continue
-        models: dict[str, str] = {}  # local name -> qualified name of the class it holds
+        models: dict[str, tuple[str, int]] = {}  # local name -> its class, the line built
         tensors: dict[str, str] = {}  # local name -> the tensor expression it holds
         scoped = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
         body = [st for st in scope.body if not isinstance(st, scoped)]  # each its own scope
@@ -275,15 +275,15 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
                     if tensor is not None:
                         tensors[target.id] = tensor
                     elif isinstance(value, ast.Call) and (callee := qualify(info, value.func)):
-                        models[target.id] = callee
+                        models[target.id] = (callee, value.lineno)
             elif isinstance(node, ast.Call):
                 func = node.func
                 if isinstance(func, ast.Attribute) and func.attr == "forward":
                     func = func.value
                 if isinstance(func, ast.Name) and func.id in models:
-                    target_class = models[func.id]
+                    target_class, built_at = models[func.id]
                 elif isinstance(func, ast.Call) and (callee := qualify(info, func.func)):
-                    target_class = callee  # Net()(x)
+                    target_class, built_at = callee, func.lineno  # Net()(x)
                 else:
                     continue
                 args = [_tensor_input(a, info, tensors) for a in node.args]
@@ -298,5 +298,5 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
                     expression = str(args[0])
                 else:
                     expression = "(" + ", ".join(str(a) for a in args) + ")"
-                found.append(ModelCall(target_class, info.path, node.lineno, expression))
+                found.append(ModelCall(target_class, info.path, node.lineno, expression, built_at))
     return found

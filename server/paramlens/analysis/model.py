@@ -91,6 +91,7 @@ class ModelCall:
     file: str
     line: int
     input: str  # the input as forward()'s example input: an expression, tuple or dict
+    built_at: int = 0  # the line of the call that built the model called (0: not known)
 
 
 @dataclass

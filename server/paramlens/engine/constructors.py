@@ -16,7 +16,7 @@ from pathlib import Path
 from ..analysis.arguments import main_blocks
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
 from ..analysis.literals import refs_in
-from ..analysis.model import ClassInfo, FactoryInfo, InitParam, Target
+from ..analysis.model import ClassInfo, FactoryInfo, InitParam, ModelCall, Target
 from ..analysis.notebook import is_notebook, load_notebook
 from ..analysis.reading import relative_path
 from ..analysis.source import SourceError
@@ -479,9 +479,22 @@ def with_input(
         source = "command line" if key == "*" else "pyproject.toml"
         return dataclasses.replace(spec, input=settings.inputs[key], input_source=source)
     for call in workspace.model_calls(cls.qualname):  # net(torch.randn(64, 1, 28, 28))
+        if spec.source_kind in _BUILT_BY_A_CALL and not _built_there(spec, call, workspace):
+            continue  # a model of other sizes: Stack(dim=8) in a test, not Stack(dim=64)
         where = f"{CALL_SITE_INPUT} {site(call.file, call.line, workspace)}"
         return dataclasses.replace(spec, input=call.input, input_source=where)
     return spec
+
+
+# a class built as a call (or a script's line) builds it: only a call of that model fits
+_BUILT_BY_A_CALL = frozenset({protocol.SOURCE_CALL_SITE, protocol.SOURCE_SCRIPT})
+
+
+def _built_there(spec: ClassSpec, call: ModelCall, workspace: Workspace) -> bool:
+    """Whether ``call`` calls the model built by the call ``spec`` builds its class with
+    (``tests/test_net.py:12``, perhaps with a note: ``(first loop value)``)."""
+    built = spec.ctor_source.partition(" (")[0]
+    return call.built_at > 0 and site(call.file, call.built_at, workspace) == built
 
 
 def factory_spec(factory: FactoryInfo) -> ClassSpec:
