@@ -30,10 +30,10 @@ def packages(folder: Path, count: int) -> None:
 @pytest_lsp.fixture(config=SERVER)
 async def wide_client(lsp_client: LanguageClient, tmp_path: Path):  # type: ignore[no-untyped-def]
     packages(tmp_path / "loose", 60)  # no project marker above it: a loose file's folder
-    packages(tmp_path / "big", 120)  # a workspace folder of 121 files, 100 read
+    packages(tmp_path / "big", 250)  # a workspace folder of 251 files, 200 read
     # the first folder is "/" (also the root URI): never read, even to its budget; fixtures/
-    # (about 60 Python files) is read whole
-    await initialize(lsp_client, Path("/"), tmp_path / "big", FIXTURES, settings={"maxFiles": 100})
+    # (about 100 Python files and notebooks) is read whole
+    await initialize(lsp_client, Path("/"), tmp_path / "big", FIXTURES, settings={"maxFiles": 200})
     lsp_client.tmp = tmp_path  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
@@ -63,7 +63,7 @@ async def test_wide_and_loose_roots_are_bounded_and_other_workspaces_get_their_l
 
     await eventually(said)
     assert cut_short() == [
-        f"paramlens read the first 100 Python files under {tmp / 'big'} and stopped; set "
+        f"paramlens read the first 200 Python files under {tmp / 'big'} and stopped; set "
         "max-files in [tool.paramlens] or add a pyproject.toml to mark the project"
     ]
     assert [m.type for m in client.messages if "stopped" in m.message] == [lsp.MessageType.Warning]

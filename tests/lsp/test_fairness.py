@@ -119,7 +119,7 @@ from hangs import Hangs
 class Uses{name}(nn.Module):
     def __init__(self):
         super().__init__()
-        self.inner = Hangs([c for c in "{name}"])  # no literal: not a call site to copy
+        self.inner = Hangs(list("{name}"))  # no literal: not a call site to copy
 """
 USERS = ("hangs.py", "user_a.py", "user_b.py")
 
