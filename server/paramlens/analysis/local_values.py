@@ -444,17 +444,16 @@ class _Walker:
 
     def first_folded(self, cases: ast.expr) -> ast.expr | None:
         """The first of a list of cases that folds to a literal (a comprehension over a
-        literal sequence, a slice of module-level cases), as the expression of its value."""
+        literal sequence, a slice of module-level cases), its values as constants: a
+        tuple of them when the case holds several, each then read on its own."""
         visible = Visible({}, self.constants, frozenset())
         ok, value = try_literal(cases, visible, None, self.budget)
         if not ok or not isinstance(value, (list, tuple)) or not value:
             return None
-        try:
-            node = ast.parse(repr(value[0]), mode="eval").body
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return None
-        ok, again = try_literal(node, {}, None, self.budget)
-        return node if ok and again == value[0] else None  # inf, nan: no expression
+        first = value[0]
+        if isinstance(first, (list, tuple)):
+            return ast.Tuple(elts=[ast.Constant(v) for v in first], ctx=ast.Load())
+        return ast.Constant(first)
 
     def alternatives(self, node: ast.expr) -> list[ast.expr]:
         """``node``, or the expressions a module-level name may have been assigned (see
