@@ -1,7 +1,8 @@
 """Calls whose arguments are local values as the constructors of the classes they build
 (issue 20): a test's first ``parametrize`` case, a unittest's first
 ``parameterized.expand`` case (also cases chosen under ``if has_fast:``), a dict spread into
-the call, a ``__main__`` block's local names and loop values, a comprehension's first
+the call, cases that module-level loops append (their first pass's), a ``__main__``
+block's local names and loop values, a comprehension's first
 value, and calls of classes as arguments (``Wrapper(layers=Encoder(dim=32, depth=2))``). The source names the test file's line; a call that fails to build
 (a test of a bad argument) gives way to the next one. Ground truth is plain torch
 in this process; golden file in tests/cli/golden/ (PARAMLENS_UPDATE_GOLDEN=1 writes it)."""
@@ -120,6 +121,19 @@ def built_from_call_site(doc: dict, name: str, ctor: str, source: str, params: i
             "Tower(6)",
             "tests/test_wrapper.py:34 (first loop value)",
             lambda w: w.Tower(6),
+        ),
+        (
+            "Decoder",  # CASES_2D = [] then loops append: their first pass's case
+            "Decoder(in_channels=4, out_channels=2, kernel_size=(3, 3, 1), strides=(1, 2, 2), "
+            "upsample_kernel_size=(2, 2))",
+            "tests/test_decoder.py:35 (first parameterized case)",
+            lambda _: fixture_module("decoder").Decoder(  # type: ignore[attr-defined]
+                in_channels=4,
+                out_channels=2,
+                kernel_size=(3, 3, 1),
+                strides=(1, 2, 2),
+                upsample_kernel_size=(2, 2),
+            ),
         ),
         (
             "Router",  # if has_fast: PLAIN_CASES + FAST_CASES, else: PLAIN_CASES

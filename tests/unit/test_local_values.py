@@ -397,3 +397,69 @@ def test_comprehensions_beyond_the_bounds_are_no_cases(tmp_path: Path, cases: st
         Net(**param)
     """
     assert sites(tmp_path, body) == []
+
+
+def test_cases_appended_by_loops_at_module_level(tmp_path: Path) -> None:
+    """MONAI's layout: ``CASES = []``, names reassigned between blocks of loops, the first
+    pass of each loop appending a case whose last item is no literal."""
+    found = sites(
+        tmp_path,
+        """
+        import platform
+        from parameterized import parameterized
+
+        ON_ARM = platform.machine() == "aarch64"
+        strides: tuple
+
+        CASES_2D = []
+        out_channels = 2
+        for kernel in [(3, 3), ((3, 1), 1)]:
+            for strides in [(1, 1), (2, 2)]:
+                expected = (1, out_channels, *[64 // strides[0]] * 2)
+                for res in [True, False]:
+                    padding = platform.python_version()
+                    if ON_ARM:
+                        res = not res
+                    case = [{"kernel": kernel, "strides": strides, "up": strides[1:]}, expected]
+                    CASES_2D.append(case)
+
+        CASES_3D = []
+        out_channels = 3
+        for depth in range(2, 4):
+            CASES_3D.append(({"kernel": 3, "out": out_channels, "depth": depth}, (1, 3)))
+
+        class TestNet:
+            @parameterized.expand(CASES_2D + CASES_3D)
+            def test_2d(self, params, expected):
+                net = Net(**params)
+                if params.get("up"):
+                    pass
+
+            @parameterized.expand(CASES_3D)
+            def test_3d(self, params, shape):
+                Net(**params)
+        """,
+    )
+    assert found == [
+        (28, (), (("kernel", (3, 3)), ("strides", (1, 1)), ("up", (1,))), EXPAND_NOTE),
+        (34, (), (("kernel", 3), ("out", 3), ("depth", 2)), EXPAND_NOTE),
+    ]
+
+
+@pytest.mark.parametrize(
+    "cases",
+    [
+        "CASES = []\nfor k in {1, 2}:\n    CASES.append([{'k': k}])\n",  # a set: no first item
+        "CASES = []\nfor k in SIZES:\n    CASES.append([{'k': k}])\n",  # over no literal
+        "CASES = []\nfor k in [1, 2]:\n    if k > 1:\n        CASES.append([{'k': k}])\n",
+        "CASES = []\nif platform.system():\n    CASES.append([{'k': 1}])\n",
+        "CASES = []\nCASES.extend([[{'k': 0}]])\nCASES.append([{'k': 1}])\n",
+        "CASES = []\ncase = [{'k': 1}]\ncase[0]['k'] = 2\nCASES.append(case)\n",
+        "CASES = []\ncase = {'k': 1}\nchange(case)\nCASES.append([case])\n",
+        "CASES = []\nfor k in [1, 2]:\n    CASES.append([*k])\n",
+    ],
+)
+def test_appended_cases_that_cannot_be_known(tmp_path: Path, cases: str) -> None:
+    body = "import platform\nfrom parameterized import parameterized\n\n" + cases
+    body += "\n\n@parameterized.expand(CASES)\ndef test_net(params):\n    Net(**params)\n"
+    assert sites(tmp_path, body) == []

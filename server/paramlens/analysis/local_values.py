@@ -19,7 +19,7 @@ import bisect
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .literals import MAX_DEPTH, Budget, dotted_name, try_literal
 
@@ -131,13 +131,16 @@ class _Scope:
         return self._once
 
     def changes(self, name: str) -> bool:
-        """Whether the contents of ``name`` may change: ``x.update(...)`` (any attribute),
+        """Whether the contents of ``name`` may change: ``x.update(...)`` (any attribute but
+        the methods that only read: ``x.get(...)``, ``x.items()``...),
         ``x[k] = v``, ``x[k] += v``, ``del x[k]``; asked only about a list or dict, and read
         from the scope's text (a mention in a comment or a string counts too)."""
         text = self.walker.text_of(self.node)
         for mention in re.finditer(rf"\b{re.escape(name)}\b\s*", text):
             end = mention.end()
-            if text.startswith(".", end) or _STORED.match(text, end):
+            if (text.startswith(".", end) and not _READS.match(text, end)) or _STORED.match(
+                text, end
+            ):
                 return True
             if text[max(0, mention.start() - 12) : mention.start()].rstrip().endswith("del"):
                 return True
@@ -215,6 +218,9 @@ _BLOCK_ITEMS = (ast.stmt, ast.excepthandler, ast.match_case)
 
 
 _STORED = re.compile(r"\[[^\n]*?\]\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)")  # x[k] = v, x[k] += v
+
+
+_READS = re.compile(r"\.\s*(?:get|keys|values|items|copy|count|index)\b")  # change nothing
 
 
 def _declares(text: str) -> bool:
@@ -322,6 +328,7 @@ class _Walker:
         self._shared: frozenset[str] | None = None
         self.found: list[ScopedCall] = []
         self._assigned: dict[str, list[ast.expr] | None] | None = None
+        self._appended: dict[str, ast.expr | None] = {}
         # `param = pytest.mark.parametrize` (x-transformers' tests)
         self.parametrize = {"parametrize"} | {
             t.id
@@ -437,6 +444,8 @@ class _Walker:
                 first = cases.elts[0]
             elif isinstance(cases, (ast.ListComp, ast.Subscript)):
                 first = self.first_folded(cases)  # [... for dims in [2, 3]], CASES[:1]
+            elif isinstance(cases, ast.List) and isinstance(node, ast.Name):
+                first = self.first_appended(node.id)  # CASES = [] then CASES.append(...)
             if first is None:
                 return None
             found.append(first)
@@ -454,6 +463,14 @@ class _Walker:
         if isinstance(first, (list, tuple)):
             return ast.Tuple(elts=[ast.Constant(v) for v in first], ctx=ast.Load())
         return ast.Constant(first)
+
+    def first_appended(self, name: str) -> ast.expr | None:
+        """The first case appended to the module-level list ``name`` (see
+        :class:`_FirstAppend`), its values as constants; None if it is not known."""
+        if name not in self._appended:
+            run = _FirstAppend(name, self)
+            self._appended[name] = run.case if run.run(self.tree.body) else None
+        return self._appended[name]
 
     def alternatives(self, node: ast.expr) -> list[ast.expr]:
         """``node``, or the expressions a module-level name may have been assigned (see
@@ -610,6 +627,183 @@ class _Walker:
                 if not seen:  # over no literal: a comprehension inside it is not read either
                     continue
             stack.extend((child, seen) for child in ast.iter_child_nodes(item))
+
+
+MAX_STEPS = 2000  # module statements run to find the first case appended to a list
+
+
+# An item of a case that is no literal: read on its own, it gives no value (a case's other
+# items still do). Not a name any code can bind.
+_UNKNOWN = ast.Name(id="<not a literal>", ctx=ast.Load())
+
+
+class _Stop(Exception):
+    """The first appended case cannot be known."""
+
+
+class _FirstAppend:
+    """The first case appended to a module-level list of cases that loops build (MONAI's
+    ``CASES = []``, then ``for dims in [2, 3]: ... case = [{...}, shape]`` and
+    ``CASES.append(case)``): the module's statements run in order on literals only, a
+    loop's body once with its first item, an ``if`` whose test is known by its branch, up to
+    the first ``name.append(...)``. What they bind is a value when it folds to a literal;
+    a list or tuple of items keeps the items that do. Stops (no case) where the way to the
+    first append is not known: a loop over no literal, or an ``if`` with an unknown test,
+    that may append; a loop whose first pass does not; another change of the list first.
+    Functions and classes are not run."""
+
+    def __init__(self, name: str, walker: _Walker) -> None:
+        self.name = name
+        self.walker = walker
+        self.env: Env = {}
+        self.items: dict[str, list[object]] = {}  # cases some of whose items are no literal
+        self.forgotten: set[str] = set()  # bound to what is not known: hides module constants
+        self.started = False  # ``name = []`` was run
+        self.steps = 0
+        self.case: ast.expr | None = None
+
+    def run(self, stmts: list[ast.stmt]) -> bool:
+        """Whether the first case was found (``self.case``)."""
+        try:
+            return self.block(stmts)
+        except _Stop:
+            return False
+
+    def visible(self) -> Visible[object]:
+        return Visible(self.env, self.walker.constants, frozenset(self.forgotten))
+
+    def block(self, stmts: list[ast.stmt]) -> bool:
+        for stmt in stmts:
+            self.steps += 1
+            if self.steps > MAX_STEPS:
+                raise _Stop
+            if self.statement(stmt):
+                return True
+        return False
+
+    def statement(self, stmt: ast.stmt) -> bool:
+        appended = self.appended(stmt)
+        if appended is not None:
+            if not self.started:
+                raise _Stop
+            self.case = self.constants(appended)
+            return True
+        if isinstance(stmt, _SCOPES):
+            self.forget(stmt.name)
+            return False
+        if isinstance(stmt, ast.For) and not stmt.orelse:
+            first = self.walker.first_item(stmt.iter, self.env, frozenset(self.forgotten))
+            if first is not _NONE and self.bind(stmt.target, first) and self.block(stmt.body):
+                return True
+        elif isinstance(stmt, ast.If):
+            ok, test = try_literal(stmt.test, self.visible(), None, self.walker.budget)
+            if ok:
+                return self.block(stmt.body if test else stmt.orelse)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and self.assign(stmt):
+            return False
+        if self.changes_list(stmt):
+            raise _Stop  # a loop over no literal that appends, CASES.extend(...)...
+        # What it binds or may change (``case[0]["dim"] = 8``, ``case.update(...)``: a list
+        # or dict it uses), and what a loop's later passes rebind, is no longer known.
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name) and (
+                not isinstance(node.ctx, ast.Load) or node.id in self.items or self.mutable(node.id)
+            ):
+                self.forget(node.id)
+            elif isinstance(node, ast.alias):
+                self.forget((node.asname or node.name).partition(".")[0])
+        return False
+
+    def appended(self, stmt: ast.stmt) -> ast.expr | None:
+        """``x`` of a statement ``name.append(x)``."""
+        if not isinstance(stmt, ast.Expr) or not isinstance(stmt.value, ast.Call):
+            return None
+        call = stmt.value
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "append"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == self.name
+            and len(call.args) == 1
+            and not call.keywords
+        ):
+            return call.args[0]
+        return None
+
+    def changes_list(self, stmt: ast.stmt) -> bool:
+        return any(isinstance(n, ast.Name) and n.id == self.name for n in ast.walk(stmt))
+
+    def assign(self, stmt: ast.Assign | ast.AnnAssign) -> bool:
+        """Run ``target = value`` when its target is one name or a tuple of names;
+        ``name = []`` starts the list. False when it is not one to run."""
+        target = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) != 1) or stmt.value is None:
+            return False
+        if isinstance(target, ast.Name) and target.id == self.name:
+            if self.started or not (isinstance(stmt.value, ast.List) and not stmt.value.elts):
+                raise _Stop
+            self.started = True
+            return True
+        ok, value = try_literal(stmt.value, self.visible(), None, self.walker.budget)
+        if ok:
+            return self.bind(target, value)
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(stmt.value, (ast.List, ast.Tuple))
+            and not any(isinstance(e, ast.Starred) for e in stmt.value.elts)
+        ):
+            self.forget(target.id)
+            self.items[target.id] = [self.value(e) for e in stmt.value.elts]
+            return True
+        return False
+
+    def bind(self, target: ast.expr, value: object) -> bool:
+        bound: Env = {}
+        if not _unpack(target, value, "", bound):
+            return False
+        for name, local in bound.items():
+            self.forget(name)
+            self.forgotten.discard(name)
+            self.env[name] = local
+        return True
+
+    def mutable(self, name: str) -> bool:
+        return name in self.env and isinstance(self.env[name].value, (list, dict, set))
+
+    def forget(self, name: str) -> None:
+        self.env.pop(name, None)
+        self.items.pop(name, None)
+        self.forgotten.add(name)
+
+    def value(self, node: ast.expr) -> object:
+        if isinstance(node, ast.Starred):
+            raise _Stop  # the items after it are not known
+        ok, value = try_literal(node, self.visible(), None, self.walker.budget)
+        return value if ok else _NONE
+
+    def constants(self, node: ast.expr) -> ast.expr:
+        """The appended case as constants: a tuple of its items, ``_UNKNOWN`` for one that
+        is no literal; a single constant when the case is one value."""
+        if isinstance(node, ast.Name) and node.id in self.items:
+            items = self.items[node.id]
+        elif isinstance(node, (ast.List, ast.Tuple)):
+            items = [self.value(e) for e in node.elts]
+        else:
+            value = self.value(node)
+            if value is _NONE:
+                raise _Stop
+            if not isinstance(value, (list, tuple)):
+                return _constant(value)
+            items = list(value)
+        return ast.Tuple(
+            elts=[_UNKNOWN if v is _NONE else _constant(v) for v in items], ctx=ast.Load()
+        )
+
+
+def _constant(value: Any) -> ast.expr:
+    """A folded value as a node that reads back as it (a dict or a tuple too)."""
+    return ast.Constant(value)
 
 
 def _module_assignments(stmts: list[ast.stmt]) -> dict[str, list[ast.expr] | None]:
