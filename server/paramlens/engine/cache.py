@@ -114,8 +114,9 @@ class ScanStore:
     # FileInfo's and ClassInfo's fields (5: found_call_sites, found_model_calls), or what
     # they hold (6: a .py file's late `from __future__` import is its syntax error; 7: call
     # sites with local values, CallSite.note; 8: calls of classes as call-site arguments,
-    # Target, and cases and comprehensions read further)
-    FORMAT = 8
+    # Target, and cases and comprehensions read further; 9: cases that module-level loops
+    # append, a dict's read-only methods)
+    FORMAT = 9
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
