@@ -123,6 +123,12 @@ def built_from_call_site(doc: dict, name: str, ctor: str, source: str, params: i
             lambda w: w.Tower(6),
         ),
         (
+            "Projector",  # a dict argument that holds a layer
+            "Projector(16, block_kwargs={'norm': LayerNorm(16), 'heads': 4})",
+            "tests/test_wrapper.py:52 (first loop value)",
+            lambda w: w.Projector(16, block_kwargs={"norm": nn.LayerNorm(16), "heads": 4}),
+        ),
+        (
             "Decoder",  # CASES_2D = [] then loops append: their first pass's case
             "Decoder(in_channels=4, out_channels=2, kernel_size=(3, 3, 1), strides=(1, 2, 2), "
             "upsample_kernel_size=(2, 2))",

@@ -12,7 +12,7 @@ import re
 from collections import deque
 from collections.abc import Mapping
 
-from .literals import Budget, NotBuilt, built_value, dotted_name, try_literal
+from .literals import Budget, NotBuilt, built_value, dotted_name, holds_calls, try_literal
 from .local_values import Visible, notes, raises, scoped_calls
 from .model import CallSite, FileInfo, ModelCall
 from .reading import qualify, syntax_tree
@@ -123,16 +123,16 @@ def _argument(
     budget: Budget,
 ) -> tuple[bool, object]:
     """An argument's value: a literal, or a call of a class whose arguments are such
-    (``TransformerWrapper(..., attn_layers=Decoder(dim=512, depth=6))``) as a Target of its
+    (``TransformerWrapper(..., attn_layers=Decoder(dim=512, depth=6))``, also as an item of
+    a tuple, list or dict: ``kwargs=dict(activation=nn.Tanh())``) as a Target of its
     qualified callee (the engine keeps it only if that is a workspace class or a
     ``torch.nn`` one). A callee is a class by its name's case (``Decoder``, not ``int``);
     a name the scope binds (not in ``refs``) is none."""
-    if isinstance(node, ast.Call):
-        if _class_called(node.func, info, refs) is None:  # dict(learned=True) is a literal;
-            return try_literal(node, constants, refs, budget)  # most are not: self.norm(x)
-    elif not isinstance(node, (ast.Tuple, ast.List)) or not any(
-        isinstance(e, ast.Call) for e in node.elts
-    ):
+    if isinstance(node, ast.Call) and _class_called(node.func, info, refs) is None:
+        found = try_literal(node, constants, refs, budget)  # dict(learned=True) is a literal;
+        if found[0] or not holds_calls(node):  # most are not: self.norm(x)
+            return found  # dict(activation=nn.Tanh()) is read on
+    elif not isinstance(node, ast.Call) and not holds_calls(node):
         return try_literal(node, constants, refs, budget)
 
     def literal_of(item: ast.expr) -> tuple[bool, object]:

@@ -377,7 +377,25 @@ def built_value(node: ast.expr, literal_of: Literal, callee_of: Callee, depth: i
         raise NotBuilt
     if isinstance(node, ast.Call):
         ok, value = literal_of(node)  # dict(learned = True)
-        return value if ok else built_call(node, literal_of, callee_of, depth + 1)
+        if ok:
+            return value
+        if _builtin_dict(node, literal_of):  # dict(activation = nn.Tanh())
+            return {
+                k.arg: built_value(k.value, literal_of, callee_of, depth + 1)
+                for k in node.keywords
+                if k.arg
+            }
+        return built_call(node, literal_of, callee_of, depth + 1)
+    if isinstance(node, ast.Dict) and holds_calls(node):  # {"activation": nn.Tanh()}
+        if len(node.keys) > MAX_ITEMS:
+            raise NotBuilt
+        keys = [literal_of(k) if k is not None else (False, None) for k in node.keys]
+        if not all(ok and isinstance(k, str) for ok, k in keys):
+            raise NotBuilt
+        return {
+            k: built_value(v, literal_of, callee_of, depth + 1)
+            for (_, k), v in zip(keys, node.values)
+        }
     if isinstance(node, (ast.Tuple, ast.List)) and any(
         isinstance(e, (ast.Call, ast.Name)) for e in node.elts
     ):
@@ -389,6 +407,29 @@ def built_value(node: ast.expr, literal_of: Literal, callee_of: Callee, depth: i
     if not ok:
         raise NotBuilt
     return value
+
+
+def holds_calls(node: ast.expr) -> bool:
+    """A tuple, list or dict (a display or ``dict(...)``) with a call among its items: an
+    argument that may hold calls of classes (``dict(activation = nn.Tanh())``)."""
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = node.elts
+    elif isinstance(node, ast.Dict):
+        items = node.values
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        items = [k.value for k in node.keywords]
+    else:
+        return False
+    return any(isinstance(item, ast.Call) for item in items)
+
+
+def _builtin_dict(call: ast.Call, literal_of: Literal) -> bool:
+    """``dict(key=...)`` of the builtin: where an empty ``dict()`` folds, no name hides it."""
+    if not (isinstance(call.func, ast.Name) and call.func.id == "dict") or call.args:
+        return False
+    if any(k.arg is None for k in call.keywords):
+        return False
+    return literal_of(ast.Call(func=call.func, args=[], keywords=[]))[0]
 
 
 def built_call(call: ast.Call, literal_of: Literal, callee_of: Callee, depth: int = 0) -> Target:

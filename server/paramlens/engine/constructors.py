@@ -402,12 +402,17 @@ def _classes_resolved(value: object, workspace: Workspace) -> object:
             return _REFUSED
         return Target(target, args, kwargs)
     if isinstance(value, (list, tuple)) and any(
-        isinstance(v, (Target, list, tuple)) for v in value
+        isinstance(v, (Target, list, tuple, dict)) for v in value
     ):
         items = [_classes_resolved(v, workspace) for v in value]
         if _REFUSED in items:
             return _REFUSED
         return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict) and any(
+        isinstance(v, (Target, list, tuple, dict)) for v in value.values()
+    ):
+        resolved = {k: _classes_resolved(v, workspace) for k, v in value.items()}
+        return _REFUSED if any(v is _REFUSED for v in resolved.values()) else resolved
     return value
 
 
