@@ -72,6 +72,12 @@ def wrapper() -> object:
             lambda b: b.Mixer(tokens=16, dim=48, depth=2),
         ),
         (
+            "Small",  # no required parameter, but its **kwargs go to a base that has some
+            "Small(channels=3)",
+            "tests/test_family.py:5",
+            lambda _: fixture_module("family").Small(channels=3),  # type: ignore[attr-defined]
+        ),
+        (
             "Gate",
             "Gate(48, groups=2, heads=4)",
             "tinyvit/blocks.py:75 (first loop value)",

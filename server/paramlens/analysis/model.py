@@ -34,6 +34,9 @@ class ClassInfo:
     # its config class, as transformers' models declare it: `config: LlamaConfig` (or
     # `config_class = LlamaConfig`) in the class body, qualified
     config_class: str | None = None
+    # its __init__ takes **kwargs beside its own parameters and passes them on (MONAI's
+    # SEResNet50(layers=..., **kwargs) to SENet, which requires spatial_dims)
+    passes_on: bool = False
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,14 @@ def _resolve_relative(module: str, is_package: bool, level: int, target: str | N
     return ".".join([*parts, target] if target else parts)
 
 
+def _takes_kwargs(cls: ast.ClassDef) -> bool:
+    """Whether the class's own ``__init__`` takes ``**kwargs``."""
+    return any(
+        isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__" and stmt.args.kwarg
+        for stmt in cls.body
+    )
+
+
 def _init_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
     for stmt in cls.body:
         if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
@@ -307,6 +315,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 params=params if params is not None else _dataclass_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
                 config_class=_declared_config(info, stmt),
+                passes_on=params is not None and _takes_kwargs(stmt),
             )
         elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
             info.factories[stmt.name] = factory

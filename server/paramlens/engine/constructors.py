@@ -206,16 +206,26 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
         names = {p.name for p in params}
         args = ", ".join(f"{p}={v}" for p, v in NO_WEIGHTS.items() if p in names)
         # a constructor that passes *args, **kwargs on (vit-pytorch's DistillableViT(ViT))
-        # has no defaults to build with: then the documentation's examples
+        # may have no defaults to build with: then the calls of the project's code, the
+        # documentation's examples, the calls of its tests (MONAI's SEResNet50(**kwargs)
+        # gives SENet the spatial_dims it requires)
         documented, doc_refs = doc_constructors(cls, workspace)
+        owner = workspace.init_owner(cls)
+        sites = _calls(cls, workspace, params, []) if owner and owner.passes_on else []
+        candidates = [
+            *((c.ctor, c.where, False, protocol.SOURCE_CALL_SITE) for c in sites if not c.test),
+            *((c, w, False, protocol.SOURCE_DOC) for c, w in documented),
+            *((c.ctor, c.where, False, protocol.SOURCE_CALL_SITE) for c in sites if c.test),
+        ]
+        refs = dict([*doc_refs, *(r for c in sites for r in c.refs)])
         return ClassSpec(
             cls.name,
             cls.line,
             f"{cls.name}({args})",
             "default arguments",
-            refs=doc_refs,
+            refs=tuple(sorted(refs.items())),
             source_kind=protocol.SOURCE_DEFAULTS,
-            candidates=tuple((c, w, False, protocol.SOURCE_DOC) for c, w in documented),
+            candidates=tuple(candidates),
         )
     configs = {p.name: _config_class(p.name, p.annotation, workspace, cls) for p in required}
     if all(configs.values()):
