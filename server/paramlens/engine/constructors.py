@@ -217,13 +217,13 @@ def constructor(cls: ClassInfo, workspace: Workspace, settings: Settings) -> Cla
             *((c, w, False, protocol.SOURCE_DOC) for c, w in documented),
             *((c.ctor, c.where, False, protocol.SOURCE_CALL_SITE) for c in sites if c.test),
         ]
-        refs = dict([*doc_refs, *(r for c in sites for r in c.refs)])
+        used = dict([*doc_refs, *(r for c in sites for r in c.refs)])
         return ClassSpec(
             cls.name,
             cls.line,
             f"{cls.name}({args})",
             "default arguments",
-            refs=tuple(sorted(refs.items())),
+            refs=tuple(sorted(used.items())),
             source_kind=protocol.SOURCE_DEFAULTS,
             candidates=tuple(candidates),
         )
