@@ -74,8 +74,14 @@ def wrapper() -> object:
         (
             "Small",  # no required parameter, but its **kwargs go to a base that has some
             "Small(channels=3)",
-            "tests/test_family.py:5",
+            "tests/test_family.py:7",
             lambda _: fixture_module("family").Small(channels=3),  # type: ignore[attr-defined]
+        ),
+        (
+            "Large",  # net(channels=1, width=8), the test's second case naming Large as net
+            "Large(channels=1, width=8)",
+            "tests/test_family.py:12 (parametrize case 2)",
+            lambda _: fixture_module("family").Large(channels=1, width=8),  # type: ignore[attr-defined]
         ),
         (
             "Gate",

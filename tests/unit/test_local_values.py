@@ -463,3 +463,61 @@ def test_appended_cases_that_cannot_be_known(tmp_path: Path, cases: str) -> None
     body = "import platform\nfrom parameterized import parameterized\n\n" + cases
     body += "\n\n@parameterized.expand(CASES)\ndef test_net(params):\n    Net(**params)\n"
     assert sites(tmp_path, body) == []
+
+
+def test_cases_that_name_the_classes_a_test_calls(tmp_path: Path) -> None:
+    """MONAI's ``@parameterized.expand([[SENet154, ARGS], [SEResNet50, ARGS]])`` and
+    ``net = net(**net_args)``: each case that names another class is a call of it; a later
+    case gives no other call site (``Net(depth=...)`` keeps its first case); a parameter
+    bound again to something else (``cls = Big``) or not called gives none."""
+    path = tmp_path / "test_family.py"
+    path.write_text(
+        dedent(
+            """
+            import pytest
+            from parameterized import parameterized
+            from torch import nn
+
+            from family import Big, Small
+
+            ARGS = {"dim": 8}
+            CASE_SMALL = [Small, ARGS]
+
+            class Net(nn.Module):
+                pass
+
+            class TestFamily:
+                @parameterized.expand([CASE_SMALL, [Big, {"dim": 16}], [Small, {"dim": 4}]])
+                def test_shape(self, net, net_args):
+                    net = net(**net_args).to("cpu")
+                    Net(**net_args)
+
+            @pytest.mark.parametrize("cls", [Small, Big])
+            @pytest.mark.parametrize("depth", [2, 3])
+            def test_depth(cls, depth):
+                cls(dim=depth * 2, depth=depth)
+
+            @pytest.mark.parametrize("make", [Small, Big])
+            def test_unused(make):
+                assert make is not None
+
+            @pytest.mark.parametrize("cls", [Small, Big])
+            def test_rebound(cls):
+                cls = Big
+                cls(dim=8)
+            """
+        )
+    )
+    info = read_file(path, path.read_text())
+    found = [
+        (s.target, s.line, s.kwargs, s.note)
+        for s in call_sites(info)
+        if not s.target.startswith(("pytest", "parameterized"))
+    ]
+    assert found == [
+        ("family.Small", 17, (("dim", 8),), EXPAND_NOTE),
+        ("family.Big", 17, (("dim", 16),), "parameterized case 2"),
+        ("test_family.Net", 18, (("dim", 8),), EXPAND_NOTE),
+        ("family.Small", 23, (("dim", 4), ("depth", 2)), PARAMETRIZE_NOTE),
+        ("family.Big", 23, (("dim", 4), ("depth", 2)), f"{PARAMETRIZE_NOTE}; parametrize case 2"),
+    ]

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from .literals import Budget, NotBuilt, built_value, dotted_name, holds_calls, try_literal
-from .local_values import Visible, notes, raises, scoped_calls
+from .local_values import CaseClass, Visible, notes, raises, scoped_calls
 from .model import CallSite, FileInfo, ModelCall
 from .reading import qualify, syntax_tree
 
@@ -38,13 +38,16 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
     found: list[CallSite] = []
     unresolved: dict[int, ast.Call] = {}  # calls with local values, perhaps (by id)
     failing = _meant_to_fail(tree) if "aises(" in info.text else set()
+    case_params = _case_parameters(tree, info) if "@" in info.text else frozenset()
     for call in ast.walk(tree):
         if not isinstance(call, ast.Call) or id(call) in failing:
             continue
         callee = qualify(info, call.func)
         if callee is None:
             continue
-        if any(isinstance(a, ast.Starred) for a in call.args):
+        if any(isinstance(a, ast.Starred) for a in call.args) or (
+            isinstance(call.func, ast.Name) and call.func.id in case_params
+        ):  # net(channels=1), net a test's parameter: which class is a case's
             unresolved[id(call)] = call
             continue
         values = [_argument(a, info, info.constants, refs, budget) for a in call.args]
@@ -60,6 +63,18 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
     if unresolved:  # after the plain ones: a literal call is the better example
         found += _with_local_values(info, tree, unresolved, budget)
     return found
+
+
+def _case_parameters(tree: ast.Module, info: FileInfo) -> frozenset[str]:
+    """The parameters of the module's decorated functions that name none of its own
+    names: a test's parameter may be a class its cases give (:class:`CaseClass`)."""
+    return frozenset(
+        arg.arg
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.decorator_list
+        for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+        if arg.arg not in info.symbols
+    )
 
 
 def _meant_to_fail(tree: ast.Module) -> set[int]:
@@ -84,10 +99,16 @@ def _with_local_values(
     """The calls of ``unresolved`` whose arguments are literal once their scopes' local
     values are known (see :mod:`.local_values`), ``**kwargs`` and ``*args`` spread."""
     found: list[CallSite] = []
-    for scoped in scoped_calls(tree, unresolved, info.constants, budget, info.text):
+    for scoped in scoped_calls(tree, unresolved, info.constants, budget, info.text, info.symbols):
         call, env = scoped.call, scoped.env
         if not env:
             continue
+        func = call.func
+        case_class = env[func.id].value if isinstance(func, ast.Name) and func.id in env else None
+        if isinstance(case_class, CaseClass):  # net(**net_args), net a case's class
+            func = ast.parse(case_class.dotted, mode="eval").body
+        elif scoped.case:
+            continue  # a later case is read for the classes it names only
         constants = Visible(env, info.constants, scoped.hidden)
         refs = Visible({}, info.symbols, scoped.hidden)
         args: list[object] = []
@@ -108,7 +129,7 @@ def _with_local_values(
                 kwargs.update(items)
             else:
                 note = "; ".join(sorted(notes(call, env)))
-                callee = qualify(info, call.func) or ""
+                callee = qualify(info, func) or ""
                 found.append(
                     CallSite(callee, info.path, call.lineno, tuple(args), (*kwargs.items(),), note)
                 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import bisect
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +41,18 @@ class Local:
 Env = dict[str, Local]
 
 
+@dataclass(frozen=True)
+class CaseClass:
+    """A test's parameter whose case is a class (or function) of the module's names, which
+    the test calls: ``net`` in ``@parameterized.expand([[SENet154, ARGS], [SEResNet50,
+    ARGS]])`` and ``net(**net_args)``. Never a literal: expressions do not see it."""
+
+    dotted: str
+
+
+MAX_CLASS_CASES = 16  # cases of a parameter that names classes, each read for a new class
+
+
 _V = TypeVar("_V")
 
 
@@ -55,16 +67,21 @@ class Visible(Mapping[str, _V]):
 
     def __getitem__(self, name: str) -> _V:
         if name in self.env:
-            return self.env[name].value  # type: ignore[return-value]  # env is {} for refs
+            value = self.env[name].value
+            if isinstance(value, CaseClass):
+                raise KeyError(name)
+            return value  # type: ignore[return-value]  # env is {} for refs
         if name in self.hidden:
             raise KeyError(name)
         return self.module[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self.env or (name not in self.hidden and name in self.module)
+        if name in self.env:
+            return not isinstance(self.env[name].value, CaseClass)
+        return name not in self.hidden and name in self.module
 
     def __iter__(self) -> Iterator[str]:
-        yield from self.env
+        yield from (n for n, v in self.env.items() if not isinstance(v.value, CaseClass))
         yield from (n for n in self.module if n not in self.hidden and n not in self.env)
 
     def __len__(self) -> int:
@@ -78,6 +95,7 @@ class ScopedCall:
     call: ast.Call
     env: Env
     hidden: frozenset[str]  # names its scope binds: module constants of that name are not seen
+    case: int = 0  # its test's case (0: the first; a later one only for a CaseClass callee)
 
 
 MAX_LOCALS = 200  # local values one block holds (generated code could bind thousands)
@@ -146,6 +164,21 @@ class _Scope:
                 return True
         return False
 
+    def rebound_by_calling(self, name: str) -> bool:
+        """Whether a parameter is bound again only to what calling it gave
+        (``net = net(**net_args).to(device)``)."""
+        again = [
+            s
+            for s in _own_statements(self.body)
+            if isinstance(s, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == name for t in s.targets)
+        ]
+        return (
+            name not in self.walker.shared()
+            and self.counts().get(name) == 1 + len(again)
+            and all(_calls_name(s.value, name) for s in again)
+        )
+
     @property
     def hidden(self) -> frozenset[str]:
         """The module's names this scope's own bindings hide (a module hides none of its
@@ -156,6 +189,28 @@ class _Scope:
         if self._counts is None:
             self._counts = _bindings(self.node, self.body, self.walker.walrus)
         return self._counts
+
+
+def _own_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """A scope's statements and those of the blocks they hold, not nested scopes'."""
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, _SCOPES):
+            continue
+        yield stmt
+        for _, value in ast.iter_fields(stmt):
+            if isinstance(value, list):
+                stack += [v for v in value if isinstance(v, ast.stmt)]
+                stack += [s for h in value if isinstance(h, ast.ExceptHandler) for s in h.body]
+
+
+def _calls_name(node: ast.AST, name: str) -> bool:
+    """Whether ``node`` holds a call of ``name`` (``net(**net_args)``)."""
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+        for n in ast.walk(node)
+    )
 
 
 def _bindings(node: ast.AST, body: list[ast.stmt], walrus: bool) -> dict[str, int]:
@@ -315,8 +370,11 @@ class _Walker:
         constants: Mapping[str, object],
         budget: Budget,
         text: str,
+        symbols: Collection[str] = (),
     ) -> None:
         self.text = text
+        self.symbols = symbols  # the module's names of imports, classes and functions
+        self.case = 0  # the case of the test being read (see ScopedCall.case)
         self.walrus = ":=" in text
         self._lines: list[str] | None = None
         self._for_lines: list[int] | None = None  # the numbers of lines with "for "
@@ -360,13 +418,22 @@ class _Walker:
 
     def scope(self, node: ast.AST, body: list[ast.stmt], env: Env) -> None:
         scope = _Scope(node, body, self)
+        envs = [env]
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            env = self.parameters(node, scope)
-        self.block(body, env, scope)
+            envs = self.parameters(node, scope)
+        for case, case_env in enumerate(envs):
+            self.case = case
+            self.block(body, case_env, scope)
+        self.case = 0
 
-    def parameters(self, function: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope) -> Env:
-        """A test's parameters, from its parametrize / parameterized.expand decorators."""
+    def parameters(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef, scope: _Scope
+    ) -> list[Env]:
+        """A test's parameters, from its parametrize / parameterized.expand decorators: its
+        first case; then, where a parameter's first case is a class the test calls
+        (:class:`CaseClass`), each later case that names another class."""
         env: Env = {}
+        later: list[tuple[list[str], ast.expr, bool, str]] = []
         visible = Visible({}, self.constants, frozenset())
         a = function.args
         positional = [p.arg for p in [*a.posonlyargs, *a.args]]
@@ -386,22 +453,68 @@ class _Walker:
                     names = [str(n) for n in spec]
                 else:
                     continue
-                values = self.first_case(decorator.args[1], len(names) == 1)
-                if values is not None and len(values) == len(names):
-                    found.update(
-                        (n, Local(v, PARAMETRIZE_NOTE))
-                        for n, v in zip(names, values)
-                        if v is not _NONE
-                    )
+                cases, single, note = decorator.args[1], len(names) == 1, PARAMETRIZE_NOTE
+                values = self.first_case(cases, single)
+                if values is None or len(values) != len(names):
+                    continue
             elif last == "expand" and callee.startswith("parameterized"):
-                values = self.first_case(decorator.args[0], False)
+                cases, single, note = decorator.args[0], False, EXPAND_NOTE
+                values = self.first_case(cases, single)
                 params = positional[1:] if positional[:1] in (["self"], ["cls"]) else positional
-                if values is not None and len(values) <= len(params):
-                    found.update(
-                        (n, Local(v, EXPAND_NOTE)) for n, v in zip(params, values) if v is not _NONE
-                    )
-            env.update((n, v) for n, v in found.items() if self.keeps(n, v.value, scope))
-        return env
+                if values is None or len(values) > len(params):
+                    continue
+                names = params[: len(values)]
+            else:
+                continue
+            found.update(self.case_env(names, values, note, function, scope))
+            if any(isinstance(v.value, CaseClass) for v in found.values()):
+                later.append((names, cases, single, note))
+            env.update(found)
+        return [env, *self.class_cases(env, later, function, scope)]
+
+    def case_env(
+        self,
+        names: list[str],
+        values: list[object],
+        note: str,
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        scope: _Scope,
+    ) -> Env:
+        """The parameters a case gives, those the scope lets be; a class only to a
+        parameter the test calls."""
+        found: Env = {}
+        for name, value in zip(names, values):
+            if value is _NONE or (isinstance(value, CaseClass) and not _calls_name(function, name)):
+                continue
+            if self.keeps(name, value, scope):
+                found[name] = Local(value, note)
+        return found
+
+    def class_cases(
+        self,
+        first: Env,
+        later: list[tuple[list[str], ast.expr, bool, str]],
+        function: ast.FunctionDef | ast.AsyncFunctionDef,
+        scope: _Scope,
+    ) -> list[Env]:
+        """For each decorator whose first case gave a parameter a class, its later cases
+        (up to :data:`MAX_CLASS_CASES`) that give it another, the rest as in ``first``."""
+        envs: list[Env] = []
+        seen = {v.value for v in first.values() if isinstance(v.value, CaseClass)}
+        for names, cases, single, note in later:
+            elements = self.elements(cases)[1:MAX_CLASS_CASES]
+            for number, element in enumerate(elements, start=2):
+                values = self.case_values(element, single)
+                if values is None or len(values) > len(names):
+                    continue
+                env = {k: v for k, v in first.items() if k not in names}
+                kind = note.removeprefix("first ")
+                env.update(self.case_env(names, values, f"{kind} {number}", function, scope))
+                new = {v.value for v in env.values() if isinstance(v.value, CaseClass)} - seen
+                if new:
+                    envs.append(env)
+                    seen |= new
+        return envs
 
     def first_case(self, node: ast.expr, single: bool) -> list[object] | None:
         """The values of a test's first case, each read on its own (``_NONE`` where one is
@@ -410,7 +523,14 @@ class _Walker:
         Module-level names of cases (``CASES = [TEST_CASE_0, ...]``, ``A + B``) are followed
         to their assignments; None when there is no first case to read."""
         first = self.first_element(node)
-        options = self.alternatives(first) if first is not None else []
+        return self.case_values(first, single) if first is not None else None
+
+    def case_values(self, case: ast.expr, single: bool) -> list[object] | None:
+        """The values of one case (see :meth:`first_case`); a module-level name of a
+        class or function as a :class:`CaseClass`."""
+        options = self.alternatives(case)
+        if not options and isinstance(case, ast.Name) and case.id in self.symbols:
+            options = [case]  # a class imported: @pytest.mark.parametrize("cls", [Small, Big])
         first = options[0] if len(options) == 1 else None  # TEST_CASE_0 = [...]
         if isinstance(first, ast.Starred) or first is None:
             return None
@@ -427,7 +547,29 @@ class _Walker:
             return None
         visible = Visible({}, self.constants, frozenset())
         values = [try_literal(e, visible, None, self.budget) for e in elements]
-        return [v if ok else _NONE for ok, v in values]
+        return [v if ok else self.named(e) for e, (ok, v) in zip(elements, values)]
+
+    def named(self, node: ast.expr) -> object:
+        """A module-level name (``SENet154``, ``nets.SENet154``) as a :class:`CaseClass`."""
+        dotted = dotted_name(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+        if dotted is None or dotted.partition(".")[0] not in self.symbols:
+            return _NONE
+        return CaseClass(dotted)
+
+    def elements(self, node: ast.expr, depth: int = 0) -> list[ast.expr]:
+        """The cases of a literal list of them, a module-level name followed to its one
+        assignment, through ``A + B``; the first few (:data:`MAX_CLASS_CASES`)."""
+        options = self.alternatives(node) if depth < MAX_DEPTH else []
+        if len(options) != 1:
+            return []
+        cases = options[0]
+        if isinstance(cases, ast.BinOp) and isinstance(cases.op, ast.Add):
+            return [*self.elements(cases.left, depth + 1), *self.elements(cases.right, depth + 1)]
+        if isinstance(cases, ast.Name):
+            return self.elements(cases, depth + 1)
+        if isinstance(cases, (ast.List, ast.Tuple)):
+            return list(cases.elts[:MAX_CLASS_CASES])
+        return []
 
     def first_element(self, node: ast.expr, depth: int = 0) -> ast.expr | None:
         """The first element of a list of cases: ``node``, or what a module-level name was
@@ -482,13 +624,15 @@ class _Walker:
         return self._assigned.get(node.id) or []
 
     def keeps(self, name: str, value: object, scope: _Scope) -> bool:
+        if isinstance(value, CaseClass):  # `net = net(**net_args).to(device)`
+            return name in scope.once or scope.rebound_by_calling(name)
         return name in scope.once and not (isinstance(value, _MUTABLE) and scope.changes(name))
 
     def block(self, stmts: list[ast.stmt], env: Env, scope: _Scope) -> None:
         env = dict(env)  # what this block binds is seen by the rest of it, not after it
         for stmt in stmts:
             if isinstance(stmt, _SCOPES):
-                if self.holds_wanted(stmt):
+                if self.holds_wanted(stmt) and not self.case:  # read once
                     self.scope(stmt, stmt.body, {})
                 continue
             if self.holds_wanted(stmt):
@@ -618,7 +762,7 @@ class _Walker:
             if isinstance(item, ast.Call) and id(item) in self.wanted and seen:
                 names = {n.id for n in ast.walk(item) if isinstance(n, ast.Name)}
                 used = {n: seen[n] for n in names if n in seen}
-                self.found.append(ScopedCall(item, used, scope.hidden))  # as they are here
+                self.found.append(ScopedCall(item, used, scope.hidden, self.case))  # as here
             if isinstance(item, ast.Lambda) and seen:
                 own = {a.arg for a in ast.walk(item.args) if isinstance(a, ast.arg)}
                 seen = {k: v for k, v in seen.items() if k not in own}
@@ -856,10 +1000,11 @@ def scoped_calls(
     constants: Mapping[str, object],
     budget: Budget,
     text: str,
+    symbols: Collection[str] = (),
 ) -> list[ScopedCall]:
     """The calls of ``wanted`` (by ``id``) with their scopes' local values, in source
     order, reading only the scopes that hold one of them. ``text`` is the tree's source:
     a search of it spares most walks of the tree (no ``:=``, no ``global``...)."""
-    walker = _Walker(tree, wanted, constants, budget, text)
+    walker = _Walker(tree, wanted, constants, budget, text, symbols)
     walker.scope(tree, tree.body, {})
     return sorted(walker.found, key=lambda s: (s.call.lineno, s.call.col_offset))
