@@ -141,6 +141,12 @@ def built_from_call_site(doc: dict, name: str, ctor: str, source: str, params: i
             lambda w: w.Projector(16, block_kwargs={"norm": nn.LayerNorm(16), "heads": 4}),
         ),
         (
+            "Averaged",  # encoder = Encoder(dim=8, depth=1).to("cpu"); Averaged(encoder, ...)
+            "Averaged(Encoder(dim=8, depth=1), heads=2)",
+            "tests/test_wrapper.py:58",
+            lambda w: w.Averaged(w.Encoder(dim=8, depth=1), heads=2),
+        ),
+        (
             "Decoder",  # CASES_2D = [] then loops append: their first pass's case
             "Decoder(in_channels=4, out_channels=2, kernel_size=(3, 3, 1), strides=(1, 2, 2), "
             "upsample_kernel_size=(2, 2))",

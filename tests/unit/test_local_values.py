@@ -521,3 +521,34 @@ def test_cases_that_name_the_classes_a_test_calls(tmp_path: Path) -> None:
         ("family.Small", 23, (("dim", 4), ("depth", 2)), PARAMETRIZE_NOTE),
         ("family.Big", 23, (("dim", 4), ("depth", 2)), f"{PARAMETRIZE_NOTE}; parametrize case 2"),
     ]
+
+
+def test_a_name_assigned_a_call_of_a_class_is_that_call(tmp_path: Path) -> None:
+    """``model = Net(...)`` then ``Wrap(model)``: the argument is the call (a Target), not
+    when the name is bound again, nor a call of a function."""
+    path = tmp_path / "test_wrap.py"
+    path.write_text(
+        dedent(
+            """
+            from torch import nn
+
+            from nets import Net, Wrap, make_net
+
+            def test_wrap():
+                model = Net(dim=8).to("cpu").eval()
+                Wrap(model, heads=2)
+
+            def test_rebound():
+                model = Net(dim=8)
+                model = Net(dim=16)
+                Wrap(model, heads=2)
+
+            def test_function():
+                model = make_net(8)
+                Wrap(model, heads=2)
+            """
+        )
+    )
+    info = read_file(path, path.read_text())
+    found = [(s.line, s.args, s.kwargs) for s in call_sites(info) if s.target == "nets.Wrap"]
+    assert found == [(8, (Target("nets.Net", (), (("dim", 8),)),), (("heads", 2),))]

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from .literals import Budget, NotBuilt, built_value, dotted_name, holds_calls, try_literal
-from .local_values import CaseClass, Visible, notes, raises, scoped_calls
+from .local_values import Built, CaseClass, Visible, notes, raises, scoped_calls, without_moves
 from .model import CallSite, FileInfo, ModelCall
 from .reading import qualify, syntax_tree
 
@@ -145,10 +145,19 @@ def _argument(
 ) -> tuple[bool, object]:
     """An argument's value: a literal, or a call of a class whose arguments are such
     (``TransformerWrapper(..., attn_layers=Decoder(dim=512, depth=6))``, also as an item of
-    a tuple, list or dict: ``kwargs=dict(activation=nn.Tanh())``) as a Target of its
+    a tuple, list or dict: ``kwargs=dict(activation=nn.Tanh())``; a local name assigned
+    such a call: ``model = Net(dim=8)`` then ``Wrapper(model)``) as a Target of its
     qualified callee (the engine keeps it only if that is a workspace class or a
     ``torch.nn`` one). A callee is a class by its name's case (``Decoder``, not ``int``);
     a name the scope binds (not in ``refs``) is none."""
+    if isinstance(node, ast.Name) and isinstance(constants, Visible):
+        local = constants.env.get(node.id)
+        if local is not None and isinstance(local.value, Built):  # model = Net(...); W(model)
+            built = local.value
+            seen = Visible(built.env, info.constants, built.hidden)
+            return _argument(
+                built.call, info, seen, Visible({}, info.symbols, built.hidden), budget
+            )
     if isinstance(node, ast.Call) and _class_called(node.func, info, refs) is None:
         found = try_literal(node, constants, refs, budget)  # dict(learned=True) is a literal;
         if found[0] or not holds_calls(node):  # most are not: self.norm(x)
@@ -192,24 +201,10 @@ _TENSOR_FACTORIES = frozenset(
 _QUALIFIED_FACTORIES = frozenset(f"torch.{name}" for name in _TENSOR_FACTORIES)
 
 
-_MODEL_METHODS = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
-
-
-def _without_moves(node: ast.expr) -> ast.expr:
-    """``Net().to(device).eval()`` -> ``Net()``: where a value lives does not change it."""
-    while (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr in _MODEL_METHODS
-    ):
-        node = node.func.value
-    return node
-
-
 def _tensor_input(node: ast.expr, info: FileInfo, tensors: Mapping[str, str]) -> str | None:
     """``torch.randn(64, 1, 28, 28)`` with its sizes folded to literals (a batch size that
     is a module constant included), or a name bound to one; None for anything else."""
-    node = _without_moves(node)
+    node = without_moves(node)
     if isinstance(node, ast.Name):
         return tensors.get(node.id)
     if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
@@ -291,7 +286,7 @@ def _find_model_calls(info: FileInfo) -> list[ModelCall]:
             if isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
                 if isinstance(target, ast.Name):
-                    value = _without_moves(node.value)
+                    value = without_moves(node.value)
                     tensor = _tensor_input(value, info, tensors)
                     if tensor is not None:
                         tensors[target.id] = tensor

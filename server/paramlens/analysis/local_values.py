@@ -41,16 +41,43 @@ class Local:
 Env = dict[str, Local]
 
 
+class Opaque:
+    """A local value that is no literal: expressions do not see it (:class:`Visible`)."""
+
+
 @dataclass(frozen=True)
-class CaseClass:
+class CaseClass(Opaque):
     """A test's parameter whose case is a class (or function) of the module's names, which
     the test calls: ``net`` in ``@parameterized.expand([[SENet154, ARGS], [SEResNet50,
-    ARGS]])`` and ``net(**net_args)``. Never a literal: expressions do not see it."""
+    ARGS]])`` and ``net(**net_args)``."""
 
     dotted: str
 
 
+@dataclass(frozen=True, eq=False)
+class Built(Opaque):
+    """A name assigned a call of a class (``model = TransformerWrapper(num_tokens=256,
+    ...)``), read as that call where the name is an argument (``Wrapper(model)``): the call
+    and the local values it saw."""
+
+    call: ast.Call
+    env: Env
+    hidden: frozenset[str]
+
+
 MAX_CLASS_CASES = 16  # cases of a parameter that names classes, each read for a new class
+
+
+_MOVES = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
+
+
+def without_moves(node: ast.expr) -> ast.expr:
+    """``Net().to(device).eval()`` -> ``Net()``: where a value lives does not change it."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        if node.func.attr not in _MOVES:
+            break
+        node = node.func.value
+    return node
 
 
 _V = TypeVar("_V")
@@ -68,7 +95,7 @@ class Visible(Mapping[str, _V]):
     def __getitem__(self, name: str) -> _V:
         if name in self.env:
             value = self.env[name].value
-            if isinstance(value, CaseClass):
+            if isinstance(value, Opaque):
                 raise KeyError(name)
             return value  # type: ignore[return-value]  # env is {} for refs
         if name in self.hidden:
@@ -77,11 +104,11 @@ class Visible(Mapping[str, _V]):
 
     def __contains__(self, name: object) -> bool:
         if name in self.env:
-            return not isinstance(self.env[name].value, CaseClass)
+            return not isinstance(self.env[name].value, Opaque)
         return name not in self.hidden and name in self.module
 
     def __iter__(self) -> Iterator[str]:
-        yield from (n for n, v in self.env.items() if not isinstance(v.value, CaseClass))
+        yield from (n for n, v in self.env.items() if not isinstance(v.value, Opaque))
         yield from (n for n in self.module if n not in self.hidden and n not in self.env)
 
     def __len__(self) -> int:
@@ -737,6 +764,10 @@ class _Walker:
         # the value first (most assignments are of no literal), then whether the scope lets it be
         unhidden = Visible(env, self.constants, frozenset())
         if not names or not try_literal(value_node, unhidden, None, self.budget)[0]:
+            if isinstance(target, ast.Name) and target.id in scope.once and len(env) < MAX_LOCALS:
+                built = self.built(value_node, env, scope)  # model = Net(dim=8).to(device)
+                if built is not None:
+                    env[target.id] = Local(built, "; ".join(sorted(notes(built.call, env))))
             return
         if any(n not in scope.once for n in names):
             return
@@ -752,6 +783,21 @@ class _Walker:
             self.keeps(n, v.value, scope) for n, v in inner.items()
         ):
             env.update(inner)
+
+    def built(self, node: ast.expr, env: Env, scope: _Scope) -> Built | None:
+        """``node`` as a :class:`Built` when it calls a class of the module's names (one
+        whose name is capitalised: ``TransformerWrapper(...).to(device)``) once, in a scope
+        that binds the name once."""
+        node = without_moves(node)
+        if not isinstance(node, ast.Call):
+            return None
+        dotted = dotted_name(node.func) or ""
+        if (
+            dotted.partition(".")[0] not in self.symbols
+            or not dotted.rpartition(".")[2][:1].isupper()
+        ):
+            return None
+        return Built(node, dict(env), scope.hidden)
 
     def calls(self, node: ast.AST, env: Env, scope: _Scope) -> None:
         """The calls asked about inside ``node``; a lambda's or comprehension's own names
