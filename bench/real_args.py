@@ -1,11 +1,13 @@
 """Classes with figures from real arguments vs example sizes (issue 20), on given targets.
 
-    python -m bench.real_args [--python PY] TARGET [TARGET ...]
+    python -m bench.real_args [--python PY] [--worker-python WPY] TARGET [TARGET ...]
 
 Runs ``PY -m paramlens summary TARGET --format json`` (PY: this interpreter; another
 checkout's interpreter measures that checkout, e.g. ``/work/main/.venv/bin/python`` for
-"before") with no cache, and sorts every model class of the targets by where its figures
-came from:
+"before") with no cache, its builds in ``WPY`` (``--python`` of paramlens: an interpreter
+with the project's dependencies, e.g. the corpus's ``/work/corpus/.venv/bin/python`` for
+checkouts of vit-pytorch, x-transformers or MONAI), and sorts every model class of the
+targets by where its figures came from:
 
 - real: built with arguments the project gives (defaults, a config class or method, a
   call site, a script's line, an example in its documentation, pyproject.toml), or measured as instances inside such a
@@ -50,10 +52,12 @@ def classify(models: list[dict]) -> Counter[str]:
     return counts
 
 
-def measure(python: str, target: str) -> Counter[str]:
+def measure(python: str, target: str, worker: str | None = None) -> Counter[str]:
+    command = [python, "-m", "paramlens", "summary", target, "--format", "json", "--no-shapes"]
+    command += ["--python", worker] if worker else []
     with tempfile.TemporaryDirectory() as cache:
         done = subprocess.run(
-            [python, "-m", "paramlens", "summary", target, "--format", "json", "--no-shapes"],
+            command,
             capture_output=True,
             text=True,
             timeout=1800,
@@ -67,11 +71,12 @@ def measure(python: str, target: str) -> Counter[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--worker-python", help="the interpreter paramlens builds in")
     parser.add_argument("targets", nargs="+")
     args = parser.parse_args()
     total: Counter[str] = Counter()
     for target in args.targets:
-        counts = measure(args.python, target)
+        counts = measure(args.python, target, args.worker_python)
         total += counts
         print(f"{target}: {dict(sorted(counts.items()))}")
     print(f"all: {dict(sorted(total.items()))}")
