@@ -209,6 +209,12 @@ def test_a_call_never_downloads_weights(doc: dict) -> None:
         "tests/test_backbone.py:8 (first parametrize case)",
     )
     assert backbone["error"] is None and backbone["total_params"] == 3 * 8 * 9 + 8
+    trunk = model(doc, "Trunk")  # Trunk(4, pretrained=True) in its test: built without them
+    assert (trunk["ctor"], trunk["source"]) == (
+        "Trunk(4, pretrained=False)",
+        "tests/test_backbone.py:12",
+    )
+    assert trunk["error"] is None and trunk["total_params"] == 3 * 4 * 9 + 4
 
 
 def test_a_rebound_name_is_not_guessed(doc: dict) -> None:

@@ -445,8 +445,14 @@ def built_call(call: ast.Call, literal_of: Literal, callee_of: Callee, depth: in
     kwargs = tuple(
         (k.arg, built_value(k.value, literal_of, callee_of, depth)) for k in call.keywords if k.arg
     )
-    kwargs = tuple((k, _NO_WEIGHTS.get(k, v) if v else v) for k, v in kwargs)
-    return Target(callee, args, kwargs)
+    return Target(callee, args, without_weights(kwargs))
+
+
+def without_weights(kwargs: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:
+    """A call's keywords, those that ask for pretrained weights (``pretrained=True``,
+    ``weights="DEFAULT"``) given their no-weights value: the counts are the same, and
+    nothing is downloaded."""
+    return tuple((k, _NO_WEIGHTS.get(k, v) if v else v) for k, v in kwargs)
 
 
 def dotted_name(node: ast.expr) -> str | None:

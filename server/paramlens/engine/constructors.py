@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..analysis.arguments import main_blocks
 from ..analysis.example_args import NO_WEIGHTS, VARIANTS, example_value
-from ..analysis.literals import refs_in
+from ..analysis.literals import refs_in, without_weights
 from ..analysis.model import ClassInfo, FactoryInfo, InitParam, ModelCall, Target
 from ..analysis.notebook import is_notebook, load_notebook
 from ..analysis.reading import relative_path
@@ -337,7 +337,7 @@ def _calls(
         if not all(p.name in named for p in required):
             continue
         args = [_classes_resolved(a, workspace) for a in call.args]
-        kwargs = [(k, _classes_resolved(v, workspace)) for k, v in call.kwargs]
+        kwargs = [(k, _classes_resolved(v, workspace)) for k, v in without_weights(call.kwargs)]
         if _REFUSED in args or any(v is _REFUSED for _, v in kwargs):
             continue  # a nested call of something else than a class (a function's result)
         names = Names((cls.qualname, cls.name))
@@ -345,7 +345,7 @@ def _calls(
         parts = [expression(a, names) for a in args]
         parts += [f"{k}={expression(v, names)}" for k, v in kwargs]
         # never download weights: a test's EfficientNetBN(...) whose `pretrained` is True
-        # by default gets pretrained=False (one that asks for them is left as it is)
+        # by default gets pretrained=False, as one that asks for them (without_weights)
         parts += [f"{p.name}={NO_WEIGHTS[p.name]}" for p in params if p.name in open_weights]
         ctor = f"{cls.name}({', '.join(parts)})"
         if ctor in found:
