@@ -3,8 +3,11 @@ whose arguments are local values are call sites too: in a function or an
 ``if __name__ == "__main__":`` block, a name assigned a literal before the call
 (``dim = 64``), a loop variable over a literal sequence (its first item:
 ``for dims in [2, 3]:``), a test's parameters from ``@pytest.mark.parametrize`` or
-``@parameterized.expand(CASES)`` (the first case), and a literal dict spread into the call
-(``Net(**args_dict)``).
+``@parameterized.expand(CASES)`` (the first case; ``CASES`` may be built by module-level
+loops that append), and a literal dict spread into the call (``Net(**args_dict)``). Two
+values are no literals (:class:`Opaque`): a test's parameter whose cases name classes it
+calls (:class:`CaseClass`: each case naming another class is read), and a name assigned a
+call of a class (:class:`Built`: ``Wrapper(model)`` reads as ``Wrapper(Net(dim=8))``).
 
 Conservative: a name bound more than once in its scope (assigned twice, augmented, also a
 loop variable, deleted, declared global or nonlocal anywhere), a list or dict whose
