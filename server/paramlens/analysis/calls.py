@@ -70,8 +70,8 @@ def _case_parameters(tree: ast.Module, info: FileInfo) -> frozenset[str]:
     names: a test's parameter may be a class its cases give (:class:`CaseClass`)."""
     return frozenset(
         arg.arg
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.decorator_list
+        for node in _functions(tree)
+        if node.decorator_list
         for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
         if arg.arg not in info.symbols
     )

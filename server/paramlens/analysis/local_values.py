@@ -417,6 +417,14 @@ class _Walker:
         self.found: list[ScopedCall] = []
         self._assigned: dict[str, list[ast.expr] | None] | None = None
         self._appended: dict[str, ast.expr | None] = {}
+        # names passed to the calls of classes asked about: those a Built may stand for
+        self.arguments = {
+            a.id
+            for c in wanted.values()
+            if (dotted_name(c.func) or "").rpartition(".")[2][:1].isupper()
+            for a in [*c.args, *(k.value for k in c.keywords)]
+            if isinstance(a, ast.Name)
+        }
         # `param = pytest.mark.parametrize` (x-transformers' tests)
         self.parametrize = {"parametrize"} | {
             t.id
@@ -767,7 +775,12 @@ class _Walker:
         # the value first (most assignments are of no literal), then whether the scope lets it be
         unhidden = Visible(env, self.constants, frozenset())
         if not names or not try_literal(value_node, unhidden, None, self.budget)[0]:
-            if isinstance(target, ast.Name) and target.id in scope.once and len(env) < MAX_LOCALS:
+            if (
+                isinstance(target, ast.Name)
+                and target.id in self.arguments
+                and target.id in scope.once
+                and len(env) < MAX_LOCALS
+            ):
                 built = self.built(value_node, env, scope)  # model = Net(dim=8).to(device)
                 if built is not None:
                     env[target.id] = Local(built, "; ".join(sorted(notes(built.call, env))))
