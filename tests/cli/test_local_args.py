@@ -84,6 +84,12 @@ def wrapper() -> object:
             lambda _: fixture_module("family").Large(channels=1, width=8),  # type: ignore[attr-defined]
         ),
         (
+            "Medium",  # the test names it Mid (Mid = mid = Medium in its module)
+            "Medium(channels=1, width=8)",
+            "tests/test_family.py:12 (parametrize case 3)",
+            lambda _: fixture_module("family").Medium(channels=1, width=8),  # type: ignore[attr-defined]
+        ),
+        (
             "Gate",
             "Gate(48, groups=2, heads=4)",
             "tinyvit/blocks.py:75 (first loop value)",

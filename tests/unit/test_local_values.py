@@ -451,7 +451,6 @@ def test_cases_appended_by_loops_at_module_level(tmp_path: Path) -> None:
     [
         "CASES = []\nfor k in {1, 2}:\n    CASES.append([{'k': k}])\n",  # a set: no first item
         "CASES = []\nfor k in SIZES:\n    CASES.append([{'k': k}])\n",  # over no literal
-        "CASES = []\nfor k in [1, 2]:\n    if k > 1:\n        CASES.append([{'k': k}])\n",
         "CASES = []\nif platform.system():\n    CASES.append([{'k': 1}])\n",
         "CASES = []\nCASES.extend([[{'k': 0}]])\nCASES.append([{'k': 1}])\n",
         "CASES = []\ncase = [{'k': 1}]\ncase[0]['k'] = 2\nCASES.append(case)\n",
@@ -552,3 +551,48 @@ def test_a_name_assigned_a_call_of_a_class_is_that_call(tmp_path: Path) -> None:
     info = read_file(path, path.read_text())
     found = [(s.line, s.args, s.kwargs) for s in call_sites(info) if s.target == "nets.Wrap"]
     assert found == [(8, (Target("nets.Net", (), (("dim", 8),)),), (("heads", 2),))]
+
+
+def test_loops_over_classes_append_a_case_for_each(tmp_path: Path) -> None:
+    """MONAI's DenseNet tests: ``for case in [CASE_1, CASE_2]: for model in [DenseNet121,
+    DenseNet169]: CASES.append([model, *case])``, each loop run item by item; a pass that
+    appends nothing (``if k > 1``) gives way to the next."""
+    path = tmp_path / "test_dense.py"
+    path.write_text(
+        dedent(
+            """
+            from parameterized import parameterized
+
+            from nets import Dense121, Dense169
+
+            CASE_1 = [{"dims": 3, "channels": 2}, (2, 2, 32)]
+            CASE_2 = [{"dims": 2, "channels": 1}, (2, 1, 32)]
+
+            CASES = []
+            for case in [CASE_1, CASE_2]:
+                for model in [Dense121, Dense169]:
+                    CASES.append([model, *case])
+
+            LATER = []
+            for k in [1, 2, 3]:
+                if k > 1:
+                    LATER.append([{"dims": k, "channels": 4}])
+
+            class TestDense:
+                @parameterized.expand(CASES)
+                def test_shape(self, model, params, shape):
+                    net = model(**params)
+
+                @parameterized.expand(LATER)
+                def test_later(self, params):
+                    Dense121(**params)
+            """
+        )
+    )
+    info = read_file(path, path.read_text())
+    found = [(s.target, s.line, s.kwargs, s.note) for s in call_sites(info) if "Dense" in s.target]
+    assert found == [
+        ("nets.Dense121", 22, (("dims", 3), ("channels", 2)), EXPAND_NOTE),
+        ("nets.Dense169", 22, (("dims", 3), ("channels", 2)), "parameterized case 2"),
+        ("nets.Dense121", 26, (("dims", 2), ("channels", 4)), EXPAND_NOTE),
+    ]

@@ -416,7 +416,7 @@ class _Walker:
         self._shared: frozenset[str] | None = None
         self.found: list[ScopedCall] = []
         self._assigned: dict[str, list[ast.expr] | None] | None = None
-        self._appended: dict[str, ast.expr | None] = {}
+        self._appended: dict[str, list[ast.expr]] = {}
         # names passed to the calls of classes asked about: those a Built may stand for
         self.arguments = {
             a.id
@@ -605,6 +605,8 @@ class _Walker:
             return [*self.elements(cases.left, depth + 1), *self.elements(cases.right, depth + 1)]
         if isinstance(cases, ast.Name):
             return self.elements(cases, depth + 1)
+        if isinstance(cases, ast.List) and not cases.elts and isinstance(node, ast.Name):
+            return self.appended(node.id)  # CASES = [] then loops append
         if isinstance(cases, (ast.List, ast.Tuple)):
             return list(cases.elts[:MAX_CLASS_CASES])
         return []
@@ -625,7 +627,7 @@ class _Walker:
             elif isinstance(cases, (ast.ListComp, ast.Subscript)):
                 first = self.first_folded(cases)  # [... for dims in [2, 3]], CASES[:1]
             elif isinstance(cases, ast.List) and isinstance(node, ast.Name):
-                first = self.first_appended(node.id)  # CASES = [] then CASES.append(...)
+                first = next(iter(self.appended(node.id)), None)  # CASES = []; CASES.append(...)
             if first is None:
                 return None
             found.append(first)
@@ -644,12 +646,11 @@ class _Walker:
             return ast.Tuple(elts=[ast.Constant(v) for v in first], ctx=ast.Load())
         return ast.Constant(first)
 
-    def first_appended(self, name: str) -> ast.expr | None:
-        """The first case appended to the module-level list ``name`` (see
-        :class:`_FirstAppend`), its values as constants; None if it is not known."""
+    def appended(self, name: str) -> list[ast.expr]:
+        """The first cases appended to the module-level list ``name`` (see
+        :class:`_Appends`, at most :data:`MAX_CLASS_CASES`), their values as constants."""
         if name not in self._appended:
-            run = _FirstAppend(name, self)
-            self._appended[name] = run.case if run.run(self.tree.body) else None
+            self._appended[name] = _Appends(name, self, MAX_CLASS_CASES).run(self.tree.body)
         return self._appended[name]
 
     def alternatives(self, node: ast.expr) -> list[ast.expr]:
@@ -835,7 +836,10 @@ class _Walker:
             stack.extend((child, seen) for child in ast.iter_child_nodes(item))
 
 
-MAX_STEPS = 2000  # module statements run to find the first case appended to a list
+MAX_STEPS = 2000  # module statements run to find the first cases appended to a list
+
+
+MAX_LOOP_ITEMS = 64  # items of one loop run through
 
 
 # An item of a case that is no literal: read on its own, it gives no value (a case's other
@@ -847,38 +851,42 @@ class _Stop(Exception):
     """The first appended case cannot be known."""
 
 
-class _FirstAppend:
-    """The first case appended to a module-level list of cases that loops build (MONAI's
+class _Appends:
+    """The first cases appended to a module-level list of cases that loops build (MONAI's
     ``CASES = []``, then ``for dims in [2, 3]: ... case = [{...}, shape]`` and
-    ``CASES.append(case)``): the module's statements run in order on literals only, a
-    loop's body once with its first item, an ``if`` whose test is known by its branch, up to
-    the first ``name.append(...)``. What they bind is a value when it folds to a literal;
-    a list or tuple of items keeps the items that do. Stops (no case) where the way to the
-    first append is not known: a loop over no literal, or an ``if`` with an unknown test,
-    that may append; a loop whose first pass does not; another change of the list first.
-    Functions and classes are not run."""
+    ``CASES.append(case)``): the module's statements run in order on literals only, each
+    loop over a literal sequence, ``range(...)`` or a list of the module's classes
+    (``for model in [DenseNet121, DenseNet169]:``) item by item, an ``if`` whose test is
+    known by its branch, until ``limit`` cases were appended. What they bind is a value when
+    it folds to a literal; a list or tuple of items keeps the items that do. Stops, keeping
+    the cases found, where the way on is not known: a loop over no literal, or an ``if``
+    with an unknown test, that may append; another change of the list. Functions and classes
+    are not run."""
 
-    def __init__(self, name: str, walker: _Walker) -> None:
+    def __init__(self, name: str, walker: _Walker, limit: int) -> None:
         self.name = name
         self.walker = walker
+        self.limit = limit
         self.env: Env = {}
         self.items: dict[str, list[object]] = {}  # cases some of whose items are no literal
         self.forgotten: set[str] = set()  # bound to what is not known: hides module constants
         self.started = False  # ``name = []`` was run
         self.steps = 0
-        self.case: ast.expr | None = None
+        self.cases: list[ast.expr] = []
 
-    def run(self, stmts: list[ast.stmt]) -> bool:
-        """Whether the first case was found (``self.case``)."""
+    def run(self, stmts: list[ast.stmt]) -> list[ast.expr]:
+        """The cases found, in order."""
         try:
-            return self.block(stmts)
+            self.block(stmts)
         except _Stop:
-            return False
+            pass
+        return self.cases
 
     def visible(self) -> Visible[object]:
         return Visible(self.env, self.walker.constants, frozenset(self.forgotten))
 
     def block(self, stmts: list[ast.stmt]) -> bool:
+        """Whether ``limit`` cases were found."""
         for stmt in stmts:
             self.steps += 1
             if self.steps > MAX_STEPS:
@@ -892,25 +900,30 @@ class _FirstAppend:
         if appended is not None:
             if not self.started:
                 raise _Stop
-            self.case = self.constants(appended)
-            return True
+            self.cases.append(self.constants(appended))
+            return len(self.cases) >= self.limit
         if isinstance(stmt, _SCOPES):
             self.forget(stmt.name)
             return False
+        ran = False
         if isinstance(stmt, ast.For) and not stmt.orelse:
-            first = self.walker.first_item(stmt.iter, self.env, frozenset(self.forgotten))
-            if first is not _NONE and self.bind(stmt.target, first) and self.block(stmt.body):
-                return True
+            items = self.loop_items(stmt.iter)
+            for item in items if items is not None else ():
+                if not self.bind(stmt.target, item):
+                    raise _Stop
+                if self.block(stmt.body):
+                    return True
+            ran = items is not None
         elif isinstance(stmt, ast.If):
             ok, test = try_literal(stmt.test, self.visible(), None, self.walker.budget)
             if ok:
                 return self.block(stmt.body if test else stmt.orelse)
         elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and self.assign(stmt):
             return False
-        if self.changes_list(stmt):
+        if not ran and self.changes_list(stmt):
             raise _Stop  # a loop over no literal that appends, CASES.extend(...)...
         # What it binds or may change (``case[0]["dim"] = 8``, ``case.update(...)``: a list
-        # or dict it uses), and what a loop's later passes rebind, is no longer known.
+        # or dict it uses), and what a loop's passes bound, is no longer known.
         for node in ast.walk(stmt):
             if isinstance(node, ast.Name) and (
                 not isinstance(node.ctx, ast.Load) or node.id in self.items or self.mutable(node.id)
@@ -919,6 +932,24 @@ class _FirstAppend:
             elif isinstance(node, ast.alias):
                 self.forget((node.asname or node.name).partition(".")[0])
         return False
+
+    def loop_items(self, it: ast.expr) -> list[object] | None:
+        """The items a loop runs over: a literal sequence's, ``range(...)``'s, or the
+        module's classes a list names (:class:`CaseClass`); None if not known."""
+        hidden = frozenset(self.forgotten)
+        if isinstance(it, (ast.List, ast.Tuple)) and len(it.elts) <= MAX_LOOP_ITEMS:
+            items = [self.value(e) for e in it.elts]
+            return None if any(i is _NONE for i in items) else items
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range":
+            if self.walker.first_item(it, self.env, hidden) is _NONE:
+                return None  # not range(ints), or a module's own range
+            bounds = [try_literal(a, self.visible(), None, self.walker.budget)[1] for a in it.args]
+            ints = [b for b in bounds if isinstance(b, int)]
+            return list(range(*ints)[:MAX_LOOP_ITEMS])
+        ok, value = try_literal(it, self.visible(), None, self.walker.budget)
+        if ok and isinstance(value, (list, tuple)) and len(value) <= MAX_LOOP_ITEMS:
+            return list(value)
+        return None
 
     def appended(self, stmt: ast.stmt) -> ast.expr | None:
         """``x`` of a statement ``name.append(x)``."""
@@ -960,7 +991,7 @@ class _FirstAppend:
             and not any(isinstance(e, ast.Starred) for e in stmt.value.elts)
         ):
             self.forget(target.id)
-            self.items[target.id] = [self.value(e) for e in stmt.value.elts]
+            self.items[target.id] = self.spread(stmt.value.elts)
             return True
         return False
 
@@ -983,10 +1014,29 @@ class _FirstAppend:
         self.forgotten.add(name)
 
     def value(self, node: ast.expr) -> object:
+        """A literal, or a class a loop's item or the module names (:class:`CaseClass`)."""
         if isinstance(node, ast.Starred):
             raise _Stop  # the items after it are not known
         ok, value = try_literal(node, self.visible(), None, self.walker.budget)
-        return value if ok else _NONE
+        if ok:
+            return value
+        if isinstance(node, ast.Name) and node.id in self.env:
+            local = self.env[node.id].value
+            return local if isinstance(local, CaseClass) else _NONE
+        return self.walker.named(node)
+
+    def spread(self, nodes: list[ast.expr]) -> list[object]:
+        """The items of a case: ``[model, *case]`` with ``case`` a literal sequence."""
+        items: list[object] = []
+        for node in nodes:
+            if not isinstance(node, ast.Starred):
+                items.append(self.value(node))
+                continue
+            ok, value = try_literal(node.value, self.visible(), None, self.walker.budget)
+            if not ok or not isinstance(value, (list, tuple)):
+                raise _Stop
+            items += value
+        return items
 
     def constants(self, node: ast.expr) -> ast.expr:
         """The appended case as constants: a tuple of its items, ``_UNKNOWN`` for one that
@@ -994,7 +1044,7 @@ class _FirstAppend:
         if isinstance(node, ast.Name) and node.id in self.items:
             items = self.items[node.id]
         elif isinstance(node, (ast.List, ast.Tuple)):
-            items = [self.value(e) for e in node.elts]
+            items = self.spread(node.elts)
         else:
             value = self.value(node)
             if value is _NONE:

@@ -160,6 +160,17 @@ def _declared_config(info: FileInfo, cls: ast.ClassDef) -> str | None:
     return None
 
 
+def _is_alias(stmt: ast.Assign, info: FileInfo) -> bool:
+    """``Alias = Name`` (``A = a = Name``) where ``Name`` is one of the module's
+    definitions or imports, read before."""
+    value = dotted_name(stmt.value) if isinstance(stmt.value, (ast.Name, ast.Attribute)) else None
+    return (
+        value is not None
+        and value.partition(".")[0] in info.symbols
+        and all(isinstance(t, ast.Name) for t in stmt.targets)
+    )
+
+
 def qualify(info: FileInfo, node: ast.expr) -> str | None:
     """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
     dotted = dotted_name(node)
@@ -291,6 +302,12 @@ def read_file(path: Path, text: str) -> FileInfo:
     for stmt in tree.body:
         if isinstance(stmt, (ast.ClassDef, ast.FunctionDef)):
             info.symbols[stmt.name] = f"{module}.{stmt.name}"
+        elif isinstance(stmt, ast.Assign) and _is_alias(stmt, info):
+            # Densenet169 = densenet169 = DenseNet169: other names of a class or function
+            aliased = qualify(info, stmt.value)
+            for target in stmt.targets:
+                if isinstance(target, ast.Name) and aliased:
+                    info.symbols[target.id] = aliased
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             if isinstance(target, ast.Name):

@@ -371,11 +371,13 @@ class Workspace:
         return self._calls_of(qualname, model_calls)
 
     def _calls_of(self, qualname: str, find: Callable[[FileInfo], list[_C]]) -> list[_C]:
-        name = qualname.rpartition(".")[2]  # only files that mention it are parsed
+        module, _, name = qualname.rpartition(".")  # only files that mention it are parsed,
+        own = self.by_module.get(module)  # by its name or by another its module gives it
+        names = {name} | {n for n, q in (own.symbols if own else {}).items() if q == qualname}
         return [
             call
             for f in self.files.values()
-            if name in f.words()
+            if not names.isdisjoint(f.words())
             for call in find(f)
             if self.resolve(call.target) == qualname
         ]

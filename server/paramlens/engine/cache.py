@@ -115,7 +115,7 @@ class ScanStore:
     # they hold (6: a .py file's late `from __future__` import is its syntax error; 7: call
     # sites with local values, CallSite.note; 8: calls of classes as call-site arguments,
     # Target, and cases and comprehensions read further; 9: cases that module-level loops
-    # append, a dict's read-only methods, ClassInfo.passes_on)
+    # append, a dict's read-only methods, ClassInfo.passes_on, aliases as symbols)
     FORMAT = 9
 
     def __init__(self, folder: Path) -> None:
