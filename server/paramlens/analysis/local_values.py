@@ -416,7 +416,7 @@ class _Walker:
         self._shared: frozenset[str] | None = None
         self.found: list[ScopedCall] = []
         self._assigned: dict[str, list[ast.expr] | None] | None = None
-        self._appended: dict[str, list[ast.expr]] = {}
+        self._appended: dict[tuple[str, int], list[ast.expr]] = {}
         # names passed to the calls of classes asked about: those a Built may stand for
         self.arguments = {
             a.id
@@ -606,7 +606,7 @@ class _Walker:
         if isinstance(cases, ast.Name):
             return self.elements(cases, depth + 1)
         if isinstance(cases, ast.List) and not cases.elts and isinstance(node, ast.Name):
-            return self.appended(node.id)  # CASES = [] then loops append
+            return self.appended(node.id, MAX_CLASS_CASES)  # CASES = [] then loops append
         if isinstance(cases, (ast.List, ast.Tuple)):
             return list(cases.elts[:MAX_CLASS_CASES])
         return []
@@ -627,7 +627,7 @@ class _Walker:
             elif isinstance(cases, (ast.ListComp, ast.Subscript)):
                 first = self.first_folded(cases)  # [... for dims in [2, 3]], CASES[:1]
             elif isinstance(cases, ast.List) and isinstance(node, ast.Name):
-                first = next(iter(self.appended(node.id)), None)  # CASES = []; CASES.append(...)
+                first = next(iter(self.appended(node.id, 1)), None)  # CASES = []; .append(...)
             if first is None:
                 return None
             found.append(first)
@@ -646,12 +646,13 @@ class _Walker:
             return ast.Tuple(elts=[ast.Constant(v) for v in first], ctx=ast.Load())
         return ast.Constant(first)
 
-    def appended(self, name: str) -> list[ast.expr]:
-        """The first cases appended to the module-level list ``name`` (see
-        :class:`_Appends`, at most :data:`MAX_CLASS_CASES`), their values as constants."""
-        if name not in self._appended:
-            self._appended[name] = _Appends(name, self, MAX_CLASS_CASES).run(self.tree.body)
-        return self._appended[name]
+    def appended(self, name: str, limit: int) -> list[ast.expr]:
+        """The first ``limit`` cases appended to the module-level list ``name`` (see
+        :class:`_Appends`), their values as constants: the first, most often; more only for
+        a parameter that names classes."""
+        if (name, limit) not in self._appended:
+            self._appended[name, limit] = _Appends(name, self, limit).run(self.tree.body)
+        return self._appended[name, limit]
 
     def alternatives(self, node: ast.expr) -> list[ast.expr]:
         """``node``, or the expressions a module-level name may have been assigned (see
