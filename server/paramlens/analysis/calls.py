@@ -13,9 +13,18 @@ from collections import deque
 from collections.abc import Mapping
 
 from .literals import Budget, NotBuilt, built_value, dotted_name, holds_calls, try_literal
-from .local_values import Built, CaseClass, Visible, notes, raises, scoped_calls, without_moves
+from .local_values import (
+    Built,
+    CaseClass,
+    Visible,
+    may_be_class,
+    notes,
+    raises,
+    scoped_calls,
+    without_moves,
+)
 from .model import CallSite, FileInfo, ModelCall
-from .reading import qualify, syntax_tree
+from .reading import qualify, qualify_dotted, syntax_tree
 
 
 def call_sites(info: FileInfo) -> list[CallSite]:
@@ -106,9 +115,11 @@ def _with_local_values(
         func = call.func
         case_class = env[func.id].value if isinstance(func, ast.Name) and func.id in env else None
         if isinstance(case_class, CaseClass):  # net(**net_args), net a case's class
-            func = ast.parse(case_class.dotted, mode="eval").body
+            callee = qualify_dotted(info, case_class.dotted)
         elif scoped.case:
             continue  # a later case is read for the classes it names only
+        else:
+            callee = qualify(info, func) or ""
         constants = Visible(env, info.constants, scoped.hidden)
         refs = Visible({}, info.symbols, scoped.hidden)
         args: list[object] = []
@@ -129,7 +140,6 @@ def _with_local_values(
                 kwargs.update(items)
             else:
                 note = "; ".join(sorted(notes(call, env)))
-                callee = qualify(info, func) or ""
                 found.append(
                     CallSite(callee, info.path, call.lineno, tuple(args), (*kwargs.items(),), note)
                 )
@@ -181,7 +191,7 @@ def _class_called(func: ast.expr, info: FileInfo, refs: Mapping[str, str]) -> st
     """The qualified name of a call's callee if it may be a class: a module-level name
     (or an attribute of one) whose last part is capitalised."""
     dotted = dotted_name(func)
-    if dotted is None or not dotted.rpartition(".")[2][:1].isupper():
+    if dotted is None or not may_be_class(dotted):
         return None
     return qualify(info, func) if dotted.partition(".")[0] in refs else None
 

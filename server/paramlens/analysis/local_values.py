@@ -71,6 +71,11 @@ class Built(Opaque):
 MAX_CLASS_CASES = 16  # cases of a parameter that names classes, each read for a new class
 
 
+def may_be_class(dotted: str) -> bool:
+    """Whether a callee may be a class, by its name's case (``Decoder``, not ``int``)."""
+    return dotted.rpartition(".")[2][:1].isupper()
+
+
 _MOVES = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double"})
 
 
@@ -206,7 +211,7 @@ class _Scope:
         return (
             name not in self.walker.shared()
             and self.counts().get(name) == 1 + len(again)
-            and all(_calls_name(s.value, name) for s in again)
+            and all(name in _called_names(s.value) for s in again)
         )
 
     @property
@@ -235,11 +240,12 @@ def _own_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                 stack += [s for h in value if isinstance(h, ast.ExceptHandler) for s in h.body]
 
 
-def _calls_name(node: ast.AST, name: str) -> bool:
-    """Whether ``node`` holds a call of ``name`` (``net(**net_args)``)."""
-    return any(
-        isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == name
+def _called_names(node: ast.AST) -> frozenset[str]:
+    """The names ``node`` calls (``net`` of ``net(**net_args)``)."""
+    return frozenset(
+        n.func.id
         for n in ast.walk(node)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
     )
 
 
@@ -417,11 +423,12 @@ class _Walker:
         self.found: list[ScopedCall] = []
         self._assigned: dict[str, list[ast.expr] | None] | None = None
         self._appended: dict[tuple[str, int], list[ast.expr]] = {}
+        self._called: dict[ast.AST, frozenset[str]] = {}
         # names passed to the calls of classes asked about: those a Built may stand for
         self.arguments = {
             a.id
             for c in wanted.values()
-            if (dotted_name(c.func) or "").rpartition(".")[2][:1].isupper()
+            if may_be_class(dotted_name(c.func) or "")
             for a in [*c.args, *(k.value for k in c.keywords)]
             if isinstance(a, ast.Name)
         }
@@ -520,13 +527,20 @@ class _Walker:
     ) -> Env:
         """The parameters a case gives, those the scope lets be; a class only to a
         parameter the test calls."""
+        called = self.called(function)
         found: Env = {}
         for name, value in zip(names, values):
-            if value is _NONE or (isinstance(value, CaseClass) and not _calls_name(function, name)):
+            if value is _NONE or (isinstance(value, CaseClass) and name not in called):
                 continue
             if self.keeps(name, value, scope):
                 found[name] = Local(value, note)
         return found
+
+    def called(self, function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+        """The names ``function`` calls (``net`` of ``net(**net_args)``), read once."""
+        if function not in self._called:
+            self._called[function] = _called_names(function)
+        return self._called[function]
 
     def class_cases(
         self,
@@ -641,10 +655,7 @@ class _Walker:
         ok, value = try_literal(cases, visible, None, self.budget)
         if not ok or not isinstance(value, (list, tuple)) or not value:
             return None
-        first = value[0]
-        if isinstance(first, (list, tuple)):
-            return ast.Tuple(elts=[ast.Constant(v) for v in first], ctx=ast.Load())
-        return ast.Constant(first)
+        return _case_node(value[0])
 
     def appended(self, name: str, limit: int) -> list[ast.expr]:
         """The first ``limit`` cases appended to the module-level list ``name`` (see
@@ -759,11 +770,18 @@ class _Walker:
         visible = Visible(env, self.constants, hidden)
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name)):
             return _first_case(it, visible, self.budget)
-        if it.func.id != "range" or it.keywords or not 1 <= len(it.args) <= 3:
-            return _NONE
+        numbers = self.range_of(it, visible)
+        return next(iter(numbers), _NONE) if numbers is not None else _NONE
+
+    def range_of(self, it: ast.Call, visible: Visible[object]) -> range | None:
+        """``range(...)`` of literal ints, as a range; else None."""
+        if not isinstance(it.func, ast.Name) or it.func.id != "range" or it.keywords:
+            return None
+        if not 1 <= len(it.args) <= 3:
+            return None
         values = [try_literal(a, visible, None, self.budget) for a in it.args]
         bounds = [v for ok, v in values if ok and isinstance(v, int)]
-        return next(iter(range(*bounds)), _NONE) if len(bounds) == len(values) else _NONE
+        return range(*bounds) if len(bounds) == len(values) else None
 
     def bind(self, stmt: ast.stmt, env: Env, scope: _Scope) -> None:
         """After ``name = <literal>``, ``name`` holds it (tuples unpacked)."""
@@ -810,10 +828,7 @@ class _Walker:
         if not isinstance(node, ast.Call):
             return None
         dotted = dotted_name(node.func) or ""
-        if (
-            dotted.partition(".")[0] not in self.symbols
-            or not dotted.rpartition(".")[2][:1].isupper()
-        ):
+        if dotted.partition(".")[0] not in self.symbols or not may_be_class(dotted):
             return None
         return Built(node, dict(env), scope.hidden)
 
@@ -937,16 +952,12 @@ class _Appends:
     def loop_items(self, it: ast.expr) -> list[object] | None:
         """The items a loop runs over: a literal sequence's, ``range(...)``'s, or the
         module's classes a list names (:class:`CaseClass`); None if not known."""
-        hidden = frozenset(self.forgotten)
         if isinstance(it, (ast.List, ast.Tuple)) and len(it.elts) <= MAX_LOOP_ITEMS:
             items = [self.value(e) for e in it.elts]
             return None if any(i is _NONE for i in items) else items
-        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range":
-            if self.walker.first_item(it, self.env, hidden) is _NONE:
-                return None  # not range(ints), or a module's own range
-            bounds = [try_literal(a, self.visible(), None, self.walker.budget)[1] for a in it.args]
-            ints = [b for b in bounds if isinstance(b, int)]
-            return list(range(*ints)[:MAX_LOOP_ITEMS])
+        if isinstance(it, ast.Call):
+            numbers = self.walker.range_of(it, self.visible())
+            return list(numbers[:MAX_LOOP_ITEMS]) if numbers is not None else None
         ok, value = try_literal(it, self.visible(), None, self.walker.budget)
         if ok and isinstance(value, (list, tuple)) and len(value) <= MAX_LOOP_ITEMS:
             return list(value)
@@ -1040,8 +1051,7 @@ class _Appends:
         return items
 
     def constants(self, node: ast.expr) -> ast.expr:
-        """The appended case as constants: a tuple of its items, ``_UNKNOWN`` for one that
-        is no literal; a single constant when the case is one value."""
+        """The appended case as constants (:func:`_case_node`)."""
         if isinstance(node, ast.Name) and node.id in self.items:
             items = self.items[node.id]
         elif isinstance(node, (ast.List, ast.Tuple)):
@@ -1050,17 +1060,19 @@ class _Appends:
             value = self.value(node)
             if value is _NONE:
                 raise _Stop
-            if not isinstance(value, (list, tuple)):
-                return _constant(value)
-            items = list(value)
-        return ast.Tuple(
-            elts=[_UNKNOWN if v is _NONE else _constant(v) for v in items], ctx=ast.Load()
-        )
+            return _case_node(value)
+        return _case_node(items)
 
 
-def _constant(value: Any) -> ast.expr:
-    """A folded value as a node that reads back as it (a dict or a tuple too)."""
-    return ast.Constant(value)
+def _case_node(case: Any) -> ast.expr:
+    """A case read as values, as a node that reads back as them: a tuple of constants when
+    it holds several (``_UNKNOWN`` for an item that is no literal, ``_NONE``), each then
+    read on its own; else one constant."""
+    if not isinstance(case, (list, tuple)):
+        return ast.Constant(case)
+    return ast.Tuple(
+        elts=[_UNKNOWN if v is _NONE else ast.Constant(v) for v in case], ctx=ast.Load()
+    )
 
 
 def _module_assignments(stmts: list[ast.stmt]) -> dict[str, list[ast.expr] | None]:

@@ -174,8 +174,11 @@ def _is_alias(stmt: ast.Assign, info: FileInfo) -> bool:
 def qualify(info: FileInfo, node: ast.expr) -> str | None:
     """The qualified name an expression refers to in ``info``'s module, e.g. ``torch.nn.Linear``."""
     dotted = dotted_name(node)
-    if dotted is None:
-        return None
+    return qualify_dotted(info, dotted) if dotted is not None else None
+
+
+def qualify_dotted(info: FileInfo, dotted: str) -> str:
+    """The qualified name a dotted name (``nn.Linear``) refers to in ``info``'s module."""
     head, _, rest = dotted.partition(".")
     base = info.symbols.get(head, f"{info.module}.{head}")
     return f"{base}.{rest}" if rest else base
