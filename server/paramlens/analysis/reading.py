@@ -81,36 +81,36 @@ def _resolve_relative(module: str, is_package: bool, level: int, target: str | N
     return ".".join([*parts, target] if target else parts)
 
 
-def _takes_kwargs(cls: ast.ClassDef) -> bool:
-    """Whether the class's own ``__init__`` takes ``**kwargs``."""
-    return any(
-        isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__" and stmt.args.kwarg
-        for stmt in cls.body
+def _init(cls: ast.ClassDef) -> ast.FunctionDef | None:
+    """The class's own ``__init__``."""
+    return next(
+        (s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None
     )
 
 
-def _init_params(cls: ast.ClassDef) -> tuple[InitParam, ...] | None:
-    for stmt in cls.body:
-        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
-            a = stmt.args
-            positional = [*a.posonlyargs, *a.args][1:]  # drop self
-            if not positional and not a.kwonlyargs and (a.vararg or a.kwarg):
-                return None  # (self, *args, **kwargs): the parent's signature applies
-            n_defaults = len(a.defaults)
-            params = [
-                InitParam(
-                    p.arg,
-                    _annotation(p.annotation),
-                    i < len(positional) - n_defaults,
-                )
-                for i, p in enumerate(positional)
-            ]
-            params += [
-                InitParam(p.arg, _annotation(p.annotation), d is None)
-                for p, d in zip(a.kwonlyargs, a.kw_defaults)
-            ]
-            return tuple(params)
-    return None
+def _init_params(init: ast.FunctionDef | None) -> tuple[InitParam, ...] | None:
+    """An ``__init__``'s parameters, self dropped; None for none, or for one that takes
+    only ``*args, **kwargs`` (its parent's apply)."""
+    if init is None:
+        return None
+    a = init.args
+    positional = [*a.posonlyargs, *a.args][1:]  # drop self
+    if not positional and not a.kwonlyargs and (a.vararg or a.kwarg):
+        return None  # (self, *args, **kwargs): the parent's signature applies
+    n_defaults = len(a.defaults)
+    params = [
+        InitParam(
+            p.arg,
+            _annotation(p.annotation),
+            i < len(positional) - n_defaults,
+        )
+        for i, p in enumerate(positional)
+    ]
+    params += [
+        InitParam(p.arg, _annotation(p.annotation), d is None)
+        for p, d in zip(a.kwonlyargs, a.kw_defaults)
+    ]
+    return tuple(params)
 
 
 def _is_dataclass(cls: ast.ClassDef) -> bool:
@@ -324,7 +324,8 @@ def read_file(path: Path, text: str) -> FileInfo:
 
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef):
-            params = _init_params(stmt)  # () is an __init__ of its own with no parameters
+            init = _init(stmt)
+            params = _init_params(init)  # () is an __init__ of its own with no parameters
             info.classes[stmt.name] = ClassInfo(
                 name=stmt.name,
                 qualname=f"{module}.{stmt.name}",
@@ -335,7 +336,7 @@ def read_file(path: Path, text: str) -> FileInfo:
                 params=params if params is not None else _dataclass_params(stmt),
                 is_dataclass=_is_dataclass(stmt) and _dataclass_fields_defaulted(stmt),
                 config_class=_declared_config(info, stmt),
-                passes_on=params is not None and _takes_kwargs(stmt),
+                passes_on=params is not None and init is not None and init.args.kwarg is not None,
             )
         elif isinstance(stmt, ast.FunctionDef) and (factory := _factory(info, stmt)):
             info.factories[stmt.name] = factory
