@@ -186,7 +186,10 @@ def _line_entry(
     calls: Mapping[int, list[ModuleCall]],
 ) -> LayerEntry:
     """What one line created: the modules it built that no other of its modules holds
-    (a uniform container's children, one by one), and the parameters it made directly."""
+    (a uniform container's children, one by one, however many: ``ModuleList(Linear(d, d) for
+    _ in range(depth))`` reads ``Linear(8 -> 8)`` at depth 1 as ``2 x Linear(8 -> 8)`` at
+    depth 2, so a line built at both depths lists one kind of layer), and the parameters it
+    made directly."""
     members = {id(m) for m in created}
 
     def has_member_ancestor(m: nn.Module) -> bool:
@@ -205,7 +208,7 @@ def _line_entry(
     if len(roots) == 1 and isinstance(roots[0], _CONTAINERS):
         children = list(roots[0].children())
         uniform = len({type(c) for c in children}) == 1
-        if len(children) > 1 and uniform and all(id(c) in members for c in children):
+        if children and uniform and all(id(c) in members for c in children):
             shown = children
     kinds = sorted({type(m).__name__ for m in shown}) + (["Parameter"] if direct else [])
     params = root_params + direct
