@@ -27,6 +27,29 @@ import tempfile
 from collections import Counter
 
 
+def category(model: dict, configured: set[str]) -> str:
+    """``real: <source kind>``, ``example`` or ``none`` for one class result (``configured``:
+    the classes that a factory or configuration file built without error)."""
+    if model["error"] is None and not model["example"]:
+        return f"real: {model.get('source_kind') or 'built'}"
+    if model["model_class"] in configured or (model["error"] is None and model["example"] is False):
+        return "real: configs or factories"
+    if model.get("instances"):
+        return "real: instances in a real model"
+    return "example" if model["error"] is None and model["example"] else "none"
+
+
+def categories(models: list[dict]) -> dict[str, str]:
+    """Each class result's category, by its qualified name (``model_class``)."""
+    configured = {m["model_class"] for m in models if m["kind"] in ("factory", "config")}
+    configured &= {m["model_class"] for m in models if m["error"] is None}
+    return {
+        m["model_class"] or m["name"]: category(m, configured)
+        for m in models
+        if m["kind"] == "class"
+    }
+
+
 def classify(models: list[dict]) -> Counter[str]:
     """real / example / none per class; how the real ones got theirs, by source kind."""
     counts: Counter[str] = Counter()
@@ -35,20 +58,10 @@ def classify(models: list[dict]) -> Counter[str]:
     for m in models:
         if m["kind"] != "class":
             continue
-        real_instances = bool(m.get("instances"))
-        if m["error"] is None and not m["example"]:
-            counts["real"] += 1
-            counts[f"real: {m.get('source_kind') or 'built'}"] += 1
-        elif m["model_class"] in configured or (m["error"] is None and m["example"] is False):
-            counts["real"] += 1
-            counts["real: configs or factories"] += 1
-        elif real_instances:
-            counts["real"] += 1
-            counts["real: instances in a real model"] += 1
-        elif m["error"] is None and m["example"]:
-            counts["example"] += 1
-        else:
-            counts["none"] += 1
+        kind = category(m, configured)
+        counts[kind.split(":")[0]] += 1
+        if kind.startswith("real: "):
+            counts[kind] += 1
     return counts
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 
 from torch import nn
 
-from tests.conftest import FIXTURES, golden, model, run_cli, summary_json
+from tests.conftest import FIXTURES, count, golden, model, plain_package, run_cli, summary_json
 
 RESNET = FIXTURES / "resnet_lines/model.py"
 
@@ -83,3 +83,28 @@ def test_a_line_built_by_two_models_shows_both_sizes() -> None:
         "# Linear(128 -> 512) 66,048 | 2 x Linear(32 -> 64) 4,224 → [1, 512] | [1, 64] \N{MULTIPLICATION SIGN}2"
     )
     assert "example sizes" not in result.stdout
+
+
+LAYERED = FIXTURES / "layered"
+
+
+def test_a_block_only_another_block_builds_is_measured_in_the_model_that_builds_that_one() -> None:
+    """``Attention`` is built only by ``Block`` (block.py), which needs arguments too; only
+    ``Model()`` (model.py, its defaults) builds them with real ones. Opening attention.py
+    measures ``Attention`` there, one user further: its instances and the lines of its
+    layers, not its example build."""
+    result = run_cli("annotate", str(LAYERED / "tinynet/attention.py"))
+    assert result.returncode == 0, result.stderr
+    with plain_package(LAYERED, "tinynet"):
+        from tinynet.attention import Attention
+        from tinynet.model import Model
+
+        built = Model().to("meta")
+        inside = [m for m in built.modules() if isinstance(m, Attention)]
+    each = count(inside[0])
+    assert {count(m) for m in inside} == {each}
+    assert f"# Attention · {each:,} each · {len(inside)} in Model" in result.stdout
+    lines = {int(row[:2]): row for row in result.stdout.splitlines() if row[:2].strip().isdigit()}
+    qkv = inside[0].qkv
+    assert f"# {len(inside)} x Linear(96 -> 288) {len(inside) * count(qkv):,}" in lines[8]
+    assert "example" not in lines[9]  # forward()'s lines keep the example build's shapes

@@ -55,7 +55,7 @@ from .constructors import (
     settings_problems,
     with_input,
 )
-from .lines import lines_of, with_instances, without_figures
+from .lines import carriers, lines_of, with_instances, without_figures
 from .real_args import (
     config_failures,
     config_specs,
@@ -607,16 +607,25 @@ class Engine:
         if missing or not own:
             if not qualnames:
                 await self._own_builds_done()
-            # one at a time, as the file's own jobs: a file whose users hang until their
-            # timeout holds one build slot, not all of them (another file's job waits then)
             dependents = dependents_to_build(path, workspace, missing, own is not None, texts)
-            for dependent in dependents:
-                try:
-                    built = await self.build(dependent, workspace, texts)
-                except Exception:
-                    failed = True
-                    continue
-                results += [built] if built is not None else []
+            built_deps, failed = await self._build_each(dependents, workspace, texts)
+            results += built_deps
+            # a block only other blocks build (SABlock in TransformerBlock, which only the
+            # models of vit.py build): the users of the blocks that hold it, one level up
+            further = carriers(missing, qualnames, built_deps)
+            if further:
+                done = {path, *dependents}
+                above = [
+                    p
+                    for carrier_path, names in further.items()
+                    for p in dependents_to_build(carrier_path, workspace, names, True)
+                    if p not in done
+                ]
+                built_above, failed_above = await self._build_each(
+                    list(dict.fromkeys(above))[:MAX_DEPENDENTS], workspace, texts
+                )
+                results += built_above
+                failed = failed or failed_above
         report = self._file_report(path, workspace, own, results, qualnames)
         complete = not failed and all(_cacheable(r) for r in results)
         if own is not None:
@@ -624,6 +633,23 @@ class Engine:
             self._last_ms[path] = {m.name: m.build_ms for m in own.models if m.kind == "class"}
         problems = settings_problems(Path(path), self.settings_for(Path(path)), workspace)
         return dataclasses.replace(report, complete=complete, settings_problems=problems)
+
+    async def _build_each(
+        self, paths: Sequence[str], workspace: Workspace, texts: Mapping[str, str]
+    ) -> tuple[list[JobResult], bool]:
+        """Build ``paths`` one at a time, as the file's own jobs: a file whose users hang
+        until their timeout holds one build slot, not all of them (another file's job waits
+        then). Their results, and whether any build failed."""
+        results: list[JobResult] = []
+        failed = False
+        for dependent in paths:
+            try:
+                built = await self.build(dependent, workspace, texts)
+            except Exception:
+                failed = True
+                continue
+            results += [built] if built is not None else []
+        return results, failed
 
     async def _own_builds_done(self) -> None:
         """Wait until no file with models of its own is being built: a file without any
@@ -1011,7 +1037,7 @@ class Engine:
         settings = self.settings_for(target)
         python = self.python_for(root, settings)
         digest = hashlib.sha256(
-            f"{__version__}\0{_worker_code_stamp()}\0{python}\0{_mtime_ns(python)}\0"
+            f"{__version__}\0{_answer_code_stamp()}\0{python}\0{_mtime_ns(python)}\0"
             f"{target}\0{detail}\0{self.line_shapes}\0{settings!r}\0".encode()
         )
         limits = self.scan_limits(root, self.settings_for(root), loose)
@@ -1090,17 +1116,29 @@ class Engine:
             await worker.stop()
 
 
-@functools.cache
-def _worker_code_stamp() -> str:
-    """The worker's own code, by size and mtime: results from an older worker (an editable
-    install being developed, an upgrade without a version bump) are not reused. Its
-    subpackages too (processes/, build/, forward/)."""
-    folder = Path(protocol.__file__).parent
+def _code_stamp(folder: Path) -> str:
+    """The Python files under ``folder``, by path, size and mtime."""
     stamps = []
     for path in sorted(folder.rglob("*.py")):
         stat = path.stat()
         stamps.append(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _worker_code_stamp() -> str:
+    """The worker's own code, by size and mtime: results from an older worker (an editable
+    install being developed, an upgrade without a version bump) are not reused. Its
+    subpackages too (processes/, build/, forward/)."""
+    return _code_stamp(Path(protocol.__file__).parent)
+
+
+@functools.cache
+def _answer_code_stamp() -> str:
+    """All of paramlens's code: a saved answer (the reports of a whole run) is also what the
+    engine, the analysis and the renderer made of the results, so a change to any of them
+    is a new answer, not the last one shown again."""
+    return _code_stamp(Path(protocol.__file__).parents[1])
 
 
 def _mtime_ns(python: str) -> str:

@@ -5,10 +5,10 @@ protocol."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from ..analysis.workspace import Workspace
-from ..worker.protocol import Instance, LayerEntry, LineSize, ModelResult
+from ..worker.protocol import Instance, JobResult, LayerEntry, LineSize, ModelResult
 
 
 def _contents(model: ModelResult) -> Iterator[tuple[str, int, int]]:
@@ -33,6 +33,24 @@ def without_figures(models: Sequence[ModelResult], qualnames: Mapping[str, str])
         and (m.error is not None or m.example)  # example arguments: real instances are better
         and qualnames.get(m.name) not in measured
     }
+
+
+def carriers(
+    missing: Collection[str], qualnames: Mapping[str, str], results: Sequence[JobResult]
+) -> dict[str, set[str]]:
+    """The classes of ``results`` built with example arguments that hold a class of
+    ``missing`` (by name; ``qualnames`` qualifies them) that no real build of ``results``
+    holds, by file: their own users may build them with real arguments, and the missing
+    class inside them (``SABlock`` inside ``TransformerBlock``, which only ``vit.py``'s
+    models build for real)."""
+    wanted = {qualnames[name] for name in missing if name in qualnames}
+    models = [m for r in results for m in r.models if m.error is None]
+    wanted -= {q for m in models if not m.example for q, _, _ in _contents(m)}
+    found: dict[str, set[str]] = {}
+    for m in models:
+        if m.kind == "class" and m.example and wanted & {q for q, _, _ in _contents(m)}:
+            found.setdefault(m.file, set()).add(m.name)
+    return found
 
 
 def with_instances(
