@@ -266,11 +266,11 @@ def test_only_the_importers_that_use_most_missing_classes_are_built(tmp_path: Pa
     files["helpers.py"] = "from blocks import Block\n"  # no model: nothing to build there
     write(tmp_path, files)
     workspace = scan(tmp_path)
-    chosen = dependents_to_build(str(tmp_path / "blocks.py"), workspace, {"Block", "Norm"}, True)
+    chosen = dependents_to_build([str(tmp_path / "blocks.py")], workspace, {"Block", "Norm"}, True)
     assert len(chosen) == MAX_DEPENDENTS
     assert chosen[:2] == [str(tmp_path / "model2.py"), str(tmp_path / "model4.py")]
     assert str(tmp_path / "helpers.py") not in chosen
-    assert dependents_to_build(str(tmp_path / "blocks.py"), workspace, set(), True) == []
+    assert dependents_to_build([str(tmp_path / "blocks.py")], workspace, set(), True) == []
 
 
 def test_users_through_a_re_exporting_package_are_built_the_cheapest_first(
@@ -301,7 +301,7 @@ def test_users_through_a_re_exporting_package_are_built_the_cheapest_first(
     blocks = str(tmp_path / "pkg/layers/blocks.py")
     assert workspace.importers(blocks) == [str(tmp_path / "pkg/layers/__init__.py")]
     assert len(workspace.users(blocks)) == 6  # the package's __init__ and five models
-    chosen = dependents_to_build(blocks, workspace, {"Block", "Norm", "Gate"}, True)
+    chosen = dependents_to_build([blocks], workspace, {"Block", "Norm", "Gate"}, True)
     assert [Path(p).name for p in chosen] == ["small.py", "big.py", "gate.py"]
 
 

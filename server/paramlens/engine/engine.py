@@ -607,23 +607,17 @@ class Engine:
         if missing or not own:
             if not qualnames:
                 await self._own_builds_done()
-            dependents = dependents_to_build(path, workspace, missing, own is not None, texts)
+            dependents = dependents_to_build([path], workspace, missing, own is not None, texts)
             built_deps, failed = await self._build_each(dependents, workspace, texts)
             results += built_deps
             # a block only other blocks build (SABlock in TransformerBlock, which only the
             # models of vit.py build): the users of the blocks that hold it, one level up
             further = carriers(missing, qualnames, built_deps)
             if further:
+                names = set().union(*further.values())
                 done = {path, *dependents}
-                above = [
-                    p
-                    for carrier_path, names in further.items()
-                    for p in dependents_to_build(carrier_path, workspace, names, True)
-                    if p not in done
-                ]
-                built_above, failed_above = await self._build_each(
-                    list(dict.fromkeys(above))[:MAX_DEPENDENTS], workspace, texts
-                )
+                above = dependents_to_build(list(further), workspace, names, True, skip=done)
+                built_above, failed_above = await self._build_each(above, workspace, texts)
                 results += built_above
                 failed = failed or failed_above
         report = self._file_report(path, workspace, own, results, qualnames)
@@ -1282,16 +1276,18 @@ MAX_DEPENDENT_MODELS = 64
 
 
 def dependents_to_build(
-    path: str,
+    paths: Collection[str],
     workspace: Workspace,
     missing: set[str],
     built_own: bool,
     opened: Collection[str] = (),
+    skip: Collection[str] = (),
 ) -> list[str]:
-    """The users of ``path`` (its importers, and the files that take its classes through a
-    package that re-exports them: :meth:`Workspace.users`) worth building to measure its
-    classes still without figures, a few at most (LLaMA's blocks are imported by dozens of
-    transformers models, timm's layers by a hundred models), with few models between them
+    """The users of ``paths`` (their importers, and the files that take their classes
+    through a package that re-exports them: :meth:`Workspace.users`), but those of
+    ``skip``, worth building to measure their classes still without figures, a few at
+    most (LLaMA's blocks are imported by dozens of transformers models, timm's layers by
+    a hundred models), with few models between them
     (:data:`MAX_DEPENDENT_MODELS`). Picked one at a time: the file that names most of the
     classes not yet named by a file picked before, then most of them all, then the one
     with fewer models and factories to build (for timm's ``Attention`` and
@@ -1302,11 +1298,14 @@ def dependents_to_build(
     In the order of how many classes each names."""
     used = {
         p: missing & workspace.files[p].words()
+        for path in paths
         for p in workspace.users(path)
-        if workspace.models_in(p) or workspace.factories_in(p)
+        if p not in skip
+        and p not in paths
+        and (workspace.models_in(p) or workspace.factories_in(p))
     }
     if not built_own:
-        direct = set(workspace.importers(path))
+        direct = {p for path in paths for p in workspace.importers(path)}
         used = {p: names for p, names in used.items() if p in direct}
         if used.keys() & set(opened):
             used = {p: names for p, names in used.items() if p in opened}
