@@ -305,6 +305,35 @@ def test_users_through_a_re_exporting_package_are_built_the_cheapest_first(
     assert [Path(p).name for p in chosen] == ["small.py", "big.py", "gate.py"]
 
 
+def test_users_one_level_up_are_chosen_among_all_the_files_holding_the_block(
+    tmp_path: Path,
+) -> None:
+    """MONAI's ``SABlock`` is held by ``SpatialAttentionBlock`` (whose users build it with
+    example sizes too) and by ``TransformerBlock`` (which ``vit.py`` builds): the users of
+    both files compete for the few builds, the files already built are skipped."""
+    from paramlens.engine.engine import MAX_DEPENDENTS, dependents_to_build
+
+    def user(module: str, name: str, count: int) -> str:
+        classes = "".join(f"class {name}{i}(nn.Module): pass\n" for i in range(count))
+        return f"from torch import nn\nfrom {module} import {name}\n{classes}"
+
+    files = {
+        "spatial.py": "from torch import nn\nclass Spatial(nn.Module): pass\n",
+        "transformer.py": "from torch import nn\nclass Transformer(nn.Module): pass\n",
+        "vit.py": user("transformer", "Transformer", 2),
+        "built.py": user("transformer", "Transformer", 1),  # built already, one level down
+    }
+    files |= {f"diffusion{i}.py": user("spatial", "Spatial", 1) for i in range(4)}
+    write(tmp_path, files)
+    workspace = scan(tmp_path)
+    carriers = [str(tmp_path / "spatial.py"), str(tmp_path / "transformer.py")]
+    skip = {str(tmp_path / "built.py")}
+    chosen = dependents_to_build(carriers, workspace, {"Spatial", "Transformer"}, True, skip=skip)
+    assert len(chosen) == MAX_DEPENDENTS
+    assert str(tmp_path / "vit.py") in chosen  # it names the block the others do not
+    assert not skip & set(chosen)
+
+
 def test_a_buffer_equal_to_the_persisted_file_is_not_parsed_again(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
     path.write_text("class A:\n    pass\n")
