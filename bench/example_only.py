@@ -15,7 +15,10 @@ project would:
 
 Each class then falls in one group:
 
-- ``called nowhere``: no call and no documentation example;
+- ``called nowhere``: no call, no documentation example, its name used nowhere else;
+- ``named, never called by name``: its name is used but never called: passed as a value
+  (``norm_layer=RmsNorm``, a registry) or checked (``isinstance``); a real build may
+  still hold it, through that value;
 - ``only inside classes``: every call is in another class's code, and that class (the
   parent) is itself example-only or without figures here, so the call's values are the
   parent's guesses;
@@ -44,6 +47,7 @@ class Calls:
 
     in_classes: set[str] = field(default_factory=set)  # qualified parents
     elsewhere: list[str] = field(default_factory=list)  # "file:line (where)"
+    named: list[str] = field(default_factory=list)  # named, not called: "file:line"
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -116,13 +120,17 @@ def _callee(node: ast.expr) -> str:
     return ""
 
 
-def _calls_in(tree: ast.Module, names: set[str], module: str) -> tuple[set[str], list[int]]:
-    """(qualified classes whose code calls one of ``names``, lines of the other calls). A
-    call in a module-level function counts as in the classes of the module that call that
-    function (MONAI's ``get_down_block()``, which only ``DiffusionModelUNet`` calls), else
-    as elsewhere."""
+def _calls_in(
+    tree: ast.Module, names: set[str], module: str
+) -> tuple[set[str], list[int], list[int]]:
+    """(qualified classes whose code calls one of ``names``, lines of the other calls,
+    lines that name it without calling it: ``norm_layer=RmsNorm``, ``isinstance(m, X)``).
+    A call in a module-level function counts as in the classes of the module that call
+    that function (MONAI's ``get_down_block()``, which only ``DiffusionModelUNet``
+    calls), else as elsewhere."""
     in_classes: set[str] = set()
     others: list[int] = []
+    named: list[int] = []
     in_functions: dict[str, list[int]] = defaultdict(list)  # function -> lines of calls
     callers: dict[str, set[str]] = defaultdict(set)  # callee name -> classes calling it
 
@@ -134,6 +142,12 @@ def _calls_in(tree: ast.Module, names: set[str], module: str) -> tuple[set[str],
                     inner = f"{module}.{child.name}"
                 elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     func = child.name
+            if (
+                isinstance(child, (ast.Name, ast.Attribute))
+                and _callee(child) in names
+                and not (isinstance(node, ast.Call) and node.func is child)
+            ):
+                named.append(child.lineno)
             if isinstance(child, ast.Call):
                 callee = _callee(child.func)
                 if owner is not None:
@@ -153,7 +167,7 @@ def _calls_in(tree: ast.Module, names: set[str], module: str) -> tuple[set[str],
             in_classes |= callers[function]
         else:
             others += lines
-    return in_classes, others
+    return in_classes, others, named
 
 
 def _docs(roots: list[Path]) -> dict[Path, str]:
@@ -198,9 +212,10 @@ def find_calls(
             names = {name} if module == home else _refers(tree, name, home, exported)
             if not names:
                 continue
-            parents, lines = _calls_in(tree, names, module)
+            parents, lines, named = _calls_in(tree, names, module)
             found[qualname].in_classes |= parents - {qualname}
             found[qualname].elsewhere += [f"{path}:{line}" for line in lines]
+            found[qualname].named += [f"{path}:{line}" for line in named]
             for node in ast.walk(tree):
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module)):
                     doc = ast.get_docstring(node, clean=False) or ""
@@ -258,6 +273,8 @@ def main() -> None:
     for qualname, calls in sorted(found.items()):
         if calls.elsewhere:
             group = "elsewhere"
+        elif not calls.in_classes and calls.named:
+            group = "named, never called by name"
         elif not calls.in_classes:
             group = "called nowhere"
         elif any(_built_real(category.get(p, "none")) for p in calls.in_classes):
@@ -266,8 +283,8 @@ def main() -> None:
             group = "inside a parent inside a real model"
         else:
             group = "only inside classes"
-        detail = calls.elsewhere[:3] if calls.elsewhere else sorted(calls.in_classes)[:3]
-        groups[group].append(f"{qualname}  {', '.join(map(str, detail))}")
+        detail = calls.elsewhere or sorted(calls.in_classes) or calls.named
+        groups[group].append(f"{qualname}  {', '.join(map(str, detail[:3]))}")
     counts = Counter({g: len(v) for g, v in groups.items()})
     print(f"{args.result}: {len(wanted)} example-only classes: {dict(counts)}")
     for group, names in groups.items():

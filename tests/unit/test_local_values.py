@@ -596,3 +596,55 @@ def test_loops_over_classes_append_a_case_for_each(tmp_path: Path) -> None:
         ("nets.Dense169", 22, (("dims", 3), ("channels", 2)), "parameterized case 2"),
         ("nets.Dense121", 26, (("dims", 2), ("channels", 4)), EXPAND_NOTE),
     ]
+
+
+def test_entries_of_a_module_level_table_of_configurations(tmp_path: Path) -> None:
+    """segmentation_models_pytorch's layout: each entry names the class and the keyword
+    arguments ``get_encoder(name)`` gives it; the entry's other dicts are not arguments."""
+    found = sites(
+        tmp_path,
+        """
+        SIZES = 64
+        encoders = {
+            "small": {
+                "encoder": Net,
+                "params": {"dim": 32, "depth": SIZES // 8, "block": nn.Linear},
+                "pretrained_settings": {"imagenet": {"url": "https://example.invalid"}},
+            },
+            "large": {"cls": Net, "kwargs": {"dim": 128, "pretrained": True}},
+            "plain": {"encoder": Net, "params": {"dim": 8}, "extra": {"x": 1}},
+        }
+        """,
+    )
+    linear = found[0][2][2][1]
+    assert (linear.local, linear.target, linear.text) == ("nn", "torch.nn", "nn.Linear")
+    assert found == [
+        (4, (), (("dim", 32), ("depth", 8), ("block", linear)), "encoders['small']"),
+        (9, (), (("dim", 128), ("pretrained", False)), "encoders['large']"),  # no weights
+        (10, (), (("dim", 8),), "encoders['plain']"),  # "params" says which dict
+    ]
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        '{"a": {"encoder": Net, "params": {"dim": unknown}}}',  # a value no literal
+        '{"a": {"encoder": Net, "first": {"dim": 8}, "second": {"dim": 9}}}',  # which dict?
+        '{"a": {"encoder": Net, "other": Net, "params": {"dim": 8}}}',  # which class?
+        '{"a": {"encoder": Net}}',  # no arguments
+        '{"a": {"encoder": Net, "params": {}}}',  # an empty dict says nothing
+        '{1: {"encoder": Net, "params": {"dim": 8}}}',  # a key that names no entry
+        '{"a": {"encoder": Net, "params": {"dim": 8}, 2: 3}}',  # not an entry of strings
+    ],
+)
+def test_table_entries_that_give_no_call(tmp_path: Path, table: str) -> None:
+    assert sites(tmp_path, f"encoders = {table}\n") == []
+
+
+def test_a_table_inside_a_function_is_not_read(tmp_path: Path) -> None:
+    body = """
+        def tables():
+            encoders = {"a": {"encoder": Net, "params": {"dim": 8}}}
+            return encoders
+        """
+    assert sites(tmp_path, body) == []

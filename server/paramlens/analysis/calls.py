@@ -12,7 +12,15 @@ import re
 from collections import deque
 from collections.abc import Mapping
 
-from .literals import Budget, NotBuilt, built_value, dotted_name, holds_calls, try_literal
+from .literals import (
+    Budget,
+    NotBuilt,
+    built_value,
+    dotted_name,
+    holds_calls,
+    try_literal,
+    without_weights,
+)
 from .local_values import (
     Built,
     CaseClass,
@@ -71,7 +79,74 @@ def _find_call_sites(info: FileInfo) -> list[CallSite]:
             unresolved[id(call)] = call
     if unresolved:  # after the plain ones: a literal call is the better example
         found += _with_local_values(info, tree, unresolved, budget)
+    return found + _table_entries(tree, info, budget)
+
+
+# the key of a table entry that holds the class's keyword arguments, when it has several
+# dicts (segmentation_models_pytorch: "params", beside "pretrained_settings")
+_KWARGS_KEYS = re.compile(r"param|kwarg|args|config|cfg", re.IGNORECASE)
+MAX_TABLE_ENTRIES = 64  # entries read from one module-level table
+
+
+def _table_entries(tree: ast.Module, info: FileInfo, budget: Budget) -> list[CallSite]:
+    """A module-level table of configurations, ``name = {"key": {"encoder": Class,
+    "params": {...}}, ...}`` (segmentation_models_pytorch's ``densenet_encoders``, which
+    ``get_encoder("densenet121")`` builds as ``Class(**params)``), as a call of the class
+    with those keyword arguments per entry, noted ``densenet_encoders["densenet121"]``. An
+    entry names one class (a module-level name, capitalised) and one dict of arguments
+    whose keys are strings (the one whose key says so among several: ``params``,
+    ``kwargs``, ``config``...), its values read as a call's arguments are."""
+    found: list[CallSite] = []
+    for statement in tree.body:
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target, table = statement.targets[0], statement.value
+        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            target, table = statement.target, statement.value
+        else:
+            continue
+        if not isinstance(target, ast.Name) or not isinstance(table, ast.Dict):
+            continue
+        for key, entry in list(zip(table.keys, table.values))[:MAX_TABLE_ENTRIES]:
+            if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+                continue
+            site = _table_entry(entry, info, budget)
+            if site is not None:
+                callee, kwargs = site
+                note = f"{target.id}[{key.value!r}]"
+                found.append(CallSite(callee, info.path, entry.lineno, (), kwargs, note))
     return found
+
+
+def _table_entry(
+    entry: ast.expr, info: FileInfo, budget: Budget
+) -> tuple[str, tuple[tuple[str, object], ...]] | None:
+    """One entry of a table (see :func:`_table_entries`): its class and keyword arguments."""
+    if not isinstance(entry, ast.Dict):
+        return None
+    items: list[tuple[str, ast.expr]] = []
+    for k, v in zip(entry.keys, entry.values):
+        if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+            return None
+        items.append((k.value, v))
+    classes = [_class_called(v, info, info.symbols) for _, v in items]
+    named = [
+        c for c, (_, v) in zip(classes, items) if c and isinstance(v, (ast.Name, ast.Attribute))
+    ]
+    dicts = [(k, v) for k, v in items if isinstance(v, ast.Dict) and v.keys]
+    if len(dicts) > 1:
+        dicts = [(k, v) for k, v in dicts if _KWARGS_KEYS.search(k)]
+    if len(named) != 1 or len(dicts) != 1:
+        return None
+    arguments = dicts[0][1]
+    kwargs: list[tuple[str, object]] = []
+    for key, value in zip(arguments.keys, arguments.values):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None
+        ok, read = _argument(value, info, info.constants, info.symbols, budget)
+        if not ok:
+            return None
+        kwargs.append((key.value, read))
+    return named[0], without_weights(tuple(kwargs))
 
 
 def _case_parameters(tree: ast.Module, info: FileInfo) -> frozenset[str]:

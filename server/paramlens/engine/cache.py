@@ -115,8 +115,9 @@ class ScanStore:
     # they hold (6: a .py file's late `from __future__` import is its syntax error; 7: call
     # sites with local values, CallSite.note; 8: calls of classes as call-site arguments,
     # Target, and cases and comprehensions read further; 9: cases that module-level loops
-    # append, a dict's read-only methods, ClassInfo.passes_on, aliases as symbols)
-    FORMAT = 9
+    # append, a dict's read-only methods, ClassInfo.passes_on, aliases as symbols; 10:
+    # entries of module-level tables of configurations as call sites)
+    FORMAT = 10
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

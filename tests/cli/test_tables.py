@@ -1,0 +1,58 @@
+"""Issue 20: a module-level table of configurations as the constructors of the class each
+entry names (segmentation_models_pytorch's ``densenet_encoders``: ``{"densenet121":
+{"encoder": DenseNetEncoder, "params": {...}}}``, which ``get_encoder(name)`` builds as
+``Class(**params)``). Ground truth is plain torch in this process, building each entry the
+way the fixture's own ``get_encoder`` does."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import FIXTURES, count, model, plain_package, run_cli, summary_json
+
+TABLES = FIXTURES / "tables"
+ENCODERS = TABLES / "towers" / "encoders.py"
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return summary_json(str(ENCODERS), "--no-shapes")
+
+
+@pytest.fixture(scope="module")
+def truth() -> dict[str, object]:
+    with plain_package(TABLES, "towers"):
+        from towers import encoders
+
+        return {name: encoders.get_encoder(name).to("meta") for name in encoders.encoders}
+
+
+def test_the_first_entry_builds_the_class_and_the_others_are_its_configurations(
+    doc: dict, truth: dict
+) -> None:
+    encoder = model(doc, "Encoder")
+    assert encoder["source_kind"] == "call site"
+    assert encoder["source"] == "towers/encoders.py:37 (encoders['small'])"
+    assert encoder["total_params"] == count(truth["small"])
+    wide = model(doc, "towers/encoders.py:42 (encoders['wide'])")
+    assert wide["kind"] == "config" and wide["total_params"] == count(truth["wide"])
+
+
+def test_the_blocks_an_entry_names_are_measured_in_its_build(doc: dict, truth: dict) -> None:
+    """``"block": WideBottleneck`` is only ever built through the "wide" entry."""
+    blocks = [m for m in truth["wide"].modules() if type(m).__name__ == "WideBottleneck"]
+    (instances,) = model(doc, "WideBottleneck")["instances"]
+    assert instances["count"] == len(blocks)
+    assert instances["params"] == count(blocks[0])
+    assert instances["model"] == "towers/encoders.py:42 (encoders['wide'])"
+
+
+def test_annotate_says_which_entry_built_the_class() -> None:
+    result = run_cli("annotate", str(ENCODERS), "--no-shapes")
+    assert result.returncode == 0, result.stderr
+    lens = next(row for row in result.stdout.splitlines() if "# Encoder:" in row)
+    assert lens.endswith(
+        "as called at towers/encoders.py:37 (encoders['small'])"
+        " · towers/encoders.py:42 (encoders['wide']) 11,024"
+    )
+    assert "example" not in lens
