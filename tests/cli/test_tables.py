@@ -32,9 +32,9 @@ def test_the_first_entry_builds_the_class_and_the_others_are_its_configurations(
 ) -> None:
     encoder = model(doc, "Encoder")
     assert encoder["source_kind"] == "call site"
-    assert encoder["source"] == "towers/encoders.py:37 (encoders['small'])"
+    assert encoder["source"] == "towers/encoders.py:45 (encoders['small'])"
     assert encoder["total_params"] == count(truth["small"])
-    wide = model(doc, "towers/encoders.py:42 (encoders['wide'])")
+    wide = model(doc, "towers/encoders.py:50 (encoders['wide'])")
     assert wide["kind"] == "config" and wide["total_params"] == count(truth["wide"])
 
 
@@ -44,15 +44,29 @@ def test_the_blocks_an_entry_names_are_measured_in_its_build(doc: dict, truth: d
     (instances,) = model(doc, "WideBottleneck")["instances"]
     assert instances["count"] == len(blocks)
     assert instances["params"] == count(blocks[0])
-    assert instances["model"] == "towers/encoders.py:42 (encoders['wide'])"
+    assert instances["model"] == "towers/encoders.py:50 (encoders['wide'])"
 
 
-def test_annotate_says_which_entry_built_the_class() -> None:
+def test_an_entry_that_differs_only_by_the_class_it_names_is_a_configuration_too(
+    doc: dict, truth: dict
+) -> None:
+    """ "gated" gives "small"'s sizes with another block: a class given as an argument
+    switches blocks on as a flag does, so it is built, and the block it names measured."""
+    gated = model(doc, "towers/encoders.py:61 (encoders['gated'])")
+    assert gated["total_params"] == count(truth["gated"])
+    blocks = [m for m in truth["gated"].modules() if type(m).__name__ == "GatedBottleneck"]
+    (instances,) = model(doc, "GatedBottleneck")["instances"]
+    assert (instances["count"], instances["params"]) == (len(blocks), count(blocks[0]))
+
+
+def test_annotate_says_which_entry_built_the_class(truth: dict) -> None:
+    gated = truth["gated"]
     result = run_cli("annotate", str(ENCODERS), "--no-shapes")
     assert result.returncode == 0, result.stderr
     lens = next(row for row in result.stdout.splitlines() if "# Encoder:" in row)
     assert lens.endswith(
-        "as called at towers/encoders.py:37 (encoders['small'])"
-        " · towers/encoders.py:42 (encoders['wide']) 11,024"
+        "as called at towers/encoders.py:45 (encoders['small'])"
+        " · towers/encoders.py:50 (encoders['wide']) 11,024"
+        f" · towers/encoders.py:61 (encoders['gated']) {count(gated):,}"
     )
     assert "example" not in lens

@@ -28,7 +28,7 @@ from ..analysis.docs import DocExample, doc_examples
 from ..analysis.example_args import example_value
 from ..analysis.json_configs import JsonFile, fitting_kwargs, json_files, read_json
 from ..analysis.literals import refs_in
-from ..analysis.model import ClassInfo, InitParam, Target
+from ..analysis.model import ClassInfo, InitParam, Ref, Target
 from ..analysis.reading import relative_path
 from ..analysis.workspace import Workspace
 from ..worker import protocol
@@ -407,7 +407,8 @@ def switches(value: object, owner: str = "", path: str = "") -> set[Switch]:
     a flag): ``Decoder(dim=512, use_scalenorm=True)`` sets (``…Decoder``, ``dim``, ``*``)
     and (``…Decoder``, ``use_scalenorm``, True); a JSON config's nested keys count by
     their path (``vision_cfg.timm_model_name``). Sizes count by name only: 512 or 1024
-    wide builds the same blocks, a flag may build others."""
+    wide builds the same blocks, a flag may build others, and so may a class given as an
+    argument (``block=SEResNeXtBottleneck``), which counts by the class it names."""
     found: set[Switch] = set()
     if isinstance(value, Target):
         items = [*((str(i), a) for i, a in enumerate(value.args)), *value.kwargs]
@@ -415,7 +416,8 @@ def switches(value: object, owner: str = "", path: str = "") -> set[Switch]:
             found |= switches(item, value.target, name)
         return found
     if path:
-        found.add((owner, path, value if isinstance(value, bool) or value is None else "*"))
+        switch = value.text if isinstance(value, Ref) else value
+        found.add((owner, path, switch if isinstance(value, (bool, Ref)) or value is None else "*"))
     if isinstance(value, dict):
         for key, item in value.items():
             found |= switches(item, owner, f"{path}.{key}")
