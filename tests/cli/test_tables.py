@@ -70,3 +70,20 @@ def test_annotate_says_which_entry_built_the_class(truth: dict) -> None:
         f" · towers/encoders.py:61 (encoders['gated']) {count(gated):,}"
     )
     assert "example" not in lens
+
+
+def test_an_argument_that_is_a_partial_of_a_class() -> None:
+    """``"norm_layer": partial(nn.LayerNorm, eps=1e-6)``: the class is built with it, as
+    the table says, not with its default ``nn.BatchNorm1d``."""
+    path = TABLES / "towers" / "mixers.py"
+    mixer = model(summary_json(str(path), "--no-shapes"), "Mixer")
+    with plain_package(TABLES, "towers"):
+        from towers.mixers import mixers
+
+        entry = mixers["base"]
+        truth = entry["cls"](**entry["kwargs"]).to("meta")
+    assert mixer["source"] == "towers/mixers.py:22 (mixers['base'])"
+    assert mixer["total_params"] == count(truth)
+    result = run_cli("annotate", str(path), "--no-shapes")
+    norm = next(row for row in result.stdout.splitlines() if "self.norm = " in row)
+    assert norm.endswith("# LayerNorm(64) 128")

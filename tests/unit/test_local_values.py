@@ -648,3 +648,31 @@ def test_a_table_inside_a_function_is_not_read(tmp_path: Path) -> None:
             return encoders
         """
     assert sites(tmp_path, body) == []
+
+
+def test_a_partial_of_a_class_as_an_argument(tmp_path: Path) -> None:
+    """timm's and segmentation_models_pytorch's ``norm_layer=partial(nn.LayerNorm,
+    eps=1e-6)``: the class the partial binds, with its arguments; not a partial of a
+    function, nor a ``partial`` that is not functools'."""
+    found = sites(
+        tmp_path,
+        """
+        import functools
+        from functools import partial
+
+        def partial_(*args):
+            return args
+
+        Net(norm=partial(nn.LayerNorm, eps=1e-6), dim=8)
+        Net(norm=functools.partial(nn.GroupNorm, 4), dim=16)
+        Net(norm=partial(print, 1), dim=32)
+        Net(norm=partial_(nn.LayerNorm), dim=64)
+        Net(norm=partial(partial, nn.LayerNorm), dim=128)
+        """,
+    )
+    layer_norm = Target("torch.nn.LayerNorm", (), (("eps", 1e-6),), partial=True)
+    group_norm = Target("torch.nn.GroupNorm", (4,), (), partial=True)
+    assert found == [
+        (8, (), (("norm", layer_norm), ("dim", 8)), ""),
+        (9, (), (("norm", group_norm), ("dim", 16)), ""),
+    ]

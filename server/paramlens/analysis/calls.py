@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from .literals import (
+    PARTIAL,
     Budget,
     NotBuilt,
     built_value,
@@ -264,11 +265,14 @@ def _argument(
 
 def _class_called(func: ast.expr, info: FileInfo, refs: Mapping[str, str]) -> str | None:
     """The qualified name of a call's callee if it may be a class: a module-level name
-    (or an attribute of one) whose last part is capitalised."""
+    (or an attribute of one) whose last part is capitalised; or ``functools.partial``,
+    whose first argument may be one (``norm_layer=partial(nn.LayerNorm, eps=1e-6)``)."""
     dotted = dotted_name(func)
-    if dotted is None or not may_be_class(dotted):
+    if dotted is None or dotted.partition(".")[0] not in refs:
         return None
-    return qualify(info, func) if dotted.partition(".")[0] in refs else None
+    if not may_be_class(dotted):
+        return PARTIAL if qualify(info, func) == PARTIAL else None
+    return qualify(info, func)
 
 
 def _keywords(value: object) -> list[tuple[str, object]] | None:

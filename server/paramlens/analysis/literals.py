@@ -432,20 +432,30 @@ def _builtin_dict(call: ast.Call, literal_of: Literal) -> bool:
     return literal_of(ast.Call(func=call.func, args=[], keywords=[]))[0]
 
 
+PARTIAL = "functools.partial"
+
+
 def built_call(call: ast.Call, literal_of: Literal, callee_of: Callee, depth: int = 0) -> Target:
     """``Decoder(dim=512, depth=6)`` as a :class:`Target` (see :func:`built_value`); a
     ``*args`` or ``**kwargs`` in it is not read. Never asks for weights: ``pretrained=True``
-    is built as ``pretrained=False``."""
+    is built as ``pretrained=False``. ``partial(nn.LayerNorm, eps=1e-6)`` (``callee_of``
+    says :data:`PARTIAL`) is the partial Target of the class it binds."""
     callee = callee_of(call.func)
     if callee is None or any(isinstance(a, ast.Starred) for a in call.args):
         raise NotBuilt
     if any(k.arg is None for k in call.keywords):
         raise NotBuilt
-    args = tuple(built_value(a, literal_of, callee_of, depth) for a in call.args)
+    positional = call.args
+    if callee == PARTIAL:
+        callee = callee_of(call.args[0]) if call.args else None
+        if callee is None or callee == PARTIAL:
+            raise NotBuilt
+        positional = call.args[1:]
+    args = tuple(built_value(a, literal_of, callee_of, depth) for a in positional)
     kwargs = tuple(
         (k.arg, built_value(k.value, literal_of, callee_of, depth)) for k in call.keywords if k.arg
     )
-    return Target(callee, args, without_weights(kwargs))
+    return Target(callee, args, without_weights(kwargs), partial=positional is not call.args)
 
 
 def without_weights(kwargs: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:

@@ -116,8 +116,9 @@ class ScanStore:
     # sites with local values, CallSite.note; 8: calls of classes as call-site arguments,
     # Target, and cases and comprehensions read further; 9: cases that module-level loops
     # append, a dict's read-only methods, ClassInfo.passes_on, aliases as symbols; 10:
-    # entries of module-level tables of configurations as call sites)
-    FORMAT = 10
+    # entries of module-level tables of configurations as call sites; 11: partials of
+    # classes as arguments)
+    FORMAT = 11
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder

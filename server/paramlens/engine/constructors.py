@@ -410,7 +410,7 @@ def _classes_resolved(value: object, workspace: Workspace) -> object:
         kwargs = tuple((k, _classes_resolved(v, workspace)) for k, v in value.kwargs)
         if _REFUSED in args or any(v is _REFUSED for _, v in kwargs):
             return _REFUSED
-        return Target(target, args, kwargs)
+        return Target(target, args, kwargs, value.partial)
     if isinstance(value, (list, tuple)) and any(
         isinstance(v, (Target, list, tuple, dict)) for v in value
     ):
