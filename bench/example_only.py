@@ -250,6 +250,19 @@ def _real_ancestor(qualname: str, found: dict[str, Calls], category: dict[str, s
     return False
 
 
+def sourceless(found: dict[str, Calls]) -> set[str]:
+    """The classes no real build can reach: never called outside a class, never named as a
+    value, and called only inside classes that are themselves such (a chain of blocks whose
+    top class nothing calls), the largest such set. A parent that is not example-only (one
+    without figures, or a real one) may be built some way: its children are not counted."""
+    alone = {q for q, c in found.items() if not c.elsewhere and not c.named}
+    while True:
+        kept = {q for q in alone if found[q].in_classes <= alone}
+        if kept == alone:
+            return alone
+        alone = kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("result", type=Path)
@@ -287,6 +300,7 @@ def main() -> None:
         groups[group].append(f"{qualname}  {', '.join(map(str, detail[:3]))}")
     counts = Counter({g: len(v) for g, v in groups.items()})
     print(f"{args.result}: {len(wanted)} example-only classes: {dict(counts)}")
+    print(f"  with no source of real arguments at all: {len(sourceless(found))}")
     for group, names in groups.items():
         if args.list or group not in {"called nowhere", "only inside classes"}:
             print(f"\n{group} ({len(names)}):")

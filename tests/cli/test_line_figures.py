@@ -108,3 +108,26 @@ def test_a_block_only_another_block_builds_is_measured_in_the_model_that_builds_
     qkv = inside[0].qkv
     assert f"# {len(inside)} x Linear(96 -> 288) {len(inside) * count(qkv):,}" in lines[8]
     assert "example" not in lines[9]  # forward()'s lines keep the example build's shapes
+
+
+def test_a_folder_summary_measures_a_block_in_any_real_model_it_built() -> None:
+    """``Norm`` has four users; its file's analysis builds three (``Head1``..``Head3``, one
+    model each, with example sizes), not ``wide.py``, whose ``Wide()`` holds it for real. A
+    summary of the folder built every file: ``Norm`` is measured in ``Wide`` there."""
+    norms = LAYERED / "tinynet/norms.py"
+    alone = model(summary_json(str(norms), "--no-shapes"), "Norm")
+    assert alone["example"] and alone["instances"] == []  # the editor's bounds
+    folder = model(summary_json(str(LAYERED), "--no-shapes"), "Norm")
+    with plain_package(LAYERED, "tinynet"):
+        from tinynet.norms import Norm
+        from tinynet.wide import Wide
+
+        inside = [m for m in Wide().to("meta").modules() if isinstance(m, Norm)]
+    assert folder["instances"] == [
+        {
+            "model": "Wide",
+            "file": str(LAYERED / "tinynet/wide.py"),
+            "count": len(inside),
+            "params": count(inside[0]),
+        }
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -21,6 +22,7 @@ from ..analysis.source import SourceError, read_source
 from ..analysis.workspace import Workspace
 from ..config import Settings, cache_folder
 from ..engine.engine import Engine, FileReport
+from ..engine.lines import with_instances_anywhere
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
 from .exits import (
@@ -277,7 +279,13 @@ async def _reports(
     )
     reports = await asyncio.gather(*work)
     engine.save_scan()
-    return list(reports)
+    if len(reports) < 2:
+        return list(reports)
+    everything = [m for r in reports for m in r.models]
+    return [
+        dataclasses.replace(r, models=with_instances_anywhere(r.models, everything))
+        for r in reports
+    ]
 
 
 async def _target_reports(

@@ -80,6 +80,22 @@ def with_instances(
     )
 
 
+def with_instances_anywhere(
+    models: Sequence[ModelResult], everything: Sequence[ModelResult]
+) -> tuple[ModelResult, ...]:
+    """``models`` (one file's results) with the instances that any model of
+    ``everything`` built with real arguments holds, for the classes measured nowhere else:
+    a folder's summary built every file's models, so a block gets them wherever they are,
+    not only in the few users its own file's analysis builds (timm's ``CondConv2d``, held
+    by EfficientNet variants its file's users leave out)."""
+    return tuple(
+        with_instances(m, {m.name: m.model_class}, everything)
+        if m.kind == "class" and m.model_class and not m.instances and (m.error or m.example)
+        else m
+        for m in models
+    )
+
+
 def _sizes(entry: LayerEntry, model: str) -> tuple[LineSize, ...]:
     """The line's instances by size, each naming the model whose build made it."""
     if entry.sizes:
