@@ -30,6 +30,7 @@ from .local_values import (
     notes,
     raises,
     scoped_calls,
+    single_assignment,
     without_moves,
 )
 from .model import CallSite, FileInfo, ModelCall
@@ -99,12 +100,7 @@ def _table_entries(tree: ast.Module, info: FileInfo, budget: Budget) -> list[Cal
     ``kwargs``, ``config``...), its values read as a call's arguments are."""
     found: list[CallSite] = []
     for statement in tree.body:
-        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
-            target, table = statement.targets[0], statement.value
-        elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-            target, table = statement.target, statement.value
-        else:
-            continue
+        target, table = single_assignment(statement) or (None, None)
         if not isinstance(target, ast.Name) or not isinstance(table, ast.Dict):
             continue
         for key, entry in list(zip(table.keys, table.values))[:MAX_TABLE_ENTRIES]:
@@ -129,9 +125,10 @@ def _table_entry(
         if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
             return None
         items.append((k.value, v))
-    classes = [_class_called(v, info, info.symbols) for _, v in items]
     named = [
-        c for c, (_, v) in zip(classes, items) if c and isinstance(v, (ast.Name, ast.Attribute))
+        c
+        for _, v in items
+        if isinstance(v, (ast.Name, ast.Attribute)) and (c := _class_called(v, info, info.symbols))
     ]
     dicts = [(k, v) for k, v in items if isinstance(v, ast.Dict) and v.keys]
     if len(dicts) > 1:

@@ -445,17 +445,17 @@ def built_call(call: ast.Call, literal_of: Literal, callee_of: Callee, depth: in
         raise NotBuilt
     if any(k.arg is None for k in call.keywords):
         raise NotBuilt
-    positional = call.args
-    if callee == PARTIAL:
+    partial = callee == PARTIAL
+    positional = call.args[1:] if partial else call.args
+    if partial:
         callee = callee_of(call.args[0]) if call.args else None
         if callee is None or callee == PARTIAL:
             raise NotBuilt
-        positional = call.args[1:]
     args = tuple(built_value(a, literal_of, callee_of, depth) for a in positional)
     kwargs = tuple(
         (k.arg, built_value(k.value, literal_of, callee_of, depth)) for k in call.keywords if k.arg
     )
-    return Target(callee, args, without_weights(kwargs), partial=positional is not call.args)
+    return Target(callee, args, without_weights(kwargs), partial)
 
 
 def without_weights(kwargs: tuple[tuple[str, object], ...]) -> tuple[tuple[str, object], ...]:

@@ -71,6 +71,16 @@ class Built(Opaque):
 MAX_CLASS_CASES = 16  # cases of a parameter that names classes, each read for a new class
 
 
+def single_assignment(stmt: ast.stmt) -> tuple[ast.expr, ast.expr] | None:
+    """``target = value`` or ``target: T = value``: (target, value); None for anything
+    else (several targets, a bare annotation, another statement)."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        return stmt.targets[0], stmt.value
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+        return stmt.target, stmt.value
+    return None
+
+
 def may_be_class(dotted: str) -> bool:
     """Whether a callee may be a class, by its name's case (``Decoder``, not ``int``)."""
     return dotted.rpartition(".")[2][:1].isupper()
@@ -785,12 +795,10 @@ class _Walker:
 
     def bind(self, stmt: ast.stmt, env: Env, scope: _Scope) -> None:
         """After ``name = <literal>``, ``name`` holds it (tuples unpacked)."""
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-            target, value_node = stmt.targets[0], stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-            target, value_node = stmt.target, stmt.value
-        else:
+        assigned = single_assignment(stmt)
+        if assigned is None:
             return
+        target, value_node = assigned
         names = _names(target)
         # the value first (most assignments are of no literal), then whether the scope lets it be
         unhidden = Visible(env, self.constants, frozenset())

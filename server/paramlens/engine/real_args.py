@@ -416,8 +416,10 @@ def switches(value: object, owner: str = "", path: str = "") -> set[Switch]:
             found |= switches(item, value.target, name)
         return found
     if path:
-        switch = value.text if isinstance(value, Ref) else value
-        found.add((owner, path, switch if isinstance(value, (bool, Ref)) or value is None else "*"))
+        if isinstance(value, Ref):
+            found.add((owner, path, value.text))
+        else:
+            found.add((owner, path, value if isinstance(value, bool) or value is None else "*"))
     if isinstance(value, dict):
         for key, item in value.items():
             found |= switches(item, owner, f"{path}.{key}")
