@@ -6,11 +6,18 @@ import asyncio
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
-from paramlens.engine.worker_client import State, WorkerClient, WorkerDied, WorkerStartError
+from paramlens.engine.worker_client import (
+    State,
+    WorkerClient,
+    WorkerDied,
+    WorkerError,
+    WorkerStartError,
+)
 from paramlens.worker.protocol import BuildJob, ClassSpec
 
 from tests.conftest import FIXTURES, python_prints
@@ -46,6 +53,22 @@ def slow_module(folder: Path, *names: str) -> tuple[Path, list[tuple[str, int]]]
     path = folder / "slow.py"
     path.write_text(source)
     return path, classes
+
+
+def stand_in_worker(folder: Path, body: str) -> Path:
+    """An interpreter for :class:`WorkerClient` that runs ``body``, Python with ``json``,
+    ``sys`` and ``say_ready(torch_version)`` (the worker's first line) at hand."""
+    fake = folder / "python"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "def say_ready(torch_version):\n"
+        "    info = dict(python='fake', python_version='3', torch_version=torch_version,\n"
+        "                pid=os.getpid(), fork=False)\n"
+        "    print(json.dumps({'type': 'ready', 'info': info}), flush=True)\n" + body
+    )
+    fake.chmod(0o755)
+    return fake
 
 
 @pytest.fixture
@@ -122,6 +145,45 @@ async def test_a_dead_worker_fails_pending_jobs_then_restarts(tmp_path: Path) ->
     assert result.models[0].total_params == 1_199_882
     assert worker.state is State.RUNNING
     await worker.stop()
+
+
+async def test_a_silent_worker_is_killed_and_its_jobs_fail_saying_so(tmp_path: Path) -> None:
+    # a worker blocked for good (here: stopped) must not leave a summary waiting forever:
+    # past the longest pending class timeout and the import margin, it is killed, its
+    # jobs fail saying why, and the next job gets a fresh worker
+    logged: list[str] = []
+    worker = WorkerClient(sys.executable, logged.append, silence_margin_s=1.0)
+    await worker.start()
+    assert worker._process is not None
+    os.kill(worker._process.pid, signal.SIGSTOP)
+    with pytest.raises(WorkerDied, match=r"silent for \d+ s with jobs pending"):
+        await asyncio.wait_for(worker.build(job(SEED, ("CNN", 24), timeout_s=1)), 60)
+    assert any("sent nothing" in line and "models.py" in line for line in logged)
+    result = await worker.build(job(SEED, ("CNN", 24)))
+    assert result.models[0].total_params == 1_199_882
+    await worker.stop()
+
+
+async def test_an_unreadable_answer_fails_its_own_job_only(tmp_path: Path) -> None:
+    # a stand-in worker that answers its first job with a malformed result, then answers
+    # properly: the first job fails saying so, the client keeps reading, the next succeeds
+    fake = stand_in_worker(
+        tmp_path,
+        "say_ready('0')\n"
+        "for n, line in enumerate(sys.stdin):\n"
+        "    job_id = json.loads(line)['id']\n"
+        "    result = {'models': [{'name': 'X'}]} if n == 0 else {'models': []}\n"
+        "    print(json.dumps({'type': 'result', 'id': job_id, 'result': result}), flush=True)\n",
+    )
+    client = WorkerClient(str(fake))
+    try:
+        with pytest.raises(WorkerError, match=r"answer for models.py could not be read"):
+            await asyncio.wait_for(client.build(job(SEED, ("CNN", 24))), 20)
+        result = await asyncio.wait_for(client.build(job(SEED, ("CNN", 24))), 20)
+        assert result.models == ()
+        assert client.in_worker == {}
+    finally:
+        await client.stop()
 
 
 async def _eventually_logged(logged: list[str], marker: str) -> str:
@@ -283,17 +345,9 @@ async def test_the_prepare_message_reaches_a_worker_before_it_is_ready(tmp_path:
     # the server may be busy when the worker's ready line arrives (a big package's first
     # job): the package's import must not wait for it. This stand-in worker reads its
     # first message before it says it is ready; a client that waited would hang here.
-    fake = tmp_path / "python"
-    fake.write_text(
-        f"#!{sys.executable}\n"
-        "import json, os, sys\n"
-        "first = json.loads(sys.stdin.readline())\n"
-        "info = dict(python='fake', python_version='3', torch_version=first['type'],\n"
-        "            pid=os.getpid(), fork=False)\n"
-        "print(json.dumps({'type': 'ready', 'info': info}), flush=True)\n"
-        "sys.stdin.read()\n"
+    fake = stand_in_worker(
+        tmp_path, "say_ready(json.loads(sys.stdin.readline())['type'])\nsys.stdin.read()\n"
     )
-    fake.chmod(0o755)
     client = WorkerClient(str(fake))
     try:
         await asyncio.wait_for(client.prepare(job(SEED)), 20)

@@ -4,7 +4,10 @@ The worker has an explicit life cycle (stopped -> starting -> running ->
 exited/errored). Its stderr goes to the log. A worker that cannot start raises
 :class:`WorkerStartError`; one that exits while running fails every pending
 request with :class:`WorkerDied` (naming the class each job was building), and
-the next request starts a fresh one. How it is started, with which environment, is
+the next request starts a fresh one. A worker that sends nothing for longer than any of
+its pending jobs may take (:meth:`WorkerClient.silence_limit`) is stuck: it is killed, and
+its jobs fail the same way, never left to wait forever. An answer that cannot be read
+fails its own job only. How it is started, with which environment, is
 :mod:`.spawn`'s; a worker the command line started before its event loop ran is
 adopted as it is.
 """
@@ -19,6 +22,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +33,8 @@ from .spawn import worker_command, worker_environment
 
 
 class WorkerError(Exception):
-    """The worker could not start, or died while a job was pending."""
+    """The worker could not start, died while a job was pending, or answered a job with
+    something that could not be read."""
 
 
 class WorkerStartError(WorkerError):
@@ -64,6 +69,11 @@ class State(enum.Enum):
 
 _STREAM_LIMIT = 1 << 26  # one result line: LLaMA-70B's is 0.7 MB
 CANCEL_WAIT_S = 10.0  # a cancelled job's build is killed at once: this bound is for bugs
+# What a worker with jobs may spend without a word beyond one class's timeout: its zygote
+# imports a package (60 s at most) and the package's parents (60 s each) before a build
+# child sends "building"; the worker kills a child at its deadline and says so. A worker
+# quiet for longer than this is stuck (a lost message, a process blocked in C code).
+SILENCE_MARGIN_S = 180.0
 
 
 class _StartedEarly:
@@ -130,10 +140,14 @@ class WorkerClient:
         python: str,
         log: Callable[[str], None] = lambda _: None,
         started: subprocess.Popen[bytes] | None = None,
+        silence_margin_s: float = SILENCE_MARGIN_S,
     ) -> None:
         """``started``: the worker's process, started already (``spawn.start_worker``)."""
         self.python = python
         self.log = log
+        self.silence_margin_s = silence_margin_s
+        self._heard = time.monotonic()  # the worker's last message, or the first job's sending
+        self._silenced = ""  # why this client killed its worker, if it did
         self.state = State.STOPPED
         self.info: WorkerInfo | None = None
         self._started = started
@@ -197,7 +211,9 @@ class WorkerClient:
                 raise WorkerStartError(text)
             self.info = protocol.worker_info(message["info"])
             self.state = State.RUNNING
+            self._silenced = ""
             self._tasks.append(asyncio.create_task(self._read_stdout(self._process.stdout)))
+            self._tasks.append(asyncio.create_task(self._watch(self._process)))
             self.log(
                 f"worker ready: {self.info.python} (Python {self.info.python_version}, "
                 f"torch {self.info.torch_version}) in {self.info.startup_ms:.0f} ms, "
@@ -216,6 +232,8 @@ class WorkerClient:
         assert self._process is not None and self._process.stdin is not None
         job_id = next(self._ids)
         future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        if not self._pending:  # the time it had nothing to do is not silence
+            self._heard = time.monotonic()
         self._pending[job_id] = future
         self._jobs[job_id] = job
         if on_staged is not None and job.staged:
@@ -281,24 +299,17 @@ class WorkerClient:
 
     async def _read_stdout(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
+            self._heard = time.monotonic()
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
                 self.log(f"worker: {line.decode(errors='replace').rstrip()}")
                 continue
-            job_id = int(message.get("id", 0))
-            future = self._pending.get(job_id)
-            if message.get("type") == "building" and job_id in self._pending:
-                self._building[job_id] = str(message.get("name"))
-            if message.get("type") == "staged" and job_id in self._staged:
-                try:
-                    self._staged[job_id](protocol.model_result(message["result"]))
-                except Exception:  # what shows it must not stop the worker's messages
-                    self.log(f"a staged result of job {job_id}: {traceback.format_exc()}")
-            if message.get("type") == "result" and future is not None and not future.done():
-                future.set_result(protocol.job_result(message["result"]))
-            if message.get("type") in ("result", "cancelled"):
-                self._answered(job_id, "done" if message["type"] == "result" else "cancelled")
+            try:
+                self._take(message)
+            except Exception as exc:  # one answer it cannot read fails its job, not the rest
+                self.log(f"an unreadable message of the worker: {traceback.format_exc()}")
+                self._unreadable(message, exc)
         await self._reap()
         if self._process is not None and self._process.stdin is not None:
             self._process.stdin.close()  # lets asyncio close the transport now
@@ -318,6 +329,58 @@ class WorkerClient:
         if deaths:
             self.on_death(deaths[0])
 
+    def _take(self, message: dict[str, Any]) -> None:
+        """One message of the worker: a class started, a staged result, a job's answer."""
+        job_id = int(message.get("id", 0))
+        future = self._pending.get(job_id)
+        if message.get("type") == "building" and job_id in self._pending:
+            self._building[job_id] = str(message.get("name"))
+        if message.get("type") == "staged" and job_id in self._staged:
+            try:
+                self._staged[job_id](protocol.model_result(message["result"]))
+            except Exception:  # what shows it must not stop the worker's messages
+                self.log(f"a staged result of job {job_id}: {traceback.format_exc()}")
+        if message.get("type") == "result" and future is not None and not future.done():
+            future.set_result(protocol.job_result(message["result"]))
+        if message.get("type") in ("result", "cancelled"):
+            self._answered(job_id, "done" if message["type"] == "result" else "cancelled")
+
+    def _unreadable(self, message: object, exc: Exception) -> None:
+        """The job ``message`` answers fails with what was wrong (the worker checked the
+        answer before sending it: this is a bug of paramlens, said as one)."""
+        if not isinstance(message, dict) or not isinstance(job_id := message.get("id"), int):
+            return
+        future = self._pending.get(job_id)
+        if future is None or future.done():
+            return
+        if message.get("type") == "result":
+            self._answered(job_id, "answered unreadably")
+        where = os.path.basename(self._jobs[job_id].file)
+        future.set_exception(
+            WorkerError(f"the worker's answer for {where} could not be read ({exc!r})")
+        )
+
+    def silence_limit(self) -> float:
+        """How long the worker may send nothing while jobs are pending: the longest timeout
+        of one class among them, and the margin for imports (:data:`SILENCE_MARGIN_S`)."""
+        longest = max((job.timeout_s for job in self._jobs.values()), default=0.0)
+        return longest + self.silence_margin_s
+
+    async def _watch(self, process: asyncio.subprocess.Process | _StartedEarly) -> None:
+        """Kill the worker if it stays silent past :meth:`silence_limit` while jobs wait
+        for it: its reader then fails them, naming the class each was building."""
+        while process.returncode is None:
+            await asyncio.sleep(min(5.0, self.silence_margin_s / 4))
+            quiet = time.monotonic() - self._heard
+            if not self._pending or quiet <= self.silence_limit():
+                continue
+            self._silenced = f"stopped by paramlens: silent for {quiet:.0f} s with jobs pending"
+            waiting = ", ".join(os.path.basename(j.file) for j in self._jobs.values())
+            self.log(f"the worker sent nothing for {quiet:.0f} s while building {waiting}")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            return
+
     async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             self.log(f"worker stderr: {line.decode(errors='replace').rstrip()}")
@@ -328,6 +391,8 @@ class WorkerClient:
                 await asyncio.wait_for(self._process.wait(), 5)
 
     def _exit_text(self) -> str:
+        if self._silenced:
+            return self._silenced
         code = self._process.returncode if self._process else None
         if code is not None and code < 0:
             return f"killed by signal {-code}"

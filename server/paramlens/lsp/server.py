@@ -35,7 +35,7 @@ from ..analysis.notebook import CellSpan, notebook_source
 from ..config import Root, Settings, find_root, too_wide
 from ..engine.constructors import SettingsProblem
 from ..engine.engine import Engine, FileReport
-from ..engine.worker_client import State, WorkerDied, WorkerError
+from ..engine.worker_client import State, WorkerDied, WorkerError, WorkerStartError
 from ..worker.protocol import ErrorInfo, ModelResult
 from . import convert, notebooks
 from .documents import DocumentState, OpenDocuments, document_key
@@ -406,9 +406,12 @@ class ParamlensServer(LanguageServer):
                 self.refresh_views()
             self.status("error", message=f"{exc}; restarting it")
             return
-        except WorkerError as exc:
+        except WorkerStartError as exc:
             self.status("error", message=str(exc))
             self.warn_once(f"paramlens: {exc}. Set paramlens.python to an interpreter with torch.")
+            return
+        except WorkerError as exc:  # an answer it could not read: that job's, said
+            self.status("error", message=str(exc))
             return
         except asyncio.CancelledError:
             raise
