@@ -661,3 +661,35 @@ def test_a_class_whose_base_failed_to_define_says_why_not_that_its_build_crashed
         message
     )
     assert "Base is unavailable" in message and "ended unexpectedly" not in result.stdout
+
+
+@pytest.mark.parametrize("zygote", ["1", "0"], ids=["zygote", "no-zygote"])
+def test_a_size_from_a_failed_module_statement_says_which_statement_failed(
+    tmp_path: Path, zygote: str
+) -> None:
+    """``N = int(os.environ["N"])`` fails in the package's ``__init__``; the loader leaves a
+    placeholder, which torch's C code refuses by its type (``found element of type
+    Unavailable``). The error says what failed, where and why, whether the package was
+    imported by its zygote or by the build itself."""
+    models = (
+        "from torch import nn\n\nfrom pkg import N\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(N, N)\n"
+    )
+    root = workspace(
+        tmp_path,
+        {
+            "pkg/__init__.py": 'import os\n\nN = int(os.environ["PARAMLENS_TEST_NO_SUCH"])\n',
+            "pkg/models.py": models,
+        },
+    )
+    env = {**os.environ, "PARAMLENS_NO_ZYGOTE": "" if zygote == "1" else "1"}
+    result = run_cli(
+        "summary", str(root / "pkg/models.py"), "--format", "json", "--no-shapes", env=env
+    )
+    [net] = json.loads(result.stdout.splitlines()[0])["models"]
+    error = net["error"]
+    assert error["message"].startswith(
+        "UnavailableNameError: N is unavailable: the statement at __init__.py:3 that defines "
+        "it failed when paramlens imported the file (KeyError: 'PARAMLENS_TEST_NO_SUCH')"
+    ), error["message"]
+    assert (error["file"], error["line"]) == (str(root / "pkg/models.py"), 9)

@@ -164,6 +164,70 @@ async def test_a_silent_worker_is_killed_and_its_jobs_fail_saying_so(tmp_path: P
     await worker.stop()
 
 
+def package_job(folder: Path, init: str, timeout_s: float = 10.0) -> BuildJob:
+    """A job for ``Tiny`` in ``pkg/models.py``, sized by ``N`` from ``pkg/__init__.py``
+    (``init``): a package, so its jobs go to a zygote that imports ``pkg`` first."""
+    package = folder / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(init)
+    models = package / "models.py"
+    models.write_text(
+        "from torch import nn\n\nfrom pkg import N\n\n\nclass Tiny(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(N, N)\n"
+    )
+    return BuildJob(
+        file=str(models),
+        module="pkg.models",
+        sys_path=(str(folder),),
+        workspace=str(folder),
+        classes=(ClassSpec("Tiny", 6, "Tiny()"),),
+        timeout_s=timeout_s,
+    )
+
+
+async def test_a_zygote_stuck_importing_its_package_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a package whose import blocks the zygote's alarm and sleeps: the zygote would never
+    # answer, and the summary waited forever. Past its deadline it is stopped, and the job
+    # is built without it: the child's deadline stops the import and says where.
+    monkeypatch.setenv("PARAMLENS_IMPORT_BUDGET_S", "1")
+    init = (
+        "import signal, time\n\n\ndef _size():\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "    time.sleep(1e6)\n    return 4\n\n\nN = _size()\n"
+    )
+    stuck = package_job(tmp_path, init, timeout_s=1)
+    logged: list[str] = []
+    worker = WorkerClient(sys.executable, logged.append)
+    try:
+        result = await asyncio.wait_for(worker.build(stuck), 60)
+    finally:
+        await worker.stop()
+    error = result.models[0].error
+    assert error is not None and "took longer than 1 s" in error.message
+    assert (error.file, error.line) == (str(tmp_path / "pkg/__init__.py"), 6)
+    assert any("the zygote of pkg said nothing" in line for line in logged)
+
+
+async def test_a_package_that_reads_stdin_on_import_reads_nothing(tmp_path: Path) -> None:
+    # the zygote's stdin carries its jobs: an input() in the package's __init__ took the
+    # job, and the zygote waited for it (132 s, until the worker stopped it). Now it reads
+    # an empty file, as a build child does, and the failed statement is said at once.
+    job = package_job(tmp_path, "N = len(input('size? ')) or 4\n")
+    worker = WorkerClient(sys.executable)
+    try:
+        result = await asyncio.wait_for(worker.build(job), 60)
+    finally:
+        await worker.stop()
+    error = result.models[0].error
+    assert error is not None
+    assert error.message.startswith(
+        "UnavailableNameError: N is unavailable: the statement at __init__.py:1"
+    ), error.message
+    assert "EOFError" in error.message
+
+
 async def test_an_unreadable_answer_fails_its_own_job_only(tmp_path: Path) -> None:
     # a stand-in worker that answers its first job with a malformed result, then answers
     # properly: the first job fails saying so, the client keeps reading, the next succeeds

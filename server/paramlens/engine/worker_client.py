@@ -69,10 +69,10 @@ class State(enum.Enum):
 
 _STREAM_LIMIT = 1 << 26  # one result line: LLaMA-70B's is 0.7 MB
 CANCEL_WAIT_S = 10.0  # a cancelled job's build is killed at once: this bound is for bugs
-# What a worker with jobs may spend without a word beyond one class's timeout: its zygote
-# imports a package (60 s at most) and the package's parents (60 s each) before a build
-# child sends "building"; the worker kills a child at its deadline and says so. A worker
-# quiet for longer than this is stuck (a lost message, a process blocked in C code).
+# What a worker with jobs may spend without a word beyond one class's timeout: the worker
+# kills a build child at its deadline, and a zygote silent for twice its import budget
+# (60 s) beyond it, and says so. A worker quiet for longer than this is itself stuck (a
+# lost message, a process blocked in C code).
 SILENCE_MARGIN_S = 180.0
 
 

@@ -341,6 +341,10 @@ class Unavailable:
             f"that defines it failed when paramlens imported the file ({reason})"
         )
 
+    @property
+    def why(self) -> str:
+        return self._paramlens_why
+
     def _fail(self, *args: object, **kwargs: object) -> Any:
         raise UnavailableNameError(self._paramlens_why)
 

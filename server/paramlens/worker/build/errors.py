@@ -10,6 +10,7 @@ import re
 import traceback
 from collections.abc import Callable
 
+from ..loader import Unavailable, UnavailableNameError
 from ..protocol import ClassSpec, ErrorInfo, exception_line, exception_text
 
 BLOCKED_MARK = "while paramlens builds models"
@@ -63,6 +64,8 @@ def error_from_exception(
     if isinstance(exc, BuildTimeout):
         return ErrorInfo(f"TimeoutError: {exc}", file, line, "timeout", tb)
     text = exception_text(exc)
+    if (placeholder := _unavailable_used(exc, text, is_user_file)) is not None:
+        return ErrorInfo(exception_line(placeholder), file, line, "exception", tb)
     if (
         isinstance(exc, MemoryError)
         or "can't allocate memory" in text
@@ -71,6 +74,27 @@ def error_from_exception(
         message = f"MemoryError: building needs more memory than the cap ({memory_mb} MB)"
         return ErrorInfo(message, file, line, "memory", tb)
     return ErrorInfo(exception_line(exc), file, line, "exception", tb)
+
+
+def _unavailable_used(
+    exc: BaseException, text: str, is_user_file: Callable[[str], bool]
+) -> UnavailableNameError | None:
+    """The placeholder of a failed module statement that C code refused by its type
+    (``nn.Linear(N, N)`` with ``N = int(os.environ["N"])`` failed: torch says ``found
+    element of type Unavailable``), as the placeholder says it when Python code uses it:
+    which statement failed, and why. Found among the names the failing user frames use,
+    the deepest first."""
+    if Unavailable.__name__ not in text:
+        return None
+    frames = [f for f, _ in traceback.walk_tb(exc.__traceback__)]
+    for frame in reversed(frames):
+        if not is_user_file(frame.f_code.co_filename):
+            continue
+        for name in frame.f_code.co_varnames + frame.f_code.co_names:
+            value = frame.f_locals.get(name, frame.f_globals.get(name))
+            if isinstance(value, Unavailable):
+                return UnavailableNameError(value.why)
+    return None
 
 
 _MISSING_ARGS = re.compile(

@@ -4,7 +4,9 @@ The worker runs it (:mod:`.serve`), and so does each zygote, nested. Each job ru
 fresh forked child (:mod:`.child`; cheap: torch is already imported); jobs of a
 workspace package go to its zygote (:mod:`.zygotes`). The loop enforces a wall-clock
 deadline per class by killing the child's process group; classes after a killed one are
-retried in a new child, so one hanging constructor costs only its own result. What a
+retried in a new child, so one hanging constructor costs only its own result. A zygote
+that stays silent with jobs past its own deadline is killed too, and its jobs built
+without it. What a
 child sends is untrusted (it ran user code): it is checked before it is relayed.
 
 On platforms without ``fork`` each child is a fresh interpreter instead (slower: it
@@ -101,6 +103,7 @@ class Worker:
         self.nested = nested
         self.zygotes: dict[int, zygotes.Zygote] = {}  # by the fd we read from
         self.direct: set[int] = set()  # jobs a dead zygote left: built without one
+        self.stuck: set[zygotes.ZygoteKey] = set()  # packages whose zygote got stuck: none again
         # a zygote's process prepared for an edit's text (:func:`.zygote.prepare_main`)
         self.prepared: zygotes.Zygote | None = None
 
@@ -134,6 +137,7 @@ class Worker:
         deadlines = [r.deadline for r in self.running.values()]
         if self.prepared is not None and self.prepared.files is None:
             deadlines.append(self.prepared.ready_by)
+        deadlines += [self._zygote_deadline(z) for z in self.zygotes.values() if z.jobs]
         wait = min((d - now for d in deadlines), default=None)
         events = self.selector.select(None if wait is None else max(wait, 0.0))
         for key, _ in events:
@@ -148,6 +152,9 @@ class Worker:
             if now >= running.deadline and not running.timed_out:
                 running.timed_out = True
                 self._kill(running)
+        for z in list(self.zygotes.values()):
+            if z.jobs and now >= self._zygote_deadline(z):
+                self._zygote_stuck(z, now)
         prepared = self.prepared
         if prepared is not None and prepared.files is None and now >= prepared.ready_by:
             # stuck running the edit's modules (its alarm ignored): its jobs take the usual
@@ -240,6 +247,8 @@ class Worker:
                 break
 
     def _send_to(self, z: zygotes.Zygote, job_id: int, job: BuildJob) -> None:
+        if not z.jobs:  # the time it had nothing to do is not silence
+            z.heard = time.monotonic()
         z.jobs[job_id] = job
         z.last_used = time.monotonic()
         z.send({"type": "build", "id": job_id, "job": job})
@@ -250,9 +259,30 @@ class Worker:
 
     # -- zygotes: jobs of a workspace package fork from a process that imported it once
 
+    def _zygote_deadline(self, z: zygotes.Zygote) -> float:
+        """When a zygote with jobs that has said nothing is stuck: its import, or running
+        an edited module again, then a prepare's import, each have
+        :data:`.zygote.IMPORT_BUDGET_S`; then each class starts in a child of it, which it
+        kills at the class's timeout, and says so. (The server's own bound on a silent
+        worker, :data:`..engine.worker_client.SILENCE_MARGIN_S`, is longer.)"""
+        longest = max(job.timeout_s for job in z.jobs.values())
+        return z.heard + 2 * zygote.IMPORT_BUDGET_S + longest + GRACE_S
+
+    def _zygote_stuck(self, z: zygotes.Zygote, now: float) -> None:
+        """A zygote silent past its deadline (the package's import blocked its alarm, or
+        hangs in C code): killed, its jobs built without it, where each child's deadline
+        stops the import and says where; its package gets no zygote again."""
+        print(
+            f"paramlens: the zygote of {z.key[2]} said nothing for {now - z.heard:.0f} s "
+            f"with {len(z.jobs)} job(s): stopped, its package's jobs are built without one",
+            file=sys.stderr,
+        )
+        self.stuck.add(z.key)
+        self._zygote_ended(z, answer=True)
+
     def _zygote_for(self, job: BuildJob) -> zygotes.Zygote | None:
         key = zygotes.zygote_key(job) if self.use_zygotes else None
-        if key is None:
+        if key is None or key in self.stuck:
             return None
         for z in self.zygotes.values():
             if z.key == key and not z.retired:
@@ -325,6 +355,7 @@ class Worker:
         if not chunk:
             self._zygote_ended(z, answer=True)
             return
+        z.heard = time.monotonic()
         try:  # a zygote ran the package's import: what it sends is checked like a child's
             for message in read_messages(z.buffer, chunk):
                 self._zygote_message(z, message)

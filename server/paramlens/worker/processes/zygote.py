@@ -43,7 +43,9 @@ from . import child
 from .child import Refresh, install_workspace
 from .startup import frozen_when_imported
 
-IMPORT_BUDGET_S = 60.0
+# How long a zygote may take to import its package (and each parent a job's prepare names);
+# PARAMLENS_IMPORT_BUDGET_S changes it (a package slower to import; the tests' stuck zygote)
+IMPORT_BUDGET_S = float(os.environ.get("PARAMLENS_IMPORT_BUDGET_S") or 60.0)
 
 
 @dataclass
@@ -146,25 +148,13 @@ def import_ahead() -> bool:
 
 
 def _import_quietly(name: str, budget_s: float) -> None:
-    """Import ``name`` within ``budget_s``; its prints go to the log, never into the
-    protocol; a failure is logged (the build children import what they need themselves)."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"importing {name} took longer than {budget_s:g} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget_s)
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)
+    """Import ``name`` within ``budget_s``, as user code runs here (:func:`_user_code_io`);
+    a failure is logged (the build children import what they need themselves)."""
     try:
-        importlib.import_module(name)
+        with _budget(budget_s), _user_code_io():
+            importlib.import_module(name)
     except BaseException as exc:
         print(f"paramlens zygote: importing {name} failed: {exc!r}", file=sys.stderr)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
 
 
 def _report_imported(job: BuildJob) -> None:
@@ -207,7 +197,7 @@ def bring_up_to_date(job: BuildJob) -> str:
         imported.stale = f"{', '.join(changed)} changed ({todo or 'removed'})"
         return imported.stale
     try:
-        with _budget(IMPORT_BUDGET_S), _output_to_log():
+        with _budget(IMPORT_BUDGET_S), _user_code_io():
             reload.rerun(todo, modules, imported.finder.find_spec)
     except BaseException as exc:
         imported.stale = f"running {', '.join(todo.modules)} again failed: {exc!r}"
@@ -284,7 +274,7 @@ def prepare_main(job: BuildJob, refresh: Refresh, serve: Callable[[], None]) -> 
     started = time.monotonic()
     runner = install_workspace(job, dict(job.overrides))
     try:
-        with _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb), _output_to_log():
+        with _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb), _user_code_io():
             child.run_again(refresh, runner)
     except BaseException as exc:
         # said to the zygote first: a job of this text that comes after the log line below
@@ -333,17 +323,23 @@ def _budget(seconds: float) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _output_to_log() -> Iterator[None]:
-    """User code's prints go to the log, never into the protocol (our stdout)."""
+def _user_code_io() -> Iterator[None]:
+    """User code's prints go to the log, never into the protocol (our stdout), and what it
+    reads comes from ``/dev/null``, never from the protocol (our stdin: an ``input()`` in a
+    package's ``__init__`` took the zygote's next job, which then waited forever)."""
     sys.stdout.flush()
-    saved_stdout = os.dup(1)
+    saved = os.dup(0), os.dup(1)
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.close(nothing)
     os.dup2(2, 1)
     try:
         yield
     finally:
         sys.stdout.flush()
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
+        for fd, copy in enumerate(saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def main(job: BuildJob, scratch_root: str, parent: int, serve: Callable[[str], None]) -> None:

@@ -55,6 +55,7 @@ class Zygote:
     prepared_for: tuple[tuple[str, str], ...] | None = None
     generation: int = 0
     ready_by: float = 0.0  # killed if not ready by then (monotonic), its jobs built without it
+    heard: float = field(default_factory=time.monotonic)  # its last word, or its first job's
 
     def send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a dead zygote: its EOF is handled by the worker
