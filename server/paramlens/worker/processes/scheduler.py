@@ -5,9 +5,9 @@ fresh forked child (:mod:`.child`; cheap: torch is already imported); jobs of a
 workspace package go to its zygote (:mod:`.zygotes`). The loop enforces a wall-clock
 deadline per class by killing the child's process group; classes after a killed one are
 retried in a new child, so one hanging constructor costs only its own result. A zygote
-that stays silent with jobs past its own deadline is killed too, and its jobs built
-without it. What a
-child sends is untrusted (it ran user code): it is checked before it is relayed.
+that stays silent with jobs past its own deadline is killed too, and its jobs are built
+without it. What a child sends is untrusted (it ran user code): it is checked before it
+is relayed.
 
 On platforms without ``fork`` each child is a fresh interpreter instead (slower: it
 imports torch again). Standard library only (torch is imported by the processes).

@@ -151,7 +151,7 @@ def _import_quietly(name: str, budget_s: float) -> None:
     """Import ``name`` within ``budget_s``, as user code runs here (:func:`_user_code_io`);
     a failure is logged (the build children import what they need themselves)."""
     try:
-        with _budget(budget_s), _user_code_io():
+        with _user_code_io(), _budget(budget_s):  # the alarm ends before the fds return
             importlib.import_module(name)
     except BaseException as exc:
         print(f"paramlens zygote: importing {name} failed: {exc!r}", file=sys.stderr)
@@ -197,7 +197,7 @@ def bring_up_to_date(job: BuildJob) -> str:
         imported.stale = f"{', '.join(changed)} changed ({todo or 'removed'})"
         return imported.stale
     try:
-        with _budget(IMPORT_BUDGET_S), _user_code_io():
+        with _user_code_io(), _budget(IMPORT_BUDGET_S):
             reload.rerun(todo, modules, imported.finder.find_spec)
     except BaseException as exc:
         imported.stale = f"running {', '.join(todo.modules)} again failed: {exc!r}"
@@ -274,7 +274,7 @@ def prepare_main(job: BuildJob, refresh: Refresh, serve: Callable[[], None]) -> 
     started = time.monotonic()
     runner = install_workspace(job, dict(job.overrides))
     try:
-        with _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb), _user_code_io():
+        with _user_code_io(), _budget(job.timeout_s), sandbox.memory_capped(job.memory_mb):
             child.run_again(refresh, runner)
     except BaseException as exc:
         # said to the zygote first: a job of this text that comes after the log line below
