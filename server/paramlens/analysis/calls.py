@@ -135,15 +135,10 @@ def _table_entry(
         dicts = [(k, v) for k, v in dicts if _KWARGS_KEYS.search(k)]
     if len(named) != 1 or len(dicts) != 1:
         return None
-    arguments = dicts[0][1]
-    kwargs: list[tuple[str, object]] = []
-    for key, value in zip(arguments.keys, arguments.values):
-        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
-            return None
-        ok, read = _argument(value, info, info.constants, info.symbols, budget)
-        if not ok:
-            return None
-        kwargs.append((key.value, read))
+    ok, arguments = _argument(dicts[0][1], info, info.constants, info.symbols, budget)
+    kwargs = _keywords(arguments) if ok else None  # read as a call's ``**params`` is
+    if kwargs is None:
+        return None
     return named[0], without_weights(tuple(kwargs))
 
 

@@ -22,7 +22,7 @@ from ..analysis.source import SourceError, read_source
 from ..analysis.workspace import Workspace
 from ..config import Settings, cache_folder
 from ..engine.engine import Engine, FileReport
-from ..engine.lines import with_instances_anywhere
+from ..engine.lines import held_instances, with_instances_anywhere
 from ..engine.worker_client import State, WorkerDied, WorkerError
 from ..worker.protocol import ErrorInfo, ModelResult
 from .exits import (
@@ -281,11 +281,8 @@ async def _reports(
     engine.save_scan()
     if len(reports) < 2:
         return list(reports)
-    everything = [m for r in reports for m in r.models]
-    return [
-        dataclasses.replace(r, models=with_instances_anywhere(r.models, everything))
-        for r in reports
-    ]
+    held = held_instances([m for r in reports for m in r.models])
+    return [dataclasses.replace(r, models=with_instances_anywhere(r.models, held)) for r in reports]
 
 
 async def _target_reports(

@@ -55,7 +55,7 @@ from .constructors import (
     settings_problems,
     with_input,
 )
-from .lines import carriers, lines_of, with_instances, without_figures
+from .lines import carriers, held_instances, lines_of, with_instances, without_figures
 from .real_args import (
     config_failures,
     config_specs,
@@ -1006,8 +1006,9 @@ class Engine:
         qualnames: Mapping[str, str],
     ) -> FileReport:
         everything = [m for r in results for m in r.models]
+        held = held_instances(everything)
         models = tuple(
-            with_instances(m, qualnames, everything)
+            with_instances(m, qualnames, held)
             for m in without_failed_configurations(own.models if own else ())
         )
         if qualnames:  # configs that could not be read, at their own lines

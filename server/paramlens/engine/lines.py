@@ -53,43 +53,51 @@ def carriers(
     return found
 
 
-def with_instances(
-    model: ModelResult, qualnames: Mapping[str, str], built: Sequence[ModelResult]
-) -> ModelResult:
-    """A class result with its qualified name and the instances measured in other models
-    built with real arguments (inside ``ViT(dim=32, ...)``, example sizes, an ``Attention``
-    is no more real than its own example build)."""
-    qualname = qualnames.get(model.name)
-    if model.kind != "class" or qualname is None:
-        return model
-    groups: dict[tuple[str, str, int], int] = {}
+# class -> (model, its file, parameters of one instance) -> how many that model holds
+Held = Mapping[str, Mapping[tuple[str, str, int], int]]
+
+
+def held_instances(built: Sequence[ModelResult]) -> Held:
+    """The instances of each class that the models of ``built`` built with real arguments
+    hold (inside ``ViT(dim=32, ...)``, example sizes, an ``Attention`` is no more real than
+    its own example build), read once for all the classes that look them up; a class's own
+    build does not count."""
+    held: dict[str, dict[tuple[str, str, int], int]] = {}
     for other in built:
         if other.error is not None or other.example:
             continue
-        if other.kind == "class" and other.model_class == qualname:
-            continue
         for qualtype, params, count in _contents(other):
-            if qualtype == qualname:
-                key = (other.name, other.file, params)
-                groups[key] = groups.get(key, 0) + count
+            if other.kind == "class" and other.model_class == qualtype:
+                continue
+            groups = held.setdefault(qualtype, {})
+            key = (other.name, other.file, params)
+            groups[key] = groups.get(key, 0) + count
+    return held
+
+
+def with_instances(model: ModelResult, qualnames: Mapping[str, str], held: Held) -> ModelResult:
+    """A class result with its qualified name and the instances measured in other models
+    built with real arguments (:func:`held_instances`)."""
+    qualname = qualnames.get(model.name)
+    if model.kind != "class" or qualname is None:
+        return model
     instances = tuple(
-        Instance(name, file, count, params) for (name, file, params), count in groups.items()
+        Instance(name, file, count, params)
+        for (name, file, params), count in held.get(qualname, {}).items()
     )
     return dataclasses.replace(
         model, model_class=model.model_class or qualname, instances=instances
     )
 
 
-def with_instances_anywhere(
-    models: Sequence[ModelResult], everything: Sequence[ModelResult]
-) -> tuple[ModelResult, ...]:
-    """``models`` (one file's results) with the instances that any model of
-    ``everything`` built with real arguments holds, for the classes measured nowhere else:
-    a folder's summary built every file's models, so a block gets them wherever they are,
+def with_instances_anywhere(models: Sequence[ModelResult], held: Held) -> tuple[ModelResult, ...]:
+    """``models`` (one file's results) with the instances that any model of a whole run
+    built with real arguments holds (``held``), for the classes measured nowhere else: a
+    folder's summary built every file's models, so a block gets them wherever they are,
     not only in the few users its own file's analysis builds (timm's ``CondConv2d``, held
     by EfficientNet variants its file's users leave out)."""
     return tuple(
-        with_instances(m, {m.name: m.model_class}, everything)
+        with_instances(m, {m.name: m.model_class}, held)
         if m.kind == "class" and m.model_class and not m.instances and (m.error or m.example)
         else m
         for m in models

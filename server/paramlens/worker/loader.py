@@ -341,10 +341,6 @@ class Unavailable:
             f"that defines it failed when paramlens imported the file ({reason})"
         )
 
-    @property
-    def why(self) -> str:
-        return self._paramlens_why
-
     def _fail(self, *args: object, **kwargs: object) -> Any:
         raise UnavailableNameError(self._paramlens_why)
 
@@ -360,6 +356,12 @@ class Unavailable:
     __add__ = __radd__ = __sub__ = __mul__ = __rmul__ = __truediv__ = __floordiv__ = _fail
     __lt__ = __le__ = __gt__ = __ge__ = __contains__ = __enter__ = __index__ = _fail
     __int__ = __float__ = __or__ = __ror__ = _fail
+
+
+def why_unavailable(value: object) -> str | None:
+    """What an :class:`Unavailable` says when used (None for any other value): for C code,
+    which refuses it by its type without using it."""
+    return value._paramlens_why if isinstance(value, Unavailable) else None
 
 
 def _bound_names(stmt: ast.stmt) -> Iterator[str]:

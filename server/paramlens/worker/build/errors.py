@@ -10,7 +10,7 @@ import re
 import traceback
 from collections.abc import Callable
 
-from ..loader import Unavailable, UnavailableNameError
+from ..loader import Unavailable, UnavailableNameError, why_unavailable
 from ..protocol import ClassSpec, ErrorInfo, exception_line, exception_text
 
 BLOCKED_MARK = "while paramlens builds models"
@@ -91,9 +91,9 @@ def _unavailable_used(
         if not is_user_file(frame.f_code.co_filename):
             continue
         for name in frame.f_code.co_varnames + frame.f_code.co_names:
-            value = frame.f_locals.get(name, frame.f_globals.get(name))
-            if isinstance(value, Unavailable):
-                return UnavailableNameError(value.why)
+            why = why_unavailable(frame.f_locals.get(name, frame.f_globals.get(name)))
+            if why is not None:
+                return UnavailableNameError(why)
     return None
 
 
