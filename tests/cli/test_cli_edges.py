@@ -693,3 +693,34 @@ def test_a_size_from_a_failed_module_statement_says_which_statement_failed(
         "it failed when paramlens imported the file (KeyError: 'PARAMLENS_TEST_NO_SUCH')"
     ), error["message"]
     assert (error["file"], error["line"]) == (str(root / "pkg/models.py"), 9)
+
+
+def test_a_package_whose_import_defeats_the_alarm_is_reported_not_waited_for(
+    tmp_path: Path,
+) -> None:
+    """``paramlens summary`` of a package whose ``__init__`` blocks SIGALRM and sleeps: its
+    zygote never answers (the command used to wait forever); it is stopped past its
+    deadline, and the build child's timeout reports the line the import hung on."""
+    init = (
+        "import signal\nimport time\n\n\ndef _size():\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
+        "    time.sleep(1e6)\n    return 4\n\n\nN = _size()\n"
+    )
+    models = (
+        "from torch import nn\n\nfrom pkg import N\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(N, N)\n"
+    )
+    root = workspace(tmp_path, {"pkg/__init__.py": init, "pkg/models.py": models})
+    result = run_cli(
+        "summary",
+        str(root / "pkg"),
+        "--timeout",
+        "1",
+        "--no-shapes",
+        env={"PARAMLENS_IMPORT_BUDGET_S": "1", "PARAMLENS_NO_ZYGOTE": ""},
+    )
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"{root / 'pkg/__init__.py'}:7: Net: TimeoutError: importing pkg/models.py "
+        "(in pkg/__init__.py, which it imports) took longer than 1 s; paramlens stopped it"
+    ) in result.stderr
