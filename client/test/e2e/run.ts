@@ -238,6 +238,14 @@ async function main(): Promise<void> {
     "git.openRepositoryInParentFolders": "never",
   };
   fs.writeFileSync(path.join(userDataDir, "User", "settings.json"), JSON.stringify(settings, null, 2));
+  // The interpreter is a machine's setting (scope machine-overridable): also where a remote
+  // machine keeps it. Once in three runs, code-server's extension host saw the user
+  // settings without it and started the server with python3.
+  fs.mkdirSync(path.join(userDataDir, "Machine"), { recursive: true });
+  fs.writeFileSync(
+    path.join(userDataDir, "Machine", "settings.json"),
+    JSON.stringify({ "paramlens.python": python }, null, 2),
+  );
   const common = ["--config", configFile, "--user-data-dir", userDataDir, "--extensions-dir", extensionsDir];
 
   await step("install the .vsix into a fresh profile", async () => {
